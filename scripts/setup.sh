@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install everything Dockerbank and its tests need on a fresh Debian 12 host, as root:
+# system packages by apt-get, the Python package in a virtual environment.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${DOCKERBANK_VENV:-/opt/dockerbank-venv}"
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  python3 python3-venv python3-pip      # the interpreter the venv is made from
+  crun runc conmon                      # OCI runtimes and the per-container monitor
+  busybox-static debootstrap            # base images built locally: nothing is pulled
+  iproute2 iptables nftables netavark aardvark-dns  # the network stack
+  fuse-overlayfs uidmap procps psmisc zstd xz-utils ca-certificates
+)
+test_packages=(
+  docker.io podman skopeo               # real peers for compatibility tests and benchmarks
+  hyperfine
+)
+want=("${packages[@]}")
+if [ "${1:-}" = "--with-tests" ]; then want+=("${test_packages[@]}"); fi
+
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  /usr/bin/python3 -m venv "$venv"
+fi
+extra=""
+[ "${1:-}" = "--with-tests" ] && extra="[test]"
+"$venv/bin/pip" install -q --disable-pip-version-check -e "$here$extra"
+ln -sf "$venv/bin/dockerbank" /usr/local/bin/dockerbank
+echo "dockerbank installed: $(command -v dockerbank) ($("$venv/bin/python" --version))"

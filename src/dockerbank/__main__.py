@@ -1,0 +1,3 @@
+from dockerbank.cli.main import entry
+
+entry()

@@ -1,0 +1,162 @@
+"""Helpers shared by the CLI modules: the engine from the context, Go-template-like --format."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+import click
+
+from dockerbank.errors import InvalidArgument
+
+
+def engine_of(ctx: click.Context):
+    """The Engine the top-level group created."""
+    return ctx.find_root().obj
+
+
+
+_FIELD_RE = re.compile(r"{{\s*(.*?)\s*}}")
+
+
+def render_template(template: str, data: Any) -> str:
+    """Render the subset of Go templates that docker's --format users rely on.
+
+    Supported: ``{{.Field}}``, ``{{.A.B}}``, ``{{json .}}``, ``{{json .Field}}``, ``{{index .M "k"}}``,
+    ``{{.Field}}`` on dicts and objects, ``\\t`` and ``\\n`` escapes. ``table`` prefixes are stripped
+    by the caller.
+    """
+
+    def value(expr: str) -> Any:
+        expr = expr.strip()
+        if expr.startswith("json "):
+            return json.dumps(value(expr[5:]), separators=(",", ":"))
+        if expr.startswith("index "):
+            parts = re.findall(r'"[^"]*"|\S+', expr[6:])
+            current = value(parts[0])
+            for key in parts[1:]:
+                key = key.strip('"')
+                current = current.get(key) if isinstance(current, dict) else None
+            return current
+        if expr.startswith("lower "):
+            return str(value(expr[6:])).lower()
+        if expr.startswith("upper "):
+            return str(value(expr[6:])).upper()
+        if expr == ".":
+            return data
+        if not expr.startswith("."):
+            raise InvalidArgument(f"template: unsupported expression {{{{{expr}}}}}")
+        current = data
+        for part in expr[1:].split("."):
+            if isinstance(current, dict):
+                current = current.get(part)
+            else:
+                current = getattr(current, part, None)
+        return current
+
+    def replace(match: re.Match) -> str:
+        result = value(match.group(1))
+        if result is None:
+            return "<no value>"
+        if isinstance(result, (dict, list)):
+            return _go_repr(result)
+        if isinstance(result, bool):
+            return "true" if result else "false"
+        return str(result)
+
+    text = template.replace("\\t", "\t").replace("\\n", "\n")
+    return _FIELD_RE.sub(replace, text)
+
+
+def _go_repr(value: Any) -> str:
+    """How Go prints a map or slice with %v: map[k:v] and [a b]."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{_go_repr(v)}" for k, v in sorted(value.items())) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(_go_repr(v) for v in value) + "]"
+    return str(value)
+
+
+def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[list[Any]], None]) -> None:
+    """Print rows with --format (``json``, ``table ...`` or a template), or the default table."""
+    if not fmt or fmt == "table":
+        default_table(rows)
+        return
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, separators=(",", ":")))
+        return
+    if fmt.startswith("table "):
+        template = fmt[len("table "):]
+        header = _FIELD_RE.sub(lambda m: _header_of(m.group(1)), template.replace("\\t", "\t"))
+        click.echo(header)
+        fmt = template
+    for row in rows:
+        click.echo(render_template(fmt, row))
+
+
+def _header_of(expr: str) -> str:
+    name = expr.strip().lstrip(".")
+    return re.sub(r"(?<!^)(?=[A-Z][a-z])", " ", name).upper()
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Docker's column layout: columns padded to the widest cell, three spaces apart."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    for line in [headers] + rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])] + [line[-1]]
+        click.echo("   ".join(cells).rstrip())
+
+
+def parse_filters(values: tuple[str, ...], allowed: set[str]) -> dict[str, list[str]]:
+    """``--filter key=value`` pairs grouped by key; unknown keys are refused like docker does."""
+    filters: dict[str, list[str]] = {}
+    for item in values:
+        key, sep, val = item.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        if key not in allowed:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        filters.setdefault(key, []).append(val)
+    return filters
+
+
+def human_size(size: float) -> str:
+    """Docker's HumanSize: decimal units, three significant digits."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB"]
+    index = 0
+    while size >= 1000 and index < len(units) - 1:
+        size /= 1000
+        index += 1
+    return f"{size:.4g}{units[index]}"
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's HumanDuration: 'Less than a second', '5 seconds', '2 minutes', 'About an hour', ..."""
+    if seconds < 1:
+        return "Less than a second"
+    if seconds == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(round(seconds / 3600))
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"

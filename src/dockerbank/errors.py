@@ -1,0 +1,83 @@
+"""The one error tree of Dockerbank.
+
+Every failure a user can cause or meet is a ``DockerbankError``: it carries one clear
+line of text, the cause (``__cause__`` via ``raise ... from``), and the exit code the
+CLI ends with. The API server maps the same classes to HTTP status codes in one table.
+"""
+
+from __future__ import annotations
+
+
+class DockerbankError(Exception):
+    """Base of every error Dockerbank reports to a user.
+
+    ``exit_code`` follows the docker CLI: 1 for a failed command, 125 for an error of
+    the engine or of the command line when running a container.
+    """
+
+    exit_code = 1
+    http_status = 500
+
+    def __init__(self, message: str, *, exit_code: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(DockerbankError):
+    """The command line or a request is malformed."""
+
+    exit_code = 125
+    http_status = 400
+
+
+class InvalidArgument(DockerbankError):
+    """A value given by the user cannot be used (bad reference, bad filter, bad option)."""
+
+    http_status = 400
+
+
+class NotFound(DockerbankError):
+    """The named object (image, container, volume, network, blob) does not exist."""
+
+    http_status = 404
+
+
+class Conflict(DockerbankError):
+    """The operation conflicts with the current state (name in use, image in use, ...)."""
+
+    http_status = 409
+
+
+class AmbiguousReference(InvalidArgument):
+    """A short ID prefix matches more than one object."""
+
+
+class CorruptData(DockerbankError):
+    """Stored or received data fails verification (digest mismatch, broken archive)."""
+
+    http_status = 400
+
+
+class HostileArchive(CorruptData):
+    """An archive tries to write outside its destination or to create what it must not."""
+
+
+class RuntimeFailure(DockerbankError):
+    """The OCI runtime, conmon or a kernel facility failed."""
+
+    exit_code = 125
+
+
+class NotSupported(DockerbankError):
+    """The request is valid but this host or build cannot honour it."""
+
+    http_status = 501
+
+
+class Offline(DockerbankError):
+    """The operation needs a network resource that cannot be reached."""

@@ -1,0 +1,132 @@
+"""The SQLite database: one file, WAL mode, schema migrations by ``user_version``.
+
+Rows describe files that already exist: writers put files in place first, then record
+them, so a crash leaves at worst unreferenced files that ``system check`` removes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from dockerbank.errors import DockerbankError
+
+# Each entry moves the schema one version up. Append, never edit a released entry.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE images (
+        id         TEXT PRIMARY KEY,          -- config digest, sha256:...
+        created    TEXT NOT NULL,             -- from the image config
+        added      TEXT NOT NULL,             -- when this store got it
+        size       INTEGER NOT NULL DEFAULT 0,
+        top_chain  TEXT                       -- chain ID of the top layer; NULL for an empty rootfs
+    );
+    CREATE TABLE tags (
+        ref        TEXT PRIMARY KEY,          -- docker.io/library/busybox:latest
+        repository TEXT NOT NULL,
+        tag        TEXT NOT NULL,
+        image_id   TEXT NOT NULL REFERENCES images(id)
+    );
+    CREATE INDEX tags_image ON tags(image_id);
+    CREATE TABLE repo_digests (
+        repository TEXT NOT NULL,
+        digest     TEXT NOT NULL,             -- manifest digest
+        image_id   TEXT NOT NULL REFERENCES images(id),
+        PRIMARY KEY (repository, digest)
+    );
+    CREATE TABLE layers (
+        chain_id   TEXT PRIMARY KEY,
+        diff_id    TEXT NOT NULL,
+        parent     TEXT,                      -- chain ID of the layer below
+        size       INTEGER NOT NULL,          -- bytes of the unpacked tree
+        tar_size   INTEGER NOT NULL           -- bytes of the uncompressed layer tar (diff_id's content)
+    );
+    CREATE TABLE layer_blobs (                -- compressed forms of a layer known to the store
+        diff_id    TEXT NOT NULL,
+        blob       TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size       INTEGER NOT NULL,
+        PRIMARY KEY (diff_id, blob)
+    );
+    CREATE TABLE containers (
+        id         TEXT PRIMARY KEY,          -- 64 hex
+        name       TEXT NOT NULL UNIQUE,
+        image_id   TEXT NOT NULL,
+        created    TEXT NOT NULL,
+        config     TEXT NOT NULL,             -- JSON, fixed at create
+        state      TEXT NOT NULL              -- JSON, changes over the container's life
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    CREATE TABLE volumes (
+        name       TEXT PRIMARY KEY,
+        driver     TEXT NOT NULL DEFAULT 'local',
+        created    TEXT NOT NULL,
+        labels     TEXT NOT NULL DEFAULT '{}',
+        options    TEXT NOT NULL DEFAULT '{}',
+        anonymous  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE container_volumes (
+        container_id TEXT NOT NULL,
+        volume_name  TEXT NOT NULL,
+        PRIMARY KEY (container_id, volume_name)
+    );
+    """,
+)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (comments dropped, so they may hold any text)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+class Database:
+    """A connection to ``state.db`` with Dockerbank's pragmas and schema."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA busy_timeout = 30000")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise DockerbankError(f"cannot open state database {path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(MIGRATIONS):
+            return
+        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.conn.execute("PRAGMA journal_mode = WAL")
+        with self.write():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            for number in range(version, len(MIGRATIONS)):
+                for statement in _statements(MIGRATIONS[number]):
+                    self.conn.execute(statement)
+            self.conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken at once (BEGIN IMMEDIATE), so concurrent writers queue instead of failing."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        self.conn.close()
