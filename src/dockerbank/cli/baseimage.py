@@ -28,7 +28,8 @@ def base_image(ctx: click.Context, kind: str, tag: str | None, cache: str) -> No
         with tempfile.TemporaryDirectory() as work:
             tar_path = baseimage.busybox_rootfs_tar(Path(work) / "rootfs.tar")
             with open(tar_path, "rb") as handle:
-                record = import_rootfs(engine.images, handle, tag, changes, "busybox-static rootfs")
+                record = import_rootfs(engine.images, handle, tag, changes, "busybox-static rootfs",
+                                       created=_rfc3339_of_mtime(baseimage.BUSYBOX))
     else:
         cache_dir = Path(cache)
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -36,8 +37,17 @@ def base_image(ctx: click.Context, kind: str, tag: str | None, cache: str) -> No
         if not tar_path.exists():
             baseimage.debian_rootfs_tar(tar_path)
         with open(tar_path, "rb") as handle:
-            record = import_rootfs(engine.images, handle, tag, changes, "debootstrap bookworm minbase")
+            record = import_rootfs(engine.images, handle, tag, changes, "debootstrap bookworm minbase",
+                                   created=_rfc3339_of_mtime(str(tar_path)))
     click.echo(record.id)
+
+
+def _rfc3339_of_mtime(path: str) -> str:
+    """The image's creation time is its input's mtime, so the same input gives the same image ID."""
+    import os
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(int(os.stat(path).st_mtime), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 COMMANDS = {"base-image": base_image}

@@ -18,10 +18,12 @@ def import_rootfs(
     reference: str | None = None,
     changes: tuple[str, ...] = (),
     message: str = "",
+    created: str | None = None,
 ) -> ImageRecord:
     """Import a (possibly compressed) rootfs tar as a new image, optionally tagged.
 
     The uncompressed tar is kept as the layer blob, so its digest is the layer's diff ID.
+    ``created`` fixes the creation time (reproducible images); default: now.
     """
     container_config: dict = {}
     for change in changes:
@@ -39,7 +41,7 @@ def import_rootfs(
     finally:
         os.unlink(tmp_name)
     store.add_layer_blob(layer.diff_id, blob, compression.MEDIA_TAR, size)
-    created = now_rfc3339()
+    created = created or now_rfc3339()
     history = [{"created": created, "created_by": "", "comment": message or "Imported from tarball"}]
     config = imageconfig.new_config(created, [layer.diff_id], history, container_config)
     record = store.record_image(imageconfig.canonical_bytes(config))

@@ -6,6 +6,7 @@ them, so a crash leaves at worst unreferenced files that ``system check`` remove
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,8 +102,15 @@ class Database:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version >= len(MIGRATIONS):
             return
-        if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.conn.execute("PRAGMA journal_mode = WAL")
+        # Switching to WAL takes an exclusive lock that SQLite's busy handler does not wait
+        # for, so first openers queue on a file lock instead of failing with "locked".
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode = WAL")
+            self._apply_migrations()
+
+    def _apply_migrations(self) -> None:
         with self.write():
             version = self.conn.execute("PRAGMA user_version").fetchone()[0]
             for number in range(version, len(MIGRATIONS)):
