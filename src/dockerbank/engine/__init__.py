@@ -28,6 +28,12 @@ class Engine:
 
         return ImageStore(self.config, self.db)
 
+    @cached_property
+    def volumes(self):
+        from dockerbank.volume.store import VolumeStore
+
+        return VolumeStore(self.config, self.db)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
