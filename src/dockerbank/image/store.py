@@ -6,10 +6,13 @@ the config's ``rootfs.diff_ids``. Rows are written after the blobs and layers th
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from dockerbank.config import Config
 from dockerbank.errors import AmbiguousReference, CorruptData, InvalidArgument, NotFound
@@ -50,6 +53,22 @@ class ImageStore:
         self.db = db
         self.blobs = BlobStore(config.blobs_dir, config.tmp_dir)
         self.layers = LayerStore(config.layers_dir, config.tmp_dir, db)
+
+    @contextmanager
+    def lock(self, exclusive: bool = False) -> Iterator[None]:
+        """Hold the store's garbage-collection lock.
+
+        Writers that put blobs and layers in place before recording the image that uses
+        them hold it shared; garbage collection holds it exclusive, so it never removes
+        what a concurrent load has stored but not yet recorded.
+        """
+        self.config.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.config.root / "images.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
 
     # --- reading -------------------------------------------------------------------------
 
