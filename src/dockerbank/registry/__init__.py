@@ -1,0 +1,1 @@
+"""Registries: a client (pull, push, login) and a private registry server (OCI distribution v1.1)."""

@@ -1,0 +1,1 @@
+"""The registry client: credentials and tokens (``auth``), HTTP (``transport``), ``pull`` and ``push``."""
