@@ -145,13 +145,21 @@ class ResolvedMount:
 # --- names ----------------------------------------------------------------------------------
 
 
-def valid_volume_name(name: str) -> bool:
-    """Whether ``name`` is allowed for a local volume (``[a-zA-Z0-9][a-zA-Z0-9_.-]+``)."""
+def valid_volume_name(name: str, min_length: int = 2) -> bool:
+    """Whether ``name`` is allowed for a local volume (``[a-zA-Z0-9][a-zA-Z0-9_.-]+``).
+
+    dockerd refuses one-character names in ``volume create`` but takes them from ``-v n:/d``;
+    ``min_length=1`` is that second rule.
+    """
+    if min_length == 1 and len(name) == 1:
+        return name.isascii() and name.isalnum()
     return bool(_VOLUME_NAME_RE.match(name))
 
 
 def volume_name_error(name: str) -> str:
     """dockerd's message for a name the local driver refuses."""
+    if len(name) == 1 and name.isalnum():
+        return "volume name is too short, names should be at least two alphanumeric characters"
     return (f'"{name}" includes invalid characters for a local volume name, only "{VOLUME_NAME_CHARS}" '
             "are allowed. If you intended to pass a host directory, use absolute path")
 
@@ -180,9 +188,9 @@ def valid_mount_mode(mode: str) -> bool:
     return all(count <= 1 for count in counts.values())
 
 
-def _clean_target(target: str, mount_type: str, raw: str | None = None) -> str:
+def _clean_target(target: str, mount_type: str, raw: str | None = None, bare: bool = False) -> str:
     def fail(reason: str) -> InvalidArgument:
-        message = f'invalid mount config for type "{mount_type}": {reason}'
+        message = reason if bare else f'invalid mount config for type "{mount_type}": {reason}'
         return _error(f"invalid volume specification: '{raw}': {message}" if raw is not None else message)
 
     if not target:
@@ -229,8 +237,8 @@ def parse_volume(raw: str) -> MountSpec:
             source = "/" + source.lstrip("/")
         return MountSpec(type=BIND, source=source, target=target, read_only="ro" in words, options=words,
                          propagation=propagation or DEFAULT_PROPAGATION, create_source=True)
-    if source and not valid_volume_name(source):
-        raise _error(f"invalid volume specification: '{raw}': {volume_name_error(source)}")
+    if source and not valid_volume_name(source, min_length=1):
+        raise _error(f"create {source}: {volume_name_error(source)}")
     if propagation:
         raise _error(f"invalid volume specification: '{raw}': invalid mount config for type \"volume\": "
                      "field BindOptions must not be specified")
@@ -361,8 +369,8 @@ def parse_mount(raw: str) -> MountSpec:
         if not source and read_only:
             raise _error('invalid mount config for type "volume": must not set ReadOnly mode when using '
                          "anonymous volumes")
-        if source and not valid_volume_name(source):
-            raise _error(volume_name_error(source))
+        if source and not valid_volume_name(source, min_length=1):
+            raise _error(f"create {source}: {volume_name_error(source)}")
         return MountSpec(type=VOLUME, source=source, target=target, read_only=read_only, nocopy=nocopy,
                          labels=labels, volume_options=volume_opts, driver=driver)
     if source:
@@ -377,7 +385,7 @@ def parse_mount(raw: str) -> MountSpec:
 def parse_tmpfs(raw: str) -> MountSpec:
     """Parse one ``--tmpfs /path[:opt,opt=val]`` value; options are checked like MergeTmpfsOptions."""
     target, _, data = raw.partition(":")
-    target = _clean_target(target, TMPFS)
+    target = _clean_target(target, TMPFS, bare=True)
     options = tuple(o for o in data.split(",") if o) if data else ()
     merge_tmpfs_options(options)  # validates
     return MountSpec(type=TMPFS, target=target, options=options, read_only="ro" in options)

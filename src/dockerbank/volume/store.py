@@ -132,10 +132,10 @@ class VolumeStore:
         )
 
     def get(self, name: str) -> Volume:
-        """The volume called ``name``; NotFound ``No such volume: NAME`` otherwise."""
+        """The volume called ``name``; NotFound ``get NAME: no such volume`` (dockerd's words) otherwise."""
         row = self.db.query_one("SELECT * FROM volumes WHERE name = ?", (name,))
         if row is None:
-            raise NotFound(f"No such volume: {name}")
+            raise NotFound(f"get {name}: no such volume")
         return self._volume(row)
 
     def exists(self, name: str) -> bool:
@@ -163,7 +163,7 @@ class VolumeStore:
         filters = dict(filters or {})
         unknown = set(filters) - LIST_FILTERS
         if unknown:
-            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+            raise InvalidArgument(f"Invalid filter '{sorted(unknown)[0]}'")
         used = {row[0] for row in self.db.query("SELECT DISTINCT volume_name FROM container_volumes")}
         dangling: bool | None = None
         if "dangling" in filters:
@@ -173,7 +173,7 @@ class VolumeStore:
             elif values <= {"false", "0"}:
                 dangling = False
             else:
-                raise InvalidArgument(f"invalid filter 'dangling=[{' '.join(filters['dangling'])}]'")
+                raise InvalidArgument(f"Invalid filter 'dangling=[{' '.join(filters['dangling'])}]'")
         result = []
         for row in self.db.query("SELECT * FROM volumes ORDER BY name"):
             volume = self._volume(row)
@@ -194,10 +194,10 @@ class VolumeStore:
         return {
             "CreatedAt": volume.created,
             "Driver": volume.driver,
-            "Labels": dict(volume.labels) if volume.labels or not volume.anonymous else None,
+            "Labels": dict(volume.labels) or None,  # docker shows null, not {}, when there are none
             "Mountpoint": volume.mountpoint,
             "Name": volume.name,
-            "Options": dict(volume.options) if volume.options or not volume.anonymous else None,
+            "Options": dict(volume.options) or None,
             "Scope": "local",
         }
 
@@ -206,7 +206,11 @@ class VolumeStore:
     def create(self, name: str | None = None, *, driver: str = "local", labels: Mapping[str, str] | None = None,
                options: Mapping[str, str] | None = None, anonymous: bool = False,
                attach_to: str | None = None) -> Volume:
-        """Create a volume (a random 64-hex name when ``name`` is None, then it is anonymous).
+        """Create a volume (a random 64-hex name when ``name`` is None).
+
+        ``anonymous=True`` marks a volume made for a container's mount without a name (``-v /path``,
+        an image VOLUME): it gets docker 23+'s ``com.docker.volume.anonymous`` label, ``rm -v`` of
+        its container and ``volume prune`` without ``--all`` remove it.
 
         An existing name returns the existing volume unchanged, like docker. ``options`` are
         the local driver's: ``type=tmpfs[,o=size=..]`` or ``type=none,o=bind,device=/path``.
@@ -214,7 +218,7 @@ class VolumeStore:
         slip in between creating and attaching.
         """
         return self._create(name, driver=driver, labels=labels, options=options, anonymous=anonymous,
-                            attach_to=attach_to)[0]
+                            attach_to=attach_to, min_length=2)[0]
 
     def ensure(self, name: str, *, labels: Mapping[str, str] | None = None, options: Mapping[str, str] | None = None,
                driver: str = "local", attach_to: str | None = None) -> tuple[Volume, bool]:
@@ -228,14 +232,14 @@ class VolumeStore:
             if row is not None:
                 return self._volume(row), False
         return self._create(name, driver=driver, labels=labels, options=options, anonymous=False,
-                            attach_to=attach_to)
+                            attach_to=attach_to, min_length=1)
 
     def _create(self, name: str | None, *, driver: str, labels: Mapping[str, str] | None,
-                options: Mapping[str, str] | None, anonymous: bool, attach_to: str | None) -> tuple[Volume, bool]:
+                options: Mapping[str, str] | None, anonymous: bool, attach_to: str | None,
+                min_length: int) -> tuple[Volume, bool]:
         if name is None or name == "":
-            name = secrets.token_hex(32)
-            anonymous = True
-        elif not mnt.valid_volume_name(name):
+            name = secrets.token_hex(32)  # anonymous only when asked: `volume create` without a name is not
+        elif not mnt.valid_volume_name(name, min_length):
             raise InvalidArgument(f"create {name}: {mnt.volume_name_error(name)}")
         if driver != "local":
             raise NotFound(f"create {name}: error looking up volume plugin {driver}: plugin \"{driver}\" not found")
@@ -274,7 +278,7 @@ class VolumeStore:
         with self.db.write() as conn:
             for name in names:
                 if conn.execute("SELECT 1 FROM volumes WHERE name = ?", (name,)).fetchone() is None:
-                    raise NotFound(f"No such volume: {name}")
+                    raise NotFound(f"get {name}: no such volume")
                 conn.execute("INSERT OR IGNORE INTO container_volumes (container_id, volume_name) VALUES (?, ?)",
                              (container_id, name))
 
@@ -371,7 +375,7 @@ class VolumeStore:
                 if conn.execute("SELECT 1 FROM volumes WHERE name = ?", (name,)).fetchone() is None:
                     if force:
                         return False
-                    raise NotFound(f"No such volume: {name}")
+                    raise NotFound(f"get {name}: no such volume")
                 users = [r[0] for r in conn.execute(
                     "SELECT container_id FROM container_volumes WHERE volume_name = ? ORDER BY container_id", (name,))]
                 if users:
@@ -390,10 +394,10 @@ class VolumeStore:
         filters = dict(filters or {})
         unknown = set(filters) - PRUNE_FILTERS
         if unknown:
-            raise InvalidArgument(f"invalid filter '{sorted(unknown)[0]}'")
+            raise InvalidArgument(f"Invalid filter '{sorted(unknown)[0]}'")
         all_values = filters.get("all", [])
         if any(v not in ("true", "1", "false", "0") for v in all_values):
-            raise InvalidArgument(f"invalid filter 'all={all_values[0]}'")
+            raise InvalidArgument(f"Invalid filter 'all={all_values[0]}'")
         prune_all = any(v in ("true", "1") for v in all_values)
         with self._lock():
             with self.db.write() as conn:
@@ -446,7 +450,7 @@ def check_local_options(name: str, options: Mapping[str, str]) -> None:
     """Validate ``--opt`` for the local driver; what Dockerbank cannot mount is refused now."""
     for key in options:
         if key not in _LOCAL_OPTS:
-            raise InvalidArgument(f'create {name}: invalid option key: "{key}"')
+            raise InvalidArgument(f'create {name}: invalid option: "{key}"')
     if not options:
         return
     kind = options.get("type", "")

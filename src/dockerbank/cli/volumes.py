@@ -1,0 +1,193 @@
+"""``dockerbank volume create|ls|inspect|rm|prune``: docker's flags, output and exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from dockerbank.cli.common import engine_of, human_size, render_template
+from dockerbank.errors import DockerbankError, InvalidArgument
+
+
+def _echo_table(headers: list[str], rows: list[list[str]]) -> None:
+    """docker's tabwriter (minwidth 10, padding 3): every column but the last is at least 10 wide."""
+    widths = [max(10, len(h) + 3) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell) + 3)
+    for line in [headers] + rows:
+        click.echo(("".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])) + line[-1]).rstrip())
+
+
+def _pairs(values: tuple[str, ...]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        result[key] = value
+    return result
+
+
+def _filters(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """``--filter k=v`` grouped by key; ``label!=x`` becomes key ``label!``. Keys are checked by the store."""
+    filters: dict[str, list[str]] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+        filters.setdefault(key, []).append(value)
+    return filters
+
+
+def _row(volume) -> dict:
+    """The fields docker's ``volume ls --format`` knows."""
+    return {
+        "Availability": "N/A", "Driver": volume.driver, "Group": "N/A",
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(volume.labels.items())),
+        "Links": "N/A", "Mountpoint": volume.mountpoint, "Name": volume.name, "Scope": "local",
+        "Size": "N/A", "Status": "N/A",
+    }
+
+
+def _fail_some(errors: list[str]) -> None:
+    """Report each failed item on its own line, then exit 1 (docker does the same for batches)."""
+    for message in errors:
+        click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group("volume")
+def volume() -> None:
+    """Manage volumes: user data kept apart from containers and never deleted implicitly."""
+
+
+@volume.command("create")
+@click.argument("name", required=False)
+@click.option("-d", "--driver", default="local", show_default=True, help="Volume driver name.")
+@click.option("--label", "labels", multiple=True, help="Set metadata for a volume (key=value).")
+@click.option("-o", "--opt", "opts", multiple=True,
+              help="Driver options: type=tmpfs,device=tmpfs,o=size=.. or type=none,o=bind,device=/path.")
+@click.option("--name", "name_opt", default=None, hidden=True)
+@click.pass_context
+def create(ctx: click.Context, name: str | None, driver: str, labels: tuple[str, ...], opts: tuple[str, ...],
+           name_opt: str | None) -> None:
+    """Create a volume (a random name when NAME is not given)."""
+    if name and name_opt and name != name_opt:
+        raise InvalidArgument(f"conflicting options: either specify --name or provide positional arg, not both")
+    engine = engine_of(ctx)
+    vol = engine.volumes.create(name or name_opt or None, driver=driver, labels=_pairs(labels), options=_pairs(opts),
+                                anonymous=False)
+    click.echo(vol.name)
+
+
+@volume.command("ls")
+@click.option("-q", "--quiet", is_flag=True, help="Only display volume names.")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="Filter output (dangling=true|false, name=, label=key[=value], driver=).")
+@click.option("--format", "fmt", default=None, help="Format output: table, json, or a Go template.")
+@click.pass_context
+def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
+    """List volumes."""
+    volumes = engine_of(ctx).volumes.list(_filters(filters))
+    if quiet:
+        for vol in volumes:
+            click.echo(vol.name)
+        return
+    rows = [_row(v) for v in volumes]
+    if not fmt or fmt == "table":
+        _echo_table(["DRIVER", "VOLUME NAME"], [[r["Driver"], r["Name"]] for r in rows])
+    elif fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, separators=(",", ":")))
+    elif fmt.startswith("table "):
+        template = fmt[len("table "):]
+        cells = [c for c in template.replace("\\t", "\t").split("\t")]
+        headers = [_header(c) for c in cells]
+        _echo_table(headers, [[render_template(c, r) for c in cells] for r in rows])
+    else:
+        for row in rows:
+            click.echo(render_template(fmt, row))
+
+
+def _header(cell: str) -> str:
+    names = {".Name": "VOLUME NAME", ".Driver": "DRIVER", ".Scope": "SCOPE", ".Mountpoint": "MOUNTPOINT",
+             ".Labels": "LABELS", ".Links": "LINKS", ".Size": "SIZE", ".Group": "GROUP",
+             ".Availability": "AVAILABILITY", ".Status": "STATUS"}
+    inner = cell.strip()
+    if inner.startswith("{{") and inner.endswith("}}"):
+        return names.get(inner[2:-2].strip(), inner[2:-2].strip().lstrip(".").upper())
+    return inner
+
+
+@volume.command("inspect")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", default=None, help="Format output with a Go template, or json.")
+@click.pass_context
+def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
+    """Display detailed information on one or more volumes."""
+    store = engine_of(ctx).volumes
+    found, errors = [], []
+    for name in names:
+        try:
+            found.append(store.inspect(name))
+        except DockerbankError as exc:
+            errors.append(exc.message)
+    if not fmt:
+        click.echo(json.dumps(found, indent=4))
+    elif fmt == "json":
+        click.echo(json.dumps(found, separators=(",", ":")))
+    else:
+        for item in found:
+            click.echo(render_template(fmt, item))
+    if errors:
+        _fail_some(errors)
+
+
+@volume.command("rm")
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Do not fail on volumes that do not exist (in use still fails).")
+@click.pass_context
+def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
+    """Remove one or more volumes; a volume used by any container is refused."""
+    store = engine_of(ctx).volumes
+    errors = []
+    for name in names:
+        try:
+            store.remove(name, force=force)
+        except DockerbankError as exc:
+            errors.append(exc.message)
+        else:
+            click.echo(name)
+    if errors:
+        _fail_some(errors)
+
+
+@volume.command("prune")
+@click.option("-a", "--all", "prune_all", is_flag=True, help="Remove all unused volumes, not just anonymous ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (label=, label!=).")
+@click.pass_context
+def prune(ctx: click.Context, prune_all: bool, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove unused anonymous volumes (all unused ones with -a)."""
+    parsed = _filters(filters)
+    if prune_all:
+        parsed["all"] = ["true"]
+    if not force:
+        which = "all" if prune_all else "anonymous"
+        click.echo(f"WARNING! This will remove {which} local volumes not used by at least one container.")
+        # docker reads the answer from stdin whether or not it is a terminal; end of input means no
+        click.echo("Are you sure you want to continue? [y/N] ", nl=False)
+        answer = sys.stdin.readline()
+        if answer.strip().lower() not in ("y", "yes"):
+            return
+    names, reclaimed = engine_of(ctx).volumes.prune(parsed)
+    if names:
+        click.echo("Deleted Volumes:")
+        for name in names:
+            click.echo(name)
+        click.echo()
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+
+
+COMMANDS = {"volume": volume}
