@@ -1,0 +1,413 @@
+"""Write tar streams from directories: image layers (``commit``), ``export``, ``cp`` out.
+
+Every tree is walked from directory fd to directory fd with ``O_NOFOLLOW``, so a symlink
+inside it (or one swapped in by a running container) is archived as a symlink and never
+followed out of the tree. Output is deterministic: entries in depth-first order with each
+directory's names sorted bytewise (Go's ``filepath.Walk`` order, as Docker writes layers),
+numeric owners only, whole-second mtimes, PAX headers only where needed, hardlinks by inode.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tarfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+from dockerbank.errors import DockerbankError, InvalidArgument, NotFound
+from dockerbank.image.unpack import (
+    OPAQUE_XATTR,
+    OVERLAY_XATTR_PREFIX,
+    WHITEOUT_OPAQUE,
+    WHITEOUT_PREFIX,
+    open_dir_in_root,
+    split_in_root,
+)
+
+COPY_BUFFER = 1 << 20
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# Host-specific labels are not part of an image; overlay's own xattrs are converted or dropped.
+_SKIPPED_XATTRS = ("security.selinux",)
+
+
+def pack_dir(
+    src: Path,
+    out: BinaryIO,
+    *,
+    overlay_upper: bool = False,
+    paths: Iterable[str] | None = None,
+) -> int:
+    """Write the tree below ``src`` (not ``src`` itself) as an uncompressed tar to ``out``.
+
+    ``overlay_upper``: ``src`` is an overlayfs upper dir; whiteouts (char 0/0) become
+    ``.wh.NAME`` files and opaque directories get a ``.wh..wh..opq`` entry, as ``commit``
+    needs for an image layer. ``paths``: only these paths (relative to ``src``, each with
+    everything below it), plus their parent directories. Returns the bytes written.
+    """
+    selected = None
+    if paths is not None:
+        selected = {p.strip("/") for p in paths if p.strip("/") not in ("", ".")}
+    root_fd = os.open(src, _DIR_FLAGS)
+    try:
+        writer = _TarWriter(out, overlay_upper=overlay_upper, selected=selected)
+        writer.add_children(root_fd, "", "")
+        return writer.close()
+    except OSError as exc:
+        raise DockerbankError(f"cannot archive {src}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(root_fd)
+
+
+@dataclass(frozen=True)
+class PathStat:
+    """What ``docker cp`` / ``HEAD /containers/{id}/archive`` report about a container path."""
+
+    name: str
+    size: int
+    mode: int          # st_mode (use ``go_mode`` for Docker's X-Docker-Container-Path-Stat)
+    mtime: float
+    link_target: str   # resolved container path if ``name`` is a symlink, else ""
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def go_mode(self) -> int:
+        """The mode as Go's ``os.FileMode`` bits, as Docker's API returns it."""
+        bits = self.mode & 0o777
+        kind = stat.S_IFMT(self.mode)
+        bits |= {
+            stat.S_IFDIR: 1 << 31, stat.S_IFLNK: 1 << 27, stat.S_IFIFO: 1 << 25, stat.S_IFSOCK: 1 << 24,
+            stat.S_IFBLK: 1 << 26, stat.S_IFCHR: (1 << 26) | (1 << 21),
+        }.get(kind, 0)
+        if self.mode & stat.S_ISUID:
+            bits |= 1 << 23
+        if self.mode & stat.S_ISGID:
+            bits |= 1 << 22
+        if self.mode & stat.S_ISVTX:
+            bits |= 1 << 20
+        return bits
+
+    @property
+    def mtime_rfc3339(self) -> str:
+        return datetime.fromtimestamp(self.mtime, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def stat_in_root(rootfs: Path, path: str) -> PathStat:
+    """Stat a container path (parents resolved inside ``rootfs``; a final symlink not followed)."""
+    root_fd = os.open(rootfs, _DIR_FLAGS)
+    try:
+        parent_fd, name, info = _locate(root_fd, path, follow_last=False)
+        try:
+            link_target = ""
+            if stat.S_ISLNK(info.st_mode):
+                link_target = _resolved_container_path(root_fd, path)
+            return PathStat(name or "/", info.st_size, info.st_mode, info.st_mtime, link_target)
+        finally:
+            os.close(parent_fd)
+    finally:
+        os.close(root_fd)
+
+
+def pack_path(
+    rootfs: Path,
+    path: str,
+    out: BinaryIO,
+    *,
+    name: str | None = None,
+    follow_link: bool = False,
+) -> PathStat:
+    """``cp`` out of a container: archive one container ``path`` of ``rootfs`` into ``out``.
+
+    The entry is named ``name`` (default: the path's last component; ``"."`` when the path
+    ends in ``/.``, which copies a directory's contents), a directory with everything below
+    it. Parents are resolved inside ``rootfs`` chroot-like; the last component is followed if
+    it is a symlink only with ``follow_link`` (``docker cp -L``) or a trailing ``/``; symlinks
+    below are archived as symlinks. Raises NotFound, InvalidArgument (``dir/`` not a dir).
+    Returns the stat of what was archived.
+    """
+    trimmed = path.rstrip("/")
+    contents_only = trimmed in ("", ".") or trimmed.endswith("/.")
+    wants_dir = path.endswith("/") or contents_only
+    root_fd = os.open(rootfs, _DIR_FLAGS)
+    try:
+        parent_fd, last, info = _locate(root_fd, path, follow_last=follow_link or wants_dir)
+        try:
+            if wants_dir and not stat.S_ISDIR(info.st_mode):
+                raise InvalidArgument(f"{path}: not a directory")
+            if name is None:
+                name = "." if contents_only else (last or ".")
+            writer = _TarWriter(out, overlay_upper=False, selected=None)
+            if last is None:  # the root itself (or a path ending in ..)
+                writer.add_dir_tree(parent_fd, name, info)
+            else:
+                writer.add_entry(parent_fd, last, name, info)
+            writer.close()
+            link_target = ""
+            if stat.S_ISLNK(info.st_mode):
+                link_target = _resolved_container_path(root_fd, path)
+            return PathStat(last or "/", info.st_size, info.st_mode, info.st_mtime, link_target)
+        finally:
+            os.close(parent_fd)
+    except OSError as exc:
+        raise DockerbankError(f"cannot archive {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(root_fd)
+
+
+def _locate(root_fd: int, path: str, *, follow_last: bool) -> tuple[int, str | None, os.stat_result]:
+    """(parent fd, last name or None for a directory fd itself, lstat) of a container path."""
+    try:
+        parent_fd, last = split_in_root(root_fd, path, follow_last=follow_last)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise NotFound(f"Could not find the file {path} in container") from exc
+    except OSError as exc:
+        raise InvalidArgument(f"cannot resolve {path} in container: {exc.strerror}") from exc
+    try:
+        info = os.fstat(parent_fd) if last is None else os.stat(last, dir_fd=parent_fd, follow_symlinks=False)
+    except FileNotFoundError as exc:
+        os.close(parent_fd)
+        raise NotFound(f"Could not find the file {path} in container") from exc
+    return parent_fd, last, info
+
+
+def _resolved_container_path(root_fd: int, path: str) -> str:
+    """Where a symlinked container path leads, as a container path (Docker's linkTarget)."""
+    try:
+        fd, last = split_in_root(root_fd, path, follow_last=True)
+    except OSError:
+        return ""
+    try:
+        root = os.readlink(f"/proc/self/fd/{root_fd}")
+        here = os.readlink(f"/proc/self/fd/{fd}")
+        rel = os.path.relpath(here, root)
+        parts = [] if rel == "." else rel.split("/")
+        if last:
+            parts.append(last)
+        return "/" + "/".join(parts)
+    finally:
+        os.close(fd)
+
+
+class _Sink:
+    """Buffered writer with ``tell`` over any ``write``-able, for tarfile's "w" mode."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+        self.buffer = bytearray()
+        self.position = 0
+
+    def write(self, data) -> int:
+        size = len(data)
+        self.position += size
+        if size >= COPY_BUFFER // 4:
+            self.flush()
+            self.out.write(data)
+        else:
+            self.buffer += data
+            if len(self.buffer) >= COPY_BUFFER:
+                self.flush()
+        return size
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        if self.buffer:
+            self.out.write(bytes(self.buffer))
+            self.buffer.clear()
+
+
+class _TarWriter:
+    """Tar entries from fds, with hardlink detection and overlay whiteout conversion."""
+
+    def __init__(self, out: BinaryIO, *, overlay_upper: bool, selected: set[str] | None):
+        self.sink = _Sink(out)
+        self.tar = tarfile.open(
+            fileobj=self.sink, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", copybufsize=COPY_BUFFER,
+        )
+        self.overlay_upper = overlay_upper
+        self.selected = selected
+        self.inodes: dict[tuple[int, int], str] = {}
+
+    def close(self) -> int:
+        self.tar.close()
+        self.sink.flush()
+        return self.sink.position
+
+    def _wanted(self, arc: str) -> str | None:
+        """'all' (pack it and all below), 'parent' (its header, then only wanted children), None."""
+        if self.selected is None:
+            return "all"
+        if arc in self.selected or any(arc.startswith(sel + "/") for sel in self.selected):
+            return "all"
+        if any(sel.startswith(arc + "/") for sel in self.selected):
+            return "parent"
+        return None
+
+    def add_children(self, dir_fd: int, arc_prefix: str, rel_prefix: str, filtered: bool = True) -> None:
+        """Archive the entries of directory ``dir_fd`` (depth first, names sorted bytewise)."""
+        stack = [(dir_fd, arc_prefix, rel_prefix, iter(_listing(dir_fd)), filtered)]
+        try:
+            while stack:
+                fd, arcp, relp, entries, filt = stack[-1]
+                entry = next(entries, None)
+                if entry is None:
+                    stack.pop()
+                    if fd != dir_fd:
+                        os.close(fd)
+                    continue
+                name, info = entry
+                rel = relp + name
+                want = self._wanted(rel) if filt else "all"
+                if want is None:
+                    continue
+                if stat.S_ISSOCK(info.st_mode):
+                    continue  # tar cannot hold sockets (Docker skips them too)
+                self._header(fd, name, arcp + name, info)
+                if stat.S_ISDIR(info.st_mode):
+                    try:
+                        child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                            continue  # changed under us: its header is written, skip its contents
+                        raise
+                    stack.append((child, arcp + name + "/", rel + "/", iter(_listing(child)), want == "parent"))
+        finally:
+            for fd, *_ in stack:
+                if fd != dir_fd:
+                    os.close(fd)
+
+    def add_entry(self, parent_fd: int, name: str, arcname: str, info: os.stat_result) -> None:
+        """Archive one entry of ``parent_fd`` under ``arcname``; a directory with its contents."""
+        if stat.S_ISDIR(info.st_mode):
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            try:
+                self.add_dir_tree(fd, arcname, info)
+            finally:
+                os.close(fd)
+        else:
+            self._header(parent_fd, name, arcname, info)
+
+    def add_dir_tree(self, dir_fd: int, arcname: str, info: os.stat_result) -> None:
+        self._header(dir_fd, None, arcname, info)
+        prefix = "" if arcname in ("", "/") else arcname.rstrip("/") + "/"
+        self.add_children(dir_fd, prefix, "", filtered=False)
+
+    def _header(self, dir_fd: int, name: str | None, arcname: str, info: os.stat_result) -> None:
+        """Write the header (and data) of one entry; ``name`` None means ``dir_fd`` itself."""
+        mode = info.st_mode
+        member = tarfile.TarInfo(arcname)
+        member.mode = stat.S_IMODE(mode)
+        member.uid, member.gid = info.st_uid, info.st_gid
+        member.uname = member.gname = ""
+        member.mtime = int(info.st_mtime)
+        xattr_path: str | int = f"/proc/self/fd/{dir_fd}/{name}" if name is not None else dir_fd
+        if self.overlay_upper and stat.S_ISCHR(mode) and info.st_rdev == 0:
+            head, _, base = arcname.rpartition("/")
+            member.name = (head + "/" if head else "") + WHITEOUT_PREFIX + base
+            member.type = tarfile.REGTYPE
+            member.mode = 0o600
+            self.tar.addfile(member)
+            return
+        xattrs = _xattrs(xattr_path)
+        opaque = False
+        if self.overlay_upper:
+            opaque = xattrs.get(OPAQUE_XATTR) == b"y"
+            xattrs = {k: v for k, v in xattrs.items() if not k.startswith(OVERLAY_XATTR_PREFIX)}
+        for key, value in xattrs.items():
+            member.pax_headers["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
+        if not stat.S_ISDIR(mode) and info.st_nlink > 1:
+            key = (info.st_dev, info.st_ino)
+            first = self.inodes.get(key)
+            if first is not None:
+                member.type = tarfile.LNKTYPE
+                member.linkname = first
+                self.tar.addfile(member)
+                return
+            self.inodes[key] = arcname
+        if stat.S_ISDIR(mode):
+            member.type = tarfile.DIRTYPE
+            self.tar.addfile(member)
+            if opaque:
+                marker = tarfile.TarInfo(arcname.rstrip("/") + "/" + WHITEOUT_OPAQUE)
+                marker.mode = member.mode
+                marker.uid, marker.gid, marker.mtime = member.uid, member.gid, member.mtime
+                marker.uname = marker.gname = ""
+                self.tar.addfile(marker)
+        elif stat.S_ISREG(mode):
+            member.type = tarfile.REGTYPE
+            member.size = info.st_size
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            try:
+                self.tar.addfile(member, _ExactReader(fd, info.st_size))
+            finally:
+                os.close(fd)
+        elif stat.S_ISLNK(mode):
+            member.type = tarfile.SYMTYPE
+            member.linkname = os.readlink(name, dir_fd=dir_fd)
+            self.tar.addfile(member)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            member.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
+            member.devmajor, member.devminor = os.major(info.st_rdev), os.minor(info.st_rdev)
+            self.tar.addfile(member)
+        elif stat.S_ISFIFO(mode):
+            member.type = tarfile.FIFOTYPE
+            self.tar.addfile(member)
+
+
+class _ExactReader:
+    """Read exactly ``size`` bytes of a file: a file that shrank meanwhile is padded with zeros,
+    one that grew is cut, so the tar header stays true."""
+
+    def __init__(self, fd: int, size: int):
+        self.fd = fd
+        self.remaining = size
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        want = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = os.read(self.fd, want)
+        if not data:
+            data = bytes(want)
+        self.remaining -= len(data)
+        return data
+
+
+def _listing(dir_fd: int) -> list[tuple[str, os.stat_result]]:
+    with os.scandir(dir_fd) as entries:
+        found = [(entry.name, entry.stat(follow_symlinks=False)) for entry in entries]
+    found.sort(key=lambda item: os.fsencode(item[0]))
+    return found
+
+
+def _xattrs(path: str | int) -> dict[str, bytes]:
+    try:
+        if isinstance(path, int):
+            names = os.listxattr(path)
+        else:
+            names = os.listxattr(path, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
+            return {}
+        raise
+    result = {}
+    for attr in sorted(names):
+        if attr in _SKIPPED_XATTRS:
+            continue
+        try:
+            if isinstance(path, int):
+                result[attr] = os.getxattr(path, attr)
+            else:
+                result[attr] = os.getxattr(path, attr, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
+                continue
+            raise
+    return result
