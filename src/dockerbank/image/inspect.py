@@ -1,0 +1,335 @@
+"""Docker's JSON shapes for images: ``image inspect``, ``history`` rows and ``images`` rows.
+
+The shapes are built from the stored image config and the store's records; formatting
+(human sizes, "2 hours ago", truncation) is done here too, as pure functions of the
+data and of ``now``, so the CLI and the API server print the same thing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from datetime import datetime, timezone
+
+from dockerbank.errors import InvalidArgument
+from dockerbank.image.store import ImageRecord, ImageStore
+from dockerbank.oci import digest as dg
+from dockerbank.oci import reference as refs
+
+NONE = "<none>"
+MISSING = "<missing>"
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+# container.Config as docker marshals it: always-present keys with their zero values,
+# then the keys docker omits when empty.
+_CONFIG_ALWAYS = (
+    ("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
+    ("AttachStderr", False), ("ExposedPorts", None), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False),
+    ("Env", None), ("Cmd", None), ("Healthcheck", None), ("ArgsEscaped", None), ("Image", ""), ("Volumes", None),
+    ("WorkingDir", ""), ("Entrypoint", None), ("NetworkDisabled", None), ("MacAddress", None), ("OnBuild", None),
+    ("Labels", None), ("StopSignal", None), ("StopTimeout", None), ("Shell", None),
+)
+_OMIT_EMPTY = {"ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress", "StopSignal",
+               "StopTimeout", "Shell"}
+
+
+def docker_container_config(cfg: dict | None) -> dict:
+    """A container config in docker's shape: every field docker always prints, plus the set optional ones."""
+    cfg = cfg or {}
+    out: dict = {}
+    for key, zero in _CONFIG_ALWAYS:
+        value = cfg.get(key, zero)
+        if key in _OMIT_EMPTY and not value:
+            continue
+        out[key] = value
+    for key, value in cfg.items():  # anything newer docker versions add, kept as stored
+        out.setdefault(key, value)
+    return out
+
+
+def parse_time(text: str | None) -> datetime:
+    """RFC 3339 with up to nanoseconds (Go writes 9 digits; Python parses 6)."""
+    if not text:
+        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+    value = text.strip().replace("Z", "+00:00")
+    if "." in value:
+        head, _, rest = value.partition(".")
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits += rest[0]
+            rest = rest[1:]
+        value = f"{head}.{digits[:6].ljust(6, '0')}{rest}"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def rfc3339_seconds(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def go_time_string(moment: datetime) -> str:
+    """Go's time.Time.String() for a UTC time: ``2026-11-27 23:04:08 +0000 UTC``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+def human_duration(seconds: float) -> str:
+    """docker/go-units HumanDuration."""
+    if seconds < 1:
+        return "Less than a second"
+    if int(seconds) == 1:
+        return "1 second"
+    if seconds < 60:
+        return f"{int(seconds)} seconds"
+    minutes = int(seconds / 60)
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(round(seconds / 3600))
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def since(moment: datetime, now: datetime) -> str:
+    return human_duration(max(0.0, (now - moment).total_seconds())) + " ago"
+
+
+def human_size(size: float, precision: int = 3) -> str:
+    """docker/go-units HumanSizeWithPrecision: decimal units, ``precision`` significant digits."""
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
+    index = 0
+    while size >= 1000 and index < len(units) - 1:
+        size /= 1000.0
+        index += 1
+    return f"{size:.{precision}g}{units[index]}"
+
+
+def ellipsis(text: str, limit: int) -> str:
+    """Docker's stringutils.Ellipsis: cut to ``limit`` characters, the last one an ellipsis."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def go_json(value) -> str:
+    """JSON as Go's encoder writes it for the CLI: sorted keys, compact, ``<>&`` escaped."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# --- image inspect -----------------------------------------------------------------------
+
+
+def inspect_record(store: ImageStore, record: ImageRecord) -> dict:
+    """``docker image inspect`` for one stored image."""
+    config = store.image_config(record.id)
+    chains = dg.chain_ids(config.get("rootfs", {}).get("diff_ids", []))
+    graph: dict = {"Name": "overlay"}
+    if chains:
+        dirs = [str(store.layers.diff_dir(c)) for c in reversed(chains)]
+        top = store.layers.dir / dg.hex_of(chains[-1])
+        data = {"MergedDir": str(top / "merged"), "UpperDir": dirs[0], "WorkDir": str(top / "work")}
+        if len(dirs) > 1:
+            data["LowerDir"] = ":".join(dirs[1:])
+        graph["Data"] = dict(sorted(data.items()))
+    else:
+        graph["Data"] = None
+    return {
+        "Id": record.id,
+        "RepoTags": [refs.parse(t).familiar() for t in record.tags],
+        "RepoDigests": [_familiar_digest_ref(d) for d in record.repo_digests],
+        "Parent": config.get("parent", ""),
+        "Comment": config.get("comment", ""),
+        "Created": config.get("created") or record.created,
+        "Container": config.get("container", ""),
+        "ContainerConfig": docker_container_config(config.get("container_config")),
+        "DockerVersion": config.get("docker_version", ""),
+        "Author": config.get("author", ""),
+        "Config": docker_container_config(config.get("config")),
+        "Architecture": config.get("architecture", ""),
+        **({"Variant": config["variant"]} if config.get("variant") else {}),
+        "Os": config.get("os", ""),
+        "Size": record.size,
+        "VirtualSize": record.size,
+        "GraphDriver": graph,
+        "RootFS": {"Type": config.get("rootfs", {}).get("type", "layers"),
+                   "Layers": list(config.get("rootfs", {}).get("diff_ids", []))},
+        "Metadata": {"LastTagTime": record.added if record.tags else ZERO_TIME},
+    }
+
+
+def inspect_image(store: ImageStore, name: str) -> dict:
+    """Resolve ``name`` (reference, ID or prefix) and return docker's inspect JSON; NotFound if absent.
+
+    The container ``inspect`` command falls back to this for names that are not containers.
+    """
+    return inspect_record(store, store.resolve(name))
+
+
+def _familiar_digest_ref(text: str) -> str:
+    repo, _, digest = text.partition("@")
+    return f"{refs.parse(repo).familiar_repository}@{digest}"
+
+
+# --- history -----------------------------------------------------------------------------
+
+
+def history_rows(store: ImageStore, record: ImageRecord) -> list[dict]:
+    """One row per history entry, newest first, with the size of the layer each one made."""
+    config = store.image_config(record.id)
+    diff_ids = config.get("rootfs", {}).get("diff_ids", [])
+    sizes = [store.layers.get(c).size for c in dg.chain_ids(diff_ids)]
+    rows = []
+    layer_index = 0
+    for entry in config.get("history") or []:
+        size = 0
+        if not entry.get("empty_layer") and layer_index < len(sizes):
+            size = sizes[layer_index]
+            layer_index += 1
+        rows.append({"id": MISSING, "created": entry.get("created"),
+                     "created_by": entry.get("created_by", ""), "size": size, "comment": entry.get("comment", "")})
+    rows.reverse()
+    if rows:
+        rows[0]["id"] = record.id
+    return rows
+
+
+def history_view(row: dict, *, now: datetime, human: bool, trunc: bool) -> dict:
+    """The fields of ``history --format``: ID, CreatedSince, CreatedAt, CreatedBy, Size, Comment."""
+    created = parse_time(row["created"])
+    image_id = row["id"]
+    if trunc and image_id.startswith("sha256:"):
+        image_id = dg.short_id(image_id)
+    created_by = row["created_by"].replace("\t", " ")
+    return {
+        "ID": image_id,
+        "CreatedSince": since(created, now) if human else rfc3339_seconds(created),
+        "CreatedAt": rfc3339_seconds(created),
+        "CreatedBy": ellipsis(created_by, 45) if trunc else created_by,
+        "Size": human_size(row["size"]) if human else str(row["size"]),
+        "Comment": row["comment"],
+    }
+
+
+# --- images ------------------------------------------------------------------------------
+
+
+IMAGE_FILTERS = {"reference", "label", "dangling", "before", "since"}
+
+
+def _labels_of(config: dict) -> dict:
+    return (config.get("config") or {}).get("Labels") or {}
+
+
+def filter_images(store: ImageStore, records: list[ImageRecord], filters: dict[str, list[str]]) -> list[ImageRecord]:
+    """Apply docker's ``images --filter`` keys; a reference filter also drops the tags that do not match."""
+    for value in filters.get("dangling", []):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"Invalid filter 'dangling={value}'")
+    bounds = {}
+    for key in ("before", "since"):
+        for value in filters.get(key, []):
+            bounds[key] = parse_time(store.resolve(value).created)
+    out = []
+    for record in records:
+        created = parse_time(record.created)
+        if "before" in bounds and not created < bounds["before"]:
+            continue
+        if "since" in bounds and not created > bounds["since"]:
+            continue
+        if "dangling" in filters:
+            want = filters["dangling"][-1].lower() in ("true", "1")
+            if want != (not record.tags):
+                continue
+        if "label" in filters:
+            labels = _labels_of(store.image_config(record.id))
+            if not all(_label_matches(labels, spec) for spec in filters["label"]):
+                continue
+        if "reference" in filters:
+            tags = [t for t in record.tags if any(_reference_matches(p, t) for p in filters["reference"])]
+            digests = [d for d in record.repo_digests if any(_reference_matches(p, d) for p in filters["reference"])]
+            if not tags and not digests:
+                continue
+            record = ImageRecord(record.id, record.created, record.added, record.size, record.top_chain, tags, digests)
+        out.append(record)
+    return out
+
+
+def _label_matches(labels: dict, spec: str) -> bool:
+    key, sep, value = spec.partition("=")
+    if key not in labels:
+        return False
+    return not sep or labels[key] == value
+
+
+def _reference_matches(pattern: str, stored: str) -> bool:
+    """reference.FamiliarMatch: glob against ``name:tag``, then against the bare name."""
+    ref = refs.parse(stored)
+    candidates = [ref.familiar(), ref.familiar_repository]
+    return any(fnmatch.fnmatchcase(c, pattern) and _same_segments(c, pattern) for c in candidates)
+
+
+def _same_segments(name: str, pattern: str) -> bool:
+    # path.Match's '*' does not cross '/': require the same number of path segments
+    return name.count("/") == pattern.count("/")
+
+
+def image_rows(records: list[ImageRecord], *, digests: bool) -> list[tuple[ImageRecord, str, str, str]]:
+    """(image, repository, tag, digest) rows exactly as docker's image formatter expands them."""
+    rows = []
+    for record in records:
+        repo_tags: dict[str, list[str]] = {}
+        repo_digests: dict[str, list[str]] = {}
+        for text in record.tags:
+            ref = refs.parse(text)
+            repo_tags.setdefault(ref.familiar_repository, []).append(ref.tag or refs.DEFAULT_TAG)
+        for text in record.repo_digests:
+            repo, _, digest = text.partition("@")
+            repo_digests.setdefault(refs.parse(repo).familiar_repository, []).append(digest)
+        for repo, tags in repo_tags.items():
+            shown = repo_digests.pop(repo, [])  # digests of a tagged repository never get their own row
+            if not digests:
+                shown = []
+            for tag in tags:
+                if not shown:
+                    rows.append((record, repo, tag, NONE))
+                for digest in shown:
+                    rows.append((record, repo, tag, digest))
+        for repo, found in repo_digests.items():
+            if digests:
+                rows.extend((record, repo, NONE, d) for d in found)
+            else:
+                rows.append((record, repo, NONE, NONE))
+        if not repo_tags and not repo_digests:
+            rows.append((record, NONE, NONE, NONE))
+    return rows
+
+
+def image_view(record: ImageRecord, repo: str, tag: str, digest: str, *, now: datetime, trunc: bool) -> dict:
+    """The fields of ``images --format`` for one row (and the JSON docker prints for ``--format json``)."""
+    created = parse_time(record.created)
+    return {
+        "Containers": "N/A",
+        "CreatedAt": go_time_string(created),
+        "CreatedSince": since(created, now),
+        "Digest": digest,
+        "ID": dg.short_id(record.id) if trunc else record.id,
+        "Repository": repo,
+        "SharedSize": "N/A",
+        "Size": human_size(record.size),
+        "Tag": tag,
+        "UniqueSize": "N/A",
+        "VirtualSize": human_size(record.size, 4),
+    }
