@@ -373,7 +373,8 @@ def api_stats(container_id: str, name: str, current: StatsSample,
                               "limit": current.memory_limit}
     if current.cgroup_version == 1:
         memory["max_usage"] = current.memory_max_usage
-        memory["failcnt"] = current.memory_failcnt
+        if current.memory_failcnt:
+            memory["failcnt"] = current.memory_failcnt
     result: dict[str, Any] = {
         "read": _rfc3339(current.read),
         "preread": _rfc3339(previous.read if previous else 0),
@@ -383,9 +384,9 @@ def api_stats(container_id: str, name: str, current: StatsSample,
             "io_service_bytes_recursive": [
                 {"major": e.major, "minor": e.minor, "op": e.op, "value": e.value} for e in current.blkio
             ],
-            "io_serviced_recursive": None, "io_queue_recursive": None,
-            "io_service_time_recursive": None, "io_wait_time_recursive": None,
-            "io_merged_recursive": None, "io_time_recursive": None, "sectors_recursive": None,
+            "io_serviced_recursive": [], "io_queue_recursive": [],
+            "io_service_time_recursive": [], "io_wait_time_recursive": [],
+            "io_merged_recursive": [], "io_time_recursive": [], "sectors_recursive": [],
         },
         "num_procs": 0,
         "storage_stats": {},
@@ -401,6 +402,48 @@ def api_stats(container_id: str, name: str, current: StatsSample,
             for iface, counters in current.networks.items()
         }
     return result
+
+
+def _parse_rfc3339(text: str) -> float:
+    if not text or text.startswith("0001-"):
+        return 0.0
+    main, _, frac = text.rstrip("Z").partition(".")
+    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    return base + (float("0." + frac) if frac else 0.0)
+
+
+def samples_from_api(obj: dict[str, Any]) -> tuple[StatsSample | None, StatsSample]:
+    """(previous, current) samples from an Engine API stats object (Docker's or ours),
+    so a remote client renders rows with the same code (pure)."""
+
+    def cpu(block: dict[str, Any], read: float) -> StatsSample:
+        usage = block.get("cpu_usage") or {}
+        thr = block.get("throttling_data") or {}
+        return StatsSample(
+            read=read, cpu_total_ns=usage.get("total_usage", 0),
+            cpu_kernel_ns=usage.get("usage_in_kernelmode", 0), cpu_user_ns=usage.get("usage_in_usermode", 0),
+            cpu_percpu_ns=list(usage.get("percpu_usage") or []),
+            throttling=(thr.get("periods", 0), thr.get("throttled_periods", 0), thr.get("throttled_time", 0)),
+            system_cpu_ns=block.get("system_cpu_usage", 0), online_cpus=block.get("online_cpus", 0))
+
+    current = cpu(obj.get("cpu_stats") or {}, _parse_rfc3339(obj.get("read", "")))
+    pre = obj.get("precpu_stats") or {}
+    previous = cpu(pre, _parse_rfc3339(obj.get("preread", ""))) if pre.get("system_cpu_usage") else None
+    memory = obj.get("memory_stats") or {}
+    current.memory_usage = memory.get("usage", 0)
+    current.memory_max_usage = memory.get("max_usage", 0)
+    current.memory_limit = memory.get("limit", 0)
+    current.memory_failcnt = memory.get("failcnt", 0)
+    current.memory_stats = dict(memory.get("stats") or {})
+    current.cgroup_version = 1 if "max_usage" in memory else 2
+    current.networks = {name: NetStats(**{k: int(v.get(k, 0)) for k in NET_FIELDS})
+                        for name, v in (obj.get("networks") or {}).items()}
+    current.blkio = [BlkioEntry(e.get("major", 0), e.get("minor", 0), e.get("op", ""), e.get("value", 0))
+                     for e in (obj.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []]
+    pids = obj.get("pids_stats") or {}
+    current.pids_current = pids.get("current", 0)
+    current.pids_limit = pids.get("limit", 0)
+    return previous, current
 
 
 # ---------------------------------------------------------------- reading the host

@@ -46,7 +46,7 @@ def ps_args_of(args: Sequence[str] | str | None) -> list[str]:
 def validate_ps_args(args: Sequence[str] | str | None) -> None:
     """Reject ``-o user=PID`` style renamings of the PID header (Docker's rule: only
     ``pid=PID...`` is allowed), which would make filtering by PID lie."""
-    joined = " " + (args if isinstance(args, str) else " ".join(args or ()))
+    joined = args if isinstance(args, str) else " ".join(args or ())
     for key, value in _PID_KEY.findall(joined):
         if key != "pid":
             raise InvalidArgument(f'specifying "{key}={value}" is not allowed')
