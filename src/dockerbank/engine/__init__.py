@@ -34,6 +34,12 @@ class Engine:
 
         return VolumeStore(self.config, self.db)
 
+    @cached_property
+    def networks(self):
+        from dockerbank.network.service import NetworkService
+
+        return NetworkService(self.config, self.db)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()

@@ -74,6 +74,33 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (container_id, volume_name)
     );
     """,
+    # 2: networks (one IPv4 subnet on one bridge) and the endpoints netavark set up for containers
+    """
+    CREATE TABLE networks (
+        id         TEXT PRIMARY KEY,          -- 64 hex
+        name       TEXT NOT NULL UNIQUE,
+        driver     TEXT NOT NULL DEFAULT 'bridge',
+        created    TEXT NOT NULL,
+        subnet     TEXT NOT NULL,             -- CIDR
+        gateway    TEXT NOT NULL,
+        internal   INTEGER NOT NULL DEFAULT 0,
+        labels     TEXT NOT NULL DEFAULT '{}',
+        options    TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE network_endpoints (
+        container_id   TEXT NOT NULL,
+        network_id     TEXT NOT NULL REFERENCES networks(id),
+        container_name TEXT NOT NULL,
+        ip             TEXT NOT NULL,
+        mac            TEXT NOT NULL DEFAULT '',
+        interface_name TEXT NOT NULL,
+        aliases        TEXT NOT NULL DEFAULT '[]',
+        ports          TEXT NOT NULL DEFAULT '[]',  -- JSON list of published ports (first network only)
+        created        TEXT NOT NULL,
+        PRIMARY KEY (container_id, network_id),
+        UNIQUE (network_id, ip)                     -- never one address for two containers
+    );
+    """,
 )
 
 

@@ -1,0 +1,503 @@
+"""NetworkService: networks in SQLite, endpoints set up by netavark in pinned namespaces.
+
+Order of side effects (so a crash leaves only what ``cleanup`` can repair):
+attach = reserve addresses and ports in one write transaction -> pin the netns -> netavark
+setup; any failure undoes the setup, unpins the netns and deletes the rows before the error
+is raised. detach = netavark teardown (from the stored rows) -> unpin the netns -> delete rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any, Iterable
+
+from dockerbank.config import Config
+from dockerbank.errors import (AmbiguousReference, Conflict, DockerbankError, InvalidArgument, NotFound,
+                               RuntimeFailure)
+from dockerbank.network import ipam, netns
+from dockerbank.network.firewall import ensure_isolation
+from dockerbank.network.model import (BRIDGE_PREFIX, DEFAULT_NETWORK, Endpoint, Network, PortMapping,
+                                      inspect_shape, ports_shape)
+from dockerbank.network.ports import PortRequest, assign_ports
+from dockerbank.state.db import Database
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+PREDEFINED = ("bridge", "host", "none")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def host_port_free(host_ip: str, port: int, protocol: str) -> bool:
+    """Probe the host: can a socket bind this address now? (SO_REUSEADDR so TIME_WAIT is no obstacle.)"""
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    if protocol == "sctp":
+        return True  # no portable probe; the store's own allocations still apply
+    with socket.socket(family, kind) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host_ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+        except OSError:
+            return False
+    return True
+
+
+def host_route_subnets(route_file: Path = Path("/proc/net/route")) -> list[IPv4Network]:
+    """Subnets the host routes somewhere already (docker0, podman0, LANs): never reuse them."""
+    subnets = []
+    try:
+        lines = route_file.read_text().splitlines()[1:]
+    except OSError:
+        return subnets
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        dest, mask = int(fields[1], 16), int(fields[7], 16)
+        if mask == 0:
+            continue  # the default route overlaps everything; it is no obstacle
+        to_ip = lambda v: IPv4Address(int.from_bytes(v.to_bytes(4, "little"), "big"))  # noqa: E731
+        subnets.append(IPv4Network(f"{to_ip(dest)}/{to_ip(mask)}", strict=False))
+    return subnets
+
+
+@dataclass
+class AttachRequest:
+    """What a container asks of the network layer at start."""
+
+    container_id: str
+    container_name: str
+    networks: list[str] = field(default_factory=lambda: [DEFAULT_NETWORK])
+    ports: list[PortRequest] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    ip: str | None = None
+    hostname: str | None = None
+    dns_servers: list[str] = field(default_factory=list)
+
+
+class NetworkService:
+    """create/list/inspect/remove/prune/connect/disconnect networks; attach/detach containers."""
+
+    def __init__(self, config: Config, db: Database, host: Any = None, driver: Any = None):
+        self.config = config
+        self.db = db
+        self.host = host
+        self._driver = driver
+
+    # -- paths and driver ---------------------------------------------------------------
+    @property
+    def netns_dir(self) -> Path:
+        return self.config.run_root / "netns"
+
+    def netns_path(self, container_id: str) -> Path:
+        """Where a container's network namespace is pinned (``SandboxKey``)."""
+        return self.netns_dir / container_id
+
+    @property
+    def driver(self):
+        if self._driver is None:
+            from dockerbank.network.netavark import Netavark
+
+            self._driver = Netavark(self.config.run_root / "netavark")
+        return self._driver
+
+    # -- networks -----------------------------------------------------------------------
+    def _taken_subnets(self, conn) -> list[IPv4Network]:
+        stored = [IPv4Network(row["subnet"]) for row in conn.execute("SELECT subnet FROM networks")]
+        return stored + host_route_subnets()
+
+    def _insert(self, conn, name: str, subnet: IPv4Network, gateway: IPv4Address, internal: bool,
+                labels: dict[str, str], options: dict[str, str], driver: str = "bridge") -> Network:
+        network = Network(id=secrets.token_hex(32), name=name, driver=driver, created=_now(),
+                          subnet=str(subnet), gateway=str(gateway), internal=internal,
+                          labels=dict(labels), options=dict(options))
+        conn.execute(
+            "INSERT INTO networks (id, name, driver, created, subnet, gateway, internal, labels, options)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (network.id, name, driver, network.created, network.subnet, network.gateway, int(internal),
+             json.dumps(network.labels), json.dumps(network.options)))
+        return network
+
+    def default_network(self) -> Network:
+        """The ``bridge`` network, created on first use (first free /16 of the default pool)."""
+        row = self.db.query_one("SELECT * FROM networks WHERE name = ?", (DEFAULT_NETWORK,))
+        if row is not None:
+            return Network.from_row(row)
+        with self.db.write() as conn:
+            row = conn.execute("SELECT * FROM networks WHERE name = ?", (DEFAULT_NETWORK,)).fetchone()
+            if row is not None:
+                return Network.from_row(row)
+            subnet = ipam.next_subnet(ipam.DEFAULT_BRIDGE_POOL, self._taken_subnets(conn))
+            return self._insert(conn, DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {}, {})
+
+    def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
+               internal: bool = False, labels: dict[str, str] | None = None, driver: str = "bridge",
+               options: dict[str, str] | None = None) -> Network:
+        """Create a user network; Docker's errors for bad names, duplicates and overlapping pools."""
+        if driver != "bridge":
+            raise InvalidArgument(f"plugin \"{driver}\" not found: only the bridge driver is supported")
+        if not _NAME_RE.match(name):
+            raise InvalidArgument(f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+        if name in PREDEFINED:
+            raise Conflict(f"network with name {name} already exists" if name == DEFAULT_NETWORK
+                           else f"{name} is a pre-defined network and cannot be created")
+        if gateway and not subnet:
+            raise InvalidArgument("a --gateway needs a --subnet")
+        wanted = ipam.parse_subnet(subnet) if subnet else None
+        gw = ipam.parse_address(gateway, "gateway") if gateway else None
+        if wanted is not None:
+            gw = gw or ipam.default_gateway(wanted)
+            ipam.check_gateway(wanted, gw)
+        self.default_network()  # the default bridge takes its pool before any user network
+        with self.db.write() as conn:
+            if conn.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"network with name {name} already exists")
+            stored = [IPv4Network(row["subnet"]) for row in conn.execute("SELECT subnet FROM networks")]
+            if wanted is not None:
+                clash = ipam.overlapping(wanted, stored)
+                if clash is not None:
+                    raise Conflict(f"Pool overlaps with other one on this address space ({wanted} overlaps {clash})")
+            else:
+                wanted = ipam.next_subnet(ipam.USER_POOL, stored + host_route_subnets())
+                gw = ipam.default_gateway(wanted)
+            return self._insert(conn, name, wanted, gw, internal, labels or {}, options or {})
+
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[Network]:
+        """Networks, the default one first created; filters: name, id, label, driver, type, dangling."""
+        self.default_network()
+        networks = [Network.from_row(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
+        return [n for n in networks if self._matches(n, filters or {})]
+
+    def _matches(self, network: Network, filters: dict[str, list[str]]) -> bool:
+        for key, values in filters.items():
+            if key == "name" and not any(v in network.name for v in values):
+                return False
+            if key == "id" and not any(network.id.startswith(v) for v in values):
+                return False
+            if key == "driver" and network.driver not in values:
+                return False
+            if key == "type":
+                kind = "builtin" if network.name == DEFAULT_NETWORK else "custom"
+                if kind not in values:
+                    return False
+            if key == "label":
+                for value in values:
+                    k, sep, v = value.partition("=")
+                    if k not in network.labels or (sep and network.labels[k] != v):
+                        return False
+            if key == "dangling":
+                dangling = not self.endpoints(network.id)
+                if (values[-1].lower() in ("1", "true")) != dangling:
+                    return False
+        return True
+
+    def get(self, ref: str) -> Network:
+        """A network by name, full id or unique id prefix."""
+        if ref == DEFAULT_NETWORK:
+            return self.default_network()
+        row = self.db.query_one("SELECT * FROM networks WHERE name = ? OR id = ?", (ref, ref))
+        if row is not None:
+            return Network.from_row(row)
+        if re.fullmatch(r"[0-9a-f]{1,64}", ref):
+            rows = self.db.query("SELECT * FROM networks WHERE id LIKE ?", (ref + "%",))
+            if len(rows) == 1:
+                return Network.from_row(rows[0])
+            if len(rows) > 1:
+                raise AmbiguousReference(f"network {ref} is ambiguous ({len(rows)} matches found based on ID prefix)")
+        raise NotFound(f"network {ref} not found")
+
+    def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[Endpoint]:
+        sql, params = "SELECT * FROM network_endpoints WHERE 1=1", []
+        if network_id:
+            sql, params = sql + " AND network_id = ?", params + [network_id]
+        if container_id:
+            sql, params = sql + " AND container_id = ?", params + [container_id]
+        return [Endpoint.from_row(r) for r in self.db.query(sql + " ORDER BY rowid", tuple(params))]
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """Docker's ``network inspect`` document."""
+        network = self.get(ref)
+        return inspect_shape(network, self.endpoints(network.id))
+
+    def remove(self, ref: str) -> Network:
+        """Remove a network without endpoints; the default bridge stays."""
+        network = self.get(ref)
+        if network.name == DEFAULT_NETWORK:
+            raise Conflict(f"{network.name} is a pre-defined network and cannot be removed")
+        with self.db.write() as conn:
+            if conn.execute("SELECT 1 FROM network_endpoints WHERE network_id = ?", (network.id,)).fetchone():
+                raise Conflict(f"error while removing network: network {network.name} id {network.id} has active endpoints")
+            conn.execute("DELETE FROM networks WHERE id = ?", (network.id,))
+        return network
+
+    def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
+        """Remove every user network without endpoints; returns their names."""
+        removed = []
+        for network in self.list(filters):
+            if network.name == DEFAULT_NETWORK or self.endpoints(network.id):
+                continue
+            try:
+                self.remove(network.id)
+            except Conflict:
+                continue  # gained an endpoint meanwhile
+            removed.append(network.name)
+        return removed
+
+    # -- endpoints ------------------------------------------------------------------------
+    def _reserve(self, conn, container_id: str, container_name: str, network: Network, ip: str | None,
+                 aliases: list[str], ports: list[PortMapping], index: int) -> Endpoint:
+        subnet, gateway = IPv4Network(network.subnet), IPv4Address(network.gateway)
+        used = [r["ip"] for r in conn.execute("SELECT ip FROM network_endpoints WHERE network_id = ?", (network.id,))]
+        if ip:
+            addr = ipam.parse_address(ip)
+            ipam.check_static_address(addr, subnet, gateway, used)
+        else:
+            addr = ipam.allocate_address(subnet, gateway, used)
+        names = [a for a in dict.fromkeys([*aliases, container_id[:12]]) if a and a != container_name]
+        endpoint = Endpoint(container_id=container_id, network_id=network.id, container_name=container_name,
+                            ip=str(addr), mac="", interface_name=f"eth{index}", aliases=tuple(names),
+                            ports=tuple(ports))
+        conn.execute(
+            "INSERT INTO network_endpoints (container_id, network_id, container_name, ip, mac, interface_name,"
+            " aliases, ports, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (container_id, network.id, container_name, endpoint.ip, "", endpoint.interface_name,
+             json.dumps(list(endpoint.aliases)), json.dumps([p.to_dict() for p in ports]), _now()))
+        return endpoint
+
+    def _taken_ports(self, conn, exclude_container: str) -> list[PortMapping]:
+        taken = []
+        for row in conn.execute("SELECT container_id, ports FROM network_endpoints"):
+            if row["container_id"] != exclude_container:
+                taken += [PortMapping.from_dict(p) for p in json.loads(row["ports"])]
+        return taken
+
+    def _attached(self, container_id: str) -> list[tuple[Network, Endpoint]]:
+        pairs = []
+        for ep in self.endpoints(container_id=container_id):
+            row = self.db.query_one("SELECT * FROM networks WHERE id = ?", (ep.network_id,))
+            if row is not None:
+                pairs.append((Network.from_row(row), ep))
+        return pairs
+
+    def attach(self, request: AttachRequest) -> dict[str, Any]:
+        """Give a container its own netns on ``request.networks``, with its ports published.
+
+        Returns the NetworkSettings-shaped dict (``SandboxKey`` is the netns path the OCI spec
+        must join). Any failure leaves no rows, rules, veths or namespace behind.
+        """
+        if not request.networks:
+            raise InvalidArgument("attach needs at least one network")
+        if self.endpoints(container_id=request.container_id):
+            raise Conflict(f"container {request.container_id[:12]} is already attached to networks")
+        networks = [self.get(ref) for ref in request.networks]
+        if len({n.id for n in networks}) != len(networks):
+            raise InvalidArgument("a container can join each network only once")
+        if request.ip and networks[0].name == DEFAULT_NETWORK:
+            raise InvalidArgument("user specified IP address is supported on user defined networks only")
+        if request.aliases and networks[0].name == DEFAULT_NETWORK:
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+        pairs: list[tuple[Network, Endpoint]] = []
+        with self.db.write() as conn:
+            mappings = assign_ports(request.ports, self._taken_ports(conn, request.container_id), host_port_free)
+            for index, network in enumerate(networks):
+                endpoint = self._reserve(conn, request.container_id, request.container_name, network,
+                                         request.ip if index == 0 else None,
+                                         request.aliases if index == 0 else [],
+                                         mappings if index == 0 else [], index)
+                pairs.append((network, endpoint))
+        return self._setup(request.container_id, request.container_name, request.hostname, pairs,
+                           request.dns_servers, fresh_netns=True)
+
+    def _setup(self, container_id: str, container_name: str, hostname: str | None,
+               pairs: list[tuple[Network, Endpoint]], dns_servers: list[str], fresh_netns: bool) -> dict[str, Any]:
+        from dockerbank.network.netavark import build_options
+
+        path = self.netns_path(container_id)
+        ports = [p for _, ep in pairs for p in ep.ports]
+        options = build_options(container_id, container_name, hostname, pairs, ports, dns_servers)
+        try:
+            ensure_isolation()  # before the first veth exists, so no window without it
+            if fresh_netns:
+                netns.create(path)
+            status = self.driver.setup(path, options)
+        except BaseException as exc:
+            self._undo(path, options, pairs, drop_netns=fresh_netns)
+            if isinstance(exc, DockerbankError):
+                raise
+            raise RuntimeFailure(f"network setup failed: {exc}") from exc
+        with self.db.write() as conn:
+            for network, ep in pairs:
+                got = status.get(network.name)
+                if got is not None:
+                    conn.execute("UPDATE network_endpoints SET mac = ? WHERE container_id = ? AND network_id = ?",
+                                 (got.mac, container_id, network.id))
+        return self.settings(container_id, status_dns=[d for a in status.values() for d in a.dns_servers],
+                             status_search=[d for a in status.values() for d in a.dns_search])
+
+    def _undo(self, path: Path, options: dict[str, Any], pairs: list[tuple[Network, Endpoint]], drop_netns: bool) -> None:
+        """Best-effort rollback of a failed setup (netavark may have done part of it)."""
+        if netns.is_pinned(path):
+            try:
+                self.driver.teardown(path, options)
+            except DockerbankError:
+                pass
+            if drop_netns:
+                netns.remove(path)
+        elif drop_netns:
+            path.unlink(missing_ok=True)
+        with self.db.write() as conn:
+            for network, ep in pairs:
+                conn.execute("DELETE FROM network_endpoints WHERE container_id = ? AND network_id = ?",
+                             (ep.container_id, network.id))
+
+    def settings(self, container_id: str, status_dns: Iterable[str] = (), status_search: Iterable[str] = ()) -> dict[str, Any]:
+        """Docker's ``NetworkSettings`` for a container from the stored endpoints."""
+        pairs = self._attached(container_id)
+        ports = [p for _, ep in pairs for p in ep.ports]
+        nets: dict[str, Any] = {}
+        for network, ep in pairs:
+            prefix = IPv4Network(network.subnet).prefixlen
+            nets[network.name] = {
+                "IPAMConfig": None, "Links": None, "Aliases": list(ep.aliases) or None,
+                "NetworkID": network.id, "EndpointID": ep.endpoint_id, "Gateway": network.gateway,
+                "IPAddress": ep.ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                "GlobalIPv6PrefixLen": 0, "MacAddress": ep.mac, "DriverOpts": None,
+            }
+        first = pairs[0] if pairs else None
+        dns_servers = list(dict.fromkeys(status_dns))
+        if not dns_servers:
+            dns_servers = [n.gateway for n, _ in pairs if n.dns_enabled]
+        return {
+            "SandboxKey": str(self.netns_path(container_id)) if pairs else "",
+            "Ports": ports_shape(ports),
+            "IPAddress": first[1].ip if first else "",
+            "IPPrefixLen": IPv4Network(first[0].subnet).prefixlen if first else 0,
+            "Gateway": first[0].gateway if first else "",
+            "MacAddress": first[1].mac if first else "",
+            "Networks": nets,
+            "DnsServers": dns_servers,
+            "DnsSearch": list(dict.fromkeys(status_search)),
+        }
+
+    def port_mappings(self, container_id: str) -> list[PortMapping]:
+        """The host ports a container publishes (for ``port`` and ``ps``)."""
+        return [p for ep in self.endpoints(container_id=container_id) for p in ep.ports]
+
+    def detach(self, container_id: str) -> None:
+        """Tear down everything attach made; safe to call twice or after a crash."""
+        pairs = self._attached(container_id)
+        path = self.netns_path(container_id)
+        if pairs:
+            from dockerbank.network.netavark import build_options
+
+            ports = [p for _, ep in pairs for p in ep.ports]
+            options = build_options(container_id, pairs[0][1].container_name, None, pairs, ports)
+            self._teardown(path, options)
+        netns.remove(path)
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM network_endpoints WHERE container_id = ?", (container_id,))
+
+    def _teardown(self, path: Path, options: dict[str, Any]) -> None:
+        """netavark teardown; a namespace lost to a reboot or crash gets an empty stand-in,
+        so the firewall rules and bridges still go."""
+        stand_in = not netns.is_pinned(path)
+        if stand_in:
+            path.unlink(missing_ok=True)
+            netns.create(path)
+            # netavark deletes the container's interfaces before the network's rules and stops at
+            # a missing one; stand-in veths of the same names (no dummy module everywhere) let it run to the end
+            for spec in options["networks"].values():
+                subprocess.run(["nsenter", f"--net={path}", "ip", "link", "add", spec["interface_name"], "type", "veth", "peer", "name", "standin-" + spec["interface_name"]],
+                               capture_output=True)
+        try:
+            self.driver.teardown(path, options)
+        except RuntimeFailure:
+            if not stand_in:
+                raise
+
+    def connect(self, ref: str, container_id: str, container_name: str, aliases: Iterable[str] = (),
+                ip: str | None = None) -> dict[str, Any]:
+        """Join a running container (one with a pinned netns) to one more network."""
+        network = self.get(ref)
+        pairs = self._attached(container_id)
+        if not netns.is_pinned(self.netns_path(container_id)):
+            raise Conflict(f"container {container_name} is not running: start it to connect it to a network")
+        if any(n.id == network.id for n, _ in pairs):
+            raise Conflict(f"endpoint with name {container_name} already exists in network {network.name}")
+        used_ifaces = {ep.interface_name for _, ep in pairs}
+        index = next(i for i in range(len(used_ifaces) + 1) if f"eth{i}" not in used_ifaces)
+        with self.db.write() as conn:
+            endpoint = self._reserve(conn, container_id, container_name, network, ip, list(aliases), [], index)
+        return self._setup(container_id, container_name, None, [(network, endpoint)], [], fresh_netns=False)
+
+    def disconnect(self, ref: str, container_id: str, force: bool = False) -> None:
+        """Take a container off one network (its veth, rules and address go)."""
+        from dockerbank.network.netavark import build_options
+
+        network = self.get(ref)
+        pairs = [(n, ep) for n, ep in self._attached(container_id) if n.id == network.id]
+        if not pairs:
+            raise NotFound(f"container {container_id[:12]} is not connected to network {network.name}")
+        path = self.netns_path(container_id)
+        options = build_options(container_id, pairs[0][1].container_name, None, pairs, list(pairs[0][1].ports))
+        if netns.is_pinned(path):
+            try:
+                self.driver.teardown(path, options)
+            except RuntimeFailure:
+                if not force:
+                    raise
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM network_endpoints WHERE container_id = ? AND network_id = ?",
+                         (container_id, network.id))
+
+    # -- repair -----------------------------------------------------------------------------
+    def cleanup(self, live_containers: Iterable[str] | None = None) -> list[str]:
+        """``system check``: remove what a crash left. Returns one line per repair.
+
+        - endpoints of containers not in ``live_containers`` (when given): torn down from their rows
+          (firewall rules, veths, aardvark entries), with a stand-in netns if theirs is gone;
+        - pinned namespaces without endpoint rows (and not live): unpinned and deleted;
+        - bridges named ``dbk<id>`` of no stored network or of a network without endpoints: deleted.
+        """
+        repairs: list[str] = []
+        live = set(live_containers) if live_containers is not None else None
+        attached = {r["container_id"] for r in self.db.query("SELECT DISTINCT container_id FROM network_endpoints")}
+        for container_id in sorted(attached):
+            if live is not None and container_id in live:
+                continue
+            self.detach(container_id)
+            repairs.append(f"removed network endpoints of container {container_id[:12]}")
+        if self.netns_dir.is_dir():
+            for path in sorted(self.netns_dir.iterdir()):
+                if path.name in attached and (live is None or path.name in live):
+                    continue
+                if live is not None and path.name in live:
+                    continue
+                netns.remove(path)
+                repairs.append(f"removed network namespace {path}")
+        busy = {r["network_id"][:12] for r in self.db.query("SELECT DISTINCT network_id FROM network_endpoints")}
+        for bridge in _host_bridges():
+            if bridge.startswith(BRIDGE_PREFIX) and bridge[len(BRIDGE_PREFIX):] not in busy and self._ours(bridge):
+                subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+                repairs.append(f"removed bridge {bridge}")
+        return repairs
+
+    def _ours(self, bridge: str) -> bool:
+        prefix = bridge[len(BRIDGE_PREFIX):]
+        return self.db.query_one("SELECT 1 FROM networks WHERE id LIKE ?", (prefix + "%",)) is not None
+
+
+def _host_bridges() -> list[str]:
+    """Names of the host's bridge interfaces."""
+    base = Path("/sys/class/net")
+    return sorted(p.name for p in base.iterdir() if (p / "bridge").is_dir()) if base.is_dir() else []

@@ -1,0 +1,241 @@
+"""Networks with the real stack: pinned netns, netavark, aardvark-dns, iptables, busybox.
+
+Processes stand in for containers (``nsenter --net=<netns> busybox ...``), so these tests
+prove the network layer alone. Only 127.0.0.1 and addresses inside our namespaces are used.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from dockerbank.errors import Conflict
+from dockerbank.network.model import bridge_name
+from dockerbank.network.ports import parse_publish
+from dockerbank.network.service import AttachRequest
+
+from tests.conftest import require_binary
+
+
+@pytest.fixture(autouse=True)
+def _tools():
+    for tool in ("nsenter", "busybox", "curl", "iptables-save", "ip"):
+        require_binary(tool)
+
+
+@pytest.fixture
+def net(engine):
+    """The engine's NetworkService; every container it attached is detached at the end."""
+    service = engine.networks
+    yield service
+    for row in service.db.query("SELECT DISTINCT container_id FROM network_endpoints"):
+        service.detach(row["container_id"])
+
+
+@pytest.fixture
+def procs():
+    """Processes started in namespaces; killed by pid at the end."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+
+def cid() -> str:
+    return secrets.token_hex(32)
+
+
+def attach(net, name: str, networks=("bridge",), ports=(), **kwargs) -> tuple[str, dict]:
+    container_id = cid()
+    requests = [r for spec in ports for r in parse_publish(spec)]
+    settings = net.attach(AttachRequest(container_id, name, list(networks), requests, **kwargs))
+    return container_id, settings
+
+
+def in_ns(settings: dict, *args: str, timeout: float = 10) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", f"--net={settings['SandboxKey']}", "busybox", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def fetch(settings: dict, url: str, timeout: int = 3) -> subprocess.CompletedProcess:
+    """curl from inside a namespace (busybox-static's wget crashes on this Debian build)."""
+    return subprocess.run(["nsenter", f"--net={settings['SandboxKey']}", "curl", "-sS", "--max-time", str(timeout), url],
+                          capture_output=True, text=True, timeout=timeout + 5)
+
+
+def httpd(procs, settings: dict, port: int, docroot: Path) -> None:
+    procs.append(subprocess.Popen(["nsenter", f"--net={settings['SandboxKey']}", "busybox", "httpd", "-f",
+                                   "-p", str(port), "-h", str(docroot)]))
+    for _ in range(100):  # wait until it listens
+        if f":{port} " in in_ns(settings, "netstat", "-ltn").stdout:
+            return
+        time.sleep(0.05)
+    raise AssertionError("httpd did not start")
+
+
+@pytest.fixture
+def docroot(tmp_path: Path) -> Path:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "index.html").write_text("hello from the container\n")
+    return root
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def firewall_text() -> str:
+    return subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+
+
+def assert_no_traces(net, container_ids, networks) -> None:
+    rules = firewall_text()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    for container_id in container_ids:
+        assert f"id: {container_id}" not in rules
+        assert not net.netns_path(container_id).exists()
+    for network in networks:
+        assert network.subnet not in rules, f"rule for {network.subnet} left behind"
+        assert bridge_name(network.id) not in links, f"bridge/veth of {network.name} left behind"
+    assert not net.db.query("SELECT * FROM network_endpoints")
+
+
+def test_same_network_reach_by_ip_name_and_alias(net, procs, docroot):
+    front = net.create("front")
+    c1, s1 = attach(net, "web1", ["front"], aliases=["www"])
+    c2, s2 = attach(net, "client", ["front"])
+    assert s1["IPAddress"] != s2["IPAddress"]
+    dns = s2["DnsServers"][0]
+    assert dns == front.gateway
+    for name in ("web1", "www", c1[:12]):
+        out = in_ns(s2, "nslookup", name, dns)
+        assert s1["IPAddress"] in out.stdout, out.stdout + out.stderr
+    httpd(procs, s1, 80, docroot)
+    got = fetch(s2, f"http://{s1['IPAddress']}/")
+    assert got.stdout == "hello from the container\n", got.stderr
+    net.detach(c1)
+    net.detach(c2)
+    assert_no_traces(net, [c1, c2], [front])
+
+
+def test_networks_are_isolated_and_internal_has_no_way_out(net, procs, docroot):
+    red, blue = net.create("red"), net.create("blue")
+    closed = net.create("closed", internal=True)
+    ca, sa = attach(net, "a", ["red"])
+    cb, sb = attach(net, "b", ["blue"])
+    cc, sc = attach(net, "c", ["closed"])
+    httpd(procs, sa, 80, docroot)
+    # a name of another network does not resolve, its address is not reachable
+    assert sa["IPAddress"] not in in_ns(sb, "nslookup", "a", sb["DnsServers"][0]).stdout
+    assert fetch(sb, f"http://{sa['IPAddress']}/", 2).returncode != 0
+    assert fetch(sc, f"http://{sa['IPAddress']}/", 2).returncode != 0
+    # internal: no default route, so nothing beyond its own subnet is even routable
+    routes = subprocess.run(["nsenter", f"--net={sc['SandboxKey']}", "ip", "route"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "default" not in routes and closed.subnet in routes
+    assert "default" in subprocess.run(["nsenter", f"--net={sa['SandboxKey']}", "ip", "route"],
+                                       capture_output=True, text=True, check=True).stdout
+    for container_id in (ca, cb, cc):
+        net.detach(container_id)
+    assert_no_traces(net, [ca, cb, cc], [red, blue, closed])
+
+
+def test_published_port_reachable_unpublished_not(net, procs, docroot):
+    port = free_port()
+    c1, s1 = attach(net, "pub", ports=[f"127.0.0.1:{port}:80"])
+    assert s1["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    httpd(procs, s1, 80, docroot)
+    httpd(procs, s1, 81, docroot)  # listening, but not published
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+    assert body == b"hello from the container\n"
+    with pytest.raises(OSError):
+        urllib.request.urlopen("http://127.0.0.1:81/", timeout=3)
+    net.detach(c1)
+    with pytest.raises(OSError):  # the forward is gone with the container
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=3)
+    assert_no_traces(net, [c1], [net.get("bridge")])
+
+
+def test_taken_port_fails_cleanly(net):
+    port = free_port()
+    other = net.create("other")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        with pytest.raises(Conflict, match=rf"Bind for 127.0.0.1:{port} failed: port is already allocated"):
+            attach(net, "clash", ["other"], ports=[f"127.0.0.1:{port}:80"])
+    assert_no_traces(net, [], [other])
+    assert not list(net.netns_dir.iterdir()) if net.netns_dir.exists() else True
+    # a port held by another container of the store (a DNAT rule binds no socket) clashes too
+    c1, _ = attach(net, "first", ["other"], ports=[f"{port}:80"])
+    with pytest.raises(Conflict, match="port is already allocated"):
+        attach(net, "second", ["other"], ports=[f"127.0.0.1:{port}:80"])
+    assert {r["container_id"] for r in net.db.query("SELECT container_id FROM network_endpoints")} == {c1}
+    # a free port is chosen when none is given
+    c2, s2 = attach(net, "any", ["other"], ports=["80"])
+    assert int(s2["Ports"]["80/tcp"][0]["HostPort"]) >= 32768
+    net.detach(c1)
+    net.detach(c2)
+    assert_no_traces(net, [c1, c2], [other])
+
+
+def test_addresses_persist_and_are_never_shared(engine, config, net):
+    from dockerbank.engine import Engine
+
+    net.create("shared", subnet="10.123.45.0/24")
+    c1, s1 = attach(net, "one", ["shared"], ip="10.123.45.10")
+    second = Engine(config)  # another CLI invocation on the same root
+    try:
+        c2, s2 = attach(second.networks, "two", ["shared"])
+        assert s2["IPAddress"] not in (s1["IPAddress"], "10.123.45.1")
+        with pytest.raises(Conflict, match="Address already in use"):
+            attach(second.networks, "three", ["shared"], ip="10.123.45.10")
+        second.networks.detach(c2)
+    finally:
+        second.close()
+    net.detach(c1)
+
+
+def test_connect_and_disconnect_a_running_endpoint(net):
+    net.create("one")
+    two = net.create("two")
+    c1, s1 = attach(net, "multi", ["one"])
+    settings = net.connect("two", c1, "multi", aliases=["second"])
+    assert set(settings["Networks"]) == {"one", "two"}
+    addrs = subprocess.run(["nsenter", f"--net={s1['SandboxKey']}", "ip", "-o", "-4", "addr"],
+                           capture_output=True, text=True, check=True).stdout
+    assert settings["Networks"]["two"]["IPAddress"] in addrs
+    with pytest.raises(Conflict):
+        net.remove("two")
+    net.disconnect("two", c1)
+    assert bridge_name(two.id) not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    net.remove("two")
+    net.detach(c1)
+
+
+def test_cleanup_repairs_what_a_crash_left(net):
+    from dockerbank.network import netns
+
+    crashed = net.create("crashed")
+    c1, s1 = attach(net, "lost", ["crashed"], ports=[f"127.0.0.1:{free_port()}:80"])
+    assert f"id: {c1}" in firewall_text()
+    netns.remove(Path(s1["SandboxKey"]))  # the namespace vanished (reboot, crash) with rules left
+    orphan = netns.create(net.netns_path(cid()))  # a namespace nobody recorded
+    repairs = net.cleanup(live_containers=[])
+    assert any(c1[:12] in line for line in repairs) and any(str(orphan) in line for line in repairs)
+    assert not orphan.exists()
+    assert_no_traces(net, [c1], [crashed])
