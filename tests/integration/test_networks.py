@@ -6,7 +6,6 @@ prove the network layer alone. Only 127.0.0.1 and addresses inside our namespace
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import socket
