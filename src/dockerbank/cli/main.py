@@ -51,6 +51,15 @@ LAZY_COMMANDS: dict[str, str] = {
     "commit": "dockerbank.cli.containers",
     # volumes
     "volume": "dockerbank.cli.volumes",
+    # networks
+    "network": "dockerbank.cli.networks",
+    "port": "dockerbank.cli.networks",
+    # registries
+    "pull": "dockerbank.cli.registry",
+    "push": "dockerbank.cli.registry",
+    "login": "dockerbank.cli.registry",
+    "logout": "dockerbank.cli.registry",
+    "registry": "dockerbank.cli.registry",
     # system
     "system": "dockerbank.cli.system",
     "info": "dockerbank.cli.system",

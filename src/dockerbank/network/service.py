@@ -214,7 +214,7 @@ class NetworkService:
                 return Network.from_row(rows[0])
             if len(rows) > 1:
                 raise AmbiguousReference(f"network {ref} is ambiguous ({len(rows)} matches found based on ID prefix)")
-        raise NotFound(f"network {ref} not found")
+        raise NotFound(f"No such network: {ref}")
 
     def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[Endpoint]:
         sql, params = "SELECT * FROM network_endpoints WHERE 1=1", []
