@@ -471,10 +471,14 @@ def _read_int(cgroup: Cgroup, controller: str, filename: str, default: int = 0) 
 
 
 def _shares_host_netns(pid: int) -> bool:
+    # The engine runs in the host's network namespace (no daemon in between), so its own
+    # namespace stands for the host's (/proc/1 may be unreadable inside a sandbox).
     try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/1/ns/net").st_ino
+        mine = os.stat("/proc/self/ns/net")
+        theirs = os.stat(f"/proc/{pid}/ns/net")
     except OSError:
         return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
 
 
 def read_network(init_pid: int | None) -> dict[str, NetStats]:

@@ -37,6 +37,9 @@ V1_CONTROLLERS = ("devices", "pids", "memory", "freezer", "cpu", "cpuacct", "cpu
 #: Controller names on v2 that correspond to v1 names (v1 name -> v2 name).
 V1_TO_V2 = {"cpuacct": "cpu", "blkio": "io", "freezer": "freezer", "devices": "devices"}
 
+#: v2 controllers enabled for a new cgroup (what the OCI runtimes need for Docker's limits).
+V2_CONTAINER_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "pids")
+
 FREEZER_STATES = ("THAWED", "FREEZING", "FROZEN")
 
 
@@ -214,7 +217,7 @@ class Cgroup:
         """Make the cgroup directories (used by tests and tools; the OCI runtime makes a
         container's own). On v1 ``cpuset`` is initialised from its parent like runc does;
         on v2 the parent's ``cgroup.subtree_control`` is extended with every controller
-        the parent offers."""
+        the parent offers among :data:`V2_CONTAINER_CONTROLLERS`."""
         if self.layout.mode == "v2":
             assert self.layout.unified is not None
             _mkdir_v2(self.layout.unified, self.path.strip("/"))
@@ -299,6 +302,8 @@ def _mkdir_v2(unified: Path, rel: str) -> None:
         available = (parent / "cgroup.controllers").read_text().split()
         enabled = set((parent / "cgroup.subtree_control").read_text().split())
         for controller in available:
+            if controller not in V2_CONTAINER_CONTROLLERS:
+                continue
             if controller in enabled:
                 continue
             try:
