@@ -167,7 +167,7 @@ def _run_workers(script: str, root: Path, run_root: Path, count: int = 8) -> lis
 
 
 def test_concurrent_ensure_creates_once(engine, config):
-    engine.db  # schema in place before the workers start
+    _ = engine.db  # schema in place before the workers start
     results = _run_workers("""
         vol, created = engine.volumes.ensure("shared", attach_to=f"{worker:064x}")
         result = {"created": created, "name": vol.name}
@@ -178,7 +178,7 @@ def test_concurrent_ensure_creates_once(engine, config):
 
 
 def test_concurrent_create_remove_never_leaves_a_row_without_data(engine, config):
-    engine.db
+    _ = engine.db
     _run_workers("""
         from dockerbank.errors import Conflict, NotFound
         cid = f"{worker:064x}"

@@ -40,14 +40,14 @@ def test_volume_forms():
     ("a:/b:c:d", "invalid volume specification: 'a:/b:c:d'"),
     ("/x:/y:foo", "invalid mode: foo"),
     ("/a:/b:ro,rw", "invalid mode: ro,rw"),
-    ("x1:data", "invalid volume specification: 'x1:data': invalid mount config for type \"volume\": "
-                "invalid mount path: 'data' mount path must be absolute"),
-    ("/:/", "invalid volume specification: '/:/': invalid mount config for type \"bind\": "
-            "invalid specification: destination can't be '/'"),
-    ("x1:/d:shared", "invalid volume specification: 'x1:/d:shared': invalid mount config for type \"volume\": "
-                     "field BindOptions must not be specified"),
-    ("bad@x:/d", 'create bad@x: "bad@x" includes invalid characters for a local volume name, only '
-                 '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path'),
+    ("x1:data", ("invalid volume specification: 'x1:data': invalid mount config for type \"volume\": "
+                "invalid mount path: 'data' mount path must be absolute")),
+    ("/:/", ("invalid volume specification: '/:/': invalid mount config for type \"bind\": "
+            "invalid specification: destination can't be '/'")),
+    ("x1:/d:shared", ("invalid volume specification: 'x1:/d:shared': invalid mount config for type \"volume\": "
+                     "field BindOptions must not be specified")),
+    ("bad@x:/d", ('create bad@x: "bad@x" includes invalid characters for a local volume name, only '
+                 '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path')),
 ])
 def test_volume_errors_are_dockers(raw, message):
     assert error_of(m.parse_volume, raw) == message

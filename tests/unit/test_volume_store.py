@@ -148,7 +148,7 @@ def test_attach_missing_volume_changes_nothing(volumes):
 
 def test_create_with_attach_is_in_use_at_once(volumes):
     anon = volumes.create(anonymous=True, attach_to="c" * 64)
-    named, created = volumes.ensure("named", attach_to="c" * 64)
+    _named, created = volumes.ensure("named", attach_to="c" * 64)
     assert created and volumes.users(anon.name) == ["c" * 64] and volumes.users("named") == ["c" * 64]
     assert volumes.prune({"all": ["true"]}) == ([], 0)
 

@@ -74,7 +74,7 @@ def create(ctx: click.Context, name: str | None, driver: str, labels: tuple[str,
            name_opt: str | None) -> None:
     """Create a volume (a random name when NAME is not given)."""
     if name and name_opt and name != name_opt:
-        raise InvalidArgument(f"conflicting options: either specify --name or provide positional arg, not both")
+        raise InvalidArgument("conflicting options: either specify --name or provide positional arg, not both")
     engine = engine_of(ctx)
     vol = engine.volumes.create(name or name_opt or None, driver=driver, labels=_pairs(labels), options=_pairs(opts),
                                 anonymous=False)

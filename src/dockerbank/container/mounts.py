@@ -23,8 +23,8 @@ from __future__ import annotations
 import csv
 import posixpath
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable, Mapping, Sequence
 
 from dockerbank.errors import InvalidArgument
 
@@ -114,7 +114,7 @@ class MountSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "MountSpec":
+    def from_dict(cls, data: Mapping) -> MountSpec:
         """Inverse of ``to_dict``."""
         return cls(
             type=data["type"], target=data["target"], source=data.get("source", ""),

@@ -21,11 +21,11 @@ import re
 import secrets
 import shutil
 import stat
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from dockerbank.config import Config
 from dockerbank.container import mounts as mnt
@@ -64,7 +64,7 @@ class Volume:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def tree_size(path: Path) -> int:
@@ -163,7 +163,7 @@ class VolumeStore:
         filters = dict(filters or {})
         unknown = set(filters) - LIST_FILTERS
         if unknown:
-            raise InvalidArgument(f"Invalid filter '{sorted(unknown)[0]}'")
+            raise InvalidArgument(f"Invalid filter '{min(unknown)}'")
         used = {row[0] for row in self.db.query("SELECT DISTINCT volume_name FROM container_volumes")}
         dangling: bool | None = None
         if "dangling" in filters:
@@ -248,27 +248,26 @@ class VolumeStore:
             labels.setdefault(ANONYMOUS_LABEL, "")
         options = dict(options or {})
         check_local_options(name, options)
-        with self._lock():
-            with self.db.write() as conn:
+        with self._lock(), self.db.write() as conn:
+            row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
+            created = row is None
+            if created:
+                volume_dir = self.dir / name
+                if volume_dir.exists():  # left by a crash or an interrupted removal: not ours
+                    stale = self._trash(name)
+                    if stale is not None:
+                        shutil.rmtree(stale, ignore_errors=True)
+                volume_dir.mkdir(mode=0o701)
+                self.data_dir(name).mkdir(mode=0o755)
+                conn.execute(
+                    "INSERT INTO volumes (name, driver, created, labels, options, anonymous) VALUES (?,?,?,?,?,?)",
+                    (name, driver, _now(), json.dumps(labels, sort_keys=True),
+                     json.dumps(options, sort_keys=True), int(anonymous)),
+                )
                 row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
-                created = row is None
-                if created:
-                    volume_dir = self.dir / name
-                    if volume_dir.exists():  # left by a crash or an interrupted removal: not ours
-                        stale = self._trash(name)
-                        if stale is not None:
-                            shutil.rmtree(stale, ignore_errors=True)
-                    volume_dir.mkdir(mode=0o701)
-                    self.data_dir(name).mkdir(mode=0o755)
-                    conn.execute(
-                        "INSERT INTO volumes (name, driver, created, labels, options, anonymous) VALUES (?,?,?,?,?,?)",
-                        (name, driver, _now(), json.dumps(labels, sort_keys=True),
-                         json.dumps(options, sort_keys=True), int(anonymous)),
-                    )
-                    row = conn.execute("SELECT * FROM volumes WHERE name = ?", (name,)).fetchone()
-                if attach_to is not None:
-                    conn.execute("INSERT OR IGNORE INTO container_volumes (container_id, volume_name) VALUES (?, ?)",
-                                 (attach_to, name))
+            if attach_to is not None:
+                conn.execute("INSERT OR IGNORE INTO container_volumes (container_id, volume_name) VALUES (?, ?)",
+                             (attach_to, name))
         return self._volume(row), created
 
     # --- use by containers ---------------------------------------------------------------
@@ -394,7 +393,7 @@ class VolumeStore:
         filters = dict(filters or {})
         unknown = set(filters) - PRUNE_FILTERS
         if unknown:
-            raise InvalidArgument(f"Invalid filter '{sorted(unknown)[0]}'")
+            raise InvalidArgument(f"Invalid filter '{min(unknown)}'")
         all_values = filters.get("all", [])
         if any(v not in ("true", "1", "false", "0") for v in all_values):
             raise InvalidArgument(f"Invalid filter 'all={all_values[0]}'")
