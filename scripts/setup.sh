@@ -16,6 +16,7 @@ packages=(
 test_packages=(
   docker.io podman skopeo               # real peers for compatibility tests and benchmarks
   hyperfine
+  curl                                  # network tests fetch through published ports and from inside netns
 )
 want=("${packages[@]}")
 if [ "${1:-}" = "--with-tests" ]; then want+=("${test_packages[@]}"); fi
