@@ -40,6 +40,12 @@ class Engine:
 
         return NetworkService(self.config, self.db)
 
+    @cached_property
+    def registry(self):
+        from dockerbank.registry.service import RegistryService
+
+        return RegistryService(self.config, self.images)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()

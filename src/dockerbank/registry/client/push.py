@@ -1,0 +1,291 @@
+"""``push``: layers (skipped by HEAD, mounted across repositories, uploaded whole or in chunks),
+the config, and the manifest last.
+
+Layers go out compressed as gzip (what docker pushes, and what every registry and runtime
+accepts). A layer stored only as an uncompressed tar is compressed once (gzip level 1: the
+push is limited by compression speed, not by bytes on a local link) and the compressed blob
+is remembered with ``add_layer_blob``, so the next push reuses it and its digest is stable.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+from dockerbank.errors import NotFound
+from dockerbank.image import compression
+from dockerbank.image.store import ImageRecord, ImageStore
+from dockerbank.oci import digest as dg
+from dockerbank.oci import reference as refs
+from dockerbank.registry import mediatypes as mt
+from dockerbank.registry import policy
+from dockerbank.registry.client.progress import Progress
+from dockerbank.registry.client.transport import Transport
+from dockerbank.registry.registries import RegistriesConfig
+
+PARALLEL_UPLOADS = 5  # docker's max-concurrent-uploads default
+GZIP_TYPES = (compression.MEDIA_TAR_GZIP, compression.DOCKER_LAYER_GZIP)
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+    kind: str  # gzip | zstd | none
+
+
+@dataclass
+class PushResult:
+    reference: refs.Reference
+    digest: str
+    size: int
+
+
+class GzipReader:
+    """Read a stream gzip-compressed (level 1, mtime 0, no name: same bytes every time)."""
+
+    def __init__(self, source: BinaryIO, level: int = 1):
+        self.source = source
+        self._compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+        self._buffer = bytearray()
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        want = CHUNK if size is None or size < 0 else size
+        while len(self._buffer) < want and not self._done:
+            chunk = self.source.read(CHUNK)
+            if chunk:
+                self._buffer += self._compressor.compress(chunk)
+            else:
+                self._buffer += self._compressor.flush()
+                self._done = True
+        data = bytes(self._buffer[:want])
+        del self._buffer[:want]
+        return data
+
+
+def stored_layer_blob(store: ImageStore, diff_id: str) -> Blob | None:
+    """A compressed blob already stored for the layer: gzip first, then zstd."""
+    rows = store.db.query("SELECT blob, media_type FROM layer_blobs WHERE diff_id = ?", (diff_id,))
+    ranked = sorted(rows, key=lambda row: 0 if row["media_type"] in GZIP_TYPES else
+                    1 if row["media_type"] == compression.MEDIA_TAR_ZSTD else 2)
+    for row in ranked:
+        kind = ("gzip" if row["media_type"] in GZIP_TYPES else
+                "zstd" if row["media_type"] == compression.MEDIA_TAR_ZSTD else "none")
+        if kind != "none" and store.blobs.has(row["blob"]):
+            return Blob(row["blob"], store.blobs.size(row["blob"]), kind)
+    return None
+
+
+def compressed_layer_blob(store: ImageStore, diff_id: str) -> Blob:
+    """The layer as a compressed blob, compressing (and remembering) it if none is stored."""
+    found = stored_layer_blob(store, diff_id)
+    if found is not None:
+        return found
+    with store.layer_tar(diff_id) as tar:
+        digest, size = store.blobs.put_stream(GzipReader(tar))  # type: ignore[arg-type]
+    store.add_layer_blob(diff_id, digest, compression.MEDIA_TAR_GZIP, size)
+    return Blob(digest, size, "gzip")
+
+
+def build_manifest(config_bytes: bytes, layers: list[Blob]) -> tuple[bytes, str]:
+    """A Docker schema 2 manifest for gzip layers, else an OCI manifest; (bytes, media type)."""
+    docker = all(layer.kind == "gzip" for layer in layers)
+    if docker:
+        layer_type = {"gzip": mt.DOCKER_LAYER_GZIP}
+        media_type, config_type = mt.DOCKER_MANIFEST, mt.DOCKER_CONFIG
+    else:
+        layer_type = {"gzip": compression.MEDIA_TAR_GZIP, "zstd": compression.MEDIA_TAR_ZSTD,
+                      "none": compression.MEDIA_TAR}
+        media_type, config_type = mt.OCI_MANIFEST, mt.OCI_CONFIG
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": {"mediaType": config_type, "size": len(config_bytes), "digest": dg.of_bytes(config_bytes)},
+        "layers": [{"mediaType": layer_type[layer.kind], "size": layer.size, "digest": layer.digest}
+                   for layer in layers],
+    }
+    return json.dumps(manifest, indent=3).encode(), media_type
+
+
+class Pusher:
+    """Pushes images from an ImageStore to one registry."""
+
+    def __init__(self, store: ImageStore, transport: Transport, progress: Progress,
+                 registries: RegistriesConfig, chunk_size: int | None = None):
+        self.store = store
+        self.transport = transport
+        self.progress = progress
+        self.registries = registries
+        self.chunk_size = chunk_size
+
+    def _scope(self, ref: refs.Reference) -> str:
+        return f"repository:{ref.path}:pull,push"
+
+    def push(self, ref: refs.Reference, image: ImageRecord) -> PushResult:
+        config_bytes = self.store.blobs.read(image.id)
+        config = json.loads(config_bytes)
+        policy.check_push(config, ref.domain, self.registries, ref.familiar())
+        self.transport.authorize(self._scope(ref))
+        diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
+        sources = self._mount_sources(ref, image)
+        for diff_id in reversed(diff_ids):
+            self.progress.status(dg.short_id(diff_id), "Preparing")
+        with ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS, thread_name_prefix="push") as pool:
+            futures = [pool.submit(self._push_layer, ref, diff_id, sources) for diff_id in diff_ids]
+            layers = [future.result() for future in futures]
+        self._upload_blob(ref, dg.of_bytes(config_bytes), len(config_bytes),
+                          lambda: _BytesReader(config_bytes), sources)
+        manifest, media_type = build_manifest(config_bytes, layers)
+        response = self.transport.request(
+            "PUT", f"/v2/{ref.path}/manifests/{ref.tag or refs.DEFAULT_TAG}",
+            headers={"Content-Type": media_type}, body=manifest, scope=self._scope(ref), ok=(200, 201),
+        )
+        with response:
+            response.read()
+            said = response.headers.get("Docker-Content-Digest")
+        digest = dg.of_bytes(manifest)
+        if said and said != digest:
+            from dockerbank.errors import CorruptData
+
+            raise CorruptData(f"registry stored the manifest as {said}, but its digest is {digest}")
+        self.store.add_repo_digest(image.id, ref.repository, digest)
+        self.progress.line(f"{ref.tag or refs.DEFAULT_TAG}: digest: {digest} size: {len(manifest)}")
+        return PushResult(ref, digest, len(manifest))
+
+    def _mount_sources(self, ref: refs.Reference, image: ImageRecord) -> list[str]:
+        """Repositories of the same registry that already hold this image's blobs (for mounts)."""
+        rows = self.store.db.query("SELECT DISTINCT repository FROM repo_digests")
+        found = []
+        for row in rows:
+            domain, _, path = row["repository"].partition("/")
+            if domain == ref.domain and path != ref.path:
+                found.append(path)
+        return found
+
+    def _push_layer(self, ref: refs.Reference, diff_id: str, sources: list[str]) -> Blob:
+        blob = compressed_layer_blob(self.store, diff_id)
+        outcome = self._upload_blob(ref, blob.digest, blob.size, lambda: self.store.blobs.open(blob.digest),
+                                    sources, item=dg.short_id(diff_id))
+        self.progress.status(dg.short_id(diff_id), outcome)
+        return blob
+
+    def _upload_blob(self, ref: refs.Reference, digest: str, size: int, opener: Callable[[], BinaryIO],
+                     sources: list[str], item: str | None = None) -> str:
+        """Make sure the registry has the blob in ``ref``'s repository; say how it got there."""
+        scope = self._scope(ref)
+        base = f"/v2/{ref.path}/blobs"
+        with self.transport.request("HEAD", f"{base}/{digest}", scope=scope, ok=(200, 404)) as response:
+            response.read()
+            if response.status == 200:
+                return "Layer already exists"
+        location = None
+        for source in sources:
+            with self.transport.request("POST", f"{base}/uploads/?mount={digest}&from={source}",
+                                        scope=scope, ok=(201, 202)) as response:
+                response.read()
+                if response.status == 201:
+                    return f"Mounted from {source}"
+                location = response.headers.get("Location")
+                break
+        if location is None:
+            with self.transport.request("POST", f"{base}/uploads/", scope=scope, ok=(202,)) as response:
+                response.read()
+                location = response.headers.get("Location")
+        if not location:
+            raise NotFound(f"registry {ref.domain} gave no upload location")
+        if item:
+            self.progress.start(item, size, "Pushing")
+        with opener() as handle:
+            source = _CountingFile(handle, self.progress, item) if item else handle
+            if self.chunk_size and size > self.chunk_size:
+                offset = 0
+                while offset < size:
+                    data = source.read(self.chunk_size)
+                    if not data:
+                        break
+                    with self.transport.request(
+                        "PATCH", location, scope=scope, ok=(202,), body=data,
+                        headers={"Content-Type": "application/octet-stream",
+                                 "Content-Range": f"{offset}-{offset + len(data) - 1}",
+                                 "Content-Length": str(len(data))},
+                    ) as response:
+                        response.read()
+                        location = response.headers.get("Location") or location
+                    offset += len(data)
+                body, length = None, "0"
+            else:
+                body, length = source, str(size)
+            separator = "&" if "?" in location else "?"
+            with self.transport.request(
+                "PUT", f"{location}{separator}digest={digest}", scope=scope, ok=(201, 204), body=body,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": length},
+            ) as response:
+                response.read()
+        return "Pushed"
+
+
+class _BytesReader:
+    def __init__(self, data: bytes):
+        import io
+
+        self._io = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._io.read(size)
+
+    def tell(self) -> int:
+        return self._io.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._io.seek(offset, whence)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._io.close()
+
+
+class _CountingFile:
+    """A file that reports progress as http.client reads it (seekable for an auth retry)."""
+
+    def __init__(self, inner: BinaryIO, progress: Progress, item: str):
+        self.inner = inner
+        self.progress = progress
+        self.item = item
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        if data:
+            self.progress.advance(self.item, len(data))
+        return data
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.inner.seek(offset, whence)
+
+
+def push_image(store: ImageStore, name: str, transport: Transport, progress: Progress,
+               registries: RegistriesConfig, all_tags: bool = False, chunk_size: int | None = None
+               ) -> list[PushResult]:
+    """Push ``name`` (or every local tag of its repository with ``all_tags``)."""
+    ref = refs.parse(name)
+    pusher = Pusher(store, transport, progress, registries, chunk_size)
+    progress.line(f"The push refers to repository [{ref.repository if ref.domain != refs.DEFAULT_DOMAIN else 'docker.io/' + ref.path}]")
+    if all_tags:
+        rows = store.db.query("SELECT tag, image_id FROM tags WHERE repository = ? ORDER BY tag", (ref.repository,))
+        if not rows:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
+        return [pusher.push(ref.with_tag(row["tag"]), store.get(row["image_id"])) for row in rows]
+    try:
+        image = store.resolve(ref.familiar())
+    except NotFound as exc:
+        raise NotFound(f"An image does not exist locally with the tag: {ref.familiar()}") from exc
+    return [pusher.push(ref, image)]
