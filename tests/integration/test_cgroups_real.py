@@ -10,6 +10,7 @@ detected layout is v2 and the first group of tests exercises v2 with controllers
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,12 +20,13 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import require_binary
 
 from dockerbank.container.oom import oom_info, oom_killed
 from dockerbank.container.stats import api_stats, cpu_percent, read_sample, stats_row
 from dockerbank.container.top import render_top, run_top
 from dockerbank.errors import NotFound, RuntimeFailure
-from dockerbank.host.cgroups import Cgroup, CgroupLayout, detect_layout, pids_of
+from dockerbank.host.cgroups import Cgroup, CgroupLayout, container_cgroups_path, detect_layout, pids_of
 
 CHILD = r"""
 import sys, time
@@ -308,3 +310,59 @@ def test_sample_of_missing_cgroup_is_not_found(layout):
         read_sample(Cgroup(layout, "/dockerbank-test/does-not-exist"))
     assert pids_of(Cgroup(layout, "/dockerbank-test/does-not-exist")) == []
     assert not oom_killed(Cgroup(layout, "/dockerbank-test/does-not-exist"))
+
+
+def _runc_bundle(tmp_path: Path, cgroups_path: str) -> Path:
+    """A minimal bundle: static busybox as the rootfs, `sleep 100`, own namespaces."""
+    bundle = tmp_path / "bundle"
+    (bundle / "rootfs" / "bin").mkdir(parents=True)
+    busybox = require_binary("busybox")
+    (bundle / "rootfs" / "bin" / "busybox").write_bytes(Path(busybox).read_bytes())
+    os.chmod(bundle / "rootfs" / "bin" / "busybox", 0o755)
+    for applet in ("sh", "sleep"):
+        os.symlink("busybox", bundle / "rootfs" / "bin" / applet)
+    subprocess.run([require_binary("runc"), "spec", "--bundle", str(bundle)], check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["args"] = ["sleep", "100"]
+    spec["process"]["terminal"] = False
+    spec["process"].pop("rlimits", None)  # the host's hard limits may be lower (see DESIGN)
+    spec["linux"]["cgroupsPath"] = cgroups_path
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def test_cgroup_of_a_real_runc_container(tmp_path, layout):
+    """The cgroup runc makes for ``cgroupsPath=/dockerbank/<id>``: found, read, frozen (runc
+    agrees it is paused), and removed in every hierarchy runc used, even name=systemd
+    and the hybrid unified tree, as `system check` must do after a crash."""
+    runc = require_binary("runc")
+    cid = uuid.uuid4().hex + uuid.uuid4().hex
+    name = "dbtest-" + cid[:12]
+    cg = Cgroup(layout, container_cgroups_path(cid))
+    bundle = _runc_bundle(tmp_path, cg.path)
+    subprocess.run([runc, "run", "-d", "--bundle", str(bundle), name], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, timeout=30)
+    try:
+        state = json.loads(subprocess.run([runc, "state", name], capture_output=True, check=True).stdout)
+        assert cg.pids() == [state["pid"]]
+        sample = read_sample(cg, state["pid"])
+        assert sample.pids_current == 1 and sample.memory_usage > 0
+        assert sample.networks == {}  # own network namespace with only lo
+        assert run_top(cg.pids(), ["-o", "pid,args"]).processes == [[str(state["pid"]), "sleep 100"]]
+        cg.freeze()
+        state = json.loads(subprocess.run([runc, "state", name], capture_output=True, check=True).stdout)
+        assert state["status"] == "paused"
+        cg.thaw()
+        subprocess.run([runc, "kill", name, "KILL"], check=True)
+        deadline = time.monotonic() + 5
+        while cg.pids() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # a crashed engine left the cgroup behind: remove it everywhere
+        existing = [d for d in layout.dirs_for(cg.path) if d.is_dir()]
+        assert len(existing) >= len(layout.v1_mounts) or layout.mode == "v2"
+        removed = cg.remove(timeout=5)
+        assert sorted(removed) == sorted(existing)
+        assert not cg.exists()
+    finally:
+        subprocess.run([runc, "delete", "--force", name], capture_output=True)
+        cg.remove(timeout=5)

@@ -73,7 +73,9 @@ def test_hybrid_layout_of_this_machine():
     assert layout.dir_for(path, "memory") == Path(f"/sys/fs/cgroup/memory/dockerbank/{ID}")
     dirs = layout.dirs_for(path)
     assert Path(f"/sys/fs/cgroup/unified/dockerbank/{ID}") in dirs  # runc also makes this one
-    assert len(dirs) == 9
+    assert Path(f"/sys/fs/cgroup/systemd/dockerbank/{ID}") in dirs  # and this one
+    assert layout.named_mounts == {"systemd": Path("/sys/fs/cgroup/systemd")}
+    assert len(dirs) == 10
 
 
 def test_v1_comounted_controllers_share_a_directory():
@@ -83,8 +85,8 @@ def test_v1_comounted_controllers_share_a_directory():
     assert layout.has("net_prio")
     assert not layout.has("pids")
     assert layout.dir_for("/dockerbank/x", "pids") is None
-    # co-mounted hierarchies appear once in the removal list
-    assert len(layout.dirs_for("/dockerbank/x")) == 3
+    # co-mounted hierarchies appear once in the removal list (plus name=systemd)
+    assert len(layout.dirs_for("/dockerbank/x")) == 4
 
 
 def test_v2_layout():

@@ -51,12 +51,15 @@ class CgroupLayout:
     controller name to its mount point (co-mounted controllers such as ``cpu,cpuacct``
     map to the same directory). ``unified`` is the cgroup2 mount point, if any, and
     ``v2_controllers`` the controllers its root offers (``cgroup.controllers``).
+    ``named_mounts`` are controller-less v1 hierarchies (``name=systemd``): runc puts
+    a container there too, so removal must clean them.
     """
 
     mode: str
     v1_mounts: dict[str, Path] = field(default_factory=dict)
     unified: Path | None = None
     v2_controllers: frozenset[str] = frozenset()
+    named_mounts: dict[str, Path] = field(default_factory=dict)  # "systemd" -> name=systemd hierarchy
 
     @property
     def version(self) -> int:
@@ -100,7 +103,7 @@ class CgroupLayout:
         including the hybrid unified tree), without duplicates; for removal."""
         rel = cgroups_path.strip("/")
         seen: list[Path] = []
-        for mount in self.v1_mounts.values():
+        for mount in [*self.v1_mounts.values(), *self.named_mounts.values()]:
             if mount / rel not in seen:
                 seen.append(mount / rel)
         if self.unified is not None and self.unified / rel not in seen:
@@ -131,6 +134,7 @@ def parse_layout(mountinfo: str, read_controllers=None) -> CgroupLayout:
     filesystem is mounted at all.
     """
     v1: dict[str, Path] = {}
+    named: dict[str, Path] = {}
     unified: Path | None = None
     for line in mountinfo.splitlines():
         parts = line.split()
@@ -144,7 +148,10 @@ def parse_layout(mountinfo: str, read_controllers=None) -> CgroupLayout:
         super_opts = parts[sep + 3].split(",")
         if fstype == "cgroup":
             for opt in super_opts:
-                if opt in ("rw", "ro") or opt.startswith("name=") or "=" in opt:
+                if opt.startswith("name="):
+                    named.setdefault(opt[5:], mount_point)
+                    continue
+                if opt in ("rw", "ro") or "=" in opt:
                     continue
                 if opt in ("clone_children", "noprefix", "xattr", "cpuset_v2_mode"):
                     continue
@@ -153,7 +160,7 @@ def parse_layout(mountinfo: str, read_controllers=None) -> CgroupLayout:
             # Prefer the canonical mount points if several exist.
             if unified is None or str(mount_point) in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
                 unified = mount_point
-    if not v1 and unified is None:
+    if not v1 and not named and unified is None:
         raise NotSupported("no cgroup filesystem is mounted (looked in /proc/self/mountinfo)")
     v2_controllers: frozenset[str] = frozenset()
     if unified is not None and read_controllers is not None:
@@ -161,9 +168,9 @@ def parse_layout(mountinfo: str, read_controllers=None) -> CgroupLayout:
             v2_controllers = frozenset(read_controllers(unified).split())
         except OSError:
             v2_controllers = frozenset()
-    if not v1:
-        return CgroupLayout("v2", {}, unified, v2_controllers)
-    return CgroupLayout("hybrid" if unified is not None else "v1", v1, unified, v2_controllers)
+    if not v1 and unified is not None:
+        return CgroupLayout("v2", {}, unified, v2_controllers, named)
+    return CgroupLayout("hybrid" if unified is not None else "v1", v1, unified, v2_controllers, named)
 
 
 def detect_layout(mountinfo_path: str | Path = "/proc/self/mountinfo") -> CgroupLayout:
