@@ -140,8 +140,9 @@ def pack_path(
         try:
             if wants_dir and not stat.S_ISDIR(info.st_mode):
                 raise InvalidArgument(f"{path}: not a directory")
+            requested = trimmed.rsplit("/", 1)[-1] if trimmed else ""
             if name is None:
-                name = "." if contents_only else (last or ".")
+                name = "." if contents_only or requested in ("", "..") else requested
             writer = _TarWriter(out, overlay_upper=False, selected=None)
             if last is None:  # the root itself (or a path ending in ..)
                 writer.add_dir_tree(parent_fd, name, info)
@@ -151,7 +152,7 @@ def pack_path(
             link_target = ""
             if stat.S_ISLNK(info.st_mode):
                 link_target = _resolved_container_path(root_fd, path)
-            return PathStat(last or "/", info.st_size, info.st_mode, info.st_mtime, link_target)
+            return PathStat(requested or "/", info.st_size, info.st_mode, info.st_mtime, link_target)
         finally:
             os.close(parent_fd)
     except OSError as exc:
