@@ -78,24 +78,25 @@ async def _catalog(request: web.Request) -> web.Response:
 
 
 def _paginate(items: list[str], request: web.Request, path: str) -> tuple[list[str], dict]:
-    """Apply ``n``/``last`` and build the ``Link: <...>; rel="next"`` header when more remain."""
-    last = request.query.get("last")
+    return paginate(items, request.query.get("n"), request.query.get("last"), path)
+
+
+def paginate(items: list[str], n: str | None, last: str | None, path: str) -> tuple[list[str], dict]:
+    """Apply ``n``/``last`` to a sorted list; build ``Link: <...>; rel="next"`` when more remain."""
     if last:
         items = [item for item in items if item > last]
-    if "n" not in request.query:
+    if n is None:
         return items, {}
     try:
-        n = int(request.query["n"])
-        if n < 0:
+        count = int(n)
+        if count < 0:
             raise ValueError
     except ValueError as exc:
-        raise RegistryError("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested",
-                            {"n": request.query["n"]}) from exc
-    page = items[:n]
+        raise RegistryError("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested", {"n": n}) from exc
+    page = items[:count]
     headers = {}
-    if len(items) > n and page:
-        query = urlencode({"n": n, "last": page[-1]})
-        headers["Link"] = f'<{path}?{query}>; rel="next"'
+    if len(items) > count and page:
+        headers["Link"] = f'<{path}?{urlencode({"n": count, "last": page[-1]})}>; rel="next"'
     return page, headers
 
 
