@@ -26,7 +26,8 @@ def overlay(tmp_path):
     try:
         yield tmp_path, base
     finally:
-        for mount in reversed(sorted(m.mount_point for m in read_mounts() if m.mount_point.startswith(str(tmp_path)))):
+        mounted = [m.mount_point for m in read_mounts() if m.mount_point.startswith(str(tmp_path))]
+        for mount in sorted(mounted, reverse=True):
             subprocess.run(["umount", "-l", mount], check=False)
 
 
@@ -56,12 +57,13 @@ def test_unmount_all_under_deepest_first(tmp_path):
         assert done == [str(outer / "inner"), str(outer)]
         assert not is_mounted(outer)
     finally:
-        subprocess.run(["umount", "-R", "-l", str(outer)], capture_output=True)
+        subprocess.run(["umount", "-R", "-l", str(outer)], check=False, capture_output=True)
 
 
 def _docker_info() -> dict:
     docker = require_binary("docker")
-    proc = subprocess.run([docker, "info", "--format", "{{json .}}"], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run([docker, "info", "--format", "{{json .}}"], check=False, capture_output=True,
+                          text=True, timeout=30)
     if proc.returncode != 0 or not proc.stdout.strip().startswith("{"):
         pytest.fail(f"docker info failed (start dockerd: `dockerd >/tmp/dockerd.log 2>&1 &`): {proc.stderr}")
     return json.loads(proc.stdout)

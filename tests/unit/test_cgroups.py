@@ -180,14 +180,16 @@ def test_mounts_under_deepest_first_and_prefix_safe():
 # ------------------------------------------------------------------ system facts
 
 def _facts(**over) -> SystemFacts:
-    base = dict(kernel_version="6.1.0-13-amd64", operating_system="Debian GNU/Linux 12 (bookworm)",
-                os_type="linux", architecture="x86_64", ncpu=2, mem_total=25276063744, name="vm",
-                root_dir="/var/lib/dockerbank", cgroup_mode="v2", cgroup_version=2,
-                cgroup_driver="cgroupfs", cgroup_controllers=["cpu", "memory"],
-                runtimes={"crun": "/usr/bin/crun"}, default_runtime="crun", storage_driver="overlay2",
-                backing_filesystem="extfs", supports_d_type=True, overlay_supported=True,
-                memory_limit=True, swap_limit=True, cpu_cfs=True, cpu_shares=True, pids_limit=True,
-                blkio_weight=True, freezer=True)
+    base = {
+        "kernel_version": "6.1.0-13-amd64", "operating_system": "Debian GNU/Linux 12 (bookworm)",
+        "os_type": "linux", "architecture": "x86_64", "ncpu": 2, "mem_total": 25276063744, "name": "vm",
+        "root_dir": "/var/lib/dockerbank", "cgroup_mode": "v2", "cgroup_version": 2,
+        "cgroup_driver": "cgroupfs", "cgroup_controllers": ["cpu", "memory"],
+        "runtimes": {"crun": "/usr/bin/crun"}, "default_runtime": "crun", "storage_driver": "overlay2",
+        "backing_filesystem": "extfs", "supports_d_type": True, "overlay_supported": True,
+        "memory_limit": True, "swap_limit": True, "cpu_cfs": True, "cpu_shares": True, "pids_limit": True,
+        "blkio_weight": True, "freezer": True,
+    }
     base.update(over)
     return SystemFacts(**base)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -345,8 +345,8 @@ def render_stats_table(rows: list[dict[str, str]]) -> str:
 def _rfc3339(ts: float) -> str:
     if ts <= 0:
         return "0001-01-01T00:00:00Z"
-    dt = datetime.fromtimestamp(ts, tz=timezone.utc)
-    nanos = int(round((ts - int(ts)) * 1e9))
+    dt = datetime.fromtimestamp(ts, tz=UTC)
+    nanos = round((ts - int(ts)) * 1e9)
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{nanos:09d}".rstrip("0").rstrip(".")) + "Z"
 
 
@@ -408,7 +408,7 @@ def _parse_rfc3339(text: str) -> float:
     if not text or text.startswith("0001-"):
         return 0.0
     main, _, frac = text.rstrip("Z").partition(".")
-    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
     return base + (float("0." + frac) if frac else 0.0)
 
 

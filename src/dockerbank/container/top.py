@@ -105,10 +105,10 @@ def run_top(pids: Sequence[int], ps_args: Sequence[str] | str | None = None,
     args = ps_args_of(ps_args)
     attempt = [ps_binary, *args, "-q", ",".join(str(p) for p in pids)]
     try:
-        proc = subprocess.run(attempt, capture_output=True, text=True)
+        proc = subprocess.run(attempt, check=False, capture_output=True, text=True)
         if proc.returncode != 0:
             # some options (such as f) cannot be combined with -q: retry without it
-            proc = subprocess.run([ps_binary, *args], capture_output=True, text=True)
+            proc = subprocess.run([ps_binary, *args], check=False, capture_output=True, text=True)
     except OSError as exc:
         raise RuntimeFailure(f"ps: {exc.strerror or exc}", exit_code=1) from exc
     if proc.returncode != 0:

@@ -156,10 +156,10 @@ def parse_layout(mountinfo: str, read_controllers=None) -> CgroupLayout:
                 if opt in ("clone_children", "noprefix", "xattr", "cpuset_v2_mode"):
                     continue
                 v1.setdefault(opt, mount_point)
-        elif fstype == "cgroup2":
+        elif fstype == "cgroup2" and (
+                unified is None or str(mount_point) in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")):
             # Prefer the canonical mount points if several exist.
-            if unified is None or str(mount_point) in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
-                unified = mount_point
+            unified = mount_point
     if not v1 and not named and unified is None:
         raise NotSupported("no cgroup filesystem is mounted (looked in /proc/self/mountinfo)")
     v2_controllers: frozenset[str] = frozenset()

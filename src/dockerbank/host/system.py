@@ -250,7 +250,8 @@ def find_runtimes(names: tuple[str, ...] = ("crun", "runc")) -> dict[str, str]:
 def runtime_version(path: str) -> str:
     """First line of ``<runtime> --version`` without the program name (``1.8``)."""
     try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5).stdout
+        out = subprocess.run([path, "--version"], check=False, capture_output=True, text=True,
+                             timeout=5).stdout
     except (OSError, subprocess.TimeoutExpired):
         return ""
     first = out.splitlines()[0] if out else ""
