@@ -101,6 +101,15 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (network_id, ip)                     -- never one address for two containers
     );
     """,
+    # build layer cache: a step's cache key (build/plan.py cache_key) -> the image it produced
+    """
+    CREATE TABLE IF NOT EXISTS build_cache (
+        key        TEXT PRIMARY KEY,
+        image_id   TEXT NOT NULL,
+        created    TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image_id);
+    """,
 )
 
 
