@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -196,3 +197,50 @@ def test_orphan_directory_is_not_adopted(volumes):
     (orphan / "stale").write_text("stale")
     volumes.create("ghost")
     assert list(volumes.data_dir("ghost").iterdir()) == []
+
+
+def test_scoped_path_never_leaves_the_rootfs(tmp_path):
+    from dockerbank.volume.store import scoped_path
+
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "run").mkdir()
+    (rootfs / "var").mkdir()
+    os.symlink("/etc", rootfs / "data")           # absolute: inside the rootfs, not the host
+    os.symlink("../../../../../etc", rootfs / "up")
+    os.symlink("../run", rootfs / "var" / "run")
+    os.symlink("loop2", rootfs / "loop1")
+    os.symlink("loop1", rootfs / "loop2")
+    assert scoped_path(rootfs, "/data") == rootfs / "etc"
+    assert scoped_path(rootfs, "/up/passwd") == rootfs / "etc" / "passwd"
+    assert scoped_path(rootfs, "/var/run/app") == rootfs / "run" / "app"
+    assert scoped_path(rootfs, "/../../srv//x/.") == rootfs / "srv" / "x"
+    with pytest.raises(InvalidArgument, match="too many levels"):
+        scoped_path(rootfs, "/loop1")
+
+
+def test_populate_from_image_follows_links_inside_the_image(volumes, tmp_path):
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "image-only").write_text("from the image")
+    os.symlink("/etc", rootfs / "data")
+    volumes.create("cfg")
+    assert volumes.populate_from_image("cfg", rootfs, "/data") is True
+    assert os.listdir(volumes.data_dir("cfg")) == ["image-only"]
+
+
+def test_check_finds_and_repairs_crash_leftovers(volumes, engine):
+    volumes.create("healthy")
+    volumes.create("lost")
+    os.rmdir(volumes.data_dir("lost"))
+    (volumes.dir / "orphan" / "_data").mkdir(parents=True)
+    (volumes.dir / "healthy" / "_copyup-1234").mkdir()
+    volumes.attach("d" * 64, ["healthy"])  # no such container row
+    engine.config.tmp_dir.mkdir(exist_ok=True)
+    (engine.config.tmp_dir / "volume-rm-old-abcd").mkdir()
+    problems = volumes.check()
+    assert len(problems) == 5, problems
+    assert volumes.check(repair=True) == problems
+    assert volumes.check() == []
+    assert sorted(os.listdir(volumes.dir)) == [".lock", "healthy", "lost"]
+    assert volumes.data_dir("lost").is_dir() and volumes.users("healthy") == []

@@ -13,8 +13,10 @@ Flow used by the containers code at ``create``::
     for each --volumes-from: container_ref, mode = parse_volumes_from(value)
         specs = merge_volumes_from(specs, other_container_specs, mode)
     specs = merge_image_volumes(specs, image_config["config"].get("Volumes"))
-    # then for each volume spec: engine.volumes.ensure(...) / create(anonymous=True),
-    # populate_if_empty, attach; resolve via engine.volumes.resolve(spec) or resolve_bind/_tmpfs
+    # then for each volume spec: engine.volumes.ensure(name, attach_to=cid) or
+    # create(anonymous=True, attach_to=cid) (then replace(spec, source=volume.name));
+    # unless spec.nocopy: engine.volumes.populate_from_image(name, merged_rootfs, spec.target);
+    # resolve via engine.volumes.resolve(spec), resolve_bind(spec) or resolve_tmpfs(spec)
     oci = to_oci_mounts(resolved)
 """
 

@@ -363,6 +363,13 @@ class VolumeStore:
         finally:
             os.close(fd)
 
+    def populate_from_image(self, name: str, rootfs: Path, target: str) -> bool:
+        """``populate_if_empty`` from the image's view ``rootfs`` (e.g. the container's merged
+        overlay) at the mount path ``target``, following symlinks inside ``rootfs`` only: an
+        image whose ``/data`` is a symlink to ``/etc`` is copied from its own ``/etc``, never
+        from the host's."""
+        return self.populate_if_empty(name, scoped_path(Path(rootfs), target))
+
     # --- removing ------------------------------------------------------------------------
 
     def remove(self, name: str, force: bool = False) -> bool:
@@ -421,6 +428,54 @@ class VolumeStore:
                 shutil.rmtree(path, ignore_errors=True)
         return names, reclaimed
 
+    def check(self, repair: bool = False) -> list[str]:
+        """Problems a crash can leave, for ``system check``; fixed too when ``repair``.
+
+        Found: directories without a row (a crash during create or remove; their data is moved
+        to ``tmp/`` and deleted only with ``repair``), rows whose ``_data`` is missing (reported:
+        the data is lost; ``repair`` recreates an empty ``_data`` so the volume can be used or
+        removed), interrupted copy-ups and removals, and uses by containers that no longer exist.
+        Run it while no other Dockerbank process is creating containers: a container being
+        created is attached to its volumes a moment before its own row exists.
+        """
+        problems: list[str] = []
+        with self._lock():
+            names = {row[0] for row in self.db.query("SELECT name FROM volumes")}
+            if self.dir.is_dir():
+                for entry in sorted(self.dir.iterdir()):
+                    if entry.name.startswith("."):
+                        continue
+                    if entry.name not in names:
+                        problems.append(f"volume directory without a volume: {entry}")
+                        if repair:
+                            trash = self._trash(entry.name)
+                            if trash is not None:
+                                shutil.rmtree(trash, ignore_errors=True)
+                        continue
+                    for leftover in entry.glob("_copyup-*"):
+                        problems.append(f"interrupted copy-up: {leftover}")
+                        if repair:
+                            shutil.rmtree(leftover, ignore_errors=True)
+            for name in sorted(names):
+                if not self.data_dir(name).is_dir():
+                    problems.append(f"volume {name} has lost its data directory {self.data_dir(name)}")
+                    if repair:
+                        self.data_dir(name).mkdir(parents=True, mode=0o755)
+            if self.config.tmp_dir.is_dir():
+                for leftover in sorted(self.config.tmp_dir.glob("volume-rm-*")):
+                    problems.append(f"interrupted volume removal: {leftover}")
+                    if repair:
+                        shutil.rmtree(leftover, ignore_errors=True)
+            stale = self.db.query("SELECT container_id, volume_name FROM container_volumes WHERE container_id "
+                                  "NOT IN (SELECT id FROM containers) ORDER BY container_id, volume_name")
+            for container_id, volume_name in stale:
+                problems.append(f"volume {volume_name} is marked in use by container {container_id}, "
+                                "which does not exist")
+            if repair and stale:
+                with self.db.write() as conn:
+                    conn.execute("DELETE FROM container_volumes WHERE container_id NOT IN (SELECT id FROM containers)")
+        return problems
+
     def size(self, name: str) -> int:
         """Bytes of data in the volume (for ``system df``)."""
         volume = self.get(name)
@@ -428,6 +483,33 @@ class VolumeStore:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def scoped_path(rootfs: Path, path: str, max_links: int = 255) -> Path:
+    """``rootfs`` joined with ``path`` as the container would see it: symlinks on the way
+    are followed, but an absolute link or ``..`` never leaves ``rootfs`` (securejoin)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = rootfs.joinpath(*resolved, part)
+        try:
+            target = os.readlink(candidate)
+        except OSError:  # not a symlink, or missing: take it as it is
+            resolved.append(part)
+            continue
+        links += 1
+        if links > max_links:
+            raise InvalidArgument(f"too many levels of symbolic links resolving {path} in the image")
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+    return rootfs.joinpath(*resolved)
 
 
 def _search(pattern: str, text: str) -> bool:
