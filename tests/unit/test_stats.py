@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dockerbank.container.oom import oom_info
 from dockerbank.container.stats import (
     BlkioEntry,
     NetStats,
@@ -20,11 +21,13 @@ from dockerbank.container.stats import (
     parse_io_stat,
     parse_net_dev,
     parse_proc_stat_cpu,
+    read_sample,
     render_stats_table,
     samples_from_api,
     stats_row,
     tabwrite,
 )
+from dockerbank.host.cgroups import Cgroup, freezer_state, parse_layout
 
 # GET /containers/cgtest2/stats?stream=false from dockerd 20.10 on this machine (trimmed
 # memory.stat), for a busybox container after `dd` into /tmp and `sleep`.
@@ -175,3 +178,85 @@ def test_api_object_round_trips_and_has_dockers_keys():
     assert obj["networks"] == DOCKER_STATS["networks"]
     again_prev, again = samples_from_api(obj)
     assert stats_row("i", "n", again, again_prev) == stats_row("i", "n", current, previous)
+
+
+# ------------------------------------------------------------------ reading fake cgroup trees
+# The file names and formats are the kernel's; a pure v2 host with controllers is not
+# available on the build machine, so its reading path is checked on a copy of its files.
+
+
+def _write(directory, files: dict[str, str]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (directory / name).write_text(text)
+
+
+def test_read_sample_from_a_v2_tree(tmp_path):
+    layout = parse_layout(f"26 22 0:24 / {tmp_path} rw - cgroup2 cgroup2 rw\n",
+                          lambda p: "cpuset cpu io memory pids\n")
+    cg = Cgroup(layout, "/dockerbank/" + "c" * 64)
+    _write(tmp_path / "dockerbank" / ("c" * 64), {
+        "cgroup.procs": "4242\n",
+        "cpu.stat": "usage_usec 5000\nuser_usec 3000\nsystem_usec 2000\nnr_periods 7\n"
+                    "nr_throttled 1\nthrottled_usec 30\n",
+        "memory.current": "104857600\n",
+        "memory.max": "67108864\n",
+        "memory.stat": "anon 1000\nfile 2000\nactive_file 100\ninactive_file 4194304\n",
+        "io.stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+        "pids.current": "3\n",
+        "pids.max": "max\n",
+        "memory.events": "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n",
+        "cgroup.freeze": "1\n",
+        "cgroup.events": "populated 1\nfrozen 1\n",
+    })
+    sample = read_sample(cg, host_memory=8 << 30)
+    assert sample.cgroup_version == 2
+    assert (sample.cpu_total_ns, sample.cpu_user_ns, sample.cpu_kernel_ns) == (5_000_000, 3_000_000, 2_000_000)
+    assert sample.throttling == (7, 1, 30_000)
+    assert sample.memory_usage == 104857600 and sample.memory_limit == 67108864
+    assert sample.memory_used == 104857600 - 4194304
+    assert (sample.blkio_read, sample.blkio_write) == (4096, 8192)
+    assert sample.pids_current == 3 and sample.pids_limit == 0
+    assert sample.system_cpu_ns > 0 and sample.online_cpus >= 1
+    assert oom_info(cg).killed
+    assert freezer_state(cg) == "FROZEN"
+    assert cg.pids() == [4242]
+    obj = api_stats("c" * 64, "x", sample)
+    assert "max_usage" not in obj["memory_stats"]  # dockerd leaves it out on v2
+    # unlimited memory.max: the host's memory is the limit
+    (tmp_path / "dockerbank" / ("c" * 64) / "memory.max").write_text("max\n")
+    assert read_sample(cg, host_memory=8 << 30).memory_limit == 8 << 30
+
+
+def test_read_sample_from_a_v1_tree(tmp_path):
+    controllers = ("cpu", "cpuacct", "memory", "blkio", "pids", "freezer", "devices")
+    mountinfo = "".join(f"{30 + i} 25 0:{40 + i} / {tmp_path}/{c} rw - cgroup cgroup rw,{c}\n"
+                        for i, c in enumerate(controllers))
+    layout = parse_layout(mountinfo)
+    rel = "dockerbank/" + "d" * 64
+    _write(tmp_path / "cpuacct" / rel, {"cpuacct.usage": "123456789\n", "cpuacct.usage_percpu": "100 200 \n",
+                                        "cpuacct.stat": "user 12\nsystem 3\n"})
+    _write(tmp_path / "cpu" / rel, {"cpu.stat": "nr_periods 2\nnr_throttled 1\nthrottled_time 999\n"})
+    _write(tmp_path / "memory" / rel, {
+        "memory.usage_in_bytes": "52428800\n", "memory.max_usage_in_bytes": "60000000\n",
+        "memory.limit_in_bytes": "9223372036854771712\n", "memory.failcnt": "0\n",
+        "memory.stat": "cache 100\ntotal_inactive_file 2097152\ninactive_file 1\n",
+        "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"})
+    _write(tmp_path / "blkio" / rel, {
+        "blkio.bfq.io_service_bytes_recursive": "Total 0\n",
+        "blkio.throttle.io_service_bytes_recursive": "8:0 Read 1000\n8:0 Write 2000\n8:0 Total 3000\nTotal 3000\n"})
+    _write(tmp_path / "pids" / rel, {"pids.current": "2\n", "pids.max": "100\n"})
+    _write(tmp_path / "freezer" / rel, {"freezer.state": "THAWED\n"})
+    _write(tmp_path / "devices" / rel, {"cgroup.procs": "10\n11\n"})
+    cg = Cgroup(layout, "/" + rel)
+    sample = read_sample(cg, host_memory=8 << 30)
+    assert sample.cpu_total_ns == 123456789 and sample.cpu_percpu_ns == [100, 200]
+    assert (sample.cpu_user_ns, sample.cpu_kernel_ns) == (120_000_000, 30_000_000)
+    assert sample.throttling == (2, 1, 999)
+    assert sample.memory_limit == 8 << 30  # unlimited v1 -> host memory
+    assert sample.memory_used == 52428800 - 2097152  # total_inactive_file wins on v1
+    assert (sample.blkio_read, sample.blkio_write) == (1000, 2000)  # bfq empty: throttle, like runc
+    assert sample.pids_current == 2 and sample.pids_limit == 100
+    assert not oom_info(cg).killed
+    assert freezer_state(cg) == "THAWED"
+    assert cg.pids() == [10, 11]  # the devices hierarchy lists the processes, like runc
