@@ -109,7 +109,7 @@ def from_stdin(stream: BinaryIO, tmp_dir: Path, dockerfile: str | None = None,
                dockerfile_text: str | None = None) -> BuildContext:
     """``build -``: stdin holds a (possibly compressed) tar context, or just a Dockerfile."""
     from dockerbank.image import compression
-    from dockerbank.image.unpack import unpack_layer
+    from dockerbank.image.unpack import extract_into
 
     tmp_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-context-", dir=tmp_dir))
@@ -126,7 +126,7 @@ def from_stdin(stream: BinaryIO, tmp_dir: Path, dockerfile: str | None = None,
         root.mkdir()
         with open(data_path, "rb") as handle:
             reader, _ = compression.open_decompressed(handle)
-            unpack_layer(reader, root)
+            extract_into(reader, root, "/")
         data_path.unlink()
         if dockerfile_text is None:
             name = posixpath.normpath(dockerfile or DEFAULT_DOCKERFILE).lstrip("/")

@@ -25,6 +25,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "rmi": "dockerbank.cli.images",
     "history": "dockerbank.cli.images",
     "base-image": "dockerbank.cli.baseimage",
+    "build": "dockerbank.cli.build",
     # containers
     "container": "dockerbank.cli.containers",
     "create": "dockerbank.cli.containers",

@@ -1,0 +1,599 @@
+"""Execute a build plan against the engine's image store, with the layer cache.
+
+Each step yields an image (recorded like any other, untagged), as Docker's legacy builder
+does: metadata steps add a config and an ``empty_layer`` history entry; COPY/ADD (and
+WORKDIR when it creates a directory) add a layer; RUN runs a container of the engine. A
+step whose cache key (``plan.cache_key``) maps to a stored image is reused.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import json
+import os
+import posixpath
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+from dockerbank.build import copy as copying
+from dockerbank.build.context import BuildContext
+from dockerbank.build.expand import ArgScope, Lexer, env_dict, meta_scope, set_env
+from dockerbank.build.parser import Dockerfile, DockerfileError, Instruction, parse
+from dockerbank.build.plan import Plan, Stage, cache_key, content_digest, make_plan, stage_ref
+from dockerbank.build.rootfs import MergedView
+from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, NotSupported
+from dockerbank.image import compression
+from dockerbank.image.store import ImageStore, now_rfc3339
+from dockerbank.oci import digest as dg
+from dockerbank.oci import imageconfig
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+
+
+@dataclass
+class BuildOptions:
+    """What ``build`` was asked for."""
+
+    tags: list[str] = field(default_factory=list)
+    build_args: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
+    no_cache: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StageState:
+    """The image a stage has built so far."""
+
+    stage: Stage
+    image_id: str | None
+    config: dict
+    args: ArgScope
+    cmd_set: bool = False
+
+    @property
+    def container(self) -> dict:
+        return self.config.setdefault("config", {})
+
+    @property
+    def shell(self) -> list[str]:
+        return list(self.container.get("Shell") or DEFAULT_SHELL)
+
+    @property
+    def workdir(self) -> str:
+        return self.container.get("WorkingDir") or "/"
+
+
+class BuildFailed(DockerbankError):
+    """A step failed; the message names the Dockerfile line."""
+
+
+class Builder:
+    """Runs one build; ``out`` receives Docker's legacy-builder progress lines."""
+
+    def __init__(self, engine, out: Callable[[str], None] = lambda line: None, run_step=None):
+        self.engine = engine
+        self.store: ImageStore = engine.images
+        self.out = out
+        self.run_step = run_step
+        self.built: dict[int, StageState] = {}
+        self.used_args: set[str] = set()
+
+    # --- the whole build ----------------------------------------------------------------
+
+    def build(self, context: BuildContext, options: BuildOptions) -> str:
+        """Build; return the image ID and tag it. Raises DockerbankError naming the failing line."""
+        dockerfile = parse(context.dockerfile, context.dockerfile_name)
+        plan = make_plan(dockerfile, options.build_args, options.target, options.labels or None)
+        self.out(f"Sending build context to Docker daemon  {_human(context.size())}")
+        meta = meta_scope(options.build_args, [p for inst in plan.meta for p in inst.pairs], dockerfile.escape)
+        total = plan.step_count
+        step = 0
+        for inst in plan.meta:
+            step += 1
+            self.out(f"Step {step}/{total} : {inst.original}")
+            self.used_args.update(name for name, _ in inst.pairs)
+        lexer = Lexer(dockerfile.escape)
+        for index in plan.needed:
+            stage = plan.stages[index]
+            step += 1
+            self.out(f"Step {step}/{total} : {stage.from_inst.original}")
+            state = self._from(stage, plan, meta, options, dockerfile, lexer)
+            for inst in stage.instructions:
+                step += 1
+                self.out(f"Step {step}/{total} : {inst.original}")
+                self._step(state, inst, context, options, dockerfile, lexer)
+            self.built[index] = state
+        final = self.built[plan.target]
+        if final.image_id is None:
+            raise BuildFailed("No image was generated. Is your Dockerfile empty?")
+        unused = sorted(set(options.build_args) - self.used_args - set(_predefined()))
+        if unused:
+            self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
+        self.out(f"Successfully built {dg.short_id(final.image_id)}")
+        for tag in options.tags:
+            ref = self.store.tag(final.image_id, tag)
+            self.out(f"Successfully tagged {ref.familiar() if hasattr(ref, 'familiar') else tag}")
+        return final.image_id
+
+    # --- FROM ---------------------------------------------------------------------------
+
+    def _from(self, stage: Stage, plan: Plan, meta: Mapping[str, str | None], options: BuildOptions,
+              dockerfile: Dockerfile, lexer: Lexer) -> StageState:
+        meta_env = {k: v for k, v in meta.items() if v is not None}
+        base = lexer.process_word(stage.base, meta_env)
+        if not base:
+            raise DockerfileError(f"{dockerfile.name}:{stage.from_inst.line}: base name ({stage.base}) should not be blank")
+        args = ArgScope(options.build_args, meta)
+        ref = stage_ref(plan.stages, base, stage.index)
+        if ref is not None:
+            parent = self.built[ref]
+            image_id, config = parent.image_id, _copy.deepcopy(parent.config)
+        elif base.lower() == "scratch":
+            image_id, config = None, imageconfig.new_config(now_rfc3339(), [], [], {})
+        else:
+            try:
+                record = self.store.resolve(base)
+            except NotFound as exc:
+                raise NotFound(f"{dockerfile.name}:{stage.from_inst.line}: pull access denied or image not found: "
+                               f"{base} is not in the local store and builds do not pull (pull it first)") from exc
+            image_id, config = record.id, self.store.image_config(record.id)
+        if image_id is not None:
+            self.out(f" ---> {dg.short_id(image_id)}")
+        container = config.setdefault("config", {}) or {}
+        config["config"] = container
+        if "PATH" not in env_dict(container.get("Env")):
+            container["Env"] = list(container.get("Env") or []) + [f"PATH={DEFAULT_PATH}"]
+        triggers = list(container.get("OnBuild") or [])
+        container.pop("OnBuild", None)
+        state = StageState(stage, image_id, config, args)
+        if triggers and ref is None:
+            self.out(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
+            for text in triggers:
+                trigger = parse(text, f"{dockerfile.name} (ONBUILD of {base})").instructions[0]
+                self._step(state, trigger, self._context, options, dockerfile, lexer)
+        return state
+
+    _context: BuildContext | None = None
+
+    # --- one step -----------------------------------------------------------------------
+
+    def _step(self, state: StageState, inst: Instruction, context: BuildContext, options: BuildOptions,
+              dockerfile: Dockerfile, lexer: Lexer) -> None:
+        self._context = context
+        try:
+            handler = getattr(self, f"_do_{inst.keyword.lower()}")
+            handler(state, inst, context, options, dockerfile, lexer)
+        except DockerfileError:
+            raise
+        except DockerbankError as exc:
+            prefix = f"{dockerfile.name}:{inst.line}: "
+            if exc.message.startswith(dockerfile.name + ":"):
+                raise
+            wrapped = type(exc)(prefix + exc.message) if type(exc).__init__ is DockerbankError.__init__ else exc
+            if wrapped is exc:
+                raise
+            wrapped.exit_code = exc.exit_code
+            raise wrapped from exc
+
+    def _env(self, state: StageState) -> dict[str, str]:
+        return state.args.expansion_env(state.container.get("Env") or [])
+
+    def _word(self, state: StageState, lexer: Lexer, word: str) -> str:
+        return lexer.process_word(word, self._env(state))
+
+    def _cached(self, key: str, options: BuildOptions) -> str | None:
+        if options.no_cache:
+            return None
+        row = self.engine.db.query_one("SELECT image_id FROM build_cache WHERE key = ?", (key,))
+        if row is None:
+            return None
+        if self.engine.db.query_one("SELECT 1 FROM images WHERE id = ?", (row["image_id"],)) is None:
+            return None
+        return row["image_id"]
+
+    def _remember(self, key: str, image_id: str) -> None:
+        with self.engine.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO build_cache (key, image_id, created) VALUES (?,?,?)",
+                         (key, image_id, now_rfc3339()))
+
+    def _use(self, state: StageState, image_id: str, cached: bool) -> None:
+        if cached:
+            self.out(" ---> Using cache")
+        state.image_id = image_id
+        state.config = self.store.image_config(image_id)
+        state.config.setdefault("config", {})
+        self.out(f" ---> {dg.short_id(image_id)}")
+
+    def _commit_meta(self, state: StageState, comment: str, options: BuildOptions, mutate: Callable[[dict], None],
+                     single_space: bool = False) -> None:
+        """A step that changes only the config: new image, ``#(nop)`` history, no layer."""
+        created_by = " ".join(state.shell) + (" #(nop) " if single_space else " #(nop)  ") + comment
+        key = cache_key(state.image_id, created_by, extra={"config": state.container})
+        hit = self._cached(key, options)
+        if hit:
+            self._use(state, hit, True)
+            return
+        config = _copy.deepcopy(state.config)
+        mutate(config)
+        now = now_rfc3339()
+        config["created"] = now
+        config.setdefault("history", []).append({"created": now, "created_by": created_by, "empty_layer": True})
+        record = self.store.record_image(imageconfig.canonical_bytes(config))
+        self._remember(key, record.id)
+        self._use(state, record.id, False)
+
+    def _commit_layer(self, state: StageState, created_by: str, key: str, staging: Path) -> None:
+        """Pack ``staging`` as a layer on the stage's image; record the new image."""
+        store = self.store
+        tmp = self.engine.config.tmp_dir
+        tmp.mkdir(parents=True, exist_ok=True)
+        fd, tar_name = tempfile.mkstemp(prefix="build-layer-", dir=tmp)
+        try:
+            from dockerbank.image.pack import pack_dir
+
+            with os.fdopen(fd, "wb") as handle:
+                pack_dir(staging, handle)
+            with open(tar_name, "rb") as handle:
+                blob, size = store.blobs.put_stream(handle)
+        finally:
+            os.unlink(tar_name)
+        parent_chain = self._top_chain(state)
+        with store.blobs.open(blob) as handle:
+            layer = store.layers.add(parent_chain, handle, expected_diff_id=blob)
+        store.add_layer_blob(layer.diff_id, blob, compression.MEDIA_TAR, size)
+        config = _copy.deepcopy(state.config)
+        now = now_rfc3339()
+        config["created"] = now
+        config.setdefault("rootfs", {"type": "layers", "diff_ids": []}).setdefault("diff_ids", []).append(layer.diff_id)
+        config.setdefault("history", []).append({"created": now, "created_by": created_by})
+        record = store.record_image(imageconfig.canonical_bytes(config))
+        self._remember(key, record.id)
+        self._use(state, record.id, False)
+
+    def _top_chain(self, state: StageState) -> str | None:
+        diff_ids = state.config.get("rootfs", {}).get("diff_ids", [])
+        return dg.chain_ids(diff_ids)[-1] if diff_ids else None
+
+    def _view(self, state: StageState) -> MergedView:
+        return MergedView(self.store.layers.lower_dirs(self._top_chain(state)))
+
+    # --- metadata instructions ----------------------------------------------------------
+
+    def _do_env(self, state, inst, context, options, dockerfile, lexer):
+        env = self._env(state)
+        pairs = [(lexer.process_word(k, env), lexer.process_word(v or "", env)) for k, v in inst.pairs]
+
+        def mutate(config: dict) -> None:
+            c = config.setdefault("config", {})
+            for key, value in pairs:
+                c["Env"] = set_env(c.get("Env"), key, value)
+
+        self._commit_meta(state, "ENV " + " ".join(f"{k}={v}" for k, v in pairs), options, mutate)
+
+    def _do_label(self, state, inst, context, options, dockerfile, lexer):
+        env = self._env(state)
+        pairs = [(lexer.process_word(k, env), lexer.process_word(v or "", env)) for k, v in inst.pairs]
+
+        def mutate(config: dict) -> None:
+            c = config.setdefault("config", {})
+            labels = dict(c.get("Labels") or {})
+            labels.update(pairs)
+            c["Labels"] = labels
+
+        self._commit_meta(state, "LABEL " + " ".join(f"{k}={v}" for k, v in pairs), options, mutate)
+
+    def _do_arg(self, state, inst, context, options, dockerfile, lexer):
+        parts = []
+        for name, default in inst.pairs:
+            env = self._env(state)
+            value = lexer.process_word(default, env) if default is not None else None
+            state.args.declare(name, value)
+            self.used_args.add(name)
+            parts.append(name if default is None else f"{name}={value}")
+        self._commit_meta(state, "ARG " + " ".join(parts), options, lambda config: None)
+
+    def _command(self, state: StageState, inst: Instruction) -> list[str]:
+        if inst.json_form:
+            return list(inst.cmd)
+        return state.shell + inst.cmd if inst.cmd else []
+
+    def _do_cmd(self, state, inst, context, options, dockerfile, lexer):
+        cmd = self._command(state, inst)
+        state.cmd_set = True
+
+        def mutate(config: dict) -> None:
+            config.setdefault("config", {})["Cmd"] = cmd
+
+        self._commit_meta(state, "CMD " + _go_quote_list(cmd), options, mutate)
+
+    def _do_entrypoint(self, state, inst, context, options, dockerfile, lexer):
+        entrypoint = self._command(state, inst)
+        reset_cmd = not state.cmd_set
+
+        def mutate(config: dict) -> None:
+            c = config.setdefault("config", {})
+            c["Entrypoint"] = entrypoint or None
+            if reset_cmd:
+                c["Cmd"] = None
+
+        self._commit_meta(state, "ENTRYPOINT " + _go_quote_list(entrypoint), options, mutate)
+
+    def _do_user(self, state, inst, context, options, dockerfile, lexer):
+        user = self._word(state, lexer, inst.words[0])
+        self._commit_meta(state, f"USER {user}", options, lambda c: c.setdefault("config", {}).__setitem__("User", user))
+
+    def _do_stopsignal(self, state, inst, context, options, dockerfile, lexer):
+        signal = self._word(state, lexer, inst.words[0])
+        if not re.fullmatch(r"(SIG)?[A-Z0-9+-]+|\d+", signal.upper()):
+            raise InvalidArgument(f"Invalid signal: {signal}")
+        self._commit_meta(state, f"STOPSIGNAL {signal}", options,
+                          lambda c: c.setdefault("config", {}).__setitem__("StopSignal", signal))
+
+    def _do_expose(self, state, inst, context, options, dockerfile, lexer):
+        env = self._env(state)
+        raw = [w for word in inst.words for w in lexer.process_words(word, env)]
+        ports = [p for spec in raw for p in _port_specs(spec)]
+
+        def mutate(config: dict) -> None:
+            c = config.setdefault("config", {})
+            exposed = dict(c.get("ExposedPorts") or {})
+            for port in ports:
+                exposed[port] = {}
+            c["ExposedPorts"] = exposed
+
+        self._commit_meta(state, "EXPOSE " + " ".join(raw), options, mutate)
+
+    def _do_volume(self, state, inst, context, options, dockerfile, lexer):
+        env = self._env(state)
+        paths = [lexer.process_word(w, env) for w in inst.words] if inst.json_form else \
+            [w for word in inst.words for w in lexer.process_words(word, env)]
+        if not paths or any(not p.strip() for p in paths):
+            raise InvalidArgument("VOLUME specified can not be an empty string")
+
+        def mutate(config: dict) -> None:
+            c = config.setdefault("config", {})
+            volumes = dict(c.get("Volumes") or {})
+            for path in paths:
+                volumes[path] = {}
+            c["Volumes"] = volumes
+
+        self._commit_meta(state, "VOLUME [" + " ".join(paths) + "]", options, mutate)
+
+    def _do_shell(self, state, inst, context, options, dockerfile, lexer):
+        shell = list(inst.cmd)
+        self._commit_meta(state, "SHELL [" + " ".join(shell) + "]", options,
+                          lambda c: c.setdefault("config", {}).__setitem__("Shell", shell))
+
+    def _do_maintainer(self, state, inst, context, options, dockerfile, lexer):
+        author = inst.words[0]
+        self._commit_meta(state, f"MAINTAINER {author}", options, lambda c: c.__setitem__("author", author))
+
+    def _do_onbuild(self, state, inst, context, options, dockerfile, lexer):
+        trigger = re.sub(r"(?i)^\s*ONBUILD\s*", "", inst.original)
+
+        def mutate(config: dict) -> None:
+            c = config.setdefault("config", {})
+            c["OnBuild"] = list(c.get("OnBuild") or []) + [trigger]
+
+        self._commit_meta(state, f"ONBUILD {trigger}", options, mutate)
+
+    def _do_healthcheck(self, state, inst, context, options, dockerfile, lexer):
+        health: dict = {"Test": list(inst.cmd)}
+        names = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
+                 "start-interval": "StartInterval", "retries": "Retries"}
+        for flag, key in names.items():
+            if inst.health.get(flag):
+                health[key] = inst.health[flag]
+
+        def mutate(config: dict) -> None:
+            config.setdefault("config", {})["Healthcheck"] = health
+
+        shown = " ".join(json.dumps(x) for x in health["Test"])
+        self._commit_meta(state, f"HEALTHCHECK &{{[{shown}] {_go_duration(health.get('Interval', 0))} "
+                                 f"{_go_duration(health.get('Timeout', 0))} {_go_duration(health.get('StartPeriod', 0))} "
+                                 f"{_go_duration(health.get('StartInterval', 0))} '\\x{health.get('Retries', 0):02x}'}}",
+                          options, mutate)
+
+    # --- WORKDIR --------------------------------------------------------------------------
+
+    def _do_workdir(self, state, inst, context, options, dockerfile, lexer):
+        requested = self._word(state, lexer, inst.words[0])
+        path = posixpath.normpath(posixpath.join("/", state.workdir, requested))
+        comment = f"WORKDIR {path}"
+        view = self._view(state)
+        exists = view.is_dir(path) if state.image_id or view.layers else False
+        if exists or path == "/":
+            self._commit_meta(state, comment, options,
+                              lambda c: c.setdefault("config", {}).__setitem__("WorkingDir", path), single_space=True)
+            return
+        created_by = " ".join(state.shell) + " #(nop) " + comment
+        key = cache_key(state.image_id, created_by, extra={"config": state.container, "mkdir": True})
+        state.container["WorkingDir"] = path
+        hit = self._cached(key, options)
+        if hit:
+            self._use(state, hit, True)
+            return
+        staging = self._staging()
+        try:
+            copying.stage([copying.CopyItem(path.lstrip("/"), "dir", 0o755, 0, 0, None)], staging, view, None)
+            self._commit_layer(state, created_by, key, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _staging(self) -> Path:
+        tmp = self.engine.config.tmp_dir
+        tmp.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="build-stage-", dir=tmp))
+
+    # --- COPY / ADD -----------------------------------------------------------------------
+
+    def _do_copy(self, state, inst, context, options, dockerfile, lexer):
+        self._copy_or_add(state, inst, context, options, dockerfile, lexer)
+
+    def _do_add(self, state, inst, context, options, dockerfile, lexer):
+        self._copy_or_add(state, inst, context, options, dockerfile, lexer)
+
+    def _copy_or_add(self, state, inst, context, options, dockerfile, lexer):
+        if inst.flags.get("link"):
+            pass  # --link only changes how buildkit stacks the layer; the result is the same
+        for unsupported in ("parents", "exclude", "checksum", "keep-git-dir"):
+            if unsupported in inst.flags:
+                raise NotSupported(f"{inst.keyword} --{unsupported} is not supported by this builder")
+        env = self._env(state)
+        view = self._view(state)
+        if inst.json_form:
+            words = [lexer.process_word(w, env) for w in inst.words]
+        else:
+            words = [lexer.process_word(w, env) for w in inst.words]
+        srcs, dest = words[:-1], words[-1]
+        if not dest.startswith("/"):
+            dest = posixpath.join(state.workdir, dest) + ("/" if dest.endswith("/") or dest in (".", "./") else "")
+        owner = copying.parse_chown(self._word(state, lexer, str(inst.flags["chown"])), view) if "chown" in inst.flags else None
+        chmod = copying.parse_chmod(str(inst.flags["chmod"])) if "chmod" in inst.flags else None
+        source_from = inst.flags.get("from")
+        heredoc_names = {f"<<{d.name}": d for d in inst.heredocs}
+        heredoc_names.update({f"<<-{d.name}": d for d in inst.heredocs})
+        docs = [(heredoc_names[w].name, self._heredoc_text(heredoc_names[w], env, dockerfile)) for w in inst.words[:-1]
+                if w in heredoc_names]
+        srcs = [s for w, s in zip(inst.words[:-1], srcs) if w not in heredoc_names]
+        dest_is_dir = view.is_dir
+        items: list[copying.CopyItem] = []
+        if docs:
+            items.extend(copying.heredoc_items(docs, dest, owner, chmod, dest_is_dir))
+        source_desc = "context"
+        if srcs:
+            if isinstance(source_from, str) and source_from:
+                if inst.keyword == "ADD":
+                    raise InvalidArgument("ADD does not support --from")
+                from_name = self._word(state, lexer, source_from)
+                sources, source_desc = self._from_sources(from_name, state)
+                items.extend(copying.collect(inst.keyword, srcs, dest, sources, owner=owner, chmod=chmod,
+                                             dest_is_dir=dest_is_dir, from_image=True))
+            else:
+                if context.root is None:
+                    raise InvalidArgument(f"{inst.keyword} failed: no build context (the Dockerfile came from stdin)")
+                items.extend(copying.collect(inst.keyword, srcs, dest, copying.Sources(context=context), owner=owner,
+                                             chmod=chmod, dest_is_dir=dest_is_dir, from_image=False))
+        digest = content_digest(item.record() for item in items)
+        kind = "file" if len(items) == 1 and items[0].kind in ("file", "data") else ("dir" if len(srcs) == 1 and not docs else "multi")
+        comment = f"{inst.keyword} {kind}:{dg.hex_of(digest)} in {dest} "
+        created_by = " ".join(state.shell) + " #(nop) " + comment
+        key = cache_key(state.image_id, created_by, content=digest,
+                        extra={"from": source_desc, "config": state.container})
+        hit = self._cached(key, options)
+        if hit:
+            self._use(state, hit, True)
+            return
+        staging = self._staging()
+        try:
+            copying.stage(items, staging, view, owner)
+            self._commit_layer(state, created_by, key, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _heredoc_text(self, doc, env: dict, dockerfile: Dockerfile) -> str:
+        if not doc.expand:
+            return doc.content
+        return Lexer(dockerfile.escape, raw=True).process_word(doc.content, env)
+
+    def _from_sources(self, name: str, state: StageState) -> tuple[copying.Sources, str]:
+        stages = [s.stage for s in self.built.values()]
+        for built in self.built.values():
+            if built.stage.name == name.lower() or str(built.stage.index) == name:
+                return copying.Sources(view=self._view(built)), built.image_id or "scratch"
+        del stages
+        try:
+            record = self.store.resolve(name)
+        except NotFound as exc:
+            raise NotFound(f"COPY --from={name}: no such build stage or image in the local store") from exc
+        return copying.Sources(view=MergedView(self.store.layers.lower_dirs(record.top_chain))), record.id
+
+    # --- RUN ------------------------------------------------------------------------------
+
+    def _do_run(self, state, inst, context, options, dockerfile, lexer):
+        if "mount" in inst.flags or "network" in inst.flags or "security" in inst.flags:
+            flag = next(f for f in ("mount", "network", "security") if f in inst.flags)
+            raise NotSupported(f"RUN --{flag} needs BuildKit; this builder (like Docker's legacy builder) does not support it")
+        if inst.heredocs:
+            if len(inst.heredocs) == 1 and inst.rest.strip() in (f"<<{inst.heredocs[0].name}", f"<<-{inst.heredocs[0].name}",
+                                                                 f"<<'{inst.heredocs[0].name}'", f'<<"{inst.heredocs[0].name}"'):
+                script = inst.heredocs[0].content
+            else:
+                script = inst.rest + "\n" + "".join(d.content + d.name + "\n" for d in inst.heredocs)
+            argv = state.shell + [script]
+        else:
+            argv = self._command(state, inst)
+        image_env = env_dict(state.container.get("Env"))
+        args = {k: v for k, v in state.args.values().items() if k not in image_env}
+        shown_args = sorted(f"{k}={v}" for k, v in args.items())
+        created_by = " ".join(([f"|{len(shown_args)}", *shown_args] if shown_args else []) + argv)
+        key = cache_key(state.image_id, created_by, args=args, extra={"config": state.container})
+        hit = self._cached(key, options)
+        if hit:
+            self._use(state, hit, True)
+            return
+        if self.run_step is None:
+            raise NotSupported("RUN needs the container engine, which this installation does not provide yet")
+        run_env = dict(state.args.run_env())
+        run_env = {k: v for k, v in run_env.items() if k not in image_env}
+        upper = self.run_step(self, state, argv, run_env)
+        try:
+            self._commit_layer(state, created_by, key, upper)
+        finally:
+            shutil.rmtree(upper, ignore_errors=True)
+
+
+def _predefined() -> tuple[str, ...]:
+    from dockerbank.build.expand import PREDEFINED_ARGS
+
+    return PREDEFINED_ARGS
+
+
+def _go_quote_list(items: list[str]) -> str:
+    """Go's ``%q`` of a []string: ``["a" "b c"]``."""
+    return "[" + " ".join(json.dumps(x, ensure_ascii=False) for x in items) + "]"
+
+
+def _go_duration(ns: int) -> str:
+    if not ns:
+        return "0s"
+    seconds = ns / 1e9
+    hours, rem = divmod(int(seconds), 3600)
+    minutes, secs = divmod(rem, 60)
+    out = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "")
+    frac = seconds - int(seconds)
+    return out + (f"{secs + frac:g}s")
+
+
+def _port_specs(spec: str) -> list[str]:
+    """``80``, ``80/udp``, ``8000-8002/tcp`` -> ``["80/tcp"]`` ... (ranges expanded, as Docker's nat.ParsePortSpecs)."""
+    port, _, proto = spec.partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp", "sctp"):
+        raise InvalidArgument(f"invalid proto: {proto}")
+    if ":" in port:
+        raise InvalidArgument(f"invalid containerPort: {spec}")
+    match = re.fullmatch(r"(\d+)(?:-(\d+))?", port)
+    if not match:
+        raise InvalidArgument(f"invalid containerPort: {port}")
+    start = int(match.group(1))
+    end = int(match.group(2) or start)
+    if end < start or end > 65535:
+        raise InvalidArgument(f"invalid range specified for container port: {port}")
+    return [f"{p}/{proto}" for p in range(start, end + 1)]
+
+
+def _human(size: int) -> str:
+    """Docker's units.BytesSize: ``2.048kB`` (SI, 4 significant digits)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.4g}{unit}"
+        value /= 1000
+    return f"{value:.4g}TB"
