@@ -238,3 +238,23 @@ def test_cleanup_repairs_what_a_crash_left(net):
     assert any(c1[:12] in line for line in repairs) and any(str(orphan) in line for line in repairs)
     assert not orphan.exists()
     assert_no_traces(net, [c1], [crashed])
+
+
+def test_prepare_container_network_gives_namespace_and_files(net):
+    from dockerbank.network.runtime import parse_mode, prepare_container_network
+
+    app = net.create("app")
+    container_id = cid()
+    mode = parse_mode(["app"], ports=["127.0.0.1::80"], add_hosts=["db:10.1.2.3"])
+    result = prepare_container_network(net, container_id, "api", mode, hostname="api-host",
+                                       ports=["127.0.0.1::80"], aliases=["service"], add_hosts=["db:10.1.2.3"])
+    assert result.namespace == {"type": "network", "path": str(net.netns_path(container_id))}
+    ip = result.settings["Networks"]["app"]["IPAddress"]
+    assert f"{ip}\tapi-host\n" in result.hosts and "10.1.2.3\tdb\n" in result.hosts
+    assert result.resolv == f"nameserver {app.gateway}\n"
+    port = int(result.settings["Ports"]["80/tcp"][0]["HostPort"])
+    assert net.port_mappings(container_id)[0].host_port == port
+    net.detach(container_id)
+    assert_no_traces(net, [container_id], [app])
+    none = prepare_container_network(net, cid(), "quiet", parse_mode(["none"]), hostname="q")
+    assert none.namespace == {"type": "network"} and not net.db.query("SELECT 1 FROM network_endpoints")

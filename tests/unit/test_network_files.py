@@ -43,3 +43,19 @@ def test_etc_files():
     for bad in ("db", "db:", "db:notanip", ":1.2.3.4"):
         with pytest.raises(InvalidArgument):
             parse_add_host(bad)
+
+
+def test_parse_mode_and_port_requests():
+    from dockerbank.network.runtime import parse_mode, port_requests
+
+    assert parse_mode([]).kind == "bridge" and parse_mode(["default"]).networks == ("bridge",)
+    assert parse_mode(["a", "b", "a"]).networks == ("a", "b")
+    assert parse_mode(["container:db"]).docker_name == "container:db"
+    assert parse_mode(["host"], ports=["80"]).kind == "host"
+    for bad in (dict(values=["host", "a"]), dict(values=["bridge"], ip="10.0.0.5"),
+                dict(values=[], aliases=["x"]), dict(values=["container:db"], publish_all=True),
+                dict(values=["a"], add_hosts=["nocolon"]), dict(values=["a"], ports=["x:y"])):
+        with pytest.raises(InvalidArgument):
+            parse_mode(**bad)
+    got = port_requests(["8080:80"], True, ["80/tcp", "443/tcp"])
+    assert [(r.host_ports, r.container_port) for r in got] == [((8080,), 80), ((), 443)]
