@@ -27,7 +27,14 @@ from dockerbank.container.oom import oom_info, oom_killed
 from dockerbank.container.stats import api_stats, cpu_percent, read_sample, stats_row
 from dockerbank.container.top import render_top, run_top
 from dockerbank.errors import DockerbankError, NotFound, RuntimeFailure
-from dockerbank.host.cgroups import Cgroup, CgroupLayout, container_cgroups_path, detect_layout, pids_of
+from dockerbank.host.cgroups import (
+    Cgroup,
+    CgroupLayout,
+    container_cgroups_path,
+    detect_layout,
+    pids_of,
+    remove_stale,
+)
 
 CHILD = r"""
 import sys, time
@@ -361,3 +368,24 @@ def test_cgroup_of_a_real_runc_container(tmp_path, layout):
     finally:
         subprocess.run([runc, "delete", "--force", name], check=False, capture_output=True)
         cg.remove(timeout=5)
+
+
+def test_remove_stale_keeps_known_and_busy(layout):
+    parent = f"/dockerbank-test/{uuid.uuid4().hex}"
+    known, stale, busy = (Cgroup(layout, f"{parent}/{n}") for n in ("known", "stale", "busy"))
+    for cg in (known, stale, busy):
+        cg.create()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        busy.add_pid(sleeper.pid)
+        report = remove_stale(layout, {"known"}, parent=parent)
+        assert report.removed == ["stale"]
+        assert report.busy == {"busy": [sleeper.pid]}
+        assert known.exists() and busy.exists() and not stale.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        Cgroup(layout, parent).remove(timeout=5)
+        with contextlib.suppress(RuntimeFailure):
+            Cgroup(layout, "/dockerbank-test").remove(timeout=0)
+    assert not Cgroup(layout, parent).exists()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -595,3 +596,18 @@ def sample_pair(cgroup: Cgroup, init_pid: int | None = None,
     first = read_sample(cgroup, init_pid)
     time.sleep(interval)
     return first, read_sample(cgroup, init_pid)
+
+
+def stream_samples(cgroup: Cgroup, init_pid: int | None = None,
+                   interval: float = 1.0) -> Iterator[tuple[StatsSample | None, StatsSample]]:
+    """``docker stats`` streaming: yield ``(previous, current)`` every ``interval``
+    seconds (``previous`` is ``None`` the first time) until the cgroup disappears."""
+    previous: StatsSample | None = None
+    while True:
+        try:
+            current = read_sample(cgroup, init_pid)
+        except NotFound:
+            return
+        yield previous, current
+        previous = current
+        time.sleep(interval)

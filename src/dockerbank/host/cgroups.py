@@ -512,3 +512,30 @@ def swap_limit_available(layout: CgroupLayout) -> bool:
         probe = _probe_dir(layout, "memory")
         return probe is not None and (probe / "memory.swap.max").exists()
     return (layout.v1_mounts["memory"] / "memory.memsw.limit_in_bytes").exists()
+
+
+@dataclass
+class StaleCgroups:
+    """What :func:`remove_stale` did: names removed, and names kept because processes
+    still live in them (orphans of a lost container; ``system check`` reports them)."""
+
+    removed: list[str] = field(default_factory=list)
+    busy: dict[str, list[int]] = field(default_factory=dict)
+
+
+def remove_stale(layout: CgroupLayout, keep: set[str] | frozenset[str],
+                 parent: str = CGROUP_PARENT, timeout: float = 2.0) -> StaleCgroups:
+    """Remove the cgroups below ``parent`` whose name (container id) is not in ``keep``
+    and which hold no process, in every hierarchy (``system check``'s repair)."""
+    report = StaleCgroups()
+    for name in list_children(layout, parent):
+        if name in keep:
+            continue
+        cgroup = Cgroup(layout, f"{parent}/{name}")
+        pids = cgroup.pids()
+        if pids:
+            report.busy[name] = pids
+            continue
+        cgroup.remove(timeout)
+        report.removed.append(name)
+    return report
