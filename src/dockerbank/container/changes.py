@@ -1,10 +1,11 @@
 """``docker diff``: what a container changed, read from its overlayfs upper directory.
 
-Same rules as moby's ``pkg/archive/changes.go`` with the overlay2 driver: walk the upper dir
-depth first (names sorted per directory, the order ``docker diff`` prints); a whiteout
-(char device 0/0) or an opaque directory is ``D``; a path that exists in a lower layer is
-``C`` (a directory whose size, mode and mtime equal the lower one is not a change by
-itself), anything else ``A``; the parent of an ``A``/``D`` is reported ``C`` once, before it.
+Rules as Docker 20.10 with overlay2 shows them (checked against ``docker diff`` on this host):
+a whiteout (char device 0/0) is ``D``; a path that exists in a lower layer is ``C`` (a
+directory whose size, mode and mtime equal the lower one is not a change by itself), anything
+else ``A``; the parent of an ``A``/``D`` is reported ``C``; a directory made opaque (removed
+and made again) is ``C`` with a ``D`` for each lower entry it now hides. Docker prints in
+map order (random); we sort by path, parents before children.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Protocol, Sequence
 
 from dockerbank.image.unpack import OPAQUE_XATTR
-
-LowerLookup = Callable[[str], "os.stat_result | None"]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _API_KIND = {"C": 0, "A": 1, "D": 2}
@@ -43,16 +42,14 @@ class Change:
         return {"Path": self.path, "Kind": self.api_kind}
 
 
-def changes(upper_dir: Path, lower: Sequence[Path] | LowerLookup) -> list[Change]:
-    """The changes recorded in ``upper_dir``, in the order ``docker diff`` prints them.
+def changes(upper_dir: Path, lower: Sequence[Path] | LowerView) -> list[Change]:
+    """The changes recorded in ``upper_dir``, sorted by path (the container's own layer).
 
-    ``lower`` is either the overlay lower directories (top first, as given to the mount) or a
-    callable taking a container path (``/etc/x``) and returning the lstat of what the image
-    has there, or None.
+    ``lower`` is the overlay lower directories (top first, as given to the mount) or any
+    object with ``lstat(path)`` and ``listdir(path)`` for container paths like ``/etc/x``.
     """
-    lookup = lower if callable(lower) else LowerDirs(list(lower)).lstat
-    result: list[Change] = []
-    changed_dirs: set[str] = set()
+    view = lower if hasattr(lower, "lstat") else LowerDirs([Path(p) for p in lower])
+    found: dict[str, str] = {}
     root_fd = os.open(upper_dir, _DIR_FLAGS)
     stack = [(root_fd, "", iter(_listing(root_fd)))]
     try:
@@ -65,38 +62,40 @@ def changes(upper_dir: Path, lower: Sequence[Path] | LowerLookup) -> list[Change
                 continue
             name, info = entry
             path = prefix + "/" + name
-            kind = _kind(fd, name, info, path, lookup)
+            kind = _kind(info, path, view)
             if stat.S_ISDIR(info.st_mode):
                 try:
                     child = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except (FileNotFoundError, NotADirectoryError):
                     child = None  # removed meanwhile (the container is running)
                 if child is not None:
-                    stack.append((child, path, iter(_listing(child))))
-                if kind is not None:
-                    changed_dirs.add(path)
+                    listing = _listing(child)
+                    stack.append((child, path, iter(listing)))
+                    if _getxattr(fd, name, OPAQUE_XATTR) == b"y":
+                        present = {n for n, _ in listing}
+                        for hidden in view.listdir(path):
+                            if hidden not in present:
+                                found[f"{path}/{hidden}"] = "D"
+                        kind = kind or "C"
             if kind is None:
                 continue
-            if kind in ("A", "D"):
-                parent = prefix or "/"
-                if parent != "/" and parent not in changed_dirs:
-                    result.append(Change("C", parent))
-                    changed_dirs.add(parent)
-            # the child directory was pushed above; record this entry before its children
-            result.append(Change(kind, path))
+            found[path] = kind
     finally:
         for fd, *_ in stack:
             os.close(fd)
-    return result
+    # the parent of an addition or deletion is a modification (Docker's rule)
+    for path, kind in list(found.items()):
+        parent = path.rsplit("/", 1)[0]
+        if kind in ("A", "D") and parent and parent not in found:
+            found[parent] = "C"
+    return [Change(found[path], path) for path in sorted(found, key=os.fsencode)]
 
 
-def _kind(fd: int, name: str, info: os.stat_result, path: str, lookup: LowerLookup) -> str | None:
+def _kind(info: os.stat_result, path: str, view: LowerView) -> str | None:
     mode = info.st_mode
     if stat.S_ISCHR(mode) and info.st_rdev == 0:
         return "D"
-    if stat.S_ISDIR(mode) and _getxattr(fd, name, OPAQUE_XATTR) == b"y":
-        return "D"
-    below = lookup(path)
+    below = view.lstat(path)
     if below is None:
         return "A"
     if stat.S_ISDIR(mode) and stat.S_ISDIR(below.st_mode):
@@ -106,44 +105,91 @@ def _kind(fd: int, name: str, info: os.stat_result, path: str, lookup: LowerLook
     return "C"
 
 
+class LowerView(Protocol):
+    """What the image below the container has at a container path."""
+
+    def lstat(self, path: str) -> os.stat_result | None: ...
+
+    def listdir(self, path: str) -> list[str]: ...
+
+
 class LowerDirs:
-    """Look paths up in overlay lower dirs (top first) as the merged view would see them."""
+    """The merged view of overlay lower dirs (top first), resolved like overlayfs does.
+
+    Paths are looked up component by component, and only in the layers where every parent
+    is a real directory, so a symlink inside a layer is never followed on the host.
+    """
 
     def __init__(self, dirs: list[Path]):
         self.dirs = dirs
-        self._opaque: dict[tuple[int, str], bool] = {}
+
+    def _lstat(self, index: int, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.dirs[index] / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _is_opaque(self, index: int, rel: str) -> bool:
+        try:
+            return os.getxattr(self.dirs[index] / rel, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        except OSError:
+            return False
+
+    def _lookup(self, parts: list[str]) -> tuple[os.stat_result | None, list[int]]:
+        """(lstat of the merged entry, the layers that merge into it if it is a directory)."""
+        active = list(range(len(self.dirs)))
+        first: os.stat_result | None = None
+        rel = ""
+        for part in parts:
+            rel = f"{rel}/{part}" if rel else part
+            merged: list[int] = []
+            first = None
+            for index in active:
+                info = self._lstat(index, rel)
+                if info is None:
+                    continue
+                if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
+                    break  # whited out here: hidden in this layer and all below
+                if first is None:
+                    first = info
+                if not stat.S_ISDIR(info.st_mode) or not stat.S_ISDIR(first.st_mode):
+                    break  # a non-directory ends the merge
+                merged.append(index)
+                if self._is_opaque(index, rel):
+                    break
+            if first is None:
+                return None, []
+            active = merged
+        return first, active
 
     def lstat(self, path: str) -> os.stat_result | None:
-        rel = path.lstrip("/")
-        parents = _ancestors(rel)
-        for index, directory in enumerate(self.dirs):
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return None
+        return self._lookup(parts)[0]
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in directory ``path`` of the merged lower layers."""
+        parts = [p for p in path.split("/") if p]
+        info, active = self._lookup(parts) if parts else (None, list(range(len(self.dirs))))
+        if parts and (info is None or not stat.S_ISDIR(info.st_mode)):
+            return []
+        rel = "/".join(parts)
+        names: set[str] = set()
+        seen: set[str] = set()
+        for index in active:
             try:
-                info = os.lstat(directory / rel)
+                with os.scandir(self.dirs[index] / rel if rel else self.dirs[index]) as entries:
+                    for entry in entries:
+                        if entry.name in seen:
+                            continue
+                        seen.add(entry.name)
+                        found = entry.stat(follow_symlinks=False)
+                        if not (stat.S_ISCHR(found.st_mode) and found.st_rdev == 0):
+                            names.add(entry.name)
             except (FileNotFoundError, NotADirectoryError):
-                info = None
-            if info is not None:
-                if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
-                    return None  # whited out in this layer
-                return info
-            # an opaque parent in this layer hides the layers below it
-            if any(self._is_opaque(index, directory, parent) for parent in parents):
-                return None
-        return None
-
-    def _is_opaque(self, index: int, directory: Path, rel_dir: str) -> bool:
-        key = (index, rel_dir)
-        if key not in self._opaque:
-            try:
-                value = os.getxattr(directory / rel_dir, OPAQUE_XATTR, follow_symlinks=False)
-            except OSError:
-                value = b""
-            self._opaque[key] = value == b"y"
-        return self._opaque[key]
-
-
-def _ancestors(rel: str) -> list[str]:
-    parts = rel.split("/")[:-1]
-    return ["/".join(parts[: i + 1]) for i in range(len(parts))]
+                continue
+        return sorted(names)
 
 
 def _listing(dir_fd: int) -> list[tuple[str, os.stat_result]]:
