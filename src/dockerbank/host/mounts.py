@@ -3,8 +3,6 @@ to find overlay roots a crashed or killed CLI left mounted."""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 from dataclasses import dataclass
@@ -114,8 +112,14 @@ def is_mounted(path: str | Path, mountinfo: str | Path = "/proc/self/mountinfo")
     return any(m.mount_point == target for m in read_mounts(mountinfo))
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+def _umount2(target: bytes, flags: int) -> int:
+    """umount2(2) through libc; returns 0 or the errno (ctypes imported lazily: it is slow)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(target, flags) == 0:
+        return 0
+    return ctypes.get_errno()
 
 
 def unmount(path: str | Path, lazy: bool = True) -> bool:
@@ -123,9 +127,9 @@ def unmount(path: str | Path, lazy: bool = True) -> bool:
     filesystem is released when its last user goes). Returns ``False`` when nothing was
     mounted there; ``RuntimeFailure`` with the kernel's reason otherwise."""
     target = os.fsencode(str(path))
-    if _libc().umount2(target, MNT_DETACH if lazy else 0) == 0:
+    err = _umount2(target, MNT_DETACH if lazy else 0)
+    if err == 0:
         return True
-    err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOENT):
         return False  # not a mount point / no such path
     raise RuntimeFailure(f"cannot unmount {path}: {os.strerror(err)}")

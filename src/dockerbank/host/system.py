@@ -6,14 +6,9 @@ root dir; everything else here is pure (parsers, warnings, the API dict, the tex
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
-import platform
 import shutil
-import socket
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,7 +177,9 @@ def render_info(facts: SystemFacts) -> list[str]:
 
 def _statfs_magic(path: str | Path) -> int:
     """``f_type`` of statfs(2) (the first field of ``struct statfs`` on Linux)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(256)
     if libc.statfs(os.fsencode(str(path)), buf) != 0:
         err = ctypes.get_errno()
@@ -198,21 +195,24 @@ def backing_filesystem(path: str | Path) -> str:
     return filesystem_name(_statfs_magic(current))
 
 
-class _Dirent(ctypes.Structure):
-    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
-                ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
-                ("d_name", ctypes.c_char * 256)]
-
-
 def supports_d_type(path: str | Path) -> bool:
     """Whether readdir(3) on the filesystem of ``path`` fills ``d_type`` (overlay needs it;
     xfs formatted with ftype=0 does not). Checked with a scratch file like Docker."""
     current = Path(path)
     while not current.exists() and current != current.parent:
         current = current.parent
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    import ctypes
+    import tempfile
+
+    class Dirent(ctypes.Structure):  # glibc's struct dirent on 64-bit Linux
+        _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64),
+                    ("d_reclen", ctypes.c_ushort), ("d_type", ctypes.c_ubyte),
+                    ("d_name", ctypes.c_char * 256)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
     libc.opendir.restype = ctypes.c_void_p
-    libc.readdir.restype = ctypes.POINTER(_Dirent)
+    libc.opendir.argtypes = [ctypes.c_char_p]
+    libc.readdir.restype = ctypes.POINTER(Dirent)
     libc.readdir.argtypes = [ctypes.c_void_p]
     libc.closedir.argtypes = [ctypes.c_void_p]
     try:
@@ -289,10 +289,10 @@ def collect(root_dir: str | Path, *, default_runtime: str | None = None,
         kernel_version=os.uname().release,
         operating_system=os_name,
         os_type="linux",
-        architecture=platform.machine(),
+        architecture=os.uname().machine,
         ncpu=len(os.sched_getaffinity(0)),
         mem_total=parse_meminfo_total(Path("/proc/meminfo").read_text()),
-        name=socket.gethostname(),
+        name=os.uname().nodename,
         root_dir=str(root_dir),
         cgroup_mode=layout.mode,
         cgroup_version=layout.version,
