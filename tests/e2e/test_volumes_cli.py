@@ -49,6 +49,13 @@ def test_errors_are_one_line_with_dockers_exit_codes(cli):
     result = cli("volume", "ls", "--filter", "color=red", check=False)
     assert result.returncode == 1 and err(result) == "Error: Invalid filter 'color'\n"
     assert "Traceback" not in err(result)
+    result = cli("volume", "ls", "--filter", "name", check=False)
+    assert result.returncode == 125
+    assert err(result) == ('Error: invalid argument "name" for "-f, --filter" flag: '
+                           "bad format of filter (expected name=value)\n")
+    for args, need in ((("rm",), "at least"), (("inspect",), "at least"), (("create", "a1", "b1"), "at most")):
+        result = cli("volume", *args, check=False)
+        assert result.returncode == 1 and f'volume {args[0]}" requires {need} 1 argument' in err(result)
     assert out(cli("volume", "ls", "-q")) == ""  # bad input stored nothing
 
 

@@ -8,7 +8,7 @@ import sys
 import click
 
 from dockerbank.cli.common import engine_of, human_size, render_template
-from dockerbank.errors import DockerbankError, InvalidArgument
+from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
 
 
 def _echo_table(headers: list[str], rows: list[list[str]]) -> None:
@@ -29,13 +29,13 @@ def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     return result
 
 
-def _filters(values: tuple[str, ...]) -> dict[str, list[str]]:
+def _filters(values: tuple[str, ...], flag: str = "-f, --filter") -> dict[str, list[str]]:
     """``--filter k=v`` grouped by key; ``label!=x`` becomes key ``label!``. Keys are checked by the store."""
     filters: dict[str, list[str]] = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value): {item}")
+            raise UsageError(f'invalid argument "{item}" for "{flag}" flag: bad format of filter (expected name=value)')
         filters.setdefault(key, []).append(value)
     return filters
 
@@ -48,6 +48,20 @@ def _row(volume) -> dict:
         "Links": "N/A", "Mountpoint": volume.mountpoint, "Name": volume.name, "Scope": "local",
         "Size": "N/A", "Status": "N/A",
     }
+
+
+def _arity(command: str, names: tuple[str, ...], at_least: int = 0, at_most: int | None = None) -> None:
+    """docker's argument-count errors (exit 1, not click's 125)."""
+    usage = {"create": "[OPTIONS] [VOLUME]", "inspect": "[OPTIONS] VOLUME [VOLUME...]",
+             "rm": "[OPTIONS] VOLUME [VOLUME...]"}[command]
+    if len(names) < at_least:
+        need = f"at least {at_least} argument"
+    elif at_most is not None and len(names) > at_most:
+        need = f"at most {at_most} argument"
+    else:
+        return
+    raise UsageError(f"\"dockerbank volume {command}\" requires {need}\nUsage:  dockerbank volume {command} {usage}",
+                     exit_code=1)
 
 
 def _fail_some(errors: list[str]) -> None:
@@ -63,16 +77,18 @@ def volume() -> None:
 
 
 @volume.command("create")
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1, metavar="[VOLUME]")
 @click.option("-d", "--driver", default="local", show_default=True, help="Volume driver name.")
 @click.option("--label", "labels", multiple=True, help="Set metadata for a volume (key=value).")
 @click.option("-o", "--opt", "opts", multiple=True,
               help="Driver options: type=tmpfs,device=tmpfs,o=size=.. or type=none,o=bind,device=/path.")
 @click.option("--name", "name_opt", default=None, hidden=True)
 @click.pass_context
-def create(ctx: click.Context, name: str | None, driver: str, labels: tuple[str, ...], opts: tuple[str, ...],
+def create(ctx: click.Context, names: tuple[str, ...], driver: str, labels: tuple[str, ...], opts: tuple[str, ...],
            name_opt: str | None) -> None:
-    """Create a volume (a random name when NAME is not given)."""
+    """Create a volume (a random name when VOLUME is not given)."""
+    _arity("create", names, at_most=1)
+    name = names[0] if names else None
     if name and name_opt and name != name_opt:
         raise InvalidArgument("conflicting options: either specify --name or provide positional arg, not both")
     engine = engine_of(ctx)
@@ -121,11 +137,12 @@ def _header(cell: str) -> str:
 
 
 @volume.command("inspect")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, metavar="VOLUME [VOLUME...]")
 @click.option("-f", "--format", "fmt", default=None, help="Format output with a Go template, or json.")
 @click.pass_context
 def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on one or more volumes."""
+    _arity("inspect", names, at_least=1)
     store = engine_of(ctx).volumes
     found, errors = [], []
     for name in names:
@@ -145,11 +162,12 @@ def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None
 
 
 @volume.command("rm")
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, metavar="VOLUME [VOLUME...]")
 @click.option("-f", "--force", is_flag=True, help="Do not fail on volumes that do not exist (in use still fails).")
 @click.pass_context
 def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
     """Remove one or more volumes; a volume used by any container is refused."""
+    _arity("rm", names, at_least=1)
     store = engine_of(ctx).volumes
     errors = []
     for name in names:
@@ -170,7 +188,7 @@ def rm(ctx: click.Context, names: tuple[str, ...], force: bool) -> None:
 @click.pass_context
 def prune(ctx: click.Context, prune_all: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused anonymous volumes (all unused ones with -a)."""
-    parsed = _filters(filters)
+    parsed = _filters(filters, "--filter")
     if prune_all:
         parsed["all"] = ["true"]
     if not force:
@@ -189,5 +207,8 @@ def prune(ctx: click.Context, prune_all: bool, force: bool, filters: tuple[str, 
         click.echo()
     click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
 
+
+volume.add_command(ls, "list")    # docker's aliases
+volume.add_command(rm, "remove")
 
 COMMANDS = {"volume": volume}
