@@ -320,7 +320,7 @@ def make_app(storage: RegistryStorage, htpasswd: Path | None = None) -> web.Appl
     app[STORAGE_KEY] = storage
     app[AUTH_KEY] = Htpasswd(htpasswd) if htpasswd else None
     app.router.add_route("*", "/v2/{tail:.*}", _dispatch)
-    app.router.add_route("*", "/v2", lambda request: _base(request))
+    app.router.add_route("*", "/v2", _base)
     return app
 
 
