@@ -258,3 +258,38 @@ def test_prepare_container_network_gives_namespace_and_files(net):
     assert_no_traces(net, [container_id], [app])
     none = prepare_container_network(net, cid(), "quiet", parse_mode(["none"]), hostname="q")
     assert none.namespace == {"type": "network"} and not net.db.query("SELECT 1 FROM network_endpoints")
+
+
+_ATTACH_SCRIPT = """
+import json, secrets, sys
+from pathlib import Path
+from dockerbank.config import Config
+from dockerbank.engine import Engine
+from dockerbank.network.service import AttachRequest
+engine = Engine(Config(Path(sys.argv[1]), Path(sys.argv[2])))
+if sys.argv[3] == "attach":
+    cid = secrets.token_hex(32)
+    print(json.dumps([cid, engine.networks.attach(AttachRequest(cid, "c" + cid[:8], ["crowd"]))["IPAddress"]]))
+else:
+    engine.networks.detach(sys.argv[4])
+"""
+
+
+def test_concurrent_processes_get_distinct_addresses_and_leave_nothing(net, config):
+    import json
+    import sys
+
+    crowd = net.create("crowd")
+
+    def run_all(argvs):
+        procs = [subprocess.Popen([sys.executable, "-c", _ATTACH_SCRIPT, str(config.root), str(config.run_root), *a],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for a in argvs]
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+        return [o for o, _ in outs]
+
+    results = [json.loads(out) for out in run_all([["attach"]] * 5)]
+    addresses = [ip for _, ip in results]
+    assert len(set(addresses)) == 5 and crowd.gateway not in addresses
+    run_all([["detach", container_id] for container_id, _ in results])
+    assert_no_traces(net, [c for c, _ in results], [crowd])

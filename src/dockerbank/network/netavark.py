@@ -8,12 +8,14 @@ netavark's ``src/network/types.rs``; it prints a map network name -> ``StatusBlo
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from dockerbank.errors import NotSupported, RuntimeFailure
 from dockerbank.network.model import Endpoint, Network, PortMapping
@@ -118,10 +120,26 @@ def parse_status(status: dict[str, Any]) -> dict[str, Attachment]:
 class Netavark:
     """Runs netavark; ``config_dir`` is where it keeps aardvark-dns's per-network files."""
 
-    def __init__(self, config_dir: Path, binary: str | None = None, aardvark: str | None = None):
+    def __init__(self, config_dir: Path, binary: str | None = None, aardvark: str | None = None,
+                 lock_path: Path | None = None):
         self.config_dir = config_dir
         self.binary = binary or find_helper("netavark")
         self.aardvark = aardvark or find_helper("aardvark-dns")
+        # Host-wide by default: concurrent teardowns race on the shared iptables chains (seen
+        # here: a FORWARD rule of a network left behind), whatever root they belong to.
+        self.lock_path = lock_path or (Path("/run/lock/dockerbank-netavark.lock") if Path("/run/lock").is_dir()
+                                       else config_dir.parent / "netavark.lock")
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise network changes on this host (Podman does the same around netavark)."""
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _run(self, command: str, netns: Path, options: dict[str, Any]) -> str:
         self.config_dir.mkdir(parents=True, exist_ok=True)

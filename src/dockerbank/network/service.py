@@ -326,12 +326,14 @@ class NetworkService:
         ports = [p for _, ep in pairs for p in ep.ports]
         options = build_options(container_id, container_name, hostname, pairs, ports, dns_servers)
         try:
-            ensure_isolation()  # before the first veth exists, so no window without it
-            if fresh_netns:
-                netns.create(path)
-            status = self.driver.setup(path, options)
+            with self.driver.locked():
+                ensure_isolation()  # before the first veth exists, so no window without it
+                if fresh_netns:
+                    netns.create(path)
+                status = self.driver.setup(path, options)
         except BaseException as exc:
-            self._undo(path, options, pairs, drop_netns=fresh_netns)
+            with self.driver.locked():
+                self._undo(path, options, pairs, drop_netns=fresh_netns)
             if isinstance(exc, DockerbankError):
                 raise
             raise RuntimeFailure(f"network setup failed: {exc}") from exc
@@ -402,7 +404,8 @@ class NetworkService:
 
             ports = [p for _, ep in pairs for p in ep.ports]
             options = build_options(container_id, pairs[0][1].container_name, None, pairs, ports)
-            self._teardown(path, options)
+            with self.driver.locked():
+                self._teardown(path, options)
         netns.remove(path)
         with self.db.write() as conn:
             conn.execute("DELETE FROM network_endpoints WHERE container_id = ?", (container_id,))
@@ -452,7 +455,8 @@ class NetworkService:
         options = build_options(container_id, pairs[0][1].container_name, None, pairs, list(pairs[0][1].ports))
         if netns.is_pinned(path):
             try:
-                self.driver.teardown(path, options)
+                with self.driver.locked():
+                    self.driver.teardown(path, options)
             except RuntimeFailure:
                 if not force:
                     raise
