@@ -18,8 +18,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
-import shutil
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -115,7 +113,7 @@ class VolumeStore:
     def _trash(self, name: str) -> Path | None:
         """Move ``volumes/<name>`` into ``tmp/`` (same filesystem); None when it is gone already."""
         self.config.tmp_dir.mkdir(parents=True, exist_ok=True)
-        target = self.config.tmp_dir / f"volume-rm-{name}-{secrets.token_hex(4)}"
+        target = self.config.tmp_dir / f"volume-rm-{name}-{os.urandom(4).hex()}"
         try:
             os.rename(self.dir / name, target)
         except FileNotFoundError:
@@ -238,7 +236,7 @@ class VolumeStore:
                 options: Mapping[str, str] | None, anonymous: bool, attach_to: str | None,
                 min_length: int) -> tuple[Volume, bool]:
         if name is None or name == "":
-            name = secrets.token_hex(32)  # anonymous only when asked: `volume create` without a name is not
+            name = os.urandom(32).hex()  # anonymous only when asked: `volume create` without a name is not
         elif not mnt.valid_volume_name(name, min_length):
             raise InvalidArgument(f"create {name}: {mnt.volume_name_error(name)}")
         if driver != "local":
@@ -256,7 +254,7 @@ class VolumeStore:
                 if volume_dir.exists():  # left by a crash or an interrupted removal: not ours
                     stale = self._trash(name)
                     if stale is not None:
-                        shutil.rmtree(stale, ignore_errors=True)
+                        _rmtree(stale, ignore_errors=True)
                 volume_dir.mkdir(mode=0o701)
                 self.data_dir(name).mkdir(mode=0o755)
                 conn.execute(
@@ -313,7 +311,7 @@ class VolumeStore:
             trash = [self._trash(name) for name in removed]
         for path in trash:
             if path is not None:
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path, ignore_errors=True)
         return sorted(removed)
 
     def resolve(self, spec: mnt.MountSpec) -> mnt.ResolvedMount:
@@ -348,11 +346,11 @@ class VolumeStore:
             if any(os.scandir(target)):
                 return False
             for leftover in (self.dir / name).glob("_copyup-*"):
-                shutil.rmtree(leftover, ignore_errors=True)
+                _rmtree(leftover, ignore_errors=True)
             if volume.bind_device:
                 copy_tree(source, target)
             else:
-                staging = self.dir / name / f"_copyup-{secrets.token_hex(4)}"
+                staging = self.dir / name / f"_copyup-{os.urandom(4).hex()}"
                 staging.mkdir(mode=0o700)
                 copy_tree(source, staging)
                 for entry in os.listdir(staging):
@@ -389,7 +387,7 @@ class VolumeStore:
                 conn.execute("DELETE FROM volumes WHERE name = ?", (name,))
             trash = self._trash(name)
         if trash is not None:
-            shutil.rmtree(trash, ignore_errors=True)
+            _rmtree(trash, ignore_errors=True)
         return True
 
     def prune(self, filters: Mapping[str, list[str]] | None = None) -> tuple[list[str], int]:
@@ -425,7 +423,7 @@ class VolumeStore:
         for path in trash:
             if path is not None:
                 reclaimed += tree_size(path)
-                shutil.rmtree(path, ignore_errors=True)
+                _rmtree(path, ignore_errors=True)
         return names, reclaimed
 
     def check(self, repair: bool = False) -> list[str]:
@@ -450,12 +448,12 @@ class VolumeStore:
                         if repair:
                             trash = self._trash(entry.name)
                             if trash is not None:
-                                shutil.rmtree(trash, ignore_errors=True)
+                                _rmtree(trash, ignore_errors=True)
                         continue
                     for leftover in entry.glob("_copyup-*"):
                         problems.append(f"interrupted copy-up: {leftover}")
                         if repair:
-                            shutil.rmtree(leftover, ignore_errors=True)
+                            _rmtree(leftover, ignore_errors=True)
             for name in sorted(names):
                 if not self.data_dir(name).is_dir():
                     problems.append(f"volume {name} has lost its data directory {self.data_dir(name)}")
@@ -465,7 +463,7 @@ class VolumeStore:
                 for leftover in sorted(self.config.tmp_dir.glob("volume-rm-*")):
                     problems.append(f"interrupted volume removal: {leftover}")
                     if repair:
-                        shutil.rmtree(leftover, ignore_errors=True)
+                        _rmtree(leftover, ignore_errors=True)
             stale = self.db.query("SELECT container_id, volume_name FROM container_volumes WHERE container_id "
                                   "NOT IN (SELECT id FROM containers) ORDER BY container_id, volume_name")
             for container_id, volume_name in stale:
@@ -510,6 +508,18 @@ def scoped_path(rootfs: Path, path: str, max_links: int = 255) -> Path:
             resolved = []
         parts = [p for p in target.split("/") if p not in ("", ".")] + parts
     return rootfs.joinpath(*resolved)
+
+
+def _rmtree(path: Path, ignore_errors: bool = False) -> None:
+    import shutil  # lazily: shutil pulls in the compression modules, a cost every CLI call would pay
+
+    shutil.rmtree(path, ignore_errors=ignore_errors)
+
+
+def _copyfileobj(fin, fout, length: int) -> None:
+    import shutil
+
+    shutil.copyfileobj(fin, fout, length)
 
 
 def _search(pattern: str, text: str) -> bool:
@@ -638,9 +648,9 @@ def _copy_file(src: str, dst: str) -> None:
                 raise
             fin.seek(copied)
             fout.seek(copied)
-            shutil.copyfileobj(fin, fout, 1 << 20)
+            _copyfileobj(fin, fout, 1 << 20)
         else:
             if copied < size:  # copy_file_range stopped early (file shrank or special fs)
                 fin.seek(copied)
                 fout.seek(copied)
-                shutil.copyfileobj(fin, fout, 1 << 20)
+                _copyfileobj(fin, fout, 1 << 20)
