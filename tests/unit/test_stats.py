@@ -100,6 +100,9 @@ def test_tabwriter_min_width_and_last_cell_unpadded():
 def test_placeholders_when_unreadable():
     row = stats_row("a" * 64, "n", None)
     assert row["CPUPerc"] == "--" and row["MemUsage"] == "-- / --" and row["PIDs"] == "--"
+    stopped = stats_row("a" * 64, "n", StatsSample())
+    assert [stopped[k] for k in ("CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs")] == \
+        ["0.00%", "0B / 0B", "0.00%", "0B / 0B", "0B / 0B", "0"]
 
 
 def test_cpu_percent_dockers_formula():

@@ -297,7 +297,8 @@ def stats_row(container_id: str, name: str, current: StatsSample | None,
     Container, ID, Name, CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs).
 
     ``current=None`` renders Docker's placeholders for a container whose stats could
-    not be read (``--``).
+    not be read (``--``); a stopped container (``stats -a``) is ``StatsSample()``, which
+    renders like Docker: ``0.00%  0B / 0B  0.00%  0B / 0B  0B / 0B  0``.
     """
     short = container_id if no_trunc else container_id[:12]
     name = name.lstrip("/")
