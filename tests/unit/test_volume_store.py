@@ -130,7 +130,7 @@ def test_in_use_tracking_and_remove(volumes):
     for force in (False, True):  # force does not override "in use", as in docker
         with pytest.raises(Conflict) as info:
             volumes.remove("shared", force=force)
-        assert info.value.message == f"remove shared: volume is in use - [{ids[0]}, {ids[1]}]"
+        assert info.value.message == f"remove shared: volume is in use - [{ids[0]} {ids[1]}]"
     assert volumes.detach(ids[0]) == ["shared"]
     assert volumes.detach(ids[1]) == ["shared"]
     assert volumes.remove("shared") is True

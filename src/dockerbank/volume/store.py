@@ -383,7 +383,8 @@ class VolumeStore:
                 users = [r[0] for r in conn.execute(
                     "SELECT container_id FROM container_volumes WHERE volume_name = ? ORDER BY container_id", (name,))]
                 if users:
-                    raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+                    # Go's %v of a []string, as dockerd prints it: [id1 id2]
+                    raise Conflict(f"remove {name}: volume is in use - [{' '.join(users)}]")
                 conn.execute("DELETE FROM volumes WHERE name = ?", (name,))
             trash = self._trash(name)
         if trash is not None:
