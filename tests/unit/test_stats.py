@@ -83,6 +83,7 @@ def test_row_from_dockers_own_stats_object():
         "NetIO": "806B / 0B", "BlockIO": "0B / 0B", "PIDs": "1",
     }
     assert stats_row("x" * 64, "/n", current, previous, no_trunc=True)["ID"] == "x" * 64
+    assert stats_row("x" * 64, "/n", current, previous, container="n")["Container"] == "n"
 
 
 def test_table_layout_is_byte_for_byte_dockers():

@@ -292,21 +292,24 @@ def human_size_precision(size: float, precision: int = 3) -> str:
 
 
 def stats_row(container_id: str, name: str, current: StatsSample | None,
-              previous: StatsSample | None = None, *, no_trunc: bool = False) -> dict[str, str]:
+              previous: StatsSample | None = None, *, no_trunc: bool = False,
+              container: str | None = None) -> dict[str, str]:
     """The fields of one ``docker stats`` row (keys usable in ``--format`` templates:
     Container, ID, Name, CPUPerc, MemUsage, MemPerc, NetIO, BlockIO, PIDs).
 
     ``current=None`` renders Docker's placeholders for a container whose stats could
     not be read (``--``); a stopped container (``stats -a``) is ``StatsSample()``, which
     renders like Docker: ``0.00%  0B / 0B  0.00%  0B / 0B  0B / 0B  0``.
+    ``container`` is what the user named on the command line (Docker's ``.Container``),
+    the short ID when the containers were listed.
     """
     short = container_id if no_trunc else container_id[:12]
     name = name.lstrip("/")
     if current is None:
-        return {"Container": short, "ID": short, "Name": name or "--", "CPUPerc": "--",
+        return {"Container": container or short, "ID": short, "Name": name or "--", "CPUPerc": "--",
                 "MemUsage": "-- / --", "MemPerc": "--", "NetIO": "--", "BlockIO": "--", "PIDs": "--"}
     return {
-        "Container": short,
+        "Container": container or short,
         "ID": short,
         "Name": name,
         "CPUPerc": f"{cpu_percent(previous, current):.2f}%",
