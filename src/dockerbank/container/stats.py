@@ -29,6 +29,7 @@ from typing import Any
 
 from dockerbank.errors import NotFound
 from dockerbank.host.cgroups import Cgroup
+from dockerbank.host.system import parse_meminfo_total
 
 #: Linux's USER_HZ; ``/proc/stat`` is in these ticks on every architecture Docker supports.
 CLOCK_TICKS = 100
@@ -229,14 +230,6 @@ def clamp_memory_limit(limit: int, machine_memory: int) -> int:
     if machine_memory > 0 and (limit <= 0 or limit > machine_memory):
         return machine_memory
     return limit
-
-
-def parse_meminfo_total(text: str) -> int:
-    """``MemTotal`` of ``/proc/meminfo`` in bytes."""
-    for line in text.splitlines():
-        if line.startswith("MemTotal:"):
-            return int(line.split()[1]) * 1024
-    raise ValueError("no MemTotal in /proc/meminfo")
 
 
 def parse_v2_max(text: str) -> int:

@@ -140,10 +140,14 @@ def to_api(facts: SystemFacts) -> dict[str, Any]:
     }
 
 
-def _gib(size: int) -> str:
-    from dockerbank.container.stats import bytes_size
-
-    return bytes_size(size)
+def _gib(size: float) -> str:
+    # go-units BytesSize (as container.stats.bytes_size; host/ must not import container/)
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    i = 0
+    while size >= 1024 and i < len(units) - 1:
+        size /= 1024
+        i += 1
+    return f"{size:.4g}{units[i]}"
 
 
 def render_info(facts: SystemFacts) -> list[str]:
