@@ -395,9 +395,13 @@ class Builder:
             config.setdefault("config", {})["Healthcheck"] = health
 
         shown = " ".join(json.dumps(x) for x in health["Test"])
-        self._commit_meta(state, f"HEALTHCHECK &{{[{shown}] {_go_duration(health.get('Interval', 0))} "
-                                 f"{_go_duration(health.get('Timeout', 0))} {_go_duration(health.get('StartPeriod', 0))} "
-                                 f"{_go_duration(health.get('StartInterval', 0))} '\\x{health.get('Retries', 0):02x}'}}",
+        durations = [health.get("Interval", 0), health.get("Timeout", 0), health.get("StartPeriod", 0)]
+        if health.get("StartInterval"):
+            durations.append(health["StartInterval"])
+        text = " ".join(json.dumps(_go_duration(d)) for d in durations)
+        comment = "HEALTHCHECK " + ("&{[\"NONE\"] \"0s\" \"0s\" \"0s\" '\\x00'}" if health["Test"] == ["NONE"] else
+                                    f"&{{[{shown}] {text} '\\x{health.get('Retries', 0):02x}'}}")
+        self._commit_meta(state, comment,
                           options, mutate)
 
     # --- WORKDIR --------------------------------------------------------------------------

@@ -208,6 +208,8 @@ class _Scan:
             raise ExpansionError("syntax error: bad substitution")
         name = self.name()
         ch = self.next()
+        if not ch:
+            raise ExpansionError("syntax error: missing '}'")
         value, is_set = self.lookup(name)
         if ch == "}":
             return value

@@ -136,11 +136,20 @@ def make_plan(dockerfile: Dockerfile, build_args: Mapping[str, str], target: str
 
 def label_instruction(labels: Mapping[str, str], stage: Stage) -> Instruction:
     """``--label`` options become a LABEL step at the end of the target stage, as in Docker."""
-    text = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items())
+    text = "LABEL " + " ".join(f"{_quoted(k)}={_quoted(v)}" for k, v in labels.items())
     line = stage.instructions[-1].end_line if stage.instructions else stage.from_inst.end_line
     inst = Instruction("LABEL", line, line, text, rest=text[6:])
-    inst.pairs = [(json.dumps(k), json.dumps(v)) for k, v in labels.items()]
+    inst.pairs = [(_literal(k), _literal(v)) for k, v in labels.items()]
     return inst
+
+
+def _literal(text: str) -> str:
+    """A double-quoted word that the expander turns back into exactly ``text`` (no expansion)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def _quoted(text: str) -> str:
+    return text if text and not any(c.isspace() or c in "\"'\\$" for c in text) else json.dumps(text)
 
 
 # --- cache keys -----------------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""Build plans: stages, --target and dependencies, step counts, cache keys."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockerbank.build.parser import DockerfileError, parse
+from dockerbank.build.plan import FileRecord, cache_key, content_digest, make_plan, stages_of
+
+MULTI = """\
+ARG GO=1.21
+FROM golang:${GO} AS build
+WORKDIR /src
+COPY . .
+RUN go build -o /out/app
+
+FROM alpine AS test
+COPY --from=build /out/app /app
+RUN /app -test
+
+FROM debian AS docs
+RUN echo docs
+
+FROM scratch
+COPY --from=build /out/app /app
+ENTRYPOINT ["/app"]
+"""
+
+
+def test_stages_and_meta():
+    meta, stages = stages_of(parse(MULTI))
+    assert [i.pairs for i in meta] == [[("GO", "1.21")]]
+    assert [(s.index, s.name, s.base) for s in stages] == [
+        (0, "build", "golang:${GO}"), (1, "test", "alpine"), (2, "docs", "debian"), (3, None, "scratch")]
+    assert [i.keyword for i in stages[0].instructions] == ["WORKDIR", "COPY", "RUN"]
+
+
+def test_default_target_builds_only_what_the_last_stage_needs():
+    plan = make_plan(parse(MULTI), {})
+    assert plan.needed == [0, 3] and plan.target == 3
+    assert plan.step_count == 1 + 4 + 3
+
+
+def test_target_selects_stage_and_dependencies():
+    assert make_plan(parse(MULTI), {}, "test").needed == [0, 1]
+    assert make_plan(parse(MULTI), {}, "docs").needed == [2]
+    assert make_plan(parse(MULTI), {}, "BUILD").needed == [0]
+    with pytest.raises(DockerfileError, match="failed to reach build target nope"):
+        make_plan(parse(MULTI), {}, "nope")
+
+
+def test_from_earlier_stage_and_numeric_copy_from():
+    text = "FROM busybox AS base\nFROM base AS mid\nFROM alpine\nCOPY --from=0 /x /x\nFROM mid\n"
+    assert make_plan(parse(text), {}).needed == [0, 1, 3]
+    assert make_plan(parse(text), {}, None).target == 3
+
+
+def test_from_arg_resolves_stage_names():
+    text = "ARG SRC=one\nFROM busybox AS one\nFROM busybox AS two\nFROM ${SRC}\n"
+    assert make_plan(parse(text), {}).needed == [0, 2]
+    assert make_plan(parse(text), {"SRC": "two"}).needed == [1, 2]
+
+
+def test_copy_from_an_image_is_not_a_stage_dependency():
+    assert make_plan(parse("FROM a AS x\nFROM b\nCOPY --from=nginx:latest /etc/nginx /etc/nginx\n"), {}).needed == [1]
+
+
+def test_copy_from_later_stage_is_refused():
+    with pytest.raises(DockerfileError, match="Dockerfile:2: invalid from flag value 1"):
+        make_plan(parse("FROM a\nCOPY --from=1 /x /x\nFROM b\n"), {})
+
+
+def test_no_from_and_instructions_before_from():
+    with pytest.raises(DockerfileError, match="Dockerfile:1: no build stage in current context"):
+        make_plan(parse("RUN echo\nFROM a\n"), {})
+    with pytest.raises(DockerfileError, match="no build stage"):
+        make_plan(parse("ARG A=1\n"), {})
+    with pytest.raises(DockerfileError, match="cannot be empty"):
+        make_plan(parse("# just a comment\n"), {})
+
+
+def test_duplicate_stage_names():
+    with pytest.raises(DockerfileError, match="Dockerfile:2: duplicate name x"):
+        make_plan(parse("FROM a AS x\nFROM b AS x\n"), {})
+
+
+def test_labels_option_adds_a_label_step_to_the_target():
+    plan = make_plan(parse(MULTI), {}, "test", {"maintainer": "me", "a b": "c$d"})
+    last = plan.stages[1].instructions[-1]
+    assert last.keyword == "LABEL" and last.original == 'LABEL maintainer=me "a b"="c$d"'
+    assert plan.step_count == 1 + 4 + 4
+
+
+def test_cache_key_inputs():
+    base = cache_key("sha256:" + "a" * 64, "ENV A=1")
+    assert base == cache_key("sha256:" + "a" * 64, "ENV A=1")
+    assert base != cache_key("sha256:" + "b" * 64, "ENV A=1")
+    assert base != cache_key("sha256:" + "a" * 64, "ENV A=2")
+    assert base != cache_key("sha256:" + "a" * 64, "ENV A=1", args={"X": "1"})
+    assert cache_key(None, "RUN x", args={"A": "1", "B": "2"}) == cache_key(None, "RUN x", args={"B": "2", "A": "1"})
+    assert base != cache_key("sha256:" + "a" * 64, "ENV A=1", content="sha256:" + "c" * 64)
+
+
+def test_content_digest_covers_name_mode_owner_and_content():
+    one = FileRecord("app/a", "file", 0o644, 0, 0, "sha256:1")
+    base = content_digest([one])
+    assert content_digest([one]) == base
+    assert content_digest([FileRecord("app/b", "file", 0o644, 0, 0, "sha256:1")]) != base
+    assert content_digest([FileRecord("app/a", "file", 0o755, 0, 0, "sha256:1")]) != base
+    assert content_digest([FileRecord("app/a", "file", 0o644, 1000, 0, "sha256:1")]) != base
+    assert content_digest([FileRecord("app/a", "file", 0o644, 0, 0, "sha256:2")]) != base
+    two = FileRecord("app/z", "dir", 0o755, 0, 0)
+    assert content_digest([one, two]) == content_digest([two, one])
