@@ -490,11 +490,30 @@ class NetworkService:
                 netns.remove(path)
                 repairs.append(f"removed network namespace {path}")
         busy = {r["network_id"][:12] for r in self.db.query("SELECT DISTINCT network_id FROM network_endpoints")}
+        if not busy:
+            repairs += self._stop_stale_aardvark()
         for bridge in _host_bridges():
             if bridge.startswith(BRIDGE_PREFIX) and bridge[len(BRIDGE_PREFIX):] not in busy and self._ours(bridge):
                 subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
                 repairs.append(f"removed bridge {bridge}")
         return repairs
+
+    def _stop_stale_aardvark(self) -> list[str]:
+        """An aardvark-dns of this root left running with no endpoint holds port 53 on gateway
+        addresses that a later network may get again."""
+        import os
+        import signal
+
+        config_dir = self.config.run_root / "netavark" / "aardvark-dns"
+        try:
+            pid = int((config_dir / "aardvark.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return []
+        if "aardvark-dns" not in cmdline or str(config_dir) not in cmdline:
+            return []
+        os.kill(pid, signal.SIGTERM)
+        return [f"stopped aardvark-dns {pid} (no endpoints left)"]
 
     def _ours(self, bridge: str) -> bool:
         prefix = bridge[len(BRIDGE_PREFIX):]
