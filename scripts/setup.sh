@@ -16,6 +16,7 @@ packages=(
 test_packages=(
   docker.io podman skopeo               # real peers for compatibility tests and benchmarks
   hyperfine
+  docker-registry                       # distribution 2.8 (the seed's registry:2): peer of the registry bench
   curl                                  # network tests fetch through published ports and from inside netns
 )
 want=("${packages[@]}")
