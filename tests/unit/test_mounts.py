@@ -206,3 +206,32 @@ def test_sizes():
     assert m.format_tmpfs_size(3 << 30) == "3g"
     with pytest.raises(ValueError):
         m.parse_size("big")
+
+
+def test_inspect_shapes_match_dockerd():
+    """Compared with dockerd 20.10's inspect of: -v dbtestvol:/data:z -v /tmp/hostdir:/ctr:ro -v /anon
+    --mount type=tmpfs,dst=/scratch,tmpfs-size=1m --mount type=volume,src=mvol,dst=/m,volume-nocopy
+    --tmpfs /run --mount type=bind,src=/tmp,dst=/t2"""
+    from dataclasses import replace
+
+    specs = m.parse_all(["dbtestvol:/data:z", "/tmp/hostdir:/ctr:ro", "/anon"],
+                        ["type=tmpfs,dst=/scratch,tmpfs-size=1m", "type=volume,src=mvol,dst=/m,volume-nocopy",
+                         "type=bind,src=/tmp,dst=/t2"], ["/run"])
+    specs = [replace(s, source="f834") if s.anonymous else s for s in specs]
+    entries = {s.target: m.inspect_mount(s, f"/v/{s.source}/_data") for s in specs}
+    assert entries["/ctr"] == {"Type": "bind", "Source": "/tmp/hostdir", "Destination": "/ctr", "Mode": "ro",
+                               "RW": False, "Propagation": "rprivate"}
+    assert entries["/data"] == {"Type": "volume", "Name": "dbtestvol", "Source": "/v/dbtestvol/_data",
+                                "Destination": "/data", "Driver": "local", "Mode": "z", "RW": True, "Propagation": ""}
+    assert entries["/scratch"] == {"Type": "tmpfs", "Source": "", "Destination": "/scratch", "Mode": "",
+                                   "RW": True, "Propagation": ""}
+    assert entries["/m"]["Mode"] == "z" and entries["/t2"]["Mode"] == "" and entries["/anon"]["Mode"] == ""
+    assert entries["/anon"]["Name"] == "f834" and entries["/run"] is None
+    fields = m.host_config_fields(specs)
+    assert fields["Binds"] == ["dbtestvol:/data:z", "/tmp/hostdir:/ctr:ro"]
+    assert fields["Mounts"] == [{"Type": "tmpfs", "Target": "/scratch", "TmpfsOptions": {"SizeBytes": 1048576}},
+                                {"Type": "volume", "Target": "/m", "Source": "mvol",
+                                 "VolumeOptions": {"DriverConfig": {}, "NoCopy": True}},
+                                {"Type": "bind", "Target": "/t2", "Source": "/tmp"}]
+    assert fields["Tmpfs"] == {"/run": ""} and fields["Volumes"] == {"/anon": {}}
+    assert m.host_config_fields([]) == {"Binds": None, "Mounts": None, "Tmpfs": None, "Volumes": None}

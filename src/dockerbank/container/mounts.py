@@ -99,6 +99,8 @@ class MountSpec:
     tmpfs_mode: int | None = None
     create_source: bool = False
     from_container: str = ""
+    origin: str = ""  # "volume" (-v), "mount" (--mount), "tmpfs" (--tmpfs), "image" (VOLUME), for inspect
+    raw: str = ""     # the flag's value as given (HostConfig.Binds shows it)
 
     @property
     def anonymous(self) -> bool:
@@ -113,6 +115,7 @@ class MountSpec:
             "nocopy": self.nocopy, "labels": dict(self.labels), "volume_options": dict(self.volume_options),
             "driver": self.driver, "tmpfs_size": self.tmpfs_size, "tmpfs_mode": self.tmpfs_mode,
             "create_source": self.create_source, "from_container": self.from_container,
+            "origin": self.origin, "raw": self.raw,
         }
 
     @classmethod
@@ -125,7 +128,8 @@ class MountSpec:
             labels=dict(data.get("labels", {})), volume_options=dict(data.get("volume_options", {})),
             driver=data.get("driver", "local"), tmpfs_size=data.get("tmpfs_size"),
             tmpfs_mode=data.get("tmpfs_mode"), create_source=bool(data.get("create_source")),
-            from_container=data.get("from_container", ""),
+            from_container=data.get("from_container", ""), origin=data.get("origin", ""),
+            raw=data.get("raw", ""),
         )
 
 
@@ -213,6 +217,10 @@ def parse_volume(raw: str) -> MountSpec:
     A source starting with ``/`` is a bind mount (the host directory is created at start when
     missing, as docker does for -v); anything else is a named volume.
     """
+    return replace(_parse_volume(raw), origin="volume", raw=raw)
+
+
+def _parse_volume(raw: str) -> MountSpec:
     parts = raw.split(":")
     if any(not part for part in parts):
         raise _error(f"invalid volume specification: '{raw}'")
@@ -278,6 +286,10 @@ def parse_size(value: str) -> int:
 
 def parse_mount(raw: str) -> MountSpec:
     """Parse one ``--mount`` value (CSV with quoting, like docker's opts/mount.go)."""
+    return replace(_parse_mount(raw), origin="mount", raw=raw)
+
+
+def _parse_mount(raw: str) -> MountSpec:
     try:
         fields = next(csv.reader([raw]))
     except (csv.Error, StopIteration) as exc:
@@ -390,7 +402,7 @@ def parse_tmpfs(raw: str) -> MountSpec:
     target = _clean_target(target, TMPFS, bare=True)
     options = tuple(o for o in data.split(",") if o) if data else ()
     merge_tmpfs_options(options)  # validates
-    return MountSpec(type=TMPFS, target=target, options=options, read_only="ro" in options)
+    return MountSpec(type=TMPFS, target=target, options=options, read_only="ro" in options, origin="tmpfs", raw=raw)
 
 
 def merge_tmpfs_options(options: Sequence[str]) -> list[str]:
@@ -501,7 +513,7 @@ def merge_image_volumes(specs: Sequence[MountSpec], image_volumes: Mapping[str, 
         target = posixpath.normpath(path)
         if target in covered or target == "/":
             continue
-        result.append(MountSpec(type=VOLUME, target=target))
+        result.append(MountSpec(type=VOLUME, target=target, origin="image"))
         covered.add(target)
     return result
 
@@ -562,3 +574,69 @@ def to_oci_mounts(resolved: Iterable[ResolvedMount]) -> list[dict]:
             options = ["rbind"] + (["ro"] if mount.read_only else []) + [mount.propagation or DEFAULT_PROPAGATION]
             entries.append({"destination": mount.target, "type": "bind", "source": mount.source, "options": options})
     return entries
+
+
+# --- docker's inspect shapes -----------------------------------------------------------------
+
+
+def inspect_mount(spec: MountSpec, source: str = "") -> dict | None:
+    """One entry of a container's ``Mounts`` in ``docker inspect``; None for ``--tmpfs`` (docker
+    lists those only in ``HostConfig.Tmpfs``). ``source``: a volume's Mountpoint."""
+    if spec.origin == "tmpfs":
+        return None
+    if spec.type == VOLUME:
+        if spec.origin == "mount":
+            mode = "z"  # what dockerd records for --mount volumes
+        else:
+            mode = ",".join(spec.options)
+        return {"Type": "volume", "Name": spec.source, "Source": source, "Destination": spec.target,
+                "Driver": spec.driver, "Mode": mode, "RW": not spec.read_only, "Propagation": ""}
+    if spec.type == BIND:
+        return {"Type": "bind", "Source": spec.source, "Destination": spec.target,
+                "Mode": ",".join(spec.options) if spec.origin == "volume" else "", "RW": not spec.read_only,
+                "Propagation": spec.propagation or DEFAULT_PROPAGATION}
+    return {"Type": "tmpfs", "Source": "", "Destination": spec.target, "Mode": "", "RW": not spec.read_only,
+            "Propagation": ""}
+
+
+def host_config_fields(specs: Iterable[MountSpec]) -> dict:
+    """``HostConfig.Binds``, ``.Mounts`` and ``.Tmpfs`` and ``Config.Volumes`` as docker shows them
+    for the flags given (``-v`` with a source, ``--mount``, ``--tmpfs``, ``-v /path`` and image VOLUMEs)."""
+    binds: list[str] = []
+    api_mounts: list[dict] = []
+    tmpfs: dict[str, str] = {}
+    volumes: dict[str, dict] = {}
+    for spec in specs:
+        if spec.from_container:
+            continue
+        if spec.origin == "tmpfs":
+            tmpfs[spec.target] = ",".join(spec.options)
+        elif spec.origin == "mount":
+            entry: dict = {"Type": spec.type, "Target": spec.target}
+            if spec.source:
+                entry["Source"] = spec.source
+            if spec.read_only:
+                entry["ReadOnly"] = True
+            if spec.type == BIND and spec.propagation and spec.propagation != DEFAULT_PROPAGATION:
+                entry["BindOptions"] = {"Propagation": spec.propagation}
+            if spec.type == VOLUME and (spec.nocopy or spec.labels or spec.volume_options or spec.driver != "local"):
+                options: dict = {"DriverConfig": {}}
+                if spec.nocopy:
+                    options["NoCopy"] = True
+                if spec.labels:
+                    options["Labels"] = dict(spec.labels)
+                if spec.driver != "local":
+                    options["DriverConfig"]["Name"] = spec.driver
+                if spec.volume_options:
+                    options["DriverConfig"]["Options"] = dict(spec.volume_options)
+                entry["VolumeOptions"] = options
+            if spec.type == TMPFS and (spec.tmpfs_size or spec.tmpfs_mode is not None):
+                entry["TmpfsOptions"] = {k: v for k, v in (("SizeBytes", spec.tmpfs_size),
+                                                            ("Mode", spec.tmpfs_mode)) if v}
+            api_mounts.append(entry)
+        elif spec.origin == "volume" and ":" in spec.raw:
+            binds.append(spec.raw)
+        elif spec.origin in ("volume", "image"):  # -v /path alone, and the image's VOLUMEs
+            volumes[spec.target] = {}
+    return {"Binds": binds or None, "Mounts": api_mounts or None, "Tmpfs": tmpfs or None,
+            "Volumes": volumes or None}
