@@ -13,6 +13,7 @@ import os
 import io
 import json
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -157,46 +158,72 @@ def _has_blob_for(store: ImageStore, diff_id: str) -> bool:
 
 def _load_layer(store: ImageStore, index: TarIndex, path: str, parent: str | None, diff_id: str,
                 expected_blob: str | None) -> str:
-    """Store one layer (blob + unpacked tree) unless the store has both; return its chain ID."""
-    chain = dg.chain_ids([diff_id])[0] if parent is None else dg.of_bytes(f"{parent} {diff_id}".encode())
+    """Store one layer (blob + unpacked tree) unless the store has both; return its chain ID.
+
+    The blob copy (copy_file_range, in the kernel, without the GIL) runs in a second thread
+    while this one unpacks the same member straight from the archive: the two passes over
+    the layer overlap instead of adding up.
+    """
+    chain = diff_id if parent is None else dg.of_bytes(f"{parent} {diff_id}".encode())
     had_layer = store.layers.has(chain)
     if had_layer and _has_blob_for(store, diff_id):
         return chain
     member = index.member(path)
+    with index.open(path) as probe:
+        kind = compression.detect(probe.read(4))
+    # an uncompressed layer's blob digest is its diff ID, which layers.add verifies while
+    # unpacking: hashing the blob separately would read it twice for nothing
+    trust_diff = kind == "none" and (expected_blob is None or expected_blob == diff_id) and not had_layer
     store.blobs.dir.mkdir(parents=True, exist_ok=True)
     store.config.tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="layer-", dir=store.config.tmp_dir)
+    os.close(fd)
+    copier = _BlobCopier(index.path, member, tmp, hash_it=not trust_diff)
+    copier.start()
     try:
-        with os.fdopen(fd, "wb") as out:
-            copy_range(index.path, member, out.fileno())
-        with open(tmp, "rb") as handle:
-            kind = compression.detect(handle.read(4))
-        if kind == "none" and (expected_blob is None or expected_blob == diff_id):
-            # an uncompressed layer's blob digest is its diff ID, which layers.add verifies while
-            # unpacking: hashing the blob separately would read 200 MB twice for nothing
-            blob_digest = diff_id
-        else:
-            blob_digest = _file_digest(tmp)
+        if not had_layer:
+            with io.BufferedReader(index.open(path), COPY_CHUNK) as stream:
+                try:
+                    store.layers.add(parent, stream, expected_diff_id=diff_id)
+                except CorruptData as exc:
+                    raise CorruptData(f"invalid archive: layer {path}: {exc.message}") from exc
+        copier.join()
+        if copier.error is not None:
+            raise copier.error
+        blob_digest = diff_id if trust_diff else copier.digest
         if expected_blob and blob_digest != expected_blob:
             raise CorruptData(f"invalid archive: layer {path} does not match its digest {expected_blob}")
         if had_layer:
-            # layers.add would reuse the existing tree without reading the blob: verify it here
+            # layers.add would have reused the existing tree without reading: verify the blob here
             actual = _uncompressed_digest(tmp)
             if actual != diff_id:
                 raise CorruptData(f"invalid archive: layer {path} has diff ID {actual}, expected {diff_id}")
-        else:
-            with open(tmp, "rb", buffering=COPY_CHUNK) as handle:
-                try:
-                    store.layers.add(parent, handle, expected_diff_id=diff_id)
-                except CorruptData as exc:
-                    raise CorruptData(f"invalid archive: layer {path}: {exc.message}") from exc
-        size = os.path.getsize(tmp)
         os.rename(tmp, store.blobs.path(blob_digest))
-        store.add_layer_blob(diff_id, blob_digest, compression.media_type_for(kind), size)
+        store.add_layer_blob(diff_id, blob_digest, compression.media_type_for(kind), member.size)
     finally:
+        copier.join()
         if os.path.exists(tmp):
             os.unlink(tmp)
     return chain
+
+
+class _BlobCopier(threading.Thread):
+    """Copy a member into a file (and hash the copy if asked) in the background."""
+
+    def __init__(self, archive: str, member: Member, target: str, hash_it: bool):
+        super().__init__(daemon=True)
+        self.archive, self.member, self.target, self.hash_it = archive, member, target, hash_it
+        self.digest: str | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with open(self.target, "wb") as out:
+                copy_range(self.archive, self.member, out.fileno())
+            if self.hash_it:
+                self.digest = _file_digest(self.target)
+        except BaseException as exc:  # handed to the loading thread, which raises it
+            self.error = exc
 
 
 def _file_digest(path: str) -> str:

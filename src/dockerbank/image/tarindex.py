@@ -8,6 +8,7 @@ archive to disk first.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import tarfile
@@ -105,42 +106,31 @@ def normalise(name: str) -> str | None:
     return cleaned
 
 
-class MemberReader:
-    """A read-only file object over one member's bytes; also exposes the fd range for copy_file_range."""
+class MemberReader(io.RawIOBase):
+    """A raw, read-only file over one member's bytes (wrap it in io.BufferedReader for small reads)."""
 
     def __init__(self, path: str, member: Member):
+        super().__init__()
         self.member = member
-        self._file: BinaryIO = open(path, "rb", buffering=0)
-        self._file.seek(member.offset)
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._pos = member.offset
         self._left = member.size
-
-    def read(self, size: int = -1) -> bytes:
-        if self._left <= 0:
-            return b""
-        if size is None or size < 0 or size > self._left:
-            size = self._left
-        data = self._file.read(size)
-        if not data:
-            raise CorruptData(f"invalid archive: {self.member.name} is truncated")
-        self._left -= len(data)
-        return data
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
     def readable(self) -> bool:
         return True
 
-    def fileno(self) -> int:
-        return self._file.fileno()
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        want = min(len(buffer), self._left)
+        count = os.preadv(self._fd, [memoryview(buffer)[:want]], self._pos)
+        if count == 0:
+            raise CorruptData(f"invalid archive: {self.member.name} is truncated")
+        self._pos += count
+        self._left -= count
+        return count
 
     def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "MemberReader":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        if not self.closed:
+            os.close(self._fd)
+        super().close()

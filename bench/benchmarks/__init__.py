@@ -1,0 +1,1 @@
+"""One module per benchmark; bench/run.py discovers them (interface in bench/harness.py)."""

@@ -1,0 +1,119 @@
+"""The benchmark harness: time Dockerbank and its peers on the same work, in the same run.
+
+A benchmark module (``bench/benchmarks/<name>.py``) defines::
+
+    TITLE = "image save/load (200 MB, 5 layers)"
+    def prepare(ctx: Context) -> object: ...          # build inputs once (not timed)
+    def cases(ctx: Context, state) -> list[Case]: ... # one Case per (row, tool)
+    def cleanup(ctx: Context, state) -> None: ...     # optional
+
+Each Case has an untimed ``before`` (reset state, e.g. remove the image before a load) and a
+timed ``run``; both are argument-less callables, usually subprocesses of the real CLIs. The
+harness runs every case ``rounds`` times, interleaving tools round by round so that a
+change in the machine's load hits all tools alike, and reports medians and ratios.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+SUBJECT = "dockerbank"
+
+
+@dataclass
+class Context:
+    """What every benchmark gets: a work directory (on the disk under test) and the round count."""
+
+    work: Path
+    rounds: int
+    tools: list[str]
+
+
+@dataclass
+class Case:
+    row: str
+    tool: str
+    run: Callable[[], None]
+    before: Callable[[], None] | None = None
+    after: Callable[[], None] | None = None
+
+
+@dataclass
+class Result:
+    row: str
+    samples: dict[str, list[float]] = field(default_factory=dict)
+
+    def median(self, tool: str) -> float | None:
+        values = self.samples.get(tool)
+        return statistics.median(values) if values else None
+
+
+def sh(*args: str, env: dict | None = None, stdin=None, stdout=subprocess.DEVNULL) -> None:
+    """Run a command; raise with its stderr if it fails (a failed run must not count as a fast one)."""
+    result = subprocess.run(list(args), env=env, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {result.returncode}: {result.stderr.decode(errors='replace')[-500:]}")
+
+
+def run_cases(cases: list[Case], rounds: int, log: Callable[[str], None] = print) -> list[Result]:
+    results: dict[str, Result] = {}
+    for case in cases:
+        results.setdefault(case.row, Result(case.row))
+    for round_no in range(rounds):
+        for case in cases:
+            if case.before:
+                case.before()
+            os.sync()  # write back the previous case's dirty pages now, not during this timing
+            start = time.perf_counter()
+            case.run()
+            elapsed = time.perf_counter() - start
+            if case.after:
+                case.after()
+            results[case.row].samples.setdefault(case.tool, []).append(elapsed)
+            log(f"  round {round_no + 1}/{rounds} {case.row:<28} {case.tool:<10} {elapsed:8.3f} s")
+    return list(results.values())
+
+
+def _fmt(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.3f} s"
+
+
+def markdown(sections: list[tuple[str, list[Result]]], tools: list[str], rounds: int, notes: list[str]) -> str:
+    """One table per benchmark: medians per tool and the ratio Dockerbank / peer (below 1 = Dockerbank faster)."""
+    peers = [t for t in tools if t != SUBJECT]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {platform.node()} · {platform.machine()} · Linux {platform.release()} · "
+        f"{_cpu_count()} CPUs · run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"Medians of {rounds} rounds; ratio = Dockerbank / peer (below 1.00 means Dockerbank is faster).",
+        "",
+    ]
+    for title, results in sections:
+        lines += [f"## {title}", ""]
+        header = ["benchmark", SUBJECT, *peers, *[f"{SUBJECT}/{p}" for p in peers]]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for result in results:
+            own = result.median(SUBJECT)
+            cells = [result.row, _fmt(own)]
+            cells += [_fmt(result.median(p)) for p in peers]
+            for peer in peers:
+                other = result.median(peer)
+                cells.append("–" if own is None or not other else f"{own / other:.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    return "\n".join(lines)
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 0
