@@ -196,6 +196,9 @@ def test_volume_driver_options_at_use_time():
     assert (tmpfs.type, tmpfs.data, tmpfs.read_only, tmpfs.volume) == ("tmpfs", ("size=10m",), True, "fast")
     bound = m.resolve_volume(spec, "fast", "/v/fast/_data", {"type": "none", "o": "bind", "device": "/srv/x"})
     assert (bound.type, bound.source) == ("bind", "/srv/x")
+    ro_device = m.resolve_volume(m.parse_volume("fast:/fast"), "fast", "/d", {"type": "none", "o": "bind,ro",
+                                                                              "device": "/srv/x"})
+    assert ro_device.read_only and ro_device.source == "/srv/x"
     entry = m.to_oci_mounts([tmpfs])[0]
     assert entry["options"] == ["noexec", "nosuid", "nodev", "ro", "size=10m"]
 

@@ -543,17 +543,21 @@ def resolve_volume(spec: MountSpec, name: str, data_dir: str, volume_options: Ma
 
     Local-driver options act at use time like docker's: ``type=tmpfs`` gives the container a
     tmpfs (``o=`` kept as data); ``o=bind,device=/path`` binds ``/path``; otherwise the volume's
-    ``_data`` directory is bound.
+    ``_data`` directory is bound. ``ro`` in ``o=`` makes every use read-only, as a read-only
+    mount of the device on ``_data`` would in docker. (Unlike docker, a tmpfs volume is one tmpfs
+    per container, not one shared by the containers using it at the same time.)
     """
     opts = dict(volume_options or {})
+    o_words = [o for o in opts.get("o", "").split(",") if o]
+    read_only = spec.read_only or "ro" in o_words
     if opts.get("type") == TMPFS:
-        data = tuple(o for o in opts.get("o", "").split(",") if o and o not in ("ro", "rw"))
-        return ResolvedMount(type=TMPFS, source="tmpfs", target=spec.target, read_only=spec.read_only,
+        data = tuple(o for o in o_words if o not in ("ro", "rw"))
+        return ResolvedMount(type=TMPFS, source="tmpfs", target=spec.target, read_only=read_only,
                              propagation="", data=data, volume=name)
     source = data_dir
-    if opts.get("device") and "bind" in opts.get("o", "").split(","):
+    if opts.get("device") and "bind" in o_words:
         source = opts["device"]
-    return ResolvedMount(type=BIND, source=source, target=spec.target, read_only=spec.read_only,
+    return ResolvedMount(type=BIND, source=source, target=spec.target, read_only=read_only,
                          propagation=spec.propagation or DEFAULT_PROPAGATION, volume=name)
 
 
