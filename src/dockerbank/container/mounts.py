@@ -555,7 +555,7 @@ def resolve_volume(spec: MountSpec, name: str, data_dir: str, volume_options: Ma
         return ResolvedMount(type=TMPFS, source="tmpfs", target=spec.target, read_only=read_only,
                              propagation="", data=data, volume=name)
     source = data_dir
-    if opts.get("device") and "bind" in o_words:
+    if opts.get("device") and {"bind", "rbind"} & set(o_words):
         source = opts["device"]
     return ResolvedMount(type=BIND, source=source, target=spec.target, read_only=read_only,
                          propagation=spec.propagation or DEFAULT_PROPAGATION, volume=name)

@@ -56,7 +56,7 @@ class Volume:
     @property
     def bind_device(self) -> str | None:
         """The host directory of a ``type=none,o=bind,device=/path`` volume, else None."""
-        if self.options.get("device") and "bind" in self.options.get("o", "").split(","):
+        if self.options.get("device") and {"bind", "rbind"} & set(self.options.get("o", "").split(",")):
             return self.options["device"]
         return None
 
@@ -552,7 +552,7 @@ def check_local_options(name: str, options: Mapping[str, str]) -> None:
             raise InvalidArgument(f"create {name}: a tmpfs volume takes device=tmpfs, not {options['device']}")
         mnt.merge_tmpfs_options(o_words)  # validates
         return
-    if kind in ("none", "") and "bind" in o_words:
+    if kind in ("none", "") and {"bind", "rbind"} & set(o_words):
         device = options.get("device", "")
         if not device.startswith("/"):
             raise InvalidArgument(f"create {name}: device of a bind volume must be an absolute path, got {device!r}")
