@@ -48,9 +48,9 @@ for line in sys.stdin:
         for i in range(0, size, 4096):
             block[i] = 1
         blobs.append(block)
-    elif cmd[0] == "spin":
-        end = time.time() + float(cmd[1])
-        while time.time() < end:
+    elif cmd[0] == "spin":  # burn this much CPU time (not wall time: the host may be busy)
+        end = time.process_time() + float(cmd[1])
+        while time.process_time() < end:
             pass
     elif cmd[0] == "spinforever":
         n = 0
@@ -151,6 +151,17 @@ def v2cgroup():
             Cgroup(layout, "/dockerbank-test").remove(timeout=0)
 
 
+def _cpu_grows(cg: Cgroup, start_ns: int, by_ns: int, timeout: float = 10.0) -> bool:
+    """Whether the cgroup's CPU time grows by ``by_ns`` within ``timeout`` (polling: on a
+    loaded host a busy child gets less than its share of wall time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if read_sample(cg).cpu_total_ns - start_ns >= by_ns:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def _state(pid: int) -> str:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rsplit(")", 1)[1].split()[0]
@@ -188,10 +199,10 @@ def test_memory_pids_and_cpu_move(cgroup):
     assert after.memory_limit > 0  # unlimited: the host's memory, like dockerd
     assert after.pids_current == 4
     assert sorted(cg.pids()) == sorted([child.pid] + [p.pid for p in sleepers])
-    assert after.cpu_total_ns - before.cpu_total_ns >= 200_000_000  # 0.3 s of busy loop
+    assert after.cpu_total_ns - before.cpu_total_ns >= 290_000_000  # 0.3 s of CPU burnt
     assert after.system_cpu_ns > before.system_cpu_ns
     assert after.online_cpus == os.sysconf("SC_NPROCESSORS_ONLN")
-    assert cpu_percent(before, after) > 5.0
+    assert cpu_percent(before, after) > 1.0
     assert after.networks == {}  # the child shares the host's network namespace
     row = stats_row("f" * 64, "probe", after, before)
     assert row["PIDs"] == "4" and row["MemUsage"].split(" / ")[0].endswith("MiB")
@@ -238,9 +249,7 @@ def test_freeze_and_thaw_v1_or_host(cgroup):
     assert read_sample(cg).cpu_total_ns - used < 20_000_000
     cg.thaw()
     assert cg.freezer_state() == "THAWED"
-    time.sleep(0.3)
-    assert _state(child.pid) == "R"
-    assert read_sample(cg).cpu_total_ns - used > 100_000_000
+    assert _cpu_grows(cg, used, 50_000_000)
 
 
 def test_v2_freezer_pids_cpu_for_real(v2cgroup):
@@ -251,8 +260,7 @@ def test_v2_freezer_pids_cpu_for_real(v2cgroup):
     assert cg.pids() == [child.pid]
     before = read_sample(cg)
     child.send("spinforever")
-    time.sleep(0.3)
-    assert read_sample(cg).cpu_total_ns - before.cpu_total_ns > 100_000_000  # cpu.stat usage_usec
+    assert _cpu_grows(cg, before.cpu_total_ns, 50_000_000)  # cpu.stat usage_usec
     assert cg.freezer_state() == "THAWED"
     cg.freeze()
     assert cg.freezer_state() == "FROZEN"
