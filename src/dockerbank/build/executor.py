@@ -88,6 +88,7 @@ class Builder:
 
     def build(self, context: BuildContext, options: BuildOptions) -> str:
         """Build; return the image ID and tag it. Raises DockerbankError naming the failing line."""
+        self._context = context
         dockerfile = parse(context.dockerfile, context.dockerfile_name)
         plan = make_plan(dockerfile, options.build_args, options.target, options.labels or None)
         self.out(f"Sending build context to Docker daemon  {_human(context.size())}")
@@ -455,17 +456,21 @@ class Builder:
             words = [lexer.process_word(w, env) for w in inst.words]
         else:
             words = [lexer.process_word(w, env) for w in inst.words]
-        srcs, dest = words[:-1], words[-1]
-        if not dest.startswith("/"):
-            dest = posixpath.join(state.workdir, dest) + ("/" if dest.endswith("/") or dest in (".", "./") else "")
+        srcs, raw_dest = words[:-1], words[-1]
+        dest = _absolute_dest(state.workdir, raw_dest)
         owner = copying.parse_chown(self._word(state, lexer, str(inst.flags["chown"])), view) if "chown" in inst.flags else None
         chmod = copying.parse_chmod(str(inst.flags["chmod"])) if "chmod" in inst.flags else None
         source_from = inst.flags.get("from")
-        heredoc_names = {f"<<{d.name}": d for d in inst.heredocs}
-        heredoc_names.update({f"<<-{d.name}": d for d in inst.heredocs})
-        docs = [(heredoc_names[w].name, self._heredoc_text(heredoc_names[w], env, dockerfile)) for w in inst.words[:-1]
-                if w in heredoc_names]
-        srcs = [s for w, s in zip(inst.words[:-1], srcs) if w not in heredoc_names]
+        pending = list(inst.heredocs)
+        docs: list[tuple[str, str]] = []
+        plain: list[str] = []
+        for raw, src in zip(inst.words[:-1], srcs):
+            if pending and re.match(r"^\d*<<", raw):
+                doc = pending.pop(0)
+                docs.append((doc.name, self._heredoc_text(doc, env, dockerfile)))
+            else:
+                plain.append(src)
+        srcs = plain
         dest_is_dir = view.is_dir
         items: list[copying.CopyItem] = []
         if docs:
@@ -486,7 +491,7 @@ class Builder:
                                              chmod=chmod, dest_is_dir=dest_is_dir, from_image=False))
         digest = content_digest(item.record() for item in items)
         kind = "file" if len(items) == 1 and items[0].kind in ("file", "data") else ("dir" if len(srcs) == 1 and not docs else "multi")
-        comment = f"{inst.keyword} {kind}:{dg.hex_of(digest)} in {dest} "
+        comment = f"{inst.keyword} {kind}:{dg.hex_of(digest)} in {raw_dest} "
         created_by = " ".join(state.shell) + " #(nop) " + comment
         key = cache_key(state.image_id, created_by, content=digest,
                         extra={"from": source_desc, "config": state.container})
@@ -551,6 +556,13 @@ class Builder:
             self._commit_layer(state, created_by, key, upper)
         finally:
             shutil.rmtree(upper, ignore_errors=True)
+
+
+def _absolute_dest(workdir: str, dest: str) -> str:
+    """COPY's destination made absolute against WORKDIR; a trailing ``/`` (or ``.``) means a directory."""
+    as_dir = dest.endswith("/") or dest in (".", "..") or dest.endswith(("/.", "/.."))
+    path = posixpath.normpath(posixpath.join("/", workdir, dest))
+    return path + "/" if as_dir and path != "/" else path
 
 
 def _predefined() -> tuple[str, ...]:
