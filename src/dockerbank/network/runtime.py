@@ -129,6 +129,8 @@ def prepare_container_network(service, container_id: str, name: str, mode: Netwo
                                 {"Networks": {}, "SandboxKey": joined_netns, "Ports": {}})
     from dockerbank.network.service import AttachRequest
 
+    if service.endpoints(container_id=container_id):
+        service.detach(container_id)  # left from a run that ended without a stop (crash, OOM, reboot)
     request = AttachRequest(container_id, name, list(mode.networks), port_requests(ports, publish_all, exposed),
                             list(aliases), ip, hostname, dns)
     settings = service.attach(request)
