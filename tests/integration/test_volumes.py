@@ -183,7 +183,7 @@ def test_concurrent_create_remove_never_leaves_a_row_without_data(engine, config
         from dockerbank.errors import Conflict, NotFound
         cid = f"{worker:064x}"
         counts = {"removed": 0, "conflicts": 0}
-        for i in range(25):
+        for i in range(10):
             name = f"vol{i % 3}"
             vol, _ = engine.volumes.ensure(name, attach_to=cid)
             (engine.volumes.data_dir(name) / f"w{worker}").write_text("x")
