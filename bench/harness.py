@@ -85,34 +85,58 @@ def _fmt(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds:.3f} s"
 
 
-def markdown(sections: list[tuple[str, list[Result]]], tools: list[str], rounds: int, notes: list[str]) -> str:
-    """One table per benchmark: medians per tool and the ratio Dockerbank / peer (below 1 = Dockerbank faster)."""
+def section(name: str, title: str, results: list[Result], tools: list[str], rounds: int, notes: list[str]) -> str:
+    """One benchmark's table: medians per tool and the ratio Dockerbank / peer (below 1 = Dockerbank faster)."""
     peers = [t for t in tools if t != SUBJECT]
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Machine: {platform.node()} · {platform.machine()} · Linux {platform.release()} · "
-        f"{_cpu_count()} CPUs · run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"Medians of {rounds} rounds; ratio = Dockerbank / peer (below 1.00 means Dockerbank is faster).",
-        "",
-    ]
-    for title, results in sections:
-        lines += [f"## {title}", ""]
-        header = ["benchmark", SUBJECT, *peers, *[f"{SUBJECT}/{p}" for p in peers]]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        for result in results:
-            own = result.median(SUBJECT)
-            cells = [result.row, _fmt(own)]
-            cells += [_fmt(result.median(p)) for p in peers]
-            for peer in peers:
-                other = result.median(peer)
-                cells.append("–" if own is None or not other else f"{own / other:.2f}")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
-    if notes:
-        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines = [f"<!-- bench:{name} -->", f"## {title}", "",
+             f"{platform.node()} · {_cpu_count()} CPUs · Linux {platform.release()} · "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · median of {rounds} rounds", ""]
+    header = ["benchmark", SUBJECT, *peers, *[f"{SUBJECT}/{p}" for p in peers]]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for result in results:
+        own = result.median(SUBJECT)
+        cells = [result.row, _fmt(own)]
+        cells += [_fmt(result.median(p)) for p in peers]
+        for peer in peers:
+            other = result.median(peer)
+            cells.append("–" if own is None or not other else f"{own / other:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"- {n}" for n in notes]
+    lines += ["", f"<!-- /bench:{name} -->"]
     return "\n".join(lines)
+
+
+HEADER = """# Benchmark results
+
+Written by `bench/run.py` (see bench/README.md). Ratio = Dockerbank / peer: below 1.00 means
+Dockerbank is faster. Each benchmark's section is replaced when that benchmark runs again;
+the others are kept.
+"""
+
+
+def merge(existing: str, sections: dict[str, str]) -> str:
+    """Put each new section in place of the old one of the same benchmark; keep the rest in order."""
+    blocks: dict[str, str] = {}
+    order: list[str] = []
+    marker = "<!-- bench:"
+    rest = existing
+    while marker in rest:
+        start = rest.index(marker)
+        name = rest[start + len(marker): rest.index(" -->", start)]
+        end_marker = f"<!-- /bench:{name} -->"
+        end = rest.find(end_marker, start)
+        if end < 0:
+            break
+        blocks[name] = rest[start: end + len(end_marker)]
+        order.append(name)
+        rest = rest[end + len(end_marker):]
+    for name, text in sections.items():
+        if name not in blocks:
+            order.append(name)
+        blocks[name] = text
+    return HEADER + "\n" + "\n\n".join(blocks[n] for n in order) + "\n"
 
 
 def _cpu_count() -> int:

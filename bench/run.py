@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     ctx = harness.Context(work=work, rounds=args.rounds, tools=tools)
-    sections, notes = [], []
+    sections: dict[str, str] = {}
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         print(f"== {module.TITLE}", flush=True)
@@ -56,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if hasattr(module, "cleanup"):
                 module.cleanup(ctx, state)
-        sections.append((module.TITLE, results))
-        notes += list(getattr(module, "NOTES", []))
-    text = harness.markdown(sections, tools, args.rounds, notes)
-    Path(args.output).write_text(text)
-    print(text)
+        sections[name] = harness.section(name, module.TITLE, results, tools, args.rounds,
+                                         list(getattr(module, "NOTES", [])))
+    output = Path(args.output)
+    existing = output.read_text() if output.exists() else ""
+    output.write_text(harness.merge(existing, sections))
+    print("\n\n".join(sections.values()))
     return 0
 
 

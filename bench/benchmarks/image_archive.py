@@ -28,7 +28,10 @@ NOTES = [
     "Image archives: 5 layers x 4 files x 10 MB of random bytes (incompressible); every tool loads the same "
     "docker-archive; `load` rows remove the image first (untimed) so every layer is stored anew; "
     "`save` rows write a docker-archive to a file on the same disk. All tools are timed as CLI processes "
-    "(Python start-up included for Dockerbank).",
+    "(Python start-up included for Dockerbank). Dockerbank keeps each layer twice (the blob, for save, and "
+    "the unpacked tree) and does not fsync them; the harness runs an untimed `sync` before every timing. "
+    "Dockerbank's load copies the blob in a second thread (copy_file_range) while it unpacks and hashes the "
+    "same bytes; its save sends stored blobs to the archive with sendfile.",
 ]
 
 
