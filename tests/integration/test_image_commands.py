@@ -116,6 +116,9 @@ def test_rmi_deletes_layers_and_blobs(cli, root, imported):
 def test_prune(cli, root, busybox_tar, imported):
     dangling = cli("import", str(busybox_tar), "-c", "ENV A=1").stdout.decode().strip()
     assert cli("images", "-f", "dangling=true", "-q", "--no-trunc").stdout.decode().split() == [dangling]
+    assert cli("images", "-f", "since=busybox:1", "-q", "--no-trunc").stdout.decode().split() == [dangling]
+    assert cli("images", "-f", f"before={dangling}", "-q", "--no-trunc").stdout.decode().split() == [imported]
+    assert cli("image", "prune", "-f", "--filter", "until=1h").stdout.decode().strip() == "Total reclaimed space: 0B"
     no = cli("image", "prune", input=b"n\n")
     assert "WARNING! This will remove all dangling images." in no.stdout.decode()
     assert len(cli("images", "-q").stdout.decode().split()) == 2

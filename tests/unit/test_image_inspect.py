@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dockerbank.image import inspect as ins
-from dockerbank.image.remove import _is_id_prefix, _is_running, _is_single_reference
+from dockerbank.errors import InvalidArgument
+from dockerbank.image.remove import _is_id_prefix, _is_running, _is_single_reference, parse_until
 from dockerbank.image.store import ImageRecord
 from dockerbank.oci import reference as refs
 
@@ -100,3 +101,14 @@ def test_id_prefix_and_running_state():
     assert _is_id_prefix(ID, "abab") and _is_id_prefix(ID, "sha256:abab") and not _is_id_prefix(ID, "busybox")
     assert _is_running('{"Status": "running"}') and _is_running('{"Running": true}')
     assert not _is_running('{"Status": "exited"}') and not _is_running("garbage")
+
+
+def test_parse_until():
+    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    assert parse_until("24h", now) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert parse_until("1h30m", now) == now - timedelta(minutes=90)
+    assert parse_until("0", now) == datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert parse_until("2025-12-31", now) == datetime(2025, 12, 31, tzinfo=timezone.utc)
+    assert parse_until("2025-12-31T10:00:00Z", now) == datetime(2025, 12, 31, 10, tzinfo=timezone.utc)
+    with pytest.raises(InvalidArgument):
+        parse_until("yesterday", now)

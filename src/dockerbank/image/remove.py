@@ -10,9 +10,11 @@ not yet recorded their image.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
-from dockerbank.errors import Conflict
+from dockerbank.errors import Conflict, InvalidArgument
 from dockerbank.image.store import ImageRecord, ImageStore
 from dockerbank.oci import digest as dg
 from dockerbank.oci import reference as refs
@@ -223,13 +225,35 @@ def collect(store: ImageStore, report: Report, candidates: list[str] | None = No
             store.blobs.delete(image_id)
 
 
+_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:h|m|s|ms|us|ns))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def parse_until(value: str, now: datetime) -> datetime:
+    """docker's ``until=``: a Go duration (``24h``, ``1h30m``) before now, a Unix timestamp, or an RFC 3339 time."""
+    from dockerbank.image.inspect import parse_time
+
+    text = value.strip()
+    if _DURATION_RE.match(text):
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+        return now - timedelta(seconds=seconds)
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return datetime.fromtimestamp(float(text), timezone.utc)
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        text += "T00:00:00Z"
+    if not re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?", text):
+        raise InvalidArgument(f"invalid filter 'until={value}': use a duration (24h), a Unix timestamp or a date")
+    return parse_time(text)
+
+
 def prune_images(store: ImageStore, all_images: bool, until: str | None = None,
                  labels: list[str] | None = None) -> Report:
     """``image prune``: delete dangling images (``-a``: every image no container uses), then collect."""
     from dockerbank.image.inspect import parse_time
 
     report = Report()
-    limit = parse_time(until) if until else None
+    limit = parse_until(until, datetime.now(timezone.utc)) if until else None
     with store.lock(exclusive=True):
         for record in store.list():
             if not all_images and (record.tags or record.repo_digests):
