@@ -102,14 +102,14 @@ def _header_of(expr: str) -> str:
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """Docker's column layout: columns padded to the widest cell, three spaces apart."""
-    widths = [len(h) for h in headers]
+    """Docker's tabwriter layout (minwidth 10, padding 3): every column but the last at least 10 wide."""
+    widths = [max(10, len(h) + 3) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+            widths[i] = max(widths[i], len(cell) + 3)
     for line in [headers] + rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])] + [line[-1]]
-        click.echo("   ".join(cells).rstrip())
+        cells = "".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])) + line[-1]
+        click.echo(cells.rstrip())
 
 
 def parse_filters(values: tuple[str, ...], allowed: set[str]) -> dict[str, list[str]]:

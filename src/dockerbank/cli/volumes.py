@@ -7,18 +7,8 @@ import sys
 
 import click
 
-from dockerbank.cli.common import engine_of, human_size, render_template
+from dockerbank.cli.common import engine_of, human_size, print_table, render_template
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
-
-
-def _echo_table(headers: list[str], rows: list[list[str]]) -> None:
-    """docker's tabwriter (minwidth 10, padding 3): every column but the last is at least 10 wide."""
-    widths = [max(10, len(h) + 3) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell) + 3)
-    for line in [headers] + rows:
-        click.echo(("".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])) + line[-1]).rstrip())
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -112,7 +102,7 @@ def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | Non
         return
     rows = [_row(v) for v in volumes]
     if not fmt or fmt == "table":
-        _echo_table(["DRIVER", "VOLUME NAME"], [[r["Driver"], r["Name"]] for r in rows])
+        print_table(["DRIVER", "VOLUME NAME"], [[r["Driver"], r["Name"]] for r in rows])
     elif fmt == "json":
         for row in rows:
             click.echo(json.dumps(row, separators=(",", ":")))
@@ -120,7 +110,7 @@ def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | Non
         template = fmt[len("table "):]
         cells = [c for c in template.replace("\\t", "\t").split("\t")]
         headers = [_header(c) for c in cells]
-        _echo_table(headers, [[render_template(c, r) for c in cells] for r in rows])
+        print_table(headers, [[render_template(c, r) for c in cells] for r in rows])
     else:
         for row in rows:
             click.echo(render_template(fmt, row))
