@@ -37,5 +37,7 @@ fi
 extra=""
 [ "${1:-}" = "--with-tests" ] && extra="[test]"
 "$venv/bin/pip" install -q --disable-pip-version-check -e "$here$extra"
+# Byte-compile up front: every CLI call pays its imports, and PYTHONDONTWRITEBYTECODE may be set.
+"$venv/bin/python" -m compileall -q -j 0 "$here/src" "$venv/lib" >/dev/null || true
 ln -sf "$venv/bin/dockerbank" /usr/local/bin/dockerbank
 echo "dockerbank installed: $(command -v dockerbank) ($("$venv/bin/python" --version))"
