@@ -118,9 +118,20 @@ class Builder:
             self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
         self.out(f"Successfully built {dg.short_id(final.image_id)}")
         for tag in options.tags:
-            ref = self.store.tag(final.image_id, tag)
-            self.out(f"Successfully tagged {ref.familiar() if hasattr(ref, 'familiar') else tag}")
+            ref = self._tag(final.image_id, tag)
+            self.out(f"Successfully tagged {ref.familiar()}")
         return final.image_id
+
+    def _tag(self, image_id: str, tag: str):
+        """Tag the result; a tag that already names it is left alone (a write transaction costs an fsync)."""
+        from dockerbank.oci import reference
+
+        ref = reference.parse(tag)
+        if not ref.digest:
+            row = self.engine.db.query_one("SELECT image_id FROM tags WHERE ref = ?", (ref.name_tag,))
+            if row is not None and row["image_id"] == image_id:
+                return ref
+        return self.store.tag(image_id, tag)
 
     # --- FROM ---------------------------------------------------------------------------
 
