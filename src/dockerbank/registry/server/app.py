@@ -175,11 +175,19 @@ async def _stream_into(request: web.Request, storage: RegistryStorage, upload) -
     """Append the request body to an upload session; return the number of bytes written."""
     written = 0
     loop = asyncio.get_running_loop()
+    pending = bytearray()
     with storage.open_upload(upload) as handle:
-        async for chunk in request.content.iter_chunked(CHUNK):
-            # hashing and writing off the loop: sha256 releases the GIL, so uploads use both cores
-            await loop.run_in_executor(None, _write_and_hash, storage, upload, handle, chunk)
-            written += len(chunk)
+        async for chunk in request.content.iter_any():
+            pending += chunk
+            if len(pending) >= CHUNK:
+                # hashing and writing off the loop, a MiB at a time: sha256 releases the GIL,
+                # so concurrent uploads use both cores and the loop keeps reading sockets
+                data, pending = bytes(pending), bytearray()
+                await loop.run_in_executor(None, _write_and_hash, storage, upload, handle, data)
+                written += len(data)
+        if pending:
+            await loop.run_in_executor(None, _write_and_hash, storage, upload, handle, bytes(pending))
+            written += len(pending)
     return written
 
 
