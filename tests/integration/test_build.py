@@ -324,3 +324,15 @@ def test_cli_build_quiet_iidfile_stdin_and_tar_context(busybox, cli, tmp_path):
     result = cli("build", str(ctx), check=False)
     assert result.returncode == 1
     assert result.stderr.decode().strip().splitlines()[-1] == "Error: Dockerfile:2: unknown instruction: BOGUS"
+
+
+def test_copy_follows_symlinked_directories_of_the_image(engine, busybox, tmp_path):
+    ctx = tmp_path / "ctx"
+    write(ctx, {"usr/lib/base.so": "b", "tool": "t", "dir/inner": "i"})
+    os.symlink("usr/lib", ctx / "lib")
+    # like Debian's merged /usr: /lib is a symlink to usr/lib
+    image_id, _ = build(engine, ctx, "FROM busybox\nCOPY usr /usr\nCOPY lib /lib\nCOPY tool /lib/\nCOPY dir /lib/sub/\n")
+    view = view_of(engine, image_id)
+    assert os.readlink(view.locate("lib")) == "usr/lib"
+    assert view.listdir("usr/lib") == ["base.so", "sub", "tool"]
+    assert view.read_text("usr/lib/sub/inner") == "i"

@@ -342,8 +342,24 @@ def stage(items: list[CopyItem], staging: Path, view: MergedView, owner: Owner |
                 os.chown(target, new_owner.uid if new_owner else 0, new_owner.gid if new_owner else 0)
                 os.chmod(target, 0o755)
 
+    resolved_parents: dict[str, str] = {}
+
+    def resolve(path: str, follow_last: bool) -> str:
+        """The destination with symlinks in the image followed (``/bin -> usr/bin`` on Debian)."""
+        if follow_last:
+            return view.resolve(path)
+        parent, _, name = path.rpartition("/")
+        if not parent:
+            return path
+        if parent not in resolved_parents:
+            resolved_parents[parent] = view.resolve(parent)
+        base = resolved_parents[parent]
+        return f"{base}/{name}" if base else name
+
     dir_times: list[tuple[Path, float]] = []
     for it in items:
+        if it.dest:
+            it.dest = resolve(it.dest, follow_last=it.kind in ("dir", "archive"))
         if not it.dest:
             if it.kind == "dir":
                 continue
