@@ -136,16 +136,15 @@ def inspect_record(store: ImageStore, record: ImageRecord) -> dict:
     """``docker image inspect`` for one stored image."""
     config = store.image_config(record.id)
     chains = dg.chain_ids(config.get("rootfs", {}).get("diff_ids", []))
-    graph: dict = {"Name": "overlay"}
+    data = None
     if chains:
         dirs = [str(store.layers.diff_dir(c)) for c in reversed(chains)]
         top = store.layers.dir / dg.hex_of(chains[-1])
         data = {"MergedDir": str(top / "merged"), "UpperDir": dirs[0], "WorkDir": str(top / "work")}
         if len(dirs) > 1:
             data["LowerDir"] = ":".join(dirs[1:])
-        graph["Data"] = dict(sorted(data.items()))
-    else:
-        graph["Data"] = None
+        data = dict(sorted(data.items()))
+    graph = {"Data": data, "Name": "overlay"}
     return {
         "Id": record.id,
         "RepoTags": [refs.parse(t).familiar() for t in record.tags],
