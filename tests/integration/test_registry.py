@@ -419,3 +419,53 @@ def test_gc_keeps_what_manifests_reference(engine, busybox, server):
     path = Path(server.storage.get_manifest("gc", "1")[0])
     for descriptor in [json.loads(path.read_bytes())["config"]] + json.loads(path.read_bytes())["layers"]:
         assert server.storage.has_blob(descriptor["digest"])
+
+
+def make_layered_image(engine: Engine, name: str, layers: int = 4) -> str:
+    """An image of several small layers (uncompressed tars in the store); returns its ID."""
+    import io
+    import tarfile
+
+    from dockerbank.image import compression
+    from dockerbank.oci import digest as dg
+    from dockerbank.oci import imageconfig
+
+    diff_ids, parent = [], None
+    for index in range(layers):
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            data = (f"layer {index}\n" * (2000 * (index + 1))).encode()
+            info = tarfile.TarInfo(f"data/file{index}.txt")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        buffer.seek(0)
+        blob, size = engine.images.blobs.put_stream(buffer)
+        with engine.images.blobs.open(blob) as handle:
+            layer = engine.images.layers.add(parent, handle, expected_diff_id=blob)
+        engine.images.add_layer_blob(blob, blob, compression.MEDIA_TAR, size)
+        diff_ids.append(layer.diff_id)
+        parent = layer.chain_id
+    history = [{"created": "2026-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(layers)]
+    config = imageconfig.new_config("2026-01-01T00:00:00Z", diff_ids, history)
+    record = engine.images.record_image(imageconfig.canonical_bytes(config))
+    engine.images.tag(record.id, name)
+    assert dg.chain_ids(diff_ids)[-1] == record.top_chain
+    return record.id
+
+
+def test_multi_layer_image_pushes_in_parallel_and_pulls_in_order(engine, other_engine, server):
+    name = f"{server.address}/layered/app:1"
+    image_id = make_layered_image(engine, name, layers=5)
+    engine.registry.push(name, chunk_size=4096)
+    [pulled] = other_engine.registry.pull(name)
+    assert pulled.image.id == image_id
+    layers = other_engine.images.layers.chain(pulled.image.top_chain)
+    assert len(layers) == 5
+    for index, layer in enumerate(layers):
+        assert (other_engine.images.layers.diff_dir(layer.chain_id) / "data" / f"file{index}.txt").exists()
+    # the second push reuses the five compressed blobs remembered by the first
+    gzipped = engine.db.query("SELECT blob FROM layer_blobs WHERE media_type LIKE '%gzip'")
+    assert len(gzipped) == 5
+    progress = Recorder()
+    engine.registry.push(name, progress=progress)
+    assert sum(line.endswith("Layer already exists") for line in progress.lines) == 5

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import BinaryIO, Callable
 
@@ -163,9 +163,26 @@ class Pusher:
         sources = self._mount_sources(ref, image)
         for diff_id in reversed(diff_ids):
             self.progress.status(dg.short_id(diff_id), "Preparing")
-        with ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS, thread_name_prefix="push") as pool:
-            futures = [pool.submit(self._push_layer, ref, diff_id, sources) for diff_id in diff_ids]
-            layers = [future.result() for future in futures]
+        # the database connection stays on this thread: workers compress and upload only
+        plans = []
+        for diff_id in diff_ids:
+            blob = stored_layer_blob(self.store, diff_id)
+            plans.append((diff_id, blob, None if blob else self.store.layer_tar(diff_id)))
+        found: dict[str, Blob] = {}
+        try:
+            with ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS, thread_name_prefix="push") as pool:
+                futures = {pool.submit(self._push_layer, ref, diff_id, blob, tar, sources): diff_id
+                           for diff_id, blob, tar in plans}
+                for future in as_completed(futures):
+                    blob, compressed = future.result()
+                    if compressed:  # remembered at once, so a failed push still keeps it for the next
+                        self.store.add_layer_blob(futures[future], blob.digest, compression.MEDIA_TAR_GZIP, blob.size)
+                    found[futures[future]] = blob
+        finally:
+            for _diff_id, _blob, tar in plans:
+                if tar is not None:
+                    tar.close()
+        layers = [found[diff_id] for diff_id in diff_ids]
         self._upload_blob(ref, dg.of_bytes(config_bytes), len(config_bytes),
                           lambda: _BytesReader(config_bytes), sources)
         manifest, media_type = build_manifest(config_bytes, layers)
@@ -195,12 +212,18 @@ class Pusher:
                 found.append(path)
         return found
 
-    def _push_layer(self, ref: refs.Reference, diff_id: str, sources: list[str]) -> Blob:
-        blob = compressed_layer_blob(self.store, diff_id)
-        outcome = self._upload_blob(ref, blob.digest, blob.size, lambda: self.store.blobs.open(blob.digest),
+    def _push_layer(self, ref: refs.Reference, diff_id: str, blob: Blob | None, tar: BinaryIO | None,
+                    sources: list[str]) -> tuple[Blob, bool]:
+        """(worker thread) Compress the layer if no compressed blob is stored, then upload it."""
+        compressed = blob is None
+        if blob is None:
+            digest, size = self.store.blobs.put_stream(GzipReader(tar))  # type: ignore[arg-type]
+            blob = Blob(digest, size, "gzip")
+        final = blob
+        outcome = self._upload_blob(ref, final.digest, final.size, lambda: self.store.blobs.open(final.digest),
                                     sources, item=dg.short_id(diff_id))
         self.progress.status(dg.short_id(diff_id), outcome)
-        return blob
+        return blob, compressed
 
     def _upload_blob(self, ref: refs.Reference, digest: str, size: int, opener: Callable[[], BinaryIO],
                      sources: list[str], item: str | None = None) -> str:
