@@ -336,3 +336,15 @@ def test_copy_follows_symlinked_directories_of_the_image(engine, busybox, tmp_pa
     assert os.readlink(view.locate("lib")) == "usr/lib"
     assert view.listdir("usr/lib") == ["base.so", "sub", "tool"]
     assert view.read_text("usr/lib/sub/inner") == "i"
+
+
+def test_intermediate_images_are_known(engine, busybox, tmp_path):
+    from dockerbank.build.executor import intermediate_image_ids
+
+    ctx = tmp_path / "ctx"
+    write(ctx, {"f": "x"})
+    image_id, _ = build(engine, ctx, "FROM busybox\nENV A=1\nCOPY f /f\nLABEL l=1\n", tags=["final:1"])
+    hidden = intermediate_image_ids(engine.db)
+    history_parents = {r.id for r in engine.images.list()} - {image_id, busybox.id}
+    assert hidden == history_parents and len(hidden) == 2
+    assert busybox.id not in hidden and image_id not in hidden

@@ -69,6 +69,16 @@ class StageState:
         return self.container.get("WorkingDir") or "/"
 
 
+def intermediate_image_ids(db) -> set[str]:
+    """Untagged images a build step made and another step built on: what ``images`` hides without ``-a``."""
+    rows = db.query(
+        "SELECT DISTINCT c.parent AS id FROM build_cache c WHERE c.parent IS NOT NULL "
+        "AND c.parent IN (SELECT image_id FROM build_cache) "
+        "AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = c.parent)"
+    )
+    return {row["id"] for row in rows}
+
+
 class BuildFailed(DockerbankError):
     """A step failed; the message names the Dockerfile line."""
 
@@ -209,10 +219,10 @@ class Builder:
             return None
         return row["image_id"]
 
-    def _remember(self, key: str, image_id: str) -> None:
+    def _remember(self, key: str, image_id: str, parent: str | None) -> None:
         with self.engine.db.write() as conn:
-            conn.execute("INSERT OR REPLACE INTO build_cache (key, image_id, created) VALUES (?,?,?)",
-                         (key, image_id, now_rfc3339()))
+            conn.execute("INSERT OR REPLACE INTO build_cache (key, image_id, created, parent) VALUES (?,?,?,?)",
+                         (key, image_id, now_rfc3339(), parent))
 
     def _use(self, state: StageState, image_id: str, cached: bool) -> None:
         if cached:
@@ -237,7 +247,7 @@ class Builder:
         config["created"] = now
         config.setdefault("history", []).append({"created": now, "created_by": created_by, "empty_layer": True})
         record = self.store.record_image(imageconfig.canonical_bytes(config))
-        self._remember(key, record.id)
+        self._remember(key, record.id, state.image_id)
         self._use(state, record.id, False)
 
     def _commit_layer(self, state: StageState, created_by: str, key: str, staging: Path) -> None:
@@ -265,7 +275,7 @@ class Builder:
         config.setdefault("rootfs", {"type": "layers", "diff_ids": []}).setdefault("diff_ids", []).append(layer.diff_id)
         config.setdefault("history", []).append({"created": now, "created_by": created_by})
         record = store.record_image(imageconfig.canonical_bytes(config))
-        self._remember(key, record.id)
+        self._remember(key, record.id, state.image_id)
         self._use(state, record.id, False)
 
     def _top_chain(self, state: StageState) -> str | None:

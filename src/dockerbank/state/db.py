@@ -110,6 +110,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image_id);
     """,
+    # build: the image each step started from, so intermediate images can be told apart
+    """
+    ALTER TABLE build_cache ADD COLUMN parent TEXT;
+    CREATE INDEX IF NOT EXISTS build_cache_parent ON build_cache(parent);
+    """,
 )
 
 
