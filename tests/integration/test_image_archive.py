@@ -226,3 +226,20 @@ def test_podman_style_symlinked_layers(engine, tmp_path):
         archive.addfile(info, io.BytesIO(manifest.encode()))
     [loaded] = load_file(engine.images, path)
     assert loaded.tags == ["localhost/p:1"]
+
+
+def test_hostile_layer_in_archive_is_refused_as_hostile(engine, tmp_path):
+    from dockerbank.errors import HostileArchive
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as archive:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 3
+        archive.addfile(info, io.BytesIO(b"bad"))
+    hostile = buf.getvalue()
+    path, _ = docker_archive(tmp_path / "h.tar", [LAYERS[0], hostile])
+    with pytest.raises(HostileArchive, match="invalid archive: layer l1/layer.tar"):
+        load_file(engine.images, path)
+    _assert_nothing_recorded(engine)
+    assert not (tmp_path / "escape.txt").exists()
+    assert not (engine.config.layers_dir / "escape.txt").exists()

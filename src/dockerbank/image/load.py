@@ -185,8 +185,8 @@ def _load_layer(store: ImageStore, index: TarIndex, path: str, parent: str | Non
             with io.BufferedReader(index.open(path), COPY_CHUNK) as stream:
                 try:
                     store.layers.add(parent, stream, expected_diff_id=diff_id)
-                except CorruptData as exc:
-                    raise CorruptData(f"invalid archive: layer {path}: {exc.message}") from exc
+                except CorruptData as exc:  # HostileArchive stays HostileArchive
+                    raise type(exc)(f"invalid archive: layer {path}: {exc.message}") from exc
         copier.join()
         if copier.error is not None:
             raise copier.error
