@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 
 import pytest
 
@@ -143,5 +145,12 @@ def test_save_stdout_load_stdin_roundtrip(cli, tmp_path, imported):
     broken.write_bytes(archive[: len(archive) // 2])
     failed = cli("load", "-i", str(broken), check=False)
     assert failed.returncode == 1 and failed.stderr.decode().startswith("Error: invalid archive")
+    cli("save", "-o", "/dev/null", "busybox:1")  # written into, never renamed over
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    full = cli("save", "-o", "/dev/full", "busybox:1", check=False)
+    assert full.returncode == 1 and full.stderr.decode() == "Error: save: No space left on device\n"
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+    isdir = cli("save", "-o", str(tmp_path), "busybox:1", check=False)
+    assert isdir.returncode == 1 and "is a directory" in isdir.stderr.decode()
     nofile = cli("save", "-o", "/nonexistent/dir/x.tar", "busybox:1", check=False)
     assert nofile.returncode == 1 and "Traceback" not in nofile.stderr.decode()

@@ -3,6 +3,7 @@ load, save, import, tag, rmi, history — with docker's flags, output and exit c
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -42,6 +43,20 @@ def _emit(views: list[dict], fmt: str | None, default: str, headers: dict[str, s
                   for col in columns]
     rows = [[render_template(col, view) for col in columns] for view in views]
     print_table(header_row, rows)
+
+
+def _os_errors(func):
+    """A failing disk or a bad path is a one-line error like any other, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise DockerbankError(f"{func.__name__.removesuffix('_cmd')}: {exc.strerror or exc}{where}") from exc
+
+    return wrapper
 
 
 def _human_flag(value: str) -> bool:
@@ -246,6 +261,7 @@ def _confirm() -> bool:
               type=click.Choice(["docker-archive", "oci-archive"]),
               help="Archive format (a Dockerbank and podman extension)")
 @click.pass_context
+@_os_errors
 def save_cmd(ctx, images, output, archive_format):
     """Save one or more images to a tar archive (streamed to STDOUT by default)"""
     from dockerbank.image.save import save
@@ -264,6 +280,7 @@ def save_cmd(ctx, images, output, archive_format):
 @click.option("-i", "--input", "input_path", default=None, help="Read from tar archive file, instead of STDIN")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the load output")
 @click.pass_context
+@_os_errors
 def load_cmd(ctx, input_path, quiet):
     """Load an image from a tar archive or STDIN (docker-archive or OCI archive)"""
     from dockerbank.image.load import load_file, load_stream
@@ -294,6 +311,7 @@ def load_cmd(ctx, input_path, quiet):
 @click.option("-m", "--message", default="", help="Set commit message for imported image")
 @click.option("--platform", default=None, help="Set platform if server is multi-platform capable")
 @click.pass_context
+@_os_errors
 def import_cmd(ctx, source, reference, changes, message, platform):
     """Import the contents from a tarball to create a filesystem image"""
     from dockerbank.image.importer import import_rootfs, refuse_url

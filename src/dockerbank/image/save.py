@@ -180,6 +180,16 @@ def save(store: ImageStore, names: list[str], output: str | None, out_fd: int | 
         writer(store, items, out_fd)
         return
     target = Path(output)
+    if target.is_dir():
+        raise InvalidArgument(f"failed to save image: {output} is a directory")
+    if target.exists() and not target.is_file():
+        # a device, FIFO or /dev/stdout: write into it; renaming over it would replace the node
+        fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            writer(store, items, fd)
+        finally:
+            os.close(fd)
+        return
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
     except OSError as exc:
