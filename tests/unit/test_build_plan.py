@@ -111,3 +111,62 @@ def test_content_digest_covers_name_mode_owner_and_content():
     assert content_digest([FileRecord("app/a", "file", 0o644, 0, 0, "sha256:2")]) != base
     two = FileRecord("app/z", "dir", 0o755, 0, 0)
     assert content_digest([one, two]) == content_digest([two, one])
+
+
+# --- small pure helpers of COPY and the executor ------------------------------------------
+
+from dockerbank.build.copy import clean_source, glob_regex, parse_chmod, parse_chown  # noqa: E402
+from dockerbank.build.executor import _absolute_dest, _go_duration, _human, _port_specs  # noqa: E402
+
+
+def test_glob_regex_is_filepath_match():
+    assert glob_regex("*.txt").match("a.txt") and not glob_regex("*.txt").match("d/a.txt")
+    assert glob_regex("src/*/main.?").match("src/x/main.c")
+    assert glob_regex("[!a]b").match("xb") and not glob_regex("[!a]b").match("ab")
+
+
+def test_clean_source_cannot_climb_out():
+    assert clean_source("../../etc/passwd") == "etc/passwd"
+    assert clean_source("./a/./b/") == "a/b"
+    assert clean_source(".") == ""
+
+
+class FakeView:
+    def __init__(self, files):
+        self.files = files
+
+    def read_text(self, path):
+        return self.files.get(path)
+
+
+def test_parse_chown_numeric_and_names():
+    view = FakeView({"/etc/passwd": "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+                     "/etc/group": "root:x:0:\napp:x:1000:\nstaff:x:50:\n"})
+    assert vars(parse_chown("1:2", view)) == {"uid": 1, "gid": 2}
+    assert vars(parse_chown("app", view)) == {"uid": 1000, "gid": 1000}
+    assert vars(parse_chown("app:staff", view)) == {"uid": 1000, "gid": 50}
+    assert vars(parse_chown("42", None)) == {"uid": 42, "gid": 42}
+    with pytest.raises(Exception, match="no such user: nobody"):
+        parse_chown("nobody", view)
+    assert parse_chmod("0755") == 0o755
+    with pytest.raises(Exception, match="octal"):
+        parse_chmod("u+x")
+
+
+def test_destination_against_workdir():
+    assert _absolute_dest("/app", ".") == "/app/"
+    assert _absolute_dest("/app", "./") == "/app/"
+    assert _absolute_dest("/app", "sub/") == "/app/sub/"
+    assert _absolute_dest("/app", "file") == "/app/file"
+    assert _absolute_dest("/", ".") == "/"
+    assert _absolute_dest("/app", "/abs//x/") == "/abs/x/"
+
+
+def test_ports_durations_sizes():
+    assert _port_specs("80") == ["80/tcp"]
+    assert _port_specs("53/UDP") == ["53/udp"]
+    assert _port_specs("8000-8002") == ["8000/tcp", "8001/tcp", "8002/tcp"]
+    with pytest.raises(Exception):
+        _port_specs("80/xyz")
+    assert _go_duration(5 * 10**9) == "5s" and _go_duration(90 * 10**9) == "1m30s" and _go_duration(0) == "0s"
+    assert _human(2048) == "2.048kB" and _human(12) == "12B"
