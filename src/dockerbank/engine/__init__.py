@@ -46,6 +46,12 @@ class Engine:
 
         return RegistryService(self.config, self.images)
 
+    @cached_property
+    def containers(self):
+        from dockerbank.container.lifecycle import ContainerService
+
+        return ContainerService(self)
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
