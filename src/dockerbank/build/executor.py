@@ -250,9 +250,23 @@ class Builder:
         self._remember(key, record.id, state.image_id)
         self._use(state, record.id, False)
 
-    def _commit_layer(self, state: StageState, created_by: str, key: str, staging: Path) -> None:
-        """Pack ``staging`` as a layer on the stage's image; record the new image."""
+    def _commit_layer(self, state: StageState, created_by: str, key: str, staging: Path,
+                      overlay_upper: bool = False) -> None:
+        """Pack ``staging`` as a layer on the stage's image; record the new image.
+
+        ``overlay_upper``: ``staging`` is a container's upper dir (whiteouts converted).
+        An empty directory makes no layer, only an ``empty_layer`` history entry (as docker).
+        """
         store = self.store
+        if not any(os.scandir(staging)):
+            config = _copy.deepcopy(state.config)
+            now = now_rfc3339()
+            config["created"] = now
+            config.setdefault("history", []).append({"created": now, "created_by": created_by, "empty_layer": True})
+            record = store.record_image(imageconfig.canonical_bytes(config))
+            self._remember(key, record.id, state.image_id)
+            self._use(state, record.id, False)
+            return
         tmp = self.engine.config.tmp_dir
         tmp.mkdir(parents=True, exist_ok=True)
         fd, tar_name = tempfile.mkstemp(prefix="build-layer-", dir=tmp)
@@ -260,7 +274,7 @@ class Builder:
             from dockerbank.image.pack import pack_dir
 
             with os.fdopen(fd, "wb") as handle:
-                pack_dir(staging, handle)
+                pack_dir(staging, handle, overlay_upper=overlay_upper)
             with open(tar_name, "rb") as handle:
                 blob, size = store.blobs.put_stream(handle)
         finally:
