@@ -112,3 +112,4 @@ def test_parse_until():
     assert parse_until("2025-12-31T10:00:00Z", now) == datetime(2025, 12, 31, 10, tzinfo=timezone.utc)
     with pytest.raises(InvalidArgument):
         parse_until("yesterday", now)
+

@@ -145,7 +145,7 @@ def _finish(errors: list[DockerbankError]) -> None:
 
 
 @click.command("history", context_settings=CONTEXT)
-@click.argument("image")
+@click.argument("image", required=False)
 @click.option("--format", "fmt", default=None, help="Format output using a custom template or 'json'")
 @click.option("-H", "--human", default="true", show_default=True,
               help="Print sizes and dates in human readable format")
@@ -157,6 +157,10 @@ def history_cmd(ctx, image, fmt, human, no_trunc, quiet):
     from dockerbank.image import inspect as ins
 
     store = engine_of(ctx).images
+    if image is None and human.lstrip("=").lower() not in ("true", "false", "1", "0", "t", "f", "yes", "no"):
+        image, human = human, "true"  # docker's bare `-H IMAGE`: -H is a boolean flag that takes no value
+    if image is None:
+        raise DockerbankError('"dockerbank history" requires exactly 1 argument.')
     human_flag = _human_flag(human)
     record = store.resolve(image)
     now = datetime.now(timezone.utc)

@@ -332,3 +332,38 @@ def image_view(record: ImageRecord, repo: str, tag: str, digest: str, *, now: da
         "UniqueSize": "N/A",
         "VirtualSize": human_size(record.size, 4),
     }
+
+
+# --- Docker Engine API shapes (for the API server) -----------------------------------------
+
+
+def unix_seconds(text: str | None) -> int:
+    return int(parse_time(text).timestamp())
+
+
+def image_summary(store: ImageStore, record: ImageRecord, containers: int = -1) -> dict:
+    """One element of ``GET /images/json``."""
+    config = store.image_config(record.id)
+    return {
+        "Id": record.id,
+        "ParentId": config.get("parent", ""),
+        "RepoTags": [refs.parse(t).familiar() for t in record.tags] or ["<none>:<none>"],
+        "RepoDigests": [_familiar_digest_ref(d) for d in record.repo_digests] or
+        (["<none>@<none>"] if not record.tags else []),
+        "Created": unix_seconds(record.created),
+        "Size": record.size,
+        "VirtualSize": record.size,
+        "SharedSize": -1,
+        "Labels": (config.get("config") or {}).get("Labels"),
+        "Containers": containers,
+    }
+
+
+def history_api(store: ImageStore, record: ImageRecord) -> list[dict]:
+    """``GET /images/{name}/history``: newest first, ``<missing>`` for entries without their own image."""
+    tags = [refs.parse(t).familiar() for t in record.tags]
+    out = []
+    for index, row in enumerate(history_rows(store, record)):
+        out.append({"Id": row["id"], "Created": unix_seconds(row["created"]), "CreatedBy": row["created_by"],
+                    "Tags": tags if index == 0 else None, "Size": row["size"], "Comment": row["comment"]})
+    return out
