@@ -14,8 +14,8 @@ import tempfile
 import uuid
 
 import pytest
-
 from conftest import require_binary
+
 from dockerbank.config import Config
 from dockerbank.engine import Engine
 from dockerbank.oci import digest as dg
@@ -26,7 +26,7 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "scripts")
 
 
 def run(*cmd: str, timeout: int = 180) -> subprocess.CompletedProcess:
-    result = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {result.returncode}: {result.stderr.strip()[-2000:]}")
     return result
@@ -36,7 +36,7 @@ def run(*cmd: str, timeout: int = 180) -> subprocess.CompletedProcess:
 def dockerd():
     """A running dockerd (started by scripts/start-services.sh when none runs)."""
     require_binary("docker")
-    if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode != 0:
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=60, check=False).returncode != 0:
         run("bash", os.path.join(SCRIPTS, "start-services.sh"), timeout=120)
 
 

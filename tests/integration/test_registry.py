@@ -12,6 +12,7 @@ import json
 import subprocess
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -169,7 +170,7 @@ def test_blob_with_wrong_digest_is_refused_and_leaves_no_image(engine, other_eng
 class _BreakingHandler(http.server.BaseHTTPRequestHandler):
     """Serves a registry's files, but sends only half of the one blob named ``broken``."""
 
-    files: dict[str, tuple[bytes, str]] = {}
+    files: ClassVar[dict[str, tuple[bytes, str]]] = {}
     broken = ""
 
     def log_message(self, *args) -> None:

@@ -94,7 +94,7 @@ def test_attestation_manifests_are_skipped():
 
 
 def test_parse_manifest_media_types():
-    doc, media_type = mt.parse_manifest(b'{"schemaVersion":2,"manifests":[]}')
+    _doc, media_type = mt.parse_manifest(b'{"schemaVersion":2,"manifests":[]}')
     assert media_type == mt.OCI_INDEX
     _, media_type = mt.parse_manifest(b'{"schemaVersion":2,"config":{}}', mt.DOCKER_MANIFEST)
     assert media_type == mt.DOCKER_MANIFEST

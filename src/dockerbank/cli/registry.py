@@ -79,10 +79,9 @@ def _server_of(server: str | None) -> str:
     if not server:
         return "docker.io"
     for prefix in ("https://", "http://"):
-        if server.startswith(prefix):
-            server = server[len(prefix):]
+        server = server.removeprefix(prefix)
     server = server.rstrip("/")
-    if server.endswith("/v1") or server.endswith("/v2"):
+    if server.endswith(("/v1", "/v2")):
         server = server[:-3]
     return "docker.io" if server in ("index.docker.io", "registry-1.docker.io") else server
 

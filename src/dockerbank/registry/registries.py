@@ -43,7 +43,7 @@ class RegistriesConfig:
     private: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def load(cls, root: Path, extra_insecure: tuple[str, ...] = ()) -> "RegistriesConfig":
+    def load(cls, root: Path, extra_insecure: tuple[str, ...] = ()) -> RegistriesConfig:
         """Read ``root/registries.json`` (absent means empty) and add ``--insecure-registry`` values."""
         path = Path(root) / FILE_NAME
         try:

@@ -48,7 +48,8 @@ class BarProgress(LineProgress):
     def __init__(self, stream: TextIO | None = None):
         super().__init__(stream)
         from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress as RichProgress, TextColumn, TransferSpeedColumn
+        from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
+        from rich.progress import Progress as RichProgress
 
         self._console = Console(file=sys.stderr)
         self._bars = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),

@@ -61,9 +61,9 @@ def select_manifest(index: dict, wanted: Platform) -> dict:
         if platform.get("os") != wanted.os or platform.get("architecture") != wanted.architecture:
             continue
         variant = platform.get("variant")
-        if wanted.variant and variant and variant != wanted.variant:
-            if not (wanted.architecture == "arm64" and {variant, wanted.variant} <= {"v8", ""}):
-                continue
+        arm64_alias = wanted.architecture == "arm64" and {variant, wanted.variant} <= {"v8", ""}
+        if wanted.variant and variant and variant != wanted.variant and not arm64_alias:
+            continue
         candidates.append(descriptor)
     if not candidates:
         raise NotFound(f"no matching manifest for {wanted} in the manifest list entries")

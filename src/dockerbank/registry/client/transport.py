@@ -13,7 +13,8 @@ import json
 import socket
 import ssl
 import threading
-from typing import BinaryIO, Iterable
+from collections.abc import Iterable
+from typing import BinaryIO
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from dockerbank.errors import DockerbankError, NotFound, Offline
@@ -62,7 +63,7 @@ class Response:
     def close(self, reusable: bool = True) -> None:
         self._on_done(reusable and self.raw.isclosed())
 
-    def __enter__(self) -> "Response":
+    def __enter__(self) -> Response:  # noqa: PYI034 -- a final class in practice
         return self
 
     def __exit__(self, *exc) -> None:

@@ -147,9 +147,8 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             storage = request.app[STORAGE_KEY]
             tags, link = _paginate(storage.tags(name), request, f"/v2/{name}/tags/list")
             return web.json_response({"name": name, "tags": tags}, headers=link)
-    elif match["subject"] is not None:
-        if method == "GET":
-            return _referrers(request, name, match["subject"])
+    elif match["subject"] is not None and method == "GET":
+        return _referrers(request, name, match["subject"])
     raise _unsupported(request)
 
 
@@ -208,11 +207,10 @@ def _upload_headers(name: str, upload) -> dict:
 async def _start_upload(request: web.Request, name: str) -> web.Response:
     storage = request.app[STORAGE_KEY]
     mount, source = request.query.get("mount"), request.query.get("from")
-    if mount and source:
-        if storage.mount_blob(name, check_digest(mount), source):
-            return web.Response(status=201, headers={
-                "Location": _location(name, "blobs", mount), "Docker-Content-Digest": mount, "Content-Length": "0",
-            })
+    if mount and source and storage.mount_blob(name, check_digest(mount), source):
+        return web.Response(status=201, headers={
+            "Location": _location(name, "blobs", mount), "Docker-Content-Digest": mount, "Content-Length": "0",
+        })
     digest = request.query.get("digest")
     upload = storage.start_upload(name)
     if digest:
@@ -414,7 +412,7 @@ def start_in_thread(storage: RegistryStorage, host: str = "127.0.0.1", port: int
             site = web.TCPSite(runner, host, port, ssl_context=tls)
             loop.run_until_complete(site.start())
             box["port"] = site._server.sockets[0].getsockname()[1]  # the port the OS chose
-        except BaseException as exc:  # reported to the starting thread
+        except BaseException as exc:  # noqa: BLE001 -- reported to the starting thread
             box["error"] = exc
             ready.set()
             return

@@ -28,7 +28,7 @@ def parse_htpasswd(text: str) -> dict[str, bytes]:
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:
     """(user, password) of an ``Authorization: Basic`` header, or None."""
-    if not header or not header[:6].lower() == "basic ":
+    if not header or header[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()

@@ -91,7 +91,7 @@ class Upload:
     id: str
     name: str
     size: int = 0
-    hasher: "hashlib._Hash | None" = field(default_factory=hashlib.sha256)
+    hasher: hashlib._Hash | None = field(default_factory=hashlib.sha256)
 
 
 @dataclass
