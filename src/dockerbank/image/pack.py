@@ -24,7 +24,6 @@ from dockerbank.image.unpack import (
     OVERLAY_XATTR_PREFIX,
     WHITEOUT_OPAQUE,
     WHITEOUT_PREFIX,
-    open_dir_in_root,
     split_in_root,
 )
 
@@ -278,7 +277,8 @@ class _TarWriter:
                         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                             continue  # changed under us: its header is written, skip its contents
                         raise
-                    stack.append((child, arcp + name + "/", rel + "/", iter(_listing(child)), want == "parent"))
+                    children = iter(_listing(child))
+                    stack.append((child, arcp + name + "/", rel + "/", children, want == "parent"))
         finally:
             for fd, *_ in stack:
                 if fd != dir_fd:

@@ -142,13 +142,13 @@ def clean_name(name: str, *, what: str = "entry") -> list[str]:
     else:
         norm = posixpath.normpath(name)
         if norm == ".." or norm.startswith("../"):
-            raise HostileArchive(f"refusing archive: {what} {name!r} points outside the destination")
+            raise _refuse(f"{what} {_short(name)!r} points outside the destination")
     if norm in ("", "."):
         return []
     parts = norm.split("/")
     for part in parts:
         if len(os.fsencode(part)) > NAME_MAX:
-            raise HostileArchive(f"refusing archive: {what} {_short(name)!r} has a name component longer than {NAME_MAX} bytes")
+            raise _refuse(f"{what} {_short(name)!r} has a name component longer than {NAME_MAX} bytes")
     return parts
 
 
@@ -315,7 +315,8 @@ class _Extractor:
                     self._entry(archive, member)
                 stop = getattr(archive, "_dockerbank_stop", None)
                 if not isinstance(stop, tarfile.EOFHeaderError):
-                    reason = "garbled header" if isinstance(stop, tarfile.InvalidHeaderError) else "no end-of-archive marker"
+                    garbled = isinstance(stop, tarfile.InvalidHeaderError)
+                    reason = "garbled header" if garbled else "no end-of-archive marker"
                     raise CorruptData(
                         f"truncated or corrupt tar stream after entry {_short(name)!r} ({reason})"
                     )
@@ -342,7 +343,7 @@ class _Extractor:
             return  # inside AUFS metadata (.wh..wh.plnk/...)
         if not parts:
             if not member.isdir():
-                raise HostileArchive(f"refusing archive: entry {member.name!r} would replace the destination itself")
+                raise _refuse(f"entry {member.name!r} would replace the destination itself")
             fd = open_dir_in_root(self.root_fd, self.base, create=False)
             try:
                 self._metadata(member, fd=fd)
@@ -385,7 +386,8 @@ class _Extractor:
         if existing is None or not stat.S_ISDIR(existing.st_mode):
             if existing is not None:
                 if self.no_overwrite:
-                    raise Conflict(f"cannot overwrite non-directory {'/'.join(parent + (name,))!r} with directory")
+                    shown = "/".join(parent + (name,))
+                    raise Conflict(f"cannot overwrite non-directory {shown!r} with directory")
                 self._remove(parent_fd, parent, name, existing)
             os.mkdir(name, 0o700, dir_fd=parent_fd)
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
@@ -414,24 +416,21 @@ class _Extractor:
             os.close(fd)
 
     def _hardlink(self, parent_fd: int, parent: tuple[str, ...], name: str, member: tarfile.TarInfo) -> None:
+        link = f"{_short(member.name)!r} -> {_short(member.linkname)!r}"
         target = clean_name(member.linkname, what=f"hardlink {member.name!r} ->")
         if not target:
-            raise HostileArchive(f"refusing archive: hardlink {member.name!r} points at the destination itself")
+            raise _refuse(f"hardlink {member.name!r} points at the destination itself")
         if self.layer_mode and target[0].startswith(WHITEOUT_META_PREFIX):
-            raise HostileArchive(f"refusing archive: hardlink {member.name!r} into AUFS metadata is not supported")
+            raise _refuse(f"hardlink {member.name!r} into AUFS metadata is not supported")
         try:
             target_parent = self._parent(tuple(target[:-1]), create=False)
         except (FileNotFoundError, NotADirectoryError) as exc:
-            raise HostileArchive(
-                f"refusing archive: hardlink {member.name!r} -> {member.linkname!r}: target is not in the archive"
-            ) from exc
+            raise _refuse(f"hardlink {link}: target is not in the archive") from exc
         target_info = _lstat(target_parent, target[-1])
         if target_info is None:
-            raise HostileArchive(
-                f"refusing archive: hardlink {member.name!r} -> {member.linkname!r}: target is not in the archive"
-            )
+            raise _refuse(f"hardlink {link}: target is not in the archive")
         if stat.S_ISDIR(target_info.st_mode):
-            raise HostileArchive(f"refusing archive: hardlink {member.name!r} -> {member.linkname!r} targets a directory")
+            raise _refuse(f"hardlink {link} targets a directory")
         existing = _lstat(parent_fd, name)
         if existing is not None:
             if existing.st_ino == target_info.st_ino and existing.st_dev == target_info.st_dev:
@@ -450,12 +449,13 @@ class _Extractor:
             return  # AUFS metadata: not applicable to overlayfs
         hidden = name[len(WHITEOUT_PREFIX):]
         if hidden in ("", ".", ".."):
-            raise HostileArchive(f"refusing archive: invalid whiteout {member.name!r}")
+            raise _refuse(f"invalid whiteout {member.name!r}")
         existing = _lstat(parent_fd, hidden)
         if existing is not None:
             if not _is_whiteout(existing):
                 raise CorruptData(
-                    f"whiteout {member.name!r} hides {hidden!r} of the same layer (a whiteout only applies to lower layers)"
+                    f"whiteout {member.name!r} hides {hidden!r} of the same layer"
+                    " (a whiteout only applies to lower layers)"
                 )
         else:
             os.mknod(hidden, stat.S_IFCHR, 0, dir_fd=parent_fd)
@@ -560,7 +560,7 @@ class _Extractor:
         path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
         try:
             if stat.S_ISLNK(os.fstat(path_fd).st_mode):
-                raise HostileArchive(f"refusing archive: {member.name!r} turned into a symlink while unpacking")
+                raise _refuse(f"{member.name!r} turned into a symlink while unpacking")
             os.chmod(f"/proc/self/fd/{path_fd}", mode)
         finally:
             os.close(path_fd)
@@ -617,15 +617,20 @@ def _mtime_ns(member: tarfile.TarInfo) -> int:
 
 
 def _short(name: str, limit: int = 120) -> str:
-    return name if len(name) <= limit else name[:limit] + "..."
+    """A name cut for an error line, keeping both ends (the end says which file)."""
+    return name if len(name) <= limit else name[: limit // 2] + "..." + name[-(limit // 2):]
+
+
+def _refuse(reason: str) -> HostileArchive:
+    return HostileArchive(f"refusing archive: {reason}")
 
 
 def _os_error(name: str, exc: OSError) -> DockerbankError:
     shown = _short(name)
     if exc.errno == errno.ENAMETOOLONG:
-        return HostileArchive(f"refusing archive: entry {shown!r} has a name too long for the filesystem")
+        return _refuse(f"entry {shown!r} has a name too long for the filesystem")
     if exc.errno == errno.ELOOP:
-        return HostileArchive(f"refusing archive: entry {shown!r} goes through too many symbolic links")
+        return _refuse(f"entry {shown!r} goes through too many symbolic links")
     if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOTEMPTY):
         return CorruptData(f"cannot unpack entry {shown!r}: {exc.strerror} (inconsistent archive)")
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
