@@ -14,7 +14,7 @@ from dockerbank.network.firewall import CHAIN, JUMP, RULES, plan
 def test_next_subnet_skips_taken_and_overlapping():
     taken = [IPv4Network("10.90.0.0/24"), IPv4Network("10.90.1.0/25"), IPv4Network("10.90.2.0/23")]
     assert ipam.next_subnet(ipam.USER_POOL, taken) == IPv4Network("10.90.4.0/24")
-    assert ipam.next_subnet(ipam.DEFAULT_BRIDGE_POOL, [IPv4Network("10.88.5.0/24")]) == IPv4Network("10.87.0.0/16")
+    assert ipam.next_subnet(ipam.DEFAULT_BRIDGE_POOL, [IPv4Network("10.85.5.0/24")]) == IPv4Network("10.84.0.0/16")
 
 
 def test_next_subnet_exhausted():
