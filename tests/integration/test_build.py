@@ -348,3 +348,18 @@ def test_intermediate_images_are_known(engine, busybox, tmp_path):
     history_parents = {r.id for r in engine.images.list()} - {image_id, busybox.id}
     assert hidden == history_parents and len(hidden) == 2
     assert busybox.id not in hidden and image_id not in hidden
+
+
+def test_large_file_digests_are_cached_but_follow_changes(engine, busybox, tmp_path):
+    ctx = tmp_path / "ctx"
+    write(ctx, {"big.bin": os.urandom(2 << 20)})
+    dockerfile = "FROM busybox\nCOPY big.bin /big.bin\n"
+    first, _ = build(engine, ctx, dockerfile)
+    assert engine.db.query_one("SELECT COUNT(*) AS n FROM build_cache WHERE key LIKE 'file:%'")["n"] == 1
+    assert build(engine, ctx, dockerfile)[0] == first
+    # same size, new content: the ctime/mtime change makes it hash again
+    with open(ctx / "big.bin", "r+b") as handle:
+        handle.write(b"changed!")
+    second, lines = build(engine, ctx, dockerfile)
+    assert second != first and " ---> Using cache" not in lines
+    assert view_of(engine, second).locate("big.bin").read_bytes()[:8] == b"changed!"

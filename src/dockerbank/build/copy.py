@@ -38,9 +38,10 @@ class CopyItem:
     data: bytes = b""
     mtime: float = 0.0
 
-    def record(self) -> FileRecord:
+    def record(self, digest_of=None) -> FileRecord:
+        """What the cache key sees of this entry; ``digest_of(path)`` may serve file digests from a cache."""
         if self.kind in ("file", "archive"):
-            digest = _file_digest(self.source) if self.source else ""
+            digest = (digest_of or file_digest)(self.source) if self.source else ""
         elif self.kind == "data":
             digest = "sha256:" + hashlib.sha256(self.data).hexdigest()
         else:
@@ -48,7 +49,7 @@ class CopyItem:
         return FileRecord(self.dest, self.kind, self.mode, self.uid, self.gid, digest)
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):

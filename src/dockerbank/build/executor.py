@@ -92,6 +92,7 @@ class Builder:
         self.out = out
         self.run_step = run_step
         self.built: dict[int, StageState] = {}
+        self._new_digests: list[tuple[str, str]] = []
         self.used_args: set[str] = set()
 
     # --- the whole build ----------------------------------------------------------------
@@ -218,6 +219,30 @@ class Builder:
         if self.engine.db.query_one("SELECT 1 FROM images WHERE id = ?", (row["image_id"],)) is None:
             return None
         return row["image_id"]
+
+    # Large files are hashed once per (inode, size, mtime, ctime): a cached rebuild then reads no
+    # file contents. The rows live in build_cache under a "file:" key (no step key starts so).
+    _DIGEST_MIN = 1 << 20
+
+    def _file_digest(self, path: Path) -> str:
+        st = os.stat(path)
+        if st.st_size < self._DIGEST_MIN:
+            return copying.file_digest(path)
+        key = f"file:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{os.path.abspath(path)}"
+        row = self.engine.db.query_one("SELECT image_id FROM build_cache WHERE key = ?", (key,))
+        if row is not None:
+            return row["image_id"]
+        digest = copying.file_digest(path)
+        self._new_digests.append((key, digest))
+        return digest
+
+    def _flush_digests(self) -> None:
+        if not self._new_digests:
+            return
+        rows, self._new_digests = self._new_digests, []
+        with self.engine.db.write() as conn:
+            conn.executemany("INSERT OR REPLACE INTO build_cache (key, image_id, created, parent) VALUES (?,?,?,NULL)",
+                             [(key, digest, now_rfc3339()) for key, digest in rows])
 
     def _remember(self, key: str, image_id: str, parent: str | None) -> None:
         with self.engine.db.write() as conn:
@@ -524,7 +549,8 @@ class Builder:
                     raise InvalidArgument(f"{inst.keyword} failed: no build context (the Dockerfile came from stdin)")
                 items.extend(copying.collect(inst.keyword, srcs, dest, copying.Sources(context=context), owner=owner,
                                              chmod=chmod, dest_is_dir=dest_is_dir, from_image=False))
-        digest = content_digest(item.record() for item in items)
+        digest = content_digest([item.record(self._file_digest) for item in items])
+        self._flush_digests()
         kind = "file" if len(items) == 1 and items[0].kind in ("file", "data") else ("dir" if len(srcs) == 1 and not docs else "multi")
         comment = f"{inst.keyword} {kind}:{dg.hex_of(digest)} in {raw_dest} "
         created_by = " ".join(state.shell) + " #(nop) " + comment
