@@ -470,3 +470,81 @@ def test_multi_layer_image_pushes_in_parallel_and_pulls_in_order(engine, other_e
     progress = Recorder()
     engine.registry.push(name, progress=progress)
     assert sum(line.endswith("Layer already exists") for line in progress.lines) == 5
+
+
+class _TokenGateway(http.server.BaseHTTPRequestHandler):
+    """A Docker-Hub-like front: ``/token`` hands out Bearer tokens for Basic credentials, and
+    ``/v2/...`` is forwarded to the real registry only with such a token."""
+
+    upstream = ""
+    token = "tok-" + "x" * 20
+    seen_scopes: ClassVar[list[str]] = []
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _handle(self) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        from dockerbank.registry.server.auth import parse_basic
+
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        parts = urlsplit(self.path)
+        if parts.path == "/token":
+            if parse_basic(self.headers.get("Authorization")) != ("carol", "secret"):
+                self._reply(401)
+                return
+            query = parse_qs(parts.query)
+            self.seen_scopes.extend(query.get("scope", []))
+            assert query.get("service") == ["gateway"]
+            self._reply(200, json.dumps({"token": self.token}).encode(), {"Content-Type": "application/json"})
+            return
+        if self.headers.get("Authorization") != f"Bearer {self.token}":
+            host = self.headers["Host"]
+            self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}', {
+                "WWW-Authenticate": f'Bearer realm="http://{host}/token",service="gateway",scope="repository:gw:pull"',
+            })
+            return
+        conn = http.client.HTTPConnection(self.upstream)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        passed = {k: v for k, v in response.headers.items()
+                  if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server")}
+        conn.close()
+        self._reply(response.status, data, passed)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+def test_bearer_token_flow_from_www_authenticate(engine, other_engine, busybox, server):
+    handler = type("Gateway", (_TokenGateway,), {"upstream": server.address, "seen_scopes": []})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    gateway = f"127.0.0.1:{httpd.server_address[1]}"
+    try:
+        name = f"{gateway}/gw:1"
+        engine.images.tag(busybox.id, name)
+        with pytest.raises(RegistryAuthError):  # no credentials: the token service says no
+            engine.registry.push(name)
+        engine.registry.credentials.store(gateway, "carol", "secret")
+        engine.registry.push(name)
+        [pulled] = other_engine.registry.pull(name)
+        assert pulled.image.id == busybox.id
+        assert "repository:gw:pull" in handler.seen_scopes
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
