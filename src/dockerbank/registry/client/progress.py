@@ -59,7 +59,7 @@ class BarProgress(LineProgress):
 
     def line(self, text: str) -> None:
         with self._lock:
-            self._bars.console.print(text, highlight=False, markup=False)
+            self._bars.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def start(self, item: str, total: int, text: str) -> None:
         with self._lock:
