@@ -243,3 +243,20 @@ def test_hostile_layer_in_archive_is_refused_as_hostile(engine, tmp_path):
     _assert_nothing_recorded(engine)
     assert not (tmp_path / "escape.txt").exists()
     assert not (engine.config.layers_dir / "escape.txt").exists()
+
+
+def test_rmi_keeps_layers_another_image_shares(engine, tmp_path):
+    from dockerbank.image.remove import remove_image
+
+    docker_archive(tmp_path / "a.tar", LAYERS[:2], tags=("one:1",))
+    docker_archive(tmp_path / "b.tar", LAYERS, tags=("two:1",))
+    load_file(engine.images, tmp_path / "a.tar")
+    load_file(engine.images, tmp_path / "b.tar")
+    report = remove_image(engine.images, "two:1")
+    deleted_layers = [value for kind, value in report.items if kind == "Deleted"][1:]
+    chains = dg.chain_ids([dg.of_bytes(layer) for layer in LAYERS])
+    assert deleted_layers == [chains[2]]  # only the layer "two" alone had
+    assert sorted(engine.images.layers.dir.iterdir()) == sorted(
+        engine.images.layers.dir / dg.hex_of(c) for c in chains[:2])
+    save(engine.images, ["one:1"], str(tmp_path / "one.tar"))  # its blobs are all still there
+    assert not engine.images.blobs.has(dg.of_bytes(LAYERS[2]))
