@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
-
 from conftest import require_binary
+
 from dockerbank.image.load import load_file
 from dockerbank.image.save import save
 from dockerbank.oci import digest as dg

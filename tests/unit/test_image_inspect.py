@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dockerbank.image import inspect as ins
 from dockerbank.errors import InvalidArgument
+from dockerbank.image import inspect as ins
 from dockerbank.image.remove import _is_id_prefix, _is_running, _is_single_reference, parse_until
 from dockerbank.image.store import ImageRecord
 from dockerbank.oci import reference as refs
@@ -38,7 +38,7 @@ def test_rows_digests_shown_with_tags_and_alone():
 
 
 def test_view_fields_like_docker():
-    now = datetime(2026, 1, 1, 2, 0, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 2, 0, 1, tzinfo=UTC)
     view = ins.image_view(_record(), "busybox", "latest", "<none>", now=now, trunc=True)
     assert view["ID"] == "ab" * 6
     assert view["Size"] == "1.99MB"
@@ -64,15 +64,15 @@ def test_human_size_and_ellipsis():
 
 def test_parse_time_nanoseconds():
     moment = ins.parse_time("2026-11-27T23:04:08.869838077Z")
-    assert moment == datetime(2026, 11, 27, 23, 4, 8, 869838, tzinfo=timezone.utc)
+    assert moment == datetime(2026, 11, 27, 23, 4, 8, 869838, tzinfo=UTC)
     assert ins.parse_time(None).year == 1970
-    assert ins.parse_time("2026-11-27T23:04:08+01:00") == datetime(2026, 11, 27, 22, 4, 8, tzinfo=timezone.utc)
+    assert ins.parse_time("2026-11-27T23:04:08+01:00") == datetime(2026, 11, 27, 22, 4, 8, tzinfo=UTC)
 
 
 def test_history_view_truncates_and_human_toggle():
     row = {"id": ID, "created": "2026-01-01T00:00:00Z", "created_by": "/bin/sh -c " + "x" * 60, "size": 1000,
            "comment": ""}
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(days=3)
+    now = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(days=3)
     short = ins.history_view(row, now=now, human=True, trunc=True)
     assert short["ID"] == "ab" * 6 and short["CreatedBy"].endswith("…") and len(short["CreatedBy"]) == 45
     assert short["Size"] == "1kB" and short["CreatedSince"] == "3 days ago"
@@ -104,12 +104,12 @@ def test_id_prefix_and_running_state():
 
 
 def test_parse_until():
-    now = datetime(2026, 1, 2, tzinfo=timezone.utc)
-    assert parse_until("24h", now) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    assert parse_until("24h", now) == datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_until("1h30m", now) == now - timedelta(minutes=90)
-    assert parse_until("0", now) == datetime(1970, 1, 1, tzinfo=timezone.utc)
-    assert parse_until("2025-12-31", now) == datetime(2025, 12, 31, tzinfo=timezone.utc)
-    assert parse_until("2025-12-31T10:00:00Z", now) == datetime(2025, 12, 31, 10, tzinfo=timezone.utc)
+    assert parse_until("0", now) == datetime(1970, 1, 1, tzinfo=UTC)
+    assert parse_until("2025-12-31", now) == datetime(2025, 12, 31, tzinfo=UTC)
+    assert parse_until("2025-12-31T10:00:00Z", now) == datetime(2025, 12, 31, 10, tzinfo=UTC)
     with pytest.raises(InvalidArgument):
         parse_until("yesterday", now)
 

@@ -7,7 +7,7 @@ import functools
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -90,7 +90,7 @@ def images_cmd(ctx, repository, show_all, digests, filters, fmt, no_trunc, quiet
         parsed.setdefault("reference", []).append(repository)
     records = ins.filter_images(store, store.list(), parsed)
     records.sort(key=lambda r: ins.parse_time(r.created), reverse=True)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     views = [ins.image_view(rec, repo, tag, digest, now=now, trunc=not no_trunc)
              for rec, repo, tag, digest in ins.image_rows(records, digests=digests)]
     if quiet:
@@ -163,7 +163,7 @@ def history_cmd(ctx, image, fmt, human, no_trunc, quiet):
         raise DockerbankError('"dockerbank history" requires exactly 1 argument.')
     human_flag = _human_flag(human)
     record = store.resolve(image)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     views = [ins.history_view(row, now=now, human=human_flag, trunc=not no_trunc)
              for row in ins.history_rows(store, record)]
     if quiet:

@@ -12,8 +12,8 @@ No I/O here: functions take bytes read from the archive (by a callable) and retu
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dockerbank.errors import CorruptData
 from dockerbank.oci import digest as dg

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dockerbank.errors import InvalidArgument
 from dockerbank.image.store import ImageRecord, ImageStore
@@ -50,7 +50,7 @@ def docker_container_config(cfg: dict | None) -> dict:
 def parse_time(text: str | None) -> datetime:
     """RFC 3339 with up to nanoseconds (Go writes 9 digits; Python parses 6)."""
     if not text:
-        return datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return datetime(1970, 1, 1, tzinfo=UTC)
     value = text.strip().replace("Z", "+00:00")
     if "." in value:
         head, _, rest = value.partition(".")
@@ -62,17 +62,17 @@ def parse_time(text: str | None) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        return datetime(1970, 1, 1, tzinfo=timezone.utc)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return datetime(1970, 1, 1, tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def rfc3339_seconds(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def go_time_string(moment: datetime) -> str:
     """Go's time.Time.String() for a UTC time: ``2026-11-27 23:04:08 +0000 UTC``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
 
 
 def human_duration(seconds: float) -> str:

@@ -9,9 +9,9 @@ then the tags. The archive is read member by member from disk, never held in mem
 from __future__ import annotations
 
 import hashlib
-import os
 import io
 import json
+import os
 import tempfile
 import threading
 from dataclasses import dataclass, field

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from dockerbank.errors import Conflict, InvalidArgument
 from dockerbank.image.store import ImageRecord, ImageStore
@@ -239,7 +239,7 @@ def parse_until(value: str, now: datetime) -> datetime:
         seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
         return now - timedelta(seconds=seconds)
     if re.fullmatch(r"\d+(?:\.\d+)?", text):
-        return datetime.fromtimestamp(float(text), timezone.utc)
+        return datetime.fromtimestamp(float(text), UTC)
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
         text += "T00:00:00Z"
     if not re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?", text):
@@ -253,7 +253,7 @@ def prune_images(store: ImageStore, all_images: bool, until: str | None = None,
     from dockerbank.image.inspect import parse_time
 
     report = Report()
-    limit = parse_until(until, datetime.now(timezone.utc)) if until else None
+    limit = parse_until(until, datetime.now(UTC)) if until else None
     with store.lock(exclusive=True):
         for record in store.list():
             if not all_images and (record.tags or record.repo_digests):

@@ -13,7 +13,6 @@ import os
 import posixpath
 import tarfile
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from dockerbank.errors import CorruptData
 
@@ -94,7 +93,7 @@ class TarIndex:
             raise CorruptData(f"invalid archive: {name} is truncated")
         return data
 
-    def open(self, name: str) -> "MemberReader":
+    def open(self, name: str) -> MemberReader:
         return MemberReader(self.path, self.member(name))
 
 
