@@ -1,0 +1,901 @@
+"""Container commands: create, run, start, ps, stop, kill, restart, rm, logs, attach, inspect,
+wait, rename, pause, unpause, top, stats and the ``container`` group.
+
+Parsing and rendering only; the work is done by ``engine.containers`` (container.lifecycle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import click
+
+from dockerbank.cli.common import engine_of, human_duration, human_size, parse_filters, print_formatted, print_table
+from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, UsageError
+
+CONTEXT = {"help_option_names": ["--help"]}
+RUN_CONTEXT = {"help_option_names": ["--help"], "allow_interspersed_args": False}
+
+_UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def ram_in_bytes(value: str | None, flag: str) -> int:
+    """Docker's RAMInBytes: ``512m``, ``1g``, ``1024`` (bytes); ``-1`` means unlimited."""
+    if value is None or value == "":
+        return 0
+    text = value.strip().lower()
+    if text == "-1":
+        return -1
+    number, unit = text, "b"
+    if text[-1:] == "b" and len(text) > 1 and text[-2] in _UNITS:
+        text = text[:-1]
+    if text[-1:] in _UNITS:
+        number, unit = text[:-1], text[-1]
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError as exc:
+        raise InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'',
+                              exit_code=125) from exc
+
+
+def parse_env_file(path: str) -> list[str]:
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise InvalidArgument(f"open {path}: {exc.strerror.lower()}", exit_code=125) from exc
+    result = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            if line in os.environ:
+                result.append(f"{line}={os.environ[line]}")
+            continue
+        result.append(line)
+    return result
+
+
+def expand_env(values: tuple[str, ...]) -> list[str]:
+    """``-e KEY=VALUE``, or ``-e KEY`` taking the value from this process's environment (dropped if unset)."""
+    result = []
+    for item in values:
+        if "=" in item:
+            if item.startswith("="):
+                raise InvalidArgument(f"invalid environment variable: {item}", exit_code=125)
+            result.append(item)
+        elif item in os.environ:
+            result.append(f"{item}={os.environ[item]}")
+    return result
+
+
+def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for item in values:
+        key, _, val = item.partition("=")
+        labels[key] = val
+    return labels
+
+
+def create_options(func):
+    """The flags shared by ``create`` and ``run``."""
+    options = [
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached"),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
+        click.option("--name", default=None, help="Assign a name to the container"),
+        click.option("-e", "--env", multiple=True, help="Set environment variables"),
+        click.option("--env-file", multiple=True, help="Read in a file of environment variables"),
+        click.option("-v", "--volume", multiple=True, help="Bind mount a volume"),
+        click.option("--mount", multiple=True, help="Attach a filesystem mount to the container"),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory"),
+        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)"),
+        click.option("-w", "--workdir", default=None, help="Working directory inside the container"),
+        click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])"),
+        click.option("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image"),
+        click.option("-h", "--hostname", default=None, help="Container host name"),
+        click.option("-l", "--label", multiple=True, help="Set meta data on a container"),
+        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only"),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities"),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
+        click.option("--privileged", is_flag=True, help="Give extended privileges to this container"),
+        click.option("--security-opt", multiple=True, help="Security Options"),
+        click.option("--device", multiple=True, help="Add a host device to the container"),
+        click.option("--init", is_flag=True, help="Run an init inside the container"),
+        click.option("--restart", default="no", help="Restart policy to apply when a container exits"),
+        click.option("--rm", "auto_remove", is_flag=True, help="Automatically remove the container when it exits"),
+        click.option("-m", "--memory", default=None, help="Memory limit"),
+        click.option("--memory-swap", default=None, help="Swap limit equal to memory plus swap: '-1' for unlimited"),
+        click.option("--cpus", default=None, help="Number of CPUs"),
+        click.option("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)"),
+        click.option("--pids-limit", type=int, default=0, help="Tune container pids limit (-1 for unlimited)"),
+        click.option("--blkio-weight", type=int, default=0, help="Block IO (relative weight), 10 to 1000"),
+        click.option("--network", "--net", "network", default="", help="Connect a container to a network"),
+        click.option("--stop-signal", default=None, help="Signal to stop the container"),
+        click.option("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"),
+        click.option("-a", "--attach", multiple=True, help="Attach to STDIN, STDOUT or STDERR"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def build_create_options(image: str, command: tuple[str, ...], kw: dict):
+    from dockerbank.container import mounts as mnt
+    from dockerbank.container.lifecycle import CreateOptions
+
+    env: list[str] = []
+    for path in kw["env_file"]:
+        env += parse_env_file(path)
+    env += expand_env(kw["env"])
+    cpus = 0
+    if kw["cpus"]:
+        try:
+            cpus = int(float(kw["cpus"]) * 1e9)
+        except ValueError as exc:
+            raise InvalidArgument(f'invalid argument "{kw["cpus"]}" for "--cpus" flag', exit_code=125) from exc
+    if kw["blkio_weight"] and not 10 <= kw["blkio_weight"] <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000", exit_code=125)
+    memory = ram_in_bytes(kw["memory"], "--memory")
+    if memory and 0 < memory < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB", exit_code=125)
+    swap = ram_in_bytes(kw["memory_swap"], "--memory-swap")
+    if swap > 0 and memory and swap < memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage", exit_code=125)
+    entrypoint = None
+    if kw["entrypoint"] is not None:
+        entrypoint = [kw["entrypoint"]] if kw["entrypoint"] else []
+    specs = mnt.parse_all(volumes=kw["volume"], mounts=kw["mount"], tmpfs=kw["tmpfs"])
+    pids = kw["pids_limit"]
+    return CreateOptions(
+        image=image, command=list(command), entrypoint=entrypoint, name=kw["name"], env=env,
+        workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"], labels=parse_labels(kw["label"]),
+        tty=kw["tty"], interactive=kw["interactive"], mounts=specs, volumes_from=list(kw["volumes_from"]),
+        read_only=kw["read_only"], privileged=kw["privileged"], cap_add=list(kw["cap_add"]),
+        cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), devices=list(kw["device"]),
+        init=kw["init"], restart=kw["restart"], auto_remove=kw["auto_remove"], memory=memory, memory_swap=swap,
+        nano_cpus=cpus, cpu_shares=kw["cpu_shares"], pids_limit=pids if pids > 0 else 0,
+        blkio_weight=kw["blkio_weight"], network=kw["network"], stop_signal=kw["stop_signal"],
+        stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]],
+    )
+
+
+def _engine_error_125(exc: DockerbankError) -> DockerbankError:
+    """``run``/``create`` end with 125 for engine errors other than 126/127 (docker's rule)."""
+    if exc.exit_code not in (125, 126, 127):
+        exc.exit_code = 125
+    return exc
+
+
+@click.command("create", context_settings=RUN_CONTEXT)
+@create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def create_cmd(ctx, image, command, **kw):
+    """Create a new container."""
+    engine = engine_of(ctx)
+    try:
+        container = engine.containers.create(build_create_options(image, command, kw))
+    except DockerbankError as exc:
+        raise _engine_error_125(exc) from exc
+    click.echo(container.id)
+
+
+@click.command("run", context_settings=RUN_CONTEXT)
+@create_options
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process")
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(ctx, image, command, detach, sig_proxy, **kw):
+    """Create and run a new container from an image."""
+    engine = engine_of(ctx)
+    if detach and kw["auto_remove"] is False and False:
+        pass
+    try:
+        opts = build_create_options(image, command, kw)
+        service = engine.containers
+        container = service.create(opts)
+    except DockerbankError as exc:
+        raise _engine_error_125(exc) from exc
+    if detach:
+        try:
+            service.start(container.id)
+        except DockerbankError as exc:
+            _remove_after_failure(service, container, opts)
+            raise _engine_error_125(exc) from exc
+        click.echo(container.id)
+        return
+    try:
+        attachment = service.start(container.id, attached=True, stdin=opts.interactive)
+    except DockerbankError as exc:
+        _remove_after_failure(service, container, opts)
+        raise _engine_error_125(exc) from exc
+    code = attachment.run(proxy_signals=sig_proxy)
+    ctx.exit(code if code is not None else 0)
+
+
+def _remove_after_failure(service, container, opts) -> None:
+    if opts.auto_remove:
+        try:
+            service.remove(container.id, force=True)
+        except DockerbankError:
+            pass
+
+
+@click.command("start", context_settings=CONTEXT)
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
+@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def start_cmd(ctx, attach, interactive, containers):
+    """Start one or more stopped containers."""
+    service = engine_of(ctx).containers
+    if (attach or interactive) and len(containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    if attach or interactive:
+        attachment = service.start(containers[0], attached=True, stdin=interactive)
+        if attachment is None:
+            return
+        code = attachment.run()
+        ctx.exit(code if code is not None else 0)
+    failed = _each(containers, lambda ref: service.start(ref), echo=True)
+    if failed:
+        ctx.exit(1)
+
+
+def _each(refs, action, echo: bool = True) -> bool:
+    """Run ``action`` for each reference; errors are printed like docker's (one line each), return failed."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+        except DockerbankError as exc:
+            click.echo(f"Error response from daemon: {exc.message}", err=True)
+            failed = True
+            continue
+        if echo:
+            click.echo(ref)
+    return failed
+
+
+@click.command("stop", context_settings=CONTEXT)
+@click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before killing it")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop_cmd(ctx, timeout, containers):
+    """Stop one or more running containers."""
+    service = engine_of(ctx).containers
+    if _each(containers, lambda ref: service.stop(ref, timeout)):
+        ctx.exit(1)
+
+
+@click.command("kill", context_settings=CONTEXT)
+@click.option("-s", "--signal", "sig", default="KILL", help="Signal to send to the container")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def kill_cmd(ctx, sig, containers):
+    """Kill one or more running containers."""
+    service = engine_of(ctx).containers
+    from dockerbank.container.lifecycle import parse_signal
+
+    parse_signal(sig)
+    if _each(containers, lambda ref: service.kill(ref, sig)):
+        ctx.exit(1)
+
+
+@click.command("restart", context_settings=CONTEXT)
+@click.option("-t", "--time", "timeout", type=int, default=None, help="Seconds to wait before killing it")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def restart_cmd(ctx, timeout, containers):
+    """Restart one or more containers."""
+    service = engine_of(ctx).containers
+    if _each(containers, lambda ref: service.restart(ref, timeout)):
+        ctx.exit(1)
+
+
+@click.command("rm", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL)")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes associated with the container")
+@click.option("-l", "--link", is_flag=True, hidden=True)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def rm_cmd(ctx, force, volumes, link, containers):
+    """Remove one or more containers."""
+    service = engine_of(ctx).containers
+    if _each(containers, lambda ref: service.remove(ref, force=force, volumes=volumes)):
+        ctx.exit(1)
+
+
+@click.command("pause", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def pause_cmd(ctx, containers):
+    """Pause all processes within one or more containers."""
+    service = engine_of(ctx).containers
+    if _each(containers, service.pause):
+        ctx.exit(1)
+
+
+@click.command("unpause", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def unpause_cmd(ctx, containers):
+    """Unpause all processes within one or more containers."""
+    service = engine_of(ctx).containers
+    if _each(containers, service.unpause):
+        ctx.exit(1)
+
+
+@click.command("wait", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def wait_cmd(ctx, containers):
+    """Block until one or more containers stop, then print their exit codes."""
+    service = engine_of(ctx).containers
+    failed = False
+    for ref in containers:
+        try:
+            click.echo(service.wait(ref))
+        except DockerbankError as exc:
+            click.echo(f"Error response from daemon: {exc.message}", err=True)
+            failed = True
+    if failed:
+        ctx.exit(1)
+
+
+@click.command("rename", context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("new_name")
+@click.pass_context
+def rename_cmd(ctx, container, new_name):
+    """Rename a container."""
+    engine_of(ctx).containers.rename(container, new_name)
+
+
+@click.command("cleanup", context_settings=CONTEXT, hidden=True)
+@click.argument("containers", nargs=-1)
+@click.pass_context
+def cleanup_cmd(ctx, containers):
+    """(internal) conmon's exit command: record the exit, unmount, remove --rm containers."""
+    service = engine_of(ctx).containers
+    for cid in containers:
+        try:
+            service.cleanup(cid)
+        except DockerbankError:
+            pass
+
+
+# --- logs and attach ---------------------------------------------------------------------
+
+@click.command("logs", context_settings=CONTEXT)
+@click.option("-f", "--follow", is_flag=True, help="Follow log output")
+@click.option("-n", "--tail", default="all", help='Number of lines to show from the end of the logs (default "all")')
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@click.option("--since", default=None, help="Show logs since timestamp or relative (e.g. 42m)")
+@click.option("--until", default=None, help="Show logs before a timestamp or relative (e.g. 42m)")
+@click.option("--details", is_flag=True, hidden=True)
+@click.argument("container")
+@click.pass_context
+def logs_cmd(ctx, follow, tail, timestamps, since, until, details, container):
+    """Fetch the logs of a container."""
+    from dockerbank.container import logs
+
+    service = engine_of(ctx).containers
+    found = service.get(container)
+    tail_n = None
+    if tail not in ("all", ""):
+        try:
+            tail_n = int(tail)
+        except ValueError as exc:
+            raise InvalidArgument(f'invalid value for "tail": {tail}') from exc
+        if tail_n < 0:
+            tail_n = None
+    path = str(service.log_path(found.id))
+    entries, offset = logs.read_entries(path, tail=tail_n, since=logs.parse_since(since),
+                                        until=logs.parse_since(until))
+    for entry in entries:
+        logs.write_entry(entry, timestamps)
+    if follow and found.state.status in ("running", "paused"):
+        from dockerbank.runtime.conmon import alive
+
+        state = found.state
+        for entry in logs.follow(path, offset, lambda: alive(state.conmon_pid, state.conmon_start),
+                                 until=logs.parse_since(until)):
+            if since is None or entry.epoch >= logs.parse_since(since):
+                logs.write_entry(entry, timestamps)
+        service.reconcile(found)
+
+
+@click.command("attach", context_settings=CONTEXT)
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process")
+@click.option("--detach-keys", default=None, hidden=True)
+@click.argument("container")
+@click.pass_context
+def attach_cmd(ctx, no_stdin, sig_proxy, detach_keys, container):
+    """Attach local standard input, output, and error streams to a running container."""
+    from dockerbank.container.lifecycle import Attachment
+    from dockerbank.runtime import conmon
+
+    service = engine_of(ctx).containers
+    found = service.get(container)
+    if found.state.status not in ("running", "paused"):
+        raise DockerbankError("You cannot attach to a stopped container, start it first")
+    work = service.dir(found.id)
+    sock = conmon.connect_attach(work)
+    attachment = Attachment(service, found.id, work, sock, found.state.conmon_pid, found.state.conmon_start,
+                            found.config.tty, found.config.open_stdin and not no_stdin)
+    code = attachment.run(proxy_signals=sig_proxy)
+    ctx.exit(code if code is not None else 0)
+
+
+# --- ps ------------------------------------------------------------------------------------
+
+def _since(iso: str, now: float) -> float:
+    from dockerbank.container.logs import parse_time
+
+    try:
+        return float(int(max(0.0, now - parse_time(iso))))
+    except ValueError:
+        return 0.0
+
+
+def status_text(container, now: float) -> str:
+    """Docker's STATUS column: ``Up 3 seconds``, ``Up 2 minutes (Paused)``, ``Exited (0) 2 seconds ago``, ``Created``."""
+    state = container.state
+    if state.status in ("running", "paused"):
+        text = f"Up {human_duration(_since(state.started_at, now))}"
+        return text + " (Paused)" if state.status == "paused" else text
+    if state.status == "restarting":
+        return f"Restarting ({state.exit_code}) {human_duration(_since(state.finished_at, now))} ago"
+    if state.status == "exited":
+        if state.finished_at.startswith("0001"):
+            return "Exited"
+        return f"Exited ({state.exit_code}) {human_duration(_since(state.finished_at, now))} ago"
+    if state.status == "removing":
+        return "Removal In Progress"
+    if state.status == "dead":
+        return "Dead"
+    return "Created"
+
+
+def _command_text(container, truncate: bool) -> str:
+    command = " ".join([container.config.path, *container.config.args])
+    if truncate and len(command) > 20:
+        command = command[:19] + "…"
+    return f'"{command}"'
+
+
+def _ps_matches(container, filters: dict[str, list[str]], image_ids: dict) -> bool:
+    from dockerbank.volume.store import match_label
+
+    for key, values in filters.items():
+        if key == "name" and not any(_search(v, container.name) for v in values):
+            return False
+        if key == "id" and not any(container.id.startswith(v) for v in values):
+            return False
+        if key == "label" and not all(match_label(container.config.labels, v) for v in values):
+            return False
+        if key == "status" and container.state.status not in values:
+            return False
+        if key == "exited" and not (container.state.status == "exited"
+                                    and str(container.state.exit_code) in values):
+            return False
+        if key == "ancestor":
+            if not any(container.config.image_id == image_ids.get(v) or container.config.image == v
+                       or container.config.image_id.removeprefix("sha256:").startswith(v) for v in values):
+                return False
+    return True
+
+
+def _search(pattern: str, text: str) -> bool:
+    import re
+
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return pattern in text
+
+
+def _image_display(container, truncate: bool) -> str:
+    image = container.config.image
+    if image.startswith("sha256:") or (len(image) == 64 and all(c in "0123456789abcdef" for c in image)):
+        hexid = image.removeprefix("sha256:")
+        return hexid[:12] if truncate else image
+    return image
+
+
+def _size_of(path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+@click.command("ps", context_settings=CONTEXT)
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default shows just running)")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states)")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states)")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided")
+@click.option("--format", "fmt", default=None, help="Pretty-print containers using a Go template")
+@click.pass_context
+def ps_cmd(ctx, show_all, quiet, size, last, latest, no_trunc, filters, fmt):
+    """List containers."""
+    engine = engine_of(ctx)
+    service = engine.containers
+    wanted = parse_filters(filters, {"name", "label", "status", "ancestor", "id", "exited"})
+    containers = service.list()
+    if latest:
+        last = 1
+    if last > 0:
+        containers = containers[:last]
+        show_all = True
+    if not show_all and "status" not in wanted and "exited" not in wanted:
+        containers = [c for c in containers if c.state.status in ("running", "paused", "restarting")]
+    image_ids = {}
+    if "ancestor" in wanted:
+        for ref in wanted["ancestor"]:
+            try:
+                image_ids[ref] = engine.images.resolve(ref).id
+            except DockerbankError:
+                pass
+    containers = [c for c in containers if _ps_matches(c, wanted, image_ids)]
+    if quiet:
+        for c in containers:
+            click.echo(c.id if no_trunc else c.short_id)
+        return
+    now = time.time()
+    truncate = not no_trunc
+    rows = []
+    for c in containers:
+        row = {
+            "ID": c.id if no_trunc else c.short_id,
+            "Image": _image_display(c, truncate),
+            "Command": _command_text(c, truncate),
+            "CreatedAt": c.created,
+            "RunningFor": human_duration(_since(c.created, now)) + " ago",
+            "Ports": "",
+            "State": c.state.status,
+            "Status": status_text(c, now),
+            "Names": c.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.config.labels.items())),
+            "Mounts": ",".join(m.get("source") or m.get("target", "") for m in c.config.mounts),
+            "Networks": c.config.network_mode,
+            "Size": "",
+        }
+        if size or (fmt and ".Size" in fmt):
+            upper = _size_of(service.dir(c.id) / "upper")
+            try:
+                virtual = engine.images.get(c.config.image_id).size + upper
+            except DockerbankError:
+                virtual = upper
+            row["Size"] = f"{human_size(upper)} (virtual {human_size(virtual)})"
+        rows.append(row)
+
+    def table(items):
+        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+        if size:
+            headers.append("SIZE")
+            keys.append("Size")
+        print_table(headers, [[r[k] for k in keys] for r in items])
+
+    print_formatted(rows, fmt, table)
+
+
+# --- inspect --------------------------------------------------------------------------------
+
+def inspect_container(engine, container, with_size: bool = False) -> dict:
+    """Docker's ``inspect`` JSON of a container."""
+    from dockerbank.container import mounts as mnt
+
+    service = engine.containers
+    cfg, state = container.config, container.state
+    base = service.dir(container.id)
+    specs = [mnt.MountSpec.from_dict(m) for m in cfg.mounts]
+    mounts = []
+    for spec in specs:
+        source = ""
+        if spec.type == mnt.VOLUME:
+            try:
+                source = str(engine.volumes.data_dir(spec.source))
+            except Exception:
+                source = ""
+        entry = mnt.inspect_mount(spec, source)
+        if entry is not None:
+            mounts.append(entry)
+    host_fields = mnt.host_config_fields(specs)
+    image_layers = []
+    try:
+        image = engine.images.get(cfg.image_id)
+        image_layers = [str(p) for p in engine.images.layers.lower_dirs(image.top_chain)]
+    except DockerbankError:
+        pass
+    env = cfg.env
+    from dockerbank.runtime.spec import DEFAULT_PATH
+
+    if not any(e.startswith("PATH=") for e in env):
+        env = [f"PATH={DEFAULT_PATH}", *env]
+    result = {
+        "Id": container.id,
+        "Created": container.created,
+        "Path": cfg.path,
+        "Args": cfg.args,
+        "State": {
+            "Status": state.status,
+            "Running": state.status in ("running", "paused"),
+            "Paused": state.status == "paused",
+            "Restarting": state.status == "restarting",
+            "OOMKilled": state.oom_killed,
+            "Dead": state.status == "dead",
+            "Pid": state.pid if state.status in ("running", "paused") else 0,
+            "ExitCode": state.exit_code,
+            "Error": state.error,
+            "StartedAt": state.started_at,
+            "FinishedAt": state.finished_at,
+        },
+        "Image": cfg.image_id,
+        "ResolvConfPath": str(base / "resolv.conf"),
+        "HostnamePath": str(base / "hostname"),
+        "HostsPath": str(base / "hosts"),
+        "LogPath": str(service.log_path(container.id)),
+        "Name": "/" + container.name,
+        "RestartCount": state.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": {
+            "Binds": host_fields.get("Binds") or None,
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": "k8s-file", "Config": {}},
+            "NetworkMode": cfg.network_mode,
+            "PortBindings": {},
+            "RestartPolicy": cfg.restart_policy,
+            "AutoRemove": cfg.auto_remove,
+            "VolumeDriver": "",
+            "VolumesFrom": None,
+            "CapAdd": cfg.cap_add or None,
+            "CapDrop": cfg.cap_drop or None,
+            "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+            "IpcMode": "private",
+            "Privileged": cfg.privileged,
+            "PublishAllPorts": False,
+            "ReadonlyRootfs": cfg.read_only,
+            "SecurityOpt": cfg.security_opt or None,
+            "Tmpfs": host_fields.get("Tmpfs") or None,
+            "UTSMode": "",
+            "UsernsMode": "",
+            "ShmSize": 67108864,
+            "Runtime": service.runtime.name,
+            "Isolation": "",
+            "CpuShares": cfg.cpu_shares,
+            "Memory": cfg.memory,
+            "NanoCpus": cfg.nano_cpus,
+            "CgroupParent": "",
+            "BlkioWeight": cfg.blkio_weight,
+            "Devices": cfg.devices,
+            "MemorySwap": cfg.memory_swap if cfg.memory_swap else (cfg.memory * 2 if cfg.memory else 0),
+            "PidsLimit": cfg.pids_limit or None,
+            "Init": cfg.init or None,
+            "Mounts": host_fields.get("Mounts") or None,
+            "MaskedPaths": [] if cfg.privileged else list(__import__(
+                "dockerbank.runtime.spec", fromlist=["MASKED_PATHS"]).MASKED_PATHS),
+            "ReadonlyPaths": [] if cfg.privileged else list(__import__(
+                "dockerbank.runtime.spec", fromlist=["READONLY_PATHS"]).READONLY_PATHS),
+        },
+        "GraphDriver": {
+            "Data": {
+                "LowerDir": ":".join(image_layers),
+                "MergedDir": str(base / "merged"),
+                "UpperDir": str(base / "upper"),
+                "WorkDir": str(base / "work"),
+            },
+            "Name": "overlay2",
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": cfg.hostname,
+            "Domainname": cfg.domainname,
+            "User": cfg.user,
+            "AttachStdin": "STDIN" in cfg.attach,
+            "AttachStdout": "STDOUT" in cfg.attach,
+            "AttachStderr": "STDERR" in cfg.attach,
+            "ExposedPorts": cfg.exposed_ports or None,
+            "Tty": cfg.tty,
+            "OpenStdin": cfg.open_stdin,
+            "StdinOnce": False,
+            "Env": env,
+            "Cmd": cfg.cmd,
+            "Image": cfg.image,
+            "Volumes": host_fields.get("Volumes") or cfg.image_volumes or None,
+            "WorkingDir": cfg.workdir,
+            "Entrypoint": cfg.entrypoint,
+            "OnBuild": None,
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal,
+        },
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "MacAddress": "",
+            "Networks": {cfg.network_mode: {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
+                                             "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                                             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                                             "MacAddress": "", "DriverOpts": None}},
+        },
+    }
+    if cfg.stop_timeout is not None:
+        result["Config"]["StopTimeout"] = cfg.stop_timeout
+    if with_size:
+        upper = _size_of(base / "upper")
+        result["SizeRw"] = upper
+        try:
+            result["SizeRootFs"] = engine.images.get(cfg.image_id).size + upper
+        except DockerbankError:
+            result["SizeRootFs"] = upper
+    return result
+
+
+def _image_inspect(engine, name: str) -> dict | None:
+    """The image-inspect function of the images CLI, when it exists."""
+    for module_name, func in (("dockerbank.image.inspect", "inspect_image"), ("dockerbank.cli.images", "inspect_image")):
+        try:
+            module = __import__(module_name, fromlist=[func])
+        except ImportError:
+            continue
+        function = getattr(module, func, None)
+        if function is not None:
+            try:
+                return function(engine, name)
+            except TypeError:
+                return function(engine.images, name)
+    return None
+
+
+@click.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", default=None, help="Format the output using the given Go template")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container")
+@click.option("--type", "kind", default=None, type=click.Choice(["container", "image"]), help="Return JSON for specified type")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def inspect_cmd(ctx, fmt, size, kind, names):
+    """Return low-level information on Docker objects."""
+    _inspect(ctx, fmt, size, kind, names)
+
+
+def _inspect(ctx, fmt, size, kind, names) -> None:
+    from dockerbank.cli.common import render_template
+
+    engine = engine_of(ctx)
+    results, errors = [], []
+    for name in names:
+        try:
+            if kind != "image":
+                try:
+                    results.append(inspect_container(engine, engine.containers.get(name), size))
+                    continue
+                except NotFound:
+                    if kind == "container":
+                        raise
+            found = _image_inspect(engine, name)
+            if found is None:
+                raise NotFound(f"No such object: {name}")
+            results.append(found)
+        except NotFound:
+            errors.append(f"Error: No such {'container' if kind == 'container' else 'object'}: {name}")
+    if fmt:
+        for item in results:
+            click.echo(render_template(fmt, item))
+    else:
+        click.echo(json.dumps(results, indent=4))
+    for line in errors:
+        click.echo(line, err=True)
+    if errors:
+        ctx.exit(1)
+
+
+@click.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", default=None, help="Format the output using the given Go template")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_context
+def container_inspect_cmd(ctx, fmt, size, names):
+    """Display detailed information on one or more containers."""
+    _inspect(ctx, fmt, size, "container", names)
+
+
+@click.command("prune", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>')")
+@click.pass_context
+def prune_cmd(ctx, force, filters):
+    """Remove all stopped containers."""
+    from dockerbank.container.logs import parse_since
+    from dockerbank.volume.store import match_label
+
+    wanted = parse_filters(filters, {"until", "label"})
+    if not force:
+        click.echo("WARNING! This will remove all stopped containers.")
+        if not click.confirm("Are you sure you want to continue?", default=False):
+            return
+    engine = engine_of(ctx)
+    service = engine.containers
+    until = parse_since(wanted["until"][0]) if wanted.get("until") else None
+    removed, reclaimed = [], 0
+    for c in service.list():
+        if c.state.status in ("running", "paused", "restarting"):
+            continue
+        if until is not None and _since(c.created, 0) and __import__(
+                "dockerbank.container.logs", fromlist=["parse_time"]).parse_time(c.created) > until:
+            continue
+        if "label" in wanted and not all(match_label(c.config.labels, v) for v in wanted["label"]):
+            continue
+        reclaimed += _size_of(service.dir(c.id) / "upper")
+        try:
+            service.remove(c.id)
+            removed.append(c.id)
+        except DockerbankError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+    if removed:
+        click.echo("Deleted Containers:")
+        for cid in removed:
+            click.echo(cid)
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+
+
+@click.command("ls", context_settings=CONTEXT)
+@click.option("-a", "--all", "show_all", is_flag=True)
+@click.option("-q", "--quiet", is_flag=True)
+@click.option("-s", "--size", is_flag=True)
+@click.option("-n", "--last", type=int, default=-1)
+@click.option("-l", "--latest", is_flag=True)
+@click.option("--no-trunc", is_flag=True)
+@click.option("-f", "--filter", "filters", multiple=True)
+@click.option("--format", "fmt", default=None)
+@click.pass_context
+def ls_cmd(ctx, **kw):
+    """List containers."""
+    ctx.invoke(ps_cmd, **kw)
+
+
+COMMANDS: dict[str, click.Command] = {
+    "create": create_cmd, "run": run_cmd, "start": start_cmd, "ps": ps_cmd, "stop": stop_cmd, "kill": kill_cmd,
+    "restart": restart_cmd, "rm": rm_cmd, "logs": logs_cmd, "attach": attach_cmd, "inspect": inspect_cmd,
+    "wait": wait_cmd, "rename": rename_cmd, "pause": pause_cmd, "unpause": unpause_cmd,
+}
+
+
+@click.group("container", context_settings=CONTEXT)
+def container_group():
+    """Manage containers."""
+
+
+for _name, _command in list(COMMANDS.items()):
+    if _name != "inspect":
+        container_group.add_command(_command, _name)
+container_group.add_command(container_inspect_cmd, "inspect")
+container_group.add_command(ls_cmd, "ls")
+container_group.add_command(ls_cmd, "list")
+container_group.add_command(prune_cmd, "prune")
+container_group.add_command(cleanup_cmd, "cleanup")
+COMMANDS["container"] = container_group

@@ -1,0 +1,825 @@
+"""The container lifecycle: create, start (detached or attached), stop, kill, restart, pause,
+remove, wait, and the clean-up after an exit, on overlayfs + conmon + crun/runc.
+
+Locks: each lifecycle step of a container holds ``<run_root>/locks/<id>`` (flock), so eight
+CLIs acting on one container at once serialise; the database rows change in BEGIN IMMEDIATE
+transactions. Reconcile: a container recorded running whose conmon is gone is cleaned up
+from conmon's exit file on the next read, so every CLI call sees the true state.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import resource
+import shutil
+import signal as signals
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+from dockerbank.container import model
+from dockerbank.container.model import Container, ContainerConfig, ContainerState
+from dockerbank.container.names import new_id, random_name, validate_name
+from dockerbank.container.store import ContainerStore
+from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound, RuntimeFailure
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rfc3339_of(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+SIGNALS = {name[3:]: int(value) for name, value in signals.Signals.__members__.items() if name.startswith("SIG")
+           and not name.startswith("SIG_")}
+
+
+def parse_signal(value: str | int) -> int:
+    """``TERM``, ``SIGTERM``, ``15`` -> 15; Docker's message for anything else."""
+    text = str(value).strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if 0 < number < 65:
+            return number
+    else:
+        name = text[3:] if text.startswith("SIG") else text
+        if name in SIGNALS:
+            return SIGNALS[name]
+    raise InvalidArgument(f"Invalid signal: {value}")
+
+
+@dataclass
+class CreateOptions:
+    """Everything ``create``/``run`` take, already parsed by the CLI (or the API)."""
+
+    image: str
+    command: list[str] = field(default_factory=list)
+    entrypoint: list[str] | None = None     # None: the image's; [] (``--entrypoint ""``): none
+    name: str | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    tty: bool = False
+    interactive: bool = False
+    mounts: list[Any] = field(default_factory=list)          # container.mounts.MountSpec
+    volumes_from: list[str] = field(default_factory=list)
+    read_only: bool = False
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    init: bool = False
+    restart: str = "no"
+    auto_remove: bool = False
+    memory: int = 0
+    memory_swap: int = 0
+    nano_cpus: int = 0
+    cpu_shares: int = 0
+    pids_limit: int = 0
+    blkio_weight: int = 0
+    network: str = ""
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    attach: list[str] = field(default_factory=list)
+
+
+def parse_restart(value: str) -> dict[str, Any]:
+    name, _, count = (value or "no").partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(f"invalid restart policy: {value}", exit_code=125)
+    if count and (name != "on-failure" or not count.isdigit()):
+        raise InvalidArgument(f"invalid restart policy: maximum retry count only valid with on-failure: {value}",
+                              exit_code=125)
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
+def parse_device(value: str) -> dict[str, str]:
+    parts = value.split(":")
+    host = parts[0]
+    inside = parts[1] if len(parts) > 1 and parts[1].startswith("/") else host
+    perms = parts[-1] if len(parts) > 1 and not parts[-1].startswith("/") else "rwm"
+    if not set(perms) <= set("rwm"):
+        raise InvalidArgument(f"invalid device mode: {perms}", exit_code=125)
+    return {"PathOnHost": host, "PathInContainer": inside, "CgroupPermissions": perms}
+
+
+class ContainerService:
+    """Containers of one Dockerbank root (``engine.containers``)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.config = engine.config
+        self.store = ContainerStore(engine.db)
+
+    # --- paths and helpers ------------------------------------------------------------------
+
+    def dir(self, cid: str) -> Path:
+        return self.config.containers_dir / cid
+
+    def log_path(self, cid: str) -> Path:
+        return self.dir(cid) / "ctr.log"
+
+    @cached_property
+    def runtime(self):
+        from dockerbank.runtime.detect import detect
+        from dockerbank.runtime.oci import OciRuntime
+
+        return OciRuntime(detect(self.config.run_root), self.config.run_root / "runtime")
+
+    @contextmanager
+    def lock(self, cid: str) -> Iterator[None]:
+        """The container's lifecycle lock (flock on a file in the run root)."""
+        locks = self.config.run_root / "locks"
+        try:
+            fd = os.open(str(locks / cid), os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            locks.mkdir(parents=True, exist_ok=True)
+            fd = os.open(str(locks / cid), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _drop_lock_file(self, cid: str) -> None:
+        try:
+            os.unlink(self.config.run_root / "locks" / cid)
+        except OSError:
+            pass
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self, ref: str) -> Container:
+        """A container by ID, name or prefix, reconciled with reality."""
+        return self.reconcile(self.store.find(ref))
+
+    def list(self) -> list[Container]:
+        return [self.reconcile(c) for c in self.store.list()]
+
+    def reconcile(self, container: Container) -> Container:
+        """A container recorded active whose conmon is gone becomes exited (cheap check via /proc)."""
+        from dockerbank.runtime.conmon import alive
+
+        state = container.state
+        if state.status not in model.ACTIVE and state.status != model.RESTARTING:
+            return container
+        if alive(state.conmon_pid, state.conmon_start):
+            return container
+        try:
+            self.cleanup(container.id)
+            return self.store.get(container.id)
+        except NotFound:
+            container.state.status = model.EXITED
+            return container
+
+    # --- create -----------------------------------------------------------------------------
+
+    def create(self, opts: CreateOptions) -> Container:
+        """Record a container and prepare its directory (no process yet)."""
+        from dockerbank.container import mounts as mnt
+
+        image = self.engine.images.resolve(opts.image)
+        image_cfg = self.engine.images.image_config(image.id).get("config") or {}
+        name = validate_name(opts.name) if opts.name else None
+        if name and self.store.name_taken(name):
+            row = self.store.find(name)
+            from dockerbank.container.store import name_conflict
+
+            raise name_conflict(name, row.id)
+        entrypoint = opts.entrypoint if opts.entrypoint is not None else (image_cfg.get("Entrypoint") or [])
+        if opts.entrypoint is not None and not opts.command:
+            cmd: list[str] = []
+        else:
+            cmd = opts.command or (image_cfg.get("Cmd") or [])
+        full = list(entrypoint or []) + list(cmd)
+        if not full:
+            raise InvalidArgument("No command specified", exit_code=125)
+        env = list(image_cfg.get("Env") or [])
+        for item in opts.env:
+            key = item.split("=", 1)[0]
+            env = [e for e in env if e.split("=", 1)[0] != key] + [item]
+        labels = dict(image_cfg.get("Labels") or {})
+        labels.update(opts.labels)
+        network = opts.network or "none"
+        if network not in ("none", "host", "default", "bridge"):
+            raise InvalidArgument(f"network {network} not found: only --network none and --network host are "
+                                  "supported by this build", exit_code=125)
+        cid = new_id()
+        hostname = opts.hostname or (socket.gethostname() if network == "host" else cid[:12])
+        specs = list(opts.mounts)
+        mnt.validate(specs, os.path.exists)
+        for ref in opts.volumes_from:
+            other_ref, mode = mnt.parse_volumes_from(ref)
+            other = self.store.find(other_ref)
+            specs = mnt.merge_volumes_from(specs, [mnt.MountSpec.from_dict(m) for m in other.config.mounts], mode,
+                                           container=other.id)
+        specs = mnt.merge_image_volumes(specs, image_cfg.get("Volumes"))
+        for spec in specs:
+            if spec.type == mnt.BIND and spec.create_source and not os.path.exists(spec.source):
+                os.makedirs(spec.source, exist_ok=True)
+        devices = [parse_device(d) for d in opts.devices]
+        for dev in devices:
+            if not os.path.exists(dev["PathOnHost"]):
+                raise InvalidArgument(f"error gathering device information while adding custom device "
+                                      f"\"{dev['PathOnHost']}\": no such file or directory", exit_code=125)
+        config = ContainerConfig(
+            image=opts.image, image_id=image.id, path=full[0], args=full[1:],
+            entrypoint=list(entrypoint) if entrypoint else None, cmd=list(cmd) if cmd else None, env=env,
+            workdir=opts.workdir or image_cfg.get("WorkingDir") or "", user=opts.user or image_cfg.get("User") or "",
+            hostname=hostname, labels=labels, tty=opts.tty, open_stdin=opts.interactive,
+            mounts=[], read_only=opts.read_only, privileged=opts.privileged, cap_add=list(opts.cap_add),
+            cap_drop=list(opts.cap_drop), security_opt=list(opts.security_opt), devices=devices, init=opts.init,
+            restart_policy=parse_restart(opts.restart), auto_remove=opts.auto_remove, memory=opts.memory,
+            memory_swap=opts.memory_swap, nano_cpus=opts.nano_cpus, cpu_shares=opts.cpu_shares,
+            pids_limit=opts.pids_limit, blkio_weight=opts.blkio_weight, network_mode=network if network in
+            ("none", "host") else "none",
+            stop_signal=opts.stop_signal or image_cfg.get("StopSignal") or "SIGTERM", stop_timeout=opts.stop_timeout,
+            exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
+            attach=list(opts.attach),
+        )
+        from dockerbank.runtime.spec import capabilities
+
+        capabilities(config.cap_add, config.cap_drop, False)  # reject bad names before anything exists
+        if config.restart_policy["Name"] != "no" and config.auto_remove:
+            raise InvalidArgument("Conflicting options: --restart and --rm", exit_code=125)
+        base = self.dir(cid)
+        for sub in ("upper", "work", "merged"):
+            (base / sub).mkdir(parents=True, exist_ok=True)
+        (base / "hostname").write_text(hostname + "\n")
+        from dockerbank.network.etcfiles import host_nameservers, hosts_file, resolv_conf
+
+        if network == "host":
+            try:
+                hosts_text = Path("/etc/hosts").read_text()
+            except OSError:
+                hosts_text = hosts_file(hostname, [])
+            try:
+                resolv_text = Path("/etc/resolv.conf").read_text()
+            except OSError:
+                resolv_text = ""
+        else:
+            hosts_text = hosts_file(hostname, [])
+            try:
+                servers = host_nameservers(Path("/etc/resolv.conf").read_text())
+            except OSError:
+                servers = []
+            resolv_text = resolv_conf(servers)
+        (base / "hosts").write_text(hosts_text)
+        (base / "resolv.conf").write_text(resolv_text)
+        if name is None:
+            name = random_name(self.store.name_taken)
+        container = Container(cid, name, now_rfc3339(), config, ContainerState())
+        try:
+            resolved_specs = self._volumes_for(cid, specs)
+            config.mounts = [s.to_dict() for s in resolved_specs]
+            self.store.insert(container)
+        except BaseException:
+            try:
+                self.engine.volumes.remove_anonymous_of(cid)
+            except Exception:
+                pass
+            shutil.rmtree(base, ignore_errors=True)
+            raise
+        return container
+
+    def _volumes_for(self, cid: str, specs: list) -> list:
+        """Create named/anonymous volumes for the volume mounts; return the specs with names filled in."""
+        from dataclasses import replace
+
+        from dockerbank.container import mounts as mnt
+
+        result = []
+        for spec in specs:
+            if spec.type == mnt.VOLUME:
+                if spec.anonymous:
+                    volume = self.engine.volumes.create(None, anonymous=True, attach_to=cid)
+                    spec = replace(spec, source=volume.name)
+                else:
+                    self.engine.volumes.ensure(spec.source, labels=spec.labels or None,
+                                               options=spec.volume_options or None, attach_to=cid)
+            result.append(spec)
+        return result
+
+    # --- start ------------------------------------------------------------------------------
+
+    def _mount_rootfs(self, container: Container) -> Path:
+        """Mount the overlay (image layers below, the container's own layer on top)."""
+        from dockerbank.host.mounts import is_mounted
+
+        base = self.dir(container.id)
+        merged = base / "merged"
+        if container.state.mounted and is_mounted(merged):
+            return merged
+        image = self.engine.images.get(container.config.image_id)
+        layers_dir = self.config.layers_dir
+        lowers = [str(p.relative_to(layers_dir)) for p in self.engine.images.layers.lower_dirs(image.top_chain)]
+        if not lowers:
+            (base / "empty").mkdir(exist_ok=True)
+            lowers = [os.path.relpath(base / "empty", layers_dir)]
+        data = f"lowerdir={':'.join(lowers)},upperdir={base / 'upper'},workdir={base / 'work'}"
+        if len(data) >= 4000:
+            raise RuntimeFailure(f"image {image.short_id} has too many layers for one overlay mount ({len(lowers)})")
+        libc = ctypes.CDLL(None, use_errno=True)
+        cwd = os.open(".", os.O_RDONLY)
+        try:
+            os.chdir(layers_dir)  # relative lowerdirs keep the option string short
+            if libc.mount(b"overlay", str(merged).encode(), b"overlay", 0, data.encode()) != 0:
+                err = ctypes.get_errno()
+                raise RuntimeFailure(f"cannot mount the container's root filesystem: {os.strerror(err)}")
+        finally:
+            os.fchdir(cwd)
+            os.close(cwd)
+        return merged
+
+    def _unmount_rootfs(self, cid: str) -> None:
+        from dockerbank.host.mounts import unmount
+
+        merged = self.dir(cid) / "merged"
+        try:
+            unmount(merged, lazy=True)
+        except DockerbankError:
+            pass
+
+    def _spec(self, container: Container, rootfs: Path) -> dict:
+        from dockerbank.container import mounts as mnt
+        from dockerbank.container.users import resolve_user
+        from dockerbank.runtime import spec as specs
+
+        cfg = container.config
+        base = self.dir(container.id)
+
+        def read(rel: str) -> str:
+            try:
+                return (rootfs / rel).read_text(errors="replace")
+            except OSError:
+                return ""
+
+        uid, gid, extra = resolve_user(cfg.user or "0", read("etc/passwd"), read("etc/group")) if cfg.user \
+            else (0, 0, ())
+        if cfg.workdir:
+            from dockerbank.volume.store import scoped_path
+
+            target = scoped_path(rootfs, cfg.workdir)
+            if not target.exists():
+                target.mkdir(parents=True, exist_ok=True)
+        resolved = []
+        for raw in cfg.mounts:
+            spec = mnt.MountSpec.from_dict(raw)
+            if spec.type == mnt.VOLUME:
+                if not spec.nocopy:
+                    try:
+                        self.engine.volumes.populate_from_image(spec.source, rootfs, spec.target)
+                    except DockerbankError:
+                        pass
+                resolved.append(self.engine.volumes.resolve(spec))
+            elif spec.type == mnt.BIND:
+                resolved.append(mnt.resolve_bind(spec))
+            else:
+                resolved.append(mnt.resolve_tmpfs(spec))
+        devices = []
+        for dev in cfg.devices:
+            st = os.stat(dev["PathOnHost"])
+            import stat as stat_mod
+
+            kind = "c" if stat_mod.S_ISCHR(st.st_mode) else "b" if stat_mod.S_ISBLK(st.st_mode) else None
+            if kind is None:
+                raise InvalidArgument(f"{dev['PathOnHost']} is not a device", exit_code=125)
+            devices.append(specs.Device(dev["PathInContainer"], kind, os.major(st.st_rdev), os.minor(st.st_rdev),
+                                        st.st_mode & 0o777, st.st_uid, st.st_gid, dev["CgroupPermissions"]))
+        has_swap = has_blkio = True
+        if cfg.memory or cfg.blkio_weight:
+            from dockerbank.host.cgroups import blkio_weight_available, detect_layout, swap_limit_available
+
+            layout = detect_layout()
+            has_swap = swap_limit_available(layout) if cfg.memory else True
+            has_blkio = blkio_weight_available(layout) if cfg.blkio_weight else True
+        from dockerbank.host.cgroups import container_cgroups_path
+
+        init_path = None
+        if cfg.init:
+            init_path = next((p for p in ("/usr/bin/docker-init", "/usr/bin/tini-static", "/usr/bin/tini",
+                                          "/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
+                              if os.path.exists(p)), None)
+            if init_path is None:
+                raise RuntimeFailure("--init needs tini or catatonit: install Debian's tini")
+        release = os.uname().release.split(".")
+        try:
+            kernel = (int(release[0]), int("".join(c for c in release[1] if c.isdigit()) or 0))
+        except (IndexError, ValueError):
+            kernel = (5, 10)
+        from dockerbank.oci.imageconfig import host_arch
+
+        inputs = specs.SpecInputs(
+            rootfs=str(rootfs), uid=uid, gid=gid, additional_gids=extra,
+            hard_limits={"RLIMIT_NOFILE": resource.getrlimit(resource.RLIMIT_NOFILE)[1]},
+            cgroups_path=container_cgroups_path(container.id),
+            netns=None if cfg.network_mode == "host" else {"type": "network"},
+            mounts=mnt.to_oci_mounts(resolved),
+            etc_files={"/etc/hostname": str(base / "hostname"), "/etc/hosts": str(base / "hosts"),
+                       "/etc/resolv.conf": str(base / "resolv.conf")},
+            devices=devices, has_swap_limit=has_swap, has_blkio_weight=has_blkio, goarch=host_arch(),
+            kernel=kernel, init_path=init_path,
+        )
+        return specs.build_spec(cfg.to_dict(), inputs)
+
+    def _exit_command(self) -> list[str]:
+        return [sys.executable, "-m", "dockerbank", "--root", str(self.config.root), "--runroot",
+                str(self.config.run_root), "container", "cleanup"]
+
+    def start(self, ref: str, *, attached: bool = False, stdin: bool | None = None):
+        """Start a container. Detached: returns when it runs. Attached: returns an ``Attachment``
+        whose ``run()`` streams its stdio and returns the exit code (after the clean-up)."""
+        from dockerbank.runtime import conmon
+
+        container = self.get(ref)
+        cid = container.id
+        with self.lock(cid):
+            container = self.reconcile(self.store.get(cid))
+            status = container.state.status
+            if status in model.ACTIVE:
+                if attached:
+                    raise Conflict(f"container {cid} is already running; use attach")
+                return None
+            if status in (model.REMOVING, model.DEAD):
+                raise Conflict(f"container {cid} is marked for removal and cannot be started")
+            cfg = container.config
+            base = self.dir(cid)
+            for stale in ("exit", "oom", "pid", "conmon.pid", "attach", "ctl", "winsz"):
+                try:
+                    os.unlink(base / stale)
+                except OSError:
+                    pass
+            self.runtime.delete(cid, force=True) if status != model.CREATED else None
+            rootfs = self._mount_rootfs(container)
+            self.store.update_state(cid, lambda s: setattr(s, "mounted", True))
+            try:
+                spec = self._spec(container, rootfs)
+                tmp = base / "config.json.tmp"
+                tmp.write_text(json.dumps(spec))
+                os.replace(tmp, base / "config.json")
+                want_stdin = cfg.open_stdin if stdin is None else stdin
+                started = conmon.spawn(self.runtime, cid, base, log_path=self.log_path(cid), terminal=cfg.tty,
+                                       stdin=want_stdin, command=cfg.path,
+                                       exit_command=None if attached else self._exit_command())
+            except DockerbankError as exc:
+                self._failed_start(cid, exc)
+                raise
+            sock = None
+            if attached:
+                try:
+                    sock = conmon.connect_attach(base)
+                except DockerbankError:
+                    sock = None
+            try:
+                self.runtime.start(cid)
+            except DockerbankError as exc:
+                if sock is not None:
+                    sock.close()
+                self._failed_start(cid, exc)
+                raise
+            start_time = conmon.proc_starttime(started.conmon_pid)
+
+            def running(state: ContainerState) -> None:
+                state.status = model.RUNNING
+                state.pid = started.pid
+                state.conmon_pid = started.conmon_pid
+                state.conmon_start = start_time
+                state.exit_code = 0
+                state.error = ""
+                state.oom_killed = False
+                state.started_at = now_rfc3339()
+                state.finished_at = model.ZERO_TIME
+                state.user_stopped = False
+                state.boot_id = _boot_id()
+                state.attached = attached
+
+            self.store.update_state(cid, running)
+        if attached:
+            return Attachment(self, cid, base, sock, started.conmon_pid, start_time, cfg.tty, want_stdin)
+        return None
+
+    def _failed_start(self, cid: str, exc: DockerbankError) -> None:
+        try:
+            self.runtime.delete(cid, force=True)
+        except DockerbankError:
+            pass
+        self._unmount_rootfs(cid)
+
+        def failed(state: ContainerState) -> None:
+            state.mounted = False
+            state.error = exc.message
+            state.exit_code = exc.exit_code if exc.exit_code in (126, 127) else 128
+            if state.status != model.CREATED:
+                state.status = model.EXITED
+
+        try:
+            self.store.update_state(cid, failed)
+        except NotFound:
+            pass
+
+    # --- after an exit ----------------------------------------------------------------------
+
+    def cleanup(self, cid: str) -> ContainerState | None:
+        """Record the exit (code, time, OOM), free the runtime state and the mount; ``--rm`` removes.
+
+        Idempotent: run by conmon's exit command, by an attached CLI and by reconcile.
+        """
+        from dockerbank.runtime import conmon
+
+        with self.lock(cid):
+            try:
+                container = self.store.get(cid)
+            except NotFound:
+                return None
+            state = container.state
+            base = self.dir(cid)
+            if state.status in model.ACTIVE or state.status == model.RESTARTING:
+                if alive(state.conmon_pid, state.conmon_start):
+                    return state
+                code = conmon.read_exit(base)
+                try:
+                    finished = rfc3339_of((base / "exit").stat().st_mtime)
+                except OSError:
+                    finished = now_rfc3339()
+                oom = conmon.oom_reported(base)
+                if not oom and code == 137 and container.config.memory:
+                    oom = self._cgroup_oom(cid)
+                try:
+                    self.runtime.delete(cid, force=True)
+                except DockerbankError:
+                    pass
+                self._unmount_rootfs(cid)
+
+                def exited(s: ContainerState) -> None:
+                    s.status = model.EXITED
+                    s.exit_code = code if code is not None else 255
+                    s.finished_at = finished
+                    s.oom_killed = oom
+                    s.pid = 0
+                    s.mounted = False
+                    if code is None:
+                        s.error = "container monitor (conmon) disappeared without an exit code"
+
+                state = self.store.update_state(cid, exited)
+            elif state.mounted:
+                self._unmount_rootfs(cid)
+                state = self.store.update_state(cid, lambda s: setattr(s, "mounted", False))
+            auto_remove = container.config.auto_remove
+        if auto_remove and state.status == model.EXITED:
+            try:
+                self.remove(cid, force=True)
+            except NotFound:
+                pass
+        return state
+
+    def _cgroup_oom(self, cid: str) -> bool:
+        try:
+            from dockerbank.container.oom import oom_killed
+            from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
+
+            return oom_killed(Cgroup(detect_layout(), container_cgroups_path(cid)))
+        except Exception:  # a missing cgroup tells nothing more
+            return False
+
+    # --- stop, kill, pause ------------------------------------------------------------------
+
+    def _signal(self, container: Container, sig: int) -> None:
+        state = container.state
+        if state.pid <= 0:
+            raise Conflict(f"Container {container.id} is not running")
+        try:
+            os.kill(state.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self, ref: str, sig: str | int = "KILL") -> Container:
+        number = parse_signal(sig)
+        container = self.get(ref)
+        if container.state.status not in model.ACTIVE:
+            raise Conflict(f"Cannot kill container: {ref}: Container {container.id} is not running")
+        self.store.update_state(container.id, lambda s: setattr(s, "user_stopped", True))
+        if container.state.status == model.PAUSED and number == signals.SIGKILL:
+            self._signal(container, number)
+            self.runtime.resume(container.id)
+        else:
+            self._signal(container, number)
+        return container
+
+    def stop(self, ref: str, timeout: int | None = None) -> Container:
+        """STOPSIGNAL, then SIGKILL after ``timeout`` seconds (the container's own default, else 10)."""
+        from dockerbank.runtime import conmon
+
+        container = self.get(ref)
+        if container.state.status not in model.ACTIVE:
+            return container
+        cfg, state = container.config, container.state
+        if timeout is None:
+            timeout = cfg.stop_timeout if cfg.stop_timeout is not None else 10
+        self.store.update_state(container.id, lambda s: setattr(s, "user_stopped", True))
+        base = self.dir(container.id)
+        if state.status == model.PAUSED:
+            self.runtime.resume(container.id)
+        if timeout != 0:
+            self._signal(container, parse_signal(cfg.stop_signal or "SIGTERM"))
+            code = conmon.wait_exit(base, state.conmon_pid, state.conmon_start, timeout=max(timeout, 0))
+        else:
+            code = None
+        if code is None:
+            self._signal(container, signals.SIGKILL)
+            conmon.wait_exit(base, state.conmon_pid, state.conmon_start, timeout=10)
+        self.cleanup(container.id)
+        try:
+            return self.store.get(container.id)
+        except NotFound:
+            return container
+
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        container = self.stop(ref, timeout)
+        self.start(container.id)
+        self.store.update_state(container.id, lambda s: setattr(s, "restart_count", s.restart_count + 1))
+
+    def pause(self, ref: str) -> None:
+        container = self.get(ref)
+        if container.state.status == model.PAUSED:
+            raise Conflict(f"Container {container.id} is already paused")
+        if container.state.status != model.RUNNING:
+            raise Conflict(f"Container {container.id} is not running")
+        with self.lock(container.id):
+            self.runtime.pause(container.id)
+            self.store.update_state(container.id, lambda s: setattr(s, "status", model.PAUSED))
+
+    def unpause(self, ref: str) -> None:
+        container = self.get(ref)
+        if container.state.status != model.PAUSED:
+            raise Conflict(f"Container {container.id} is not paused")
+        with self.lock(container.id):
+            self.runtime.resume(container.id)
+            self.store.update_state(container.id, lambda s: setattr(s, "status", model.RUNNING))
+
+    # --- wait, remove, rename ---------------------------------------------------------------
+
+    def wait(self, ref: str) -> int:
+        """Block until the container exits; its exit code."""
+        from dockerbank.runtime import conmon
+
+        container = self.get(ref)
+        state = container.state
+        if state.status in model.ACTIVE:
+            conmon.wait_exit(self.dir(container.id), state.conmon_pid, state.conmon_start)
+            state = self.cleanup(container.id) or state
+            try:
+                state = self.store.get(container.id).state
+            except NotFound:
+                pass
+        return state.exit_code
+
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
+        """``rm``: a running container only with ``force`` (killed first); ``volumes``: its anonymous volumes too."""
+        from dockerbank.runtime import conmon
+
+        container = self.store.find(ref)
+        cid = container.id
+        container = self.reconcile(container)
+        if container.state.status in model.ACTIVE:
+            if not force:
+                raise Conflict(f"You cannot remove a {container.state.status} container {cid}. Stop the container "
+                               "before attempting removal or force remove")
+            try:
+                if container.state.status == model.PAUSED:
+                    self._signal(container, signals.SIGKILL)
+                    self.runtime.resume(cid)
+                self._signal(container, signals.SIGKILL)
+            except DockerbankError:
+                pass
+            conmon.wait_exit(self.dir(cid), container.state.conmon_pid, container.state.conmon_start, timeout=10)
+        with self.lock(cid):
+            try:
+                current = self.store.get(cid)
+            except NotFound:
+                return cid
+            if current.state.status not in (model.EXITED, model.CREATED) or current.state.mounted:
+                try:
+                    self.runtime.delete(cid, force=True)
+                except DockerbankError:
+                    pass
+                self._unmount_rootfs(cid)
+            try:
+                if volumes:
+                    self.engine.volumes.remove_anonymous_of(cid)
+                else:
+                    self.engine.volumes.detach(cid)
+            except DockerbankError:
+                pass
+            self.store.delete(cid)
+            base = self.dir(cid)
+            if base.exists():
+                trash = base.with_name(f".rm-{cid}")
+                try:
+                    os.rename(base, trash)
+                except OSError:
+                    trash = base
+                shutil.rmtree(trash, ignore_errors=True)
+        self._drop_lock_file(cid)
+        return cid
+
+    def rename(self, ref: str, new_name: str) -> None:
+        container = self.get(ref)
+        name = validate_name(new_name)
+        if name == container.name:
+            raise InvalidArgument(f"Renaming a container with the same name as its current name")
+        self.store.rename(container.id, name)
+
+
+def alive(pid: int, start: int) -> bool:
+    from dockerbank.runtime.conmon import alive as _alive
+
+    return _alive(pid, start)
+
+
+class Attachment:
+    """A started container whose stdio this CLI streams; ``run()`` returns the exit code."""
+
+    def __init__(self, service: ContainerService, cid: str, work: Path, sock, conmon_pid: int, conmon_start: int,
+                 tty: bool, stdin: bool):
+        self.service, self.cid, self.work, self.sock = service, cid, work, sock
+        self.conmon_pid, self.conmon_start, self.tty, self.stdin = conmon_pid, conmon_start, tty, stdin
+
+    def run(self, *, proxy_signals: bool = True) -> int | None:
+        """Stream until the container's output ends, wait for its exit, clean up; the exit code
+        (None when the user detached with ctrl-p ctrl-q)."""
+        from dockerbank.runtime import conmon
+
+        stdin_fd = 0 if self.stdin else None
+        restore = None
+        if self.tty and stdin_fd is not None and os.isatty(0):
+            import termios
+            import tty
+
+            restore = termios.tcgetattr(0)
+            tty.setraw(0)
+        if self.tty and os.isatty(1):
+            size = os.get_terminal_size(1)
+            conmon.resize(self.work, size.lines, size.columns)
+        old_handlers = {}
+        if proxy_signals:
+            def forward(signum, _frame):
+                try:
+                    state = self.service.store.get(self.cid).state
+                    if state.pid > 0:
+                        os.kill(state.pid, signum)
+                except (DockerbankError, OSError):
+                    pass
+
+            for sig in (signals.SIGINT, signals.SIGTERM, signals.SIGHUP, signals.SIGQUIT, signals.SIGUSR1,
+                        signals.SIGUSR2):
+                old_handlers[sig] = signals.signal(sig, forward)
+            if self.tty:
+                def winch(_signum, _frame):
+                    if os.isatty(1):
+                        size = os.get_terminal_size(1)
+                        conmon.resize(self.work, size.lines, size.columns)
+
+                old_handlers[signals.SIGWINCH] = signals.signal(signals.SIGWINCH, winch)
+        try:
+            ended = True
+            if self.sock is not None:
+                ended = conmon.pump(self.sock, stdin_fd=stdin_fd, stdout_fd=1, stderr_fd=2,
+                                    detach_keys=b"\x10\x11" if self.tty else None)
+                self.sock.close()
+            if not ended:
+                return None
+            conmon.wait_exit(self.work, self.conmon_pid, self.conmon_start)
+        finally:
+            if restore is not None:
+                import termios
+
+                termios.tcsetattr(0, termios.TCSADRAIN, restore)
+            for sig, handler in old_handlers.items():
+                signals.signal(sig, handler)
+        code = conmon.read_exit(self.work)
+        state = self.service.cleanup(self.cid)
+        if state is not None:
+            return state.exit_code
+        return code if code is not None else 255

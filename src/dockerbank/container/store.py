@@ -1,0 +1,99 @@
+"""Rows of the ``containers`` table: config JSON fixed at create, state JSON changed in a
+write transaction (BEGIN IMMEDIATE), lookup by full ID, name or unique ID prefix."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+
+from dockerbank.container.model import Container, ContainerConfig, ContainerState
+from dockerbank.container.names import is_hex_prefix
+from dockerbank.errors import AmbiguousReference, Conflict, NotFound
+from dockerbank.state.db import Database
+
+
+def _row_to_container(row: sqlite3.Row) -> Container:
+    return Container(row["id"], row["name"], row["created"], ContainerConfig.from_dict(json.loads(row["config"])),
+                     ContainerState.from_dict(json.loads(row["state"])))
+
+
+def name_conflict(name: str, owner: str) -> Conflict:
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{owner}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.", exit_code=125)
+
+
+class ContainerStore:
+    """The containers table; every write is one transaction."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def insert(self, container: Container) -> None:
+        """Record a new container; a taken name fails with Docker's conflict message."""
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    "INSERT INTO containers (id, name, image_id, created, config, state) VALUES (?,?,?,?,?,?)",
+                    (container.id, container.name, container.config.image_id, container.created,
+                     json.dumps(container.config.to_dict()), json.dumps(container.state.to_dict())),
+                )
+        except sqlite3.IntegrityError as exc:
+            row = self.db.query_one("SELECT id FROM containers WHERE name = ?", (container.name,))
+            if row is not None:
+                raise name_conflict(container.name, row["id"]) from exc
+            raise
+
+    def name_taken(self, name: str) -> bool:
+        return self.db.query_one("SELECT 1 FROM containers WHERE name = ?", (name,)) is not None
+
+    def get(self, cid: str) -> Container:
+        row = self.db.query_one("SELECT * FROM containers WHERE id = ?", (cid,))
+        if row is None:
+            raise NotFound(f"No such container: {cid}")
+        return _row_to_container(row)
+
+    def find(self, ref: str) -> Container:
+        """By full ID, exact name (with or without a leading slash), or unique ID prefix."""
+        name = ref[1:] if ref.startswith("/") else ref
+        row = self.db.query_one("SELECT * FROM containers WHERE id = ? OR name = ? ORDER BY id = ? DESC",
+                                (ref, name, ref))
+        if row is not None:
+            return _row_to_container(row)
+        if is_hex_prefix(ref):
+            rows = self.db.query("SELECT * FROM containers WHERE id LIKE ? LIMIT 2", (ref + "%",))
+            if len(rows) > 1:
+                raise AmbiguousReference(f"multiple IDs found with provided prefix: {ref}")
+            if rows:
+                return _row_to_container(rows[0])
+        raise NotFound(f"No such container: {ref}")
+
+    def list(self) -> list[Container]:
+        """All containers, newest first (one query)."""
+        rows = self.db.query("SELECT * FROM containers ORDER BY created DESC, rowid DESC")
+        return [_row_to_container(r) for r in rows]
+
+    def update_state(self, cid: str, change: Callable[[ContainerState], ContainerState | None]) -> ContainerState:
+        """Read, change and write the state in one write transaction; ``change`` may mutate in place."""
+        with self.db.write() as conn:
+            row = conn.execute("SELECT state FROM containers WHERE id = ?", (cid,)).fetchone()
+            if row is None:
+                raise NotFound(f"No such container: {cid}")
+            state = ContainerState.from_dict(json.loads(row["state"]))
+            result = change(state)
+            if result is not None:
+                state = result
+            conn.execute("UPDATE containers SET state = ? WHERE id = ?", (json.dumps(state.to_dict()), cid))
+        return state
+
+    def rename(self, cid: str, new_name: str) -> None:
+        try:
+            with self.db.write() as conn:
+                conn.execute("UPDATE containers SET name = ? WHERE id = ?", (new_name, cid))
+        except sqlite3.IntegrityError as exc:
+            row = self.db.query_one("SELECT id FROM containers WHERE name = ?", (new_name,))
+            raise name_conflict(new_name, row["id"] if row else "?") from exc
+
+    def delete(self, cid: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM containers WHERE id = ?", (cid,))

@@ -1,0 +1,268 @@
+"""conmon: the small monitor that keeps a container's stdio, log and exit code while no CLI runs.
+
+One conmon per container (and one per ``exec``). conmon runs ``<runtime> create`` (or
+``exec``), reports the container's pid on the ``_OCI_SYNCPIPE`` pipe, writes the output to a
+k8s-file log, serves an attach socket (``<bundle>/attach``, SOCK_SEQPACKET, one stream byte
+before each chunk: 2 stdout, 3 stderr), and at exit writes ``<exit-dir>/<id>`` and
+``<persist-dir>/exit`` (plus ``<persist-dir>/oom`` after an OOM kill on cgroup v1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockerbank.errors import RuntimeFailure
+from dockerbank.runtime.oci import OciRuntime, classify_start_error
+
+STDIN, STDOUT, STDERR = 1, 2, 3
+BUF_SIZE = 8192 + 1
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int          # the container's init (or the exec'd process) in the host's pid namespace
+    conmon_pid: int
+
+
+def conmon_path() -> str:
+    path = shutil.which("conmon") or "/usr/bin/conmon"
+    if not os.path.exists(path):
+        raise RuntimeFailure("conmon is not installed: install Debian's conmon")
+    return path
+
+
+def _read_sync(fd: int, timeout: float = 60.0) -> dict:
+    """One JSON line from conmon's sync pipe."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeFailure("conmon did not report the container's pid in time")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    if not data.strip():
+        raise RuntimeFailure("conmon exited without reporting the container (see its log with --log-level debug)")
+    try:
+        return json.loads(data.splitlines()[0])
+    except ValueError as exc:
+        raise RuntimeFailure(f"conmon sent an unreadable message: {data[:200]!r}") from exc
+
+
+def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, terminal: bool, stdin: bool,
+          command: str, exit_command: list[str] | None = None, exec_spec: Path | None = None,
+          exec_id: str | None = None) -> Started:
+    """Start conmon for ``create`` (or ``exec`` with ``exec_spec``); return once the process exists.
+
+    Files go to ``bundle``: ``pid``, ``conmon.pid``, ``exit`` (persist dir) and the attach socket.
+    For an exec they go to ``bundle/exec/<exec_id>``.
+    """
+    work = bundle if exec_spec is None else bundle / "exec" / (exec_id or "x")
+    work.mkdir(parents=True, exist_ok=True)
+    args = [
+        conmon_path(), "--api-version", "1", "-c", cid, "-u", exec_id or cid, "-n", cid,
+        "-r", runtime.choice.path, f"--runtime-arg=--root={runtime.state_root}",
+        "-b", str(bundle), "-p", str(work / "pid"), "-P", str(work / "conmon.pid"),
+        "--exit-dir", str(work), "--persist-dir", str(work), "--full-attach", "--socket-dir-path", str(work),
+        "-l", f"k8s-file:{log_path}", "--log-level", "error", "--no-sync-log",
+    ]
+    if terminal:
+        args.append("-t")
+    if stdin:
+        args.append("-i")
+    if exec_spec is not None:
+        args += ["-e", "--exec-process-spec", str(exec_spec)]
+    if exit_command:
+        args += ["--exit-command", exit_command[0]]
+        for arg in exit_command[1:]:
+            args += ["--exit-command-arg", arg]
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
+    try:
+        proc = subprocess.Popen(args, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=runtime.preexec,
+                                cwd=str(work))
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise RuntimeFailure(f"cannot start conmon: {exc}") from exc
+    os.close(write_fd)
+    try:
+        _, err = proc.communicate(timeout=30)
+        if proc.returncode != 0:
+            raise RuntimeFailure(f"conmon failed: {err.decode(errors='replace').strip()}")
+        message = _read_sync(read_fd)
+    finally:
+        os.close(read_fd)
+    pid = int(message.get("data", message.get("pid", -1)))
+    if pid <= 0:
+        raise classify_start_error(message.get("message", "unknown error"), command)
+    try:
+        conmon_pid = int((work / "conmon.pid").read_text().strip())
+    except (OSError, ValueError):
+        conmon_pid = 0
+    return Started(pid, conmon_pid)
+
+
+# --- after the start --------------------------------------------------------------------
+
+def proc_starttime(pid: int) -> int:
+    """Field 22 of /proc/<pid>/stat (0 if the process is gone or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return 0
+    rest = data[data.rfind(b")") + 2:].split()
+    if not rest or rest[0] == b"Z":
+        return 0
+    return int(rest[19])
+
+
+def alive(pid: int, starttime: int = 0) -> bool:
+    """Whether ``pid`` runs (not a zombie) and, if given, is the same process as before."""
+    if pid <= 0:
+        return False
+    current = proc_starttime(pid)
+    return current != 0 and (starttime == 0 or current == starttime)
+
+
+def read_exit(work: Path) -> int | None:
+    """The exit code conmon wrote, or None while it has not."""
+    try:
+        text = (work / "exit").read_text().strip()
+    except OSError:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def oom_reported(work: Path) -> bool:
+    return (work / "oom").exists()
+
+
+def wait_exit(work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float | None = None) -> int | None:
+    """Block until conmon has written the exit file (or is gone); return the code or None on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pidfd = -1
+    if conmon_pid > 0 and alive(conmon_pid, conmon_start):
+        try:
+            pidfd = os.pidfd_open(conmon_pid)
+        except OSError:
+            pidfd = -1
+    try:
+        while True:
+            code = read_exit(work)
+            if code is not None:
+                return code
+            if not alive(conmon_pid, conmon_start):
+                time.sleep(0.01)  # conmon writes the file just before it exits
+                return read_exit(work)
+            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            if pidfd >= 0:
+                select.select([pidfd], [], [], wait)
+            else:
+                time.sleep(min(wait, 0.02))
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+def connect_attach(work: Path) -> socket.socket:
+    """Connect to conmon's attach socket; paths longer than sun_path go through /proc/self/fd."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    dirfd = os.open(str(work), os.O_PATH)
+    try:
+        sock.connect(f"/proc/self/fd/{dirfd}/attach")
+    except OSError as exc:
+        sock.close()
+        raise RuntimeFailure(f"cannot attach to the container: {exc}") from exc
+    finally:
+        os.close(dirfd)
+    return sock
+
+
+def resize(work: Path, rows: int, cols: int) -> None:
+    """Tell conmon the terminal's size (its ``ctl`` FIFO: ``1 <rows> <cols>``)."""
+    try:
+        fd = os.open(str(work / "ctl"), os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"1 {rows} {cols}\n".encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def pump(sock: socket.socket, *, stdin_fd: int | None, stdout_fd: int, stderr_fd: int,
+         detach_keys: bytes | None = b"\x10\x11") -> bool:
+    """Copy the attach socket to stdout/stderr and stdin to the socket until conmon hangs up.
+
+    Returns False when the user detached with the detach keys (ctrl-p ctrl-q), True at the end
+    of the container's output.
+    """
+    inputs = [sock]
+    if stdin_fd is not None:
+        inputs.append(stdin_fd)
+    while True:
+        try:
+            ready, _, _ = select.select(inputs, [], [])
+        except InterruptedError:
+            continue
+        if sock in ready:
+            try:
+                data = sock.recv(BUF_SIZE)
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                return True
+            target = stderr_fd if data[0] == STDERR else stdout_fd
+            _write_all(target, data[1:])
+        if stdin_fd is not None and stdin_fd in ready:
+            data = os.read(stdin_fd, 8192)
+            if not data:
+                inputs.remove(stdin_fd)
+                stdin_fd = None
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                continue
+            if detach_keys and detach_keys in data:
+                before = data.split(detach_keys, 1)[0]
+                if before:
+                    sock.sendall(before)
+                return False
+            try:
+                sock.sendall(data)
+            except OSError:
+                return True
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BrokenPipeError:
+            return
+        view = view[written:]

@@ -1,0 +1,129 @@
+"""Calls to the OCI runtime (crun or runc): start, kill, delete, state, pause, resume.
+
+``create`` and ``exec`` are made by conmon (see :mod:`dockerbank.runtime.conmon`). Every call
+runs the runtime binary directly (no shell); on hybrid-cgroup hosts crun is started from a
+private mount namespace without /sys/fs/cgroup/unified (:func:`private_ns_preexec`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from dockerbank.errors import Conflict, DockerbankError, NotFound, RuntimeFailure
+from dockerbank.runtime.detect import HYBRID_UNIFIED, RuntimeChoice
+
+CLONE_NEWNS = 0x00020000
+MS_REC = 0x4000
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+
+
+def private_ns_preexec() -> None:
+    """In the child before exec: own mount namespace, slave of the host's, without the cgroup2 mount.
+
+    Slave propagation keeps later host mounts (overlay roots) visible and keeps our
+    unmount of the cgroup2 mount from propagating back to the host.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    if libc.mount(b"none", b"/", None, MS_REC | MS_SLAVE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rslave /")
+    libc.umount2(HYBRID_UNIFIED.encode(), MNT_DETACH)
+
+
+_NOT_FOUND_IN_PATH = re.compile(r"executable file [`\"']?([^`\"' ]+)[`\"']? not found in \$PATH")
+
+
+def classify_start_error(message: str, command: str) -> DockerbankError:
+    """Map a runtime's create/start error to Docker's message and exit code (126/127/125)."""
+    text = message.strip()
+    match = _NOT_FOUND_IN_PATH.search(text)
+    if match and "/" in match.group(1):
+        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+                              f'exec: "{command}": stat {command}: no such file or directory: unknown', exit_code=127)
+    if match:
+        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+                              f'exec: "{match.group(1)}": executable file not found in $PATH: unknown', exit_code=127)
+    lowered = text.lower()
+    if ("executable" in lowered or "exec" in lowered) and "no such file or directory" in lowered:
+        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+                              f'exec: "{command}": stat {command}: no such file or directory: unknown', exit_code=127)
+    if "permission denied" in lowered and ("exec" in lowered or "open" in lowered):
+        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+                              f'exec: "{command}": permission denied: unknown', exit_code=126)
+    if "exec format error" in lowered:
+        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+                              f'exec: "{command}": exec format error: unknown', exit_code=126)
+    return RuntimeFailure(f"OCI runtime create failed: {text}", exit_code=125)
+
+
+class OciRuntime:
+    """One runtime binary with its own state directory (``--root``) in the run root."""
+
+    def __init__(self, choice: RuntimeChoice, state_root: Path):
+        self.choice = choice
+        self.state_root = state_root
+
+    @property
+    def name(self) -> str:
+        return self.choice.name
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.choice.path, f"--root={self.state_root}", *args]
+
+    @property
+    def preexec(self):
+        return private_ns_preexec if self.choice.private_ns else None
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        try:
+            result = subprocess.run(self.argv(*args), capture_output=True, preexec_fn=self.preexec)
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot run {self.choice.path}: {exc}") from exc
+        if check and result.returncode != 0:
+            raise self._error(args, result.stderr.decode(errors="replace"))
+        return result
+
+    def _error(self, args: tuple[str, ...], stderr: str) -> DockerbankError:
+        text = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status from {args[0]}"
+        text = re.sub(r'^time="[^"]*" level=\w+ msg="(.*)"$', r"\1", text)
+        lowered = text.lower()
+        if "does not exist" in lowered or "no such file" in lowered or "not found" in lowered:
+            return NotFound(f"{self.name} {args[0]}: {text}")
+        if "not running" in lowered or "is paused" in lowered or "not paused" in lowered:
+            return Conflict(f"{self.name} {args[0]}: {text}")
+        return RuntimeFailure(f"{self.name} {args[0]} failed: {text}")
+
+    def start(self, cid: str) -> None:
+        self._run("start", cid)
+
+    def kill(self, cid: str, signal: str | int = "TERM", all_processes: bool = False) -> None:
+        sig = str(signal)
+        if sig.upper().startswith("SIG"):
+            sig = sig[3:]
+        args = ["kill", *(["--all"] if all_processes else []), cid, sig]
+        self._run(*args)
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        """Remove the runtime's state and cgroup; a container the runtime never knew is fine."""
+        result = self._run("delete", *(["--force"] if force else []), cid, check=False)
+        if result.returncode != 0:
+            err = result.stderr.decode(errors="replace")
+            if "does not exist" in err or "No such file" in err or "not found" in err.lower():
+                return
+            raise self._error(("delete",), err)
+
+    def state(self, cid: str) -> dict:
+        result = self._run("state", cid)
+        return json.loads(result.stdout)
+
+    def pause(self, cid: str) -> None:
+        self._run("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        self._run("resume", cid)
