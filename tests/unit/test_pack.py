@@ -94,6 +94,16 @@ def test_overlay_upper_whiteouts_and_opaque_dirs(tmp_path: Path):
     assert os.getxattr(dest / "var", "trusted.overlay.opaque") == b"y"
 
 
+def test_overlay_redirects_are_refused_not_lost(tmp_path: Path):
+    from dockerbank.errors import NotSupported
+
+    upper = tmp_path / "upper"
+    (upper / "renamed").mkdir(parents=True)
+    os.setxattr(upper / "renamed", "trusted.overlay.redirect", b"/original")
+    with pytest.raises(NotSupported, match="redirect"):
+        packed(upper, overlay_upper=True)
+
+
 def test_whiteouts_are_plain_devices_without_overlay_upper(tmp_path: Path):
     src = tmp_path / "src"
     src.mkdir()

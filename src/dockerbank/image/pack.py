@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
-from dockerbank.errors import DockerbankError, InvalidArgument, NotFound
+from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, NotSupported
 from dockerbank.image.unpack import (
     OPAQUE_XATTR,
     OVERLAY_XATTR_PREFIX,
@@ -319,6 +319,14 @@ class _TarWriter:
         xattrs = _xattrs(xattr_path)
         opaque = False
         if self.overlay_upper:
+            for feature in ("redirect", "metacopy"):
+                if OVERLAY_XATTR_PREFIX + feature in xattrs:
+                    # the entry's data lives in a lower layer under another name: a layer made
+                    # from this upper dir would silently lose it
+                    raise NotSupported(
+                        f"cannot make a layer of {arcname!r}: overlayfs {feature} is in use;"
+                        " mount container overlays with redirect_dir=off,metacopy=off"
+                    )
             opaque = xattrs.get(OPAQUE_XATTR) == b"y"
             xattrs = {k: v for k, v in xattrs.items() if not k.startswith(OVERLAY_XATTR_PREFIX)}
         for key, value in xattrs.items():
