@@ -86,8 +86,9 @@ class BuildFailed(DockerbankError):
 class Builder:
     """Runs one build; ``out`` receives Docker's legacy-builder progress lines."""
 
-    def __init__(self, engine, out: Callable[[str], None] = lambda line: None, run_step=None):
+    def __init__(self, engine, out: Callable[[str], None] = lambda line: None, run_step=None, quiet: bool = False):
         self.engine = engine
+        self.quiet = quiet
         self.store: ImageStore = engine.images
         self.out = out
         self.run_step = run_step
@@ -276,7 +277,7 @@ class Builder:
         self._use(state, record.id, False)
 
     def _commit_layer(self, state: StageState, created_by: str, key: str, staging: Path,
-                      overlay_upper: bool = False) -> None:
+                      overlay_upper: bool = False, announce: bool = True) -> str:
         """Pack ``staging`` as a layer on the stage's image; record the new image.
 
         ``overlay_upper``: ``staging`` is a container's upper dir (whiteouts converted).
@@ -290,8 +291,9 @@ class Builder:
             config.setdefault("history", []).append({"created": now, "created_by": created_by, "empty_layer": True})
             record = store.record_image(imageconfig.canonical_bytes(config))
             self._remember(key, record.id, state.image_id)
-            self._use(state, record.id, False)
-            return
+            if announce:
+                self._use(state, record.id, False)
+            return record.id
         tmp = self.engine.config.tmp_dir
         tmp.mkdir(parents=True, exist_ok=True)
         fd, tar_name = tempfile.mkstemp(prefix="build-layer-", dir=tmp)
@@ -315,7 +317,9 @@ class Builder:
         config.setdefault("history", []).append({"created": now, "created_by": created_by})
         record = store.record_image(imageconfig.canonical_bytes(config))
         self._remember(key, record.id, state.image_id)
-        self._use(state, record.id, False)
+        if announce:
+            self._use(state, record.id, False)
+        return record.id
 
     def _top_chain(self, state: StageState) -> str | None:
         diff_ids = state.config.get("rootfs", {}).get("diff_ids", [])
@@ -610,13 +614,10 @@ class Builder:
             return
         if self.run_step is None:
             raise NotSupported("RUN needs the container engine, which this installation does not provide yet")
-        run_env = dict(state.args.run_env())
-        run_env = {k: v for k, v in run_env.items() if k not in image_env}
-        upper = self.run_step(self, state, argv, run_env)
-        try:
-            self._commit_layer(state, created_by, key, upper)
-        finally:
-            shutil.rmtree(upper, ignore_errors=True)
+        run_env = {k: v for k, v in state.args.run_env().items() if k not in image_env}
+        with self.run_step(self, state, argv, run_env) as upper:
+            image_id = self._commit_layer(state, created_by, key, upper, overlay_upper=True, announce=False)
+        self._use(state, image_id, False)  # after "Removing intermediate container", as docker prints it
 
 
 def _absolute_dest(workdir: str, dest: str) -> str:

@@ -1,14 +1,142 @@
-"""RUN steps: run the step's command in a container of the engine and hand back its upper dir.
+"""RUN steps: run the step's command in a container of the engine and hand back its own layer.
 
-The container engine is optional here: without it, ``run_step_for`` returns None and the
-executor refuses RUN with a clear NotSupported error.
+A RUN is what docker's legacy builder does: create a container from the current image with
+the step's env, user, workdir and shell (the image's ENTRYPOINT is not used), start it
+attached, wait; a non-zero exit fails the build with the code; else the container's upper
+dir (its own layer) becomes the step's layer, packed in overlay-upper mode, and the
+container is removed. Files the runtime itself creates (mount points of /etc/hosts,
+/etc/hostname, /etc/resolv.conf, /proc, /sys, /dev) are not part of the layer, as docker
+keeps them in an init layer.
 """
 
 from __future__ import annotations
 
+import os
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from dockerbank.build.rootfs import MergedView
+from dockerbank.errors import DockerbankError, NotSupported, RuntimeFailure
+
+# runtime-made mount points: (path, kind) that appear in the upper dir only because of mounts
+_RUNTIME_STUBS = (("etc/hostname", "file"), ("etc/hosts", "file"), ("etc/resolv.conf", "file"),
+                  ("proc", "dir"), ("sys", "dir"), ("dev", "dir"), (".dockerenv", "file"))
+
+
+class StepFailed(DockerbankError):
+    """A RUN command exited non-zero (docker's message and exit code 1)."""
+
 
 def run_step_for(engine):
-    """A ``run_step(builder, state, argv, env) -> upper_dir`` callable, or None without a container engine."""
+    """A ``run_step(builder, state, argv, env)`` context manager factory, or None without a container engine."""
+    try:
+        from dockerbank.container.lifecycle import CreateOptions  # noqa: F401
+    except ImportError:
+        return None
     if not hasattr(type(engine), "containers"):
         return None
-    return None
+    return lambda builder, state, argv, env: _run(engine, builder, state, argv, env)
+
+
+@contextmanager
+def _run(engine, builder, state, argv: list[str], env: dict[str, str]) -> Iterator[Path]:
+    from dockerbank.container.lifecycle import CreateOptions
+
+    if state.image_id is None:
+        raise NotSupported("RUN needs a base image with a shell: this stage starts FROM scratch and has no files yet")
+    service = engine.containers
+    container_cfg = state.container
+    full_env = list(container_cfg.get("Env") or []) + [f"{k}={v}" for k, v in env.items()]
+    opts = CreateOptions(
+        image=state.image_id, command=list(argv), entrypoint=[], env=full_env,
+        workdir=container_cfg.get("WorkingDir") or "/", user=container_cfg.get("User") or None,
+        network="host", labels={"org.dockerbank.build": "intermediate"},
+    )
+    container = service.create(opts)
+    cid = container.id
+    builder.out(f" ---> Running in {cid[:12]}")
+    try:
+        code = _attached_run(service, cid, quiet=getattr(builder, "quiet", False))
+        if code != 0:
+            raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}")
+        upper = service.dir(cid) / "upper"
+        _drop_runtime_stubs(upper, MergedView(engine.images.layers.lower_dirs(_top_chain(state))))
+        yield upper
+    finally:
+        try:
+            service.remove(cid, force=True, volumes=True)
+        except DockerbankError:
+            pass
+        builder.out(f"Removing intermediate container {cid[:12]}")
+
+
+def _attached_run(service, cid: str, quiet: bool) -> int:
+    """Start attached and stream the output (to /dev/null with ``-q``); the exit code."""
+    saved = []
+    if quiet:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    try:
+        attachment = service.start(cid, attached=True, stdin=False)
+        if attachment is None:
+            raise RuntimeFailure(f"build container {cid[:12]} could not be attached")
+        code = attachment.run(proxy_signals=False)
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+    # A failed step must never be committed: trust conmon's exit file over a recorded 0.
+    from dockerbank.runtime import conmon
+
+    recorded = conmon.read_exit(service.dir(cid))
+    if recorded is not None and recorded != code:
+        code = recorded
+    return 255 if code is None else code
+
+
+def _top_chain(state) -> str | None:
+    from dockerbank.oci import digest as dg
+
+    diff_ids = state.config.get("rootfs", {}).get("diff_ids", [])
+    return dg.chain_ids(diff_ids)[-1] if diff_ids else None
+
+
+def _drop_runtime_stubs(upper: Path, lower: MergedView) -> None:
+    """Remove what the runtime created for its mounts (absent from the image), then the
+    directories copied up only to hold them (present below, empty, not opaque)."""
+    touched: set[Path] = set()
+    for rel, kind in _RUNTIME_STUBS:
+        path = upper / rel
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if lower.lstat(rel) is not None:
+            continue  # it is in the image: whatever the upper holds is a real change (or a copy-up)
+        if kind == "file" and stat.S_ISREG(st.st_mode) and st.st_size == 0:
+            path.unlink()
+        elif kind == "dir" and stat.S_ISDIR(st.st_mode) and not any(os.scandir(path)):
+            path.rmdir()
+        else:
+            continue
+        touched.add(path.parent)
+    for directory in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+        while directory != upper and directory.is_dir() and not any(os.scandir(directory)):
+            rel = str(directory.relative_to(upper))
+            below = lower.lstat(rel)
+            if below is None or not stat.S_ISDIR(below.st_mode) or _opaque(directory):
+                break
+            directory.rmdir()
+            directory = directory.parent
+
+
+def _opaque(path: Path) -> bool:
+    try:
+        return os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y"
+    except OSError:
+        return False

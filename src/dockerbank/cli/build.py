@@ -72,7 +72,7 @@ def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet
     from dockerbank.build.run import run_step_for
 
     with context:
-        image_id = Builder(engine, out, run_step=run_step_for(engine)).build(context, options)
+        image_id = Builder(engine, out, run_step=run_step_for(engine), quiet=quiet).build(context, options)
     if quiet:
         click.echo(image_id)
     if iidfile:
