@@ -139,8 +139,17 @@ def build_corpus(outside: Path) -> list[Case]:
         Case("garbage", bytes(range(1, 256)) * 8, CorruptData),
         Case("garbage-after-entry", _without_end(good) + b"\x01garbage" * 64 + bytes(512), CorruptData),
         Case("empty-stream", b"", CorruptData),
+        Case("pax-header-bomb", _pax_bomb(), HostileArchive),
     ]
     return cases
+
+
+def _pax_bomb() -> bytes:
+    """A PAX header claiming 4 GiB: a reader that trusts it allocates before it fails."""
+    header = tarfile.TarInfo("././@PaxHeader")
+    header.type = tarfile.XHDTYPE
+    header.size = 4 << 30
+    return header.tobuf(format=tarfile.USTAR_FORMAT) + b"30 path=" + b"a" * 600
 
 
 def _gzip(data: bytes) -> bytes:

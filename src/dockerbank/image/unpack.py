@@ -44,6 +44,7 @@ COPY_BUFFER = 1 << 20
 STREAM_BUFFER = 1 << 16
 MAX_SYMLINK_HOPS = 40
 NAME_MAX = 255
+MAX_META_HEADER = 1 << 20
 
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -260,11 +261,20 @@ def _resolved_parts(root_fd: int, dir_fd: int) -> list[str]:
 
 
 class _EndTracker(tarfile.TarInfo):
-    """TarInfo that remembers why header reading stopped, to tell a proper end from truncation.
+    """TarInfo that remembers why header reading stopped, to tell a proper end from truncation,
+    and that refuses oversized metadata headers before tarfile reads them into memory.
 
     tarfile ends iteration silently on a missing, short or garbled header after the first
     member; Go's reader reports the latter two, and we want all three reported.
     """
+
+    def _proc_member(self, archive):
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+            if self.size > MAX_META_HEADER:
+                # Go's archive/tar has the same 1 MiB limit; tarfile would read any size into memory
+                raise _refuse(f"a metadata header of {self.size} bytes (limit {MAX_META_HEADER})")
+        return super()._proc_member(archive)
 
     @classmethod
     def fromtarfile(cls, archive):  # noqa: D401 - tarfile's hook
