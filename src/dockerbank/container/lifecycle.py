@@ -556,9 +556,9 @@ class ContainerService:
             state = container.state
             base = self.dir(cid)
             if state.status in model.ACTIVE or state.status == model.RESTARTING:
-                if alive(state.conmon_pid, state.conmon_start):
-                    return state
                 code = conmon.read_exit(base)
+                if code is None and alive(state.conmon_pid, state.conmon_start):
+                    return state
                 try:
                     finished = rfc3339_of((base / "exit").stat().st_mtime)
                 except OSError:
