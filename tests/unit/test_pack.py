@@ -234,3 +234,11 @@ def test_cp_in_owner_and_literal_whiteout_names(rootfs: Path):
     extract_into(io.BytesIO(builder.bytes()), rootfs, "/data", owner=(0, 0))
     assert os.lstat(rootfs / "data" / "owned").st_uid == 0
     assert (rootfs / "data" / ".wh.literal").is_file()
+
+
+def test_cp_in_accepts_gzip(rootfs: Path):
+    import gzip
+
+    data = gzip.compress(TarBuilder().file("zipped", b"z").bytes())
+    extract_into(io.BytesIO(data), rootfs, "/data")
+    assert (rootfs / "data" / "zipped").read_bytes() == b"z"

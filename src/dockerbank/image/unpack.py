@@ -26,6 +26,7 @@ Rules (modelled on moby ``pkg/archive`` and containerd ``archive/tar.go``):
 from __future__ import annotations
 
 import errno
+import gzip
 import os
 import posixpath
 import shutil
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from dockerbank.errors import Conflict, CorruptData, DockerbankError, HostileArchive
+from dockerbank.errors import Conflict, CorruptData, DockerbankError, HostileArchive, InvalidArgument, NotFound
 
 COPY_BUFFER = 1 << 20
 # tarfile's stream buffer: every 512-byte header read copies what is left of it, so a
@@ -101,9 +102,9 @@ def extract_into(
     replaces the archive's owners (``docker cp`` without ``-a`` makes files root's); else
     the archive's owners are shifted by ``idmap``. With ``no_overwrite_dir_non_dir`` (Docker's
     ``cp`` default) replacing a directory by a non-directory or the reverse is a Conflict.
-    Returns the bytes of file data written. Raises NotFound/InvalidArgument for a bad ``path``.
+    The stream may be gzip or zstd compressed. Returns the bytes of file data written. Raises NotFound/InvalidArgument for a bad ``path``.
     """
-    from dockerbank.errors import InvalidArgument, NotFound
+    from dockerbank.image.compression import open_decompressed  # no cycle: it imports errors only
 
     root_fd = os.open(rootfs, _DIR_FLAGS)
     try:
@@ -124,7 +125,8 @@ def extract_into(
             root_fd, resolved, idmap, layer_mode=False, owner=owner,
             no_overwrite_dir_non_dir=no_overwrite_dir_non_dir,
         )
-        return extractor.run(tar_stream)
+        reader, _kind = open_decompressed(tar_stream)  # the Docker API accepts gzip too
+        return extractor.run(reader)
     finally:
         os.close(root_fd)
 
@@ -335,6 +337,8 @@ class _Extractor:
         except DockerbankError:
             raise
         except OSError as exc:
+            if isinstance(exc, gzip.BadGzipFile):
+                raise CorruptData(f"corrupt gzip stream at entry {_short(name)!r}: {exc}") from exc
             raise _os_error(name, exc) from exc
         except (tarfile.TarError, EOFError, zlib.error, UnicodeError) as exc:
             raise CorruptData(f"truncated or corrupt tar stream at entry {_short(name)!r}: {exc}") from exc
