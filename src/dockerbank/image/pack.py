@@ -123,9 +123,9 @@ def pack_path(
 ) -> PathStat:
     """``cp`` out of a container: archive one container ``path`` of ``rootfs`` into ``out``.
 
-    The entry is named ``name`` (default: the path's last component; ``"."`` when the path
-    ends in ``/.``, which copies a directory's contents), a directory with everything below
-    it. Parents are resolved inside ``rootfs`` chroot-like; the last component is followed if
+    The entry is named ``name`` (default: the path's last component, or with ``follow_link``
+    the target's; ``"."`` when the path ends in ``/.``, which copies a directory's contents),
+    a directory with everything below it. Parents are resolved inside ``rootfs`` chroot-like; the last component is followed if
     it is a symlink only with ``follow_link`` (``docker cp -L``) or a trailing ``/``; symlinks
     below are archived as symlinks. Raises NotFound, InvalidArgument (``dir/`` not a dir).
     Returns the stat of what was archived.
@@ -141,7 +141,12 @@ def pack_path(
                 raise InvalidArgument(f"{path}: not a directory")
             requested = trimmed.rsplit("/", 1)[-1] if trimmed else ""
             if name is None:
-                name = "." if contents_only or requested in ("", "..") else requested
+                if contents_only or requested in ("", ".."):
+                    name = "."
+                elif follow_link and last:
+                    name = last  # docker cp -L names the entry after the link's target
+                else:
+                    name = requested
             writer = _TarWriter(out, overlay_upper=False, selected=None)
             if last is None:  # the root itself (or a path ending in ..)
                 writer.add_dir_tree(parent_fd, name, info)
