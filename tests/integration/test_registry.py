@@ -171,7 +171,10 @@ class _BreakingHandler(http.server.BaseHTTPRequestHandler):
     """Serves a registry's files, but sends only half of the one blob named ``broken``."""
 
     files: ClassVar[dict[str, tuple[bytes, str]]] = {}
+    requests: ClassVar[list[tuple[str, str | None]]] = []
     broken = ""
+    breaks_left = 1000
+    honour_range = False
 
     def log_message(self, *args) -> None:
         pass
@@ -189,11 +192,22 @@ class _BreakingHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         body, media_type = self.files[key]
+        self.requests.append((key, self.headers.get("Range")))
+        ranged = self.headers.get("Range", "").removeprefix("bytes=").rstrip("-")
+        if ranged.isdigit() and self.honour_range:
+            start = int(ranged)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            self.send_header("Content-Length", str(len(body) - start))
+            self.end_headers()
+            self.wfile.write(body[start:])
+            return
         self.send_response(200)
         self.send_header("Content-Type", media_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if key == self.broken:
+        if key == self.broken and self.breaks_left:
+            type(self).breaks_left -= 1
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.close_connection = True
@@ -202,7 +216,8 @@ class _BreakingHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-def test_server_dying_mid_blob_leaves_no_image_and_a_clear_error(engine, other_engine, busybox, server):
+def _breaking_server(engine, busybox, server, **behaviour):
+    """A server with the pushed busybox's files whose layer download breaks off."""
     engine.images.tag(busybox.id, f"{server.address}/src:1")
     engine.registry.push(f"{server.address}/src:1")
     path, media_type, _digest = server.storage.get_manifest("src", "1")
@@ -216,8 +231,28 @@ def test_server_dying_mid_blob_leaves_no_image_and_a_clear_error(engine, other_e
             layer: (server.storage.blob_path(layer).read_bytes(), "application/octet-stream"),
         },
         "broken": layer,
+        "requests": [],
+        **behaviour,
     })
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    return http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler), handler, layer
+
+
+def test_broken_download_resumes_with_range(engine, other_engine, busybox, server):
+    httpd, handler, layer = _breaking_server(engine, busybox, server, breaks_left=1, honour_range=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        [pulled] = other_engine.registry.pull(f"127.0.0.1:{httpd.server_address[1]}/src:1")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert pulled.image.id == busybox.id
+    ranges = [value for key, value in handler.requests if key == layer]
+    assert ranges[0] is None and ranges[1] and ranges[1].startswith("bytes=") and ranges[1] != "bytes=0-"
+
+
+def test_server_dying_mid_blob_leaves_no_image_and_a_clear_error(engine, other_engine, busybox, server):
+    httpd, _handler, layer = _breaking_server(engine, busybox, server)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

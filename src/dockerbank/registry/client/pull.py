@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from dockerbank.errors import CorruptData, InvalidArgument, NotFound, NotSupported
+from dockerbank.errors import CorruptData, InvalidArgument, NotFound, NotSupported, Offline
 from dockerbank.image.store import ImageRecord, ImageStore
 from dockerbank.oci import digest as dg
 from dockerbank.oci import reference as refs
 from dockerbank.oci.imageconfig import host_arch
 from dockerbank.registry import mediatypes as mt
 from dockerbank.registry.client.progress import Progress
-from dockerbank.registry.client.transport import Transport
+from dockerbank.registry.client.transport import Response, Transport
 
 MAX_MANIFEST = 4 << 20
 PARALLEL_DOWNLOADS = 3  # docker's max-concurrent-downloads default
@@ -95,6 +96,55 @@ class _Counting:
         if data:
             self.progress.advance(self.item, len(data))
         return data
+
+
+class ResumingReader:
+    """A blob download that survives broken connections: it asks again from the byte it reached.
+
+    ``open_at(offset)`` returns a response from ``offset`` on (a Range request; a server that
+    ignores Range answers 200 from the start, and the bytes already read are skipped). After
+    ``retries`` breaks the error goes to the caller; the digest is checked over the whole stream.
+    """
+
+    def __init__(self, open_at: Callable[[int], Response], retries: int = 3):
+        self.open_at = open_at
+        self.retries = retries
+        self.offset = 0
+        self.resumed = 0
+        self.response = open_at(0)
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            try:
+                data = self.response.read(size)
+            except Offline:
+                if self.resumed >= self.retries:
+                    raise
+                self.resumed += 1
+                self.response.close(reusable=False)
+                self.response = self._reopen()
+                continue
+            self.offset += len(data)
+            return data
+
+    def _reopen(self) -> Response:
+        response = self.open_at(self.offset)
+        if response.status == 206:
+            start = (response.headers.get("Content-Range") or "").removeprefix("bytes ").split("-")[0]
+            if start != str(self.offset):
+                response.close(reusable=False)
+                raise Offline(f"the registry resumed the download at byte {start}, not {self.offset}")
+            return response
+        skip = self.offset  # 200: the whole blob again
+        while skip:
+            chunk = response.read(min(skip, CHUNK))
+            if not chunk:
+                raise Offline("the registry sent less on a retry than before")
+            skip -= len(chunk)
+        return response
+
+    def close(self) -> None:
+        self.response.close()  # kept alive when read to the end
 
 
 class Puller:
@@ -238,14 +288,22 @@ class Puller:
         if self.store.blobs.has(digest):  # kept from an earlier, interrupted pull: verified already
             self.progress.status(item, "Download complete")
             return
-        response = self.transport.request("GET", f"/v2/{ref.path}/blobs/{digest}", scope=self._scope(ref))
-        with response:
+        path, scope = f"/v2/{ref.path}/blobs/{digest}", self._scope(ref)
+
+        def open_at(offset: int) -> Response:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            return self.transport.request("GET", path, headers=headers, scope=scope, ok=(200, 206))
+
+        reader = ResumingReader(open_at)
+        try:
             self.progress.start(item, int(descriptor.get("size") or 0), "Downloading")
-            stream: BinaryIO = _Counting(response, self.progress, item)  # type: ignore[assignment]
+            stream: BinaryIO = _Counting(reader, self.progress, item)  # type: ignore[assignment]
             try:
                 _digest, size = self.store.blobs.put_stream(stream, expected=digest)
             except CorruptData as exc:
                 raise CorruptData(f"layer {digest} of {ref.familiar()} failed verification: {exc}") from exc
+        finally:
+            reader.close()
         if descriptor.get("size") is not None and size != descriptor["size"]:
             self.store.blobs.delete(digest)
             raise CorruptData(f"layer {digest} has {size} bytes, the manifest says {descriptor['size']}")

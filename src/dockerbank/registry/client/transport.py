@@ -46,13 +46,27 @@ class Response:
         self.status = raw.status
         self.headers = raw.headers
         self._on_done = on_done
+        self._broken: Offline | None = None
 
     def read(self, size: int = -1) -> bytes:
+        """Read the body; a body cut short raises Offline (after returning what did arrive)."""
+        if self._broken is not None:
+            raise self._broken
         try:
             data = self.raw.read() if size is None or size < 0 else self.raw.read(size)
+        except http.client.IncompleteRead as exc:
+            self._on_done(False)
+            self._broken = Offline(f"connection to the registry broke while reading: {exc}")
+            if exc.partial:
+                return exc.partial
+            raise self._broken from exc
         except (OSError, http.client.HTTPException) as exc:
             self._on_done(False)
             raise Offline(f"connection to the registry broke while reading: {exc}") from exc
+        if not data and size != 0 and self.raw.length:
+            # http.client returns b"" when the peer closes before Content-Length bytes came
+            self._on_done(False)
+            raise Offline(f"connection to the registry broke while reading: {self.raw.length} bytes missing")
         return data
 
     def readinto(self, buffer) -> int:
