@@ -125,9 +125,9 @@ def pack_path(
 
     The entry is named ``name`` (default: the path's last component, or with ``follow_link``
     the target's; ``"."`` when the path ends in ``/.``, which copies a directory's contents),
-    a directory with everything below it. Parents are resolved inside ``rootfs`` chroot-like; the last component is followed if
-    it is a symlink only with ``follow_link`` (``docker cp -L``) or a trailing ``/``; symlinks
-    below are archived as symlinks. Raises NotFound, InvalidArgument (``dir/`` not a dir).
+    a directory with everything below it. Parents are resolved inside ``rootfs`` chroot-like;
+    the last component is followed if it is a symlink only with ``follow_link`` (``docker cp
+    -L``) or a trailing ``/``; symlinks below are archived as symlinks. Raises NotFound, InvalidArgument (``dir/`` not a dir).
     Returns the stat of what was archived.
     """
     trimmed = path.rstrip("/")
