@@ -1,0 +1,163 @@
+"""Real containers (crun/runc + conmon + overlayfs) through the CLI: isolation, limits,
+exit codes, volumes, stop with a trap, logs -f, pause, inspect."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import require_binary
+
+
+@pytest.fixture
+def ctr(cli, busybox):
+    """The CLI against a root holding busybox; every container is removed at the end."""
+    require_binary("conmon")
+    yield cli
+    ids = cli("ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
+    if ids:
+        cli("rm", "-f", *ids, check=False)
+
+
+def out(result) -> str:
+    return result.stdout.decode()
+
+
+def test_run_echo_and_own_exit_code(ctr):
+    assert out(ctr("run", "--rm", "busybox", "echo", "hi")) == "hi\n"
+    result = ctr("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert result.returncode == 3
+    assert out(result) == "out\n" and result.stderr.decode() == "err\n"
+    assert out(ctr("ps", "-aq")) == ""
+
+
+def test_isolation_pid1_hostname_mounts_and_host_files(ctr, tmp_path):
+    secret = tmp_path / "host-secret"
+    secret.write_text("x")
+    text = out(ctr("run", "--rm", "--hostname", "box1", "busybox", "sh", "-c",
+                   f"cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; cat /proc/self/mountinfo | head -1; "
+                   f"test -e {secret} && echo visible || echo hidden; ls /sys/fs/cgroup >/dev/null; "
+                   "ip link 2>/dev/null | grep -c ': ' || cat /proc/net/dev | tail -n +3 | wc -l"))
+    lines = text.splitlines()
+    assert lines[0].startswith("sh -c")
+    assert lines[1] == "box1"
+    assert " / / " in lines[2] and "overlay" in lines[2]
+    assert lines[3] == "hidden"
+    assert lines[4].strip() == "1"  # network namespace with loopback only
+
+
+def test_exit_codes_126_127_and_name_conflict(ctr):
+    result = ctr("run", "--rm", "busybox", "nosuch", check=False)
+    assert result.returncode == 127
+    assert 'exec: "nosuch": executable file not found in $PATH' in result.stderr.decode()
+    assert ctr("run", "--rm", "busybox", "/etc/passwd", check=False).returncode == 126
+    ctr("create", "--name", "taken", "busybox", "true")
+    result = ctr("run", "--name", "taken", "busybox", "true", check=False)
+    assert result.returncode == 125
+    cid = out(ctr("inspect", "-f", "{{.Id}}", "taken")).strip()
+    assert result.stderr.decode().strip() == (
+        f'Error: Conflict. The container name "/taken" is already in use by container "{cid}". '
+        "You have to remove (or rename) that container to be able to reuse that name.")
+    assert ctr("run", "--rm", "nosuchimage", check=False).returncode == 125
+
+
+def test_memory_limit_oom_is_137_and_oomkilled(ctr):
+    result = ctr("run", "--name", "hog", "-m", "8m", "busybox", "sh", "-c",
+                 "x=a; while true; do x=$x$x$x$x; done", check=False)
+    assert result.returncode == 137
+    state = json.loads(out(ctr("inspect", "hog")))[0]["State"]
+    assert state["OOMKilled"] is True and state["ExitCode"] == 137 and state["Status"] == "exited"
+
+
+def test_named_volume_survives_rm_and_new_run(ctr):
+    ctr("run", "--name", "writer", "-v", "keep:/data", "busybox", "sh", "-c", "echo kept > /data/f")
+    ctr("rm", "-v", "writer")
+    assert out(ctr("run", "--rm", "-v", "keep:/data", "busybox", "cat", "/data/f")) == "kept\n"
+
+
+def test_detached_stop_runs_trap_then_logs_and_inspect(ctr):
+    cid = out(ctr("run", "-d", "--name", "trapper", "busybox", "sh", "-c",
+                  'trap "echo got TERM; exit 7" TERM; echo started; while true; do sleep 0.1; done')).strip()
+    assert len(cid) == 64
+    deadline = time.time() + 10
+    while "started" not in out(ctr("logs", "trapper")) and time.time() < deadline:
+        time.sleep(0.1)
+    ps = out(ctr("ps"))
+    assert "trapper" in ps and "Up " in ps
+    info = json.loads(out(ctr("inspect", "trapper")))[0]
+    assert info["State"]["Running"] is True and info["State"]["Pid"] > 0
+    assert info["Name"] == "/trapper" and info["Driver"] == "overlay2"
+    assert info["HostConfig"]["NetworkMode"] == "none"
+    ctr("stop", "-t", "5", "trapper")
+    assert out(ctr("logs", "trapper")) == "started\ngot TERM\n"
+    assert out(ctr("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "trapper")) == "exited 7\n"
+    assert "Exited (7)" in out(ctr("ps", "-a", "--filter", "name=trapper"))
+    assert out(ctr("wait", "trapper")) == "7\n"
+
+
+def test_stop_timeout_kills_with_sigkill(ctr):
+    ctr("run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done")
+    time.sleep(0.3)
+    started = time.time()
+    ctr("stop", "-t", "1", "stubborn")
+    assert time.time() - started < 8
+    assert out(ctr("inspect", "-f", "{{.State.ExitCode}}", "stubborn")) == "137\n"
+
+
+def test_logs_follow_and_exit_seen_by_next_call(ctr, root):
+    ctr("run", "-d", "--name", "ticker", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    result = subprocess.run([sys.executable, "-m", "dockerbank", "logs", "-f", "ticker"], capture_output=True,
+                            timeout=30, env=env)
+    assert result.stdout == b"1\n2\n3\n"
+    assert out(ctr("inspect", "-f", "{{.State.Status}}", "ticker")) == "exited\n"
+    assert out(ctr("ps", "-q")) == ""
+
+
+def test_pause_unpause_kill_restart_rename(ctr):
+    ctr("run", "-d", "--name", "p1", "busybox", "sleep", "60")
+    ctr("pause", "p1")
+    assert out(ctr("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "p1")) == "paused true\n"
+    assert "(Paused)" in out(ctr("ps"))
+    ctr("unpause", "p1")
+    ctr("rename", "p1", "p2")
+    ctr("kill", "-s", "KILL", "p2")
+    assert out(ctr("wait", "p2")) == "137\n"
+    ctr("restart", "p2")
+    assert out(ctr("inspect", "-f", "{{.State.Running}} {{.RestartCount}}", "p2")) == "true 1\n"
+    result = ctr("rm", "p2", check=False)
+    assert result.returncode == 1 and "cannot remove a running container" in result.stderr.decode()
+    ctr("rm", "-f", "p2")
+    assert out(ctr("ps", "-aq")) == ""
+
+
+def test_run_flags_env_user_workdir_readonly_caps(ctr, tmp_path):
+    envfile = tmp_path / "env"
+    envfile.write_text("# comment\nFROM_FILE=1\n")
+    text = out(ctr("run", "--rm", "-e", "A=b", "--env-file", str(envfile), "-w", "/work/dir", "-u", "nobody",
+                   "--read-only", "--tmpfs", "/tmp", "--label", "x=y", "--cap-drop", "ALL", "busybox", "sh", "-c",
+                   "echo $A $FROM_FILE; pwd; id -u; touch /f 2>/dev/null || echo ro; touch /tmp/ok && echo tmp; "
+                   "grep CapEff /proc/self/status"))
+    lines = text.splitlines()
+    assert lines[:5] == ["b 1", "/work/dir", "65534", "ro", "tmp"]
+    assert lines[5].split()[1] == "0000000000000000"
+
+
+def test_bind_mount_and_entrypoint_and_init(ctr, tmp_path):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "in.txt").write_text("from host")
+    text = out(ctr("run", "--rm", "-v", f"{tmp_path / 'shared'}:/mnt:ro", "--entrypoint", "cat", "busybox",
+                   "/mnt/in.txt"))
+    assert text == "from host"
+    assert ctr("run", "--rm", "-v", f"{tmp_path / 'shared'}:/mnt:ro", "busybox", "touch", "/mnt/x",
+               check=False).returncode != 0
+    assert out(ctr("run", "--rm", "--init", "busybox", "cat", "/proc/1/cmdline")).startswith("/dev/init")
+
+
+def test_interactive_stdin(ctr):
+    assert out(ctr("run", "-i", "--rm", "busybox", "sh", "-c", "read x; echo got $x", input=b"hello\n")) == "got hello\n"
