@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -168,6 +169,46 @@ def _delete(store: ImageStore, record: ImageRecord, report: Report) -> None:
     collect(store, report, candidates=[record.id])
 
 
+def release_image(store: ImageStore, image_id: str) -> Report:
+    """Collect what a removed container kept alive: the layers and config of an image force-removed meanwhile.
+
+    The container service calls this after deleting a container row; it does nothing while the
+    image is still recorded or another container still uses it.
+    """
+    report = Report()
+    with store.lock(exclusive=True):
+        if store.db.query_one("SELECT 1 FROM images WHERE id = ?", (image_id,)) is None:
+            collect(store, report, candidates=[image_id])
+    return report
+
+
+ORPHAN_GRACE_SECONDS = 600
+
+
+def _orphan_configs(store: ImageStore, configs: set[str]) -> list[str]:
+    """Image config blobs no image and no container names, older than a grace period.
+
+    The grace period spares a config that a concurrent writer stored a moment ago and is about
+    to record; only JSON documents with ``rootfs.diff_ids`` count as image configs.
+    """
+    known = {row["blob"] for row in store.db.query("SELECT blob FROM layer_blobs")}
+    now = time.time()
+    found = []
+    for digest in store.blobs.all_digests():
+        if digest in configs or digest in known:
+            continue
+        try:
+            info = store.blobs.path(digest).stat()
+            if info.st_size > (1 << 20) or now - info.st_mtime < ORPHAN_GRACE_SECONDS:
+                continue
+            doc = json.loads(store.blobs.read(digest))
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("rootfs"), dict) and "diff_ids" in doc["rootfs"]:
+            found.append(digest)
+    return found
+
+
 def _needed_chains(store: ImageStore) -> tuple[set[str], set[str]]:
     """Chain IDs and config digests still needed by images and by containers."""
     configs = {row["id"] for row in store.db.query("SELECT id FROM images")}
@@ -189,12 +230,28 @@ def collect(store: ImageStore, report: Report, candidates: list[str] | None = No
     other components (manifests of the registry client) are not this function's to judge.
     """
     needed, configs = _needed_chains(store)
+    # layers of the images just deleted go at once; any other unneeded layer only once it is older
+    # than the grace period, since a writer that does not hold the store lock (an older pull or
+    # build) may have added it a moment ago for an image it has not recorded yet
+    mine: set[str] = set()
+    for image_id in candidates or []:
+        if store.blobs.has(image_id):
+            mine.update(dg.chain_ids(store.diff_ids(image_id)))
+    now = time.time()
+
+    def old_enough(chain: str) -> bool:
+        try:
+            return now - (store.layers.dir / dg.hex_of(chain)).stat().st_mtime >= ORPHAN_GRACE_SECONDS
+        except FileNotFoundError:
+            return True
+
     rows = store.db.query("SELECT chain_id, parent, size FROM layers")
     children: dict[str, int] = {}
     for row in rows:
         if row["parent"]:
             children[row["parent"]] = children.get(row["parent"], 0) + 1
-    doomed = [row for row in rows if row["chain_id"] not in needed]
+    doomed = [row for row in rows
+              if row["chain_id"] not in needed and (row["chain_id"] in mine or old_enough(row["chain_id"]))]
     # remove tops first so a parent is only removed once its children are gone
     removed: set[str] = set()
     progress = True
@@ -266,6 +323,9 @@ def prune_images(store: ImageStore, all_images: bool, until: str | None = None,
                 continue
             _delete(store, record, report)
         collect(store, report)
+        _, configs = _needed_chains(store)
+        for digest in _orphan_configs(store, configs):
+            store.blobs.delete(digest)
     return report
 
 
