@@ -1,9 +1,10 @@
 """``load``: bring the images of a docker-archive or OCI archive into the store.
 
-Order of writes, so that a broken archive leaves no image behind: each layer's blob is
-copied out of the archive into a temporary file, verified, unpacked (``layers.add``
-checks the diff ID) and renamed into the blob store; the image config is recorded last,
-then the tags. The archive is read member by member from disk, never held in memory.
+Order of writes, so that a broken archive leaves no image behind: each layer is unpacked
+straight from the archive (``layers.add`` checks the diff ID) while a second thread copies
+its bytes into a temporary blob file; the blob is renamed into the store once verified;
+the image config is recorded last, then the tags. The archive is read member by member
+from disk (stdin is spooled to the store's tmp dir first), never held in memory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -40,6 +42,9 @@ class LoadedImage:
 
 def load_file(store: ImageStore, path: str | os.PathLike) -> list[LoadedImage]:
     """Load every image of the archive at ``path`` (plain tar, or gzip/zstd/bzip2/xz-compressed)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # -i /dev/stdin, a FIFO: read once, as a stream
+        with open(path, "rb") as handle:
+            return load_stream(store, handle)
     with open(path, "rb") as handle:
         head = handle.read(8)
         kind = _outer_compression(head)
