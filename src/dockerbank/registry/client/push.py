@@ -205,7 +205,11 @@ class Pusher:
 
     def _mount_sources(self, ref: refs.Reference, image: ImageRecord) -> list[str]:
         """Repositories of the same registry that already hold this image's blobs (for mounts)."""
-        rows = self.store.db.query("SELECT DISTINCT repository FROM repo_digests")
+        # this image's own repositories first: they surely hold its blobs
+        rows = self.store.db.query(
+            "SELECT repository FROM repo_digests GROUP BY repository ORDER BY MAX(image_id = ?) DESC, repository",
+            (image.id,),
+        )
         found = []
         for row in rows:
             domain, _, path = row["repository"].partition("/")
@@ -243,7 +247,7 @@ class Pusher:
                 if response.status == 201:
                     return f"Mounted from {source}"
                 location = response.headers.get("Location")
-                break
+            break  # a refused mount opened an upload session: use it
         if location is None:
             with self.transport.request("POST", f"{base}/uploads/", scope=scope, ok=(202,)) as response:
                 response.read()
