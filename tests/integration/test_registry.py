@@ -583,3 +583,27 @@ def test_bearer_token_flow_from_www_authenticate(engine, other_engine, busybox, 
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_zstd_layers_in_an_oci_manifest_pull_and_push_back(engine, other_engine, busybox, busybox_tar, server):
+    import zstandard
+
+    layer = zstandard.ZstdCompressor(level=3).compress(busybox_tar.read_bytes())
+    config = engine.images.blobs.read(busybox.id)
+    for blob in (layer, config):
+        assert call(server, "POST", f"/v2/zstd/blobs/uploads/?digest={sha(blob)}", blob)[0] == 201
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+        "config": {"mediaType": mt.OCI_CONFIG, "digest": sha(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+zstd", "digest": sha(layer),
+                    "size": len(layer)}],
+    }).encode()
+    assert call(server, "PUT", "/v2/zstd/manifests/1", manifest, {"Content-Type": mt.OCI_MANIFEST})[0] == 201
+    [pulled] = other_engine.registry.pull(f"{server.address}/zstd:1")
+    assert pulled.image.id == busybox.id
+    # pushed on as it was stored: an OCI manifest naming the same zstd blob
+    other_engine.images.tag(pulled.image.id, f"{server.address}/zstd-again:1")
+    [again] = other_engine.registry.push(f"{server.address}/zstd-again:1")
+    doc = json.loads(server.storage.get_manifest("zstd-again", "1")[0].read_bytes())
+    assert doc["mediaType"] == mt.OCI_MANIFEST and doc["layers"][0]["digest"] == sha(layer)
+    assert again.digest == sha(server.storage.get_manifest("zstd-again", "1")[0].read_bytes())
