@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import os
 import stat
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from dockerbank.build import context as contexts
 from dockerbank.build.executor import Builder, BuildOptions
 from dockerbank.build.rootfs import MergedView
+from dockerbank.build.run import run_step_for
 from test_image_interop import _run, docker_env  # noqa: F401  (session fixture: a reachable dockerd)
 
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
@@ -81,6 +83,17 @@ ENTRYPOINT ["/bin/echo"]
 EXPOSE 53/udp 80
 HEALTHCHECK NONE
 """, {}, None),
+    "run_steps": ("""\
+FROM {base}
+ARG WHO=docker
+ENV GREETING=hello
+RUN mkdir -p /srv/data && echo "$GREETING $WHO" > /srv/data/greeting && rm /bin/vi && chmod 0700 /srv/data
+WORKDIR /srv/work
+COPY app/run.sh .
+RUN ["sh", "-c", "./run.sh > out.txt; ln -s out.txt link"]
+USER 65534
+RUN true
+""", {"WHO": "both"}, None),
 }
 
 
@@ -141,6 +154,11 @@ def tree_of_docker(image: str, env: dict) -> dict[str, tuple]:
     return out
 
 
+def _no_hash(created_by: str) -> str:
+    """COPY/ADD history names content by a hash each builder computes its own way."""
+    return re.sub(r"(COPY|ADD) (--chown=\S*?)?(file|dir|multi):[0-9a-f]{64}", r"\1 \2\3:<hash>", created_by)
+
+
 def comparable(tree: dict[str, tuple]) -> dict[str, tuple]:
     return {k: v for k, v in tree.items()
             if k not in CONTAINER_ONLY and not any(k.startswith(p + "/") for p in ("dev", "proc", "sys"))}
@@ -168,15 +186,20 @@ def test_same_config_and_tree_as_docker(case, engine, busybox, bases, docker_env
     try:
         docker_config = __import__("json").loads(_run(["docker", "image", "inspect", docker_tag], env).stdout)[0]["Config"]
         docker_tree = comparable(tree_of_docker(docker_tag, env))
+        docker_history = _run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", docker_tag],
+                              env).stdout.splitlines()
     finally:
         _run(["docker", "rmi", "-f", docker_tag], env, check=False)
     # the very same Dockerfile: our busybox (same content) gets docker's base name too
     engine.images.tag(busybox.id, bases)
     with contexts.from_directory(ctx) as context:
-        image_id = Builder(engine).build(context, BuildOptions(build_args=dict(build_args)))
+        image_id = Builder(engine, run_step=run_step_for(engine), quiet=True).build(
+            context, BuildOptions(build_args=dict(build_args)))
     ours = engine.images.image_config(image_id)["config"]
     for key in CONFIG_KEYS:
         assert (ours.get(key) or None) == (docker_config.get(key) or None), key
+    ours_history = [h.get("created_by", "") for h in reversed(engine.images.image_config(image_id)["history"])]
+    assert [_no_hash(h) for h in ours_history] == [_no_hash(h) for h in docker_history]
     our_tree = comparable(tree_of_view(MergedView(engine.images.layers.lower_dirs(engine.images.get(image_id).top_chain))))
     assert our_tree == docker_tree
 

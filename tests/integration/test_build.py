@@ -106,7 +106,7 @@ def test_history_created_by_like_docker(engine, busybox, app_ctx, cli):
     assert created_by[0] == "/bin/sh -c #(nop)  ENV APP_HOME=/srv/app GREETING=hello world"
     assert created_by[1] == "/bin/sh -c #(nop) WORKDIR /srv/app"
     assert created_by[2].startswith("/bin/sh -c #(nop) COPY dir:") and created_by[2].endswith(" in ./ ")
-    assert created_by[3].startswith("/bin/sh -c #(nop) COPY file:") and created_by[3].endswith(" in /etc/app/ ")
+    assert created_by[3].startswith("/bin/sh -c #(nop) COPY --chown=1000:1000file:") and created_by[3].endswith(" in /etc/app/ ")
     assert created_by[4] == "/bin/sh -c #(nop)  ARG VERSION=0.1"
     assert created_by[-1] == '/bin/sh -c #(nop)  CMD ["echo $GREETING"]'
     empty = [h.get("empty_layer", False) for h in history[1:]]

@@ -259,9 +259,9 @@ class Builder:
         self.out(f" ---> {dg.short_id(image_id)}")
 
     def _commit_meta(self, state: StageState, comment: str, options: BuildOptions, mutate: Callable[[dict], None],
-                     single_space: bool = False) -> None:
+                     single_space: bool = False, shell: list[str] | None = None) -> None:
         """A step that changes only the config: new image, ``#(nop)`` history, no layer."""
-        created_by = " ".join(state.shell) + (" #(nop) " if single_space else " #(nop)  ") + comment
+        created_by = " ".join(shell or state.shell) + (" #(nop) " if single_space else " #(nop)  ") + comment
         key = cache_key(state.image_id, created_by, extra={"config": state.container})
         hit = self._cached(key, options)
         if hit:
@@ -433,7 +433,7 @@ class Builder:
     def _do_shell(self, state, inst, context, options, dockerfile, lexer):
         shell = list(inst.cmd)
         self._commit_meta(state, "SHELL [" + " ".join(shell) + "]", options,
-                          lambda c: c.setdefault("config", {}).__setitem__("Shell", shell))
+                          lambda c: c.setdefault("config", {}).__setitem__("Shell", shell), shell=shell)
 
     def _do_maintainer(self, state, inst, context, options, dockerfile, lexer):
         author = inst.words[0]
@@ -556,7 +556,9 @@ class Builder:
         digest = content_digest([item.record(self._file_digest) for item in items])
         self._flush_digests()
         kind = "file" if len(items) == 1 and items[0].kind in ("file", "data") else ("dir" if len(srcs) == 1 and not docs else "multi")
-        comment = f"{inst.keyword} {kind}:{dg.hex_of(digest)} in {raw_dest} "
+        # docker's legacy builder writes the chown flag right before the hash, without a space
+        chown_note = f"--chown={self._word(state, lexer, str(inst.flags['chown']))}" if "chown" in inst.flags else ""
+        comment = f"{inst.keyword} {chown_note}{kind}:{dg.hex_of(digest)} in {raw_dest} "
         created_by = " ".join(state.shell) + " #(nop) " + comment
         key = cache_key(state.image_id, created_by, content=digest,
                         extra={"from": source_desc, "config": state.container})
