@@ -150,7 +150,8 @@ def clean_name(name: str, *, what: str = "entry") -> list[str]:
         return []
     parts = norm.split("/")
     for part in parts:
-        if len(os.fsencode(part)) > NAME_MAX:
+        # at most 4 bytes per character: only long names need encoding to be measured
+        if len(part) > NAME_MAX // 4 and len(os.fsencode(part)) > NAME_MAX:
             raise _refuse(f"{what} {_short(name)!r} has a name component longer than {NAME_MAX} bytes")
     return parts
 
