@@ -28,8 +28,8 @@ COPY big.bin ./
 CMD ["ls", "-l", "/srv/app"]
 """
 NOTES = [
-    "Build: FROM + ENV + WORKDIR + COPY of a 50 MB random file + CMD; no RUN step (Dockerbank's RUN needs the "
-    "container engine). `cold` = `build --no-cache`; `cached` = the same build again, every step from the cache. "
+    "Build: FROM + ENV + WORKDIR + COPY of a 50 MB random file + CMD (no RUN: the rows compare the builders, "
+    "not container start-up). `cold` = `build --no-cache`; `cached` = the same build again, every step from the cache. "
     "docker runs with DOCKER_BUILDKIT=0 and sends the 50 MB context to dockerd; Dockerbank reads the context "
     "in place and hashes the copied file for its cache key; podman builds with buildah's layer cache.",
 ]

@@ -95,3 +95,9 @@ def test_failing_run_names_the_line_and_leaves_nothing(engine, busybox, tmp_path
     assert result.returncode == 1
     assert "Error: Dockerfile:4: The command '/bin/sh -c exit 3' returned a non-zero code: 3" in result.stderr.decode()
     assert " ---> Using cache" in result.stdout.decode()
+
+
+def test_heredoc_with_shebang_runs_by_its_interpreter(engine, busybox, tmp_path):
+    dockerfile = "FROM busybox\nRUN <<EOF\n#!/usr/bin/awk -f\nBEGIN { print \"awk ran\" > \"/awk.txt\" }\nEOF\n"
+    image_id, _ = build(engine, tmp_path / "ctx", dockerfile)
+    assert view_of(engine, image_id).read_text("awk.txt") == "awk ran\n"

@@ -600,6 +600,8 @@ class Builder:
             if len(inst.heredocs) == 1 and inst.rest.strip() in (f"<<{inst.heredocs[0].name}", f"<<-{inst.heredocs[0].name}",
                                                                  f"<<'{inst.heredocs[0].name}'", f'<<"{inst.heredocs[0].name}"'):
                 script = inst.heredocs[0].content
+                if script.startswith("#!"):
+                    script = _shebang_runner(script)
             else:
                 script = inst.rest + "\n" + "".join(d.content + d.name + "\n" for d in inst.heredocs)
             argv = state.shell + [script]
@@ -620,6 +622,13 @@ class Builder:
         with self.run_step(self, state, argv, run_env) as upper:
             image_id = self._commit_layer(state, created_by, key, upper, overlay_upper=True, announce=False)
         self._use(state, image_id, False)  # after "Removing intermediate container", as docker prints it
+
+
+def _shebang_runner(script: str) -> str:
+    """A shell script that runs a ``#!`` heredoc by its interpreter (buildkit runs it as a file)."""
+    marker = "DOCKERBANK_HEREDOC_" + __import__("hashlib").sha256(script.encode()).hexdigest()[:12]
+    return (f'f=$(mktemp) && cat > "$f" <<\'{marker}\'\n{script}{"" if script.endswith(chr(10)) else chr(10)}'
+            f'{marker}\nchmod +x "$f" && "$f"; rc=$?; rm -f "$f"; exit $rc')
 
 
 def _absolute_dest(workdir: str, dest: str) -> str:
