@@ -756,19 +756,10 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
 
 
 def _image_inspect(engine, name: str) -> dict | None:
-    """The image-inspect function of the images CLI, when it exists."""
-    for module_name, func in (("dockerbank.image.inspect", "inspect_image"), ("dockerbank.cli.images", "inspect_image")):
-        try:
-            module = __import__(module_name, fromlist=[func])
-        except ImportError:
-            continue
-        function = getattr(module, func, None)
-        if function is not None:
-            try:
-                return function(engine, name)
-            except TypeError:
-                return function(engine.images, name)
-    return None
+    """The images helper's inspect (image.inspect.inspect_image) for names that are not containers."""
+    from dockerbank.image.inspect import inspect_image
+
+    return inspect_image(engine.images, name)
 
 
 @click.command("inspect", context_settings=CONTEXT)
@@ -800,7 +791,7 @@ def _inspect(ctx, fmt, size, kind, names) -> None:
             if found is None:
                 raise NotFound(f"No such object: {name}")
             results.append(found)
-        except NotFound:
+        except (NotFound, InvalidArgument):
             errors.append(f"Error: No such {'container' if kind == 'container' else 'object'}: {name}")
     if fmt:
         for item in results:

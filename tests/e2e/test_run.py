@@ -1,0 +1,105 @@
+"""The CLI as users run it: run/ps/inspect output shapes, an interactive tty through a real pty."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import sys
+import time
+
+import pytest
+
+from tests.conftest import require_binary
+
+
+@pytest.fixture
+def ctr(cli, busybox):
+    require_binary("conmon")
+    yield cli
+    ids = cli("ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
+    if ids:
+        cli("rm", "-f", *ids, check=False)
+
+
+def test_run_rm_echo(ctr):
+    result = ctr("run", "--rm", "busybox", "echo", "hi")
+    assert result.stdout == b"hi\n" and result.returncode == 0
+
+
+def test_ps_columns_formats_and_filters(ctr):
+    ctr("run", "-d", "--name", "alpha", "--label", "team=a", "busybox", "sleep", "30")
+    ctr("create", "--name", "beta", "busybox", "true")
+    lines = ctr("ps").stdout.decode().splitlines()
+    assert lines[0].split() == ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+    assert len(lines) == 2 and '"sleep 30"' in lines[1] and "Up " in lines[1] and lines[1].endswith("alpha")
+    all_rows = ctr("ps", "-a").stdout.decode()
+    assert "Created" in all_rows and "beta" in all_rows
+    assert ctr("ps", "-a", "--format", "{{.Names}} {{.State}}", "--filter", "label=team=a").stdout == b"alpha running\n"
+    assert ctr("ps", "-a", "--filter", "status=created", "--format", "{{.Names}}").stdout == b"beta\n"
+    assert ctr("ps", "-a", "--filter", "ancestor=busybox", "-q").stdout.decode().count("\n") == 2
+    assert ctr("ps", "-l", "--format", "{{.Names}}").stdout == b"beta\n"
+    full = ctr("ps", "-q", "--no-trunc").stdout.decode().strip()
+    assert len(full) == 64
+    assert "SIZE" in ctr("ps", "-s").stdout.decode().splitlines()[0]
+    ctr("container", "ls", "-a", "-q")
+
+
+def test_inspect_shape(ctr):
+    ctr("create", "--name", "shape", "-e", "X=1", "-m", "64m", "--cpus", "0.5", "--pids-limit", "20",
+        "busybox", "sh", "-c", "true")
+    info = json.loads(ctr("inspect", "shape").stdout)[0]
+    for key in ("Id", "Created", "Path", "Args", "State", "Image", "ResolvConfPath", "HostnamePath", "HostsPath",
+                "LogPath", "Name", "RestartCount", "Driver", "Platform", "MountLabel", "ProcessLabel",
+                "AppArmorProfile", "HostConfig", "GraphDriver", "Mounts", "Config", "NetworkSettings"):
+        assert key in info, key
+    assert set(info["State"]) >= {"Status", "Running", "Paused", "Restarting", "OOMKilled", "Dead", "Pid",
+                                  "ExitCode", "Error", "StartedAt", "FinishedAt"}
+    assert info["Path"] == "sh" and info["Args"] == ["-c", "true"]
+    assert info["State"]["Status"] == "created"
+    assert info["HostConfig"]["Memory"] == 64 << 20 and info["HostConfig"]["NanoCpus"] == 500_000_000
+    assert "X=1" in info["Config"]["Env"]
+    assert ctr("container", "inspect", "-f", "{{.Name}}", "shape").stdout == b"/shape\n"
+    missing = ctr("inspect", "nosuchthing", check=False)
+    assert missing.returncode == 1 and "No such" in missing.stderr.decode()
+
+
+def test_start_attach_and_prune(ctr):
+    ctr("create", "--name", "later", "busybox", "sh", "-c", "echo attached; exit 4")
+    result = ctr("start", "-a", "later", check=False)
+    assert result.returncode == 4 and result.stdout == b"attached\n"
+    pruned = ctr("container", "prune", "-f").stdout.decode()
+    assert "Deleted Containers:" in pruned
+    assert ctr("ps", "-aq").stdout == b""
+
+
+def test_interactive_tty_through_a_pty(ctr, root):
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(sys.executable, [sys.executable, "-m", "dockerbank", "run", "-it", "--rm", "busybox", "sh"], env)
+    output = b""
+
+    def read_for(seconds: float, until: bytes | None = None) -> None:
+        nonlocal output
+        end = time.time() + seconds
+        while time.time() < end:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    output += os.read(fd, 4096)
+                except OSError:
+                    return
+            if until and until in output:
+                return
+
+    read_for(20, b"# ")
+    os.write(fd, b"echo pid=$$; tty\r")
+    read_for(10, b"/dev/pts/")
+    os.write(fd, b"exit 5\r")
+    read_for(10)
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert "pid=1" in text and "/dev/pts/0" in text
+    assert os.WEXITSTATUS(status) == 5
