@@ -86,13 +86,13 @@ def test_failing_run_names_the_line_and_leaves_nothing(engine, busybox, tmp_path
     with pytest.raises(StepFailed) as info:
         build(engine, tmp_path / "ctx", dockerfile)
     assert str(info.value) == "Dockerfile:4: The command '/bin/sh -c exit 3' returned a non-zero code: 3"
-    assert info.value.exit_code == 1
+    assert info.value.exit_code == 3
     assert not engine.containers.list()
     # the failed step is not cached: the next build runs it again and fails again
     with pytest.raises(DockerbankError, match="returned a non-zero code: 3"):
         build(engine, tmp_path / "ctx", dockerfile)
     result = cli("build", str(tmp_path / "ctx"), check=False)
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "Error: Dockerfile:4: The command '/bin/sh -c exit 3' returned a non-zero code: 3" in result.stderr.decode()
     assert " ---> Using cache" in result.stdout.decode()
 

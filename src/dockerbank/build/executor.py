@@ -509,17 +509,13 @@ class Builder:
         self._copy_or_add(state, inst, context, options, dockerfile, lexer)
 
     def _copy_or_add(self, state, inst, context, options, dockerfile, lexer):
-        if inst.flags.get("link"):
-            pass  # --link only changes how buildkit stacks the layer; the result is the same
+        # --link only changes how buildkit stacks the layer; the resulting image is the same
         for unsupported in ("parents", "exclude", "checksum", "keep-git-dir"):
             if unsupported in inst.flags:
                 raise NotSupported(f"{inst.keyword} --{unsupported} is not supported by this builder")
         env = self._env(state)
         view = self._view(state)
-        if inst.json_form:
-            words = [lexer.process_word(w, env) for w in inst.words]
-        else:
-            words = [lexer.process_word(w, env) for w in inst.words]
+        words = [lexer.process_word(w, env) for w in inst.words]
         srcs, raw_dest = words[:-1], words[-1]
         dest = _absolute_dest(state.workdir, raw_dest)
         owner = copying.parse_chown(self._word(state, lexer, str(inst.flags["chown"])), view) if "chown" in inst.flags else None
@@ -579,11 +575,9 @@ class Builder:
         return Lexer(dockerfile.escape, raw=True).process_word(doc.content, env)
 
     def _from_sources(self, name: str, state: StageState) -> tuple[copying.Sources, str]:
-        stages = [s.stage for s in self.built.values()]
         for built in self.built.values():
             if built.stage.name == name.lower() or str(built.stage.index) == name:
                 return copying.Sources(view=self._view(built)), built.image_id or "scratch"
-        del stages
         try:
             record = self.store.resolve(name)
         except NotFound as exc:

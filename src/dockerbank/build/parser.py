@@ -374,12 +374,10 @@ def _h_copy(inst: Instruction, escape: str) -> None:
         inst.json_form, inst.words = True, parsed
     else:
         inst.words = parse_words(inst.rest, escape)
-    heredoc_names = {f"<<{d.name}" for d in inst.heredocs}
     if not inst.heredocs and len(inst.words) < 2:
         raise InvalidArgument(f"{inst.keyword} requires at least two arguments, but only one was provided. Destination could not be determined.")
     if inst.heredocs and len(inst.words) < 2:
         raise InvalidArgument(f"{inst.keyword} requires a destination after its heredocs")
-    del heredoc_names
 
 
 def _h_words(inst: Instruction, escape: str) -> None:

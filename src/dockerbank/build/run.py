@@ -26,7 +26,7 @@ _RUNTIME_STUBS = (("etc/hostname", "file"), ("etc/hosts", "file"), ("etc/resolv.
 
 
 class StepFailed(DockerbankError):
-    """A RUN command exited non-zero (docker's message and exit code 1)."""
+    """A RUN command exited non-zero (docker's message; the build exits with the command's code)."""
 
 
 def run_step_for(engine):
@@ -60,7 +60,8 @@ def _run(engine, builder, state, argv: list[str], env: dict[str, str]) -> Iterat
     try:
         code = _attached_run(service, cid, quiet=getattr(builder, "quiet", False))
         if code != 0:
-            raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}")
+            # docker build exits with the step's own code
+            raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}", exit_code=code)
         upper = service.dir(cid) / "upper"
         _drop_runtime_stubs(upper, MergedView(engine.images.layers.lower_dirs(_top_chain(state))))
         yield upper
