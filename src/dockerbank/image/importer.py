@@ -31,20 +31,23 @@ def import_rootfs(
     store.config.tmp_dir.mkdir(parents=True, exist_ok=True)
     reader, _kind = compression.open_decompressed(source)
     fd, tmp_name = tempfile.mkstemp(prefix="import-", dir=store.config.tmp_dir)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            compression.read_all_checked(reader, handle.write)
-        with open(tmp_name, "rb") as handle:
-            blob, size = store.blobs.put_stream(handle)
-        with store.blobs.open(blob) as handle:
-            layer = store.layers.add(None, handle, expected_diff_id=blob)
-    finally:
-        os.unlink(tmp_name)
-    store.add_layer_blob(layer.diff_id, blob, compression.MEDIA_TAR, size)
-    created = created or now_rfc3339()
-    history = [{"created": created, "created_by": "", "comment": message or "Imported from tarball"}]
-    config = imageconfig.new_config(created, [layer.diff_id], history, container_config)
-    record = store.record_image(imageconfig.canonical_bytes(config))
+    with store.lock():
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                compression.read_all_checked(reader, handle.write)
+            # Unpack (which verifies the archive) before keeping the blob, so a hostile or
+            # broken tarball leaves neither a layer nor an orphan blob behind.
+            with open(tmp_name, "rb") as handle:
+                layer = store.layers.add(None, handle)
+            with open(tmp_name, "rb") as handle:
+                blob, size = store.blobs.put_stream(handle, expected=layer.diff_id)
+        finally:
+            os.unlink(tmp_name)
+        store.add_layer_blob(layer.diff_id, blob, compression.MEDIA_TAR, size)
+        created = created or now_rfc3339()
+        history = [{"created": created, "created_by": "", "comment": message or "Imported from tarball"}]
+        config = imageconfig.new_config(created, [layer.diff_id], history, container_config)
+        record = store.record_image(imageconfig.canonical_bytes(config))
     if reference:
         store.tag(record.id, reference)
         record = store.get(record.id)
