@@ -21,7 +21,8 @@ from dockerbank.build import context as contexts
 from dockerbank.build.executor import Builder, BuildOptions
 from dockerbank.build.rootfs import MergedView
 from dockerbank.build.run import run_step_for
-from test_image_interop import _run, docker_env  # noqa: F401  (session fixture: a reachable dockerd)
+from conftest import require_binary
+from test_image_interop import PODMAN_RUN, PODMAN_RUN_OPTS, _run, docker_env  # noqa: F401  (docker_env: a dockerd)
 
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels",
                "StopSignal", "Healthcheck", "OnBuild", "Shell")
@@ -204,7 +205,7 @@ def test_same_config_and_tree_as_docker(case, engine, busybox, bases, docker_env
     assert our_tree == docker_tree
 
 
-def test_built_image_loads_and_runs_under_docker(engine, busybox, docker_env, tmp_path, cli):  # noqa: F811
+def test_built_image_loads_and_runs_under_docker_and_podman(engine, busybox, docker_env, tmp_path, cli):  # noqa: F811
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     write_context(ctx, None)
@@ -219,5 +220,10 @@ def test_built_image_loads_and_runs_under_docker(engine, busybox, docker_env, tm
         assert out.split() == ["run", "dockerbank"]
         history = _run(["docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", tag], docker_env).stdout
         assert "/bin/sh -c #(nop)  ENV WHO=dockerbank" in history
+        require_binary("podman")
+        _run(["podman", "load", "-i", str(archive)])
+        out = _run(["podman", *PODMAN_RUN, "run", "--rm", *PODMAN_RUN_OPTS, tag]).stdout
+        assert out.split() == ["run", "dockerbank"]
     finally:
         _run(["docker", "rmi", "-f", tag], docker_env, check=False)
+        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True)
