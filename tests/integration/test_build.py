@@ -363,3 +363,25 @@ def test_large_file_digests_are_cached_but_follow_changes(engine, busybox, tmp_p
     second, lines = build(engine, ctx, dockerfile)
     assert second != first and " ---> Using cache" not in lines
     assert view_of(engine, second).locate("big.bin").read_bytes()[:8] == b"changed!"
+
+
+def test_parents_for_history(engine, busybox, tmp_path):
+    from dockerbank.build.cache import history_ids, parent_of
+
+    ctx = tmp_path / "ctx"
+    write(ctx, {"f": "x"})
+    image_id, _ = build(engine, ctx, "FROM busybox\nENV A=1\nCOPY f /f\n")
+    middle = parent_of(engine.db, image_id)
+    assert middle is not None and parent_of(engine.db, middle) == busybox.id
+    rows = len(engine.images.image_config(image_id)["history"])
+    assert history_ids(engine.db, image_id, rows) == [image_id, middle, busybox.id]
+
+
+def test_from_platform(engine, busybox, tmp_path):
+    from dockerbank.oci.imageconfig import host_arch
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    assert build(engine, ctx, f"FROM --platform=linux/{host_arch()} busybox\n")[0] == busybox.id
+    with pytest.raises(NotSupported, match="Dockerfile:1: FROM --platform=linux/s390x"):
+        build(engine, ctx, "FROM --platform=linux/s390x busybox\n")

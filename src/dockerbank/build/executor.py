@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from dockerbank.build import copy as copying
+from dockerbank.build.cache import intermediate_image_ids  # noqa: F401  (kept importable from here)
 from dockerbank.build.context import BuildContext
 from dockerbank.build.expand import ArgScope, Lexer, env_dict, meta_scope, set_env
 from dockerbank.build.parser import Dockerfile, DockerfileError, Instruction, parse
@@ -67,16 +68,6 @@ class StageState:
     @property
     def workdir(self) -> str:
         return self.container.get("WorkingDir") or "/"
-
-
-def intermediate_image_ids(db) -> set[str]:
-    """Untagged images a build step made and another step built on: what ``images`` hides without ``-a``."""
-    rows = db.query(
-        "SELECT DISTINCT c.parent AS id FROM build_cache c WHERE c.parent IS NOT NULL "
-        "AND c.parent IN (SELECT image_id FROM build_cache) "
-        "AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = c.parent)"
-    )
-    return {row["id"] for row in rows}
 
 
 class BuildFailed(DockerbankError):
@@ -154,6 +145,12 @@ class Builder:
         if not base:
             raise DockerfileError(f"{dockerfile.name}:{stage.from_inst.line}: base name ({stage.base}) should not be blank")
         args = ArgScope(options.build_args, meta)
+        if stage.platform:
+            wanted = lexer.process_word(stage.platform, meta_env)
+            host = f"linux/{imageconfig.host_arch()}"
+            if wanted and wanted.split("/")[:2] != host.split("/"):
+                raise NotSupported(f"{dockerfile.name}:{stage.from_inst.line}: FROM --platform={wanted}: this builder "
+                                   f"only builds for the host platform ({host})")
         ref = stage_ref(plan.stages, base, stage.index)
         if ref is not None:
             parent = self.built[ref]
