@@ -372,6 +372,174 @@ def cleanup_cmd(ctx, containers):
             pass
 
 
+@click.command("exec", context_settings=RUN_CONTEXT)
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
+@click.option("-e", "--env", multiple=True, help="Set environment variables")
+@click.option("--env-file", multiple=True, help="Read in a file of environment variables")
+@click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
+@click.option("-w", "--workdir", default=None, help="Working directory inside the container")
+@click.option("--privileged", is_flag=True, help="Give extended privileges to the command")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(ctx, interactive, tty, detach, env, env_file, user, workdir, privileged, container, command):
+    """Execute a command in a running container."""
+    service = engine_of(ctx).containers
+    variables: list[str] = []
+    for path in env_file:
+        variables += parse_env_file(path)
+    variables += expand_env(env)
+    try:
+        attachment = service.exec(container, list(command), interactive=interactive, tty=tty, detach=detach,
+                                  env=variables, user=user, workdir=workdir, privileged=privileged)
+    except DockerbankError as exc:
+        if exc.exit_code not in (126, 127):
+            exc.exit_code = 126 if "permission denied" in exc.message else exc.exit_code
+        raise
+    if attachment is None:
+        return
+    code = attachment.run()
+    ctx.exit(code if code is not None else 0)
+
+
+@click.command("top", context_settings=RUN_CONTEXT)
+@click.argument("container")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def top_cmd(ctx, container, ps_args):
+    """Display the running processes of a container."""
+    from dockerbank.container.top import render_top, run_top
+    from dockerbank.host.cgroups import container_cgroups_path, pids_of
+
+    service = engine_of(ctx).containers
+    found = service.get(container)
+    if found.state.status not in ("running", "paused"):
+        raise DockerbankError(f"Container {found.id} is not running")
+    pids = pids_of(container_cgroups_path(found.id)) or [found.state.pid]
+    result = run_top(pids, list(ps_args) or None)
+    click.echo(render_top(result), nl=False)
+
+
+@click.command("stats", context_settings=CONTEXT)
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default shows just running)")
+@click.option("--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
+@click.option("--format", "fmt", default=None, help="Pretty-print images using a Go template")
+@click.argument("containers", nargs=-1)
+@click.pass_context
+def stats_cmd(ctx, show_all, no_stream, no_trunc, fmt, containers):
+    """Display a live stream of container(s) resource usage statistics."""
+    from dockerbank.container import stats as st
+    from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
+
+    service = engine_of(ctx).containers
+    layout = detect_layout()
+    if containers:
+        chosen = [service.get(ref) for ref in containers]
+    else:
+        chosen = [c for c in service.list() if show_all or c.state.status in ("running", "paused")]
+    previous: dict[str, object] = {}
+
+    def sample(c):
+        if c.state.status not in ("running", "paused"):
+            return None
+        try:
+            return st.read_sample(Cgroup(layout, container_cgroups_path(c.id)), c.state.pid)
+        except DockerbankError:
+            return None
+
+    def render() -> None:
+        rows = []
+        for c in chosen:
+            current = sample(c)
+            rows.append(st.stats_row(c.id, c.name, current, previous.get(c.id), no_trunc=no_trunc))
+            if current is not None:
+                previous[c.id] = current
+        if fmt:
+            print_formatted(rows, fmt, lambda items: None)
+        else:
+            click.echo(st.render_stats_table(rows), nl=False)
+
+    for c in chosen:
+        current = sample(c)
+        if current is not None:
+            previous[c.id] = current
+    time.sleep(1.0 if chosen else 0)
+    if no_stream:
+        render()
+        return
+    try:
+        while True:
+            click.echo("\033[2J\033[H", nl=False)
+            render()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        return
+
+
+@click.command("cp", context_settings=CONTEXT)
+@click.option("-a", "--archive", is_flag=True, help="Archive mode (copy all uid/gid information)")
+@click.option("-L", "--follow-link", is_flag=True, help="Always follow symbol link in SRC_PATH")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress progress output")
+@click.argument("src")
+@click.argument("dest")
+@click.pass_context
+def cp_cmd(ctx, archive, follow_link, quiet, src, dest):
+    """Copy files/folders between a container and the local filesystem."""
+    from dockerbank.container import fileops
+
+    service = engine_of(ctx).containers
+    src_ctr, src_path = fileops.split_cp_arg(src)
+    dest_ctr, dest_path = fileops.split_cp_arg(dest)
+    if src_ctr and dest_ctr:
+        raise UsageError("copying between containers is not supported")
+    if not src_ctr and not dest_ctr:
+        raise UsageError("must specify at least one container source")
+    if src_ctr:
+        fileops.copy_from(service, src_ctr, src_path, dest_path, follow_link=follow_link,
+                          out=sys.stdout.buffer if dest_path == "-" else None)
+    else:
+        fileops.copy_to(service, dest_ctr, src_path, dest_path, follow_link=follow_link, archive=archive,
+                        stdin=sys.stdin.buffer if src_path == "-" else None)
+
+
+@click.command("diff", context_settings=CONTEXT)
+@click.argument("container")
+@click.pass_context
+def diff_cmd(ctx, container):
+    """Inspect changes to files or directories on a container's filesystem."""
+    from dockerbank.container import fileops
+
+    for change in fileops.diff(engine_of(ctx).containers, container):
+        click.echo(str(change))
+
+
+@click.command("export", context_settings=CONTEXT)
+@click.option("-o", "--output", default=None, help="Write to a file, instead of STDOUT")
+@click.argument("container")
+@click.pass_context
+def export_cmd(ctx, output, container):
+    """Export a container's filesystem as a tar archive."""
+    from dockerbank.container import fileops
+
+    service = engine_of(ctx).containers
+    if output is None:
+        if sys.stdout.isatty():
+            raise DockerbankError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        fileops.export(service, container, sys.stdout.buffer)
+        return
+    tmp = f"{output}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as handle:
+            fileops.export(service, container, handle)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 # --- logs and attach ---------------------------------------------------------------------
 
 @click.command("logs", context_settings=CONTEXT)
@@ -872,7 +1040,8 @@ def ls_cmd(ctx, **kw):
 COMMANDS: dict[str, click.Command] = {
     "create": create_cmd, "run": run_cmd, "start": start_cmd, "ps": ps_cmd, "stop": stop_cmd, "kill": kill_cmd,
     "restart": restart_cmd, "rm": rm_cmd, "logs": logs_cmd, "attach": attach_cmd, "inspect": inspect_cmd,
-    "wait": wait_cmd, "rename": rename_cmd, "pause": pause_cmd, "unpause": unpause_cmd,
+    "wait": wait_cmd, "rename": rename_cmd, "pause": pause_cmd, "unpause": unpause_cmd, "exec": exec_cmd,
+    "top": top_cmd, "stats": stats_cmd, "cp": cp_cmd, "diff": diff_cmd, "export": export_cmd,
 }
 
 

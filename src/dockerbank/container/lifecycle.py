@@ -267,6 +267,12 @@ class ContainerService:
         base = self.dir(cid)
         for sub in ("upper", "work", "merged"):
             (base / sub).mkdir(parents=True, exist_ok=True)
+        # Docker's "init layer": the mount points of the files bind-mounted at start exist in
+        # a lower dir of their own, so they never show up in the container's layer (diff, commit)
+        init = base / "init"
+        (init / "etc").mkdir(parents=True, exist_ok=True)
+        for rel in ("etc/hostname", "etc/hosts", "etc/resolv.conf"):
+            (init / rel).touch()
         (base / "hostname").write_text(hostname + "\n")
         from dockerbank.network.etcfiles import host_nameservers, hosts_file, resolv_conf
 
@@ -335,6 +341,8 @@ class ContainerService:
         image = self.engine.images.get(container.config.image_id)
         layers_dir = self.config.layers_dir
         lowers = [str(p.relative_to(layers_dir)) for p in self.engine.images.layers.lower_dirs(image.top_chain)]
+        if (base / "init").is_dir():
+            lowers.insert(0, os.path.relpath(base / "init", layers_dir))
         if not lowers:
             (base / "empty").mkdir(exist_ok=True)
             lowers = [os.path.relpath(base / "empty", layers_dir)]
@@ -678,6 +686,65 @@ class ContainerService:
             self.runtime.resume(container.id)
             self.store.update_state(container.id, lambda s: setattr(s, "status", model.RUNNING))
 
+    # --- exec -------------------------------------------------------------------------------
+
+    def exec(self, ref: str, command: list[str], *, interactive: bool = False, tty: bool = False,
+             detach: bool = False, env: list[str] | None = None, user: str | None = None,
+             workdir: str | None = None, privileged: bool = False):
+        """Run a command in a running container (through its own conmon). Detached: returns None;
+        else an ``Attachment`` whose ``run()`` gives the command's exit code."""
+        from dockerbank.container.users import resolve_user
+        from dockerbank.runtime import conmon
+        from dockerbank.runtime.spec import ALL_CAPS
+
+        container = self.get(ref)
+        if container.state.status == model.PAUSED:
+            raise Conflict(f"Container {container.id} is paused, unpause the container before exec")
+        if container.state.status != model.RUNNING:
+            raise Conflict(f"Container {container.id} is not running")
+        if not command:
+            raise InvalidArgument("exec requires at least 1 argument", exit_code=125)
+        base = self.dir(container.id)
+        process = json.loads((base / "config.json").read_text())["process"]
+        process["args"] = list(command)
+        process["terminal"] = tty
+        merged_env = list(process.get("env", []))
+        for item in env or []:
+            key = item.split("=", 1)[0]
+            merged_env = [e for e in merged_env if e.split("=", 1)[0] != key] + [item]
+        process["env"] = merged_env
+        if workdir:
+            process["cwd"] = workdir
+        if user:
+            rootfs = base / "merged"
+
+            def read(rel: str) -> str:
+                try:
+                    return (rootfs / rel).read_text(errors="replace")
+                except OSError:
+                    return ""
+
+            uid, gid, extra = resolve_user(user, read("etc/passwd"), read("etc/group"))
+            process["user"] = {"uid": uid, "gid": gid, **({"additionalGids": list(extra)} if extra else {})}
+        if privileged:
+            process["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
+        exec_id = new_id()
+        work = base / "exec" / exec_id
+        work.mkdir(parents=True)
+        spec_path = work / "process.json"
+        spec_path.write_text(json.dumps(process))
+        try:
+            started = conmon.spawn(self.runtime, container.id, base, log_path=work / "exec.log", terminal=tty,
+                                   stdin=interactive, command=command[0], exec_spec=spec_path, exec_id=exec_id,
+                                   attach_first=not detach)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        if detach:
+            return None
+        return Attachment(self, container.id, work, started.sock, started.conmon_pid,
+                          conmon.proc_starttime(started.conmon_pid), tty, interactive, exec_session=True)
+
     # --- wait, remove, rename ---------------------------------------------------------------
 
     def wait(self, ref: str) -> int:
@@ -762,8 +829,9 @@ class Attachment:
     """A started container whose stdio this CLI streams; ``run()`` returns the exit code."""
 
     def __init__(self, service: ContainerService, cid: str, work: Path, sock, conmon_pid: int, conmon_start: int,
-                 tty: bool, stdin: bool):
+                 tty: bool, stdin: bool, exec_session: bool = False):
         self.service, self.cid, self.work, self.sock = service, cid, work, sock
+        self.exec_session = exec_session
         self.conmon_pid, self.conmon_start, self.tty, self.stdin = conmon_pid, conmon_start, tty, stdin
 
     def run(self, *, proxy_signals: bool = True) -> int | None:
@@ -819,6 +887,9 @@ class Attachment:
             for sig, handler in old_handlers.items():
                 signals.signal(sig, handler)
         code = conmon.read_exit(self.work)
+        if self.exec_session:
+            shutil.rmtree(self.work, ignore_errors=True)
+            return code if code is not None else 255
         state = self.service.cleanup(self.cid)
         if state is not None:
             return state.exit_code

@@ -26,10 +26,11 @@ STDIN, STDOUT, STDERR = 1, 2, 3
 BUF_SIZE = 8192 + 1
 
 
-@dataclass(frozen=True)
+@dataclass
 class Started:
     pid: int          # the container's init (or the exec'd process) in the host's pid namespace
     conmon_pid: int
+    sock: socket.socket | None = None   # the attach connection made before the exec ran
 
 
 def conmon_path() -> str:
@@ -64,18 +65,20 @@ def _read_sync(fd: int, timeout: float = 60.0) -> dict:
 
 def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, terminal: bool, stdin: bool,
           command: str, exit_command: list[str] | None = None, exec_spec: Path | None = None,
-          exec_id: str | None = None) -> Started:
+          exec_id: str | None = None, attach_first: bool = False) -> Started:
     """Start conmon for ``create`` (or ``exec`` with ``exec_spec``); return once the process exists.
 
     Files go to ``bundle``: ``pid``, ``conmon.pid``, ``exit`` (persist dir) and the attach socket.
-    For an exec they go to ``bundle/exec/<exec_id>``.
+    For an exec they go to ``bundle/exec/<exec_id>`` (conmon's bundle for the exec session).
+    ``attach_first`` (exec only): connect to the attach socket before the process runs, so no
+    output is lost; the connected socket is returned in ``Started.sock``.
     """
     work = bundle if exec_spec is None else bundle / "exec" / (exec_id or "x")
     work.mkdir(parents=True, exist_ok=True)
     args = [
         conmon_path(), "--api-version", "1", "-c", cid, "-u", exec_id or cid, "-n", cid,
         "-r", runtime.choice.path, f"--runtime-arg=--root={runtime.state_root}",
-        "-b", str(bundle), "-p", str(work / "pid"), "-P", str(work / "conmon.pid"),
+        "-b", str(work), "-p", str(work / "pid"), "-P", str(work / "conmon.pid"),
         "--exit-dir", str(work), "--persist-dir", str(work), "--full-attach", "--socket-dir-path", str(work),
         "-l", f"k8s-file:{log_path}", "--log-level", "error", "--no-sync-log",
     ]
@@ -85,36 +88,65 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
         args.append("-i")
     if exec_spec is not None:
         args += ["-e", "--exec-process-spec", str(exec_spec)]
+        if attach_first:
+            args.append("--exec-attach")
     if exit_command:
         args += ["--exit-command", exit_command[0]]
         for arg in exit_command[1:]:
             args += ["--exit-command-arg", arg]
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, _OCI_SYNCPIPE=str(write_fd))
+    pass_fds = [write_fd]
+    start_r = start_w = attach_r = attach_w = -1
+    if attach_first:
+        start_r, start_w = os.pipe()
+        attach_r, attach_w = os.pipe()
+        env.update(_OCI_STARTPIPE=str(start_r), _OCI_ATTACHPIPE=str(attach_w))
+        pass_fds += [start_r, attach_w]
     try:
-        proc = subprocess.Popen(args, env=env, pass_fds=(write_fd,), stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(args, env=env, pass_fds=pass_fds, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=runtime.preexec,
                                 cwd=str(work))
     except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
+        for fd in (read_fd, write_fd, start_r, start_w, attach_r, attach_w):
+            if fd >= 0:
+                os.close(fd)
         raise RuntimeFailure(f"cannot start conmon: {exc}") from exc
     os.close(write_fd)
+    sock = None
     try:
+        if attach_first:
+            os.close(start_r)
+            os.close(attach_w)
+            os.write(start_w, b"0")  # first read: conmon may go on and fork
         _, err = proc.communicate(timeout=30)
         if proc.returncode != 0:
             raise RuntimeFailure(f"conmon failed: {err.decode(errors='replace').strip()}")
+        if attach_first:
+            _read_sync(attach_r)                # the attach socket exists
+            sock = connect_attach(work)
+            os.write(start_w, b"1")             # now let the runtime exec the process
         message = _read_sync(read_fd)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     finally:
         os.close(read_fd)
+        for fd in (start_w, attach_r):
+            if fd >= 0:
+                os.close(fd)
     pid = int(message.get("data", message.get("pid", -1)))
     if pid <= 0:
-        raise classify_start_error(message.get("message", "unknown error"), command)
+        if sock is not None:
+            sock.close()
+        raise classify_start_error(message.get("message", "unknown error"), command,
+                                   "exec" if exec_spec is not None else "create")
     try:
         conmon_pid = int((work / "conmon.pid").read_text().strip())
     except (OSError, ValueError):
         conmon_pid = 0
-    return Started(pid, conmon_pid)
+    return Started(pid, conmon_pid, sock)
 
 
 # --- after the start --------------------------------------------------------------------

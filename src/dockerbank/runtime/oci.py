@@ -36,28 +36,30 @@ def private_ns_preexec() -> None:
     libc.umount2(HYBRID_UNIFIED.encode(), MNT_DETACH)
 
 
+PREFIX = {"create": "failed to create task: OCI runtime create failed: unable to start container process: ",
+          "exec": "OCI runtime exec failed: exec failed: unable to start container process: "}
 _NOT_FOUND_IN_PATH = re.compile(r"executable file [`\"']?([^`\"' ]+)[`\"']? not found in \$PATH")
 
 
-def classify_start_error(message: str, command: str) -> DockerbankError:
+def classify_start_error(message: str, command: str, phase: str = "create") -> DockerbankError:
     """Map a runtime's create/start error to Docker's message and exit code (126/127/125)."""
     text = message.strip()
     match = _NOT_FOUND_IN_PATH.search(text)
     if match and "/" in match.group(1):
-        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+        return RuntimeFailure(PREFIX[phase] +
                               f'exec: "{command}": stat {command}: no such file or directory: unknown', exit_code=127)
     if match:
-        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+        return RuntimeFailure(PREFIX[phase] +
                               f'exec: "{match.group(1)}": executable file not found in $PATH: unknown', exit_code=127)
     lowered = text.lower()
     if ("executable" in lowered or "exec" in lowered) and "no such file or directory" in lowered:
-        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+        return RuntimeFailure(PREFIX[phase] +
                               f'exec: "{command}": stat {command}: no such file or directory: unknown', exit_code=127)
     if "permission denied" in lowered and ("exec" in lowered or "open" in lowered):
-        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+        return RuntimeFailure(PREFIX[phase] +
                               f'exec: "{command}": permission denied: unknown', exit_code=126)
     if "exec format error" in lowered:
-        return RuntimeFailure(f'failed to create task: OCI runtime create failed: unable to start container process: '
+        return RuntimeFailure(PREFIX[phase] +
                               f'exec: "{command}": exec format error: unknown', exit_code=126)
     return RuntimeFailure(f"OCI runtime create failed: {text}", exit_code=125)
 

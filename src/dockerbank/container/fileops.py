@@ -1,0 +1,134 @@
+"""``cp``, ``diff`` and ``export`` of a container, on top of the safe packer/unpacker
+(image.pack, image.unpack) and the overlay change reader (container.changes).
+
+A stopped container's root is mounted for the duration of the operation and unmounted after.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from dockerbank.container import model
+from dockerbank.errors import InvalidArgument, NotFound
+
+
+@contextmanager
+def mounted_rootfs(service, ref: str) -> Iterator[tuple[object, Path]]:
+    """(container, merged rootfs) with the overlay mounted while the block runs."""
+    container = service.get(ref)
+    with service.lock(container.id):
+        container = service.store.get(container.id)
+        was_mounted = container.state.status in model.ACTIVE or container.state.mounted
+        rootfs = service._mount_rootfs(container) if not was_mounted else service.dir(container.id) / "merged"
+        try:
+            yield container, rootfs
+        finally:
+            if not was_mounted:
+                service._unmount_rootfs(container.id)
+
+
+def diff(service, ref: str):
+    """``docker diff``: the changes in the container's own layer."""
+    from dockerbank.container.changes import changes
+
+    container = service.get(ref)
+    image = service.engine.images.get(container.config.image_id)
+    lowers = service.engine.images.layers.lower_dirs(image.top_chain)
+    init = service.dir(container.id) / "init"
+    if init.is_dir():
+        lowers = [init, *lowers]
+    return changes(service.dir(container.id) / "upper", lowers)
+
+
+def export(service, ref: str, out: BinaryIO) -> None:
+    """``docker export``: the container's whole filesystem as a tar."""
+    from dockerbank.image.pack import pack_dir
+
+    with mounted_rootfs(service, ref) as (_container, rootfs):
+        pack_dir(rootfs, out)
+
+
+def _spool() -> tempfile.SpooledTemporaryFile:
+    return tempfile.SpooledTemporaryFile(max_size=64 << 20)
+
+
+def copy_from(service, ref: str, src: str, dest: str, *, follow_link: bool = False, out: BinaryIO | None = None) -> None:
+    """``cp CONTAINER:SRC DEST`` (``DEST`` ``-``: a tar on ``out``). Nothing is written outside DEST."""
+    from dockerbank.image.pack import pack_path
+    from dockerbank.image.unpack import extract_into
+
+    if not src.startswith("/"):
+        src = "/" + src
+    with mounted_rootfs(service, ref) as (_container, rootfs):
+        if dest == "-":
+            pack_path(rootfs, src, out, follow_link=follow_link)
+            return
+        dest_path = Path(dest)
+        if dest_path.is_dir() and not src.rstrip("/").endswith("/."):
+            target_dir, name = dest_path, None
+        elif dest.endswith("/") and not dest_path.exists():
+            raise NotFound(f"destination directory {dest} does not exist")
+        else:
+            if not dest_path.parent.is_dir():
+                raise NotFound(f"destination directory {dest_path.parent} does not exist")
+            target_dir, name = dest_path.parent, dest_path.name
+            if src.rstrip("/").endswith("/."):
+                dest_path.mkdir(exist_ok=True)
+                target_dir, name = dest_path, "."
+        with _spool() as spool:
+            pack_path(rootfs, src, spool, name=name, follow_link=follow_link)
+            spool.seek(0)
+            extract_into(spool, target_dir.resolve(), "/", owner=None)
+
+
+def copy_to(service, ref: str, src: str, dest: str, *, follow_link: bool = False, archive: bool = False,
+            stdin: BinaryIO | None = None) -> None:
+    """``cp SRC CONTAINER:DEST`` (``SRC`` ``-``: a tar read from ``stdin``); resolved inside the container."""
+    from dockerbank.image.pack import pack_path, stat_in_root
+    from dockerbank.image.unpack import extract_into
+
+    if not dest.startswith("/"):
+        dest = "/" + dest
+    owner = None if archive else (0, 0)
+    with mounted_rootfs(service, ref) as (_container, rootfs):
+        if src == "-":
+            extract_into(stdin, rootfs, dest, owner=owner)
+            return
+        source = Path(src)
+        if not os.path.lexists(source):
+            raise NotFound(f"could not find the file {src} on the host")
+        try:
+            is_dir = stat_in_root(rootfs, dest).is_dir
+        except NotFound:
+            is_dir = False
+            if dest.endswith("/"):
+                raise NotFound(f"Could not find the file {dest} in container") from None
+        contents_only = src.rstrip("/").endswith("/.")
+        if is_dir:
+            target, name = dest, ("." if contents_only else None)
+        else:
+            target, name = posixpath.dirname(dest.rstrip("/")) or "/", posixpath.basename(dest.rstrip("/"))
+        parent = source.resolve().parent if not contents_only else source.resolve()
+        with _spool() as spool:
+            pack_path(parent if not contents_only else source.resolve(),
+                      source.name if not contents_only else ".", spool, name=name, follow_link=follow_link)
+            spool.seek(0)
+            extract_into(spool, rootfs, target, owner=owner)
+
+
+def split_cp_arg(arg: str) -> tuple[str | None, str]:
+    """``name:path`` -> (name, path); a local path (``/x``, ``./x``, ``-``) -> (None, path)."""
+    if arg == "-" or arg.startswith(("/", ".")):
+        return None, arg
+    name, sep, path = arg.partition(":")
+    if not sep:
+        return None, arg
+    if not name:
+        raise InvalidArgument("invalid container name in copy argument")
+    return name, path
