@@ -1,0 +1,136 @@
+"""``dockerbank version``, ``info`` and ``system info|df|check``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+
+import click
+
+from dockerbank import __version__
+from dockerbank.cli.common import engine_of, human_size, print_table, render_template
+
+
+def _facts(engine):
+    from dockerbank.host import system
+    from dockerbank.runtime.detect import detect
+
+    choice = detect(engine.config.run_root)
+    return system.collect(engine.config.root, default_runtime=choice.name), choice
+
+
+def _version_data() -> dict:
+    return {
+        "Client": {"Version": __version__, "Os": "linux", "Arch": platform.machine(),
+                   "PythonVersion": platform.python_version()},
+        "Server": {"Version": __version__, "Os": "linux", "Arch": platform.machine(),
+                   "KernelVersion": platform.release(), "Daemonless": True},
+    }
+
+
+@click.command("version")
+@click.option("-f", "--format", "fmt", default=None, help="Format with a Go-like template or 'json'.")
+def version_cmd(fmt: str | None) -> None:
+    """Show the Dockerbank version."""
+    data = _version_data()
+    if fmt == "json":
+        click.echo(json.dumps(data))
+        return
+    if fmt:
+        click.echo(render_template(fmt, data))
+        return
+    client = data["Client"]
+    click.echo(f"Dockerbank version {client['Version']}\n Python: {client['PythonVersion']}\n"
+               f" OS/Arch: {client['Os']}/{client['Arch']}\n Daemonless: true")
+
+
+@click.command("info")
+@click.option("-f", "--format", "fmt", default=None, help="Format with a Go-like template or 'json'.")
+@click.pass_context
+def info_cmd(ctx: click.Context, fmt: str | None) -> None:
+    """Show system-wide information: runtime, cgroups, storage, counts."""
+    from dockerbank.host import system
+
+    engine = engine_of(ctx)
+    facts, choice = _facts(engine)
+    containers = engine.containers.list()
+    counts = {"running": 0, "paused": 0, "stopped": 0}
+    for container in containers:
+        status = container.state.status
+        key = status if status in ("running", "paused") else "stopped"
+        counts[key] += 1
+    images = len(engine.images.list())
+    data = system.to_api(facts)
+    data.update({
+        "Containers": len(containers), "ContainersRunning": counts["running"],
+        "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
+        "Images": images, "ServerVersion": __version__, "RuntimeReason": choice.reason,
+    })
+    if fmt == "json":
+        click.echo(json.dumps(data))
+        return
+    if fmt:
+        click.echo(render_template(fmt, data))
+        return
+    click.echo("Server:")
+    click.echo(f" Containers: {len(containers)}")
+    click.echo(f"  Running: {counts['running']}\n  Paused: {counts['paused']}\n  Stopped: {counts['stopped']}")
+    click.echo(f" Images: {images}")
+    click.echo(f" Server Version: {__version__} (daemonless)")
+    for line in system.render_info(facts):
+        click.echo(line)
+    if choice.reason:
+        click.echo(f" Runtime Choice: {choice.reason}")
+    for warning in system.warnings(facts):
+        click.echo(warning, err=True)
+
+
+@click.command("df")
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage.")
+@click.option("--format", "fmt", default=None, help="Format with a Go-like template or 'json'.")
+@click.pass_context
+def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
+    """Show disk usage of images, containers and volumes."""
+    from dockerbank.system.usage import disk_usage
+
+    usage = disk_usage(engine_of(ctx))
+    rows = [row.as_dict() for row in usage.summary()]
+    if fmt:
+        for row in rows:
+            click.echo(json.dumps(row) if fmt == "json" else render_template(fmt, row))
+        return
+    print_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
+                [[r["Type"], str(r["TotalCount"]), str(r["Active"]), r["Size"], r["Reclaimable"]] for r in rows])
+    if verbose:
+        click.echo("\nVolumes space usage:\n")
+        print_table(["VOLUME NAME", "LINKS", "SIZE"],
+                    [[v.name, str(v.links), human_size(v.size)] for v in usage.volumes])
+
+
+@click.command("check")
+@click.option("--dry-run", is_flag=True, help="Only report what a crash left; repair nothing.")
+@click.pass_context
+def check_cmd(ctx: click.Context, dry_run: bool) -> None:
+    """Find and repair what a crash or a killed CLI left: dead containers, stale mounts, cgroups, netns."""
+    from dockerbank.system.check import check
+
+    report = check(engine_of(ctx), repair=not dry_run)
+    for line in report:
+        click.echo(line)
+    if not report:
+        click.echo("No problems found.")
+    elif dry_run:
+        sys.exit(1)
+
+
+@click.group("system")
+def system_group() -> None:
+    """Manage Dockerbank."""
+
+
+system_group.add_command(info_cmd, "info")
+system_group.add_command(df_cmd, "df")
+system_group.add_command(check_cmd, "check")
+
+COMMANDS = {"system": system_group, "info": info_cmd, "version": version_cmd}

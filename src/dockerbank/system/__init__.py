@@ -1,0 +1,1 @@
+"""Engine-wide maintenance: ``system check`` (crash repair) and ``system df`` (disk usage)."""
