@@ -134,3 +134,7 @@ system_group.add_command(df_cmd, "df")
 system_group.add_command(check_cmd, "check")
 
 COMMANDS = {"system": system_group, "info": info_cmd, "version": version_cmd}
+
+from dockerbank.cli.service import service_cmd  # noqa: E402  (its own module; imports aiohttp only when run)
+
+system_group.add_command(service_cmd, "service")

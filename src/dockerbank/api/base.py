@@ -1,0 +1,136 @@
+"""What every handler shares: running an engine call off the event loop, query parsing, JSON replies.
+
+Each call gets its own ``Engine`` (its own SQLite connection) in a worker thread, exactly as
+each ``dockerbank`` CLI process does: the engine is written for many independent callers
+guarded by its locks and transactions, so the server adds no second locking scheme.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+
+from aiohttp import web
+
+from dockerbank.errors import InvalidArgument
+
+API_VERSION = "1.45"
+MIN_API_VERSION = "1.24"
+
+
+def engine_call(request: web.Request, fn: Callable[[Any], Any]) -> "asyncio.Future[Any]":
+    """Run ``fn(engine)`` in a worker thread with a fresh Engine for this root."""
+    config = request.app["config"]
+
+    def run():
+        from dockerbank.engine import Engine
+
+        engine = Engine(config)
+        try:
+            return fn(engine)
+        finally:
+            engine.close()
+
+    return asyncio.get_running_loop().run_in_executor(None, run)
+
+
+def qbool(request: web.Request, name: str, default: bool = False) -> bool:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    return value.lower() not in ("0", "false", "no")
+
+
+def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid value for {name}: {value}") from exc
+
+
+def qfilters(request: web.Request) -> dict[str, list[str]]:
+    """``filters={"key":["v"]}`` or the old ``{"key":{"v":true}}`` form -> {key: [values]}."""
+    raw = request.query.get("filters")
+    if not raw:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid filter: {raw}") from exc
+    out: dict[str, list[str]] = {}
+    for key, value in (data or {}).items():
+        if isinstance(value, dict):
+            out[key] = [k for k, on in value.items() if on]
+        elif isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = [str(value)]
+    return out
+
+
+async def read_json(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    text = await request.read()
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid JSON body: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    return data
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(data).encode() + b"\n", status=status, content_type="application/json")
+
+
+def no_content() -> web.Response:
+    return web.Response(status=204)
+
+
+async def json_stream(request: web.Request, status: int = 200) -> web.StreamResponse:
+    resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    return resp
+
+
+class LineQueue:
+    """JSON lines produced by a worker thread, written to a streamed response by the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def put(self, obj: dict | bytes | None) -> None:
+        data = obj if isinstance(obj, (bytes, type(None))) else json.dumps(obj).encode() + b"\r\n"
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, data)
+
+    async def drain_into(self, resp: web.StreamResponse, work: "asyncio.Future[Any]") -> Any:
+        """Copy lines to ``resp`` until ``work`` is done; its result (or exception) is returned/raised."""
+        getter = None
+        while True:
+            if getter is None:
+                getter = asyncio.ensure_future(self.queue.get())
+            done, _ = await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                item = getter.result()
+                getter = None
+                if item:
+                    await resp.write(item)
+                continue
+            if work in done:
+                getter.cancel()
+                while not self.queue.empty():
+                    item = self.queue.get_nowait()
+                    if item:
+                        await resp.write(item)
+                return work.result()

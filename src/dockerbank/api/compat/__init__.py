@@ -1,0 +1,1 @@
+"""Thin handlers of the Docker Engine API, one module per resource."""

@@ -1,0 +1,88 @@
+"""Bridges between blocking engine code and aiohttp streams: request bodies to temporary files,
+file descriptors written by a worker thread to a streamed response."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
+
+from aiohttp import web
+
+from dockerbank.api import errors as api_errors
+
+
+@asynccontextmanager
+async def body_file(request: web.Request) -> AsyncIterator[str]:
+    """The request body spooled to a temporary file in the store's tmp dir (removed afterwards)."""
+    tmp_dir = request.app["config"].tmp_dir
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="api-body-", dir=tmp_dir)
+    loop = asyncio.get_running_loop()
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            async for chunk in request.content.iter_chunked(1 << 20):
+                await loop.run_in_executor(None, handle.write, chunk)
+        yield path
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+async def fd_response(request: web.Request, producer: Callable[[Any, int], Any],
+                      content_type: str) -> web.StreamResponse:
+    """Run ``producer(engine, write_fd)`` in a worker thread and stream what it writes.
+
+    Errors before the first byte become a normal error reply; later ones end the stream early
+    (the client sees a short archive, as with dockerd).
+    """
+    loop = asyncio.get_running_loop()
+    read_fd, write_fd = os.pipe()
+
+    from dockerbank.api.base import engine_call
+
+    def produce(engine):
+        try:
+            return producer(engine, write_fd)
+        finally:
+            os.close(write_fd)
+
+    work = engine_call(request, produce)
+    try:
+        first = await loop.run_in_executor(None, os.read, read_fd, 1 << 20)
+        if not first:
+            await work  # raises the producer's error, if any
+        resp = web.StreamResponse(headers={"Content-Type": content_type})
+        await resp.prepare(request)
+        while first:
+            await resp.write(first)
+            first = await loop.run_in_executor(None, os.read, read_fd, 1 << 20)
+        try:
+            await work
+        except Exception:  # headers are gone: the short stream is the error signal
+            pass
+        await resp.write_eof()
+        return resp
+    finally:
+        os.close(read_fd)
+
+
+async def streamed_job(request: web.Request, job: Callable[[Callable[[dict], None]], Any]) -> web.StreamResponse:
+    """A JSON-lines endpoint (pull, push, load, import, build): ``job(emit)`` runs in a worker thread,
+    each ``emit(obj)`` is one line; a failure ends the stream with ``error``/``errorDetail``."""
+    from dockerbank.api.base import LineQueue, engine_call
+
+    lines = LineQueue(asyncio.get_running_loop())
+    resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await resp.prepare(request)
+    work = engine_call(request, lambda engine: job(engine, lines.put))
+    try:
+        await lines.drain_into(resp, work)
+    except Exception as exc:
+        await resp.write(api_errors.stream_error_line(exc))
+    await resp.write_eof()
+    return resp

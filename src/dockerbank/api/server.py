@@ -1,0 +1,185 @@
+"""The Docker Engine API server: aiohttp on a unix socket (and, with TLS client certificates, TCP).
+
+Why aiohttp: it serves unix sockets and TLS, streams request and response bodies without
+buffering them, and lets a handler take over the connection for Docker's hijacked
+``attach``/``exec`` streams (``Upgrade: tcp``, ``101 UPGRADED``); the registry server already
+uses it, so it adds no new dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from aiohttp import web
+
+from dockerbank.api import errors as api_errors
+from dockerbank.api.base import API_VERSION
+from dockerbank.config import Config
+from dockerbank.errors import InvalidArgument, UsageError
+
+log = logging.getLogger("dockerbank.api")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Every failure leaves as ``{"message": ...}`` with the status from the one table."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 404 and not exc.text.startswith("{"):
+            return web.Response(status=404, content_type="application/json",
+                                body=b'{"message":"page not found"}\n')
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        status = api_errors.status_of(exc)
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.path, exc, exc_info=not hasattr(exc, "http_status"))
+        if status == 304:
+            return web.Response(status=304)
+        return web.Response(status=status, body=api_errors.body_of(exc), content_type="application/json")
+    return response
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("Api-Version", API_VERSION)
+    response.headers.setdefault("Server", "Dockerbank (linux)")
+    response.headers.setdefault("Docker-Experimental", "false")
+    response.headers.setdefault("Ostype", "linux")
+
+
+def make_app(config: Config) -> web.Application:
+    """The application for one Dockerbank root."""
+    from dockerbank.api.routes import add_routes
+
+    app = web.Application(middlewares=[error_middleware], client_max_size=0)
+    app["config"] = config
+    app["hijacks"] = {}   # container id -> waiting attach streams (see compat/attach.py)
+    app.on_response_prepare.append(_headers)
+    add_routes(app)
+    return app
+
+
+@dataclass
+class Listen:
+    """One address to serve: ``unix:///path`` or ``tcp://host:port``."""
+
+    url: str
+    scheme: str = ""
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    @classmethod
+    def parse(cls, url: str) -> "Listen":
+        parsed = urlparse(url)
+        if parsed.scheme == "unix":
+            return cls(url, "unix", path=parsed.path or parsed.netloc)
+        if parsed.scheme == "tcp":
+            if not parsed.hostname or not parsed.port:
+                raise UsageError(f"invalid --host {url}: use tcp://HOST:PORT")
+            return cls(url, "tcp", host=parsed.hostname, port=parsed.port)
+        raise UsageError(f"invalid --host {url}: use unix:///path/to.sock or tcp://HOST:PORT")
+
+
+@dataclass
+class TlsFiles:
+    cacert: str | None = None
+    cert: str | None = None
+    key: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        """A server context that demands a client certificate signed by ``cacert`` (dockerd's --tlsverify)."""
+        if not (self.cacert and self.cert and self.key):
+            raise UsageError("TCP needs --tlscacert, --tlscert and --tlskey (client certificates are required); "
+                             "use --insecure-tcp to serve plain TCP anyway")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=self.cacert)
+        ctx.load_cert_chain(self.cert, self.key)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+
+@dataclass
+class ServeOptions:
+    hosts: list[str] = field(default_factory=list)
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    insecure_tcp: bool = False
+
+
+def default_socket(config: Config) -> str:
+    return "unix://" + str(config.run_root / "docker.sock")
+
+
+def _prepare_socket_path(path: str) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_socket():
+        target.unlink()  # a stale socket of an earlier run
+    elif target.exists():
+        raise InvalidArgument(f"{path} exists and is not a socket")
+
+
+async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | None = None) -> None:
+    """Serve until cancelled (SIGINT/SIGTERM end it through the CLI)."""
+    app = make_app(config)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    sites = []
+    for url in options.hosts or [default_socket(config)]:
+        where = Listen.parse(url)
+        if where.scheme == "unix":
+            _prepare_socket_path(where.path)
+            site = web.UnixSite(runner, where.path)
+            await site.start()
+            os.chmod(where.path, 0o660)
+            try:
+                os.chown(where.path, 0, 0)
+            except PermissionError:
+                pass  # not root: the socket stays the caller's
+        else:
+            if options.insecure_tcp and not (options.tls.cacert or options.tls.cert):
+                print(f"WARNING: serving the API on {url} WITHOUT TLS: anyone reaching this port is root "
+                      "on this host", file=sys.stderr)
+                ssl_ctx = None
+            else:
+                ssl_ctx = options.tls.context()
+            site = web.TCPSite(runner, where.host, where.port, ssl_context=ssl_ctx)
+            await site.start()
+        sites.append(site)
+        print(f"API listening on {url}", file=sys.stderr, flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run(config: Config, options: ServeOptions) -> None:
+    """Blocking entry for the CLI: serve until SIGINT/SIGTERM."""
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    for url in options.hosts:
+        Listen.parse(url)  # refuse a bad address before anything starts
+        if url.startswith("tcp://") and not options.insecure_tcp:
+            options.tls.context()
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(serve(config, options))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
