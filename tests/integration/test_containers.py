@@ -129,7 +129,7 @@ def test_pause_unpause_kill_restart_rename(ctr):
     ctr("kill", "-s", "KILL", "p2")
     assert out(ctr("wait", "p2")) == "137\n"
     ctr("restart", "p2")
-    assert out(ctr("inspect", "-f", "{{.State.Running}} {{.RestartCount}}", "p2")) == "true 1\n"
+    assert out(ctr("inspect", "-f", "{{.State.Running}} {{.RestartCount}}", "p2")) == "true 0\n"
     result = ctr("rm", "p2", check=False)
     assert result.returncode == 1 and "cannot remove a running container" in result.stderr.decode()
     ctr("rm", "-f", "p2")
@@ -161,3 +161,16 @@ def test_bind_mount_and_entrypoint_and_init(ctr, tmp_path):
 
 def test_interactive_stdin(ctr):
     assert out(ctr("run", "-i", "--rm", "busybox", "sh", "-c", "read x; echo got $x", input=b"hello\n")) == "got hello\n"
+
+
+def test_restart_policy_on_failure_without_a_daemon(ctr):
+    ctr("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3")
+    deadline = time.time() + 30
+    info = ""
+    while time.time() < deadline:
+        info = out(ctr("inspect", "-f", "{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}", "flaky"))
+        if info == "2 exited 3\n":
+            break
+        time.sleep(0.3)
+    assert info == "2 exited 3\n"
+    assert ctr("run", "--rm", "--restart", "always", "busybox", "true", check=False).returncode == 125

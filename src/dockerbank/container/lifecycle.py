@@ -100,6 +100,7 @@ class CreateOptions:
     pids_limit: int = 0
     blkio_weight: int = 0
     network: str = ""
+    network_options: dict[str, Any] = field(default_factory=dict)  # cli.networks.network_options_from()
     stop_signal: str | None = None
     stop_timeout: int | None = None
     attach: list[str] = field(default_factory=list)
@@ -222,10 +223,10 @@ class ContainerService:
             env = [e for e in env if e.split("=", 1)[0] != key] + [item]
         labels = dict(image_cfg.get("Labels") or {})
         labels.update(opts.labels)
-        network = opts.network or "none"
-        if network not in ("none", "host", "default", "bridge"):
-            raise InvalidArgument(f"network {network} not found: only --network none and --network host are "
-                                  "supported by this build", exit_code=125)
+        from dockerbank.network.runtime import validate_create
+
+        network_cfg = validate_create(self.engine, opts.network, opts.network_options)
+        network = network_cfg["kind"]
         cid = new_id()
         hostname = opts.hostname or (socket.gethostname() if network == "host" else cid[:12])
         specs = list(opts.mounts)
@@ -254,7 +255,7 @@ class ContainerService:
             restart_policy=parse_restart(opts.restart), auto_remove=opts.auto_remove, memory=opts.memory,
             memory_swap=opts.memory_swap, nano_cpus=opts.nano_cpus, cpu_shares=opts.cpu_shares,
             pids_limit=opts.pids_limit, blkio_weight=opts.blkio_weight, network_mode=network if network in
-            ("none", "host") else "none",
+            ("none", "host") else (opts.network or "default"), network=network_cfg,
             stop_signal=opts.stop_signal or image_cfg.get("StopSignal") or "SIGTERM", stop_timeout=opts.stop_timeout,
             exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
             attach=list(opts.attach),
@@ -483,7 +484,11 @@ class ContainerService:
             rootfs = self._mount_rootfs(container)
             self.store.update_state(cid, lambda s: setattr(s, "mounted", True))
             try:
+                from dockerbank.network.runtime import join_network, network_up
+
+                net = network_up(self.engine, container, base)
                 spec = self._spec(container, rootfs)
+                join_network(spec, net)
                 tmp = base / "config.json.tmp"
                 tmp.write_text(json.dumps(spec))
                 os.replace(tmp, base / "config.json")
@@ -534,6 +539,9 @@ class ContainerService:
         except DockerbankError:
             pass
         self._unmount_rootfs(cid)
+        from dockerbank.network.runtime import network_down
+
+        network_down(self.engine, cid)
 
         def failed(state: ContainerState) -> None:
             state.mounted = False
@@ -549,10 +557,13 @@ class ContainerService:
 
     # --- after an exit ----------------------------------------------------------------------
 
-    def cleanup(self, cid: str) -> ContainerState | None:
+    def cleanup(self, cid: str, restart: bool = True) -> ContainerState | None:
         """Record the exit (code, time, OOM), free the runtime state and the mount; ``--rm`` removes.
 
-        Idempotent: run by conmon's exit command, by an attached CLI and by reconcile.
+        Idempotent: run by conmon's exit command, by an attached CLI and by reconcile. With
+        ``restart``, a restart policy that asks for it starts the container again (conmon's
+        exit command runs this right after the exit, so ``--restart`` works without a daemon;
+        after a host reboot the first CLI call that reads the container does it).
         """
         from dockerbank.runtime import conmon
 
@@ -579,6 +590,9 @@ class ContainerService:
                 except DockerbankError:
                     pass
                 self._unmount_rootfs(cid)
+                from dockerbank.network.runtime import network_down
+
+                network_down(self.engine, cid)
 
                 def exited(s: ContainerState) -> None:
                     s.status = model.EXITED
@@ -595,12 +609,32 @@ class ContainerService:
                 self._unmount_rootfs(cid)
                 state = self.store.update_state(cid, lambda s: setattr(s, "mounted", False))
             auto_remove = container.config.auto_remove
+        if restart and should_restart(container.config.restart_policy, state):
+            return self._restart_by_policy(cid, state)
         if auto_remove and state.status == model.EXITED:
             try:
                 self.remove(cid, force=True)
             except NotFound:
                 pass
         return state
+
+    def _restart_by_policy(self, cid: str, state: ContainerState) -> ContainerState | None:
+        """Start again after Docker's back-off (100 ms doubling, at most 10 s, reset after 10 s of running)."""
+        from dockerbank.container.logs import parse_time
+
+        try:
+            ran = parse_time(state.finished_at) - parse_time(state.started_at)
+        except ValueError:
+            ran = 0.0
+        count = state.restart_count
+        if ran < 10 and state.boot_id == _boot_id():
+            time.sleep(min(0.1 * (2 ** min(count, 7)), 10.0))
+        try:
+            self.start(cid)
+        except DockerbankError as exc:
+            self.store.update_state(cid, lambda s: setattr(s, "error", f"restart failed: {exc.message}"))
+            return self.store.get(cid).state
+        return self.store.update_state(cid, lambda s: setattr(s, "restart_count", count + 1))
 
     def _cgroup_oom(self, cid: str) -> bool:
         try:
@@ -665,8 +699,7 @@ class ContainerService:
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         container = self.stop(ref, timeout)
-        self.start(container.id)
-        self.store.update_state(container.id, lambda s: setattr(s, "restart_count", s.restart_count + 1))
+        self.start(container.id)  # like docker, a manual restart does not count in RestartCount
 
     def pause(self, ref: str) -> None:
         container = self.get(ref)
@@ -792,6 +825,9 @@ class ContainerService:
                 except DockerbankError:
                     pass
                 self._unmount_rootfs(cid)
+            from dockerbank.network.runtime import network_down
+
+            network_down(self.engine, cid)
             try:
                 if volumes:
                     self.engine.volumes.remove_anonymous_of(cid)
@@ -817,6 +853,19 @@ class ContainerService:
         if name == container.name:
             raise InvalidArgument(f"Renaming a container with the same name as its current name")
         self.store.rename(container.id, name)
+
+
+def should_restart(policy: dict, state: ContainerState) -> bool:
+    """Docker's restart rules for a container that just exited (never after stop/kill/rm)."""
+    if state.status != model.EXITED or state.user_stopped:
+        return False
+    name = policy.get("Name", "no")
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure" and state.exit_code != 0:
+        limit = int(policy.get("MaximumRetryCount") or 0)
+        return limit == 0 or state.restart_count < limit
+    return False
 
 
 def alive(pid: int, start: int) -> bool:
@@ -890,7 +939,7 @@ class Attachment:
         if self.exec_session:
             shutil.rmtree(self.work, ignore_errors=True)
             return code if code is not None else 255
-        state = self.service.cleanup(self.cid)
+        state = self.service.cleanup(self.cid, restart=False)
         if state is not None:
             return state.exit_code
         return code if code is not None else 255
