@@ -120,10 +120,13 @@ def create_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    from dockerbank.cli.networks import network_flags
+
+    return network_flags(func)
 
 
 def build_create_options(image: str, command: tuple[str, ...], kw: dict):
+    from dockerbank.cli.networks import network_options_from
     from dockerbank.container import mounts as mnt
     from dockerbank.container.lifecycle import CreateOptions
 
@@ -159,6 +162,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         init=kw["init"], restart=kw["restart"], auto_remove=kw["auto_remove"], memory=memory, memory_swap=swap,
         nano_cpus=cpus, cpu_shares=kw["cpu_shares"], pids_limit=pids if pids > 0 else 0,
         blkio_weight=kw["blkio_weight"], network=kw["network"], stop_signal=kw["stop_signal"],
+        network_options=network_options_from(kw),
         stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]],
     )
 

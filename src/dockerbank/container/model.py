@@ -75,6 +75,7 @@ class ContainerConfig:
     pids_limit: int = 0
     blkio_weight: int = 0
     network_mode: str = "none"
+    network: dict[str, Any] = field(default_factory=dict)  # network.runtime.validate_create(): kind, ports, dns...
     stop_signal: str = "SIGTERM"
     stop_timeout: int | None = None
     exposed_ports: dict[str, dict] = field(default_factory=dict)

@@ -147,3 +147,101 @@ def prepare_container_network(service, container_id: str, name: str, mode: Netwo
     except BaseException:
         service.detach(container_id)
         raise
+
+
+# --- the container lifecycle's side: config dict in, namespace + files out --------------------
+
+def config_of(mode: NetworkMode, options: dict[str, Any]) -> dict[str, Any]:
+    """What a container's config stores about its network (``ContainerConfig.network``)."""
+    return {
+        "kind": mode.kind, "networks": list(mode.networks), "container": mode.container,
+        "ports": list(options.get("ports") or []), "publish_all": bool(options.get("publish_all")),
+        "ip": options.get("ip") or None, "aliases": list(options.get("aliases") or []),
+        "dns": list(options.get("dns") or []), "dns_search": list(options.get("dns_search") or []),
+        "dns_options": list(options.get("dns_options") or []), "add_hosts": list(options.get("add_hosts") or []),
+        "expose": [e if "/" in e else f"{e}/tcp" for e in options.get("expose") or []],
+    }
+
+
+def validate_create(engine, network_value: str, options: dict[str, Any]) -> dict[str, Any]:
+    """At ``create``: check ``--network`` and its companions, and that named networks exist.
+
+    Returns the dict to store as ``ContainerConfig.network``. Errors end ``run`` with 125.
+    """
+    from dockerbank.errors import DockerbankError
+
+    try:
+        mode = parse_mode([network_value] if network_value else [], ports=options.get("ports") or (),
+                          publish_all=bool(options.get("publish_all")), ip=options.get("ip"),
+                          aliases=options.get("aliases") or (), dns=options.get("dns") or (),
+                          add_hosts=options.get("add_hosts") or ())
+        for name in mode.networks:
+            engine.networks.get(name)
+    except DockerbankError as exc:
+        exc.exit_code = 125
+        raise
+    return config_of(mode, options)
+
+
+def network_up(engine, container, base: Path) -> ContainerNetwork | None:
+    """At ``start``: set up the container's network; writes ``base/hosts`` and ``base/resolv.conf``.
+
+    None for containers created before networks existed (no ``network`` in their config) and
+    for ``none``/``host``, whose files ``create`` already wrote.
+    """
+    net = getattr(container.config, "network", None) or {}
+    kind = net.get("kind")
+    if kind not in ("bridge", "user", "container"):
+        return None
+    cfg = container.config
+    joined = None
+    if kind == "container":
+        other = engine.containers.get(net["container"])
+        pid = getattr(other.state, "pid", 0)
+        if not pid or other.state.status not in ("running", "paused"):
+            from dockerbank.errors import Conflict
+
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
+        pinned = engine.networks.netns_path(other.id)
+        joined = str(pinned) if pinned.exists() else f"/proc/{pid}/ns/net"
+    mode = NetworkMode(kind, tuple(net.get("networks") or ()), net.get("container"))
+    result = prepare_container_network(
+        engine.networks, container.id, container.name, mode, hostname=cfg.hostname, ports=net.get("ports") or (),
+        publish_all=net.get("publish_all", False), exposed=[*(cfg.exposed_ports or {}), *net.get("expose", [])],
+        ip=net.get("ip"),
+        aliases=net.get("aliases") or (), dns=net.get("dns") or (), dns_search=net.get("dns_search") or (),
+        dns_options=net.get("dns_options") or (), add_hosts=net.get("add_hosts") or (), joined_netns=joined)
+    try:
+        (base / "hosts").write_text(result.hosts)
+        (base / "resolv.conf").write_text(result.resolv)
+    except OSError:
+        engine.networks.detach(container.id)
+        raise
+    return result
+
+
+def join_network(spec: dict[str, Any], result: ContainerNetwork | None) -> None:
+    """Point the OCI spec's network namespace at the prepared one (no-op without a result)."""
+    if result is None or result.namespace is None:
+        return
+    namespaces = spec.setdefault("linux", {}).setdefault("namespaces", [])
+    for entry in namespaces:
+        if entry.get("type") == "network":
+            entry.clear()
+            entry.update(result.namespace)
+            return
+    namespaces.append(dict(result.namespace))
+
+
+def network_down(engine, container_id: str) -> None:
+    """At exit, failed start and ``rm``: release addresses, ports, rules, veths and the netns.
+
+    Never raises: the exit must be recorded anyway, and ``system check`` repairs what is left.
+    """
+    from dockerbank.errors import DockerbankError
+
+    try:
+        if engine.networks.endpoints(container_id=container_id) or engine.networks.netns_path(container_id).exists():
+            engine.networks.detach(container_id)
+    except (DockerbankError, OSError):
+        pass
