@@ -174,3 +174,28 @@ def test_restart_policy_on_failure_without_a_daemon(ctr):
         time.sleep(0.3)
     assert info == "2 exited 3\n"
     assert ctr("run", "--rm", "--restart", "always", "busybox", "true", check=False).returncode == 125
+
+
+def test_next_call_sees_true_state_and_check_repairs_a_lost_monitor(ctr, root):
+    from dockerbank.config import Config
+    from dockerbank.engine import Engine
+
+    ctr("run", "-d", "--name", "victim", "busybox", "sleep", "60")
+    pid = int(out(ctr("inspect", "-f", "{{.State.Pid}}", "victim")))
+    os.kill(pid, 9)  # killed behind the engine's back
+    deadline = time.time() + 10
+    while "Exited (137)" not in out(ctr("ps", "-a")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert "Exited (137)" in out(ctr("ps", "-a"))
+    ctr("run", "-d", "--name", "orphan", "busybox", "sleep", "60")
+    engine = Engine(Config(root=root, run_root=type(root)(str(root) + "-run")))
+    try:
+        container = engine.containers.store.find("orphan")
+        os.kill(container.state.conmon_pid, 9)  # the monitor dies; nobody writes an exit file
+        time.sleep(0.2)
+        findings = engine.containers.check(repair=True)
+        assert any("monitor is gone" in line for line in findings)
+        assert engine.containers.store.find("orphan").state.status == "exited"
+        assert engine.containers.check(repair=False) == []
+    finally:
+        engine.close()

@@ -195,6 +195,49 @@ class ContainerService:
             container.state.status = model.EXITED
             return container
 
+    def check(self, repair: bool = False) -> list[str]:
+        """``system check``: what a crash or a killed CLI left behind, repaired with ``repair``.
+
+        Finds containers recorded running whose conmon is gone (cleaned up from the exit file),
+        overlay mounts and directories of containers that have no row, and runtime state of
+        containers that do not exist. Returns one line per finding.
+        """
+        from dockerbank.host.mounts import overlay_mounts_under, unmount
+
+        findings: list[str] = []
+        rows = {c.id: c for c in self.store.list()}
+        for container in rows.values():
+            if container.state.status in model.ACTIVE and not alive(container.state.conmon_pid,
+                                                                     container.state.conmon_start):
+                findings.append(f"container {container.id[:12]} recorded {container.state.status} but its monitor "
+                                "is gone: marked exited")
+                if repair:
+                    self.cleanup(container.id)
+        base = self.config.containers_dir
+        for mount in overlay_mounts_under(base):
+            cid = os.path.relpath(mount.mount_point, base).split("/")[0]
+            if cid not in rows:
+                findings.append(f"stale overlay mount {mount.mount_point}: unmounted")
+                if repair:
+                    unmount(mount.mount_point, lazy=True)
+        if base.is_dir():
+            for entry in base.iterdir():
+                if entry.name not in rows and len(entry.name.split(".rm-")[-1]) == 64:
+                    findings.append(f"directory of unknown container {entry.name[:16]}: removed")
+                    if repair:
+                        shutil.rmtree(entry, ignore_errors=True)
+        state_root = self.config.run_root / "runtime"
+        if state_root.is_dir():
+            for entry in state_root.iterdir():
+                if entry.is_dir() and entry.name not in rows:
+                    findings.append(f"runtime state of unknown container {entry.name[:12]}: deleted")
+                    if repair:
+                        try:
+                            self.runtime.delete(entry.name, force=True)
+                        except DockerbankError:
+                            shutil.rmtree(entry, ignore_errors=True)
+        return findings
+
     # --- create -----------------------------------------------------------------------------
 
     def create(self, opts: CreateOptions) -> Container:
