@@ -1,0 +1,88 @@
+"""Networks with real containers (``dockerbank run`` as a subprocess): names, isolation, ports, cleanup."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_binary
+
+GET = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def www(tmp_path: Path) -> Path:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "index.html").write_text("hello from web\n")
+    return root
+
+
+def endpoints(root: Path) -> list:
+    import sqlite3
+
+    with sqlite3.connect(root / "state.db") as conn:
+        return conn.execute("SELECT container_id FROM network_endpoints").fetchall()
+
+
+def test_user_network_names_isolation_ports_and_cleanup(cli, busybox, root, www):
+    require_binary("iptables-save")
+    port = free_port()
+    cli("network", "create", "app")
+    cli("network", "create", "other")
+    cli("run", "-d", "--name", "web", "--network", "app", "--network-alias", "www", "-p", f"127.0.0.1:{port}:80",
+        "-v", f"{www}:/www:ro", "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+    try:
+        ip = json.loads(cli("network", "inspect", "app").stdout)[0]["Containers"]
+        ip = next(iter(ip.values()))["IPv4Address"].split("/")[0]
+        # same network: by name, alias and IP; /etc/resolv.conf points to aardvark-dns
+        out = cli("run", "--rm", "--network", "app", "busybox", "sh", "-c",
+                  "cat /etc/resolv.conf; nslookup web; nslookup www; " + GET.format(ip="www")).stdout.decode()
+        assert out.count(f"Address: {ip}") == 2 and "hello from web" in out and "nameserver 10." in out
+        # another network: neither the name nor the address answers
+        other = cli("run", "--rm", "--network", "other", "busybox", "sh", "-c",
+                    "nslookup web; " + GET.format(ip=ip), check=False).stdout.decode()
+        assert f"Address: {ip}" not in other and "hello from web" not in other
+        # published port on 127.0.0.1, and what docker port says
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"hello from web\n"
+        assert cli("port", "web").stdout == f"80/tcp -> 127.0.0.1:{port}\n".encode()
+        with pytest.raises(OSError):  # the container also listens on nothing else published
+            urllib.request.urlopen(f"http://127.0.0.1:{free_port()}/", timeout=2)
+        # the same host port again: docker's message, exit 125, nothing half set up
+        before = len(endpoints(root))
+        clash = cli("run", "--rm", "-p", f"127.0.0.1:{port}:80", "busybox", "true", check=False)
+        assert clash.returncode == 125
+        assert f"Bind for 127.0.0.1:{port} failed: port is already allocated" in clash.stderr.decode()
+        assert len(endpoints(root)) == before
+    finally:
+        cli("rm", "-f", "web")
+    assert endpoints(root) == []
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    assert f"--dport {port} " not in rules
+    netns_dir = Path(str(root) + "-run") / "netns"
+    assert not netns_dir.exists() or not list(netns_dir.iterdir())
+
+
+def test_default_bridge_none_and_host(cli, busybox):
+    bridge = cli("run", "--rm", "busybox", "ip", "-4", "-o", "addr").stdout.decode()
+    assert "eth0" in bridge
+    none = cli("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link").stdout.decode()
+    assert "eth0" not in none and "lo" in none
+    hosts = cli("run", "--rm", "--add-host", "db:10.1.2.3", "--dns", "10.9.9.9", "busybox", "sh", "-c",
+                "cat /etc/hosts /etc/resolv.conf").stdout.decode()
+    assert "10.1.2.3\tdb" in hosts and "nameserver 10.9.9.9" in hosts
+    bad = cli("run", "--rm", "--network", "nope", "busybox", "true", check=False)
+    assert bad.returncode == 125 and b"No such network: nope" in bad.stderr
+    bad_ip = cli("run", "--rm", "--ip", "10.1.1.1", "busybox", "true", check=False)
+    assert bad_ip.returncode == 125 and b"user defined networks only" in bad_ip.stderr
