@@ -95,6 +95,8 @@ class Builder:
         dockerfile = parse(context.dockerfile, context.dockerfile_name)
         plan = make_plan(dockerfile, options.build_args, options.target, options.labels or None)
         self.out(f"Sending build context to Docker daemon  {_human(context.size())}")
+        for warning in dockerfile.warnings:
+            self.out(f"[WARNING]: {warning}")
         meta = meta_scope(options.build_args, [p for inst in plan.meta for p in inst.pairs], dockerfile.escape)
         total = plan.step_count
         step = 0
