@@ -61,6 +61,9 @@ LAZY_COMMANDS: dict[str, str] = {
     "login": "dockerbank.cli.registry",
     "logout": "dockerbank.cli.registry",
     "registry": "dockerbank.cli.registry",
+    # backups
+    "backup": "dockerbank.cli.backup",
+    "restore": "dockerbank.cli.backup",
     # system
     "system": "dockerbank.cli.system",
     "info": "dockerbank.cli.system",

@@ -1,0 +1,1 @@
+"""Backups that restore: a deduplicated repository, consistency modes, restore into any root."""

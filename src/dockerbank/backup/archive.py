@@ -1,0 +1,160 @@
+"""Capture a directory tree as a tar stream and put it back, keeping what a backup must keep.
+
+The tar is written by ``image.pack.pack_dir`` (owners, modes, whole-second mtimes, xattrs as
+PAX ``SCHILY.xattr.*``, hard links by inode, devices, FIFOs, symlinks never followed) and read
+back by ``image.unpack.extract_into`` (every path resolved inside the destination).
+
+Sparse files: ``pack_dir`` writes their holes as zeros (zstd compresses them to almost
+nothing). The hole map of each sparse file is found with ``SEEK_DATA``/``SEEK_HOLE`` while
+capturing and stored in the part's metadata; the restore punches the same holes again
+(``fallocate(PUNCH_HOLE)``), so a restored file has the same size, content and holes.
+The root directory of the tree is not a tar entry: its owner, mode and xattrs go into the
+metadata too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+from dockerbank.errors import DockerbankError
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def hole_map(fd: int, size: int) -> list[list[int]]:
+    """The holes of an open file as [[offset, length], ...] (SEEK_HOLE/SEEK_DATA)."""
+    holes = []
+    pos = 0
+    while pos < size:
+        try:
+            hole = os.lseek(fd, pos, os.SEEK_HOLE)
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.ENXIO):
+                break
+            raise
+        if hole >= size:
+            break
+        try:
+            data = os.lseek(fd, hole, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: a hole up to the end of the file
+                raise
+            data = size
+        holes.append([hole, data - hole])
+        pos = data
+    return holes
+
+
+def sparse_files(src: Path) -> dict[str, list[list[int]]]:
+    """Relative path -> hole map of every regular file below ``src`` with fewer blocks than bytes."""
+    found: dict[str, list[list[int]]] = {}
+    for dirpath, dirnames, filenames in os.walk(src):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or st.st_blocks * 512 >= st.st_size:
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                holes = hole_map(fd, st.st_size)
+            finally:
+                os.close(fd)
+            if holes:
+                found[os.path.relpath(path, src)] = holes
+    return found
+
+
+def root_meta(src: Path) -> dict:
+    """Owner, mode and xattrs of the tree's root directory (not part of the tar)."""
+    from dockerbank.image.pack import _xattrs
+
+    st = os.stat(src)
+    xattrs = {k: v.hex() for k, v in _xattrs(str(src)).items() if not k.startswith("trusted.overlay.")}
+    return {"uid": st.st_uid, "gid": st.st_gid, "mode": stat.S_IMODE(st.st_mode), "xattrs": xattrs,
+            "mtime_ns": st.st_mtime_ns}
+
+
+def capture(src: Path, out: BinaryIO, *, overlay_upper: bool = False) -> int:
+    """Write ``src``'s tree as tar to ``out``; returns the bytes written."""
+    from dockerbank.image.pack import pack_dir
+
+    return pack_dir(src, out, overlay_upper=overlay_upper)
+
+
+def restore_tree(stream: BinaryIO, dest: Path, meta: dict) -> int:
+    """Extract a captured tree into the existing directory ``dest``, then its root's metadata
+    and its sparse files' holes. Returns the bytes of file data written."""
+    from dockerbank.image.unpack import extract_into
+
+    written = extract_into(stream, dest, "/", no_overwrite_dir_non_dir=False)
+    _drain(stream)
+    punch_holes(dest, meta.get("sparse") or {})
+    root = meta.get("root")
+    if root:
+        os.chown(dest, root["uid"], root["gid"])
+        os.chmod(dest, root["mode"])
+        for key, value in (root.get("xattrs") or {}).items():
+            try:
+                os.setxattr(dest, key, bytes.fromhex(value))
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP):
+                    raise
+        os.utime(dest, ns=(root["mtime_ns"], root["mtime_ns"]))
+    return written
+
+
+def restore_layer(stream: BinaryIO, dest: Path) -> int:
+    """Extract a captured overlay upper dir (whiteouts as ``.wh.`` entries) into ``dest``."""
+    from dockerbank.image.unpack import unpack_layer
+
+    written = unpack_layer(stream, dest)
+    _drain(stream)
+    return written
+
+
+def _drain(stream: BinaryIO) -> None:
+    """Read the tar's trailing padding, so a PartReader checks the part's whole sha256."""
+    while stream.read(1 << 20):
+        pass
+
+
+def punch_holes(dest: Path, sparse: dict[str, list[list[int]]]) -> None:
+    """Punch the recorded holes into restored files (paths resolved inside ``dest``)."""
+    if not sparse:
+        return
+    from dockerbank.volume.store import scoped_path
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    for rel, holes in sparse.items():
+        path = scoped_path(dest, rel)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise DockerbankError(f"cannot make {rel} sparse again: {exc.strerror}") from exc
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            for offset, length in holes:
+                if libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+                    err = ctypes.get_errno()
+                    if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+                        break  # the filesystem cannot hold holes: the file stays dense, same content
+                    raise DockerbankError(f"cannot punch a hole into {rel}: {os.strerror(err)}")
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))  # punching changed the mtime
+        finally:
+            os.close(fd)

@@ -1,0 +1,508 @@
+"""A self-describing, deduplicated backup repository in one directory.
+
+Layout (``--repo DIR``)::
+
+    repo.json                     format version, chunker parameters, compression
+    chunks/<2 hex>/<sha256 hex>   one zstd-compressed chunk, named by the sha256 of its plain bytes
+    snapshots/<id>.json           one manifest per snapshot (what, when, engine version, parts)
+    lock                          flock: writers share it, rm/prune (chunk GC) take it exclusively
+    tmp/                          chunks and manifests being written (renamed into place)
+
+A part (a volume's tar, a container's top layer, an image archive, a dump) is cut into
+content-defined chunks (FastCDC 2020, ~1 MiB average), so an unchanged or slightly changed
+part of a second backup stores only the chunks it does not share with earlier ones. A
+manifest is written (temp + rename) only after every chunk it names is on disk and synced:
+a crash leaves at most unreferenced chunks, which the next ``prune`` collects.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import hashlib
+import json
+import os
+import secrets
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+from dockerbank.errors import Conflict, CorruptData, InvalidArgument, NotFound
+
+FORMAT_VERSION = 1
+AVG_CHUNK = 1 << 20
+MIN_CHUNK = 256 << 10
+MAX_CHUNK = 4 << 20
+ZSTD_LEVEL = 3
+_INFLIGHT = 16            # chunks queued for hashing/compression at once (bounds memory)
+
+
+def new_chunker(avg: int = AVG_CHUNK, min_size: int = MIN_CHUNK, max_size: int = MAX_CHUNK):
+    """The content-defined chunker (FastCDC 2020, gear hash; Cython when available)."""
+    from pyfastcdc import FastCDC
+
+    return FastCDC(avg, min_size=min_size, max_size=max_size, normalized_chunking=1)
+
+
+def cut_points(data: bytes, avg: int = AVG_CHUNK, min_size: int = MIN_CHUNK, max_size: int = MAX_CHUNK) -> list[int]:
+    """Lengths of the chunks ``data`` is cut into (pure, for tests and tools)."""
+    return [c.length for c in new_chunker(avg, min_size, max_size).cut_buf(data)]
+
+
+class _FullReader:
+    """``readinto`` that fills the buffer unless at EOF (a pipe returns short reads)."""
+
+    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None = None):
+        self.raw = raw
+        self.on_read = on_read
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        total = 0
+        while total < len(view):
+            n = self.raw.readinto(view[total:])
+            if not n:
+                break
+            total += n
+        if self.on_read and total:
+            self.on_read(total)
+        return total
+
+
+@dataclass
+class PartStats:
+    size: int = 0            # plain bytes of the part
+    chunks: int = 0
+    new_chunks: int = 0
+    new_bytes: int = 0       # plain bytes of chunks not in the repository before
+    stored_bytes: int = 0    # compressed bytes written for them
+    dedup_bytes: int = 0     # plain bytes found already stored
+
+
+@dataclass
+class Part:
+    """One item of a snapshot: a named stream of bytes stored as chunks."""
+
+    kind: str                # volume | container | image | dump | state | network
+    name: str
+    format: str              # tar | layer-tar | docker-archive | sql | sqlite | json
+    size: int
+    sha256: str
+    chunks: list[list]       # [[sha256 hex, plain length], ...]
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "format": self.format, "size": self.size,
+                "sha256": self.sha256, "chunks": self.chunks, "meta": self.meta}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Part":
+        return cls(data["kind"], data["name"], data["format"], int(data["size"]), data["sha256"],
+                   [list(c) for c in data["chunks"]], dict(data.get("meta") or {}))
+
+
+@dataclass
+class Snapshot:
+    """A manifest: what was saved, when, by which engine, with the digest of every part."""
+
+    id: str
+    created: str
+    engine_version: str
+    hostname: str
+    source_root: str
+    tags: list[str]
+    consistency: str
+    parts: list[Part]
+    warnings: list[str] = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"version": FORMAT_VERSION, "id": self.id, "created": self.created,
+                "engine_version": self.engine_version, "hostname": self.hostname, "source_root": self.source_root,
+                "tags": self.tags, "consistency": self.consistency, "parts": [p.to_dict() for p in self.parts],
+                "warnings": self.warnings, "stats": self.stats}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Snapshot":
+        if data.get("version") != FORMAT_VERSION:
+            raise CorruptData(f"snapshot {data.get('id')}: unknown manifest version {data.get('version')}")
+        return cls(data["id"], data["created"], data.get("engine_version", ""), data.get("hostname", ""),
+                   data.get("source_root", ""), list(data.get("tags") or []), data.get("consistency", ""),
+                   [Part.from_dict(p) for p in data["parts"]], list(data.get("warnings") or []),
+                   dict(data.get("stats") or {}))
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.parts)
+
+    def created_at(self) -> datetime:
+        return datetime.strptime(self.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _syncfs(path: Path) -> None:
+    """Flush the repository's filesystem (chunks must be durable before a manifest names them)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+class Repository:
+    """A backup repository directory (created on first write)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    # --- layout ---------------------------------------------------------------------------
+
+    @property
+    def chunks_dir(self) -> Path:
+        return self.path / "chunks"
+
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.path / "snapshots"
+
+    def chunk_path(self, digest: str) -> Path:
+        return self.chunks_dir / digest[:2] / digest
+
+    def exists(self) -> bool:
+        return (self.path / "repo.json").is_file()
+
+    def init(self) -> None:
+        """Create the layout if missing (idempotent)."""
+        for sub in ("chunks", "snapshots", "tmp"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        meta = self.path / "repo.json"
+        if not meta.exists():
+            data = {"format": "dockerbank-backup", "version": FORMAT_VERSION,
+                    "chunker": {"algorithm": "fastcdc2020", "avg": AVG_CHUNK, "min": MIN_CHUNK, "max": MAX_CHUNK},
+                    "compression": "zstd", "hash": "sha256"}
+            self._write_atomic(meta, json.dumps(data, indent=2).encode())
+
+    def _require(self) -> None:
+        if not self.exists():
+            raise NotFound(f"no backup repository at {self.path}")
+
+    def _write_atomic(self, target: Path, data: bytes) -> None:
+        tmp_dir = self.path / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_dir / f"{target.name}.{secrets.token_hex(4)}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    @contextmanager
+    def lock(self, exclusive: bool) -> Iterator[None]:
+        """Writers of snapshots share the lock; chunk GC (rm, prune) holds it alone."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    # --- writing parts --------------------------------------------------------------------
+
+    def _store_chunk(self, data: bytes, cctx_local: threading.local) -> tuple[str, int, bool, int]:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.chunk_path(digest)
+        if path.exists():
+            return digest, len(data), False, 0
+        cctx = getattr(cctx_local, "cctx", None)
+        if cctx is None:
+            import zstandard
+
+            cctx = cctx_local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        packed = cctx.compress(data)
+        path.parent.mkdir(exist_ok=True)
+        tmp = self.path / "tmp" / f"{digest}.{secrets.token_hex(4)}"
+        with open(tmp, "wb") as fh:
+            fh.write(packed)
+        os.replace(tmp, path)  # two writers of one chunk write the same bytes: the last rename wins harmlessly
+        return digest, len(data), True, len(packed)
+
+    def write_part(self, kind: str, name: str, fmt: str, stream: BinaryIO, *, meta: dict | None = None,
+                   progress: Callable[[int], None] | None = None, workers: int = 0) -> tuple[Part, PartStats]:
+        """Chunk, hash, compress and store everything readable from ``stream`` as one part."""
+        self.init()
+        chunker = new_chunker()
+        whole = hashlib.sha256()
+        stats = PartStats()
+        local = threading.local()
+        pending: deque[Future] = deque()
+        chunks: list[list] = []
+
+        def collect(fut: Future) -> None:
+            digest, length, new, packed = fut.result()
+            chunks.append([digest, length])
+            stats.chunks += 1
+            if new:
+                stats.new_chunks += 1
+                stats.new_bytes += length
+                stats.stored_bytes += packed
+            else:
+                stats.dedup_bytes += length
+
+        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
+            for chunk in chunker.cut_stream(_FullReader(stream, progress)):
+                data = bytes(chunk.data)   # the chunker reuses its buffer
+                whole.update(data)
+                stats.size += len(data)
+                pending.append(pool.submit(self._store_chunk, data, local))
+                while len(pending) >= _INFLIGHT:
+                    collect(pending.popleft())
+            while pending:
+                collect(pending.popleft())
+        part = Part(kind, name, fmt, stats.size, whole.hexdigest(), chunks, dict(meta or {}))
+        return part, stats
+
+    def write_part_from_producer(self, kind: str, name: str, fmt: str, produce: Callable[[BinaryIO], object], *,
+                                 meta: dict | None = None, progress: Callable[[int], None] | None = None
+                                 ) -> tuple[Part, PartStats]:
+        """Like ``write_part`` for a writer function (``pack_dir``): it runs in a thread into a pipe."""
+        rfd, wfd = os.pipe()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with open(wfd, "wb", buffering=1 << 20) as out:
+                    produce(out)
+            except BaseException as exc:  # re-raised in the caller's thread
+                failure.append(exc)
+
+        thread = threading.Thread(target=run, name=f"backup-{kind}-{name}", daemon=True)
+        thread.start()
+        try:
+            with open(rfd, "rb", buffering=0) as inp:
+                part, stats = self.write_part(kind, name, fmt, inp, meta=meta, progress=progress)
+        finally:
+            thread.join()
+        if failure:
+            raise failure[0]
+        return part, stats
+
+    def commit(self, snapshot: Snapshot) -> None:
+        """Write the manifest atomically, after every chunk it names is durable."""
+        for part in snapshot.parts:
+            for digest, _length in part.chunks:
+                if not self.chunk_path(digest).exists():
+                    raise CorruptData(f"chunk {digest[:12]} of part {part.kind} {part.name} vanished before commit")
+        _syncfs(self.path)
+        self._write_atomic(self.snapshots_dir / f"{snapshot.id}.json",
+                           json.dumps(snapshot.to_dict(), indent=1).encode())
+
+    @staticmethod
+    def new_id(when: datetime) -> str:
+        return when.strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def snapshots(self) -> list[Snapshot]:
+        """All snapshots, oldest first."""
+        if not self.snapshots_dir.is_dir():
+            return []
+        result = []
+        for path in self.snapshots_dir.glob("*.json"):
+            try:
+                result.append(Snapshot.from_dict(json.loads(path.read_bytes())))
+            except (ValueError, KeyError) as exc:
+                raise CorruptData(f"unreadable manifest {path.name}: {exc}") from exc
+        result.sort(key=lambda s: (s.created, s.id))
+        return result
+
+    def get(self, ref: str) -> Snapshot:
+        """A snapshot by ID, unique ID prefix, ``latest``, or tag (the newest with it)."""
+        self._require()
+        snaps = self.snapshots()
+        if ref == "latest":
+            if not snaps:
+                raise NotFound(f"no snapshots in {self.path}")
+            return snaps[-1]
+        exact = [s for s in snaps if s.id == ref]
+        if exact:
+            return exact[0]
+        matches = [s for s in snaps if s.id.startswith(ref)]
+        if len(matches) > 1:
+            raise InvalidArgument(f"snapshot prefix {ref!r} is ambiguous ({len(matches)} matches)")
+        if matches:
+            return matches[0]
+        tagged = [s for s in snaps if ref in s.tags]
+        if tagged:
+            return tagged[-1]
+        raise NotFound(f"No such backup: {ref}")
+
+    def read_chunk(self, digest: str) -> bytes:
+        """The plain bytes of a chunk, verified against its name."""
+        import zstandard
+
+        try:
+            packed = self.chunk_path(digest).read_bytes()
+        except FileNotFoundError as exc:
+            raise CorruptData(f"chunk {digest} is missing from the repository") from exc
+        try:
+            data = zstandard.ZstdDecompressor().decompress(packed)
+        except zstandard.ZstdError as exc:
+            raise CorruptData(f"chunk {digest} is corrupt: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise CorruptData(f"chunk {digest} is corrupt: its content no longer matches its sha256")
+        return data
+
+    def open_part(self, part: Part) -> "PartReader":
+        return PartReader(self, part)
+
+    def verify(self, snapshot: Snapshot, progress: Callable[[int], None] | None = None) -> list[str]:
+        """Re-hash every chunk and every part; a list of problems (empty when all is well)."""
+        problems = []
+        for part in snapshot.parts:
+            whole = hashlib.sha256()
+            size = 0
+            for digest, length in part.chunks:
+                try:
+                    data = self.read_chunk(digest)
+                except CorruptData as exc:
+                    problems.append(f"{part.kind} {part.name}: {exc}")
+                    whole = None
+                    break
+                if len(data) != length:
+                    problems.append(f"{part.kind} {part.name}: chunk {digest[:12]} has {len(data)} bytes, "
+                                    f"manifest says {length}")
+                whole.update(data)
+                size += len(data)
+                if progress:
+                    progress(len(data))
+            if whole is not None and (whole.hexdigest() != part.sha256 or size != part.size):
+                problems.append(f"{part.kind} {part.name}: sha256 of the part does not match the manifest")
+        return problems
+
+    # --- removing -------------------------------------------------------------------------
+
+    def remove(self, snapshot_ids: list[str]) -> None:
+        for sid in snapshot_ids:
+            try:
+                os.unlink(self.snapshots_dir / f"{sid}.json")
+            except FileNotFoundError:
+                pass
+
+    def gc(self) -> tuple[int, int]:
+        """Delete chunks no snapshot names (caller holds the exclusive lock); (chunks, bytes) freed."""
+        used = {digest for snap in self.snapshots() for part in snap.parts for digest, _ in part.chunks}
+        count = freed = 0
+        if not self.chunks_dir.is_dir():
+            return 0, 0
+        for sub in self.chunks_dir.iterdir():
+            for path in sub.iterdir():
+                if path.name not in used:
+                    freed += path.stat().st_size
+                    path.unlink()
+                    count += 1
+        for stale in (self.path / "tmp").glob("*"):
+            stale.unlink()
+        return count, freed
+
+    def stored_bytes(self) -> int:
+        total = 0
+        if self.chunks_dir.is_dir():
+            for sub in self.chunks_dir.iterdir():
+                for path in sub.iterdir():
+                    total += path.stat().st_size
+        return total
+
+
+class PartReader:
+    """A part's bytes as a stream (``read``), each chunk verified, the whole checked at the end."""
+
+    def __init__(self, repo: Repository, part: Part):
+        self.repo = repo
+        self.part = part
+        self.index = 0
+        self.buffer = memoryview(b"")
+        self.hash = hashlib.sha256()
+        self.done = False
+
+    def _fill(self) -> bool:
+        if self.index >= len(self.part.chunks):
+            if not self.done:
+                self.done = True
+                if self.hash.hexdigest() != self.part.sha256:
+                    raise CorruptData(f"{self.part.kind} {self.part.name}: sha256 does not match the manifest")
+            return False
+        digest, _ = self.part.chunks[self.index]
+        self.index += 1
+        data = self.repo.read_chunk(digest)
+        self.hash.update(data)
+        self.buffer = memoryview(data)
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        out = []
+        want = size if size is not None and size >= 0 else None
+        while want is None or want > 0:
+            if not self.buffer and not self._fill():
+                break
+            take = len(self.buffer) if want is None else min(want, len(self.buffer))
+            out.append(bytes(self.buffer[:take]))
+            self.buffer = self.buffer[take:]
+            if want is not None:
+                want -= take
+        return b"".join(out)
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        memoryview(buf).cast("B")[:len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+
+def select_prune(snapshots: list[Snapshot], keep_last: int = 0, keep_daily: int = 0,
+                 keep_weekly: int = 0) -> tuple[list[Snapshot], list[Snapshot]]:
+    """(keep, remove) by restic's rules: the newest ``keep_last``; the newest of each of the last
+    ``keep_daily`` days and ``keep_weekly`` ISO weeks that have snapshots. Pure."""
+    if keep_last < 0 or keep_daily < 0 or keep_weekly < 0:
+        raise InvalidArgument("prune: --keep-* values must not be negative")
+    if not (keep_last or keep_daily or keep_weekly):
+        raise InvalidArgument("prune needs at least one of --keep-last, --keep-daily, --keep-weekly "
+                              "(refusing to remove every snapshot)")
+    newest_first = sorted(snapshots, key=lambda s: (s.created, s.id), reverse=True)
+    keep_ids = {s.id for s in newest_first[:keep_last]}
+    for count, bucket in ((keep_daily, lambda d: d.strftime("%Y-%m-%d")),
+                          (keep_weekly, lambda d: "%04d-W%02d" % d.isocalendar()[:2])):
+        seen: set[str] = set()
+        for snap in newest_first:
+            if len(seen) >= count:
+                break
+            key = bucket(snap.created_at())
+            if key not in seen:
+                seen.add(key)
+                keep_ids.add(snap.id)
+    keep = [s for s in snapshots if s.id in keep_ids]
+    remove = [s for s in snapshots if s.id not in keep_ids]
+    return keep, remove
+
+
+__all__ = ["Repository", "Snapshot", "Part", "PartStats", "PartReader", "select_prune", "cut_points", "Conflict"]

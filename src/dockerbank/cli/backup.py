@@ -1,0 +1,223 @@
+"""``dockerbank backup create|ls|inspect|verify|rm|prune`` and ``dockerbank restore``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from dockerbank.cli.common import engine_of, human_size, print_table
+from dockerbank.errors import CorruptData
+
+
+def _repo(ctx: click.Context, path: str | None):
+    from dockerbank.backup.repository import Repository
+
+    engine = engine_of(ctx)
+    return Repository(Path(path) if path else engine.config.root / "backups")
+
+
+class _RichProgress:
+    """Progress bars on stderr (only when it is a terminal)."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                 TransferSpeedColumn(), console=Console(stderr=True), transient=True)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def task(self, description, total):
+        task_id = self.progress.add_task(description, total=total or None)
+        return lambda n: self.progress.advance(task_id, n)
+
+    def done(self, description):
+        pass
+
+
+def _progress():
+    from contextlib import nullcontext
+
+    from dockerbank.backup.create import Progress
+
+    if sys.stderr.isatty():
+        return _RichProgress()
+    return nullcontext(Progress())
+
+
+repo_option = click.option("--repo", metavar="DIR", help="Backup repository (default: <root>/backups)")
+
+
+@click.group("backup")
+def backup() -> None:
+    """Back up volumes, containers and the whole host into a deduplicated repository."""
+
+
+@backup.command("create")
+@click.argument("volumes", nargs=-1)
+@click.option("--container", "containers", multiple=True, help="Container (top layer, config, its volumes)")
+@click.option("--stack", "stacks", multiple=True, help="Containers with LABEL=VALUE, or a compose project name")
+@click.option("--all", "all_", is_flag=True, help="Whole host: volumes, containers, local images, networks, state")
+@click.option("--consistency", default="pause", show_default=True,
+              type=click.Choice(["pause", "stop", "dump", "none"]), help="What to do with running containers")
+@click.option("--with-images", is_flag=True, help="Include the images of the saved containers")
+@click.option("--tag", "tags", multiple=True, help="Tag the snapshot")
+@repo_option
+@click.option("-q", "--quiet", is_flag=True, help="Print only the snapshot ID")
+@click.pass_context
+def create_cmd(ctx, volumes, containers, stacks, all_, consistency, with_images, tags, repo, quiet) -> None:
+    """Create a snapshot."""
+    from dockerbank.backup.create import CreateOptions, create
+
+    engine = engine_of(ctx)
+    opts = CreateOptions(list(volumes), list(containers), list(stacks), all_, consistency, with_images, list(tags))
+    with _progress() as progress:
+        report = create(engine, _repo(ctx, repo), opts, progress)
+    snap = report.snapshot
+    if quiet:
+        click.echo(snap.id)
+        return
+    rows = [[kind, name, human_size(st.size), human_size(st.new_bytes), human_size(st.stored_bytes),
+             human_size(st.dedup_bytes)] for kind, name, st in report.items]
+    print_table(["KIND", "NAME", "SIZE", "NEW", "STORED", "DEDUPLICATED"], rows)
+    total = report.total
+    click.echo(f"snapshot {snap.id}: {len(snap.parts)} parts, {human_size(total.size)} in "
+               f"{report.seconds:.1f}s; new data {human_size(total.new_bytes)} "
+               f"(stored {human_size(total.stored_bytes)} compressed), deduplicated {human_size(total.dedup_bytes)}")
+    for warning in report.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+
+
+@backup.command("ls")
+@repo_option
+@click.option("-q", "--quiet", is_flag=True, help="Only IDs")
+@click.option("--format", "fmt", help="json for one JSON object per line")
+@click.pass_context
+def ls_cmd(ctx, repo, quiet, fmt) -> None:
+    """List snapshots (oldest first)."""
+    repository = _repo(ctx, repo)
+    snaps = repository.snapshots()
+    if quiet:
+        for snap in snaps:
+            click.echo(snap.id)
+        return
+    if fmt == "json":
+        for snap in snaps:
+            click.echo(json.dumps({"ID": snap.id, "Created": snap.created, "Tags": snap.tags, "Size": snap.size,
+                                   "Parts": [f"{p.kind}:{p.name}" for p in snap.parts]}))
+        return
+    rows = [[s.id, s.created, ",".join(s.tags), human_size(s.size),
+             ", ".join(f"{p.kind}:{p.name[:24]}" for p in s.parts)] for s in snaps]
+    print_table(["ID", "CREATED", "TAGS", "SIZE", "CONTENTS"], rows)
+
+
+@backup.command("inspect")
+@click.argument("snapshots", nargs=-1, required=True)
+@click.option("--chunks", is_flag=True, help="Include every part's chunk list")
+@repo_option
+@click.pass_context
+def inspect_cmd(ctx, snapshots, chunks, repo) -> None:
+    """Show snapshot manifests as JSON."""
+    repository = _repo(ctx, repo)
+    out = []
+    for ref in snapshots:
+        data = repository.get(ref).to_dict()
+        if not chunks:
+            for part in data["parts"]:
+                part["chunks"] = len(part["chunks"])
+        out.append(data)
+    click.echo(json.dumps(out, indent=4))
+
+
+@backup.command("verify")
+@click.argument("snapshots", nargs=-1)
+@repo_option
+@click.pass_context
+def verify_cmd(ctx, snapshots, repo) -> None:
+    """Re-hash every chunk and part of the snapshots (all when none is named)."""
+    repository = _repo(ctx, repo)
+    snaps = [repository.get(r) for r in snapshots] if snapshots else repository.snapshots()
+    bad = 0
+    with _progress() as progress:
+        for snap in snaps:
+            problems = repository.verify(snap, progress.task(f"verify {snap.id}", snap.size))
+            if problems:
+                bad += 1
+                for problem in problems:
+                    click.echo(f"{snap.id}: {problem}", err=True)
+            else:
+                click.echo(f"{snap.id}: ok ({len(snap.parts)} parts, {human_size(snap.size)})")
+    if bad:
+        raise CorruptData(f"{bad} of {len(snaps)} snapshots failed verification")
+
+
+@backup.command("rm")
+@click.argument("snapshots", nargs=-1, required=True)
+@repo_option
+@click.pass_context
+def rm_cmd(ctx, snapshots, repo) -> None:
+    """Remove snapshots and the chunks only they used."""
+    repository = _repo(ctx, repo)
+    with repository.lock(exclusive=True):
+        ids = [repository.get(r).id for r in snapshots]
+        repository.remove(ids)
+        count, freed = repository.gc()
+    for sid in ids:
+        click.echo(sid)
+    click.echo(f"freed {count} chunks, {human_size(freed)}", err=True)
+
+
+@backup.command("prune")
+@click.option("--keep-last", type=int, default=0)
+@click.option("--keep-daily", type=int, default=0)
+@click.option("--keep-weekly", type=int, default=0)
+@click.option("--dry-run", is_flag=True)
+@repo_option
+@click.pass_context
+def prune_cmd(ctx, keep_last, keep_daily, keep_weekly, dry_run, repo) -> None:
+    """Remove snapshots outside the keep rules, then unused chunks."""
+    from dockerbank.backup.repository import select_prune
+
+    repository = _repo(ctx, repo)
+    with repository.lock(exclusive=True):
+        keep, remove = select_prune(repository.snapshots(), keep_last, keep_daily, keep_weekly)
+        for snap in remove:
+            click.echo(f"{'would remove' if dry_run else 'removed'} {snap.id}")
+        if dry_run:
+            return
+        repository.remove([s.id for s in remove])
+        count, freed = repository.gc()
+    click.echo(f"kept {len(keep)} snapshots; freed {count} chunks, {human_size(freed)}", err=True)
+
+
+@click.command("restore")
+@click.argument("snapshot", default="latest")
+@click.option("--volume", "volumes", multiple=True, metavar="NAME[:NEWNAME]", help="Restore only this volume")
+@click.option("--container", "containers", multiple=True, help="Restore only this container (and its volumes)")
+@click.option("--force", is_flag=True, help="Overwrite non-empty volumes")
+@repo_option
+@click.pass_context
+def restore_cmd(ctx, snapshot, volumes, containers, force, repo) -> None:
+    """Restore a snapshot (default: the latest), whole or in parts, into this root."""
+    from dockerbank.backup.restore import RestoreOptions, restore
+
+    engine = engine_of(ctx)
+    with _progress() as progress:
+        report = restore(engine, _repo(ctx, repo), snapshot, RestoreOptions(list(volumes), list(containers), force),
+                         progress)
+    for kind, name in report.restored:
+        click.echo(f"restored {kind} {name}")
+    for warning in report.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
+
+
+COMMANDS = {"backup": backup, "restore": restore_cmd}
