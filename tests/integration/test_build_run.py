@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,8 @@ from dockerbank.errors import DockerbankError
 @pytest.fixture(autouse=True)
 def _runtime():
     require_binary("conmon")
-    if not (require_binary("runc") or require_binary("crun")):
-        pytest.fail("no OCI runtime")
+    if not (shutil.which("runc") or shutil.which("crun")):
+        pytest.fail("no OCI runtime (runc or crun): run scripts/setup.sh")
 
 
 def build(engine, ctx: Path, dockerfile: str, **opts) -> tuple[str, list[str]]:
