@@ -39,7 +39,7 @@ def test_run_echo_and_own_exit_code(ctr):
 def test_isolation_pid1_hostname_mounts_and_host_files(ctr, tmp_path):
     secret = tmp_path / "host-secret"
     secret.write_text("x")
-    text = out(ctr("run", "--rm", "--hostname", "box1", "busybox", "sh", "-c",
+    text = out(ctr("run", "--rm", "--network", "none", "--hostname", "box1", "busybox", "sh", "-c",
                    f"cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; cat /proc/self/mountinfo | head -1; "
                    f"test -e {secret} && echo visible || echo hidden; ls /sys/fs/cgroup >/dev/null; "
                    "ip link 2>/dev/null | grep -c ': ' || cat /proc/net/dev | tail -n +3 | wc -l"))
@@ -92,7 +92,7 @@ def test_detached_stop_runs_trap_then_logs_and_inspect(ctr):
     info = json.loads(out(ctr("inspect", "trapper")))[0]
     assert info["State"]["Running"] is True and info["State"]["Pid"] > 0
     assert info["Name"] == "/trapper" and info["Driver"] == "overlay2"
-    assert info["HostConfig"]["NetworkMode"] == "none"
+    assert info["HostConfig"]["NetworkMode"] == "default"
     ctr("stop", "-t", "5", "trapper")
     assert out(ctr("logs", "trapper")) == "started\ngot TERM\n"
     assert out(ctr("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "trapper")) == "exited 7\n"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path

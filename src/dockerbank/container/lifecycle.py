@@ -10,7 +10,6 @@ from conmon's exit file on the next read, so every CLI call sees the true state.
 from __future__ import annotations
 
 import ctypes
-import errno
 import fcntl
 import json
 import os
@@ -527,11 +526,16 @@ class ContainerService:
             rootfs = self._mount_rootfs(container)
             self.store.update_state(cid, lambda s: setattr(s, "mounted", True))
             try:
-                from dockerbank.network.runtime import join_network, network_up
+                net = None
+                if self._networked(container):  # none/host need no network service (and no import)
+                    from dockerbank.network.runtime import network_up
 
-                net = network_up(self.engine, container, base)
+                    net = network_up(self.engine, container, base)
                 spec = self._spec(container, rootfs)
-                join_network(spec, net)
+                if net is not None:
+                    from dockerbank.network.runtime import join_network
+
+                    join_network(spec, net)
                 tmp = base / "config.json.tmp"
                 tmp.write_text(json.dumps(spec))
                 os.replace(tmp, base / "config.json")
@@ -576,15 +580,31 @@ class ContainerService:
             return Attachment(self, cid, base, sock, started.conmon_pid, start_time, cfg.tty, want_stdin)
         return None
 
+    @staticmethod
+    def _networked(container: Container) -> bool:
+        """Whether the container's network needs the network service (everything but none/host).
+
+        Containers recorded before networks existed have no ``network`` dict: they are none/host.
+        """
+        return (container.config.network or {}).get("kind") in ("bridge", "user", "container")
+
+    def _network_down(self, container: Container) -> None:
+        """Release the container's addresses, ports and netns (never raises)."""
+        if self._networked(container):
+            from dockerbank.network.runtime import network_down
+
+            network_down(self.engine, container.id)
+
     def _failed_start(self, cid: str, exc: DockerbankError) -> None:
         try:
             self.runtime.delete(cid, force=True)
         except DockerbankError:
             pass
         self._unmount_rootfs(cid)
-        from dockerbank.network.runtime import network_down
-
-        network_down(self.engine, cid)
+        try:
+            self._network_down(self.store.get(cid))
+        except NotFound:
+            pass
 
         def failed(state: ContainerState) -> None:
             state.mounted = False
@@ -633,9 +653,7 @@ class ContainerService:
                 except DockerbankError:
                     pass
                 self._unmount_rootfs(cid)
-                from dockerbank.network.runtime import network_down
-
-                network_down(self.engine, cid)
+                self._network_down(container)
 
                 def exited(s: ContainerState) -> None:
                     s.status = model.EXITED
@@ -868,9 +886,7 @@ class ContainerService:
                 except DockerbankError:
                     pass
                 self._unmount_rootfs(cid)
-            from dockerbank.network.runtime import network_down
-
-            network_down(self.engine, cid)
+            self._network_down(current)
             try:
                 if volumes:
                     self.engine.volumes.remove_anonymous_of(cid)
