@@ -48,16 +48,18 @@ class MergedView:
         for layer in self.layers:
             # a whiteout or opaque directory on the way hides everything below it in lower layers
             hidden = False
+            opaque_above = False   # an opaque directory of this layer hides lower layers below it
             for depth in range(len(parts)):
                 parent = layer.joinpath(*parts[:depth]) if depth else layer
                 name = parts[depth]
                 if (parent / (WHITEOUT_PREFIX + name)).exists():
                     return None
+                opaque_above = opaque_above or (depth > 0 and _is_opaque(parent))
                 candidate = parent / name
                 try:
                     st = os.lstat(candidate)
                 except OSError:
-                    if depth and _is_opaque(parent):
+                    if opaque_above:
                         return None
                     hidden = True
                     break
