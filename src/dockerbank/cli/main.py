@@ -49,7 +49,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "cp": "dockerbank.cli.containers",
     "diff": "dockerbank.cli.containers",
     "export": "dockerbank.cli.containers",
-    "commit": "dockerbank.cli.containers",
+    "commit": "dockerbank.cli.commit",
     # volumes
     "volume": "dockerbank.cli.volumes",
     # networks

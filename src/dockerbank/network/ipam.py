@@ -7,15 +7,19 @@ addresses of stored endpoints), so the rules are unit-tested without a host.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Network
-from typing import Iterable
 
 from dockerbank.errors import Conflict, InvalidArgument
 
 # The default bridge takes the first free /16 of these. Not Podman's fixed 10.88/16 nor Docker's
 # 172.17/16: both engines may run on the same host (the compat tests use them) and their
 # bridges exist only while they have containers, so a route check at creation cannot see them.
-DEFAULT_BRIDGE_POOL: tuple[tuple[str, int], ...] = (("10.85.0.0/16", 16), ("10.84.0.0/16", 16), ("10.83.0.0/16", 16))
+# Past the three /16s, /24s of 10.64/12: several Dockerbank roots on one host (each with its
+# own default bridge) must not run out of pools after three.
+DEFAULT_BRIDGE_POOL: tuple[tuple[str, int], ...] = (
+    ("10.85.0.0/16", 16), ("10.84.0.0/16", 16), ("10.83.0.0/16", 16), ("10.64.0.0/12", 24),
+)
 # User networks take the next free /24 of these, like Podman's 10.89.x/24; Docker's 172.18-31/16
 # ranges are left to a Docker daemon that may run on the same host.
 USER_POOL: tuple[tuple[str, int], ...] = (("10.90.0.0/15", 24), ("10.92.0.0/14", 24))
