@@ -27,11 +27,11 @@ IMAGE = "dockerbank-bench/busybox:net"
 FILE_SIZE = 10 * 1000 * 1000
 FETCHES = 20
 NOTES = [
-    "busybox httpd serves a 10 MB random file from a read-only bind mount; curl fetches it 20 times over one "
+    ("busybox httpd serves a 10 MB random file from a read-only bind mount; curl fetches it 20 times over one "
     "connection per file to 127.0.0.1:<published port>. docker forwards 127.0.0.1 through docker-proxy (its "
     "userland proxy, the default); Dockerbank and podman use netavark's iptables DNAT in the kernel. "
     "Until `dockerbank run` exists, the dockerbank row is its network layer (netavark, same veth + DNAT path) "
-    "with the host's busybox httpd joined to the container's network namespace.",
+    "with the host's busybox httpd joined to the container's network namespace."),
 ]
 
 
@@ -57,7 +57,7 @@ def _wait(port: int) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if subprocess.run(["curl", "-s", "-o", "/dev/null", "--fail", "--max-time", "2",
-                           f"http://127.0.0.1:{port}/big"]).returncode == 0:
+                           f"http://127.0.0.1:{port}/big"], check=False).returncode == 0:
             return
         time.sleep(0.1)
     raise RuntimeError(f"nothing serves http://127.0.0.1:{port}/big")
@@ -66,14 +66,14 @@ def _wait(port: int) -> None:
 def _start_engine(tool: str, www: Path, env: dict, rootfs: Path) -> Server:
     port = _free_port()
     name = "dockerbank-bench-net-" + secrets.token_hex(4)
-    subprocess.run([tool, "rm", "-f", name], env=env, capture_output=True)
-    if subprocess.run([tool, "image", "inspect", IMAGE], env=env, capture_output=True).returncode != 0:
+    subprocess.run([tool, "rm", "-f", name], env=env, capture_output=True, check=False)
+    if subprocess.run([tool, "image", "inspect", IMAGE], env=env, capture_output=True, check=False).returncode != 0:
         sh(tool, "import", "--change", 'CMD ["sh"]', str(rootfs), IMAGE, env=env)
     # podman: crun cannot run on this hybrid-cgroup host and its default rlimits exceed the hard ones
     extra = ["--runtime", "runc", "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=4096:4096"] if tool == "podman" else []
     sh(tool, "run", "-d", *extra, "--name", name, "-p", f"127.0.0.1:{port}:80", "-v", f"{www}:/www:ro", IMAGE,
        "httpd", "-f", "-p", "80", "-h", "/www", env=env)
-    return Server(port, [lambda: subprocess.run([tool, "rm", "-f", name], env=env, capture_output=True)])
+    return Server(port, [lambda: subprocess.run([tool, "rm", "-f", name], env=env, capture_output=True, check=False)])
 
 
 def _start_network_layer(www: Path, root: Path) -> Server:
@@ -115,7 +115,7 @@ def prepare(ctx: Context) -> State:
         for tool in ctx.tools:
             if tool == "dockerbank":
                 has_run = subprocess.run([sys.executable, "-m", "dockerbank", "run", "--help"], env=env,
-                                         capture_output=True).returncode == 0
+                                         capture_output=True, check=False).returncode == 0
                 servers[tool] = _start_engine(tool, www, env, rootfs) if has_run else _start_network_layer(www, root)
             else:
                 servers[tool] = _start_engine(tool, www, env, rootfs)

@@ -6,6 +6,7 @@ prove the network layer alone. Only 127.0.0.1 and addresses inside our namespace
 
 from __future__ import annotations
 
+import json
 import secrets
 import signal
 import socket
@@ -21,7 +22,6 @@ from dockerbank.errors import Conflict
 from dockerbank.network.model import bridge_name
 from dockerbank.network.ports import parse_publish
 from dockerbank.network.service import AttachRequest
-
 from tests.conftest import require_binary
 
 
@@ -64,13 +64,13 @@ def attach(net, name: str, networks=("bridge",), ports=(), **kwargs) -> tuple[st
 
 def in_ns(settings: dict, *args: str, timeout: float = 10) -> subprocess.CompletedProcess:
     return subprocess.run(["nsenter", f"--net={settings['SandboxKey']}", "busybox", *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def fetch(settings: dict, url: str, timeout: int = 3) -> subprocess.CompletedProcess:
     """curl from inside a namespace (busybox-static's wget crashes on this Debian build)."""
     return subprocess.run(["nsenter", f"--net={settings['SandboxKey']}", "curl", "-sS", "--max-time", str(timeout), url],
-                          capture_output=True, text=True, timeout=timeout + 5)
+                          capture_output=True, text=True, timeout=timeout + 5, check=False)
 
 
 def httpd(procs, settings: dict, port: int, docroot: Path) -> None:
@@ -221,7 +221,7 @@ def test_connect_and_disconnect_a_running_endpoint(net):
     with pytest.raises(Conflict):
         net.remove("two")
     net.disconnect("two", c1)
-    assert bridge_name(two.id) not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert bridge_name(two.id) not in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=False).stdout
     net.remove("two")
     net.detach(c1)
 
@@ -293,3 +293,24 @@ def test_concurrent_processes_get_distinct_addresses_and_leave_nothing(net, conf
     assert len(set(addresses)) == 5 and crowd.gateway not in addresses
     run_all([["detach", container_id] for container_id, _ in results])
     assert_no_traces(net, [c for c, _ in results], [crowd])
+
+
+def test_idle_network_moves_off_a_subnet_the_host_took_meanwhile(net):
+    """Roots are independent stores: while a network has no endpoint its bridge does not exist,
+    so another root may take its subnet; the next attach moves it instead of clashing."""
+    idle = net.create("idle")
+    squatter = "dbksquat" + secrets.token_hex(3)
+    subprocess.run(["ip", "link", "add", squatter, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", f"{idle.gateway}/24", "dev", squatter], check=True)
+        subprocess.run(["ip", "link", "set", squatter, "up"], check=True)  # its route exists only when up
+        container_id, settings = attach(net, "mover", ["idle"])
+        moved = net.get("idle")
+        assert moved.subnet != idle.subnet
+        assert settings["Networks"]["idle"]["IPAddress"].startswith(moved.subnet.rsplit(".", 2)[0])
+        assert "_dockerbank" not in json.dumps(net.inspect("idle")["Options"])
+        net.detach(container_id)
+    finally:
+        subprocess.run(["ip", "link", "delete", squatter], check=True)
+    fixed = net.create("fixed", subnet="10.123.46.0/24")
+    assert net.get("fixed").subnet == fixed.subnet  # a subnet the user chose never moves

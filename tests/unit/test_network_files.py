@@ -52,9 +52,9 @@ def test_parse_mode_and_port_requests():
     assert parse_mode(["a", "b", "a"]).networks == ("a", "b")
     assert parse_mode(["container:db"]).docker_name == "container:db"
     assert parse_mode(["host"], ports=["80"]).kind == "host"
-    for bad in (dict(values=["host", "a"]), dict(values=["bridge"], ip="10.0.0.5"),
-                dict(values=[], aliases=["x"]), dict(values=["container:db"], publish_all=True),
-                dict(values=["a"], add_hosts=["nocolon"]), dict(values=["a"], ports=["x:y"])):
+    for bad in ({"values": ["host", "a"]}, {"values": ["bridge"], "ip": "10.0.0.5"},
+                {"values": [], "aliases": ["x"]}, {"values": ["container:db"], "publish_all": True},
+                {"values": ["a"], "add_hosts": ["nocolon"]}, {"values": ["a"], "ports": ["x:y"]}):
         with pytest.raises(InvalidArgument):
             parse_mode(**bad)
     got = port_requests(["8080:80"], True, ["80/tcp", "443/tcp"])

@@ -6,8 +6,14 @@ import pytest
 
 from dockerbank.errors import Conflict, InvalidArgument
 from dockerbank.network.model import PortMapping, ports_shape
-from dockerbank.network.ports import (PortRequest, assign_ports, format_port_line, format_ps_ports, parse_exposed,
-                                      parse_publish)
+from dockerbank.network.ports import (
+    PortRequest,
+    assign_ports,
+    format_port_line,
+    format_ps_ports,
+    parse_exposed,
+    parse_publish,
+)
 
 
 @pytest.mark.parametrize("spec, expected", [

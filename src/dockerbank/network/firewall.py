@@ -41,14 +41,14 @@ def plan(filter_rules: str) -> str | None:
 def ensure_isolation() -> None:
     """Install the isolation chain first in FORWARD (one read; one atomic write when needed)."""
     try:
-        current = subprocess.run(["iptables", "-w", "-t", "filter", "-S"], capture_output=True, text=True, timeout=30)
+        current = subprocess.run(["iptables", "-w", "-t", "filter", "-S"], capture_output=True, text=True, timeout=30, check=False)
         if current.returncode != 0:
             raise RuntimeFailure(f"iptables -S failed: {current.stderr.strip()}")
         script = plan(current.stdout)
         if script is None:
             return
         done = subprocess.run(["iptables-restore", "-w", "--noflush"], input=script, capture_output=True,
-                              text=True, timeout=30)
+                              text=True, timeout=30, check=False)
         if done.returncode != 0:
             raise RuntimeFailure(f"cannot install network isolation rules: {done.stderr.strip()}")
     except (OSError, subprocess.TimeoutExpired) as exc:

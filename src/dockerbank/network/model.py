@@ -40,7 +40,7 @@ class Network:
         return self.name != DEFAULT_NETWORK
 
     @classmethod
-    def from_row(cls, row: Any) -> "Network":
+    def from_row(cls, row: Any) -> Network:
         return cls(
             id=row["id"], name=row["name"], driver=row["driver"], created=row["created"],
             subnet=row["subnet"], gateway=row["gateway"], internal=bool(row["internal"]),
@@ -62,7 +62,7 @@ class PortMapping:
                 "container_port": self.container_port, "protocol": self.protocol}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PortMapping":
+    def from_dict(cls, data: dict[str, Any]) -> PortMapping:
         return cls(data["host_ip"], int(data["host_port"]), int(data["container_port"]), data["protocol"])
 
 
@@ -87,7 +87,7 @@ class Endpoint:
         return hashlib.sha256(f"{self.container_id}/{self.network_id}".encode()).hexdigest()
 
     @classmethod
-    def from_row(cls, row: Any) -> "Endpoint":
+    def from_row(cls, row: Any) -> Endpoint:
         return cls(
             container_id=row["container_id"], network_id=row["network_id"],
             container_name=row["container_name"], ip=row["ip"], mac=row["mac"],
@@ -99,7 +99,8 @@ class Endpoint:
 def inspect_shape(network: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
     """What ``docker network inspect`` prints for one network."""
     prefix = network.subnet.split("/")[1]
-    options = {"com.docker.network.bridge.name": network.interface, **network.options}
+    options = {"com.docker.network.bridge.name": network.interface,
+               **{k: v for k, v in network.options.items() if not k.startswith("_")}}
     return {
         "Name": network.name,
         "Id": network.id,

@@ -12,10 +12,11 @@ import fcntl
 import json
 import shutil
 import subprocess
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from dockerbank.errors import NotSupported, RuntimeFailure
 from dockerbank.network.model import Endpoint, Network, PortMapping
@@ -145,7 +146,7 @@ class Netavark:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         argv = [self.binary, "--config", str(self.config_dir), "--aardvark-binary", self.aardvark, command, str(netns)]
         try:
-            proc = subprocess.run(argv, input=json.dumps(options).encode(), capture_output=True, timeout=60)
+            proc = subprocess.run(argv, input=json.dumps(options).encode(), capture_output=True, timeout=60, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise RuntimeFailure(f"netavark {command} failed: {exc}") from exc
         out = proc.stdout.decode(errors="replace").strip()

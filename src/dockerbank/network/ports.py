@@ -8,8 +8,8 @@ container port means "any one free port of this range".
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from dockerbank.errors import Conflict, InvalidArgument
 from dockerbank.network.model import PortMapping

@@ -8,9 +8,10 @@ start and returns the OCI namespace entry plus the texts of /etc/hosts and /etc/
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from dockerbank.errors import InvalidArgument
 from dockerbank.network.etcfiles import host_nameservers, hosts_file, parse_add_host, resolv_conf
@@ -45,7 +46,7 @@ def parse_mode(values: Iterable[str] = (), *, ports: Iterable[str] = (), publish
         values = [DEFAULT_NETWORK]
     specials = [v for v in values if v in ("none", "host") or v.startswith("container:")]
     if specials and len(values) > 1:
-        raise InvalidArgument(f"conflicting options: cannot attach both user-defined and non-user-defined network-modes")
+        raise InvalidArgument("conflicting options: cannot attach both user-defined and non-user-defined network-modes")
     for spec in add_hosts:
         parse_add_host(spec)
     for spec in ports:

@@ -13,28 +13,46 @@ import re
 import secrets
 import socket
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from dockerbank.config import Config
-from dockerbank.errors import (AmbiguousReference, Conflict, DockerbankError, InvalidArgument, NotFound,
-                               RuntimeFailure)
+from dockerbank.errors import (
+    AmbiguousReference,
+    Conflict,
+    DockerbankError,
+    InvalidArgument,
+    NotFound,
+    RuntimeFailure,
+)
 from dockerbank.network import ipam, netns
 from dockerbank.network.firewall import ensure_isolation
-from dockerbank.network.model import (BRIDGE_PREFIX, DEFAULT_NETWORK, Endpoint, Network, PortMapping,
-                                      inspect_shape, ports_shape)
+from dockerbank.network.model import (
+    BRIDGE_PREFIX,
+    DEFAULT_NETWORK,
+    Endpoint,
+    Network,
+    PortMapping,
+    inspect_shape,
+    ports_shape,
+)
 from dockerbank.network.ports import PortRequest, assign_ports
 from dockerbank.state.db import Database
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 PREDEFINED = ("bridge", "host", "none")
+# Hidden option of networks whose subnet the store chose: while such a network has no endpoint,
+# its bridge does not exist, so another root or engine may take the subnet meanwhile; at the next
+# attach it moves to a free one instead of clashing (roots are independent stores on one host).
+AUTO_SUBNET = "_dockerbank.auto_subnet"
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def host_port_free(host_ip: str, port: int, protocol: str) -> bool:
@@ -52,8 +70,9 @@ def host_port_free(host_ip: str, port: int, protocol: str) -> bool:
     return True
 
 
-def host_route_subnets(route_file: Path = Path("/proc/net/route")) -> list[IPv4Network]:
-    """Subnets the host routes somewhere already (docker0, podman0, LANs): never reuse them."""
+def host_route_subnets(route_file: Path = Path("/proc/net/route"), skip_iface: str = "") -> list[IPv4Network]:
+    """Subnets the host routes somewhere already (docker0, podman0, LANs, other roots' bridges):
+    never reuse them. Routes through ``skip_iface`` (a network's own bridge) do not count."""
     subnets = []
     try:
         lines = route_file.read_text().splitlines()[1:]
@@ -61,14 +80,18 @@ def host_route_subnets(route_file: Path = Path("/proc/net/route")) -> list[IPv4N
         return subnets
     for line in lines:
         fields = line.split()
-        if len(fields) < 8:
+        if len(fields) < 8 or fields[0] == skip_iface:
             continue
         dest, mask = int(fields[1], 16), int(fields[7], 16)
         if mask == 0:
             continue  # the default route overlaps everything; it is no obstacle
-        to_ip = lambda v: IPv4Address(int.from_bytes(v.to_bytes(4, "little"), "big"))  # noqa: E731
-        subnets.append(IPv4Network(f"{to_ip(dest)}/{to_ip(mask)}", strict=False))
+        subnets.append(IPv4Network(f"{_le_ip(dest)}/{_le_ip(mask)}", strict=False))
     return subnets
+
+
+def _le_ip(value: int) -> IPv4Address:
+    """An address as /proc/net/route prints it (host byte order, little-endian here)."""
+    return IPv4Address(int.from_bytes(value.to_bytes(4, "little"), "big"))
 
 
 @dataclass
@@ -138,7 +161,8 @@ class NetworkService:
             if row is not None:
                 return Network.from_row(row)
             subnet = ipam.next_subnet(ipam.DEFAULT_BRIDGE_POOL, self._taken_subnets(conn))
-            return self._insert(conn, DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {}, {})
+            return self._insert(conn, DEFAULT_NETWORK, subnet, ipam.default_gateway(subnet), False, {},
+                                {AUTO_SUBNET: "true"})
 
     def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
                internal: bool = False, labels: dict[str, str] | None = None, driver: str = "bridge",
@@ -170,6 +194,7 @@ class NetworkService:
             else:
                 wanted = ipam.next_subnet(ipam.USER_POOL, stored + host_route_subnets())
                 gw = ipam.default_gateway(wanted)
+                options = {**(options or {}), AUTO_SUBNET: "true"}
             return self._insert(conn, name, wanted, gw, internal, labels or {}, options or {})
 
     def list(self, filters: dict[str, list[str]] | None = None) -> list[Network]:
@@ -274,6 +299,23 @@ class NetworkService:
              json.dumps(list(endpoint.aliases)), json.dumps([p.to_dict() for p in ports]), _now()))
         return endpoint
 
+    def _float_subnet(self, conn, network: Network) -> Network:
+        """Move an idle network with a store-chosen subnet off a subnet the host now routes elsewhere."""
+        if network.options.get(AUTO_SUBNET) != "true":
+            return network
+        if conn.execute("SELECT 1 FROM network_endpoints WHERE network_id = ? LIMIT 1", (network.id,)).fetchone():
+            return network
+        foreign = host_route_subnets(skip_iface=network.interface)
+        if ipam.overlapping(IPv4Network(network.subnet), foreign) is None:
+            return network
+        stored = [IPv4Network(r["subnet"]) for r in conn.execute("SELECT subnet FROM networks WHERE id != ?",
+                                                                  (network.id,))]
+        pool = ipam.DEFAULT_BRIDGE_POOL if network.name == DEFAULT_NETWORK else ipam.USER_POOL
+        subnet = ipam.next_subnet(pool, stored + foreign)
+        gateway = str(ipam.default_gateway(subnet))
+        conn.execute("UPDATE networks SET subnet = ?, gateway = ? WHERE id = ?", (str(subnet), gateway, network.id))
+        return Network.from_row(conn.execute("SELECT * FROM networks WHERE id = ?", (network.id,)).fetchone())
+
     def _taken_ports(self, conn, exclude_container: str) -> list[PortMapping]:
         taken = []
         for row in conn.execute("SELECT container_id, ports FROM network_endpoints"):
@@ -308,6 +350,7 @@ class NetworkService:
             raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
         pairs: list[tuple[Network, Endpoint]] = []
         with self.db.write() as conn:
+            networks = [self._float_subnet(conn, n) for n in networks]
             mappings = assign_ports(request.ports, self._taken_ports(conn, request.container_id), host_port_free)
             for index, network in enumerate(networks):
                 endpoint = self._reserve(conn, request.container_id, request.container_name, network,
@@ -421,7 +464,7 @@ class NetworkService:
             # a missing one; stand-in veths of the same names (no dummy module everywhere) let it run to the end
             for spec in options["networks"].values():
                 subprocess.run(["nsenter", f"--net={path}", "ip", "link", "add", spec["interface_name"], "type", "veth", "peer", "name", "standin-" + spec["interface_name"]],
-                               capture_output=True)
+                               capture_output=True, check=False)
         try:
             self.driver.teardown(path, options)
         except RuntimeFailure:
@@ -494,7 +537,7 @@ class NetworkService:
             repairs += self._stop_stale_aardvark()
         for bridge in _host_bridges():
             if bridge.startswith(BRIDGE_PREFIX) and bridge[len(BRIDGE_PREFIX):] not in busy and self._ours(bridge):
-                subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
+                subprocess.run(["ip", "link", "delete", bridge], capture_output=True, check=False)
                 repairs.append(f"removed bridge {bridge}")
         return repairs
 
