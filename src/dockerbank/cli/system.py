@@ -29,16 +29,20 @@ def _version_data() -> dict:
     }
 
 
+def _emit_formatted(data: dict, fmt: str | None) -> bool:
+    """Print ``data`` as JSON or through a template when ``--format`` asks; False when it does not."""
+    if not fmt:
+        return False
+    click.echo(json.dumps(data) if fmt == "json" else render_template(fmt, data))
+    return True
+
+
 @click.command("version")
 @click.option("-f", "--format", "fmt", default=None, help="Format with a Go-like template or 'json'.")
 def version_cmd(fmt: str | None) -> None:
     """Show the Dockerbank version."""
     data = _version_data()
-    if fmt == "json":
-        click.echo(json.dumps(data))
-        return
-    if fmt:
-        click.echo(render_template(fmt, data))
+    if _emit_formatted(data, fmt):
         return
     client = data["Client"]
     click.echo(f"Dockerbank version {client['Version']}\n Python: {client['PythonVersion']}\n"
@@ -67,11 +71,7 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
         "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
         "Images": images, "ServerVersion": __version__, "RuntimeReason": choice.reason,
     })
-    if fmt == "json":
-        click.echo(json.dumps(data))
-        return
-    if fmt:
-        click.echo(render_template(fmt, data))
+    if _emit_formatted(data, fmt):
         return
     click.echo("Server:")
     click.echo(f" Containers: {len(containers)}")
@@ -98,7 +98,7 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
     rows = [row.as_dict() for row in usage.summary()]
     if fmt:
         for row in rows:
-            click.echo(json.dumps(row) if fmt == "json" else render_template(fmt, row))
+            _emit_formatted(row, fmt)
         return
     print_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
                 [[r["Type"], str(r["TotalCount"]), str(r["Active"]), r["Size"], r["Reclaimable"]] for r in rows])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dockerbank.cli.common import human_size
 from dockerbank.container import model
+from dockerbank.volume.store import tree_size
 
 
 @dataclass(frozen=True)
@@ -45,23 +44,6 @@ class DiskUsage:
         return [self.images, self.containers, volume_row, UsageRow("Build Cache", 0, 0, 0, 0)]
 
 
-def tree_size(path: Path) -> int:
-    """Bytes of regular files below ``path`` (hard links counted once), without following links."""
-    total, seen = 0, set()
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except OSError:
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
-
-
 def disk_usage(engine) -> DiskUsage:
     """Measure the root: layers counted once however many images share them."""
     containers = engine.containers.list()
@@ -83,6 +65,6 @@ def disk_usage(engine) -> DiskUsage:
     container_size = sum(sizes.values())
     container_row = UsageRow("Containers", len(containers), len(running), container_size,
                              container_size - sum(sizes[c.id] for c in running))
-    volumes = [VolumeUsage(v.name, len(engine.volumes.users(v.name)), tree_size(engine.volumes.data_dir(v.name)))
+    volumes = [VolumeUsage(v.name, len(engine.volumes.users(v.name)), engine.volumes.size(v.name))
                for v in engine.volumes.list({})]
     return DiskUsage(image_row, container_row, volumes)
