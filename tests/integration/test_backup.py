@@ -9,6 +9,7 @@ image takes minutes to build and is left to the PostgreSQL consistency test of i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import time
@@ -21,7 +22,7 @@ from dockerbank.backup.repository import Repository
 from dockerbank.backup.restore import RestoreOptions, restore
 from dockerbank.config import Config
 from dockerbank.engine import Engine
-from dockerbank.errors import Conflict
+from dockerbank.errors import Conflict, DockerbankError
 from tests.conftest import require_binary, run_cli
 
 
@@ -35,10 +36,8 @@ def eng(root, busybox):
     engine = _engine(root)
     yield engine
     for container in engine.containers.list():
-        try:
+        with contextlib.suppress(DockerbankError):
             engine.containers.remove(container.id, force=True)
-        except Exception:
-            pass
     engine.close()
 
 
@@ -50,10 +49,8 @@ def fresh(tmp_path):
     engine = _engine(path)
     yield engine
     for container in engine.containers.list():
-        try:
+        with contextlib.suppress(DockerbankError):
             engine.containers.remove(container.id, force=True)
-        except Exception:
-            pass
     engine.close()
 
 
@@ -151,7 +148,7 @@ class _Watch(Progress):
 
 def test_running_writer_is_paused_while_its_volume_is_read_and_resumes(eng, root, tmp_path):
     require_binary("conmon")
-    _run(root, "run", "-d", "--name", "writer", "-v", "log:/data", "busybox", "sh", "-c",
+    _run(root, "run", "--network", "none", "-d", "--name", "writer", "-v", "log:/data", "busybox", "sh", "-c",
          "while true; do date >> /data/log; usleep 20000; done")
     data = eng.volumes.data_dir("log")
     (data / "ballast").write_bytes(os.urandom(6 << 20))   # a few chunks, so the reader ticks several times
@@ -176,7 +173,7 @@ def test_container_top_layer_and_image_restore_into_fresh_root(eng, root, fresh,
     script = ("cat /etc/app.conf 2>/dev/null; test -e /etc/group && echo group || echo no-group; "
               "test -d /srv/x && echo dir; echo made-in-container > /etc/app.conf; rm -f /etc/group; "
               "mkdir -p /srv/x; echo v > /data/v")
-    assert _run(root, "run", "--name", "app", "-v", "appdata:/data", "busybox", "sh", "-c", script) == "group"
+    assert _run(root, "run", "--network", "none", "--name", "app", "-v", "appdata:/data", "busybox", "sh", "-c", script) == "group"
     repo = Repository(tmp_path / "repo")
     report = create(eng, repo, CreateOptions(containers=["app"], with_images=True))
     kinds = sorted(p.kind for p in report.snapshot.parts)
@@ -186,7 +183,7 @@ def test_container_top_layer_and_image_restore_into_fresh_root(eng, root, fresh,
     restore(fresh, repo, "latest", RestoreOptions(containers=["app"]))
     other = fresh.config.root
     assert _run(other, "inspect", "-f", "{{.Name}} {{.State.Status}}", "app") == "/app created"
-    out = _run(other, "run", "--rm", "--volumes-from", "app", "busybox", "cat", "/data/v")
+    out = _run(other, "run", "--network", "none", "--rm", "--volumes-from", "app", "busybox", "cat", "/data/v")
     assert out == "v"
     # the restored container runs with its own top layer: the files it changed are there
     assert _run(other, "start", "-a", "app").split() == ["made-in-container", "no-group", "dir"]
@@ -195,9 +192,9 @@ def test_container_top_layer_and_image_restore_into_fresh_root(eng, root, fresh,
 def test_whole_host_disaster_recovery(eng, root, tmp_path):
     require_binary("conmon")
     _run(root, "volume", "create", "--label", "k=v", "keep")
-    _run(root, "run", "--name", "db", "-d", "-v", "keep:/data", "busybox", "sh", "-c",
+    _run(root, "run", "--network", "none", "--name", "db", "-d", "-v", "keep:/data", "busybox", "sh", "-c",
          "echo row1 >> /data/table; echo top > /top; sleep 1000")
-    _run(root, "run", "--name", "one-shot", "busybox", "sh", "-c", "cat /greeting 2>/dev/null; echo hello > /greeting")
+    _run(root, "run", "--network", "none", "--name", "one-shot", "busybox", "sh", "-c", "cat /greeting 2>/dev/null; echo hello > /greeting")
     time.sleep(0.3)
     repo_dir = tmp_path / "repo"      # outside the root: the root is lost
     out = run_cli(root, "backup", "create", "--all", "--repo", str(repo_dir), "--tag", "dr").stdout.decode()
@@ -224,7 +221,7 @@ def test_dump_mode_with_a_label_recipe_replays_into_a_fresh_container(eng, root,
     labels = ["--label", "org.dockerbank.backup.dump=cat /db/table",
               "--label", "org.dockerbank.backup.restore=cat > /db/table",
               "--label", "org.dockerbank.backup.ready=test -d /db"]
-    _run(root, "run", "-d", "--name", "fakedb", *labels, "-v", "dbdata:/db", "busybox", "sh", "-c",
+    _run(root, "run", "--network", "none", "-d", "--name", "fakedb", *labels, "-v", "dbdata:/db", "busybox", "sh", "-c",
          "test -e /db/table || printf 'id,name\\n' > /db/table; sleep 1000")   # "initdb" on first start
     _run(root, "exec", "fakedb", "sh", "-c", "printf '1,alice\\n2,bob\\n' >> /db/table; touch /db/raw-only")
     repo = Repository(tmp_path / "repo")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import io
-import os
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -45,7 +44,7 @@ def test_chunker_is_deterministic_and_content_defined():
 def test_second_backup_of_mostly_unchanged_data_adds_little(tmp_path):
     repo = Repository(tmp_path / "repo")
     data = _data(20 << 20, seed=2)
-    part1, stats1 = repo.write_part("volume", "v", "tar", io.BytesIO(data))
+    _, stats1 = repo.write_part("volume", "v", "tar", io.BytesIO(data))
     assert stats1.new_bytes == len(data) and stats1.dedup_bytes == 0
     edited = bytearray(data)
     edited[5 << 20:(5 << 20) + 10] = b"0123456789"       # a small edit in place
@@ -95,7 +94,7 @@ def test_manifest_names_only_existing_chunks_and_gc_removes_unused(tmp_path):
 
 
 def test_prune_keeps_the_right_snapshots():
-    start = datetime(2026, 3, 2, tzinfo=timezone.utc)  # a Monday, midnight
+    start = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, midnight
     snaps = []
     for day in range(21):                                   # three weeks, two snapshots a day
         for hour in (1, 13):

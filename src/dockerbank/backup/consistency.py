@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from dockerbank.errors import DockerbankError, RuntimeFailure
 
@@ -196,7 +196,8 @@ def replay_dump(engine, cid: str, recipe: DumpRecipe, dump_path, err_path) -> No
 
 def _tail(path, limit: int = 300) -> str:
     try:
-        text = open(path, "rb").read()[-limit:].decode("utf-8", "replace").strip()
+        with open(path, "rb") as fh:
+            text = fh.read()[-limit:].decode("utf-8", "replace").strip()
     except OSError:
         return ""
     return " ".join(text.split()) or "(no error output)"

@@ -15,9 +15,9 @@ import socket
 import sqlite3
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from dockerbank import __version__
 from dockerbank.backup import archive, consistency
@@ -298,7 +298,7 @@ def _networks(engine, repo, report: Report) -> None:
 
     try:
         networks = [n for n in engine.networks.list() if n.name not in ("bridge", "host", "none")]
-    except Exception as exc:  # the network service may be unavailable on this host
+    except Exception as exc:  # noqa: BLE001 - the network service may be unavailable on this host
         report.warnings.append(f"networks not saved: {exc}")
         return
     for net in networks:

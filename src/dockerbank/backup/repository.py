@@ -25,12 +25,13 @@ import os
 import secrets
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from dockerbank.errors import Conflict, CorruptData, InvalidArgument, NotFound
 
@@ -101,7 +102,7 @@ class Part:
                 "sha256": self.sha256, "chunks": self.chunks, "meta": self.meta}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Part":
+    def from_dict(cls, data: dict) -> Part:
         return cls(data["kind"], data["name"], data["format"], int(data["size"]), data["sha256"],
                    [list(c) for c in data["chunks"]], dict(data.get("meta") or {}))
 
@@ -128,7 +129,7 @@ class Snapshot:
                 "warnings": self.warnings, "stats": self.stats}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Snapshot":
+    def from_dict(cls, data: dict) -> Snapshot:
         if data.get("version") != FORMAT_VERSION:
             raise CorruptData(f"snapshot {data.get('id')}: unknown manifest version {data.get('version')}")
         return cls(data["id"], data["created"], data.get("engine_version", ""), data.get("hostname", ""),
@@ -141,11 +142,11 @@ class Snapshot:
         return sum(p.size for p in self.parts)
 
     def created_at(self) -> datetime:
-        return datetime.strptime(self.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+        return datetime.strptime(self.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _syncfs(path: Path) -> None:
@@ -291,7 +292,7 @@ class Repository:
             try:
                 with open(wfd, "wb", buffering=1 << 20) as out:
                     produce(out)
-            except BaseException as exc:  # re-raised in the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 failure.append(exc)
 
         thread = threading.Thread(target=run, name=f"backup-{kind}-{name}", daemon=True)
@@ -371,7 +372,7 @@ class Repository:
             raise CorruptData(f"chunk {digest} is corrupt: its content no longer matches its sha256")
         return data
 
-    def open_part(self, part: Part) -> "PartReader":
+    def open_part(self, part: Part) -> PartReader:
         return PartReader(self, part)
 
     def verify(self, snapshot: Snapshot, progress: Callable[[int], None] | None = None) -> list[str]:
@@ -491,7 +492,7 @@ def select_prune(snapshots: list[Snapshot], keep_last: int = 0, keep_daily: int 
     newest_first = sorted(snapshots, key=lambda s: (s.created, s.id), reverse=True)
     keep_ids = {s.id for s in newest_first[:keep_last]}
     for count, bucket in ((keep_daily, lambda d: d.strftime("%Y-%m-%d")),
-                          (keep_weekly, lambda d: "%04d-W%02d" % d.isocalendar()[:2])):
+                          (keep_weekly, lambda d: f"{d.isocalendar()[0]:04d}-W{d.isocalendar()[1]:02d}")):
         seen: set[str] = set()
         for snap in newest_first:
             if len(seen) >= count:
@@ -505,4 +506,4 @@ def select_prune(snapshots: list[Snapshot], keep_last: int = 0, keep_daily: int 
     return keep, remove
 
 
-__all__ = ["Repository", "Snapshot", "Part", "PartStats", "PartReader", "select_prune", "cut_points", "Conflict"]
+__all__ = ["Conflict", "Part", "PartReader", "PartStats", "Repository", "Snapshot", "cut_points", "select_prune"]

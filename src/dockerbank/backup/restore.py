@@ -162,7 +162,7 @@ def _network(engine, part: Part, report: RestoreReport) -> None:
         return
     except NotFound:
         pass
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a broken network service must not stop the restore
         report.warnings.append(f"network {meta['name']} not restored: {exc}")
         return
     try:
