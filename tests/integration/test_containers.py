@@ -199,3 +199,14 @@ def test_next_call_sees_true_state_and_check_repairs_a_lost_monitor(ctr, root):
         assert engine.containers.check(repair=False) == []
     finally:
         engine.close()
+
+
+def test_cgroup_limits_applied_and_privileged_starts(ctr):
+    text = out(ctr("run", "--rm", "--network", "none", "--pids-limit", "5", "--cpus", "0.5", "-m", "64m",
+                   "--blkio-weight", "300", "busybox", "sh", "-c",
+                   "cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                   "/sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/pids.max "
+                   "/sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max"))
+    assert text.split()[:2] == ["5", str(64 << 20)] and "50000" in text
+    assert "CapEff" in out(ctr("run", "--rm", "--network", "none", "--privileged", "busybox", "grep", "CapEff",
+                               "/proc/self/status"))

@@ -133,3 +133,11 @@ def test_runtime_detection_prefers_crun_with_workaround_on_hybrid():
     assert decide(v2, both).private_ns is False
     assert decide(hybrid, {"runc": "/usr/bin/runc"}).name == "runc"
     assert decide(hybrid, both, forced="runc").name == "runc"
+
+
+def test_caps_limited_to_the_host_bounding_set():
+    host = sp.caps_of_mask(0x000001FFFEFFFFFF)  # this build host: no CAP_SYS_RESOURCE
+    assert "CAP_SYS_RESOURCE" not in host and "CAP_SYS_ADMIN" in host
+    spec = build(cfg(privileged=True), host_caps=host)
+    assert "CAP_SYS_RESOURCE" not in spec["process"]["capabilities"]["bounding"]
+    assert "CAP_SYS_ADMIN" in spec["process"]["capabilities"]["bounding"]

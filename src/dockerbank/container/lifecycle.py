@@ -466,6 +466,9 @@ class ContainerService:
             layout = detect_layout()
             has_swap = swap_limit_available(layout) if cfg.memory else True
             has_blkio = blkio_weight_available(layout) if cfg.blkio_weight else True
+            if cfg.blkio_weight and layout.mode != "v2" and "blkio" in layout.v1_mounts:
+                # the runtimes write blkio.weight itself; bfq-only hosts discard the weight like Docker
+                has_blkio = has_blkio and (layout.v1_mounts["blkio"] / "blkio.weight").exists()
         from dockerbank.host.cgroups import container_cgroups_path
 
         init_path = None
@@ -491,7 +494,7 @@ class ContainerService:
             etc_files={"/etc/hostname": str(base / "hostname"), "/etc/hosts": str(base / "hosts"),
                        "/etc/resolv.conf": str(base / "resolv.conf")},
             devices=devices, has_swap_limit=has_swap, has_blkio_weight=has_blkio, goarch=host_arch(),
-            kernel=kernel, init_path=init_path,
+            kernel=kernel, init_path=init_path, host_caps=_host_caps(),
         )
         return specs.build_spec(cfg.to_dict(), inputs)
 
@@ -929,6 +932,19 @@ class ContainerService:
         if name == container.name:
             raise InvalidArgument(f"Renaming a container with the same name as its current name")
         self.store.rename(container.id, name)
+
+
+def _host_caps() -> tuple[str, ...] | None:
+    """The capabilities this process may hand on (CapBnd); None if unreadable."""
+    from dockerbank.runtime.spec import caps_of_mask
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                return caps_of_mask(int(line.split()[1], 16))
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def network_down_detached(root: str, run_root: str, cid: str) -> None:

@@ -93,6 +93,7 @@ class SpecInputs:
     uid_mappings: list[dict] = field(default_factory=list)   # rootless later: [{containerID, hostID, size}]
     gid_mappings: list[dict] = field(default_factory=list)
     init_path: str | None = None           # host path of tini/docker-init for --init
+    host_caps: tuple[str, ...] | None = None   # the host's bounding set: caps beyond it make capset fail
     privileged_devices: list[Device] = field(default_factory=list)
 
 
@@ -125,6 +126,19 @@ def capabilities(cap_add: list[str], cap_drop: list[str], privileged: bool) -> l
     else:
         caps = [c for c in adds if c != "ALL"] if "ALL" not in adds else caps
     return caps
+
+
+def caps_of_mask(mask: int) -> tuple[str, ...]:
+    """Capability names of a ``CapBnd`` bit mask (/proc/self/status), in kernel order."""
+    order = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+             "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+             "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+             "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+             "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+             "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+             "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+             "CAP_CHECKPOINT_RESTORE"]
+    return tuple(name for bit, name in enumerate(order) if mask >> bit & 1)
 
 
 def _arch_names(goarch: str) -> list[str]:
@@ -243,6 +257,8 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
     """The OCI runtime config for the container config ``cfg`` (a ContainerConfig dict)."""
     privileged = bool(cfg.get("privileged"))
     caps = capabilities(cfg.get("cap_add") or [], cfg.get("cap_drop") or [], privileged)
+    if inputs.host_caps is not None:
+        caps = [c for c in caps if c in inputs.host_caps]
     env = list(cfg.get("env") or [])
     if not _has_env(env, "PATH"):
         env.insert(0, f"PATH={DEFAULT_PATH}")
