@@ -28,10 +28,18 @@ def check(engine, repair: bool = True, grace: float = GRACE_SECONDS) -> list[str
     lines += _orphan_dirs(engine, known, verb, repair, grace)
     lines += _stale_runtime_state(engine, live, verb, repair)
     lines += _stale_cgroups(live, known, verb, repair)
-    lines += [f"volume: {line}" for line in engine.volumes.check(repair=repair)]
+    lines += _section("volume", lambda: engine.volumes.check(repair=repair))
     if repair:
-        lines += [f"network: {line}" for line in engine.networks.cleanup(live)]
+        lines += _section("network", lambda: engine.networks.cleanup(live))
     return lines
+
+
+def _section(name: str, run) -> list[str]:
+    """One service's findings; its failure is reported as a finding, not an end to the check."""
+    try:
+        return [f"{name}: {line}" for line in run()]
+    except DockerbankError as exc:
+        return [f"{name}: check failed: {exc}"]
 
 
 def _reconcile_containers(engine, lines: list[str]) -> set[str]:
