@@ -39,12 +39,17 @@ async def error_middleware(request: web.Request, handler):
         raise
     except asyncio.CancelledError:
         raise
+    except ConnectionResetError as exc:  # the client went away mid-stream: nobody to answer
+        log.debug("%s %s: client gone: %s", request.method, request.path, exc)
+        raise asyncio.CancelledError() from exc
     except Exception as exc:
         status = api_errors.status_of(exc)
         if status >= 500:
             log.error("%s %s: %s", request.method, request.path, exc, exc_info=not hasattr(exc, "http_status"))
         if status == 304:
             return web.Response(status=304)
+        if request.get("hijacked"):  # the status line is sent: close instead of a second response
+            raise asyncio.CancelledError() from exc
         return web.Response(status=status, body=api_errors.body_of(exc), content_type="application/json")
     return response
 
@@ -62,7 +67,10 @@ def make_app(config: Config) -> web.Application:
 
     app = web.Application(middlewares=[error_middleware], client_max_size=0)
     app["config"] = config
-    app["hijacks"] = {}   # container id -> waiting attach streams (see compat/attach.py)
+    # In-memory state of this server process only (what a restart may forget):
+    app["hijacks"] = {}   # container id -> attach connections waiting for the start (compat/containers.py)
+    app["exits"] = {}     # container id -> exit code seen by an attached stream (for wait?condition=removed)
+    app["execs"] = {}     # exec id -> exec instance (create and start are separate API calls)
     app.on_response_prepare.append(_headers)
     add_routes(app)
     return app

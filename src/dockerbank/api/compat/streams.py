@@ -34,7 +34,7 @@ async def body_file(request: web.Request) -> AsyncIterator[str]:
 
 
 async def fd_response(request: web.Request, producer: Callable[[Any, int], Any],
-                      content_type: str) -> web.StreamResponse:
+                      content_type: str, headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Run ``producer(engine, write_fd)`` in a worker thread and stream what it writes.
 
     Errors before the first byte become a normal error reply; later ones end the stream early
@@ -56,7 +56,7 @@ async def fd_response(request: web.Request, producer: Callable[[Any, int], Any],
         first = await loop.run_in_executor(None, os.read, read_fd, 1 << 20)
         if not first:
             await work  # raises the producer's error, if any
-        resp = web.StreamResponse(headers={"Content-Type": content_type})
+        resp = web.StreamResponse(headers={"Content-Type": content_type, **(headers or {})})
         await resp.prepare(request)
         while first:
             await resp.write(first)

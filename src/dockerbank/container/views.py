@@ -1,0 +1,251 @@
+"""Docker's views of a container: the inspect JSON, ps's filters and columns (STATUS, COMMAND,
+IMAGE), the size of its own layer. Shared by the CLI and the Engine API, so both show the same
+thing through one code path."""
+
+from __future__ import annotations
+
+import os
+
+from dockerbank.errors import DockerbankError
+from dockerbank.image.inspect import human_duration
+
+
+def _since(iso: str, now: float) -> float:
+    from dockerbank.container.logs import parse_time
+
+    try:
+        return float(int(max(0.0, now - parse_time(iso))))
+    except ValueError:
+        return 0.0
+
+
+def status_text(container, now: float) -> str:
+    """Docker's STATUS column: ``Up 3 seconds``, ``Up 2 minutes (Paused)``, ``Exited (0) 2 seconds ago``, ``Created``."""
+    state = container.state
+    if state.status in ("running", "paused"):
+        text = f"Up {human_duration(_since(state.started_at, now))}"
+        return text + " (Paused)" if state.status == "paused" else text
+    if state.status == "restarting":
+        return f"Restarting ({state.exit_code}) {human_duration(_since(state.finished_at, now))} ago"
+    if state.status == "exited":
+        if state.finished_at.startswith("0001"):
+            return "Exited"
+        return f"Exited ({state.exit_code}) {human_duration(_since(state.finished_at, now))} ago"
+    if state.status == "removing":
+        return "Removal In Progress"
+    if state.status == "dead":
+        return "Dead"
+    return "Created"
+
+
+def _command_text(container, truncate: bool) -> str:
+    command = " ".join([container.config.path, *container.config.args])
+    if truncate and len(command) > 20:
+        command = command[:19] + "…"
+    return f'"{command}"'
+
+
+def _ps_matches(container, filters: dict[str, list[str]], image_ids: dict) -> bool:
+    from dockerbank.volume.store import match_label
+
+    for key, values in filters.items():
+        if key == "name" and not any(_search(v, container.name) for v in values):
+            return False
+        if key == "id" and not any(container.id.startswith(v) for v in values):
+            return False
+        if key == "label" and not all(match_label(container.config.labels, v) for v in values):
+            return False
+        if key == "status" and container.state.status not in values:
+            return False
+        if key == "exited" and not (container.state.status == "exited"
+                                    and str(container.state.exit_code) in values):
+            return False
+        if key == "ancestor":
+            if not any(container.config.image_id == image_ids.get(v) or container.config.image == v
+                       or container.config.image_id.removeprefix("sha256:").startswith(v) for v in values):
+                return False
+    return True
+
+
+def _search(pattern: str, text: str) -> bool:
+    import re
+
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return pattern in text
+
+
+def _image_display(container, truncate: bool) -> str:
+    image = container.config.image
+    if image.startswith("sha256:") or (len(image) == 64 and all(c in "0123456789abcdef" for c in image)):
+        hexid = image.removeprefix("sha256:")
+        return hexid[:12] if truncate else image
+    return image
+
+
+def _size_of(path) -> int:
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def inspect_container(engine, container, with_size: bool = False) -> dict:
+    """Docker's ``inspect`` JSON of a container."""
+    from dockerbank.container import mounts as mnt
+
+    service = engine.containers
+    cfg, state = container.config, container.state
+    base = service.dir(container.id)
+    specs = [mnt.MountSpec.from_dict(m) for m in cfg.mounts]
+    mounts = []
+    for spec in specs:
+        source = ""
+        if spec.type == mnt.VOLUME:
+            try:
+                source = str(engine.volumes.data_dir(spec.source))
+            except Exception:
+                source = ""
+        entry = mnt.inspect_mount(spec, source)
+        if entry is not None:
+            mounts.append(entry)
+    host_fields = mnt.host_config_fields(specs)
+    image_layers = []
+    try:
+        image = engine.images.get(cfg.image_id)
+        image_layers = [str(p) for p in engine.images.layers.lower_dirs(image.top_chain)]
+    except DockerbankError:
+        pass
+    env = cfg.env
+    from dockerbank.runtime.spec import DEFAULT_PATH
+
+    if not any(e.startswith("PATH=") for e in env):
+        env = [f"PATH={DEFAULT_PATH}", *env]
+    result = {
+        "Id": container.id,
+        "Created": container.created,
+        "Path": cfg.path,
+        "Args": cfg.args,
+        "State": {
+            "Status": state.status,
+            "Running": state.status in ("running", "paused"),
+            "Paused": state.status == "paused",
+            "Restarting": state.status == "restarting",
+            "OOMKilled": state.oom_killed,
+            "Dead": state.status == "dead",
+            "Pid": state.pid if state.status in ("running", "paused") else 0,
+            "ExitCode": state.exit_code,
+            "Error": state.error,
+            "StartedAt": state.started_at,
+            "FinishedAt": state.finished_at,
+        },
+        "Image": cfg.image_id,
+        "ResolvConfPath": str(base / "resolv.conf"),
+        "HostnamePath": str(base / "hostname"),
+        "HostsPath": str(base / "hosts"),
+        "LogPath": str(service.log_path(container.id)),
+        "Name": "/" + container.name,
+        "RestartCount": state.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": {
+            "Binds": host_fields.get("Binds") or None,
+            "ContainerIDFile": "",
+            "LogConfig": {"Type": "k8s-file", "Config": {}},
+            "NetworkMode": cfg.network_mode,
+            "PortBindings": {},
+            "RestartPolicy": cfg.restart_policy,
+            "AutoRemove": cfg.auto_remove,
+            "VolumeDriver": "",
+            "VolumesFrom": None,
+            "CapAdd": cfg.cap_add or None,
+            "CapDrop": cfg.cap_drop or None,
+            "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+            "IpcMode": "private",
+            "Privileged": cfg.privileged,
+            "PublishAllPorts": False,
+            "ReadonlyRootfs": cfg.read_only,
+            "SecurityOpt": cfg.security_opt or None,
+            "Tmpfs": host_fields.get("Tmpfs") or None,
+            "UTSMode": "",
+            "UsernsMode": "",
+            "ShmSize": 67108864,
+            "Runtime": service.runtime.name,
+            "Isolation": "",
+            "CpuShares": cfg.cpu_shares,
+            "Memory": cfg.memory,
+            "NanoCpus": cfg.nano_cpus,
+            "CgroupParent": "",
+            "BlkioWeight": cfg.blkio_weight,
+            "Devices": cfg.devices,
+            "MemorySwap": cfg.memory_swap if cfg.memory_swap else (cfg.memory * 2 if cfg.memory else 0),
+            "PidsLimit": cfg.pids_limit or None,
+            "Init": cfg.init or None,
+            "Mounts": host_fields.get("Mounts") or None,
+            "MaskedPaths": [] if cfg.privileged else list(__import__(
+                "dockerbank.runtime.spec", fromlist=["MASKED_PATHS"]).MASKED_PATHS),
+            "ReadonlyPaths": [] if cfg.privileged else list(__import__(
+                "dockerbank.runtime.spec", fromlist=["READONLY_PATHS"]).READONLY_PATHS),
+        },
+        "GraphDriver": {
+            "Data": {
+                "LowerDir": ":".join(image_layers),
+                "MergedDir": str(base / "merged"),
+                "UpperDir": str(base / "upper"),
+                "WorkDir": str(base / "work"),
+            },
+            "Name": "overlay2",
+        },
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": cfg.hostname,
+            "Domainname": cfg.domainname,
+            "User": cfg.user,
+            "AttachStdin": "STDIN" in cfg.attach,
+            "AttachStdout": "STDOUT" in cfg.attach,
+            "AttachStderr": "STDERR" in cfg.attach,
+            "ExposedPorts": cfg.exposed_ports or None,
+            "Tty": cfg.tty,
+            "OpenStdin": cfg.open_stdin,
+            "StdinOnce": False,
+            "Env": env,
+            "Cmd": cfg.cmd,
+            "Image": cfg.image,
+            "Volumes": host_fields.get("Volumes") or cfg.image_volumes or None,
+            "WorkingDir": cfg.workdir,
+            "Entrypoint": cfg.entrypoint,
+            "OnBuild": None,
+            "Labels": cfg.labels,
+            "StopSignal": cfg.stop_signal,
+        },
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0, "Ports": {}, "SandboxKey": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
+            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+            "MacAddress": "",
+            "Networks": {cfg.network_mode: {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "",
+                                             "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+                                             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                                             "MacAddress": "", "DriverOpts": None}},
+        },
+    }
+    if cfg.stop_timeout is not None:
+        result["Config"]["StopTimeout"] = cfg.stop_timeout
+    if with_size:
+        upper = _size_of(base / "upper")
+        result["SizeRw"] = upper
+        try:
+            result["SizeRootFs"] = engine.images.get(cfg.image_id).size + upper
+        except DockerbankError:
+            result["SizeRootFs"] = upper
+    return result
