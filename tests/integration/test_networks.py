@@ -35,6 +35,7 @@ def _tools():
 def net(engine):
     """The engine's NetworkService; every container it attached is detached at the end."""
     service = engine.networks
+    service.release_wait = 0  # endpoints here have no processes: never wait for them to be released
     yield service
     for row in service.db.query("SELECT DISTINCT container_id FROM network_endpoints"):
         service.detach(row["container_id"])
@@ -199,6 +200,7 @@ def test_addresses_persist_and_are_never_shared(engine, config, net):
     c1, s1 = attach(net, "one", ["shared"], ip="10.123.45.10")
     second = Engine(config)  # another CLI invocation on the same root
     try:
+        second.networks.release_wait = 0
         c2, s2 = attach(second.networks, "two", ["shared"])
         assert s2["IPAddress"] not in (s1["IPAddress"], "10.123.45.1")
         with pytest.raises(Conflict, match="Address already in use"):

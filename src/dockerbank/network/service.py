@@ -13,6 +13,7 @@ import re
 import secrets
 import socket
 import subprocess
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ PREDEFINED = ("bridge", "host", "none")
 # its bridge does not exist, so another root or engine may take the subnet meanwhile; at the next
 # attach it moves to a free one instead of clashing (roots are independent stores on one host).
 AUTO_SUBNET = "_dockerbank.auto_subnet"
+RELEASE_WAIT = 3.0  # seconds an attach waits for a just-exited container to release a port or address
 
 
 def _now() -> str:
@@ -116,6 +118,7 @@ class NetworkService:
         self.db = db
         self.host = host
         self._driver = driver
+        self.release_wait = RELEASE_WAIT
 
     # -- paths and driver ---------------------------------------------------------------
     @property
@@ -348,6 +351,22 @@ class NetworkService:
             raise InvalidArgument("user specified IP address is supported on user defined networks only")
         if request.aliases and networks[0].name == DEFAULT_NETWORK:
             raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
+        deadline = time.monotonic() + self.release_wait
+        while True:
+            try:
+                pairs = self._reserve_all(request, networks)
+                break
+            except Conflict:
+                # A container that just exited may still be releasing its port or address (its
+                # teardown runs detached from the CLI): wait for that, not for anything else.
+                if time.monotonic() > deadline or not self._store_holds(request):
+                    raise
+                time.sleep(0.1)
+        return self._setup(request.container_id, request.container_name, request.hostname, pairs,
+                           request.dns_servers, fresh_netns=True)
+
+    def _reserve_all(self, request: AttachRequest, networks: list[Network]) -> list[tuple[Network, Endpoint]]:
+        """Addresses and host ports of all networks in one write transaction (all or nothing)."""
         pairs: list[tuple[Network, Endpoint]] = []
         with self.db.write() as conn:
             networks = [self._float_subnet(conn, n) for n in networks]
@@ -358,8 +377,19 @@ class NetworkService:
                                          request.aliases if index == 0 else [],
                                          mappings if index == 0 else [], index)
                 pairs.append((network, endpoint))
-        return self._setup(request.container_id, request.container_name, request.hostname, pairs,
-                           request.dns_servers, fresh_netns=True)
+        return pairs
+
+    def _store_holds(self, request: AttachRequest) -> bool:
+        """Whether the clash may be with a container of this store that is releasing its endpoints:
+        no foreign program holds the ports, and some holder's namespace has no process left."""
+        if request.ports:
+            try:
+                assign_ports(request.ports, [], host_port_free)
+            except Conflict:
+                return False
+        holders = {r["container_id"] for r in self.db.query("SELECT DISTINCT container_id FROM network_endpoints")}
+        holders.discard(request.container_id)
+        return any(not _netns_in_use(self.netns_path(h)) for h in holders)
 
     def _setup(self, container_id: str, container_name: str, hostname: str | None,
                pairs: list[tuple[Network, Endpoint]], dns_servers: list[str], fresh_netns: bool) -> dict[str, Any]:
@@ -561,6 +591,24 @@ class NetworkService:
     def _ours(self, bridge: str) -> bool:
         prefix = bridge[len(BRIDGE_PREFIX):]
         return self.db.query_one("SELECT 1 FROM networks WHERE id LIKE ?", (prefix + "%",)) is not None
+
+
+def _netns_in_use(path: Path) -> bool:
+    """Whether any process lives in the network namespace pinned at ``path``."""
+    import os
+
+    try:
+        inode = os.stat(path).st_ino
+    except OSError:
+        return False
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino == inode:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _host_bridges() -> list[str]:
