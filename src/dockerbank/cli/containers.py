@@ -650,6 +650,8 @@ def ps_cmd(ctx, show_all, quiet, size, last, latest, no_trunc, filters, fmt):
         return
     now = time.time()
     truncate = not no_trunc
+    from dockerbank.network.runtime import ps_ports
+
     rows = []
     for c in containers:
         row = {
@@ -658,7 +660,7 @@ def ps_cmd(ctx, show_all, quiet, size, last, latest, no_trunc, filters, fmt):
             "Command": _command_text(c, truncate),
             "CreatedAt": c.created,
             "RunningFor": human_duration(_since(c.created, now)) + " ago",
-            "Ports": "",
+            "Ports": ps_ports(engine, c),
             "State": c.state.status,
             "Status": status_text(c, now),
             "Names": c.name,

@@ -239,6 +239,12 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
                                              "MacAddress": "", "DriverOpts": None}},
         },
     }
+    if (cfg.network or {}).get("kind") in ("bridge", "user", "container"):
+        from dockerbank.network.runtime import inspect_fields
+
+        host_fields_net, settings = inspect_fields(engine, container)
+        result["HostConfig"].update(host_fields_net)
+        result["NetworkSettings"].update(settings)
     if cfg.stop_timeout is not None:
         result["Config"]["StopTimeout"] = cfg.stop_timeout
     if with_size:

@@ -246,3 +246,44 @@ def network_down(engine, container_id: str) -> None:
             engine.networks.detach(container_id)
     except (DockerbankError, OSError):
         pass
+
+
+def ps_ports(engine, container) -> str:
+    """The PORTS column of ``ps`` for a running container ("" otherwise, as docker shows)."""
+    from dockerbank.network.ports import format_ps_ports
+
+    if (getattr(container.config, "network", None) or {}).get("kind") not in ("bridge", "user"):
+        return ""
+    if container.state.status not in ("running", "paused"):
+        return ""
+    return format_ps_ports(engine.networks.port_mappings(container.id))
+
+
+def inspect_fields(engine, container) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(HostConfig fields, NetworkSettings fields) of ``docker inspect`` for a networked container."""
+    from dockerbank.network.ports import parse_publish
+
+    net = getattr(container.config, "network", None) or {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for spec in net.get("ports") or []:
+        for req in parse_publish(spec):
+            host_port = "-".join(str(p) for p in (req.host_ports[0], req.host_ports[-1])) \
+                if len(req.host_ports) > 1 else (str(req.host_ports[0]) if req.host_ports else "")
+            bindings.setdefault(f"{req.container_port}/{req.protocol}", []).append(
+                {"HostIp": req.host_ip, "HostPort": host_port})
+    host = {
+        "PortBindings": bindings, "PublishAllPorts": bool(net.get("publish_all")),
+        "Dns": list(net.get("dns") or []), "DnsSearch": list(net.get("dns_search") or []),
+        "DnsOptions": list(net.get("dns_options") or []), "ExtraHosts": list(net.get("add_hosts") or []) or None,
+    }
+    settings: dict[str, Any] = {}
+    if container.state.status in ("running", "paused") and net.get("kind") in ("bridge", "user"):
+        live = engine.networks.settings(container.id)
+        if live.get("Networks"):
+            settings = {k: v for k, v in live.items() if k not in ("DnsServers", "DnsSearch")}
+    elif net.get("kind") in ("bridge", "user"):
+        empty = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
+                 "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                 "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+        settings = {"Networks": {name: dict(empty) for name in net.get("networks") or []}}
+    return host, settings
