@@ -57,6 +57,11 @@ def test_user_network_names_isolation_ports_and_cleanup(cli, busybox, root, www)
         # published port on 127.0.0.1, and what docker port says
         assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"hello from web\n"
         assert cli("port", "web").stdout == f"80/tcp -> 127.0.0.1:{port}\n".encode()
+        assert cli("ps", "--format", "{{.Ports}}").stdout == f"127.0.0.1:{port}->80/tcp\n".encode()
+        doc = json.loads(cli("inspect", "web").stdout)[0]
+        assert doc["NetworkSettings"]["Networks"]["app"]["IPAddress"] == ip
+        assert doc["NetworkSettings"]["Ports"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+        assert doc["HostConfig"]["NetworkMode"] == "app"
         with pytest.raises(OSError):  # the container also listens on nothing else published
             urllib.request.urlopen(f"http://127.0.0.1:{free_port()}/", timeout=2)
         # the same host port again: docker's message, exit 125, nothing half set up
