@@ -34,13 +34,9 @@ def table():
         ("GET", "/volumes/{name}", volumes.inspect),
         ("DELETE", "/volumes/{name}", volumes.remove),
     ]
-    try:
-        from dockerbank.api.compat import containers
-    except ImportError:
-        containers = None
-    if containers is not None:
-        routes += containers.ROUTES
-    return routes
+    from dockerbank.api.compat import build, containers, networks
+
+    return routes + containers.ROUTES + networks.ROUTES + build.ROUTES
 
 
 def add_routes(app: web.Application) -> None:

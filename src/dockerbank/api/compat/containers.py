@@ -82,6 +82,16 @@ def create_options(body: dict, name: str | None):
     attach = [s for s, key in (("STDIN", "AttachStdin"), ("STDOUT", "AttachStdout"), ("STDERR", "AttachStderr"))
               if body.get(key)]
     pids = host.get("PidsLimit") or 0
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    first = endpoints.get(network) or (next(iter(endpoints.values())) if endpoints else {}) or {}
+    network_options = {
+        "ports": port_flags(host.get("PortBindings") or {}), "publish_all": bool(host.get("PublishAllPorts")),
+        "expose": list(body.get("ExposedPorts") or {}),
+        "ip": ((first.get("IPAMConfig") or {}).get("IPv4Address")) or None,
+        "aliases": list(first.get("Aliases") or []), "dns": list(host.get("Dns") or []),
+        "dns_search": list(host.get("DnsSearch") or []), "dns_options": list(host.get("DnsOptions") or []),
+        "add_hosts": list(host.get("ExtraHosts") or []),
+    }
     return CreateOptions(
         image=image, command=list(cmd or []), entrypoint=list(entrypoint) if entrypoint is not None else None,
         name=name or None, env=list(body.get("Env") or []), workdir=body.get("WorkingDir") or None,
@@ -94,8 +104,25 @@ def create_options(body: dict, name: str | None):
         memory=host.get("Memory") or 0, memory_swap=host.get("MemorySwap") or 0, nano_cpus=host.get("NanoCpus") or 0,
         cpu_shares=host.get("CpuShares") or 0, pids_limit=pids if pids > 0 else 0,
         blkio_weight=host.get("BlkioWeight") or 0, network=network, stop_signal=body.get("StopSignal") or None,
-        stop_timeout=body.get("StopTimeout"), attach=attach,
+        stop_timeout=body.get("StopTimeout"), attach=attach, network_options=network_options,
     )
+
+
+def port_flags(bindings: dict) -> list[str]:
+    """HostConfig.PortBindings -> ``-p`` values, so the one ``-p`` parser (network/) reads both (pure)."""
+    flags = []
+    for port, hosts in bindings.items():
+        number, _, proto = port.partition("/")
+        suffix = f"/{proto}" if proto and proto != "tcp" else ""
+        for host in hosts or [{}]:
+            ip, host_port = (host or {}).get("HostIp") or "", (host or {}).get("HostPort") or ""
+            if ip:
+                flags.append(f"{ip}:{host_port}:{number}{suffix}")
+            elif host_port:
+                flags.append(f"{host_port}:{number}{suffix}")
+            else:
+                flags.append(f"{number}{suffix}")
+    return flags
 
 
 async def create(request: web.Request) -> web.Response:
@@ -119,12 +146,20 @@ def summary(engine, c, with_size: bool = False) -> dict:
         entry = mnt.inspect_mount(spec, "")
         if entry is not None:
             mounts.append(entry)
+    ports, networks = [], {c.config.network_mode: {"NetworkID": "", "IPAddress": ""}}
+    if (getattr(c.config, "network", None) or {}).get("kind") in ("bridge", "user", "container"):
+        try:
+            ports = [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port, "PublicPort": p.host_port,
+                      "Type": p.protocol} for p in engine.networks.port_mappings(c.id)]
+            networks = engine.networks.settings(c.id)["Networks"] or networks
+        except DockerbankError:
+            pass
     item = {
         "Id": c.id, "Names": ["/" + c.name], "Image": c.config.image, "ImageID": c.config.image_id,
         "Command": " ".join([c.config.path, *c.config.args]), "Created": int(parse_time(c.created)),
-        "Ports": [], "Labels": c.config.labels, "State": c.state.status, "Status": status_text(c, time.time()),
+        "Ports": ports, "Labels": c.config.labels, "State": c.state.status, "Status": status_text(c, time.time()),
         "HostConfig": {"NetworkMode": c.config.network_mode},
-        "NetworkSettings": {"Networks": {c.config.network_mode: {"NetworkID": "", "IPAddress": ""}}},
+        "NetworkSettings": {"Networks": networks},
         "Mounts": mounts,
     }
     if with_size:

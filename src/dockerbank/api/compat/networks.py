@@ -1,0 +1,102 @@
+"""Network endpoints: create, list, inspect, remove, connect, disconnect, prune (engine.networks)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dockerbank.api.base import engine_call, qfilters, read_json, reply
+from dockerbank.errors import InvalidArgument, NotFound
+
+LIST_FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    name = body.get("Name") or ""
+    if not name:
+        raise InvalidArgument("network name is required")
+    configs = (body.get("IPAM") or {}).get("Config") or []
+    if len(configs) > 1:
+        raise InvalidArgument("only one IPAM config (one IPv4 subnet) per network is supported")
+    subnet = (configs[0].get("Subnet") if configs else None) or None
+    gateway = (configs[0].get("Gateway") if configs else None) or None
+
+    def run(engine):
+        created = engine.networks.create(name, subnet=subnet, gateway=gateway, internal=bool(body.get("Internal")),
+                                         labels=dict(body.get("Labels") or {}), driver=body.get("Driver") or "bridge",
+                                         options=dict(body.get("Options") or {}))
+        return created.id
+
+    return reply({"Id": await engine_call(request, run), "Warning": ""}, status=201)
+
+
+async def list_networks(request: web.Request) -> web.Response:
+    filters = qfilters(request)
+    unknown = set(filters) - LIST_FILTERS
+    if unknown:
+        raise InvalidArgument(f"invalid filter '{min(unknown)}'")
+    filters.pop("scope", None)
+    return reply(await engine_call(request, lambda e: [e.networks.inspect(n.id) for n in e.networks.list(filters)]))
+
+
+async def inspect(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    return reply(await engine_call(request, lambda e: e.networks.inspect(ref)))
+
+
+async def remove(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    await engine_call(request, lambda e: e.networks.remove(ref))
+    return web.Response(status=204)
+
+
+async def prune(request: web.Request) -> web.Response:
+    filters = qfilters(request)
+    removed = await engine_call(request, lambda e: e.networks.prune(filters))
+    return reply({"NetworksDeleted": removed or None})
+
+
+def _container(engine, ref: str):
+    try:
+        found = engine.containers.get(ref)
+    except NotFound as exc:
+        raise NotFound(f"No such container: {ref}") from exc
+    return found.id, found.name
+
+
+async def connect(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    body = await read_json(request)
+    endpoint = body.get("EndpointConfig") or {}
+    aliases = list(endpoint.get("Aliases") or [])
+    ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None
+
+    def run(engine):
+        cid, name = _container(engine, body.get("Container") or "")
+        engine.networks.connect(ref, cid, name, aliases, ip)
+
+    await engine_call(request, run)
+    return web.Response(status=200)
+
+
+async def disconnect(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    body = await read_json(request)
+
+    def run(engine):
+        cid, _ = _container(engine, body.get("Container") or "")
+        engine.networks.disconnect(ref, cid, bool(body.get("Force")))
+
+    await engine_call(request, run)
+    return web.Response(status=200)
+
+
+ROUTES = [
+    ("GET", "/networks", list_networks),
+    ("POST", "/networks/create", create),
+    ("POST", "/networks/prune", prune),
+    ("GET", "/networks/{id}", inspect),
+    ("DELETE", "/networks/{id}", remove),
+    ("POST", "/networks/{id}/connect", connect),
+    ("POST", "/networks/{id}/disconnect", disconnect),
+]
