@@ -10,6 +10,7 @@ image takes minutes to build and is left to the PostgreSQL consistency test of i
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import time
@@ -192,7 +193,8 @@ def test_container_top_layer_and_image_restore_into_fresh_root(eng, root, fresh,
 def test_whole_host_disaster_recovery(eng, root, tmp_path):
     require_binary("conmon")
     _run(root, "volume", "create", "--label", "k=v", "keep")
-    _run(root, "run", "--network", "none", "--name", "db", "-d", "-v", "keep:/data", "busybox", "sh", "-c",
+    _run(root, "run", "--network", "none", "--name", "db", "-d", "--label", "com.docker.compose.project=lab",
+         "-v", "keep:/data", "busybox", "sh", "-c",
          "echo row1 >> /data/table; echo top > /top; sleep 1000")
     _run(root, "run", "--network", "none", "--name", "one-shot", "busybox", "sh", "-c", "cat /greeting 2>/dev/null; echo hello > /greeting")
     time.sleep(0.3)
@@ -202,11 +204,15 @@ def test_whole_host_disaster_recovery(eng, root, tmp_path):
     listing = run_cli(root, "backup", "ls", "--repo", str(repo_dir)).stdout.decode()
     assert "dr" in listing
     assert "ok" in run_cli(root, "backup", "verify", "--repo", str(repo_dir)).stdout.decode()
+    # a stack by its compose project: the container and its volume
+    sid = run_cli(root, "backup", "create", "-q", "--stack", "lab", "--repo", str(repo_dir)).stdout.decode().strip()
+    inspected = json.loads(run_cli(root, "backup", "inspect", sid, "--repo", str(repo_dir)).stdout)
+    assert sorted(f"{p['kind']}:{p['name']}" for p in inspected[0]["parts"]) == ["container:db", "volume:keep"]
     # the host is lost: a fresh root elsewhere
     new_root = tmp_path / "rebuilt"
     new_root.mkdir()
     try:
-        run_cli(new_root, "restore", "dr", "--repo", str(repo_dir))
+        run_cli(new_root, "restore", "dr", "--repo", str(repo_dir))   # by tag
         assert "busybox" in _run(new_root, "images", "--format", "{{.Repository}}")
         assert _run(new_root, "volume", "inspect", "-f", "{{.Labels}}", "keep") == "map[k:v]"
         run_cli(new_root, "start", "db")
