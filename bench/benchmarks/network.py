@@ -30,8 +30,8 @@ NOTES = [
     ("busybox httpd serves a 10 MB random file from a read-only bind mount; curl fetches it 20 times over one "
     "connection per file to 127.0.0.1:<published port>. docker forwards 127.0.0.1 through docker-proxy (its "
     "userland proxy, the default); Dockerbank and podman use netavark's iptables DNAT in the kernel. "
-    "Until `dockerbank run` exists, the dockerbank row is its network layer (netavark, same veth + DNAT path) "
-    "with the host's busybox httpd joined to the container's network namespace."),
+    "The dockerbank row runs `dockerbank run -d -p` (a build without `run` falls back to its network layer "
+    "with the host's busybox httpd joined to the container's network namespace: the same veth + DNAT path)."),
 ]
 
 
