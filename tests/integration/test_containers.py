@@ -112,7 +112,8 @@ def test_stop_timeout_kills_with_sigkill(ctr):
 def test_logs_follow_and_exit_seen_by_next_call(ctr, root):
     ctr("run", "-d", "--name", "ticker", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
     env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
-    result = subprocess.run([sys.executable, "-m", "dockerbank", "logs", "-f", "ticker"], capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "dockerbank", "logs", "-f", "ticker"], check=False,
+                            capture_output=True,
                             timeout=30, env=env)
     assert result.stdout == b"1\n2\n3\n"
     assert out(ctr("inspect", "-f", "{{.State.Status}}", "ticker")) == "exited\n"

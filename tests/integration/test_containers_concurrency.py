@@ -45,7 +45,8 @@ def test_eight_processes_lose_and_duplicate_nothing(cli, busybox, root, tmp_path
         assert len(lost) == 7 and all("is already in use" in line for line in lost)
         names = cli("ps", "-a", "--format", "{{.Names}}").stdout.decode().split()
         assert names == ["contested"]
-        mounts = open("/proc/self/mountinfo").read()
+        with open("/proc/self/mountinfo") as handle:
+            mounts = handle.read()
         assert str(root / "containers") not in mounts
     finally:
         cli("rm", "-f", "contested", check=False)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from dockerbank.container import model
 from dockerbank.errors import InvalidArgument, NotFound

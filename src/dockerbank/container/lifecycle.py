@@ -19,12 +19,13 @@ import signal as signals
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dockerbank.container import model
 from dockerbank.container.model import Container, ContainerConfig, ContainerState
@@ -34,11 +35,11 @@ from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFou
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def rfc3339_of(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _boot_id() -> str:
@@ -60,7 +61,7 @@ def parse_signal(value: str | int) -> int:
         if 0 < number < 65:
             return number
     else:
-        name = text[3:] if text.startswith("SIG") else text
+        name = text.removeprefix("SIG")
         if name in SIGNALS:
             return SIGNALS[name]
     raise InvalidArgument(f"Invalid signal: {value}")
@@ -347,8 +348,8 @@ class ContainerService:
         except BaseException:
             try:
                 self.engine.volumes.remove_anonymous_of(cid)
-            except Exception:
-                pass
+            except DockerbankError:
+                pass  # the volumes of a container that was never recorded: system check finds them
             shutil.rmtree(base, ignore_errors=True)
             raise
         return container
@@ -713,7 +714,8 @@ class ContainerService:
         try:
             self.start(cid)
         except DockerbankError as exc:
-            self.store.update_state(cid, lambda s: setattr(s, "error", f"restart failed: {exc.message}"))
+            message = f"restart failed: {exc.message}"
+            self.store.update_state(cid, lambda s: setattr(s, "error", message))
             return self.store.get(cid).state
         return self.store.update_state(cid, lambda s: setattr(s, "restart_count", count + 1))
 
@@ -723,7 +725,7 @@ class ContainerService:
             from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
 
             return oom_killed(Cgroup(detect_layout(), container_cgroups_path(cid)))
-        except Exception:  # a missing cgroup tells nothing more
+        except (DockerbankError, OSError):  # a missing cgroup tells nothing more
             return False
 
     # --- stop, kill, pause ------------------------------------------------------------------
@@ -930,7 +932,7 @@ class ContainerService:
         container = self.get(ref)
         name = validate_name(new_name)
         if name == container.name:
-            raise InvalidArgument(f"Renaming a container with the same name as its current name")
+            raise InvalidArgument("Renaming a container with the same name as its current name")
         self.store.rename(container.id, name)
 
 

@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dockerbank.errors import InvalidArgument
 
@@ -73,7 +73,7 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
     try:
         if "T" in value:
             return parse_time(value if any(c in value[10:] for c in "Z+-") else value + "Z")
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc).timestamp()
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
     except ValueError as exc:
         raise InvalidArgument(f'invalid value for "since": failed to parse value as time or duration: "{value}"') from exc
 

@@ -86,7 +86,7 @@ class ContainerConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ContainerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ContainerConfig:
         return _from_dict(cls, data)
 
 
@@ -113,7 +113,7 @@ class ContainerState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ContainerState":
+    def from_dict(cls, data: dict[str, Any]) -> ContainerState:
         return _from_dict(cls, data)
 
     @property

@@ -12,7 +12,7 @@ from dockerbank.errors import InvalidArgument
 NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
 # A selection of Docker's pkg/namesgenerator lists.
-ADJECTIVES = (
+ADJECTIVES = (  # noqa: SIM905 (readable word lists)
     "admiring adoring affectionate agitated amazing angry awesome beautiful blissful bold boring brave busy "
     "charming clever compassionate competent condescending confident cool cranky crazy dazzling determined "
     "distracted dreamy eager ecstatic elastic elated elegant eloquent epic exciting fervent festive flamboyant "
@@ -24,7 +24,7 @@ ADJECTIVES = (
     "vigorous wizardly wonderful xenodochial youthful zealous zen"
 ).split()
 
-SURNAMES = (
+SURNAMES = (  # noqa: SIM905
     "agnesi albattani allen almeida antonelli archimedes ardinghelli aryabhata austin babbage banach banzai "
     "bardeen bartik bassi beaver bell benz bhabha bhaskara black blackburn blackwell bohr booth borg bose "
     "bouman boyd brahmagupta brattain brown buck burnell cannon carson cartwright carver cerf chandrasekhar "

@@ -55,7 +55,7 @@ class ContainerStore:
 
     def find(self, ref: str) -> Container:
         """By full ID, exact name (with or without a leading slash), or unique ID prefix."""
-        name = ref[1:] if ref.startswith("/") else ref
+        name = ref.removeprefix("/")
         row = self.db.query_one("SELECT * FROM containers WHERE id = ? OR name = ? ORDER BY id = ? DESC",
                                 (ref, name, ref))
         if row is not None:

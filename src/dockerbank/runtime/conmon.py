@@ -105,7 +105,7 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
         pass_fds += [start_r, attach_w]
     try:
         proc = subprocess.Popen(args, env=env, pass_fds=pass_fds, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=runtime.preexec,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=runtime.preexec,  # noqa: PLW1509
                                 cwd=str(work))
     except OSError as exc:
         for fd in (read_fd, write_fd, start_r, start_w, attach_r, attach_w):

@@ -168,9 +168,7 @@ def seccomp_for(caps: list[str], goarch: str = "amd64", kernel: tuple[int, int] 
                 return False
         if exc.get("arches") and any(a in exc["arches"] for a in arch_names):
             return False
-        if exc.get("caps") and any(c in capset for c in exc["caps"]):
-            return False
-        return True
+        return not (exc.get("caps") and any(c in capset for c in exc["caps"]))
 
     syscalls = []
     for rule in sd.SYSCALLS:
