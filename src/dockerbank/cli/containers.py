@@ -13,11 +13,25 @@ import time
 
 import click
 
-from dockerbank.cli.common import engine_of, human_duration, human_size, parse_filters, print_formatted, print_table
-from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, UsageError
-from dockerbank.container.views import (  # noqa: F401  (moved to the domain: the API shows the same)
-    _command_text, _image_display, _ps_matches, _search, _since, _size_of, inspect_container, status_text,
+from dockerbank.cli.common import (
+    engine_of,
+    human_duration,
+    human_size,
+    parse_filters,
+    print_formatted,
+    print_table,
 )
+from dockerbank.container.views import (  # noqa: F401  (moved to the domain: the API shows the same)
+    _command_text,
+    _image_display,
+    _ps_matches,
+    _search,
+    _since,
+    _size_of,
+    inspect_container,
+    status_text,
+)
+from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, UsageError
 
 CONTEXT = {"help_option_names": ["--help"]}
 RUN_CONTEXT = {"help_option_names": ["--help"], "allow_interspersed_args": False}
@@ -163,7 +177,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         read_only=kw["read_only"], privileged=kw["privileged"], cap_add=list(kw["cap_add"]),
         cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), devices=list(kw["device"]),
         init=kw["init"], restart=kw["restart"], auto_remove=kw["auto_remove"], memory=memory, memory_swap=swap,
-        nano_cpus=cpus, cpu_shares=kw["cpu_shares"], pids_limit=pids if pids > 0 else 0,
+        nano_cpus=cpus, cpu_shares=kw["cpu_shares"], pids_limit=max(0, pids),
         blkio_weight=kw["blkio_weight"], network=kw["network"], stop_signal=kw["stop_signal"],
         network_options=network_options_from(kw),
         stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]],
