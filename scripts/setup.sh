@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 packages=(
   python3 python3-venv python3-pip      # the interpreter the venv is made from
-  crun runc conmon                      # OCI runtimes and the per-container monitor
+  crun runc conmon tini                 # OCI runtimes, the per-container monitor, run --init
   busybox-static debootstrap            # base images built locally: nothing is pulled
   iproute2 iptables nftables netavark aardvark-dns  # the network stack
   fuse-overlayfs uidmap procps psmisc zstd xz-utils ca-certificates
