@@ -103,3 +103,20 @@ def test_interactive_tty_through_a_pty(ctr, root):
     text = output.decode(errors="replace")
     assert "pid=1" in text and "/dev/pts/0" in text
     assert os.WEXITSTATUS(status) == 5
+
+
+def test_attach_start_i_detached_rm_and_log_windows(ctr):
+    ctr("run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 1; echo late; exit 6")
+    result = ctr("attach", "late", check=False)
+    assert result.stdout == b"late\n" and result.returncode == 6
+    ctr("create", "-i", "--name", "reader", "busybox", "sh", "-c", "read x; echo read:$x")
+    assert ctr("start", "-i", "reader", input=b"abc\n").stdout == b"read:abc\n"
+    ctr("run", "-d", "--rm", "--name", "gone", "busybox", "true")
+    deadline = time.time() + 15
+    while b"gone" in ctr("ps", "-a", "--format", "{{.Names}}").stdout and time.time() < deadline:
+        time.sleep(0.2)
+    assert b"gone" not in ctr("ps", "-a", "--format", "{{.Names}}").stdout
+    assert ctr("logs", "--since", "1h", "reader").stdout == b"read:abc\n"
+    assert ctr("logs", "--until", "2000-01-01T00:00:00Z", "reader").stdout == b""
+    assert ctr("logs", "--tail", "0", "reader").stdout == b""
+    assert ctr("logs", "-t", "reader").stdout.decode().split(" ", 1)[1] == "read:abc\n"
