@@ -99,8 +99,10 @@ class Endpoint:
 def inspect_shape(network: Network, endpoints: list[Endpoint]) -> dict[str, Any]:
     """What ``docker network inspect`` prints for one network."""
     prefix = network.subnet.split("/")[1]
-    options = {"com.docker.network.bridge.name": network.interface,
-               **{k: v for k, v in network.options.items() if not k.startswith("_")}}
+    # dockerd names the bridge in Options only for the default network; a user network shows only
+    # what its creator asked for (docker-compose 1.29 recreates a network whose Options differ)
+    named = {"com.docker.network.bridge.name": network.interface} if network.name == "bridge" else {}
+    options = {**named, **{k: v for k, v in network.options.items() if not k.startswith("_")}}
     return {
         "Name": network.name,
         "Id": network.id,
