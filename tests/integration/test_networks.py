@@ -316,3 +316,29 @@ def test_idle_network_moves_off_a_subnet_the_host_took_meanwhile(net):
         subprocess.run(["ip", "link", "delete", squatter], check=True)
     fixed = net.create("fixed", subnet="10.123.46.0/24")
     assert net.get("fixed").subnet == fixed.subnet  # a subnet the user chose never moves
+
+
+def test_detach_survives_a_vanished_interface_and_two_roots_share_no_chains(net, tmp_path):
+    """An eth0 deleted behind our back must not strand rules, rows or the netns; and another
+    root's network of the same name (every root has a 'bridge') must keep its own chains."""
+    from dockerbank.config import Config
+    from dockerbank.engine import Engine
+
+    other = Engine(Config(tmp_path / "other-root", tmp_path / "other-run"))
+    try:
+        other.networks.release_wait = 0
+        mine, _ = attach(net, "mine", ["bridge"], ports=[f"127.0.0.1:{free_port()}:80"])
+        theirs, their_settings = attach(other.networks, "theirs", ["bridge"])
+        subprocess.run(["nsenter", f"--net={net.netns_path(mine)}", "ip", "link", "delete", "eth0"], check=True)
+        net.detach(mine)
+        assert_no_traces(net, [mine], [])
+        # the other root's network keeps its masquerade chain: it was not torn down with ours
+        their_subnet = other.networks.get("bridge").subnet
+        assert f"-s {their_subnet} -j NETAVARK-" in firewall_text()
+        routes = subprocess.run(["nsenter", f"--net={their_settings['SandboxKey']}", "ip", "route"],
+                                capture_output=True, text=True, check=True).stdout
+        assert "default" in routes
+        other.networks.detach(theirs)
+        assert_no_traces(other.networks, [theirs], [other.networks.get("bridge")])
+    finally:
+        other.close()

@@ -15,9 +15,10 @@ EP = Endpoint("cd" * 32, NET.id, "web", "10.9.0.2", "", "eth0", ("www",), (PortM
 
 def test_build_options_matches_netavark_schema():
     opts = build_options(EP.container_id, "web", "web", [(NET, EP)], EP.ports, ["9.9.9.9"])
-    assert opts["networks"] == {"front": {"interface_name": "eth0", "static_ips": ["10.9.0.2"], "static_mac": None,
+    assert opts["networks"] == {NET.id: {"interface_name": "eth0", "static_ips": ["10.9.0.2"], "static_mac": None,
                                           "aliases": ["www"]}}
-    info = opts["network_info"]["front"]
+    info = opts["network_info"][NET.id]  # netavark hashes chain names from this: unique per root
+    assert info["name"] == NET.id
     assert info["network_interface"] == "dbk" + "ab" * 6 and info["dns_enabled"] and not info["internal"]
     assert info["subnets"] == [{"subnet": "10.9.0.0/24", "gateway": "10.9.0.1"}]
     assert opts["port_mappings"] == [{"host_ip": "127.0.0.1", "host_port": 8080, "container_port": 80,

@@ -51,9 +51,13 @@ class Attachment:
 
 
 def network_info(network: Network) -> dict[str, Any]:
-    """netavark's ``Network`` for one of ours."""
+    """netavark's ``Network`` for one of ours.
+
+    netavark names its iptables chains after a hash of the network *name*, so every root's
+    ``bridge`` would share (and tear down) one set of chains: it gets the network id instead.
+    """
     return {
-        "name": network.name,
+        "name": network.id,
         "id": network.id,
         "driver": "bridge",
         "network_interface": network.interface,
@@ -73,13 +77,13 @@ def build_options(container_id: str, container_name: str, hostname: str | None,
     networks: dict[str, Any] = {}
     info: dict[str, Any] = {}
     for network, endpoint in attachments:
-        networks[network.name] = {
+        networks[network.id] = {
             "interface_name": endpoint.interface_name,
             "static_ips": [endpoint.ip],
             "static_mac": endpoint.mac or None,
             "aliases": list(endpoint.aliases) if network.dns_enabled else [],
         }
-        info[network.name] = network_info(network)
+        info[network.id] = network_info(network)
     options: dict[str, Any] = {
         "container_id": container_id,
         "container_name": container_name,
@@ -99,7 +103,7 @@ def build_options(container_id: str, container_name: str, hostname: str | None,
 
 
 def parse_status(status: dict[str, Any]) -> dict[str, Attachment]:
-    """Map netavark's printed status to one Attachment per network name."""
+    """Map netavark's printed status to one Attachment per network (keyed as in the options: by id)."""
     result: dict[str, Attachment] = {}
     for name, block in status.items():
         interfaces = block.get("interfaces") or {}

@@ -412,7 +412,7 @@ class NetworkService:
             raise RuntimeFailure(f"network setup failed: {exc}") from exc
         with self.db.write() as conn:
             for network, ep in pairs:
-                got = status.get(network.name)
+                got = status.get(network.id)
                 if got is not None:
                     conn.execute("UPDATE network_endpoints SET mac = ? WHERE container_id = ? AND network_id = ?",
                                  (got.mac, container_id, network.id))
@@ -498,8 +498,20 @@ class NetworkService:
         try:
             self.driver.teardown(path, options)
         except RuntimeFailure:
-            if not stand_in:
+            if stand_in:
+                return
+            # an interface already gone (its pair deleted) stops netavark before the rules:
+            # stand-in veths of the missing names let a second teardown run to the end
+            present = subprocess.run(["nsenter", f"--net={path}", "ip", "-o", "link"], capture_output=True,
+                                     text=True, check=False).stdout
+            missing = [spec["interface_name"] for spec in options["networks"].values()
+                       if f" {spec['interface_name']}@" not in present and f" {spec['interface_name']}:" not in present]
+            if not missing:
                 raise
+            for name in missing:
+                subprocess.run(["nsenter", f"--net={path}", "ip", "link", "add", name, "type", "veth", "peer", "name",
+                                "standin-" + name], capture_output=True, check=False)
+            self.driver.teardown(path, options)
 
     def connect(self, ref: str, container_id: str, container_name: str, aliases: Iterable[str] = (),
                 ip: str | None = None) -> dict[str, Any]:
