@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import harness  # noqa: E402
+import harness
 
 VENV_PY = "/opt/dockerbank-venv/bin/python"
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_docker and shutil.which("docker"):
         image = "dockerbank-bench/backup-busybox"
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+        if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
             from dockerbank.image.baseimage import busybox_rootfs_tar
 
             tar = busybox_rootfs_tar(scratch / "busybox.tar")
@@ -133,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     tools = ["dockerbank", "tar + zstd -T0", "seed: docker busybox tar czf"]
     tools = [t for t in tools if any(t in r for r in rows.values())]
     lines = ["<!-- bench:backup_volume -->", f"## Volume backup and restore ({args.mb} MB, {args.files} files)", "",
-             f"{os.uname().nodename} · {os.cpu_count()} CPUs · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             " · one round (bench/backup_volume.py)", "",
+             (f"{os.uname().nodename} · {os.cpu_count()} CPUs · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+              " · one round (bench/backup_volume.py)"), "",
              "| row | " + " | ".join(tools) + " |", "|" + "---|" * (len(tools) + 1)]
     for row, values in rows.items():
         lines.append(f"| {row} | " + " | ".join(values.get(t, "–") for t in tools) + " |")
-    lines += ["", "- Half the files random, half text; Dockerbank: FastCDC chunks (~1 MiB), sha256, zstd -3 in 4 "
-              "threads, CLI process timed (Python start-up included); the unchanged second backup re-reads and "
-              "re-chunks every byte but stores only a manifest. Restore goes into a fresh root.",
+    lines += ["", ("- Half the files random, half text; Dockerbank: FastCDC chunks (~1 MiB), sha256, zstd -3 in 4 "
+                   "threads, CLI process timed (Python start-up included); the unchanged second backup re-reads and "
+                   "re-chunks every byte but stores only a manifest. Restore goes into a fresh root."),
               "", "<!-- /bench:backup_volume -->"]
     section = "\n".join(lines)
     output = HERE / "RESULTS.md"

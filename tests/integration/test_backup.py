@@ -2,9 +2,9 @@
 a volume into a fresh root with every kind of metadata, pause during the read, a container's
 top layer with its image, whole-host disaster recovery, and the dump mode.
 
-The dump test uses a fake "database" (a busybox container whose dump and restore commands
-come from the ``org.dockerbank.backup.*`` labels): a real PostgreSQL in a debootstrapped
-image takes minutes to build and is left to the PostgreSQL consistency test of issue 8.
+The dump test here uses a fake "database" (a busybox container whose dump and restore
+commands come from the ``org.dockerbank.backup.*`` labels); the built-in PostgreSQL recipe runs
+against a real server in test_backup_postgres.py.
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ def looks_like_database(path) -> str | None:
         names = set(os.listdir(path))
     except OSError:
         return None
-    if "PG_VERSION" in names or "pg_wal" in names or any(
-            os.path.exists(os.path.join(path, n, "PG_VERSION")) for n in names if n in ("data", "pgdata")):
+    if "PG_VERSION" in names or "pg_wal" in names or any(  # PGDATA at the top or one level below
+            os.path.exists(os.path.join(path, n, "PG_VERSION")) for n in names):
         return "PostgreSQL"
     if "ibdata1" in names or "mysql" in names and "aria_log_control" in names or "ib_logfile0" in names:
         return "MySQL/MariaDB"

@@ -4,7 +4,7 @@ root on another machine (``--root``).
 Order: images, networks, volumes, containers, then dumps (each replayed into its restored,
 started database container). A volume that exists and is not empty is refused unless
 ``force`` (then it is emptied first, so it equals the backup). A container is recreated with
-its ID, name, config and top layer, in state ``created``; its image must be in the root, in
+its name, config and top layer (under a new ID), in state ``created``; its image must be in the root, in
 the snapshot (``--with-images``), or be pulled first.
 """
 
@@ -126,11 +126,6 @@ def _check_volume(engine, name: str, force: bool) -> None:
 def _check_container(engine, part: Part) -> None:
     if engine.containers.store.name_taken(part.name):
         raise Conflict(f"a container named {part.name} exists: remove it first, or restore into a fresh root")
-    try:
-        engine.containers.store.get(part.meta["id"])
-        raise Conflict(f"container {part.meta['id'][:12]} exists: remove it first")
-    except NotFound:
-        pass
 
 
 def _image(engine, repo, part: Part, report: RestoreReport, progress: Progress, tmp: Path) -> None:
@@ -203,7 +198,11 @@ def _container(engine, repo, part: Part, report: RestoreReport, progress: Progre
         names = ", ".join(meta["image"].get("repo_digests") or meta["image"].get("tags") or []) or image_id
         raise NotFound(f"container {part.name} needs image {image_id[:19]} ({names}), which is not in this root "
                        "and not in the backup: pull it first, or back up with --with-images") from exc
-    cid = meta["id"]
+    from dockerbank.container.names import new_id
+
+    # a new ID: the ID names the container's cgroup and runtime state, which a container of
+    # another root on the same host (the original, when restoring a copy) may still hold
+    cid = new_id()
     base = engine.containers.dir(cid)
     config = ContainerConfig.from_dict(meta["config"])
     try:
