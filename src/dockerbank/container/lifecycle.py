@@ -908,7 +908,7 @@ class ContainerService:
                 except DockerbankError:
                     pass
                 self._unmount_rootfs(cid)
-            self._network_down(current)
+                self._network_down(current)  # an exited container's network went down at its clean-up
             try:
                 if volumes:
                     self.engine.volumes.remove_anonymous_of(cid)
