@@ -30,6 +30,9 @@ def docker(request, tmp_path, busybox_tar):
     run.server = server
     run.binary = binary
     yield run
+    left = run("ps", "-aq", check=False).stdout.split()
+    if left:
+        run("rm", "-f", *[c.decode() for c in left], check=False)
     server.stop()
 
 

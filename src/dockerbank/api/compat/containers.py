@@ -204,7 +204,11 @@ async def inspect(request: web.Request) -> web.Response:
     from dockerbank.container.views import inspect_container
 
     ref, size = request.match_info["id"], qbool(request, "size")
-    return reply(await engine_call(request, lambda e: inspect_container(e, _get(e, ref), size)))
+    data = await engine_call(request, lambda e: inspect_container(e, _get(e, ref), size))
+    # docker-py's containers.run() reads the output only from "json-file"/"journald" containers; the
+    # logs endpoint serves conmon's k8s-file log the same way, so the API names the driver json-file.
+    data["HostConfig"]["LogConfig"] = {"Type": "json-file", "Config": {}}
+    return reply(data)
 
 
 # --- lifecycle -------------------------------------------------------------------------------
