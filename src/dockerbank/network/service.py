@@ -354,7 +354,9 @@ class NetworkService:
         deadline = time.monotonic() + self.release_wait
         while True:
             try:
-                pairs = self._reserve_all(request, networks)
+                # under the host-wide lock: two roots moving idle networks must not pick one subnet
+                with self.driver.locked():
+                    pairs = self._reserve_all(request, networks)
                 break
             except Conflict:
                 # A container that just exited may still be releasing its port or address (its
