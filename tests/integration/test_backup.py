@@ -121,6 +121,17 @@ def test_volume_restores_on_another_machine_with_all_metadata(eng, fresh, tmp_pa
     (dst / "extra").write_text("x")
     restore(fresh, repo, "latest", RestoreOptions(volumes=["data"], force=True))
     assert _tree(dst) == _tree(src)
+    # an unchanged tree is not even read again; any change (one byte, same size and mtime
+    # second; or a chmod alone) is seen and saved
+    with open(src / "sub" / "big", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"X")
+    changed = create(eng, repo, CreateOptions(volumes=["data"]))
+    assert 0 < changed.total.new_bytes < changed.total.size
+    os.chmod(src / "sub", 0o700)
+    create(eng, repo, CreateOptions(volumes=["data"]))
+    restore(fresh, repo, "latest", RestoreOptions(volumes=["data:v3"]))
+    assert _tree(fresh.volumes.data_dir("v3")) == _tree(src)
 
 
 def _run(root: Path, *args: str) -> str:

@@ -52,6 +52,34 @@ def hole_map(fd: int, size: int) -> list[list[int]]:
     return holes
 
 
+def scan(src: Path) -> tuple[str, int, dict[str, list[list[int]]]]:
+    """One walk of ``src``: a signature of every entry's stat (path, inode, type and mode, owner,
+    size, mtime, ctime, link count), the bytes of its regular files, and its sparse files' hole
+    maps. Equal signatures mean an unchanged tree: any change of content, metadata, xattrs or
+    links moves a ctime, which nobody can set back. Taken before the tree is read."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    total = 0
+    st = os.lstat(src)
+    digest.update(f".\0{st.st_ino}\0{st.st_mode}\0{st.st_uid}\0{st.st_gid}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\n"
+                  .encode())
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            rel = os.path.relpath(path, src)
+            digest.update(os.fsencode(rel) + f"\0{st.st_ino}\0{st.st_mode}\0{st.st_uid}\0{st.st_gid}\0{st.st_size}"
+                          f"\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_nlink}\n".encode())
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return digest.hexdigest(), total, sparse_files(src)
+
+
 def sparse_files(src: Path) -> dict[str, list[list[int]]]:
     """Relative path -> hole map of every regular file below ``src`` with fewer blocks than bytes."""
     found: dict[str, list[list[int]]] = {}

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dockerbank import __version__
 from dockerbank.backup import archive, consistency
-from dockerbank.backup.repository import PartStats, Repository, Snapshot, now_utc
+from dockerbank.backup.repository import Part, PartStats, Repository, Snapshot, now_utc
 from dockerbank.errors import InvalidArgument, NotFound
 
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -246,11 +246,18 @@ def _volume(engine, repo, name: str, opts, report: Report, progress: Progress, d
                                "database (raw files are only crash-consistent)")
     with consistency.quiesced(engine, users, opts.consistency if opts.consistency != "dump" else "pause",
                               report.warnings, f"volume {name}"):
-        meta = {"volume": info, "root": archive.root_meta(src), "sparse": archive.sparse_files(src)}
-        total = _tree_bytes(src)
-        part, stats = repo.write_part_from_producer(
-            "volume", name, "tar", lambda out: archive.capture(src, out), meta=meta,
-            progress=progress.task(f"volume {name}", total))
+        signature, total, sparse = archive.scan(src)
+        meta = {"volume": info, "root": archive.root_meta(src), "sparse": sparse, "tree_signature": signature}
+        previous = repo.unchanged_part("volume", name, signature)
+        if previous is not None:
+            # nothing in the tree changed since that snapshot: its chunks stand for it, unread
+            part = Part(previous.kind, previous.name, previous.format, previous.size, previous.sha256,
+                        previous.chunks, meta)
+            stats = PartStats(size=part.size, chunks=len(part.chunks), dedup_bytes=part.size)
+        else:
+            part, stats = repo.write_part_from_producer(
+                "volume", name, "tar", lambda out: archive.capture(src, out), meta=meta,
+                progress=progress.task(f"volume {name}", total))
     _add(report, part, stats)
 
 

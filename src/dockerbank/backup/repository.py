@@ -356,6 +356,17 @@ class Repository:
             return tagged[-1]
         raise NotFound(f"No such backup: {ref}")
 
+    def unchanged_part(self, kind: str, name: str, signature: str) -> Part | None:
+        """The newest stored part of ``kind``/``name`` taken from a tree with this signature,
+        if all its chunks are still there (so a second backup of an unchanged tree reads nothing)."""
+        for snap in reversed(self.snapshots()):
+            for part in snap.parts:
+                if part.kind == kind and part.name == name and part.meta.get("tree_signature") == signature:
+                    if all(self.chunk_path(d).exists() for d, _ in part.chunks):
+                        return part
+                    return None
+        return None
+
     def read_chunk(self, digest: str) -> bytes:
         """The plain bytes of a chunk, verified against its name."""
         import zstandard
