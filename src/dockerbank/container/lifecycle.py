@@ -544,9 +544,14 @@ class ContainerService:
                 tmp.write_text(json.dumps(spec))
                 os.replace(tmp, base / "config.json")
                 want_stdin = cfg.open_stdin if stdin is None else stdin
-                started = conmon.spawn(self.runtime, cid, base, log_path=self.log_path(cid), terminal=cfg.tty,
-                                       stdin=want_stdin, command=cfg.path,
-                                       exit_command=None if attached else self._exit_command())
+                spawn_args = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
+                              "command": cfg.path, "exit_command": None if attached else self._exit_command()}
+                try:
+                    started = conmon.spawn(self.runtime, cid, base, **spawn_args)
+                except RuntimeFailure as exc:
+                    if not self._fall_back_to_runc(exc):
+                        raise
+                    started = conmon.spawn(self.runtime, cid, base, **spawn_args)
             except DockerbankError as exc:
                 self._failed_start(cid, exc)
                 raise
@@ -583,6 +588,19 @@ class ContainerService:
         if attached:
             return Attachment(self, cid, base, sock, started.conmon_pid, start_time, cfg.tty, want_stdin)
         return None
+
+    def _fall_back_to_runc(self, exc: RuntimeFailure) -> bool:
+        """After crun refused the host's cgroups (a case detection missed), use runc from now on."""
+        from dockerbank.runtime.detect import RuntimeChoice, remember
+        from dockerbank.runtime.oci import OciRuntime
+
+        runc = shutil.which("runc")
+        if self.runtime.name != "crun" or runc is None or "cgroup" not in exc.message.lower() or exc.exit_code != 125:
+            return False
+        choice = RuntimeChoice("runc", runc, False, f"crun failed here: {exc.message}")
+        remember(self.config.run_root, choice)
+        self.runtime = OciRuntime(choice, self.config.run_root / "runtime")
+        return True
 
     @staticmethod
     def _networked(container: Container) -> bool:
