@@ -120,3 +120,12 @@ def test_attach_start_i_detached_rm_and_log_windows(ctr):
     assert ctr("logs", "--until", "2000-01-01T00:00:00Z", "reader").stdout == b""
     assert ctr("logs", "--tail", "0", "reader").stdout == b""
     assert ctr("logs", "-t", "reader").stdout.decode().split(" ", 1)[1] == "read:abc\n"
+
+
+def test_runc_works_as_the_fallback_runtime(ctr, tmp_path):
+    require_binary("runc")
+    runc_root = tmp_path / "runc-run"  # its own run root: runtime state is per runtime
+    env = {"DOCKERBANK_RUNTIME": "runc", "DOCKERBANK_RUNROOT": str(runc_root)}
+    result = ctr("run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo $$; exit 3", check=False, env=env)
+    assert result.stdout == b"1\n" and result.returncode == 3
+    assert '"name": "runc"' in (runc_root / "runtime.json").read_text()
