@@ -339,12 +339,10 @@ def test_copy_follows_symlinked_directories_of_the_image(engine, busybox, tmp_pa
 
 
 def test_intermediate_images_are_known(engine, busybox, tmp_path):
-    from dockerbank.build.executor import intermediate_image_ids
-
     ctx = tmp_path / "ctx"
     write(ctx, {"f": "x"})
     image_id, _ = build(engine, ctx, "FROM busybox\nENV A=1\nCOPY f /f\nLABEL l=1\n", tags=["final:1"])
-    hidden = intermediate_image_ids(engine.db)
+    hidden = engine.images.intermediate_ids()
     history_parents = {r.id for r in engine.images.list()} - {image_id, busybox.id}
     assert hidden == history_parents and len(hidden) == 2
     assert busybox.id not in hidden and image_id not in hidden
@@ -366,15 +364,16 @@ def test_large_file_digests_are_cached_but_follow_changes(engine, busybox, tmp_p
 
 
 def test_parents_for_history(engine, busybox, tmp_path):
-    from dockerbank.build.cache import history_ids, parent_of
+    from dockerbank.image.inspect import MISSING, history_rows, inspect_image
 
     ctx = tmp_path / "ctx"
     write(ctx, {"f": "x"})
     image_id, _ = build(engine, ctx, "FROM busybox\nENV A=1\nCOPY f /f\n")
-    middle = parent_of(engine.db, image_id)
-    assert middle is not None and parent_of(engine.db, middle) == busybox.id
-    rows = len(engine.images.image_config(image_id)["history"])
-    assert history_ids(engine.db, image_id, rows) == [image_id, middle, busybox.id]
+    middle = engine.images.parent_of(image_id)
+    assert middle is not None and engine.images.parent_of(middle) == busybox.id
+    ids = [row["id"] for row in history_rows(engine.images, engine.images.get(image_id))]
+    assert ids == [image_id, middle, busybox.id] + [MISSING] * (len(ids) - 3)
+    assert inspect_image(engine.images, image_id)["Parent"] == middle
 
 
 def test_from_platform(engine, busybox, tmp_path):
@@ -385,3 +384,14 @@ def test_from_platform(engine, busybox, tmp_path):
     assert build(engine, ctx, f"FROM --platform=linux/{host_arch()} busybox\n")[0] == busybox.id
     with pytest.raises(NotSupported, match="Dockerfile:1: FROM --platform=linux/s390x"):
         build(engine, ctx, "FROM --platform=linux/s390x busybox\n")
+
+
+def test_images_hides_intermediates_unless_all(cli, busybox_tar, tmp_path):
+    cli("import", str(busybox_tar), "busybox:latest")
+    ctx = tmp_path / "ctx"
+    write(ctx, {"f": "x", "Dockerfile": "FROM busybox\nENV A=1\nCOPY f /f\nLABEL l=1\n"})
+    final = cli("build", "-q", "-t", "final:1", str(ctx)).stdout.decode().strip()
+    shown = cli("images", "-q", "--no-trunc").stdout.decode().split()
+    everything = cli("images", "-a", "-q", "--no-trunc").stdout.decode().split()
+    assert final in shown and len(shown) == 2
+    assert set(shown) < set(everything) and len(everything) == 4

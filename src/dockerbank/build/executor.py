@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from dockerbank.build import copy as copying
-from dockerbank.build.cache import intermediate_image_ids  # noqa: F401  (kept importable from here)
 from dockerbank.build.context import BuildContext
 from dockerbank.build.expand import ArgScope, Lexer, env_dict, meta_scope, set_env
 from dockerbank.build.parser import Dockerfile, DockerfileError, Instruction, parse
@@ -248,6 +247,8 @@ class Builder:
         with self.engine.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO build_cache (key, image_id, created, parent) VALUES (?,?,?,?)",
                          (key, image_id, now_rfc3339(), parent))
+        if parent:
+            self.store.set_parent(image_id, parent)
 
     def _use(self, state: StageState, image_id: str, cached: bool) -> None:
         if cached:

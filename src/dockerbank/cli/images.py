@@ -88,7 +88,11 @@ def images_cmd(ctx, repository, show_all, digests, filters, fmt, no_trunc, quiet
     parsed = parse_filters(filters, ins.IMAGE_FILTERS)
     if repository:
         parsed.setdefault("reference", []).append(repository)
-    records = ins.filter_images(store, store.list(), parsed)
+    records = store.list()
+    if not show_all:
+        hidden = store.intermediate_ids()
+        records = [r for r in records if r.id not in hidden]
+    records = ins.filter_images(store, records, parsed)
     records.sort(key=lambda r: ins.parse_time(r.created), reverse=True)
     now = datetime.now(UTC)
     views = [ins.image_view(rec, repo, tag, digest, now=now, trunc=not no_trunc)

@@ -84,6 +84,7 @@ def commit(engine, ref: str, options: CommitOptions) -> ImageRecord:
                 entry["comment"] = options.message
             config["history"] = list(config.get("history") or []) + [entry]
             record = images.record_image(imageconfig.canonical_bytes(config))
+            images.set_parent(record.id, container.config.image_id)
     finally:
         os.unlink(tmp_name)
     if options.reference:

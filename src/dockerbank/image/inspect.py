@@ -149,7 +149,7 @@ def inspect_record(store: ImageStore, record: ImageRecord) -> dict:
         "Id": record.id,
         "RepoTags": [refs.parse(t).familiar() for t in record.tags],
         "RepoDigests": [_familiar_digest_ref(d) for d in record.repo_digests],
-        "Parent": config.get("parent", ""),
+        "Parent": store.parent_of(record.id) or config.get("parent", ""),
         "Comment": config.get("comment", ""),
         "Created": config.get("created") or record.created,
         "Container": config.get("container", ""),
@@ -200,8 +200,13 @@ def history_rows(store: ImageStore, record: ImageRecord) -> list[dict]:
         rows.append({"id": MISSING, "created": entry.get("created"),
                      "created_by": entry.get("created_by", ""), "size": size, "comment": entry.get("comment", "")})
     rows.reverse()
-    if rows:
-        rows[0]["id"] = record.id
+    # entries made on this host have an image of their own: the chain of local parents
+    current: str | None = record.id
+    for row in rows:
+        if current is None:
+            break
+        row["id"] = current
+        current = store.parent_of(current)
     return rows
 
 
@@ -346,7 +351,7 @@ def image_summary(store: ImageStore, record: ImageRecord, containers: int = -1) 
     config = store.image_config(record.id)
     return {
         "Id": record.id,
-        "ParentId": config.get("parent", ""),
+        "ParentId": store.parent_of(record.id) or config.get("parent", ""),
         "RepoTags": [refs.parse(t).familiar() for t in record.tags] or ["<none>:<none>"],
         "RepoDigests": [_familiar_digest_ref(d) for d in record.repo_digests] or
         (["<none>@<none>"] if not record.tags else []),

@@ -184,6 +184,23 @@ class ImageStore:
             conn.execute("DELETE FROM tags WHERE ref = ?", (ref.name_tag,))
         return row["image_id"]
 
+    def set_parent(self, image_id: str, parent: str | None) -> None:
+        """Record the local image ``image_id`` was made from (a build step's base, a commit's image)."""
+        with self.db.write() as conn:
+            conn.execute("UPDATE images SET parent = ? WHERE id = ?", (parent, image_id))
+
+    def parent_of(self, image_id: str) -> str | None:
+        row = self.db.query_one("SELECT parent FROM images WHERE id = ?", (image_id,))
+        return row["parent"] if row else None
+
+    def intermediate_ids(self) -> set[str]:
+        """Untagged images that another image was made from: what ``images`` hides without ``-a``."""
+        rows = self.db.query(
+            "SELECT DISTINCT p.id FROM images p JOIN images c ON c.parent = p.id "
+            "WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.image_id = p.id)"
+        )
+        return {row["id"] for row in rows}
+
     def add_repo_digest(self, image_id: str, repository: str, manifest_digest: str) -> None:
         with self.db.write() as conn:
             conn.execute(

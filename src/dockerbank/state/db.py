@@ -115,6 +115,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE build_cache ADD COLUMN parent TEXT;
     CREATE INDEX IF NOT EXISTS build_cache_parent ON build_cache(parent);
     """,
+    # images: the image an image was made from on this host (build step, commit): docker's Parent
+    """
+    ALTER TABLE images ADD COLUMN parent TEXT;
+    CREATE INDEX IF NOT EXISTS images_parent ON images(parent);
+    UPDATE images SET parent = (SELECT b.parent FROM build_cache b WHERE b.image_id = images.id
+                                AND b.parent IS NOT NULL ORDER BY b.created DESC LIMIT 1);
+    """,
 )
 
 
