@@ -159,6 +159,9 @@ def create(engine, repo: Repository, opts: CreateOptions, progress: Progress | N
                         socket.gethostname(), str(engine.config.root), list(opts.tags), opts.consistency, [])
     report = Report(snapshot)
     warnings = report.warnings
+    if opts.all and repo.path.resolve().is_relative_to(engine.config.root.resolve()):
+        warnings.append(f"the repository {repo.path} lies inside the root: a lost host loses its backups too; "
+                        "use --repo on another disk or copy the repository to another server")
     repo.init()
     tmp = Path(tempfile.mkdtemp(prefix="backup-", dir=repo.path / "tmp"))
     try:
