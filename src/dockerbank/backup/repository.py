@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from dockerbank.errors import Conflict, CorruptData, InvalidArgument, NotFound
+from dockerbank.errors import CorruptData, InvalidArgument, NotFound
 
 FORMAT_VERSION = 1
 AVG_CHUNK = 1 << 20
@@ -517,4 +517,4 @@ def select_prune(snapshots: list[Snapshot], keep_last: int = 0, keep_daily: int 
     return keep, remove
 
 
-__all__ = ["Conflict", "Part", "PartReader", "PartStats", "Repository", "Snapshot", "cut_points", "select_prune"]
+__all__ = ["Part", "PartReader", "PartStats", "Repository", "Snapshot", "cut_points", "select_prune"]
