@@ -32,7 +32,7 @@ class ApiServer:
         env.update(extra)
         return env
 
-    def start(self) -> "ApiServer":
+    def start(self) -> ApiServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dockerbank", "--root", str(self.root), "--runroot", str(self.run_root),
              "system", "service", "--host", self.url], stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))

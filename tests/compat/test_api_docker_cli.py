@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 import pytest
 from api_server import start_server
@@ -151,3 +152,50 @@ def test_exec_and_run_with_a_tty(docker):
                           stdin=subprocess.DEVNULL)
     assert b"tty-run" in done.stdout and done.returncode == 5
     docker("rm", "-f", "tt")
+
+
+def test_networks_ports_and_events(docker):
+    require_binary("curl")
+    since = str(int(time.time()) - 1)
+    docker("network", "create", "apinet")
+    assert "apinet" in out(docker("network", "ls", "--format", "{{.Name}}"))
+    docker("run", "-d", "--name", "srv", "--network", "apinet", "-p", "127.0.0.1::80", "busybox", "sh", "-c",
+           "echo served > /tmp/index.html; httpd -f -p 80 -h /tmp")
+    mapping = out(docker("port", "srv", "80"))
+    host_port = mapping.rsplit(":", 1)[1]
+    assert f"127.0.0.1:{host_port}->80/tcp" in out(docker("ps", "--format", "{{.Ports}}"))
+    fetched = subprocess.run(["curl", "-sf", "--retry", "5", "--retry-connrefused", "--retry-delay", "0",
+                              f"http://127.0.0.1:{host_port}/"], capture_output=True, timeout=30, check=False)
+    assert fetched.stdout == b"served\n"
+    by_name = docker("run", "--rm", "--network", "apinet", "busybox", "wget", "-qO-", "http://srv/")
+    assert out(by_name) == "served"
+    docker("rm", "-f", "srv")
+    docker("network", "rm", "apinet")
+    until = str(int(time.time()) + 1)
+    events = out(docker("events", "--since", since, "--until", until, "--format",
+                        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")).splitlines()
+    assert "network create apinet" in events and "network destroy apinet" in events
+    assert "container start srv" in events and "container destroy srv" in events
+    only_starts = out(docker("events", "--since", since, "--until", until, "--filter", "event=start",
+                             "--format", "{{.Action}}")).split()
+    assert only_starts and set(only_starts) == {"start"}
+
+
+def test_push_and_pull_with_dockerbanks_registry(docker, tmp_path):
+    from dockerbank.registry.server.app import start_in_thread
+    from dockerbank.registry.server.storage import RegistryStorage
+
+    registry = start_in_thread(RegistryStorage(tmp_path / "registry"))
+    try:
+        name = f"{registry.address}/lab/bb:1"
+        docker("tag", "busybox", name)
+        pushed = out(docker("push", name, timeout=120))
+        assert "digest: sha256:" in pushed
+        docker("rmi", name)
+        pulled = out(docker("pull", name, timeout=120))
+        assert "Digest: sha256:" in pulled and name in out(docker("images", "--format",
+                                                                   "{{.Repository}}:{{.Tag}}"))
+        missing = docker("pull", f"{registry.address}/lab/none:1", check=False, timeout=60)
+        assert missing.returncode != 0 and missing.stderr
+    finally:
+        registry.stop()

@@ -8,7 +8,7 @@ import tarfile
 import pytest
 from api_server import start_server
 
-docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")  # noqa: F811
+docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
 
 pytestmark = pytest.mark.compat
 
@@ -87,7 +87,7 @@ def test_build_and_commit(client):
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile))
     context.seek(0)
-    image, logs = client.images.build(fileobj=context, custom_context=True, tag="sdkbuilt:1")
+    _image, logs = client.images.build(fileobj=context, custom_context=True, tag="sdkbuilt:1")
     assert any("Successfully built" in line.get("stream", "") for line in logs)
     assert client.containers.run("sdkbuilt:1", remove=True, network_mode="none") == b"from-build\n"
     bad = io.BytesIO()

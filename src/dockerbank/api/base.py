@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -19,7 +20,7 @@ API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
 
 
-def engine_call(request: web.Request, fn: Callable[[Any], Any]) -> "asyncio.Future[Any]":
+def engine_call(request: web.Request, fn: Callable[[Any], Any]) -> asyncio.Future[Any]:
     """Run ``fn(engine)`` in a worker thread with a fresh Engine for this root."""
     config = request.app["config"]
 
@@ -114,7 +115,7 @@ class LineQueue:
         data = obj if isinstance(obj, (bytes, type(None))) else json.dumps(obj).encode() + b"\r\n"
         self.loop.call_soon_threadsafe(self.queue.put_nowait, data)
 
-    async def drain_into(self, resp: web.StreamResponse, work: "asyncio.Future[Any]") -> Any:
+    async def drain_into(self, resp: web.StreamResponse, work: asyncio.Future[Any]) -> Any:
         """Copy lines to ``resp`` until ``work`` is done; its result (or exception) is returned/raised."""
         getter = None
         while True:
@@ -134,3 +135,16 @@ class LineQueue:
                     if item:
                         await resp.write(item)
                 return work.result()
+
+
+def emit(config, kind: str, action: str, actor: str, attributes: dict[str, str] | None = None) -> None:
+    """Append an event for ``GET /events`` (engine/events.py)."""
+    from dockerbank.engine.events import EventLog
+
+    EventLog.of(config).record(kind, action, actor, attributes)
+
+
+def container_event(config, container, action: str, **extra: str) -> None:
+    attrs = {**{k: str(v) for k, v in (container.config.labels or {}).items()}, "image": container.config.image,
+             "name": container.name, **extra}
+    emit(config, "container", action, container.id, attrs)

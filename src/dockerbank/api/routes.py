@@ -34,9 +34,9 @@ def table():
         ("GET", "/volumes/{name}", volumes.inspect),
         ("DELETE", "/volumes/{name}", volumes.remove),
     ]
-    from dockerbank.api.compat import build, containers, networks
+    from dockerbank.api.compat import build, containers, events, networks
 
-    return routes + containers.ROUTES + networks.ROUTES + build.ROUTES
+    return routes + containers.ROUTES + networks.ROUTES + build.ROUTES + events.ROUTES
 
 
 def add_routes(app: web.Application) -> None:

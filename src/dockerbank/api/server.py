@@ -87,7 +87,7 @@ class Listen:
     port: int = 0
 
     @classmethod
-    def parse(cls, url: str) -> "Listen":
+    def parse(cls, url: str) -> Listen:
         parsed = urlparse(url)
         if parsed.scheme == "unix":
             return cls(url, "unix", path=parsed.path or parsed.netloc)

@@ -96,7 +96,8 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 
 async def commit(request: web.Request) -> web.Response:
-    from dockerbank.container.commit import CommitOptions, commit as do_commit
+    from dockerbank.container.commit import CommitOptions
+    from dockerbank.container.commit import commit as do_commit
 
     q = request.query
     ref = q.get("container") or ""

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockerbank.api.base import engine_call, qbool, qfilters, qint, read_json, reply
+from dockerbank.api.base import container_event, engine_call, qbool, qfilters, qint, read_json, reply
 from dockerbank.api.compat import hijack
 from dockerbank.api.compat.streams import body_file, fd_response
 from dockerbank.api.errors import NotModified
@@ -102,7 +102,7 @@ def create_options(body: dict, name: str | None):
         cap_drop=list(host.get("CapDrop") or []), security_opt=list(host.get("SecurityOpt") or []),
         devices=devices, init=bool(host.get("Init")), restart=restart_text, auto_remove=bool(host.get("AutoRemove")),
         memory=host.get("Memory") or 0, memory_swap=host.get("MemorySwap") or 0, nano_cpus=host.get("NanoCpus") or 0,
-        cpu_shares=host.get("CpuShares") or 0, pids_limit=pids if pids > 0 else 0,
+        cpu_shares=host.get("CpuShares") or 0, pids_limit=max(0, pids),
         blkio_weight=host.get("BlkioWeight") or 0, network=network, stop_signal=body.get("StopSignal") or None,
         stop_timeout=body.get("StopTimeout"), attach=attach, network_options=network_options,
     )
@@ -129,6 +129,7 @@ async def create(request: web.Request) -> web.Response:
     body = await read_json(request)
     opts = create_options(body, request.query.get("name"))
     container = await engine_call(request, lambda e: e.containers.create(opts))
+    container_event(request.app["config"], container, "create")
     return reply({"Id": container.id, "Warnings": []}, status=201)
 
 
@@ -222,11 +223,13 @@ async def start(request: web.Request) -> web.Response:
         if container.state.status in ACTIVE:
             raise NotModified("container already started")
         waiting = hijacks.get(container.id)
+        attachment = None
         if waiting:
             attachment = engine.containers.start(container.id, attached=True)
-            return waiting, attachment
-        engine.containers.start(container.id)
-        return None, None
+        else:
+            engine.containers.start(container.id)
+        container_event(engine.config, container, "start")
+        return waiting, attachment
 
     waiting, attachment = await engine_call(request, run)
     if waiting:
@@ -243,7 +246,9 @@ async def stop(request: web.Request) -> web.Response:
         container = _get(engine, ref)
         if container.state.status not in ACTIVE:
             raise NotModified("container already stopped")
-        engine.containers.stop(container.id, timeout)
+        stopped = engine.containers.stop(container.id, timeout)
+        container_event(engine.config, container, "die", exitCode=str(stopped.state.exit_code))
+        container_event(engine.config, container, "stop")
 
     await engine_call(request, run)
     return web.Response(status=204)
@@ -257,6 +262,7 @@ async def kill(request: web.Request) -> web.Response:
         if container.state.status not in ACTIVE:
             raise Conflict(f"Container {container.id} is not running")
         engine.containers.kill(container.id, sig)
+        container_event(engine.config, container, "kill", signal=str(sig))
 
     await engine_call(request, run)
     return web.Response(status=204)
@@ -264,31 +270,56 @@ async def kill(request: web.Request) -> web.Response:
 
 async def restart(request: web.Request) -> web.Response:
     ref, timeout = request.match_info["id"], qint(request, "t")
-    await engine_call(request, lambda e: e.containers.restart(_get(e, ref).id, timeout))
+    def run(engine):
+        container = _get(engine, ref)
+        engine.containers.restart(container.id, timeout)
+        container_event(engine.config, container, "restart")
+
+    await engine_call(request, run)
     return web.Response(status=204)
 
 
 async def pause(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
-    await engine_call(request, lambda e: e.containers.pause(_get(e, ref).id))
+    def run(engine):
+        container = _get(engine, ref)
+        engine.containers.pause(container.id)
+        container_event(engine.config, container, "pause")
+
+    await engine_call(request, run)
     return web.Response(status=204)
 
 
 async def unpause(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
-    await engine_call(request, lambda e: e.containers.unpause(_get(e, ref).id))
+    def run(engine):
+        container = _get(engine, ref)
+        engine.containers.unpause(container.id)
+        container_event(engine.config, container, "unpause")
+
+    await engine_call(request, run)
     return web.Response(status=204)
 
 
 async def remove(request: web.Request) -> web.Response:
     ref, force, volumes = request.match_info["id"], qbool(request, "force"), qbool(request, "v")
-    await engine_call(request, lambda e: e.containers.remove(_get(e, ref).id, force=force, volumes=volumes))
+    def run(engine):
+        container = _get(engine, ref)
+        engine.containers.remove(container.id, force=force, volumes=volumes)
+        container_event(engine.config, container, "destroy")
+
+    await engine_call(request, run)
     return web.Response(status=204)
 
 
 async def rename(request: web.Request) -> web.Response:
     ref, name = request.match_info["id"], request.query.get("name", "")
-    await engine_call(request, lambda e: e.containers.rename(_get(e, ref).id, name))
+    def run(engine):
+        container = _get(engine, ref)
+        engine.containers.rename(container.id, name)
+        container_event(engine.config, container, "rename", oldName="/" + container.name)
+
+    await engine_call(request, run)
     return web.Response(status=204)
 
 
@@ -348,7 +379,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
         if state.status in ACTIVE or state.status == "restarting":
             base = request.app["config"].containers_dir / cid
             code = await asyncio.get_running_loop().run_in_executor(
-                None, lambda: conmon.wait_exit(base, state.conmon_pid, state.conmon_start, timeout=0.5))
+                None, conmon.wait_exit, base, state.conmon_pid, state.conmon_start, 0.5)
             if code is not None:
                 seen_exit = code
             continue
@@ -400,6 +431,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
                 code = conmon.wait_exit(attachment.work, attachment.conmon_pid, attachment.conmon_start)
                 if code is not None:
                     request.app["exits"][cid] = code
+                container_event(engine.config, container, "die", exitCode=str(code if code is not None else 255))
                 engine.containers.cleanup(cid)
 
             await engine_call(request, finish)

@@ -7,6 +7,7 @@ import json
 
 from aiohttp import web
 
+from dockerbank.api.base import emit as events_emit
 from dockerbank.api.base import engine_call, qbool, qfilters, reply
 from dockerbank.api.compat.streams import body_file, fd_response, streamed_job
 from dockerbank.errors import InvalidArgument, NotFound
@@ -23,7 +24,6 @@ async def list_images(request: web.Request) -> web.Response:
     from dockerbank.image import inspect as ins
 
     filters = qfilters(request)
-    show_all = qbool(request, "all")
     if request.query.get("filter"):  # the pre-1.25 reference filter
         filters.setdefault("reference", []).append(request.query["filter"])
 
@@ -34,7 +34,7 @@ async def list_images(request: web.Request) -> web.Response:
             raise InvalidArgument(f"invalid filter '{min(unknown)}'")
         records = ins.filter_images(store, store.list(), filters)
         records.sort(key=lambda r: ins.parse_time(r.created), reverse=True)
-        users = _counts(engine) if show_all or True else {}
+        users = _counts(engine)
         return [ins.image_summary(store, r, users.get(r.id, 0)) for r in records]
 
     return reply(await engine_call(request, run))
@@ -67,7 +67,9 @@ def tag_image(engine, source: str, repo: str, tag: str | None) -> None:
     if is_full_hex(ref.familiar_repository):
         raise InvalidArgument(f"invalid repository name ({ref.familiar_repository}), "
                               "cannot specify 64-byte hexadecimal strings")
-    engine.images.tag(engine.images.resolve(source).id, target)
+    image_id = engine.images.resolve(source).id
+    engine.images.tag(image_id, target)
+    events_emit(engine.config, "image", "tag", image_id, {"name": ref.familiar()})
 
 
 async def tag(request: web.Request) -> web.Response:
@@ -84,7 +86,13 @@ async def delete(request: web.Request) -> web.Response:
 
     name = request.match_info["name"]
     force = qbool(request, "force")
-    report = await engine_call(request, lambda e: remove_image(e.images, name, force=force))
+    def run(engine):
+        report = remove_image(engine.images, name, force=force)
+        for kind, value in report.items:
+            events_emit(engine.config, "image", "untag" if kind == "Untagged" else "delete", value, {"name": value})
+        return report
+
+    report = await engine_call(request, run)
     return reply([{kind: value} for kind, value in report.items])
 
 
@@ -124,6 +132,7 @@ async def load(request: web.Request) -> web.StreamResponse:
                 for name, old in image.renamed:
                     emit({"stream": f"The image {name} already exists, renaming the old one with ID {old} "
                                     "to empty string\n"})
+                events_emit(engine.config, "image", "load", image.id, {"name": (image.tags or [image.id])[0]})
                 for name in image.tags:
                     emit({"stream": f"Loaded image: {name}\n"})
                 if not image.tags:
@@ -163,6 +172,7 @@ async def _import(request: web.Request) -> web.StreamResponse:
         def job(engine, emit):
             with open(path, "rb") as handle:
                 record = import_rootfs(engine.images, handle, reference, changes, q.get("message", ""))
+            events_emit(engine.config, "image", "import", record.id, {"name": reference or record.id})
             emit({"status": record.id})
 
         return await streamed_job(request, job)
@@ -222,6 +232,8 @@ async def _pull(request: web.Request) -> web.StreamResponse:
         progress.__class__ = type("P", (_JsonProgress, Progress), {})
         results = engine.registry.pull(name, platform=q.get("platform") or None, progress=progress)
         for result in results:
+            events_emit(engine.config, "image", "pull", result.reference.familiar(),
+                        {"name": result.reference.familiar()})
             emit({"status": f"Digest: {result.digest}"})
             verb = "Downloaded newer image" if result.downloaded else "Image is up to date"
             emit({"status": f"Status: {verb} for {result.reference.familiar()}"})

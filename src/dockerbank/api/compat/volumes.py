@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockerbank.api.base import engine_call, qbool, qfilters, read_json, reply
+from dockerbank.api.base import emit, engine_call, qbool, qfilters, read_json, reply
 from dockerbank.errors import InvalidArgument
 
 LIST_FILTERS = {"name", "driver", "label", "dangling"}
@@ -20,6 +20,7 @@ async def create(request: web.Request) -> web.Response:
     def run(engine):
         volume = engine.volumes.create(name, driver=driver, labels=body.get("Labels") or None,
                                        options=body.get("DriverOpts") or None)
+        emit(engine.config, "volume", "create", volume.name, {"driver": driver})
         return engine.volumes.inspect(volume.name)
 
     return reply(await engine_call(request, run), status=201)
@@ -53,7 +54,11 @@ async def inspect(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     force = qbool(request, "force")
-    await engine_call(request, lambda e: e.volumes.remove(name, force=force))
+    def run(engine):
+        if engine.volumes.remove(name, force=force):
+            emit(engine.config, "volume", "destroy", name, {"driver": "local"})
+
+    await engine_call(request, run)
     return web.Response(status=204)
 
 
