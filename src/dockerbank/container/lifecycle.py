@@ -195,13 +195,17 @@ class ContainerService:
             container.state.status = model.EXITED
             return container
 
-    def check(self, repair: bool = False) -> list[str]:
+    def check(self, repair: bool = False, grace: float = 600.0) -> list[str]:
         """``system check``: what a crash or a killed CLI left behind, repaired with ``repair``.
 
         Finds containers recorded running whose conmon is gone (cleaned up from the exit file),
-        overlay mounts and directories of containers that have no row, and runtime state of
-        containers that do not exist. Returns one line per finding.
+        overlay mounts and runtime state of containers that are not live (re-checked under the
+        container's lock, so a concurrent start is never undone), and directories without a row
+        older than ``grace`` seconds (younger ones may be a ``create`` in progress). Returns one
+        line per finding.
         """
+        import time
+
         from dockerbank.host.mounts import overlay_mounts_under, unmount
 
         findings: list[str] = []
@@ -216,27 +220,42 @@ class ContainerService:
         base = self.config.containers_dir
         for mount in overlay_mounts_under(base):
             cid = os.path.relpath(mount.mount_point, base).split("/")[0]
-            if cid not in rows:
+            if not self._live_under_lock(cid):
                 findings.append(f"stale overlay mount {mount.mount_point}: unmounted")
                 if repair:
                     unmount(mount.mount_point, lazy=True)
         if base.is_dir():
+            now = time.time()
             for entry in base.iterdir():
-                if entry.name not in rows and len(entry.name.split(".rm-")[-1]) == 64:
-                    findings.append(f"directory of unknown container {entry.name[:16]}: removed")
-                    if repair:
-                        shutil.rmtree(entry, ignore_errors=True)
+                if entry.name in rows or len(entry.name.split(".rm-")[-1]) != 64:
+                    continue
+                try:
+                    if now - entry.stat().st_mtime < grace:
+                        continue
+                except FileNotFoundError:
+                    continue
+                findings.append(f"directory of unknown container {entry.name[:16]}: removed")
+                if repair:
+                    shutil.rmtree(entry, ignore_errors=True)
         state_root = self.config.run_root / "runtime"
         if state_root.is_dir():
             for entry in state_root.iterdir():
-                if entry.is_dir() and entry.name not in rows:
-                    findings.append(f"runtime state of unknown container {entry.name[:12]}: deleted")
+                if entry.is_dir() and not self._live_under_lock(entry.name):
+                    findings.append(f"runtime state of container {entry.name[:12]} that is not running: deleted")
                     if repair:
                         try:
                             self.runtime.delete(entry.name, force=True)
                         except DockerbankError:
                             shutil.rmtree(entry, ignore_errors=True)
         return findings
+
+    def _live_under_lock(self, cid: str) -> bool:
+        """Whether ``cid`` is running or paused, read under its lock (a start may be under way)."""
+        with self.lock(cid):
+            try:
+                return self.store.get(cid).state.status in model.ACTIVE
+            except NotFound:
+                return False
 
     # --- create -----------------------------------------------------------------------------
 
