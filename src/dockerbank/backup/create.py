@@ -155,7 +155,7 @@ def create(engine, repo: Repository, opts: CreateOptions, progress: Progress | N
     plan = make_plan(engine, opts)
     started = time.monotonic()
     when = now_utc()
-    snapshot = Snapshot(Repository.new_id(when), when.strftime("%Y-%m-%dT%H:%M:%SZ"), __version__,
+    snapshot = Snapshot(Repository.new_id(when), when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), __version__,
                         socket.gethostname(), str(engine.config.root), list(opts.tags), opts.consistency, [])
     report = Report(snapshot)
     warnings = report.warnings

@@ -142,7 +142,9 @@ class Snapshot:
         return sum(p.size for p in self.parts)
 
     def created_at(self) -> datetime:
-        return datetime.strptime(self.created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        # microseconds since two snapshots may come within one second; older manifests have none
+        fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if "." in self.created else "%Y-%m-%dT%H:%M:%SZ"
+        return datetime.strptime(self.created, fmt).replace(tzinfo=UTC)
 
 
 def now_utc() -> datetime:
