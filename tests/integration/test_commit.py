@@ -95,3 +95,63 @@ def test_capture_freezes_around_the_read_and_thaws_on_error(tmp_path, monkeypatc
     _capture_upper(Engine(), container, None, pause=False)
     assert calls == ["read"]
     assert CommitOptions().pause is True
+
+
+def _counter(path, wait: float = 0.0):
+    """The writer's counter, or -1 when caught between its truncate and its write."""
+    import time
+
+    deadline = time.time() + wait
+    while True:
+        text = path.read_text().strip()
+        if text or time.time() >= deadline:
+            return int(text) if text else -1
+        time.sleep(0.001)
+
+
+def _watch_commit(cli_args, root, cid, counter):
+    """Run ``commit`` as users do and sample the container's freezer state and its write counter."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
+
+    cgroup = Cgroup(detect_layout(), container_cgroups_path(cid))
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    proc = subprocess.Popen([sys.executable, "-m", "dockerbank", "commit", *cli_args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    samples = []
+    while proc.poll() is None:
+        samples.append((cgroup.freezer_state(), _counter(counter)))
+        time.sleep(0.005)
+    assert proc.wait() == 0, proc.stderr.read()
+    return samples
+
+
+def test_pause_freezes_writes_while_the_layer_is_read(cli, root, busybox_tar, tmp_path):
+    import time
+
+    cli("import", str(busybox_tar), "busybox:latest")
+    out = tmp_path / "out"
+    out.mkdir()
+    counter = out / "counter"
+    # a big top layer makes the capture last long enough to watch; then a writer that never rests
+    cid = cli("run", "-d", "-v", f"{out}:/out", "busybox", "sh", "-c",
+              "dd if=/dev/zero of=/big bs=1M count=120 2>/dev/null; i=0; "
+              "while :; do i=$((i+1)); echo $i > /out/counter; done").stdout.decode().strip()
+    deadline = time.time() + 60
+    while not counter.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    frozen_run = _watch_commit([cid, "paused:1"], root, cid, counter)
+    frozen = [value for state, value in frozen_run if state == "FROZEN"]
+    assert len(frozen) >= 3, frozen_run[:20]
+    assert len(set(frozen)) == 1  # no write lands while frozen (-1: frozen between truncate and write)
+    seen = max(value for _, value in frozen_run)
+    assert _counter(counter, wait=5) > seen  # and writes resume afterwards
+    live_run = _watch_commit(["--pause=false", cid, "live:1"], root, cid, counter)
+    assert all(state != "FROZEN" for state, _ in live_run)
+    values = [value for _, value in live_run if value >= 0]
+    assert values[-1] > values[0]  # without -p the writer kept writing during the capture
+    cli("rm", "-f", cid)
