@@ -91,9 +91,7 @@ def test_detached_lifecycle_logs_exec_top_stats(docker, tmp_path):
     host_dir = tmp_path / "bind"
     host_dir.mkdir()
     (host_dir / "in.txt").write_text("from host\n")
-    # --network none: a stop quickly followed by a start races the detached bridge teardown of the
-    # stop (reported to the lead); the network endpoints are tested on their own.
-    cid = out(docker("run", "-d", "--network", "none", "--name", "web", "-e", "GREETING=hi", "-v", f"{host_dir}:/data",
+    cid = out(docker("run", "-d", "--name", "web", "-e", "GREETING=hi", "-v", f"{host_dir}:/data",
                      "-v", "named:/vol", "busybox", "sh", "-c",
                      "echo $GREETING; cat /data/in.txt; while true; do sleep 0.2; done"))
     assert len(cid) == 64
