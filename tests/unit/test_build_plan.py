@@ -116,7 +116,8 @@ def test_content_digest_covers_name_mode_owner_and_content():
 # --- small pure helpers of COPY and the executor ------------------------------------------
 
 from dockerbank.build.copy import clean_source, glob_regex, parse_chmod, parse_chown  # noqa: E402
-from dockerbank.build.executor import _absolute_dest, _go_duration, _human, _port_specs  # noqa: E402
+from dockerbank.build.executor import _absolute_dest, _go_duration, _port_specs  # noqa: E402
+from dockerbank.units import human_size  # noqa: E402
 
 
 def test_glob_regex_is_filepath_match():
@@ -169,4 +170,4 @@ def test_ports_durations_sizes():
     with pytest.raises(Exception):
         _port_specs("80/xyz")
     assert _go_duration(5 * 10**9) == "5s" and _go_duration(90 * 10**9) == "1m30s" and _go_duration(0) == "0s"
-    assert _human(2048) == "2.048kB" and _human(12) == "12B"
+    assert human_size(2048) == "2.048kB" and human_size(12) == "12B"  # the build context line

@@ -57,7 +57,7 @@ def test_human_duration(seconds, text):
 def test_human_size_and_ellipsis():
     assert ins.human_size(0) == "0B"
     assert ins.human_size(200_000_000) == "200MB"
-    assert ins.human_size(1234) == "1.23kB"
+    assert ins.human_size(1234, 3) == "1.23kB" and ins.human_size(1234) == "1.234kB"
     assert ins.ellipsis("x" * 50, 45) == "x" * 44 + "…"
     assert ins.ellipsis("short", 45) == "short"
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 
 from dockerbank.container.oom import oom_info
+from dockerbank.units import bytes_size, human_size
 from dockerbank.container.stats import (
     BlkioEntry,
     NetStats,
     StatsSample,
     api_stats,
     blkio_totals,
-    bytes_size,
     clamp_memory_limit,
     cpu_percent,
-    human_size_precision,
     memory_percent,
     memory_usage_no_cache,
     parse_blkio_v1,
@@ -64,11 +63,11 @@ def test_go_units_like_docker():
     assert bytes_size(0) == "0B"
     assert bytes_size(1023) == "1023B"
     assert bytes_size(1.5 * 1024 * 1024) == "1.5MiB"
-    assert human_size_precision(572) == "572B"
-    assert human_size_precision(1040) == "1.04kB"
-    assert human_size_precision(0) == "0B"
-    assert human_size_precision(20_971_520) == "21MB"
-    assert human_size_precision(999_700) == "1e+03kB"  # Go's %.3g does the same
+    assert human_size(572, 3) == "572B"
+    assert human_size(1040, 3) == "1.04kB"
+    assert human_size(0, 3) == "0B"
+    assert human_size(20_971_520, 3) == "21MB"
+    assert human_size(999_700, 3) == "1e+03kB"  # Go's %.3g does the same
 
 
 def test_row_from_dockers_own_stats_object():

@@ -30,6 +30,7 @@ from dockerbank.image import compression
 from dockerbank.image.store import ImageStore, now_rfc3339
 from dockerbank.oci import digest as dg
 from dockerbank.oci import imageconfig
+from dockerbank.units import human_size
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -93,7 +94,7 @@ class Builder:
         self._context = context
         dockerfile = parse(context.dockerfile, context.dockerfile_name)
         plan = make_plan(dockerfile, options.build_args, options.target, options.labels or None)
-        self.out(f"Sending build context to Docker daemon  {_human(context.size())}")
+        self.out(f"Sending build context to Docker daemon  {human_size(context.size())}")
         for warning in dockerfile.warnings:
             self.out(f"[WARNING]: {warning}")
         meta = meta_scope(options.build_args, [p for inst in plan.meta for p in inst.pairs], dockerfile.escape)
@@ -672,11 +673,3 @@ def _port_specs(spec: str) -> list[str]:
     return [f"{p}/{proto}" for p in range(start, end + 1)]
 
 
-def _human(size: int) -> str:
-    """Docker's units.BytesSize: ``2.048kB`` (SI, 4 significant digits)."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.4g}{unit}"
-        value /= 1000
-    return f"{value:.4g}TB"

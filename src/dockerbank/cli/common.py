@@ -9,6 +9,7 @@ from typing import Any, Callable
 import click
 
 from dockerbank.errors import InvalidArgument
+from dockerbank.units import human_duration, human_size  # noqa: F401  (re-exported for CLI modules)
 
 
 def engine_of(ctx: click.Context):
@@ -123,40 +124,3 @@ def parse_filters(values: tuple[str, ...], allowed: set[str]) -> dict[str, list[
             raise InvalidArgument(f"invalid filter '{key}'")
         filters.setdefault(key, []).append(val)
     return filters
-
-
-def human_size(size: float) -> str:
-    """Docker's HumanSize: decimal units, three significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    index = 0
-    while size >= 1000 and index < len(units) - 1:
-        size /= 1000
-        index += 1
-    return f"{size:.4g}{units[index]}"
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's HumanDuration: 'Less than a second', '5 seconds', '2 minutes', 'About an hour', ..."""
-    if seconds < 1:
-        return "Less than a second"
-    if seconds == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(round(seconds / 3600))
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"

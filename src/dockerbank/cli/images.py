@@ -236,7 +236,7 @@ def rmi_cmd(ctx, images, force, no_prune):
 @click.pass_context
 def prune_cmd(ctx, all_images, filters, force):
     """Remove unused images"""
-    from dockerbank.image.inspect import human_size
+    from dockerbank.units import human_size
     from dockerbank.image.remove import prune_images
 
     parsed = parse_filters(filters, {"until", "label", "label!"})

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from dockerbank.errors import NotFound
+from dockerbank.units import bytes_size, human_size
 from dockerbank.host.cgroups import Cgroup
 from dockerbank.host.system import parse_meminfo_total
 
@@ -260,30 +261,6 @@ def memory_percent(sample: StatsSample) -> float:
     return 0.0
 
 
-# ---------------------------------------------------------------- Docker's units
-
-_BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
-_DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-
-
-def _custom_size(precision: int, size: float, base: float, units: tuple[str, ...]) -> str:
-    i = 0
-    while size >= base and i < len(units) - 1:
-        size /= base
-        i += 1
-    return f"{size:.{precision}g}{units[i]}"
-
-
-def bytes_size(size: float) -> str:
-    """go-units ``BytesSize``: binary units, 4 significant digits (``1.5MiB``)."""
-    return _custom_size(4, float(size), 1024.0, _BINARY)
-
-
-def human_size_precision(size: float, precision: int = 3) -> str:
-    """go-units ``HumanSizeWithPrecision``: decimal units (``1.04kB``)."""
-    return _custom_size(precision, float(size), 1000.0, _DECIMAL)
-
-
 def stats_row(container_id: str, name: str, current: StatsSample | None,
               previous: StatsSample | None = None, *, no_trunc: bool = False,
               container: str | None = None) -> dict[str, str]:
@@ -308,8 +285,8 @@ def stats_row(container_id: str, name: str, current: StatsSample | None,
         "CPUPerc": f"{cpu_percent(previous, current):.2f}%",
         "MemUsage": f"{bytes_size(current.memory_used)} / {bytes_size(current.memory_limit)}",
         "MemPerc": f"{memory_percent(current):.2f}%",
-        "NetIO": f"{human_size_precision(current.net_rx)} / {human_size_precision(current.net_tx)}",
-        "BlockIO": f"{human_size_precision(current.blkio_read)} / {human_size_precision(current.blkio_write)}",
+        "NetIO": f"{human_size(current.net_rx, 3)} / {human_size(current.net_tx, 3)}",
+        "BlockIO": f"{human_size(current.blkio_read, 3)} / {human_size(current.blkio_write, 3)}",
         "PIDs": str(current.pids_current),
     }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 from dockerbank.errors import DockerbankError
-from dockerbank.image.inspect import human_duration
+from dockerbank.units import human_duration
 
 
 def _since(iso: str, now: float) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dockerbank.host.cgroups import CgroupLayout, blkio_weight_available, detect_layout, swap_limit_available
+from dockerbank.units import bytes_size
 
 #: statfs f_type magic -> Docker's name of the backing filesystem (moby fsutils).
 FS_MAGIC = {
@@ -140,16 +141,6 @@ def to_api(facts: SystemFacts) -> dict[str, Any]:
     }
 
 
-def _gib(size: float) -> str:
-    # go-units BytesSize (as container.stats.bytes_size; host/ must not import container/)
-    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-    i = 0
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
-        i += 1
-    return f"{size:.4g}{units[i]}"
-
-
 def render_info(facts: SystemFacts) -> list[str]:
     """The host part of ``docker info``'s Server section, one line each (no WARNINGs)."""
     lines = [
@@ -170,7 +161,7 @@ def render_info(facts: SystemFacts) -> list[str]:
         f" OSType: {facts.os_type}",
         f" Architecture: {facts.architecture}",
         f" CPUs: {facts.ncpu}",
-        f" Total Memory: {_gib(facts.mem_total)}",
+        f" Total Memory: {bytes_size(facts.mem_total)}",
         f" Name: {facts.name}",
         f" Dockerbank Root Dir: {facts.root_dir}",
     ]

@@ -15,6 +15,7 @@ from dockerbank.errors import InvalidArgument
 from dockerbank.image.store import ImageRecord, ImageStore
 from dockerbank.oci import digest as dg
 from dockerbank.oci import reference as refs
+from dockerbank.units import human_duration, human_size, since  # noqa: F401  (API callers use them here)
 
 NONE = "<none>"
 MISSING = "<missing>"
@@ -73,47 +74,6 @@ def rfc3339_seconds(moment: datetime) -> str:
 def go_time_string(moment: datetime) -> str:
     """Go's time.Time.String() for a UTC time: ``2026-11-27 23:04:08 +0000 UTC``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
-
-
-def human_duration(seconds: float) -> str:
-    """docker/go-units HumanDuration."""
-    if seconds < 1:
-        return "Less than a second"
-    if int(seconds) == 1:
-        return "1 second"
-    if seconds < 60:
-        return f"{int(seconds)} seconds"
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(round(seconds / 3600))
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
-
-
-def since(moment: datetime, now: datetime) -> str:
-    return human_duration(max(0.0, (now - moment).total_seconds())) + " ago"
-
-
-def human_size(size: float, precision: int = 3) -> str:
-    """docker/go-units HumanSizeWithPrecision: decimal units, ``precision`` significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"]
-    index = 0
-    while size >= 1000 and index < len(units) - 1:
-        size /= 1000.0
-        index += 1
-    return f"{size:.{precision}g}{units[index]}"
 
 
 def ellipsis(text: str, limit: int) -> str:
@@ -222,7 +182,7 @@ def history_view(row: dict, *, now: datetime, human: bool, trunc: bool) -> dict:
         "CreatedSince": since(created, now) if human else rfc3339_seconds(created),
         "CreatedAt": rfc3339_seconds(created),
         "CreatedBy": ellipsis(created_by, 45) if trunc else created_by,
-        "Size": human_size(row["size"]) if human else str(row["size"]),
+        "Size": human_size(row["size"], 3) if human else str(row["size"]),
         "Comment": row["comment"],
     }
 
@@ -332,7 +292,7 @@ def image_view(record: ImageRecord, repo: str, tag: str, digest: str, *, now: da
         "ID": dg.short_id(record.id) if trunc else record.id,
         "Repository": repo,
         "SharedSize": "N/A",
-        "Size": human_size(record.size),
+        "Size": human_size(record.size, 3),
         "Tag": tag,
         "UniqueSize": "N/A",
         "VirtualSize": human_size(record.size, 4),
