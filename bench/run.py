@@ -44,11 +44,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{tool} is not installed (scripts/setup.sh --with-tests installs the peers)")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    ctx = harness.Context(work=work, rounds=args.rounds, tools=tools)
     sections: dict[str, str] = {}
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         print(f"== {module.TITLE}", flush=True)
+        # a module's EXTRA_TOOLS (e.g. bare crun/runc) join its own table when installed
+        extra = [t for t in getattr(module, "EXTRA_TOOLS", []) if t not in tools and shutil.which(t)]
+        ctx = harness.Context(work=work, rounds=args.rounds, tools=tools + extra)
         state = module.prepare(ctx)
         try:
             results = harness.run_cases(module.cases(ctx, state), args.rounds,
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if hasattr(module, "cleanup"):
                 module.cleanup(ctx, state)
-        sections[name] = harness.section(name, module.TITLE, results, tools, args.rounds,
+        sections[name] = harness.section(name, module.TITLE, results, ctx.tools, args.rounds,
                                          list(getattr(module, "NOTES", [])))
     output = Path(args.output)
     existing = output.read_text() if output.exists() else ""
