@@ -70,6 +70,8 @@ def _fill_volume(data: Path) -> None:
     os.setxattr(data / "hardlink", "user.project", b"dockerbank")
     os.symlink("sub/big", data / "link")
     os.mkfifo(data / "fifo")
+    (data / "stamped").write_text("sub-second mtime")
+    os.utime(data / "stamped", ns=(1_600_000_000_123_456_789, 1_700_000_000_987_654_321))
     os.chmod(data, 0o770)
     os.chown(data, 7, 8)
 
@@ -110,6 +112,7 @@ def test_volume_restores_on_another_machine_with_all_metadata(eng, fresh, tmp_pa
     assert _tree(dst) == _tree(src)
     assert os.getxattr(dst / "hardlink", "user.project") == b"dockerbank"
     assert (dst / "hardlink").stat().st_ino == (dst / "sub" / "big").stat().st_ino
+    assert abs((dst / "stamped").stat().st_mtime_ns - 1_700_000_000_987_654_321) < 1000   # sub-second kept
     sparse = (dst / "sparse").stat()
     assert sparse.st_size == 64 << 20 and sparse.st_blocks * 512 < 1 << 20   # the holes are holes again
     assert fresh.volumes.inspect("data")["Labels"] == {"team": "bio"}
@@ -192,6 +195,7 @@ def test_container_top_layer_and_image_restore_into_fresh_root(eng, root, fresh,
     assert kinds == ["container", "image", "volume"]
     container_part = next(p for p in report.snapshot.parts if p.kind == "container")
     assert container_part.size < 1 << 20      # only the top layer, not the image's files
+    assert not any("outside any volume" in w for w in report.warnings)   # a small top layer is no news
     restore(fresh, repo, "latest", RestoreOptions(containers=["app"]))
     other = fresh.config.root
     assert _run(other, "inspect", "-f", "{{.Name}} {{.State.Status}}", "app") == "/app created"
@@ -199,6 +203,15 @@ def test_container_top_layer_and_image_restore_into_fresh_root(eng, root, fresh,
     assert out == "v"
     # the restored container runs with its own top layer: the files it changed are there
     assert _run(other, "start", "-a", "app").split() == ["made-in-container", "no-group", "dir"]
+
+
+def test_report_warns_about_data_kept_outside_any_volume(eng, root, tmp_path):
+    require_binary("conmon")
+    _run(root, "run", "--network", "none", "--name", "hoarder", "-v", "small:/data", "busybox", "sh", "-c",
+         "dd if=/dev/urandom of=/cache bs=1M count=3; echo v > /data/v")
+    result = run_cli(root, "backup", "create", "--container", "hoarder", "--repo", str(tmp_path / "repo"))
+    assert ("WARNING: container hoarder keeps 3.1 MB outside any volume; it is lost when the container is "
+            "re-created") in result.stderr.decode()
 
 
 def test_whole_host_disaster_recovery(eng, root, tmp_path):

@@ -258,9 +258,9 @@ def _volume(engine, repo, name: str, opts, report: Report, progress: Progress, d
                         previous.chunks, meta)
             stats = PartStats(size=part.size, chunks=len(part.chunks), dedup_bytes=part.size)
         else:
-            part, stats = repo.write_part_from_producer(
-                "volume", name, "tar", lambda out: archive.capture(src, out), meta=meta,
-                progress=progress.task(f"volume {name}", total))
+            with archive.tar_stream(src) as stream:
+                part, stats = repo.write_part("volume", name, "tar", stream, meta=meta,
+                                              progress=progress.task(f"volume {name}", total))
     _add(report, part, stats)
 
 

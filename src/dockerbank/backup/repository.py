@@ -256,11 +256,12 @@ class Repository:
         whole = hashlib.sha256()
         stats = PartStats()
         local = threading.local()
-        pending: deque[Future] = deque()
+        pending: deque[tuple[Future, Future]] = deque()
         chunks: list[list] = []
 
-        def collect(fut: Future) -> None:
-            digest, length, new, packed = fut.result()
+        def collect(futures: tuple[Future, Future]) -> None:
+            futures[0].result()
+            digest, length, new, packed = futures[1].result()
             chunks.append([digest, length])
             stats.chunks += 1
             if new:
@@ -270,12 +271,15 @@ class Repository:
             else:
                 stats.dedup_bytes += length
 
-        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool:
+        # A pipeline: this thread reads and cuts; the part's running sha256 is fed in order by
+        # one thread, each chunk is hashed, compressed and written by a pool (hashlib and zstd
+        # release the GIL, so they use every core while the next chunk is being read).
+        with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool, \
+                ThreadPoolExecutor(max_workers=1) as hasher:
             for chunk in chunker.cut_stream(_FullReader(stream, progress)):
                 data = bytes(chunk.data)   # the chunker reuses its buffer
-                whole.update(data)
                 stats.size += len(data)
-                pending.append(pool.submit(self._store_chunk, data, local))
+                pending.append((hasher.submit(whole.update, data), pool.submit(self._store_chunk, data, local)))
                 while len(pending) >= _INFLIGHT:
                     collect(pending.popleft())
             while pending:
