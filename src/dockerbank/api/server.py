@@ -137,8 +137,14 @@ def _prepare_socket_path(path: str) -> None:
 
 async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | None = None) -> None:
     """Serve until cancelled (SIGINT/SIGTERM end it through the CLI)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    # Engine calls block (SQLite, subprocesses, following a log file): each runs in a worker thread.
+    # Followers (logs -f, wait) hold a thread for long, so the pool is larger than asyncio's default.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64,
+                                                                       thread_name_prefix="engine"))
     app = make_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     sites = []
     for url in options.hosts or [default_socket(config)]:

@@ -726,14 +726,30 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
                                       detach=detach, env=info["_env"], user=proc["user"] or None,
                                       workdir=info["_workdir"], privileged=proc["privileged"])
 
-    attachment = await engine_call(request, run)
-    info["Running"] = True
-    if detach or attachment is None:
+    if detach:
+        await engine_call(request, run)
+        info["Running"] = True
         return web.Response(status=200)
-    info["_work"] = attachment.work
-    info["Pid"] = 0
+
+    def check(engine):
+        found = _get(engine, info["ContainerID"])
+        if found.state.status != "running":
+            raise Conflict(f"Container {found.id} is not running")
+
+    await engine_call(request, check)
+    # The 101 goes out before the process starts: docker-py reads the raw socket after parsing the
+    # headers, so output arriving with them would sit unread in its header buffer.
     resp, feed = await hijack.upgrade(request, tty)
     try:
+        try:
+            attachment = await engine_call(request, run)
+        except DockerbankError as exc:
+            message = (exc.message + "\n").encode()
+            request.transport.write(message if tty else hijack.frame(hijack.STREAM_STDERR, message))
+            info["ExitCode"] = exc.exit_code if exc.exit_code in (126, 127) else 126
+            return resp
+        info["Running"] = True
+        info["_work"] = attachment.work
         await hijack.pump(request, resp, feed, attachment.sock, tty=tty, stdin=info["OpenStdin"],
                           stdout=info["OpenStdout"], stderr=info["OpenStderr"])
 
