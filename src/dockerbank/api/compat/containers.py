@@ -408,8 +408,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
     base = request.app["config"].containers_dir / cid
     attachment = None
     future = None
-    if container.state.status in ACTIVE:
-        sock = await asyncio.get_running_loop().run_in_executor(None, conmon.connect_attach, base)
+    running = container.state.status in ACTIVE
+    if running:
+        sock = None  # connected after the 101: output must not arrive with the headers (docker-py)
     elif container.state.status == "created" or qbool(request, "stream"):
         # The client attaches before it starts the container: the start hands over the socket
         # conmon opened before the process ran, so no early output is lost.
@@ -420,6 +421,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
         raise Conflict("You cannot attach to a stopped container, start it first")
     resp, feed = await hijack.upgrade(request, tty)
     try:
+        if running:
+            sock = await asyncio.get_running_loop().run_in_executor(None, conmon.connect_attach, base)
         if future is not None:
             attachment = await future
             sock = attachment.sock
