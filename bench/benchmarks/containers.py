@@ -32,7 +32,7 @@ ENGINES = ("dockerbank", "docker", "podman")
 PODMAN_GLOBAL = ["--runtime", "runc"]
 PODMAN_RUN = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 NOTES = [
-    "Containers: the same busybox rootfs (imported into each engine as one image) runs `true`; the rows time "
+    ("Containers: the same busybox rootfs (imported into each engine as one image) runs `true`; the rows time "
     "the CLI process end to end (Python start-up included for Dockerbank). `run --rm` uses each engine's "
     "default network (docker and Dockerbank: the bridge; podman 4.3 as root: netavark's bridge). "
     "`create + start` creates a detached `sleep` container and starts it (both CLI calls timed; the container "
@@ -40,7 +40,7 @@ NOTES = [
     "no other running ones). podman runs with `--runtime runc` and explicit `--ulimit`s (this host). Bare "
     "`crun`/`runc` run a bundle (`<runtime> spec` + the rootfs, no network set-up, no image store); crun is "
     "started from a private mount namespace without /sys/fs/cgroup/unified (the hybrid-cgroup workaround "
-    "Dockerbank uses, runtime/oci.py).",
+    "Dockerbank uses, runtime/oci.py)."),
 ]
 
 
@@ -89,7 +89,7 @@ def _bare(runtime: str, *args: str) -> None:
     state_root = f"/run/dockerbank-bench-{runtime}"
     with tempfile.TemporaryFile() as err:
         result = subprocess.run([runtime, f"--root={state_root}", *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_runtime_preexec(runtime),  # noqa: PLW1509
+                                stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_runtime_preexec(runtime),
                                 check=False)
         if result.returncode != 0:
             err.seek(0)
@@ -271,7 +271,7 @@ def _bare_delete(runtime: str, holder: dict):
         cid = holder.pop(runtime, None)
         if cid:
             subprocess.run([runtime, f"--root=/run/dockerbank-bench-{runtime}", "delete", "--force", cid],
-                           capture_output=True, preexec_fn=_runtime_preexec(runtime), check=False)  # noqa: PLW1509
+                           capture_output=True, preexec_fn=_runtime_preexec(runtime), check=False)
     return after
 
 
@@ -313,7 +313,7 @@ def cleanup(ctx: Context, state: State) -> None:
             subprocess.run(_engine(tool, "rmi", "-f", IMAGE), env=state.env, capture_output=True, check=False)
     for runtime, cid in state.bare:
         subprocess.run([runtime, f"--root=/run/dockerbank-bench-{runtime}", "delete", "--force", cid],
-                       capture_output=True, preexec_fn=_runtime_preexec(runtime), check=False)  # noqa: PLW1509
+                       capture_output=True, preexec_fn=_runtime_preexec(runtime), check=False)
     if "dockerbank" in ctx.tools:
         subprocess.run(["dockerbank", "system", "check"], env=state.env, capture_output=True, check=False)
     shutil.rmtree(state.root, ignore_errors=True)

@@ -134,16 +134,19 @@ def create_options(func):
         click.option("--stop-signal", default=None, help="Signal to stop the container"),
         click.option("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"),
         click.option("-a", "--attach", multiple=True, help="Attach to STDIN, STDOUT or STDERR"),
+        click.option("--pull", "pull_policy", default="missing", type=click.Choice(["always", "missing", "never"]),
+                     help='Pull image before running ("always"|"missing"|"never")'),
+        click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output"),
     ]
     for option in reversed(options):
         func = option(func)
-    from dockerbank.cli.networks import network_flags
+    from dockerbank.cli.netflags import network_flags
 
     return network_flags(func)
 
 
 def build_create_options(image: str, command: tuple[str, ...], kw: dict):
-    from dockerbank.cli.networks import network_options_from
+    from dockerbank.cli.netflags import network_options_from
     from dockerbank.container import mounts as mnt
     from dockerbank.container.lifecycle import CreateOptions
 
@@ -184,6 +187,34 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
     )
 
 
+def ensure_image(engine, image: str, policy: str, quiet: bool) -> None:
+    """Docker's ``--pull`` for ``run``/``create``: pull a missing image (``missing``, the default)
+    or always; ``Unable to find image 'x:latest' locally`` and the pull's progress go to stderr."""
+    from dockerbank.errors import NotFound
+
+    if policy == "never":
+        return
+    if policy == "missing":
+        try:
+            engine.images.resolve(image)
+            return
+        except NotFound:
+            pass
+    from dockerbank.oci import reference as refs
+
+    if not refs.looks_like_reference(image):
+        return  # an ID (prefix): create reports "No such image"
+    from dockerbank.registry.client.progress import BarProgress, LineProgress, Progress
+
+    if policy == "missing" and not quiet:
+        click.echo(f"Unable to find image '{refs.parse(image).familiar()}' locally", err=True)
+    progress = Progress() if quiet else BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
+    try:
+        engine.registry.pull(image, progress=progress)
+    finally:
+        progress.close()
+
+
 def _engine_error_125(exc: DockerbankError) -> DockerbankError:
     """``run``/``create`` end with 125 for engine errors other than 126/127 (docker's rule)."""
     if exc.exit_code not in (125, 126, 127):
@@ -200,7 +231,9 @@ def create_cmd(ctx, image, command, **kw):
     """Create a new container."""
     engine = engine_of(ctx)
     try:
-        container = engine.containers.create(build_create_options(image, command, kw))
+        opts = build_create_options(image, command, kw)
+        ensure_image(engine, image, kw["pull_policy"], kw["quiet"])
+        container = engine.containers.create(opts)
     except DockerbankError as exc:
         raise _engine_error_125(exc) from exc
     click.echo(container.id)
@@ -220,6 +253,7 @@ def run_cmd(ctx, image, command, detach, sig_proxy, **kw):
         pass
     try:
         opts = build_create_options(image, command, kw)
+        ensure_image(engine, image, kw["pull_policy"], kw["quiet"])
         service = engine.containers
         container = service.create(opts)
     except DockerbankError as exc:

@@ -100,7 +100,7 @@ class CreateOptions:
     pids_limit: int = 0
     blkio_weight: int = 0
     network: str = ""
-    network_options: dict[str, Any] = field(default_factory=dict)  # cli.networks.network_options_from()
+    network_options: dict[str, Any] = field(default_factory=dict)  # cli.netflags.network_options_from()
     stop_signal: str | None = None
     stop_timeout: int | None = None
     attach: list[str] = field(default_factory=list)
@@ -695,6 +695,7 @@ class ContainerService:
                 return None
             state = container.state
             base = self.dir(cid)
+            deferred = False
             if state.status in model.ACTIVE or state.status == model.RESTARTING:
                 code = conmon.read_exit(base)
                 if code is None and alive(state.conmon_pid, state.conmon_start):
@@ -706,11 +707,15 @@ class ContainerService:
                 oom = conmon.oom_reported(base)
                 if not oom and code == 137 and container.config.memory:
                     oom = self._cgroup_oom(cid)
-                try:
-                    self.runtime.delete(cid, force=True)
-                except DockerbankError:
-                    pass
-                self._unmount_rootfs(cid)
+                # --rm: the removal right below hands the runtime state and the mount to a detached
+                # child (see _teardown_detached), so neither is freed here
+                deferred = container.config.auto_remove and container.config.restart_policy.get("Name", "no") == "no"
+                if not deferred:
+                    try:
+                        self.runtime.delete(cid, force=True)
+                    except DockerbankError:
+                        pass
+                    self._unmount_rootfs(cid)
                 self._network_down(container, background=not restart)
 
                 def exited(s: ContainerState) -> None:
@@ -719,7 +724,7 @@ class ContainerService:
                     s.finished_at = finished
                     s.oom_killed = oom
                     s.pid = 0
-                    s.mounted = False
+                    s.mounted = deferred
                     if code is None:
                         s.error = "container monitor (conmon) disappeared without an exit code"
 
@@ -732,7 +737,7 @@ class ContainerService:
             return self._restart_by_policy(cid, state)
         if auto_remove and state.status == model.EXITED:
             try:
-                self.remove(cid, force=True)
+                self.remove(cid, force=True, teardown_later=deferred)
             except NotFound:
                 pass
         return state
@@ -915,8 +920,12 @@ class ContainerService:
                 pass
         return state.exit_code
 
-    def remove(self, ref: str, *, force: bool = False, volumes: bool = False) -> str:
-        """``rm``: a running container only with ``force`` (killed first); ``volumes``: its anonymous volumes too."""
+    def remove(self, ref: str, *, force: bool = False, volumes: bool = False, teardown_later: bool = False) -> str:
+        """``rm``: a running container only with ``force`` (killed first); ``volumes``: its anonymous volumes too.
+
+        ``teardown_later`` (the clean-up of an exited ``--rm`` container, which left its runtime
+        state and mount for this): the record goes now, the runtime state, mount and directory in
+        a detached child (:meth:`_teardown_detached`)."""
         from dockerbank.runtime import conmon
 
         container = self.store.find(ref)
@@ -939,7 +948,10 @@ class ContainerService:
                 current = self.store.get(cid)
             except NotFound:
                 return cid
-            if current.state.status not in (model.EXITED, model.CREATED) or current.state.mounted:
+            teardown_later = teardown_later and current.state.status == model.EXITED and current.state.mounted
+            if teardown_later:
+                pass  # the network went down at the clean-up; the rest after the rename below
+            elif current.state.status not in (model.EXITED, model.CREATED) or current.state.mounted:
                 try:
                     self.runtime.delete(cid, force=True)
                 except DockerbankError:
@@ -961,9 +973,53 @@ class ContainerService:
                     os.rename(base, trash)
                 except OSError:
                     trash = base
-                shutil.rmtree(trash, ignore_errors=True)
+                if not teardown_later:
+                    shutil.rmtree(trash, ignore_errors=True)
         self._drop_lock_file(cid)
+        if teardown_later:
+            self._teardown_detached(cid, trash)
         return cid
+
+    def _teardown_detached(self, cid: str, trash: Path) -> None:
+        """``<runtime> delete``, unmount ``trash/merged`` and remove ``trash`` in a detached child.
+
+        The unmount alone waits for the kernel (an RCU grace period: 20-250 ms on this host)
+        and ``crun delete`` is one more process; a foreground ``run --rm`` returns its exit code
+        without waiting for either, as it does for the network teardown. Forked (no interpreter
+        start) after the lock is released; ``system check`` repairs what a killed child leaves.
+        """
+        from dockerbank.host.mounts import unmount
+
+        argv, preexec = self.runtime.argv("delete", "--force", cid), self.runtime.preexec
+        try:
+            pid = os.fork()
+        except OSError:
+            pid = -1
+        if pid > 0:
+            os.waitpid(pid, 0)  # the first child exits at once; the grandchild is nobody's zombie
+            return
+        if pid == 0:
+            try:
+                if os.fork() != 0:
+                    os._exit(0)
+                os.setsid()
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)  # whoever reads the CLI's output must not wait for this child
+                os.closerange(3, 1 << 16)
+            except BaseException:  # noqa: BLE001  (a forked child never returns into the CLI)
+                os._exit(1)
+        import subprocess
+
+        try:
+            subprocess.run(argv, preexec_fn=preexec, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+            unmount(trash / "merged", lazy=True)
+            shutil.rmtree(trash, ignore_errors=True)  # only once nothing is mounted below it
+        except BaseException:  # noqa: BLE001, S110  (system check repairs what is left)
+            pass
+        if pid == 0:
+            os._exit(0)
 
     def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)

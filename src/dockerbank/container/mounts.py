@@ -22,7 +22,6 @@ Flow used by the containers code at ``create``::
 
 from __future__ import annotations
 
-import csv
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -290,6 +289,8 @@ def parse_mount(raw: str) -> MountSpec:
 
 
 def _parse_mount(raw: str) -> MountSpec:
+    import csv  # only --mount needs it
+
     try:
         fields = next(csv.reader([raw]))
     except (csv.Error, StopIteration) as exc:

@@ -7,13 +7,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dockerbank.errors import CorruptData, NotFound
 from dockerbank.image import compression
-from dockerbank.image.unpack import IDENTITY, IdMapping, unpack_layer
 from dockerbank.oci import digest as dg
 from dockerbank.state.db import Database
+
+if TYPE_CHECKING:  # the unpacker is imported when a layer is unpacked, not by every command
+    from dockerbank.image.unpack import IdMapping
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,11 @@ class _HashingReader:
 class LayerStore:
     """``layers/<chain-hex>/diff`` directories plus their rows in the database."""
 
-    def __init__(self, layers_dir: Path, tmp_dir: Path, db: Database, idmap: IdMapping = IDENTITY):
+    def __init__(self, layers_dir: Path, tmp_dir: Path, db: Database, idmap: IdMapping | None = None):
         self.dir = layers_dir
         self.tmp_dir = tmp_dir
         self.db = db
-        self.idmap = idmap
+        self.idmap = idmap  # None: the identity mapping (resolved when a layer is unpacked)
 
     def diff_dir(self, chain_id: str) -> Path:
         return self.dir / dg.hex_of(chain_id) / "diff"
@@ -97,7 +99,9 @@ class LayerStore:
         work = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.dir))
         try:
             (work / "diff").mkdir()
-            size = unpack_layer(hashing, work / "diff", self.idmap)
+            from dockerbank.image.unpack import IDENTITY, unpack_layer
+
+            size = unpack_layer(hashing, work / "diff", IDENTITY if self.idmap is None else self.idmap)
             hashing.drain()
             diff_id = verifier.check()
             chain_id = self._chain_of(parent, diff_id)

@@ -7,7 +7,6 @@ container port means "any one free port of this range".
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -65,6 +64,8 @@ def parse_publish(spec: str) -> list[PortRequest]:
             raise InvalidArgument(f"invalid publish spec {spec!r}: too many colons")
     if host_ip:
         try:
+            import ipaddress  # only for -p with a host IP: every other run skips the module
+
             ipaddress.ip_address(host_ip)
         except ValueError as exc:
             raise InvalidArgument(f"invalid IP address {host_ip!r} in {spec!r}") from exc
