@@ -97,7 +97,11 @@ def test_detached_lifecycle_logs_exec_top_stats(docker, tmp_path):
     assert len(cid) == 64
     ps = out(docker("ps", "--format", "{{.Names}} {{.Status}}"))
     assert ps.startswith("web Up")
-    logs = out(docker("logs", "web"))
+    deadline = time.monotonic() + 10
+    logs = ""
+    while len(logs.splitlines()) < 2 and time.monotonic() < deadline:  # the shell may not have run `cat` yet
+        time.sleep(0.1)
+        logs = out(docker("logs", "web"))
     assert logs.splitlines()[:2] == ["hi", "from host"]
     assert out(docker("exec", "web", "sh", "-c", "echo $GREETING-exec")) == "hi-exec"
     assert docker("exec", "web", "sh", "-c", "exit 7", check=False).returncode == 7
