@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 
 import pytest
 from api_server import start_server
@@ -59,6 +60,9 @@ def test_containers_run_exec_logs_archive(client):
     assert [c.name for c in client.containers.list(filters={"label": "app=sdk"})] == ["sdkbox"]
     code, output = box.exec_run(["sh", "-c", "echo $K; exit 2"])
     assert (code, output) == (2, b"v\n")
+    deadline = time.monotonic() + 10
+    while not box.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert box.logs().startswith(b"started")
     payload = io.BytesIO()
     with tarfile.open(fileobj=payload, mode="w") as tar:
