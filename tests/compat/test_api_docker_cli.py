@@ -30,11 +30,15 @@ def docker(request, tmp_path, busybox_tar):
 
     run.server = server
     run.binary = binary
-    yield run
-    left = run("ps", "-aq", check=False).stdout.split()
-    if left:
-        run("rm", "-f", *[c.decode() for c in left], check=False)
-    server.stop()
+    try:
+        yield run
+    finally:
+        try:
+            left = run("ps", "-aq", check=False).stdout.split()
+            if left:
+                run("rm", "-f", *[c.decode() for c in left], check=False)
+        finally:
+            server.stop()
 
 
 def out(done) -> str:
