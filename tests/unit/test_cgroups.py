@@ -11,7 +11,7 @@ from dockerbank.errors import NotSupported
 from dockerbank.host.cgroups import (
     Cgroup,
     container_cgroups_path,
-    parse_cgroup_events,
+    parse_flat_keyed,
     parse_layout,
     remove_tree,
 )
@@ -110,7 +110,7 @@ def test_no_cgroups_at_all():
 
 
 def test_flat_key_files():
-    assert parse_cgroup_events("populated 1\nfrozen 0\n") == {"populated": 1, "frozen": 0}
+    assert parse_flat_keyed("populated 1\nfrozen 0\n") == {"populated": 1, "frozen": 0}
 
 
 def test_oom_v1_and_v2():

@@ -27,11 +27,11 @@ from dockerbank.container.views import (  # noqa: F401  (moved to the domain: th
     _ps_matches,
     _search,
     _since,
-    _size_of,
     inspect_container,
     status_text,
 )
 from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, UsageError
+from dockerbank.host.fs import tree_size
 
 CONTEXT = {"help_option_names": ["--help"]}
 RUN_CONTEXT = {"help_option_names": ["--help"], "allow_interspersed_args": False}
@@ -718,7 +718,7 @@ def ps_cmd(ctx, show_all, quiet, size, last, latest, no_trunc, filters, fmt):
             "Size": "",
         }
         if size or (fmt and ".Size" in fmt):
-            upper = _size_of(service.dir(c.id) / "upper")
+            upper = tree_size(service.dir(c.id) / "upper")
             try:
                 virtual = engine.images.get(c.config.image_id).size + upper
             except DockerbankError:
@@ -824,7 +824,7 @@ def prune_cmd(ctx, force, filters):
             continue
         if "label" in wanted and not all(match_label(c.config.labels, v) for v in wanted["label"]):
             continue
-        reclaimed += _size_of(service.dir(c.id) / "upper")
+        reclaimed += tree_size(service.dir(c.id) / "upper")
         try:
             service.remove(c.id)
             removed.append(c.id)

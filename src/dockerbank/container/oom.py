@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockerbank.errors import NotFound
-from dockerbank.host.cgroups import Cgroup, parse_cgroup_events
+from dockerbank.host.cgroups import Cgroup, parse_flat_keyed
 
 
 @dataclass(frozen=True)
@@ -34,13 +34,13 @@ class OomInfo:
 
 def parse_oom_v1(oom_control: str, failcnt: str = "0") -> OomInfo:
     """Pure: build :class:`OomInfo` from v1 ``memory.oom_control`` and ``memory.failcnt``."""
-    values = parse_cgroup_events(oom_control)
+    values = parse_flat_keyed(oom_control)
     return OomInfo(values.get("oom_kill", 0), values.get("under_oom", 0), int(failcnt.strip() or 0))
 
 
 def parse_oom_v2(memory_events: str) -> OomInfo:
     """Pure: build :class:`OomInfo` from v2 ``memory.events``."""
-    values = parse_cgroup_events(memory_events)
+    values = parse_flat_keyed(memory_events)
     return OomInfo(values.get("oom_kill", 0), values.get("oom", 0), 0)
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from dockerbank.errors import NotFound
-from dockerbank.units import bytes_size, human_size
-from dockerbank.host.cgroups import Cgroup
+from dockerbank.host.cgroups import Cgroup, parse_flat_keyed
 from dockerbank.host.system import parse_meminfo_total
+from dockerbank.units import bytes_size, human_size
 
 #: Linux's USER_HZ; ``/proc/stat`` is in these ticks on every architecture Docker supports.
 CLOCK_TICKS = 100
@@ -130,19 +130,6 @@ class StatsSample:
 
 
 # ---------------------------------------------------------------- pure parsers
-
-def parse_flat(text: str) -> dict[str, int]:
-    """Parse ``key value`` lines (``memory.stat``, ``cpu.stat``, ``cpuacct.stat``)."""
-    result: dict[str, int] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            try:
-                result[parts[0]] = int(parts[1])
-            except ValueError:
-                continue
-    return result
-
 
 def parse_proc_stat_cpu(text: str, clock_ticks: int = CLOCK_TICKS) -> int:
     """Host CPU time in ns from ``/proc/stat`` like dockerd: the first seven fields
@@ -469,7 +456,7 @@ def read_network(init_pid: int | None) -> dict[str, NetStats]:
 
 def _read_cpu(cgroup: Cgroup, sample: StatsSample) -> None:
     if cgroup.layout.mode == "v2":
-        stat = parse_flat(cgroup.read("cpu", "cpu.stat"))
+        stat = parse_flat_keyed(cgroup.read("cpu", "cpu.stat"))
         sample.cpu_total_ns = stat.get("usage_usec", 0) * 1000
         sample.cpu_user_ns = stat.get("user_usec", 0) * 1000
         sample.cpu_kernel_ns = stat.get("system_usec", 0) * 1000
@@ -483,13 +470,13 @@ def _read_cpu(cgroup: Cgroup, sample: StatsSample) -> None:
         sample.cpu_percpu_ns = []
     try:
         # cpuacct.stat is in USER_HZ ticks; runc converts it to ns the same way.
-        ticks = parse_flat(cgroup.read("cpuacct", "cpuacct.stat"))
+        ticks = parse_flat_keyed(cgroup.read("cpuacct", "cpuacct.stat"))
         sample.cpu_user_ns = ticks.get("user", 0) * NS_PER_S // CLOCK_TICKS
         sample.cpu_kernel_ns = ticks.get("system", 0) * NS_PER_S // CLOCK_TICKS
     except NotFound:
         pass
     try:
-        stat = parse_flat(cgroup.read("cpu", "cpu.stat"))
+        stat = parse_flat_keyed(cgroup.read("cpu", "cpu.stat"))
         sample.throttling = (stat.get("nr_periods", 0), stat.get("nr_throttled", 0),
                              stat.get("throttled_time", 0))
     except NotFound:
@@ -503,7 +490,7 @@ def _read_memory(cgroup: Cgroup, sample: StatsSample, host_memory: int) -> None:
             limit = parse_v2_max(cgroup.read("memory", "memory.max"))
         except NotFound:
             limit = 0
-        sample.memory_stats = parse_flat(cgroup.read("memory", "memory.stat"))
+        sample.memory_stats = parse_flat_keyed(cgroup.read("memory", "memory.stat"))
     else:
         sample.memory_usage = _read_int(cgroup, "memory", "memory.usage_in_bytes")
         sample.memory_max_usage = _read_int(cgroup, "memory", "memory.max_usage_in_bytes")
@@ -511,7 +498,7 @@ def _read_memory(cgroup: Cgroup, sample: StatsSample, host_memory: int) -> None:
         limit = _read_int(cgroup, "memory", "memory.limit_in_bytes")
         if limit >= _V1_UNLIMITED:
             limit = 0
-        sample.memory_stats = parse_flat(cgroup.read("memory", "memory.stat"))
+        sample.memory_stats = parse_flat_keyed(cgroup.read("memory", "memory.stat"))
     sample.memory_limit = clamp_memory_limit(limit, host_memory)
 
 

@@ -4,9 +4,8 @@ thing through one code path."""
 
 from __future__ import annotations
 
-import os
-
 from dockerbank.errors import DockerbankError
+from dockerbank.host.fs import tree_size
 from dockerbank.units import human_duration
 
 
@@ -82,17 +81,6 @@ def _image_display(container, truncate: bool) -> str:
         hexid = image.removeprefix("sha256:")
         return hexid[:12] if truncate else image
     return image
-
-
-def _size_of(path) -> int:
-    total = 0
-    for root, dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def inspect_container(engine, container, with_size: bool = False) -> dict:
@@ -248,7 +236,7 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
     if cfg.stop_timeout is not None:
         result["Config"]["StopTimeout"] = cfg.stop_timeout
     if with_size:
-        upper = _size_of(base / "upper")
+        upper = tree_size(base / "upper")
         result["SizeRw"] = upper
         try:
             result["SizeRootFs"] = engine.images.get(cfg.image_id).size + upper

@@ -369,8 +369,8 @@ def pids_of(cgroup: Cgroup | str, layout: CgroupLayout | None = None) -> list[in
     return pids_in_dir(directory)
 
 
-def parse_cgroup_events(text: str) -> dict[str, int]:
-    """Parse flat-keyed files (``cgroup.events``, ``memory.events``, ``memory.oom_control``)."""
+def parse_flat_keyed(text: str) -> dict[str, int]:
+    """Parse flat-keyed ``key value`` files (``cgroup.events``, ``memory.events``, ``memory.stat``, ``cpu.stat``)."""
     result: dict[str, int] = {}
     for line in text.splitlines():
         parts = line.split()
@@ -390,7 +390,7 @@ def freezer_state(cgroup: Cgroup) -> str:
     """
     if cgroup.layout.mode == "v2":
         wanted = cgroup.read("freezer", "cgroup.freeze").strip() == "1"
-        frozen = parse_cgroup_events(cgroup.read("freezer", "cgroup.events")).get("frozen", 0) == 1
+        frozen = parse_flat_keyed(cgroup.read("freezer", "cgroup.events")).get("frozen", 0) == 1
         if frozen:
             return "FROZEN"
         return "FREEZING" if wanted else "THAWED"

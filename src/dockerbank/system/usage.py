@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from dockerbank.cli.common import human_size
 from dockerbank.container import model
-from dockerbank.volume.store import tree_size
+from dockerbank.host.fs import tree_size
 
 
 @dataclass(frozen=True)

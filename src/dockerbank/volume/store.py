@@ -28,6 +28,7 @@ from pathlib import Path
 from dockerbank.config import Config
 from dockerbank.container import mounts as mnt
 from dockerbank.errors import Conflict, InvalidArgument, NotFound, NotSupported
+from dockerbank.host.fs import tree_size
 from dockerbank.state.db import Database
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # docker 23+ marks anonymous volumes so
@@ -63,26 +64,6 @@ class Volume:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def tree_size(path: Path) -> int:
-    """Bytes of the regular files below ``path``, hard links counted once (docker's directory.Size)."""
-    total = 0
-    seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, name))
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            if st.st_nlink > 1:
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-                seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
 
 
 class VolumeStore:

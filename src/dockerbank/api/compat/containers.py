@@ -139,7 +139,8 @@ def summary(engine, c, with_size: bool = False) -> dict:
     """One element of ``GET /containers/json``."""
     from dockerbank.container import mounts as mnt
     from dockerbank.container.logs import parse_time
-    from dockerbank.container.views import _size_of, status_text
+    from dockerbank.container.views import status_text
+    from dockerbank.host.fs import tree_size
 
     mounts = []
     for m in c.config.mounts:
@@ -164,7 +165,7 @@ def summary(engine, c, with_size: bool = False) -> dict:
         "Mounts": mounts,
     }
     if with_size:
-        item["SizeRw"] = _size_of(engine.containers.dir(c.id) / "upper")
+        item["SizeRw"] = tree_size(engine.containers.dir(c.id) / "upper")
     return item
 
 
@@ -324,7 +325,7 @@ async def rename(request: web.Request) -> web.Response:
 
 
 async def prune(request: web.Request) -> web.Response:
-    from dockerbank.container.views import _size_of
+    from dockerbank.host.fs import tree_size
     from dockerbank.volume.store import match_label
 
     filters = qfilters(request)
@@ -336,7 +337,7 @@ async def prune(request: web.Request) -> web.Response:
                 continue
             if not all(match_label(c.config.labels, f) for f in filters.get("label", [])):
                 continue
-            reclaimed += _size_of(engine.containers.dir(c.id) / "upper")
+            reclaimed += tree_size(engine.containers.dir(c.id) / "upper")
             engine.containers.remove(c.id)
             deleted.append(c.id)
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
