@@ -52,6 +52,7 @@ class State:
     running: dict[str, str] = field(default_factory=dict)   # tool -> id of a running container for exec
     many: dict[str, list[str]] = field(default_factory=dict)  # tool -> the 50 running containers
     bare: list[tuple[str, str]] = field(default_factory=list)  # (runtime, id) of bare containers to delete
+    load_at_start: str = ""
 
 
 def _engine(tool: str, *args: str) -> list[str]:
@@ -174,7 +175,18 @@ def prepare(ctx: Context) -> State:
         cleanup(ctx, state)
         raise
     NOTES[1:] = [_memory_note(state, ctx.tools)]
+    state.load_at_start = _load()
     return state
+
+
+def _load() -> str:
+    """The host's load (the machine is shared: absolute times move with it, ratios much less)."""
+    try:
+        loadavg = Path("/proc/loadavg").read_text().split()[0]
+        pressure = Path("/proc/pressure/cpu").read_text().split()[2].split("=")[1]
+    except (OSError, IndexError):
+        return "unknown"
+    return f"loadavg {loadavg}, CPU pressure {pressure}%"
 
 
 # --- memory -----------------------------------------------------------------------------------
@@ -307,6 +319,9 @@ def cases(ctx: Context, state: State) -> list[Case]:
 
 
 def cleanup(ctx: Context, state: State) -> None:
+    if state.load_at_start:
+        NOTES.append(f"Host load (shared machine): at the first timing {state.load_at_start}; at the last {_load()} "
+                     "(PSI avg10: the share of time some task waited for a CPU).")
     for tool in ctx.tools:
         if tool in ENGINES:
             _remove_labelled(tool, state.env)

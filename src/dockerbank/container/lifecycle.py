@@ -9,14 +9,11 @@ from conmon's exit file on the next read, so every CLI call sees the true state.
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import json
 import os
-import resource
 import shutil
 import signal as signals
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -290,7 +287,7 @@ class ContainerService:
         network_cfg = validate_create(self.engine, opts.network, opts.network_options)
         network = network_cfg["kind"]
         cid = new_id()
-        hostname = opts.hostname or (socket.gethostname() if network == "host" else cid[:12])
+        hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
         specs = list(opts.mounts)
         mnt.validate(specs, os.path.exists)
         for ref in opts.volumes_from:
@@ -412,6 +409,8 @@ class ContainerService:
         data = f"lowerdir={':'.join(lowers)},upperdir={base / 'upper'},workdir={base / 'work'}"
         if len(data) >= 4000:
             raise RuntimeFailure(f"image {image.short_id} has too many layers for one overlay mount ({len(lowers)})")
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         cwd = os.open(".", os.O_RDONLY)
         try:
@@ -503,6 +502,8 @@ class ContainerService:
             kernel = (int(release[0]), int("".join(c for c in release[1] if c.isdigit()) or 0))
         except (IndexError, ValueError):
             kernel = (5, 10)
+        import resource
+
         from dockerbank.oci.imageconfig import host_arch
 
         inputs = specs.SpecInputs(
@@ -853,7 +854,6 @@ class ContainerService:
         else an ``Attachment`` whose ``run()`` gives the command's exit code."""
         from dockerbank.container.users import resolve_user
         from dockerbank.runtime import conmon
-        from dockerbank.runtime.spec import ALL_CAPS
 
         container = self.get(ref)
         if container.state.status == model.PAUSED:
@@ -885,6 +885,9 @@ class ContainerService:
             uid, gid, extra = resolve_user(user, read("etc/passwd"), read("etc/group"))
             process["user"] = {"uid": uid, "gid": gid, **({"additionalGids": list(extra)} if extra else {})}
         if privileged:
+            # the spec builder is a large module: only --privileged needs it here
+            from dockerbank.runtime.spec import ALL_CAPS
+
             process["capabilities"] = {k: list(ALL_CAPS) for k in ("bounding", "effective", "permitted")}
         exec_id = new_id()
         work = base / "exec" / exec_id

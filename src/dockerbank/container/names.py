@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from collections.abc import Callable
+from random import SystemRandom
 
 from dockerbank.errors import InvalidArgument
 
@@ -47,10 +48,13 @@ SURNAMES = (  # noqa: SIM905
 ).split()
 
 
+_SYSRAND = SystemRandom()  # what ``secrets`` uses, without its hmac/OpenSSL imports (start-up time)
+
+
 def new_id() -> str:
     """A fresh 64-hex container ID (never all digits, so it is never mistaken for a number)."""
     while True:
-        value = secrets.token_hex(32)
+        value = os.urandom(32).hex()
         if not value[:12].isdigit():
             return value
 
@@ -61,14 +65,14 @@ def random_name(taken: Callable[[str], bool]) -> str:
     Like Docker, a digit is appended after collisions; ``boring_wozniak`` is never produced.
     """
     for attempt in range(20):
-        name = f"{secrets.choice(ADJECTIVES)}_{secrets.choice(SURNAMES)}"
+        name = f"{_SYSRAND.choice(ADJECTIVES)}_{_SYSRAND.choice(SURNAMES)}"
         if name == "boring_wozniak":
             continue
         if attempt > 5:
-            name += str(secrets.randbelow(10))
+            name += str(_SYSRAND.randrange(10))
         if not taken(name):
             return name
-    return f"{secrets.choice(ADJECTIVES)}_{secrets.choice(SURNAMES)}_{secrets.token_hex(3)}"
+    return f"{_SYSRAND.choice(ADJECTIVES)}_{_SYSRAND.choice(SURNAMES)}_{os.urandom(3).hex()}"
 
 
 def validate_name(name: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from dockerbank.errors import CorruptData, InvalidArgument
@@ -30,6 +29,8 @@ def is_full_hex(text: str) -> bool:
 
 def of_bytes(data: bytes) -> str:
     """The sha256 digest of ``data``."""
+    import hashlib  # here, not at the top: it loads OpenSSL, which most commands never need
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -58,6 +59,8 @@ class Verifier:
     """Hash a stream as it passes and check it against an expected digest at the end."""
 
     def __init__(self, expected: str | None = None):
+        import hashlib
+
         self.expected = validate(expected) if expected else None
         self._hash = hashlib.sha256()
         self.size = 0

@@ -14,13 +14,15 @@ import os
 import select
 import shutil
 import socket
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockerbank.errors import RuntimeFailure
-from dockerbank.runtime.oci import OciRuntime, classify_start_error
+
+if TYPE_CHECKING:  # spawn's callers hold a runtime already; ps and reconcile need none of it
+    from dockerbank.runtime.oci import OciRuntime
 
 STDIN, STDOUT, STDERR = 1, 2, 3
 BUF_SIZE = 8192 + 1
@@ -73,6 +75,8 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
     ``attach_first`` (exec only): connect to the attach socket before the process runs, so no
     output is lost; the connected socket is returned in ``Started.sock``.
     """
+    import subprocess
+
     work = bundle if exec_spec is None else bundle / "exec" / (exec_id or "x")
     work.mkdir(parents=True, exist_ok=True)
     args = [
@@ -140,6 +144,8 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
     if pid <= 0:
         if sock is not None:
             sock.close()
+        from dockerbank.runtime.oci import classify_start_error
+
         raise classify_start_error(message.get("message", "unknown error"), command,
                                    "exec" if exec_spec is not None else "create")
     try:
