@@ -1,5 +1,6 @@
 """``run``/``create`` pull a missing image (Docker's ``--pull missing``), from Dockerbank's own
-registry server running in-process on 127.0.0.1 (plain HTTP: loopback is insecure by default).
+registry server running in-process on 127.0.0.1 (plain HTTP: loopback is insecure by default);
+and ``run --rm``'s teardown in a detached child, which leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -62,3 +63,25 @@ def test_run_of_an_image_no_registry_has_fails_with_125(tmp_path):
     err = result.stderr.decode()
     assert err.startswith("Unable to find image '127.0.0.1:9/nothing/here:1' locally\n")
     assert err.count("\n") <= 3 and "Traceback" not in err
+
+
+def test_run_rm_tears_down_after_returning(busybox, engine, cli, root):
+    """``run --rm`` returns before its detached child has unmounted and removed the container;
+    soon after, nothing is left: no row, no directory, no overlay mount, no runtime state."""
+    import time
+
+    from dockerbank.host.mounts import overlay_mounts_under
+
+    result = cli("run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo out; exit 4", check=False)
+    assert (result.returncode, result.stdout) == (4, b"out\n")
+    assert cli("ps", "-aq").stdout == b""
+    containers, runtime = engine.config.containers_dir, engine.config.run_root / "runtime"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        left = [*containers.iterdir(), *(runtime.iterdir() if runtime.is_dir() else [])]
+        if not left and not overlay_mounts_under(containers):
+            break
+        time.sleep(0.1)
+    assert list(containers.iterdir()) == []
+    assert overlay_mounts_under(containers) == []
+    assert not runtime.is_dir() or list(runtime.iterdir()) == []
