@@ -68,6 +68,47 @@ def debian_tar() -> Path:
     return path
 
 
+# PostgreSQL on the debootstrap Debian, for the backup consistency test. apt runs in the
+# build's RUN (host network: Debian's mirror from the image's sources.list); the step drops
+# what the test does not need (apt's caches, docs, locales, the JIT's LLVM, the package's own cluster),
+# so that loading the cached archive into a root stays quick.
+POSTGRES_IMAGE = "dockerbank-test/postgres"
+POSTGRES_DOCKERFILE = """FROM debian
+RUN apt-get update && apt-get install -y --no-install-recommends postgresql-15 \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/lib/postgresql/15/main /etc/postgresql/15/main \\
+      /usr/share/doc /usr/share/man /usr/share/locale /usr/lib/postgresql/15/lib/llvmjit* \\
+      /usr/lib/postgresql/15/lib/bitcode /usr/lib/x86_64-linux-gnu/libLLVM* /usr/lib/x86_64-linux-gnu/libz3*
+"""
+
+
+@pytest.fixture(scope="session")
+def postgres_image_archive(tmp_path_factory) -> Path:
+    """A ``dockerbank save`` archive of ``dockerbank-test/postgres`` (Debian bookworm by
+    ``base-image debian`` + PostgreSQL 15 by apt in ``dockerbank build``), cached in CACHE_DIR
+    under the Dockerfile's hash: loaded when present, built and saved when not (a few minutes)."""
+    import fcntl
+    import hashlib
+
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(POSTGRES_DOCKERFILE.encode()).hexdigest()[:16]
+    path = CACHE_DIR / f"postgres-{key}.tar"
+    with open(CACHE_DIR / "postgres.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # concurrent test sessions build it once
+        if path.exists():
+            return path
+        work = tmp_path_factory.mktemp("postgres-image")
+        build_root, context = work / "root", work / "context"
+        build_root.mkdir()
+        context.mkdir()
+        (context / "Dockerfile").write_text(POSTGRES_DOCKERFILE)
+        run_cli(build_root, "base-image", "debian", "--cache", str(CACHE_DIR), timeout=1800)
+        run_cli(build_root, "build", "-q", "-t", POSTGRES_IMAGE, str(context), timeout=1800)
+        partial = path.with_name(path.name + ".partial")
+        run_cli(build_root, "save", "-o", str(partial), POSTGRES_IMAGE, timeout=600)
+        os.replace(partial, path)
+    return path
+
+
 def run_cli(root: Path, *args: str, input: bytes | None = None, check: bool = True, timeout: int = 120,
             env: dict | None = None) -> subprocess.CompletedProcess:
     """Run the dockerbank CLI as a subprocess against ``root`` (the e2e way users run it)."""

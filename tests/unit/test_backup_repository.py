@@ -134,3 +134,36 @@ def test_database_raw_files_are_recognised(tmp_path):
     (tmp_path / "plain" / "notes.txt").write_text("x")
     assert consistency.looks_like_database(tmp_path / "pg") == "PostgreSQL"
     assert consistency.looks_like_database(tmp_path / "plain") is None
+
+
+def test_tar_capture_is_stable_and_fails_loudly(tmp_path):
+    """GNU tar's stream of an unchanged tree is byte-identical (no atime/ctime, no PID in the pax
+    header names), so a changed-elsewhere volume still dedups; a tar error is an error."""
+    import os
+    import tarfile
+
+    from dockerbank.backup import archive
+    from dockerbank.errors import DockerbankError
+
+    src = tmp_path / "src"
+    (src / "b").mkdir(parents=True)
+    (src / "b" / "f").write_bytes(b"x" * 5000)
+    (src / "a").write_text("first")
+    os.utime(src / "a", ns=(1, 1_700_000_000_123_456_789))
+
+    def capture() -> bytes:
+        with archive.tar_stream(src) as stream:
+            return stream.read()
+
+    first = capture()
+    os.stat(src / "b" / "f")
+    (src / "b" / "f").read_bytes()             # moves the atime
+    assert capture() == first
+    with tarfile.open(fileobj=io.BytesIO(first)) as tar:
+        names = tar.getnames()
+        assert names == sorted(names, key=lambda n: n.split("/")) and names[0] == "."
+        assert tar.getmember("./a").mtime == pytest.approx(1_700_000_000.123456789)
+        assert all("atime" not in m.pax_headers and "ctime" not in m.pax_headers for m in tar.getmembers())
+    with pytest.raises(DockerbankError, match="cannot read"):
+        with archive.tar_stream(tmp_path / "missing") as stream:
+            stream.read()

@@ -143,30 +143,28 @@ def tar_stream(src: Path) -> Iterator[BinaryIO]:
 
     Exit status 1 (a file changed or vanished while read: only with ``--consistency none``)
     is accepted as pack_dir accepted it; anything worse raises with tar's own message."""
-    errors = tempfile.TemporaryFile()  # a file, not a pipe: tar never blocks on its messages
-    proc = subprocess.Popen(tar_command(src), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=errors, bufsize=0)
-    try:
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: tar never blocks on its messages
+        proc = subprocess.Popen(tar_command(src), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=errors, bufsize=0)
         try:
-            fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass  # above /proc/sys/fs/pipe-max-size: the default pipe works, in smaller reads
-        yield proc.stdout
-        while proc.stdout.read(1 << 20):
-            pass  # the reader stopped early only on error; let tar finish
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    finally:
-        proc.stdout.close()
-        status = proc.wait()
-        errors.seek(0)
-        err = errors.read().decode(errors="replace").strip()
-        errors.close()
-    if status not in (0, 1):
-        last = err.splitlines()[-1] if err else f"exit status {status}"
-        raise DockerbankError(f"cannot read {src}: {last}")
+            try:
+                fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
+            except OSError:
+                pass  # above /proc/sys/fs/pipe-max-size: the default pipe works, in smaller reads
+            yield proc.stdout
+            while proc.stdout.read(1 << 20):
+                pass  # the reader stopped before the end: let tar finish
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            proc.stdout.close()
+            status = proc.wait()
+        if status not in (0, 1):
+            errors.seek(0)
+            err = errors.read().decode(errors="replace").strip()
+            last = err.splitlines()[-1] if err else f"exit status {status}"
+            raise DockerbankError(f"cannot read {src}: {last}")
 
 
 def restore_tree(stream: BinaryIO, dest: Path, meta: dict) -> int:
