@@ -205,3 +205,30 @@ def test_push_and_pull_with_dockerbanks_registry(docker, tmp_path):
         assert missing.returncode != 0 and missing.stderr
     finally:
         registry.stop()
+
+
+def test_build_commit_pause(docker, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM busybox\nRUN echo built > /built\nENV STAGE=one\nCMD ["cat", "/built"]\n')
+    (ctx / ".dockerignore").write_text("secret\n")
+    (ctx / "secret").write_text("never sent")
+    env = dict(docker.server.env(), DOCKER_BUILDKIT="0")
+    built = subprocess.run([docker.binary, "build", "-t", "built:1", str(ctx)], capture_output=True, timeout=120,
+                           env=env)
+    assert built.returncode == 0, built.stderr.decode()
+    assert "Successfully tagged built:1" in built.stdout.decode()
+    assert out(docker("run", "--rm", "built:1")) == "built"
+    assert "STAGE=one" in json.loads(out(docker("image", "inspect", "-f", "{{json .Config.Env}}", "built:1")))
+    docker("run", "-d", "--name", "snap-src", "busybox", "sh", "-c", "echo changed > /x; sleep 30")
+    deadline = time.time() + 10
+    while time.time() < deadline and docker("exec", "snap-src", "cat", "/x", check=False).returncode != 0:
+        time.sleep(0.1)
+    docker("pause", "snap-src")
+    assert out(docker("inspect", "-f", "{{.State.Status}}", "snap-src")) == "paused"
+    docker("unpause", "snap-src")
+    image_id = out(docker("commit", "-m", "snapshot", "snap-src", "committed:1"))
+    assert image_id.startswith("sha256:")
+    assert out(docker("run", "--rm", "committed:1", "cat", "/x")) == "changed"
+    assert out(docker("inspect", "-f", "{{.State.Status}}", "snap-src")) == "running"
+    docker("rm", "-f", "snap-src")
