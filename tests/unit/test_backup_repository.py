@@ -164,6 +164,5 @@ def test_tar_capture_is_stable_and_fails_loudly(tmp_path):
         assert names == sorted(names, key=lambda n: n.split("/")) and names[0] == "."
         assert tar.getmember("./a").mtime == pytest.approx(1_700_000_000.123456789)
         assert all("atime" not in m.pax_headers and "ctime" not in m.pax_headers for m in tar.getmembers())
-    with pytest.raises(DockerbankError, match="cannot read"):
-        with archive.tar_stream(tmp_path / "missing") as stream:
-            stream.read()
+    with pytest.raises(DockerbankError, match="cannot read"), archive.tar_stream(tmp_path / "missing") as stream:
+        stream.read()
