@@ -128,12 +128,20 @@ def run_cli(root: Path, *args: str, input: bytes | None = None, check: bool = Tr
 
 @pytest.fixture
 def cli(root: Path):
-    """``cli('images', '-q')`` runs the CLI against the test's root."""
+    """``cli('images', '-q')`` runs the CLI against the test's root.
+
+    Containers a test leaves (a failed assertion before its ``rm -f``) are removed afterwards,
+    so no runaway container outlives its test and loads the machine for the ones after it.
+    """
 
     def call(*args: str, **kwargs) -> subprocess.CompletedProcess:
         return run_cli(root, *args, **kwargs)
 
-    return call
+    yield call
+    if (root / "state.db").exists():
+        left = run_cli(root, "ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
+        if left:
+            run_cli(root, "rm", "-f", "-v", *left, check=False)
 
 
 def require_binary(name: str) -> str:
