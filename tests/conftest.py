@@ -141,6 +141,18 @@ def cli(root: Path):
         left = run_cli(root, "ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
         if left:
             run_cli(root, "rm", "-f", "-v", *left, check=False)
+    wait_for_network_teardown(Path(str(root) + "-run"))
+
+
+def wait_for_network_teardown(run_root: Path, timeout: float = 15.0) -> None:
+    """Network teardown runs in a detached process after a container ends; let it finish before
+    the test's directories go, or its pinned namespace stays mounted in a deleted directory."""
+    import time
+
+    netns = run_root / "netns"
+    deadline = time.time() + timeout
+    while netns.is_dir() and any(netns.iterdir()) and time.time() < deadline:
+        time.sleep(0.05)
 
 
 def require_binary(name: str) -> str:

@@ -56,6 +56,9 @@ class ApiServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        from conftest import wait_for_network_teardown
+
+        wait_for_network_teardown(self.run_root)
 
     def dockerbank(self, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "dockerbank", "--root", str(self.root), "--runroot",
