@@ -144,6 +144,13 @@ def cli(root: Path):
     wait_for_network_teardown(Path(str(root) + "-run"))
 
 
+@pytest.fixture
+def ctr(cli, busybox):
+    """The CLI against a root holding busybox, for container tests (``cli`` removes what they leave)."""
+    require_binary("conmon")
+    return cli
+
+
 def wait_for_network_teardown(run_root: Path, timeout: float = 15.0) -> None:
     """Network teardown runs in a detached process after a container ends; let it finish before
     the test's directories go, or its pinned namespace stays mounted in a deleted directory."""

@@ -9,18 +9,8 @@ import select
 import sys
 import time
 
-import pytest
 
 from tests.conftest import require_binary
-
-
-@pytest.fixture
-def ctr(cli, busybox):
-    require_binary("conmon")
-    yield cli
-    ids = cli("ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
-    if ids:
-        cli("rm", "-f", *ids, check=False)
 
 
 def test_run_rm_echo(ctr):

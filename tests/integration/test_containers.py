@@ -9,20 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
-from tests.conftest import require_binary
-
-
-@pytest.fixture
-def ctr(cli, busybox):
-    """The CLI against a root holding busybox; every container is removed at the end."""
-    require_binary("conmon")
-    yield cli
-    ids = cli("ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
-    if ids:
-        cli("rm", "-f", *ids, check=False)
-
 
 def out(result) -> str:
     return result.stdout.decode()

@@ -5,19 +5,6 @@ from __future__ import annotations
 import io
 import tarfile
 
-import pytest
-
-from tests.conftest import require_binary
-
-
-@pytest.fixture
-def ctr(cli, busybox):
-    require_binary("conmon")
-    yield cli
-    ids = cli("ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
-    if ids:
-        cli("rm", "-f", *ids, check=False)
-
 
 def out(result) -> str:
     return result.stdout.decode()
