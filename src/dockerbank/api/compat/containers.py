@@ -280,26 +280,26 @@ async def restart(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def pause(request: web.Request) -> web.Response:
-    ref = request.match_info["id"]
-    def run(engine):
-        container = _get(engine, ref)
-        engine.containers.pause(container.id)
-        container_event(engine.config, container, "pause")
+def _plain_action(method: str):
+    """A handler for an action that takes only the container (pause, unpause): call, record, 204."""
 
-    await engine_call(request, run)
-    return web.Response(status=204)
+    async def handler(request: web.Request) -> web.Response:
+        ref = request.match_info["id"]
+
+        def run(engine):
+            container = _get(engine, ref)
+            getattr(engine.containers, method)(container.id)
+            container_event(engine.config, container, method)
+
+        await engine_call(request, run)
+        return web.Response(status=204)
+
+    handler.__name__ = method
+    return handler
 
 
-async def unpause(request: web.Request) -> web.Response:
-    ref = request.match_info["id"]
-    def run(engine):
-        container = _get(engine, ref)
-        engine.containers.unpause(container.id)
-        container_event(engine.config, container, "unpause")
-
-    await engine_call(request, run)
-    return web.Response(status=204)
+pause = _plain_action("pause")
+unpause = _plain_action("unpause")
 
 
 async def remove(request: web.Request) -> web.Response:
