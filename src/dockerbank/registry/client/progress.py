@@ -87,3 +87,18 @@ def reporter(quiet: bool) -> Progress:
     if sys.stderr.isatty():
         return BarProgress()
     return LineProgress()
+
+
+class CountingReader:
+    """Pass reads through while reporting their size as progress of ``item``."""
+
+    def __init__(self, inner, progress: Progress, item: str):
+        self.inner = inner
+        self.progress = progress
+        self.item = item
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inner.read(size)
+        if data:
+            self.progress.advance(self.item, len(data))
+        return data

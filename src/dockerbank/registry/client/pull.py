@@ -21,7 +21,7 @@ from dockerbank.oci import digest as dg
 from dockerbank.oci import reference as refs
 from dockerbank.oci.imageconfig import host_arch
 from dockerbank.registry import mediatypes as mt
-from dockerbank.registry.client.progress import Progress
+from dockerbank.registry.client.progress import CountingReader, Progress
 from dockerbank.registry.client.transport import Response, Transport
 
 MAX_MANIFEST = 4 << 20
@@ -81,21 +81,6 @@ class PullResult:
     image: ImageRecord
     digest: str        # what the registry calls it (the index digest when there was an index)
     downloaded: bool   # False: the image was already here
-
-
-class _Counting:
-    """Pass reads through while reporting progress."""
-
-    def __init__(self, inner, progress: Progress, item: str):
-        self.inner = inner
-        self.progress = progress
-        self.item = item
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.inner.read(size)
-        if data:
-            self.progress.advance(self.item, len(data))
-        return data
 
 
 class ResumingReader:
@@ -297,7 +282,7 @@ class Puller:
         reader = ResumingReader(open_at)
         try:
             self.progress.start(item, int(descriptor.get("size") or 0), "Downloading")
-            stream: BinaryIO = _Counting(reader, self.progress, item)  # type: ignore[assignment]
+            stream: BinaryIO = CountingReader(reader, self.progress, item)  # type: ignore[assignment]
             try:
                 _digest, size = self.store.blobs.put_stream(stream, expected=digest)
             except CorruptData as exc:

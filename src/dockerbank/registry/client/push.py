@@ -23,7 +23,7 @@ from dockerbank.oci import digest as dg
 from dockerbank.oci import reference as refs
 from dockerbank.registry import mediatypes as mt
 from dockerbank.registry import policy
-from dockerbank.registry.client.progress import Progress
+from dockerbank.registry.client.progress import CountingReader, Progress
 from dockerbank.registry.client.transport import Transport
 from dockerbank.registry.registries import RegistriesConfig
 
@@ -307,19 +307,8 @@ class _BytesReader:
         self._io.close()
 
 
-class _CountingFile:
-    """A file that reports progress as http.client reads it (seekable for an auth retry)."""
-
-    def __init__(self, inner: BinaryIO, progress: Progress, item: str):
-        self.inner = inner
-        self.progress = progress
-        self.item = item
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.inner.read(size)
-        if data:
-            self.progress.advance(self.item, len(data))
-        return data
+class _CountingFile(CountingReader):
+    """A counting reader that http.client can also seek (rewound for an auth retry)."""
 
     def tell(self) -> int:
         return self.inner.tell()
