@@ -32,12 +32,24 @@ def test_commit_captures_only_the_top_layer(cli, busybox_tar):
 def test_commit_of_a_running_container_leaves_it_running(cli, busybox_tar):
     cli("import", str(busybox_tar), "busybox:latest")
     cli("run", "-d", "--name", "busy", "busybox", "sh", "-c",
-        "i=0; while true; do i=$((i+1)); echo $i > /counter; sleep 0.01; done")
+        "i=0; while true; do i=$((i+1)); echo $i > /c.new; mv /c.new /counter; sleep 0.01; done")
+    # a loaded host may not have run the loop yet; the rename keeps a frozen moment from
+    # catching the file truncated
+    _wait_for_first_write(cli, "busy", "/counter")
     cli("commit", "busy", "busy:snap")
     assert cli("inspect", "--format", "{{.State.Status}}", "busy").stdout.decode().strip() == "running"
     value = cli("run", "--rm", "busy:snap", "cat", "/counter").stdout.decode().strip()
     assert value.isdigit() and int(value) >= 1
     cli("rm", "-f", "busy")
+
+
+def _wait_for_first_write(cli, container: str, path: str, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while cli("exec", container, "test", "-s", path, check=False).returncode != 0:
+        assert time.time() < deadline, f"{path} never written in {container}"
+        time.sleep(0.05)
 
 
 def test_bad_change_is_refused_before_anything_is_frozen(cli, busybox_tar):
