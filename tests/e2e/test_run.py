@@ -96,7 +96,8 @@ def test_interactive_tty_through_a_pty(ctr, root):
 
 
 def test_attach_start_i_detached_rm_and_log_windows(ctr):
-    ctr("run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 1; echo late; exit 6")
+    # attach must begin before the echo: 3 s leaves room for a loaded CI host
+    ctr("run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 3; echo late; exit 6")
     result = ctr("attach", "late", check=False)
     assert result.stdout == b"late\n" and result.returncode == 6
     ctr("create", "-i", "--name", "reader", "busybox", "sh", "-c", "read x; echo read:$x")
