@@ -1,21 +1,35 @@
-"""Helpers shared by the CLI modules: the engine from the context, Go-template-like --format."""
+"""Helpers shared by the CLI modules: the engine from the context, output, Go-template-like --format.
+
+Free of click: the fast path (cli.fastpath) prints through these too.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
-
-import click
+import sys
+from collections.abc import Callable
 
 from dockerbank.errors import InvalidArgument
 from dockerbank.units import human_duration, human_size  # noqa: F401  (re-exported for CLI modules)
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
+    import click
 
 
 def engine_of(ctx: click.Context):
     """The Engine the top-level group created."""
     return ctx.find_root().obj
 
+
+def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print a line to stdout (or stderr) at once, as click.echo does."""
+    stream = sys.stderr if err else sys.stdout
+    stream.write(message + "\n" if nl else message)
+    stream.flush()
 
 
 _FIELD_RE = re.compile(r"{{\s*(.*?)\s*}}")
@@ -86,15 +100,15 @@ def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[l
         return
     if fmt == "json":
         for row in rows:
-            click.echo(json.dumps(row, separators=(",", ":")))
+            echo(json.dumps(row, separators=(",", ":")))
         return
     if fmt.startswith("table "):
         template = fmt[len("table "):]
         header = _FIELD_RE.sub(lambda m: _header_of(m.group(1)), template.replace("\\t", "\t"))
-        click.echo(header)
+        echo(header)
         fmt = template
     for row in rows:
-        click.echo(render_template(fmt, row))
+        echo(render_template(fmt, row))
 
 
 def _header_of(expr: str) -> str:
@@ -110,7 +124,7 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
             widths[i] = max(widths[i], len(cell) + 3)
     for line in [headers] + rows:
         cells = "".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])) + line[-1]
-        click.echo(cells.rstrip())
+        echo(cells.rstrip())
 
 
 def parse_filters(values: tuple[str, ...], allowed: set[str]) -> dict[str, list[str]]:

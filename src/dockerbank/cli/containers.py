@@ -13,14 +13,11 @@ import time
 
 import click
 
-from dockerbank.cli.common import (
-    engine_of,
-    human_duration,
-    human_size,
-    parse_filters,
-    print_formatted,
-    print_table,
-)
+from dockerbank.cli import container_commands as commands
+from dockerbank.cli.clickflags import click_options
+from dockerbank.cli.common import engine_of, human_size, parse_filters, print_formatted
+from dockerbank.cli.container_commands import each
+from dockerbank.cli.container_flags import CREATE_FLAGS, EXEC_FLAGS, PS_FLAGS, RM_FLAGS, RUN_FLAGS, START_FLAGS
 from dockerbank.container.views import (  # noqa: F401  (moved to the domain: the API shows the same)
     _command_text,
     _image_display,
@@ -36,287 +33,34 @@ from dockerbank.host.fs import tree_size
 CONTEXT = {"help_option_names": ["--help"]}
 RUN_CONTEXT = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
-_UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
-
-
-def ram_in_bytes(value: str | None, flag: str) -> int:
-    """Docker's RAMInBytes: ``512m``, ``1g``, ``1024`` (bytes); ``-1`` means unlimited."""
-    if value is None or value == "":
-        return 0
-    text = value.strip().lower()
-    if text == "-1":
-        return -1
-    number, unit = text, "b"
-    if text[-1:] == "b" and len(text) > 1 and text[-2] in _UNITS:
-        text = text[:-1]
-    if text[-1:] in _UNITS:
-        number, unit = text[:-1], text[-1]
-    try:
-        return int(float(number) * _UNITS[unit])
-    except ValueError as exc:
-        raise InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'',
-                              exit_code=125) from exc
-
-
-def parse_env_file(path: str) -> list[str]:
-    try:
-        with open(path) as handle:
-            lines = handle.read().splitlines()
-    except OSError as exc:
-        raise InvalidArgument(f"open {path}: {exc.strerror.lower()}", exit_code=125) from exc
-    result = []
-    for line in lines:
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "=" not in line:
-            if line in os.environ:
-                result.append(f"{line}={os.environ[line]}")
-            continue
-        result.append(line)
-    return result
-
-
-def expand_env(values: tuple[str, ...]) -> list[str]:
-    """``-e KEY=VALUE``, or ``-e KEY`` taking the value from this process's environment (dropped if unset)."""
-    result = []
-    for item in values:
-        if "=" in item:
-            if item.startswith("="):
-                raise InvalidArgument(f"invalid environment variable: {item}", exit_code=125)
-            result.append(item)
-        elif item in os.environ:
-            result.append(f"{item}={os.environ[item]}")
-    return result
-
-
-def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
-    labels = {}
-    for item in values:
-        key, _, val = item.partition("=")
-        labels[key] = val
-    return labels
-
-
-def create_options(func):
-    """The flags shared by ``create`` and ``run``."""
-    options = [
-        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached"),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
-        click.option("--name", default=None, help="Assign a name to the container"),
-        click.option("-e", "--env", multiple=True, help="Set environment variables"),
-        click.option("--env-file", multiple=True, help="Read in a file of environment variables"),
-        click.option("-v", "--volume", multiple=True, help="Bind mount a volume"),
-        click.option("--mount", multiple=True, help="Attach a filesystem mount to the container"),
-        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory"),
-        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)"),
-        click.option("-w", "--workdir", default=None, help="Working directory inside the container"),
-        click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])"),
-        click.option("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image"),
-        click.option("-h", "--hostname", default=None, help="Container host name"),
-        click.option("-l", "--label", multiple=True, help="Set meta data on a container"),
-        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only"),
-        click.option("--cap-add", multiple=True, help="Add Linux capabilities"),
-        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities"),
-        click.option("--privileged", is_flag=True, help="Give extended privileges to this container"),
-        click.option("--security-opt", multiple=True, help="Security Options"),
-        click.option("--device", multiple=True, help="Add a host device to the container"),
-        click.option("--init", is_flag=True, help="Run an init inside the container"),
-        click.option("--restart", default="no", help="Restart policy to apply when a container exits"),
-        click.option("--rm", "auto_remove", is_flag=True, help="Automatically remove the container when it exits"),
-        click.option("-m", "--memory", default=None, help="Memory limit"),
-        click.option("--memory-swap", default=None, help="Swap limit equal to memory plus swap: '-1' for unlimited"),
-        click.option("--cpus", default=None, help="Number of CPUs"),
-        click.option("-c", "--cpu-shares", type=int, default=0, help="CPU shares (relative weight)"),
-        click.option("--pids-limit", type=int, default=0, help="Tune container pids limit (-1 for unlimited)"),
-        click.option("--blkio-weight", type=int, default=0, help="Block IO (relative weight), 10 to 1000"),
-        click.option("--network", "--net", "network", default="", help="Connect a container to a network"),
-        click.option("--stop-signal", default=None, help="Signal to stop the container"),
-        click.option("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"),
-        click.option("-a", "--attach", multiple=True, help="Attach to STDIN, STDOUT or STDERR"),
-        click.option("--pull", "pull_policy", default="missing", type=click.Choice(["always", "missing", "never"]),
-                     help='Pull image before running ("always"|"missing"|"never")'),
-        click.option("-q", "--quiet", is_flag=True, help="Suppress the pull output"),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    from dockerbank.cli.netflags import network_flags
-
-    return network_flags(func)
-
-
-def build_create_options(image: str, command: tuple[str, ...], kw: dict):
-    from dockerbank.cli.netflags import network_options_from
-    from dockerbank.container import mounts as mnt
-    from dockerbank.container.lifecycle import CreateOptions
-
-    env: list[str] = []
-    for path in kw["env_file"]:
-        env += parse_env_file(path)
-    env += expand_env(kw["env"])
-    cpus = 0
-    if kw["cpus"]:
-        try:
-            cpus = int(float(kw["cpus"]) * 1e9)
-        except ValueError as exc:
-            raise InvalidArgument(f'invalid argument "{kw["cpus"]}" for "--cpus" flag', exit_code=125) from exc
-    if kw["blkio_weight"] and not 10 <= kw["blkio_weight"] <= 1000:
-        raise InvalidArgument("Range of blkio weight is from 10 to 1000", exit_code=125)
-    memory = ram_in_bytes(kw["memory"], "--memory")
-    if memory and 0 < memory < 6 * 1024 * 1024:
-        raise InvalidArgument("Minimum memory limit allowed is 6MB", exit_code=125)
-    swap = ram_in_bytes(kw["memory_swap"], "--memory-swap")
-    if swap > 0 and memory and swap < memory:
-        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage", exit_code=125)
-    entrypoint = None
-    if kw["entrypoint"] is not None:
-        entrypoint = [kw["entrypoint"]] if kw["entrypoint"] else []
-    specs = mnt.parse_all(volumes=kw["volume"], mounts=kw["mount"], tmpfs=kw["tmpfs"])
-    pids = kw["pids_limit"]
-    return CreateOptions(
-        image=image, command=list(command), entrypoint=entrypoint, name=kw["name"], env=env,
-        workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"], labels=parse_labels(kw["label"]),
-        tty=kw["tty"], interactive=kw["interactive"], mounts=specs, volumes_from=list(kw["volumes_from"]),
-        read_only=kw["read_only"], privileged=kw["privileged"], cap_add=list(kw["cap_add"]),
-        cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), devices=list(kw["device"]),
-        init=kw["init"], restart=kw["restart"], auto_remove=kw["auto_remove"], memory=memory, memory_swap=swap,
-        nano_cpus=cpus, cpu_shares=kw["cpu_shares"], pids_limit=max(0, pids),
-        blkio_weight=kw["blkio_weight"], network=kw["network"], stop_signal=kw["stop_signal"],
-        network_options=network_options_from(kw),
-        stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]],
-    )
-
-
-def ensure_image(engine, image: str, policy: str, quiet: bool) -> None:
-    """Docker's ``--pull`` for ``run``/``create``: pull a missing image (``missing``, the default)
-    or always; ``Unable to find image 'x:latest' locally`` and the pull's progress go to stderr."""
-    from dockerbank.errors import NotFound
-
-    if policy == "never":
-        return
-    if policy == "missing":
-        try:
-            engine.images.resolve(image)
-            return
-        except NotFound:
-            pass
-    from dockerbank.oci import reference as refs
-
-    if not refs.looks_like_reference(image):
-        return  # an ID (prefix): create reports "No such image"
-    from dockerbank.registry.client.progress import BarProgress, LineProgress, Progress
-
-    if policy == "missing" and not quiet:
-        click.echo(f"Unable to find image '{refs.parse(image).familiar()}' locally", err=True)
-    progress = Progress() if quiet else BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
-    try:
-        engine.registry.pull(image, progress=progress)
-    finally:
-        progress.close()
-
-
-def _engine_error_125(exc: DockerbankError) -> DockerbankError:
-    """``run``/``create`` end with 125 for engine errors other than 126/127 (docker's rule)."""
-    if exc.exit_code not in (125, 126, 127):
-        exc.exit_code = 125
-    return exc
-
 
 @click.command("create", context_settings=RUN_CONTEXT)
-@create_options
+@click_options(CREATE_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def create_cmd(ctx, image, command, **kw):
+def create_cmd(ctx, **kw):
     """Create a new container."""
-    engine = engine_of(ctx)
-    try:
-        opts = build_create_options(image, command, kw)
-        ensure_image(engine, image, kw["pull_policy"], kw["quiet"])
-        container = engine.containers.create(opts)
-    except DockerbankError as exc:
-        raise _engine_error_125(exc) from exc
-    click.echo(container.id)
+    ctx.exit(commands.create(engine_of(ctx), kw))
 
 
 @click.command("run", context_settings=RUN_CONTEXT)
-@create_options
-@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID")
-@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process")
+@click_options(RUN_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def run_cmd(ctx, image, command, detach, sig_proxy, **kw):
+def run_cmd(ctx, **kw):
     """Create and run a new container from an image."""
-    engine = engine_of(ctx)
-    if detach and kw["auto_remove"] is False and False:
-        pass
-    try:
-        opts = build_create_options(image, command, kw)
-        ensure_image(engine, image, kw["pull_policy"], kw["quiet"])
-        service = engine.containers
-        container = service.create(opts)
-    except DockerbankError as exc:
-        raise _engine_error_125(exc) from exc
-    if detach:
-        try:
-            service.start(container.id)
-        except DockerbankError as exc:
-            _remove_after_failure(service, container, opts)
-            raise _engine_error_125(exc) from exc
-        click.echo(container.id)
-        return
-    try:
-        attachment = service.start(container.id, attached=True, stdin=opts.interactive)
-    except DockerbankError as exc:
-        _remove_after_failure(service, container, opts)
-        raise _engine_error_125(exc) from exc
-    code = attachment.run(proxy_signals=sig_proxy)
-    ctx.exit(code if code is not None else 0)
-
-
-def _remove_after_failure(service, container, opts) -> None:
-    if opts.auto_remove:
-        try:
-            service.remove(container.id, force=True)
-        except DockerbankError:
-            pass
+    ctx.exit(commands.run(engine_of(ctx), kw))
 
 
 @click.command("start", context_settings=CONTEXT)
-@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
-@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
+@click_options(START_FLAGS)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
-def start_cmd(ctx, attach, interactive, containers):
+def start_cmd(ctx, **kw):
     """Start one or more stopped containers."""
-    service = engine_of(ctx).containers
-    if (attach or interactive) and len(containers) > 1:
-        raise UsageError("you cannot start and attach multiple containers at once")
-    if attach or interactive:
-        attachment = service.start(containers[0], attached=True, stdin=interactive)
-        if attachment is None:
-            return
-        code = attachment.run()
-        ctx.exit(code if code is not None else 0)
-    failed = _each(containers, lambda ref: service.start(ref), echo=True)
-    if failed:
-        ctx.exit(1)
-
-
-def _each(refs, action, echo: bool = True) -> bool:
-    """Run ``action`` for each reference; errors are printed like docker's (one line each), return failed."""
-    failed = False
-    for ref in refs:
-        try:
-            action(ref)
-        except DockerbankError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
-            failed = True
-            continue
-        if echo:
-            click.echo(ref)
-    return failed
+    ctx.exit(commands.start(engine_of(ctx), kw))
 
 
 @click.command("stop", context_settings=CONTEXT)
@@ -326,7 +70,7 @@ def _each(refs, action, echo: bool = True) -> bool:
 def stop_cmd(ctx, timeout, containers):
     """Stop one or more running containers."""
     service = engine_of(ctx).containers
-    if _each(containers, lambda ref: service.stop(ref, timeout)):
+    if each(containers, lambda ref: service.stop(ref, timeout)):
         ctx.exit(1)
 
 
@@ -340,7 +84,7 @@ def kill_cmd(ctx, sig, containers):
     from dockerbank.container.lifecycle import parse_signal
 
     parse_signal(sig)
-    if _each(containers, lambda ref: service.kill(ref, sig)):
+    if each(containers, lambda ref: service.kill(ref, sig)):
         ctx.exit(1)
 
 
@@ -351,21 +95,17 @@ def kill_cmd(ctx, sig, containers):
 def restart_cmd(ctx, timeout, containers):
     """Restart one or more containers."""
     service = engine_of(ctx).containers
-    if _each(containers, lambda ref: service.restart(ref, timeout)):
+    if each(containers, lambda ref: service.restart(ref, timeout)):
         ctx.exit(1)
 
 
 @click.command("rm", context_settings=CONTEXT)
-@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL)")
-@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes associated with the container")
-@click.option("-l", "--link", is_flag=True, hidden=True)
+@click_options(RM_FLAGS)
 @click.argument("containers", nargs=-1, required=True)
 @click.pass_context
-def rm_cmd(ctx, force, volumes, link, containers):
+def rm_cmd(ctx, **kw):
     """Remove one or more containers."""
-    service = engine_of(ctx).containers
-    if _each(containers, lambda ref: service.remove(ref, force=force, volumes=volumes)):
-        ctx.exit(1)
+    ctx.exit(commands.remove(engine_of(ctx), kw))
 
 
 @click.command("pause", context_settings=CONTEXT)
@@ -374,7 +114,7 @@ def rm_cmd(ctx, force, volumes, link, containers):
 def pause_cmd(ctx, containers):
     """Pause all processes within one or more containers."""
     service = engine_of(ctx).containers
-    if _each(containers, service.pause):
+    if each(containers, service.pause):
         ctx.exit(1)
 
 
@@ -384,7 +124,7 @@ def pause_cmd(ctx, containers):
 def unpause_cmd(ctx, containers):
     """Unpause all processes within one or more containers."""
     service = engine_of(ctx).containers
-    if _each(containers, service.unpause):
+    if each(containers, service.unpause):
         ctx.exit(1)
 
 
@@ -417,46 +157,19 @@ def rename_cmd(ctx, container, new_name):
 @click.command("cleanup", context_settings=CONTEXT, hidden=True)
 @click.argument("containers", nargs=-1)
 @click.pass_context
-def cleanup_cmd(ctx, containers):
+def cleanup_cmd(ctx, **kw):
     """(internal) conmon's exit command: record the exit, unmount, remove --rm containers."""
-    service = engine_of(ctx).containers
-    for cid in containers:
-        try:
-            service.cleanup(cid)
-        except DockerbankError:
-            pass
+    ctx.exit(commands.cleanup(engine_of(ctx), kw))
 
 
 @click.command("exec", context_settings=RUN_CONTEXT)
-@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached")
-@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY")
-@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
-@click.option("-e", "--env", multiple=True, help="Set environment variables")
-@click.option("--env-file", multiple=True, help="Read in a file of environment variables")
-@click.option("-u", "--user", default=None, help="Username or UID (format: <name|uid>[:<group|gid>])")
-@click.option("-w", "--workdir", default=None, help="Working directory inside the container")
-@click.option("--privileged", is_flag=True, help="Give extended privileges to the command")
+@click_options(EXEC_FLAGS)
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_context
-def exec_cmd(ctx, interactive, tty, detach, env, env_file, user, workdir, privileged, container, command):
+def exec_cmd(ctx, **kw):
     """Execute a command in a running container."""
-    service = engine_of(ctx).containers
-    variables: list[str] = []
-    for path in env_file:
-        variables += parse_env_file(path)
-    variables += expand_env(env)
-    try:
-        attachment = service.exec(container, list(command), interactive=interactive, tty=tty, detach=detach,
-                                  env=variables, user=user, workdir=workdir, privileged=privileged)
-    except DockerbankError as exc:
-        if exc.exit_code not in (126, 127):
-            exc.exit_code = 126 if "permission denied" in exc.message else exc.exit_code
-        raise
-    if attachment is None:
-        return
-    code = attachment.run()
-    ctx.exit(code if code is not None else 0)
+    ctx.exit(commands.exec_in(engine_of(ctx), kw))
 
 
 @click.command("top", context_settings=RUN_CONTEXT)
@@ -662,79 +375,11 @@ def attach_cmd(ctx, no_stdin, sig_proxy, detach_keys, container):
 # --- ps ------------------------------------------------------------------------------------
 
 @click.command("ps", context_settings=CONTEXT)
-@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers (default shows just running)")
-@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
-@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
-@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states)")
-@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states)")
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided")
-@click.option("--format", "fmt", default=None, help="Pretty-print containers using a Go template")
+@click_options(PS_FLAGS)
 @click.pass_context
-def ps_cmd(ctx, show_all, quiet, size, last, latest, no_trunc, filters, fmt):
+def ps_cmd(ctx, **kw):
     """List containers."""
-    engine = engine_of(ctx)
-    service = engine.containers
-    wanted = parse_filters(filters, {"name", "label", "status", "ancestor", "id", "exited"})
-    containers = service.list()
-    if latest:
-        last = 1
-    if last > 0:
-        containers = containers[:last]
-        show_all = True
-    if not show_all and "status" not in wanted and "exited" not in wanted:
-        containers = [c for c in containers if c.state.status in ("running", "paused", "restarting")]
-    image_ids = {}
-    if "ancestor" in wanted:
-        for ref in wanted["ancestor"]:
-            try:
-                image_ids[ref] = engine.images.resolve(ref).id
-            except DockerbankError:
-                pass
-    containers = [c for c in containers if _ps_matches(c, wanted, image_ids)]
-    if quiet:
-        for c in containers:
-            click.echo(c.id if no_trunc else c.short_id)
-        return
-    now = time.time()
-    truncate = not no_trunc
-    from dockerbank.network.runtime import ps_ports
-
-    rows = []
-    for c in containers:
-        row = {
-            "ID": c.id if no_trunc else c.short_id,
-            "Image": _image_display(c, truncate),
-            "Command": _command_text(c, truncate),
-            "CreatedAt": c.created,
-            "RunningFor": human_duration(_since(c.created, now)) + " ago",
-            "Ports": ps_ports(engine, c),
-            "State": c.state.status,
-            "Status": status_text(c, now),
-            "Names": c.name,
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.config.labels.items())),
-            "Mounts": ",".join(m.get("source") or m.get("target", "") for m in c.config.mounts),
-            "Networks": c.config.network_mode,
-            "Size": "",
-        }
-        if size or (fmt and ".Size" in fmt):
-            upper = tree_size(service.dir(c.id) / "upper")
-            try:
-                virtual = engine.images.get(c.config.image_id).size + upper
-            except DockerbankError:
-                virtual = upper
-            row["Size"] = f"{human_size(upper)} (virtual {human_size(virtual)})"
-        rows.append(row)
-
-    def table(items):
-        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-        keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-        if size:
-            headers.append("SIZE")
-            keys.append("Size")
-        print_table(headers, [[r[k] for k in keys] for r in items])
-
-    print_formatted(rows, fmt, table)
+    ctx.exit(commands.ps(engine_of(ctx), kw))
 
 
 # --- inspect --------------------------------------------------------------------------------
@@ -805,7 +450,7 @@ def container_inspect_cmd(ctx, fmt, size, names):
 def prune_cmd(ctx, force, filters):
     """Remove all stopped containers."""
     from dockerbank.container.logs import parse_since
-    from dockerbank.volume.store import match_label
+    from dockerbank.labels import match_label
 
     wanted = parse_filters(filters, {"until", "label"})
     if not force:
@@ -839,18 +484,11 @@ def prune_cmd(ctx, force, filters):
 
 
 @click.command("ls", context_settings=CONTEXT)
-@click.option("-a", "--all", "show_all", is_flag=True)
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("-s", "--size", is_flag=True)
-@click.option("-n", "--last", type=int, default=-1)
-@click.option("-l", "--latest", is_flag=True)
-@click.option("--no-trunc", is_flag=True)
-@click.option("-f", "--filter", "filters", multiple=True)
-@click.option("--format", "fmt", default=None)
+@click_options(PS_FLAGS)
 @click.pass_context
 def ls_cmd(ctx, **kw):
     """List containers."""
-    ctx.invoke(ps_cmd, **kw)
+    ctx.exit(commands.ps(engine_of(ctx), kw))
 
 
 COMMANDS: dict[str, click.Command] = {

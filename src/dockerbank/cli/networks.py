@@ -8,7 +8,6 @@ import sys
 import click
 
 from dockerbank.cli.common import engine_of, parse_filters, render_template
-from dockerbank.cli.netflags import network_flags, network_options_from  # noqa: F401  (moved there; kept importable)
 from dockerbank.errors import AmbiguousReference, DockerbankError, InvalidArgument, NotFound
 
 

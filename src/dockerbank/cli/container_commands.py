@@ -1,0 +1,337 @@
+"""The container commands that run most often (``create``, ``run``, ``start``, ``rm``, ``ps``,
+``exec`` and conmon's ``container cleanup``), without click.
+
+Each takes the engine and the keyword arguments of its flag table (cli.container_flags) and
+returns the exit code. The click commands in cli.containers and the fast path (cli.fastpath)
+both call these, so the two roads cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from dockerbank.cli.common import echo, human_duration, human_size, parse_filters, print_formatted, print_table
+from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
+
+_UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def ram_in_bytes(value: str | None, flag: str) -> int:
+    """Docker's RAMInBytes: ``512m``, ``1g``, ``1024`` (bytes); ``-1`` means unlimited."""
+    if value is None or value == "":
+        return 0
+    text = value.strip().lower()
+    if text == "-1":
+        return -1
+    number, unit = text, "b"
+    if text[-1:] == "b" and len(text) > 1 and text[-2] in _UNITS:
+        text = text[:-1]
+    if text[-1:] in _UNITS:
+        number, unit = text[:-1], text[-1]
+    try:
+        return int(float(number) * _UNITS[unit])
+    except ValueError as exc:
+        raise InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'',
+                              exit_code=125) from exc
+
+
+def parse_env_file(path: str) -> list[str]:
+    try:
+        with open(path) as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise InvalidArgument(f"open {path}: {exc.strerror.lower()}", exit_code=125) from exc
+    result = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "=" not in line:
+            if line in os.environ:
+                result.append(f"{line}={os.environ[line]}")
+            continue
+        result.append(line)
+    return result
+
+
+def expand_env(values: tuple[str, ...]) -> list[str]:
+    """``-e KEY=VALUE``, or ``-e KEY`` taking the value from this process's environment (dropped if unset)."""
+    result = []
+    for item in values:
+        if "=" in item:
+            if item.startswith("="):
+                raise InvalidArgument(f"invalid environment variable: {item}", exit_code=125)
+            result.append(item)
+        elif item in os.environ:
+            result.append(f"{item}={os.environ[item]}")
+    return result
+
+
+def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
+    labels = {}
+    for item in values:
+        key, _, val = item.partition("=")
+        labels[key] = val
+    return labels
+
+
+def build_create_options(image: str, command: tuple[str, ...], kw: dict):
+    from dockerbank.cli.netflags import network_options_from
+    from dockerbank.container import mounts as mnt
+    from dockerbank.container.lifecycle import CreateOptions
+
+    env: list[str] = []
+    for path in kw["env_file"]:
+        env += parse_env_file(path)
+    env += expand_env(kw["env"])
+    cpus = 0
+    if kw["cpus"]:
+        try:
+            cpus = int(float(kw["cpus"]) * 1e9)
+        except ValueError as exc:
+            raise InvalidArgument(f'invalid argument "{kw["cpus"]}" for "--cpus" flag', exit_code=125) from exc
+    if kw["blkio_weight"] and not 10 <= kw["blkio_weight"] <= 1000:
+        raise InvalidArgument("Range of blkio weight is from 10 to 1000", exit_code=125)
+    memory = ram_in_bytes(kw["memory"], "--memory")
+    if memory and 0 < memory < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB", exit_code=125)
+    swap = ram_in_bytes(kw["memory_swap"], "--memory-swap")
+    if swap > 0 and memory and swap < memory:
+        raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage", exit_code=125)
+    entrypoint = None
+    if kw["entrypoint"] is not None:
+        entrypoint = [kw["entrypoint"]] if kw["entrypoint"] else []
+    specs = mnt.parse_all(volumes=kw["volume"], mounts=kw["mount"], tmpfs=kw["tmpfs"])
+    pids = kw["pids_limit"]
+    return CreateOptions(
+        image=image, command=list(command), entrypoint=entrypoint, name=kw["name"], env=env,
+        workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"], labels=parse_labels(kw["label"]),
+        tty=kw["tty"], interactive=kw["interactive"], mounts=specs, volumes_from=list(kw["volumes_from"]),
+        read_only=kw["read_only"], privileged=kw["privileged"], cap_add=list(kw["cap_add"]),
+        cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), devices=list(kw["device"]),
+        init=kw["init"], restart=kw["restart"], auto_remove=kw["auto_remove"], memory=memory, memory_swap=swap,
+        nano_cpus=cpus, cpu_shares=kw["cpu_shares"], pids_limit=max(0, pids),
+        blkio_weight=kw["blkio_weight"], network=kw["network"], stop_signal=kw["stop_signal"],
+        network_options=network_options_from(kw),
+        stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]],
+    )
+
+
+def ensure_image(engine, image: str, policy: str, quiet: bool) -> None:
+    """Docker's ``--pull`` for ``run``/``create``: pull a missing image (``missing``, the default)
+    or always; ``Unable to find image 'x:latest' locally`` and the pull's progress go to stderr."""
+    from dockerbank.errors import NotFound
+
+    if policy == "never":
+        return
+    if policy == "missing":
+        try:
+            engine.images.resolve(image)
+            return
+        except NotFound:
+            pass
+    from dockerbank.oci import reference as refs
+
+    if not refs.looks_like_reference(image):
+        return  # an ID (prefix): create reports "No such image"
+    from dockerbank.registry.client.progress import BarProgress, LineProgress, Progress
+
+    if policy == "missing" and not quiet:
+        echo(f"Unable to find image '{refs.parse(image).familiar()}' locally", err=True)
+    progress = Progress() if quiet else BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
+    try:
+        engine.registry.pull(image, progress=progress)
+    finally:
+        progress.close()
+
+
+def engine_error_125(exc: DockerbankError) -> DockerbankError:
+    """``run``/``create`` end with 125 for engine errors other than 126/127 (docker's rule)."""
+    if exc.exit_code not in (125, 126, 127):
+        exc.exit_code = 125
+    return exc
+
+
+def _remove_after_failure(service, container, opts) -> None:
+    if opts.auto_remove:
+        try:
+            service.remove(container.id, force=True)
+        except DockerbankError:
+            pass
+
+
+def each(refs, action, echo_ref: bool = True) -> bool:
+    """Run ``action`` for each reference; errors are printed like docker's (one line each), return failed."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+        except DockerbankError as exc:
+            echo(f"Error response from daemon: {exc.message}", err=True)
+            failed = True
+            continue
+        if echo_ref:
+            echo(ref)
+    return failed
+
+
+def create(engine, kw: dict) -> int:
+    """``create``: print the new container's ID."""
+    try:
+        opts = build_create_options(kw["image"], kw["command"], kw)
+        ensure_image(engine, kw["image"], kw["pull_policy"], kw["quiet"])
+        container = engine.containers.create(opts)
+    except DockerbankError as exc:
+        raise engine_error_125(exc) from exc
+    echo(container.id)
+    return 0
+
+
+def run(engine, kw: dict) -> int:
+    """``run``: create and start; detached prints the ID, attached returns the container's exit code."""
+    try:
+        opts = build_create_options(kw["image"], kw["command"], kw)
+        ensure_image(engine, kw["image"], kw["pull_policy"], kw["quiet"])
+        service = engine.containers
+        container = service.create(opts)
+    except DockerbankError as exc:
+        raise engine_error_125(exc) from exc
+    if kw["detach"]:
+        try:
+            service.start(container.id)
+        except DockerbankError as exc:
+            _remove_after_failure(service, container, opts)
+            raise engine_error_125(exc) from exc
+        echo(container.id)
+        return 0
+    try:
+        attachment = service.start(container.id, attached=True, stdin=opts.interactive)
+    except DockerbankError as exc:
+        _remove_after_failure(service, container, opts)
+        raise engine_error_125(exc) from exc
+    code = attachment.run(proxy_signals=kw["sig_proxy"])
+    return code if code is not None else 0
+
+
+def start(engine, kw: dict) -> int:
+    """``start``: start each container (printing its name), or one attached."""
+    service = engine.containers
+    containers, attach, interactive = kw["containers"], kw["attach"], kw["interactive"]
+    if (attach or interactive) and len(containers) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    if attach or interactive:
+        attachment = service.start(containers[0], attached=True, stdin=interactive)
+        if attachment is None:
+            return 0
+        code = attachment.run()
+        return code if code is not None else 0
+    return 1 if each(containers, lambda ref: service.start(ref)) else 0
+
+
+def remove(engine, kw: dict) -> int:
+    """``rm``: remove each container (``-f`` kills a running one first)."""
+    service = engine.containers
+    failed = each(kw["containers"], lambda ref: service.remove(ref, force=kw["force"], volumes=kw["volumes"]))
+    return 1 if failed else 0
+
+
+def cleanup(engine, kw: dict) -> int:
+    """(internal) conmon's exit command: record the exit, unmount, remove --rm containers."""
+    service = engine.containers
+    for cid in kw["containers"]:
+        try:
+            service.cleanup(cid)
+        except DockerbankError:
+            pass
+    return 0
+
+
+def exec_in(engine, kw: dict) -> int:
+    """``exec``: run a command in a running container; attached returns its exit code."""
+    variables: list[str] = []
+    for path in kw["env_file"]:
+        variables += parse_env_file(path)
+    variables += expand_env(kw["env"])
+    try:
+        attachment = engine.containers.exec(kw["container"], list(kw["command"]), interactive=kw["interactive"],
+                                            tty=kw["tty"], detach=kw["detach"], env=variables, user=kw["user"],
+                                            workdir=kw["workdir"], privileged=kw["privileged"])
+    except DockerbankError as exc:
+        if exc.exit_code not in (126, 127):
+            exc.exit_code = 126 if "permission denied" in exc.message else exc.exit_code
+        raise
+    if attachment is None:
+        return 0
+    code = attachment.run()
+    return code if code is not None else 0
+
+
+def ps(engine, kw: dict) -> int:
+    """``ps``: list containers (running ones unless ``-a``), as docker's table or ``--format``."""
+    from dockerbank.container.views import _command_text, _image_display, _ps_matches, _since, ps_ports, status_text
+
+    service = engine.containers
+    show_all, last, size, fmt, no_trunc = kw["show_all"], kw["last"], kw["size"], kw["fmt"], kw["no_trunc"]
+    wanted = parse_filters(kw["filters"], {"name", "label", "status", "ancestor", "id", "exited"})
+    containers = service.list()
+    if kw["latest"]:
+        last = 1
+    if last > 0:
+        containers = containers[:last]
+        show_all = True
+    if not show_all and "status" not in wanted and "exited" not in wanted:
+        containers = [c for c in containers if c.state.status in ("running", "paused", "restarting")]
+    image_ids = {}
+    if "ancestor" in wanted:
+        for ref in wanted["ancestor"]:
+            try:
+                image_ids[ref] = engine.images.resolve(ref).id
+            except DockerbankError:
+                pass
+    containers = [c for c in containers if _ps_matches(c, wanted, image_ids)]
+    if kw["quiet"]:
+        for c in containers:
+            echo(c.id if no_trunc else c.short_id)
+        return 0
+    now = time.time()
+    truncate = not no_trunc
+    rows = []
+    for c in containers:
+        row = {
+            "ID": c.id if no_trunc else c.short_id,
+            "Image": _image_display(c, truncate),
+            "Command": _command_text(c, truncate),
+            "CreatedAt": c.created,
+            "RunningFor": human_duration(_since(c.created, now)) + " ago",
+            "Ports": ps_ports(engine, c),
+            "State": c.state.status,
+            "Status": status_text(c, now),
+            "Names": c.name,
+            "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.config.labels.items())),
+            "Mounts": ",".join(m.get("source") or m.get("target", "") for m in c.config.mounts),
+            "Networks": c.config.network_mode,
+            "Size": "",
+        }
+        if size or (fmt and ".Size" in fmt):
+            from dockerbank.host.fs import tree_size
+
+            upper = tree_size(service.dir(c.id) / "upper")
+            try:
+                virtual = engine.images.get(c.config.image_id).size + upper
+            except DockerbankError:
+                virtual = upper
+            row["Size"] = f"{human_size(upper)} (virtual {human_size(virtual)})"
+        rows.append(row)
+
+    def table(items):
+        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+        if size:
+            headers.append("SIZE")
+            keys.append("Size")
+        print_table(headers, [[r[k] for k in keys] for r in items])
+
+    print_formatted(rows, fmt, table)
+    return 0
