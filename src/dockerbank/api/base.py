@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from dockerbank.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"

@@ -31,9 +31,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
 from dockerbank.errors import CorruptData, InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 FORMAT_VERSION = 1
 AVG_CHUNK = 1 << 20

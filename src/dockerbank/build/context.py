@@ -14,10 +14,13 @@ import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from dockerbank.build.dockerignore import ContextEntry, PatternMatcher, read_patterns, walk_context
 from dockerbank.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 

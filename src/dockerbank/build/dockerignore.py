@@ -13,7 +13,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from dockerbank.errors import InvalidArgument
 

@@ -12,7 +12,7 @@ import fnmatch
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
 
 from dockerbank.errors import InvalidArgument
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from dockerbank.build.expand import Lexer, meta_scope
 from dockerbank.build.parser import Dockerfile, DockerfileError, Instruction

@@ -15,7 +15,7 @@ import os
 import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from dockerbank.build.rootfs import MergedView
 from dockerbank.errors import DockerbankError, NotSupported, RuntimeFailure

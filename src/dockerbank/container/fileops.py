@@ -12,10 +12,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 from dockerbank.container import model
 from dockerbank.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 @contextmanager

@@ -22,13 +22,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 from dockerbank.container import model
 from dockerbank.container.model import Container, ContainerConfig, ContainerState
 from dockerbank.container.names import new_id, random_name, validate_name
 from dockerbank.container.store import ContainerStore
 from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound, RuntimeFailure
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def now_rfc3339() -> str:

@@ -7,7 +7,10 @@ Both are plain dataclasses stored as JSON in the ``containers`` table.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 CREATED = "created"
 RUNNING = "running"

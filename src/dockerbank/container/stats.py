@@ -25,12 +25,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from dockerbank.errors import NotFound
 from dockerbank.host.cgroups import Cgroup, parse_flat_keyed
 from dockerbank.host.system import parse_meminfo_total
 from dockerbank.units import bytes_size, human_size
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Linux's USER_HZ; ``/proc/stat`` is in these ticks on every architecture Docker supports.
 CLOCK_TICKS = 100

@@ -37,6 +37,17 @@ def status_text(container, now: float) -> str:
     return "Created"
 
 
+def ps_ports(engine, container) -> str:
+    """The PORTS column of ``ps`` for a running container ("" otherwise, as docker shows)."""
+    if (getattr(container.config, "network", None) or {}).get("kind") not in ("bridge", "user"):
+        return ""  # no network module imported for containers without one
+    if container.state.status not in ("running", "paused"):
+        return ""
+    from dockerbank.network.ports import format_ps_ports
+
+    return format_ps_ports(engine.networks.port_mappings(container.id))
+
+
 def _command_text(container, truncate: bool) -> str:
     command = " ".join([container.config.path, *container.config.args])
     if truncate and len(command) > 20:
@@ -45,7 +56,7 @@ def _command_text(container, truncate: bool) -> str:
 
 
 def _ps_matches(container, filters: dict[str, list[str]], image_ids: dict) -> bool:
-    from dockerbank.volume.store import match_label
+    from dockerbank.labels import match_label
 
     for key, values in filters.items():
         if key == "name" and not any(_search(v, container.name) for v in values):

@@ -11,10 +11,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dockerbank.host.cgroups import CgroupLayout, blkio_weight_available, detect_layout, swap_limit_available
 from dockerbank.units import bytes_size
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 #: statfs f_type magic -> Docker's name of the backing filesystem (moby fsutils).
 FS_MAGIC = {

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
 
 from dockerbank.errors import CorruptData, NotFound
 from dockerbank.oci import digest as dg
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 CHUNK = 1 << 20
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gzip
 import io
-from typing import BinaryIO
 
 from dockerbank.errors import CorruptData
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import BinaryIO
 
 from dockerbank.errors import Offline
 from dockerbank.image import compression
 from dockerbank.image.store import ImageRecord, ImageStore, now_rfc3339
 from dockerbank.oci import imageconfig
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 def import_rootfs(

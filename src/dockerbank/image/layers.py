@@ -7,14 +7,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
 
 from dockerbank.errors import CorruptData, NotFound
 from dockerbank.image import compression
 from dockerbank.oci import digest as dg
 from dockerbank.state.db import Database
 
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:  # the unpacker is imported when a layer is unpacked, not by every command
+    from typing import BinaryIO
+
     from dockerbank.image.unpack import IdMapping
 
 

@@ -17,7 +17,6 @@ import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from dockerbank.errors import CorruptData
 from dockerbank.image import compression
@@ -26,6 +25,10 @@ from dockerbank.image.store import ImageStore
 from dockerbank.image.tarindex import Member, TarIndex
 from dockerbank.oci import digest as dg
 from dockerbank.oci import reference as refs
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 COPY_CHUNK = 8 << 20
 _OUTER_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}

@@ -16,7 +16,7 @@ import tarfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from collections.abc import Iterable
 
 from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, NotSupported
 from dockerbank.image.unpack import (
@@ -26,6 +26,10 @@ from dockerbank.image.unpack import (
     WHITEOUT_PREFIX,
     split_in_root,
 )
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 COPY_BUFFER = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
 
 from dockerbank.config import Config
 from dockerbank.errors import AmbiguousReference, CorruptData, InvalidArgument, NotFound
@@ -22,6 +22,10 @@ from dockerbank.image.layers import LayerStore
 from dockerbank.oci import digest as dg
 from dockerbank.oci import reference as refs
 from dockerbank.state.db import Database
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 @dataclass

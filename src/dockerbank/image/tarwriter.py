@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import tarfile
-from typing import BinaryIO
 
 from dockerbank.errors import CorruptData
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 BLOCK = 512
 COPY_CHUNK = 8 << 20

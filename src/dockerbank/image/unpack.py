@@ -35,9 +35,12 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from dockerbank.errors import Conflict, CorruptData, DockerbankError, HostileArchive, InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 COPY_BUFFER = 1 << 20
 # tarfile's stream buffer: every 512-byte header read copies what is left of it, so a

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 BRIDGE_PREFIX = "dbk"          # host bridge names: dbk + 12 hex of the network id (<= 15 chars)
 DEFAULT_NETWORK = "bridge"     # Docker's name of the default network

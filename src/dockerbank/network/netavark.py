@@ -16,10 +16,13 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from dockerbank.errors import NotSupported, RuntimeFailure
 from dockerbank.network.model import Endpoint, Network, PortMapping
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 SEARCH_PATHS = ("/usr/lib/podman", "/usr/libexec/podman", "/usr/local/libexec/podman", "/usr/local/lib/podman")
 

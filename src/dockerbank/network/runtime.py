@@ -11,12 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dockerbank.errors import InvalidArgument
 from dockerbank.network.etcfiles import host_nameservers, hosts_file, parse_add_host, resolv_conf
 from dockerbank.network.model import DEFAULT_NETWORK
 from dockerbank.network.ports import PortRequest, parse_exposed, parse_publish
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclass(frozen=True)
@@ -246,17 +249,6 @@ def network_down(engine, container_id: str) -> None:
             engine.networks.detach(container_id)
     except (DockerbankError, OSError):
         pass
-
-
-def ps_ports(engine, container) -> str:
-    """The PORTS column of ``ps`` for a running container ("" otherwise, as docker shows)."""
-    from dockerbank.network.ports import format_ps_ports
-
-    if (getattr(container.config, "network", None) or {}).get("kind") not in ("bridge", "user"):
-        return ""
-    if container.state.status not in ("running", "paused"):
-        return ""
-    return format_ps_ports(engine.networks.port_mappings(container.id))
 
 
 def inspect_fields(engine, container) -> tuple[dict[str, Any], dict[str, Any]]:

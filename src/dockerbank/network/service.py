@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
 
 from dockerbank.config import Config
 from dockerbank.errors import (
@@ -43,6 +42,10 @@ from dockerbank.network.model import (
 )
 from dockerbank.network.ports import PortRequest, assign_ports
 from dockerbank.state.db import Database
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 PREDEFINED = ("bridge", "host", "none")

@@ -13,15 +13,16 @@ import json
 import os
 import select
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dockerbank.errors import RuntimeFailure
 
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:  # spawn's callers hold a runtime already; ps and reconcile need none of it
+    import socket
+
     from dockerbank.runtime.oci import OciRuntime
 
 STDIN, STDOUT, STDERR = 1, 2, 3
@@ -225,6 +226,8 @@ def wait_exit(work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float
 
 def connect_attach(work: Path) -> socket.socket:
     """Connect to conmon's attach socket; paths longer than sun_path go through /proc/self/fd."""
+    import socket  # here, not at the top: ps and reconcile import this module and need no socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     dirfd = os.open(str(work), os.O_PATH)
     try:
@@ -258,6 +261,8 @@ def pump(sock: socket.socket, *, stdin_fd: int | None, stdout_fd: int, stderr_fd
     Returns False when the user detached with the detach keys (ctrl-p ctrl-q), True at the end
     of the container's output.
     """
+    import socket
+
     inputs = [sock]
     if stdin_fd is not None:
         inputs.append(stdin_fd)

@@ -9,10 +9,13 @@ unit tests cover every option without touching the host. Defaults follow Docker 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from dockerbank.errors import InvalidArgument
 from dockerbank.runtime import seccomp_default as sd
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CAPS = (
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",

@@ -10,7 +10,7 @@ import fcntl
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from dockerbank.errors import DockerbankError
 

@@ -29,6 +29,7 @@ from dockerbank.config import Config
 from dockerbank.container import mounts as mnt
 from dockerbank.errors import Conflict, InvalidArgument, NotFound, NotSupported
 from dockerbank.host.fs import tree_size
+from dockerbank.labels import match_label
 from dockerbank.state.db import Database
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # docker 23+ marks anonymous volumes so
@@ -509,14 +510,6 @@ def _search(pattern: str, text: str) -> bool:
         return re.search(pattern, text) is not None
     except re.error:
         return pattern in text
-
-
-def match_label(labels: Mapping[str, str], expression: str) -> bool:
-    """``key`` matches when the label exists, ``key=value`` when it has that value."""
-    key, sep, value = expression.partition("=")
-    if key not in labels:
-        return False
-    return not sep or labels[key] == value
 
 
 def check_local_options(name: str, options: Mapping[str, str]) -> None:

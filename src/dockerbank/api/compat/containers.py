@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import time
-from typing import Any
 
 from aiohttp import web
 
@@ -18,6 +17,10 @@ from dockerbank.api.compat import hijack
 from dockerbank.api.compat.streams import body_file, fd_response
 from dockerbank.api.errors import NotModified
 from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 ACTIVE = ("running", "paused")
 
@@ -326,7 +329,7 @@ async def rename(request: web.Request) -> web.Response:
 
 async def prune(request: web.Request) -> web.Response:
     from dockerbank.host.fs import tree_size
-    from dockerbank.volume.store import match_label
+    from dockerbank.labels import match_label
 
     filters = qfilters(request)
 

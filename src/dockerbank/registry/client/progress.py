@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import TextIO
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 
 class Progress:

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from dockerbank.errors import CorruptData, InvalidArgument, NotFound, NotSupported, Offline
 from dockerbank.image.store import ImageRecord, ImageStore
@@ -23,6 +22,10 @@ from dockerbank.oci.imageconfig import host_arch
 from dockerbank.registry import mediatypes as mt
 from dockerbank.registry.client.progress import CountingReader, Progress
 from dockerbank.registry.client.transport import Response, Transport
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 MAX_MANIFEST = 4 << 20
 PARALLEL_DOWNLOADS = 3  # docker's max-concurrent-downloads default

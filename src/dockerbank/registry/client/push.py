@@ -14,7 +14,6 @@ import zlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from dockerbank.errors import NotFound
 from dockerbank.image import compression
@@ -26,6 +25,10 @@ from dockerbank.registry import policy
 from dockerbank.registry.client.progress import CountingReader, Progress
 from dockerbank.registry.client.transport import Transport
 from dockerbank.registry.registries import RegistriesConfig
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 PARALLEL_UPLOADS = 5  # docker's max-concurrent-uploads default
 GZIP_TYPES = (compression.MEDIA_TAR_GZIP, compression.DOCKER_LAYER_GZIP)

@@ -14,11 +14,14 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterable
-from typing import BinaryIO
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from dockerbank.errors import DockerbankError, NotFound, Offline
 from dockerbank.registry.client.auth import basic_header, parse_www_authenticate
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 USER_AGENT = "dockerbank/0.1"
 _TIMEOUT = 120

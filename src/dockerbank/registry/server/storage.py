@@ -25,10 +25,13 @@ import time
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from dockerbank.errors import CorruptData
 from dockerbank.registry import mediatypes as mt
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 NAME_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
