@@ -43,7 +43,7 @@ def dispatch(args: list[str]) -> int | None:
     from dockerbank.config import Config
     from dockerbank.engine import Engine
 
-    engine = Engine(Config.from_env(options.get("--root"), options.get("--runroot")))
+    engine = Engine(Config.from_env(options.get("--root"), options.get("--runroot")), short_lived=True)
     try:
         return action(engine, kw)
     finally:

@@ -95,7 +95,7 @@ def cli(ctx: click.Context, root: str | None, runroot: str | None) -> None:
     from dockerbank.config import Config
     from dockerbank.engine import Engine
 
-    engine = Engine(Config.from_env(root, runroot))
+    engine = Engine(Config.from_env(root, runroot), short_lived=True)
     ctx.obj = engine
     ctx.call_on_close(engine.close)
 

@@ -637,11 +637,16 @@ class ContainerService:
         """Release the container's addresses, ports and netns (never raises).
 
         ``background``: hand the teardown (netavark: 150-250 ms) to a detached process, so a
-        foreground ``run`` returns the exit code without waiting for it.
+        foreground ``run`` returns the exit code without waiting for it: a CLI call forks it
+        when its engine closes, the API service starts a new interpreter.
         """
         if not self._networked(container):
             return
-        if background:
+        if background and self.engine.short_lived:
+            root, run_root = str(self.config.root), str(self.config.run_root)
+            self.engine.after_close(lambda: network_down_detached(root, run_root, container.id))
+            return
+        if background:  # the API service: a new process (forking a threaded server is unsafe)
             import subprocess
 
             code = ("import sys; from dockerbank.container.lifecycle import network_down_detached; "
@@ -991,41 +996,29 @@ class ContainerService:
 
         The unmount alone waits for the kernel (an RCU grace period: 20-250 ms on this host)
         and ``crun delete`` is one more process; a foreground ``run --rm`` returns its exit code
-        without waiting for either, as it does for the network teardown. Forked (no interpreter
-        start) after the lock is released; ``system check`` repairs what a killed child leaves.
+        without waiting for either, as it does for the network teardown. Forked after the lock
+        is released; ``system check`` repairs what a killed child leaves.
         """
+        import subprocess
+
+        from dockerbank.host.detach import run_detached
         from dockerbank.host.mounts import unmount
 
         argv, preexec = self.runtime.argv("delete", "--force", cid), self.runtime.preexec
-        try:
-            pid = os.fork()
-        except OSError:
-            pid = -1
-        if pid > 0:
-            os.waitpid(pid, 0)  # the first child exits at once; the grandchild is nobody's zombie
-            return
-        if pid == 0:
-            try:
-                if os.fork() != 0:
-                    os._exit(0)
-                os.setsid()
-                devnull = os.open(os.devnull, os.O_RDWR)
-                for fd in (0, 1, 2):
-                    os.dup2(devnull, fd)  # whoever reads the CLI's output must not wait for this child
-                os.closerange(3, 1 << 16)
-            except BaseException:  # noqa: BLE001  (a forked child never returns into the CLI)
-                os._exit(1)
-        import subprocess
 
-        try:
+        def teardown() -> None:
             subprocess.run(argv, preexec_fn=preexec, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=False)
             unmount(trash / "merged", lazy=True)
             shutil.rmtree(trash, ignore_errors=True)  # only once nothing is mounted below it
-        except BaseException:  # noqa: BLE001, S110  (system check repairs what is left)
-            pass
-        if pid == 0:
-            os._exit(0)
+
+        if self.engine.short_lived:
+            self.engine.after_close(teardown)
+        elif not run_detached(teardown):
+            try:
+                teardown()
+            except DockerbankError:
+                pass  # system check repairs what is left
 
     def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)

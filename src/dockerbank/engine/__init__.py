@@ -6,6 +6,7 @@ pays only for what it touches.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 
 from dockerbank.config import Config
@@ -13,10 +14,24 @@ from dockerbank.state.db import Database
 
 
 class Engine:
-    """Services of one Dockerbank root, created lazily from a Config."""
+    """Services of one Dockerbank root, created lazily from a Config.
 
-    def __init__(self, config: Config):
+    ``short_lived``: a CLI call, which closes the engine before it exits; work handed to
+    :meth:`after_close` then runs in a detached child once the database is closed (a forked
+    child must not open SQLite while its parent's connection to the same file is open).
+    Long-lived engines (the API service) get ``False`` and must not defer work.
+    """
+
+    def __init__(self, config: Config, *, short_lived: bool = False):
         self.config = config
+        self.short_lived = short_lived
+        self._after_close: list[Callable[[], None]] = []
+
+    def after_close(self, work: Callable[[], None]) -> None:
+        """Run ``work`` in a detached child when this (short-lived) engine closes."""
+        if not self.short_lived:
+            raise RuntimeError("only a short-lived engine defers work to its close")
+        self._after_close.append(work)
 
     @cached_property
     def db(self) -> Database:
@@ -53,5 +68,13 @@ class Engine:
         return ContainerService(self)
 
     def close(self) -> None:
+        """Close the database, then start the deferred work (inline where forking is unsafe)."""
         if "db" in self.__dict__:
             self.db.close()
+        work, self._after_close = self._after_close, []
+        if work:
+            from dockerbank.host.detach import run_detached
+
+            for item in work:
+                if not run_detached(item):
+                    item()
