@@ -61,3 +61,17 @@ def test_check_repairs_a_container_whose_monitor_was_killed(cli, root, busybox_t
     again = cli("system", "check", "--dry-run", check=False).stdout.decode()
     assert "container:" not in again
     cli("rm", "victim")
+
+
+def test_output_to_a_full_disk_is_one_line_and_exit_1(root):
+    """Both roads (the fast path's ps and click's images) word a failed write, never a traceback."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    for args in (["ps", "-a"], ["images"]):
+        with open("/dev/full", "wb") as full:
+            result = subprocess.run([sys.executable, "-m", "dockerbank", *args], stdout=full,
+                                    stderr=subprocess.PIPE, env=env, timeout=60)
+        assert result.returncode == 1, args
+        assert result.stderr == b"Error: No space left on device\n", args

@@ -20,10 +20,11 @@ def entry(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         code = dispatch(args)
-        if code is None:
-            from dockerbank.cli.group import run_click
+        if code is not None:
+            _exit_at_once(code)
+        from dockerbank.cli.group import run_click
 
-            code = run_click(args)
+        code = run_click(args)
     except DockerbankError as exc:
         echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
@@ -31,4 +32,31 @@ def entry(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # what the engine does not word itself, e.g. output to a full disk
+        _last_words(f"Error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        sys.exit(1)
     sys.exit(code)
+
+
+def _last_words(message: str) -> None:
+    try:
+        echo(message, err=True)
+    except OSError:
+        pass
+
+
+def _exit_at_once(code: int) -> None:
+    """End a fast-path command without the interpreter's finalization (~15 ms of tearing down
+    modules here). Its engine is closed and its files are written by then; only the standard
+    streams need a flush. Where a thread still runs (none should), exit the normal way."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        sys.exit(code)
+    os._exit(code)
