@@ -187,6 +187,31 @@ def test_networks_ports_and_events(docker):
     assert only_starts and set(only_starts) == {"start"}
 
 
+def test_events_of_what_the_cli_and_conmon_did(docker):
+    """Events come from the engine, not the API handlers: a container run, stopped and removed by
+    Dockerbank's CLI, and a detached one whose exit only conmon saw, show in ``docker events``."""
+    since = str(int(time.time()) - 1)
+    cli = docker.server.dockerbank
+    assert cli("run", "-d", "--name", "brief", "busybox", "sh", "-c", "exit 3").returncode == 0
+    assert cli("run", "-d", "--name", "long", "-l", "team=lab", "busybox", "sleep", "60").returncode == 0
+    assert cli("stop", "-t", "1", "long").returncode == 0
+    deadline = time.time() + 30
+    while "exited" not in out(docker("inspect", "-f", "{{.State.Status}}", "brief")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert cli("rm", "brief", "long").returncode == 0
+    until = str(int(time.time()) + 1)
+    events = out(docker("events", "--since", since, "--until", until, "--format",
+                        "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")).splitlines()
+    brief = [e for e in events if " brief" in e]
+    assert [e.split()[0] for e in brief] == ["create", "start", "die", "destroy"]
+    assert "die brief 3" in events
+    long = [e.split()[0] for e in events if " long" in e]
+    assert long[:2] == ["create", "start"] and long[-2:] == ["stop", "destroy"] and "die" in long
+    labelled = out(docker("events", "--since", since, "--until", until, "--filter", "label=team=lab",
+                          "--format", "{{.Actor.Attributes.name}}")).split()
+    assert labelled and set(labelled) == {"long"}
+
+
 def test_push_and_pull_with_dockerbanks_registry(docker, tmp_path):
     from dockerbank.registry.server.app import start_in_thread
     from dockerbank.registry.server.storage import RegistryStorage

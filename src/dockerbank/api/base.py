@@ -145,9 +145,3 @@ def emit(config, kind: str, action: str, actor: str, attributes: dict[str, str] 
     from dockerbank.engine.events import EventLog
 
     EventLog.of(config).record(kind, action, actor, attributes)
-
-
-def container_event(config, container, action: str, **extra: str) -> None:
-    attrs = {**{k: str(v) for k, v in (container.config.labels or {}).items()}, "image": container.config.image,
-             "name": container.name, **extra}
-    emit(config, "container", action, container.id, attrs)

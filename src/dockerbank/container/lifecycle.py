@@ -139,6 +139,13 @@ class ContainerService:
     def dir(self, cid: str) -> Path:
         return self.config.containers_dir / cid
 
+    def _event(self, container: Container, action: str, **extra: str) -> None:
+        """Record a container event (``docker events``) whoever acts: the CLI, conmon's exit
+        command or the API service."""
+        from dockerbank.engine.events import EventLog, container_attributes
+
+        EventLog.of(self.config).record("container", action, container.id, container_attributes(container, **extra))
+
     def log_path(self, cid: str) -> Path:
         return self.dir(cid) / "ctr.log"
 
@@ -371,6 +378,7 @@ class ContainerService:
                 pass  # the volumes of a container that was never recorded: system check finds them
             shutil.rmtree(base, ignore_errors=True)
             raise
+        self._event(container, "create")
         return container
 
     def _volumes_for(self, cid: str, specs: list) -> list:
@@ -608,6 +616,7 @@ class ContainerService:
                 state.attached = attached
 
             self.store.update_state(cid, running)
+        self._event(container, "start")
         if attached:
             return Attachment(self, cid, base, sock, started.conmon_pid, start_time, cfg.tty, want_stdin)
         return None
@@ -738,6 +747,9 @@ class ContainerService:
                         s.error = "container monitor (conmon) disappeared without an exit code"
 
                 state = self.store.update_state(cid, exited)
+                if oom:
+                    self._event(container, "oom")
+                self._event(container, "die", exitCode=str(state.exit_code))
             elif state.mounted:
                 self._unmount_rootfs(cid)
                 state = self.store.update_state(cid, lambda s: setattr(s, "mounted", False))
@@ -801,6 +813,7 @@ class ContainerService:
             self.runtime.resume(container.id)
         else:
             self._signal(container, number)
+        self._event(container, "kill", signal=str(number))
         return container
 
     def stop(self, ref: str, timeout: int | None = None) -> Container:
@@ -826,6 +839,7 @@ class ContainerService:
             self._signal(container, signals.SIGKILL)
             conmon.wait_exit(base, state.conmon_pid, state.conmon_start, timeout=10)
         self.cleanup(container.id)
+        self._event(container, "stop")
         try:
             return self.store.get(container.id)
         except NotFound:
@@ -834,6 +848,7 @@ class ContainerService:
     def restart(self, ref: str, timeout: int | None = None) -> None:
         container = self.stop(ref, timeout)
         self.start(container.id)  # like docker, a manual restart does not count in RestartCount
+        self._event(container, "restart")
 
     def pause(self, ref: str) -> None:
         container = self.get(ref)
@@ -844,6 +859,7 @@ class ContainerService:
         with self.lock(container.id):
             self.runtime.pause(container.id)
             self.store.update_state(container.id, lambda s: setattr(s, "status", model.PAUSED))
+        self._event(container, "pause")
 
     def unpause(self, ref: str) -> None:
         container = self.get(ref)
@@ -852,6 +868,7 @@ class ContainerService:
         with self.lock(container.id):
             self.runtime.resume(container.id)
             self.store.update_state(container.id, lambda s: setattr(s, "status", model.RUNNING))
+        self._event(container, "unpause")
 
     # --- exec -------------------------------------------------------------------------------
 
@@ -951,6 +968,7 @@ class ContainerService:
                     self._signal(container, signals.SIGKILL)
                     self.runtime.resume(cid)
                 self._signal(container, signals.SIGKILL)
+                self._event(container, "kill", signal=str(int(signals.SIGKILL)))
             except DockerbankError:
                 pass
             conmon.wait_exit(self.dir(cid), container.state.conmon_pid, container.state.conmon_start, timeout=10)
@@ -963,6 +981,9 @@ class ContainerService:
             if teardown_later:
                 pass  # the network went down at the clean-up; the rest after the rename below
             elif current.state.status not in (model.EXITED, model.CREATED) or current.state.mounted:
+                if current.state.status not in (model.EXITED, model.CREATED):  # its exit recorded by nobody yet
+                    code = conmon.read_exit(self.dir(cid))
+                    self._event(current, "die", exitCode=str(code if code is not None else 137))
                 try:
                     self.runtime.delete(cid, force=True)
                 except DockerbankError:
@@ -977,6 +998,7 @@ class ContainerService:
             except DockerbankError:
                 pass
             self.store.delete(cid)
+            self._event(current, "destroy")
             base = self.dir(cid)
             if base.exists():
                 trash = base.with_name(f".rm-{cid}")
@@ -1026,6 +1048,7 @@ class ContainerService:
         if name == container.name:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         self.store.rename(container.id, name)
+        self._event(container, "rename", oldName="/" + container.name)
 
 
 def _host_caps() -> tuple[str, ...] | None:

@@ -37,6 +37,12 @@ def event(kind: str, action: str, actor: str, attributes: dict[str, str] | None 
     return data
 
 
+def container_attributes(container, **extra: str) -> dict[str, str]:
+    """A container event's attributes as dockerd gives them: labels, image, name, extras (pure)."""
+    return {**{k: str(v) for k, v in (container.config.labels or {}).items()}, "image": container.config.image,
+            "name": container.name, **extra}
+
+
 def matches(item: dict[str, Any], filters: dict[str, list[str]]) -> bool:
     """Docker's event filters: type, event/action, container, image, volume, network, label (pure)."""
     attrs = item.get("Actor", {}).get("Attributes", {}) or {}

@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from dockerbank.api.base import container_event, engine_call, qbool, qfilters, qint, read_json, reply
+from dockerbank.api.base import engine_call, qbool, qfilters, qint, read_json, reply
 from dockerbank.api.compat import hijack
 from dockerbank.api.compat.streams import body_file, fd_response
 from dockerbank.api.errors import NotModified
@@ -132,7 +132,6 @@ async def create(request: web.Request) -> web.Response:
     body = await read_json(request)
     opts = create_options(body, request.query.get("name"))
     container = await engine_call(request, lambda e: e.containers.create(opts))
-    container_event(request.app["config"], container, "create")
     return reply({"Id": container.id, "Warnings": []}, status=201)
 
 
@@ -232,7 +231,6 @@ async def start(request: web.Request) -> web.Response:
             attachment = engine.containers.start(container.id, attached=True)
         else:
             engine.containers.start(container.id)
-        container_event(engine.config, container, "start")
         return waiting, attachment
 
     waiting, attachment = await engine_call(request, run)
@@ -250,9 +248,7 @@ async def stop(request: web.Request) -> web.Response:
         container = _get(engine, ref)
         if container.state.status not in ACTIVE:
             raise NotModified("container already stopped")
-        stopped = engine.containers.stop(container.id, timeout)
-        container_event(engine.config, container, "die", exitCode=str(stopped.state.exit_code))
-        container_event(engine.config, container, "stop")
+        engine.containers.stop(container.id, timeout)
 
     await engine_call(request, run)
     return web.Response(status=204)
@@ -266,7 +262,6 @@ async def kill(request: web.Request) -> web.Response:
         if container.state.status not in ACTIVE:
             raise Conflict(f"Container {container.id} is not running")
         engine.containers.kill(container.id, sig)
-        container_event(engine.config, container, "kill", signal=str(sig))
 
     await engine_call(request, run)
     return web.Response(status=204)
@@ -277,7 +272,6 @@ async def restart(request: web.Request) -> web.Response:
     def run(engine):
         container = _get(engine, ref)
         engine.containers.restart(container.id, timeout)
-        container_event(engine.config, container, "restart")
 
     await engine_call(request, run)
     return web.Response(status=204)
@@ -292,7 +286,6 @@ def _plain_action(method: str):
         def run(engine):
             container = _get(engine, ref)
             getattr(engine.containers, method)(container.id)
-            container_event(engine.config, container, method)
 
         await engine_call(request, run)
         return web.Response(status=204)
@@ -310,7 +303,6 @@ async def remove(request: web.Request) -> web.Response:
     def run(engine):
         container = _get(engine, ref)
         engine.containers.remove(container.id, force=force, volumes=volumes)
-        container_event(engine.config, container, "destroy")
 
     await engine_call(request, run)
     return web.Response(status=204)
@@ -321,7 +313,6 @@ async def rename(request: web.Request) -> web.Response:
     def run(engine):
         container = _get(engine, ref)
         engine.containers.rename(container.id, name)
-        container_event(engine.config, container, "rename", oldName="/" + container.name)
 
     await engine_call(request, run)
     return web.Response(status=204)
@@ -438,7 +429,6 @@ async def attach(request: web.Request) -> web.StreamResponse:
                 code = conmon.wait_exit(attachment.work, attachment.conmon_pid, attachment.conmon_start)
                 if code is not None:
                     request.app["exits"][cid] = code
-                container_event(engine.config, container, "die", exitCode=str(code if code is not None else 255))
                 engine.containers.cleanup(cid)
 
             await engine_call(request, finish)
