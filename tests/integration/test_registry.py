@@ -426,6 +426,10 @@ def test_spec_manifests_tags_catalog_referrers(server):
     assert call(server, "DELETE", f"/v2/r/manifests/{sha(manifest)}")[0] == 202
     status, _, data = call(server, "GET", "/v2/r/manifests/a")
     assert status == 404 and error_code(data) == "MANIFEST_UNKNOWN"
+    # a name no tag can have is simply not there (the OCI conformance suite's 'nonexistent manifest')
+    status, _, data = call(server, "GET", "/v2/r/manifests/.INVALID_MANIFEST_NAME")
+    assert status == 404 and error_code(data) == "MANIFEST_UNKNOWN"
+    assert call(server, "HEAD", "/v2/r/manifests/.INVALID_MANIFEST_NAME")[0] == 404
 
 
 def test_read_only_server_serves_but_refuses_writes(engine, other_engine, busybox, tmp_path):

@@ -340,8 +340,8 @@ class RegistryStorage:
             if not (repo / "_manifests" / reference.split(":", 1)[1]).exists():
                 raise RegistryError("MANIFEST_UNKNOWN", 404, "manifest unknown", {"digest": reference})
             return reference
-        if not TAG_RE.match(reference):
-            raise RegistryError("MANIFEST_INVALID", 400, "invalid tag", {"tag": reference})
+        if not TAG_RE.match(reference):  # no such tag can exist: 404, as the conformance suite expects
+            raise RegistryError("MANIFEST_UNKNOWN", 404, "manifest unknown", {"tag": reference})
         try:
             return (repo / "_tags" / reference).read_text().strip()
         except FileNotFoundError as exc:
