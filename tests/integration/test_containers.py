@@ -3,11 +3,13 @@ exit codes, volumes, stop with a trap, logs -f, pause, inspect."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 
 def out(result) -> str:
@@ -197,3 +199,21 @@ def test_cgroup_limits_applied_and_privileged_starts(ctr):
     assert text.split()[:2] == ["5", str(64 << 20)] and "50000" in text
     assert "CapEff" in out(ctr("run", "--rm", "--network", "none", "--privileged", "busybox", "grep", "CapEff",
                                "/proc/self/status"))
+
+
+def test_seccomp_filter_enforced_and_compiled_once_per_profile(ctr, root):
+    """Docker's default profile refuses unshare(CLONE_NEWUSER); the first start has crun compile
+    it, later ones load the cached program (run.oci.seccomp_bpf_data) and refuse it just the same."""
+    probe = "grep Seccomp: /proc/self/status; unshare -U true 2>/dev/null; echo unshare=$?"
+    first = ctr("run", "--name", "first", "--network", "none", "busybox", "sh", "-c", probe).stdout.decode()
+    assert "Seccomp:\t2" in first and "unshare=1" in first
+    cached = list((Path(str(root) + "-run") / "seccomp").iterdir())
+    assert len(cached) == 1
+    second = ctr("run", "--name", "second", "--network", "none", "busybox", "sh", "-c", probe).stdout.decode()
+    assert "Seccomp:\t2" in second and "unshare=1" in second
+    cid = ctr("inspect", "-f", "{{.Id}}", "second").stdout.decode().strip()
+    spec = json.loads((root / "containers" / cid / "config.json").read_text())
+    assert base64.b64decode(spec["annotations"]["run.oci.seccomp_bpf_data"]) == cached[0].read_bytes()
+    off = ctr("run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
+              probe).stdout.decode()
+    assert "Seccomp:\t0" in off and "unshare=0" in off

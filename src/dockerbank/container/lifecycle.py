@@ -530,6 +530,12 @@ class ContainerService:
         )
         return specs.build_spec(cfg.to_dict(), inputs)
 
+    @cached_property
+    def _seccomp_cache(self):
+        from dockerbank.runtime.seccomp_cache import SeccompCache
+
+        return SeccompCache(self.config.run_root / "seccomp", self.runtime.choice.path)
+
     def _exit_command(self) -> list[str]:
         return [sys.executable, "-m", "dockerbank", "--root", str(self.config.root), "--runroot",
                 str(self.config.run_root), "container", "cleanup"]
@@ -571,6 +577,7 @@ class ContainerService:
                     from dockerbank.network.runtime import join_network
 
                     join_network(spec, net)
+                seccomp_key = self._seccomp_cache.annotate(spec) if self.runtime.name == "crun" else None
                 tmp = base / "config.json.tmp"
                 tmp.write_text(json.dumps(spec))
                 os.replace(tmp, base / "config.json")
@@ -583,6 +590,8 @@ class ContainerService:
                     if not self._fall_back_to_runc(exc):
                         raise
                     started = conmon.spawn(self.runtime, cid, base, **spawn_args)
+                if seccomp_key is not None:  # crun compiled the profile: later starts load its program
+                    self._seccomp_cache.remember(seccomp_key, self.runtime.state_root / cid)
             except DockerbankError as exc:
                 self._failed_start(cid, exc)
                 raise
