@@ -2,7 +2,7 @@
 
 import base64
 
-from dockerbank.runtime.seccomp_cache import ANNOTATION, SeccompCache, cache_key
+from dockerbank.runtime.seccomp_cache import ANNOTATION, SeccompCache, cache_key, file_name
 
 PROFILE = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
 
@@ -35,4 +35,16 @@ def test_the_key_follows_profile_and_runtime_and_nothing_odd_is_kept(tmp_path):
     key = cache.annotate({"linux": {"seccomp": PROFILE}})
     cache.remember(key, state)
     cache.remember(key, tmp_path / "missing")  # a runtime that left no program (runc): no error
-    assert not (tmp_path / "cache" / key).exists()
+    assert not (tmp_path / "cache" / file_name(key)).exists()
+
+
+def test_a_file_name_shared_by_another_key_is_a_miss(tmp_path):
+    cache = SeccompCache(tmp_path / "cache", "/bin/true")
+    key = cache.annotate({"linux": {"seccomp": PROFILE}})
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "seccomp.bpf").write_bytes(bytes(8))
+    cache.remember(key, state)
+    (tmp_path / "cache" / f"{file_name(key)}.key").write_text("another profile")  # as if checksums collided
+    spec = {"linux": {"seccomp": PROFILE}}
+    assert cache.annotate(spec) == key and ANNOTATION not in spec.get("annotations", {})

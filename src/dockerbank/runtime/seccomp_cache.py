@@ -7,17 +7,19 @@ base64) it loads that as is and ignores the JSON. So the first container of a pr
 by crun as usual, its program is copied here, and later containers of the same profile carry it.
 
 The key covers everything the program depends on: the profile, crun and libseccomp (their files'
-size and mtime: an upgrade changes them) and the kernel release. The cache lives in the run root,
-which a reboot empties. runc ignores the annotation and compiles the JSON itself.
+size and mtime: an upgrade changes them) and the kernel release. It is stored in full next to the
+program (``<name>.key``) and compared on every lookup, so the file name can be a cheap checksum
+(zlib; hashlib and base64 would add ~10 ms of imports to every start). The cache lives in the run
+root, which a reboot empties. runc ignores the annotation and compiles the JSON itself.
 """
 
 from __future__ import annotations
 
-import base64
+import binascii
 import glob
-import hashlib
 import json
 import os
+import zlib
 from pathlib import Path
 
 ANNOTATION = "run.oci.seccomp_bpf_data"
@@ -26,9 +28,14 @@ LIBSECCOMP_GLOBS = ("/lib/*-linux-gnu/libseccomp.so.2*", "/usr/lib/*-linux-gnu/l
 
 
 def cache_key(profile: dict, identity: str) -> str:
-    """The file name of a profile's program for one crun/libseccomp/kernel ``identity`` (pure)."""
-    text = json.dumps(profile, sort_keys=True, separators=(",", ":")) + "\n" + identity
-    return hashlib.sha256(text.encode()).hexdigest()
+    """What a profile's program depends on: the profile and crun/libseccomp/kernel ``identity`` (pure)."""
+    return json.dumps(profile, sort_keys=True, separators=(",", ":")) + "\n" + identity
+
+
+def file_name(key: str) -> str:
+    """The cache file of a key: a checksum, not a proof (the key is compared in full) (pure)."""
+    data = key.encode()
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def runtime_identity(runtime_path: str) -> str:
@@ -57,24 +64,29 @@ class SeccompCache:
         if not profile:
             return None
         key = cache_key(profile, runtime_identity(self.runtime_path))
+        name = file_name(key)
         try:
-            program = (self.directory / key).read_bytes()
+            if (self.directory / f"{name}.key").read_text() != key:
+                return key
+            program = (self.directory / name).read_bytes()
         except OSError:
             return key
-        spec.setdefault("annotations", {})[ANNOTATION] = base64.b64encode(program).decode()
+        spec.setdefault("annotations", {})[ANNOTATION] = binascii.b2a_base64(program, newline=False).decode()
         return None
 
     def remember(self, key: str, state_dir: Path) -> None:
         """Keep the program crun compiled for a container (``<state_root>/<id>``); best effort."""
-        target = self.directory / key
+        name = file_name(key)
         try:
             program = (state_dir / "seccomp.bpf").read_bytes()
             if not program or len(program) % 8:  # whole sock_filter instructions, or nothing is kept
                 return
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = target.with_name(f".{key}.{os.getpid()}")
-            tmp.write_bytes(program)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, target)
+            # the program first, its key last: a key file always names a complete program
+            for target, data in ((self.directory / name, program), (self.directory / f"{name}.key", key.encode())):
+                tmp = target.with_name(f".{target.name}.{os.getpid()}")
+                tmp.write_bytes(data)
+                os.chmod(tmp, 0o600)
+                os.replace(tmp, target)
         except OSError:
             pass
