@@ -9,8 +9,9 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import Any
 
+from dockerbank.network import DEFAULT_NETWORK  # noqa: F401  (part of the model's vocabulary)
+
 BRIDGE_PREFIX = "dbk"          # host bridge names: dbk + 12 hex of the network id (<= 15 chars)
-DEFAULT_NETWORK = "bridge"     # Docker's name of the default network
 SPECIAL_MODES = ("none", "host")  # network modes that are not networks of the store
 
 

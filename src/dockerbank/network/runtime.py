@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockerbank.errors import InvalidArgument
+from dockerbank.network import DEFAULT_NETWORK
 from dockerbank.network.etcfiles import host_nameservers, hosts_file, parse_add_host, resolv_conf
-from dockerbank.network.model import DEFAULT_NETWORK
-from dockerbank.network.ports import PortRequest, parse_exposed, parse_publish
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # ports (and ipaddress) only where ports are parsed: not for --network none
     from typing import Any
+
+    from dockerbank.network.ports import PortRequest
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,11 @@ def parse_mode(values: Iterable[str] = (), *, ports: Iterable[str] = (), publish
         raise InvalidArgument("conflicting options: cannot attach both user-defined and non-user-defined network-modes")
     for spec in add_hosts:
         parse_add_host(spec)
-    for spec in ports:
-        parse_publish(spec)
+    if ports:
+        from dockerbank.network.ports import parse_publish
+
+        for spec in ports:
+            parse_publish(spec)
     value = values[0]
     if value.startswith("container:"):
         target = value.split(":", 1)[1]
@@ -89,6 +93,8 @@ class ContainerNetwork:
 
 def port_requests(ports: Iterable[str], publish_all: bool, exposed: Iterable[str]) -> list[PortRequest]:
     """``-p`` values plus, with ``-P``, every exposed port not already published."""
+    from dockerbank.network.ports import parse_exposed, parse_publish
+
     requests = [r for spec in ports for r in parse_publish(spec)]
     if publish_all:
         have = {(r.container_port, r.protocol) for r in requests}
