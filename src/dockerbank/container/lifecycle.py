@@ -1168,7 +1168,11 @@ class Attachment:
                 signals.signal(sig, handler)
         code = conmon.read_exit(self.work)
         if self.exec_session:
-            shutil.rmtree(self.work, ignore_errors=True)
+            work = self.work
+            if self.service.engine.short_lived:  # its removal (~7 ms) need not delay the exit code
+                self.service.engine.after_close(lambda: shutil.rmtree(work, ignore_errors=True))
+            else:
+                shutil.rmtree(work, ignore_errors=True)
             return code if code is not None else 255
         state = self.service.cleanup(self.cid, restart=False)
         if state is not None:
