@@ -38,6 +38,25 @@ def engine(config: Config):
     eng.close()
 
 
+@pytest.fixture
+def other_engine(tmp_path):
+    """A second, empty Dockerbank root (another host pulling what was pushed)."""
+    eng = Engine(Config(root=tmp_path / "root2", run_root=tmp_path / "run2"))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    """Dockerbank's registry server on 127.0.0.1 (a thread), with its own storage."""
+    from dockerbank.registry.server.app import start_in_thread
+    from dockerbank.registry.server.storage import RegistryStorage
+
+    running = start_in_thread(RegistryStorage(tmp_path / "registry"))
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="session")
 def busybox_tar(tmp_path_factory) -> Path:
     """A busybox-static rootfs tarball (deterministic: same bytes every run)."""

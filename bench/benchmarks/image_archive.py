@@ -101,7 +101,12 @@ def prepare(ctx: Context) -> State:
 
 
 def _remove(tool: str, env: dict) -> None:
-    subprocess.run([tool, "rmi", IMAGE], env=env, capture_output=True)
+    """Remove the image by ID, every tag of it: another tag (left by the registry bench, say)
+    would keep its layers and make the next load a cache hit."""
+    found = subprocess.run([tool, "image", "inspect", "--format", "{{.Id}}", IMAGE], env=env, capture_output=True,
+                           text=True)
+    ref = found.stdout.strip() if found.returncode == 0 and found.stdout.strip() else IMAGE
+    subprocess.run([tool, "rmi", "-f", ref], env=env, capture_output=True)
 
 
 def _rm(path: Path):

@@ -16,11 +16,7 @@ import uuid
 import pytest
 from conftest import require_binary
 
-from dockerbank.config import Config
-from dockerbank.engine import Engine
 from dockerbank.oci import digest as dg
-from dockerbank.registry.server.app import start_in_thread
-from dockerbank.registry.server.storage import RegistryStorage
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "..", "scripts")
 
@@ -38,20 +34,6 @@ def dockerd():
     require_binary("docker")
     if subprocess.run(["docker", "info"], capture_output=True, timeout=60, check=False).returncode != 0:
         run("bash", os.path.join(SCRIPTS, "start-services.sh"), timeout=120)
-
-
-@pytest.fixture
-def server(tmp_path):
-    running = start_in_thread(RegistryStorage(tmp_path / "registry"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def other_engine(tmp_path):
-    engine = Engine(Config(root=tmp_path / "root2", run_root=tmp_path / "run2"))
-    yield engine
-    engine.close()
 
 
 def test_skopeo_copy_both_ways(engine, other_engine, busybox, server, tmp_path):

@@ -16,7 +16,6 @@ from typing import ClassVar
 
 import pytest
 
-from dockerbank.config import Config
 from dockerbank.engine import Engine
 from dockerbank.errors import CorruptData, NotFound, Offline
 from dockerbank.image.importer import import_rootfs
@@ -47,21 +46,6 @@ def docker_config(tmp_path, monkeypatch):
     """Credentials go to the test's own docker config, never the user's."""
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     return tmp_path / "docker-config" / "config.json"
-
-
-@pytest.fixture
-def server(tmp_path):
-    running = start_in_thread(RegistryStorage(tmp_path / "registry"))
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def other_engine(tmp_path):
-    """A second, empty Dockerbank root (another host pulling what was pushed)."""
-    engine = Engine(Config(root=tmp_path / "root2", run_root=tmp_path / "run2"))
-    yield engine
-    engine.close()
 
 
 def image_ids(engine: Engine) -> list[str]:
