@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -91,3 +92,32 @@ def test_default_bridge_none_and_host(cli, busybox):
     assert bad.returncode == 125 and b"No such network: nope" in bad.stderr
     bad_ip = cli("run", "--rm", "--ip", "10.1.1.1", "busybox", "true", check=False)
     assert bad_ip.returncode == 125 and b"user defined networks only" in bad_ip.stderr
+
+
+def test_connect_and_disconnect_from_the_cli_running_or_not(cli, busybox):
+    """A container that does not run is connected at its next start (docker's behaviour); a
+    running one at once; both through the same engine call the API uses."""
+    cli("network", "create", "lab")
+    cli("create", "--name", "later", "--network", "none", "busybox", "sh", "-c", "ip -4 -o addr; sleep 30")
+    cli("network", "connect", "--alias", "db", "lab", "later")
+    assert cli("inspect", "-f", "{{.HostConfig.NetworkMode}}", "later").stdout.decode().strip() == "lab"
+    again = cli("network", "connect", "lab", "later", check=False)
+    assert again.returncode == 1 and b"already exists in network lab" in again.stderr
+    cli("start", "later")
+    deadline = time.time() + 10
+    while b"eth0" not in cli("logs", "later").stdout and time.time() < deadline:
+        time.sleep(0.1)
+    assert b"eth0" in cli("logs", "later").stdout
+    cli("network", "connect", "bridge", "later")  # running: a second interface now
+    links = cli("exec", "later", "ip", "-o", "link").stdout.decode()
+    assert "eth0" in links and "eth1" in links
+    cli("network", "disconnect", "bridge", "later")
+    assert "eth1" not in cli("exec", "later", "ip", "-o", "link").stdout.decode()
+    cli("rm", "-f", "later")
+    cli("create", "--name", "idle", "--network", "lab", "busybox", "true")
+    cli("network", "disconnect", "lab", "idle")
+    assert cli("inspect", "-f", "{{.HostConfig.NetworkMode}}", "idle").stdout.decode().strip() == "none"
+    missing = cli("network", "disconnect", "lab", "idle", check=False)
+    assert missing.returncode == 1 and b"is not connected to network lab" in missing.stderr
+    cli("rm", "idle")
+    cli("network", "rm", "lab")

@@ -7,36 +7,12 @@ import sys
 
 import click
 
-from dockerbank.cli.common import engine_of, parse_filters, render_template
-from dockerbank.errors import AmbiguousReference, DockerbankError, InvalidArgument, NotFound
-
-
-def _echo_table(headers: list[str], rows: list[list[str]]) -> None:
-    """docker's tabwriter (minwidth 10, padding 3)."""
-    widths = [max(10, len(h) + 3) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell) + 3)
-    for line in [headers] + rows:
-        click.echo(("".join(cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])) + line[-1]).rstrip())
+from dockerbank.cli.common import engine_of, parse_filters, print_table, render_template
+from dockerbank.errors import DockerbankError, InvalidArgument, NotFound
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
     return {k: v for k, _, v in (item.partition("=") for item in values)}
-
-
-def _container(engine, ref: str) -> tuple[str, str]:
-    """(id, name) of a container by name, id or unique id prefix, from the containers table."""
-    row = engine.db.query_one("SELECT id, name FROM containers WHERE id = ? OR name = ? OR name = ?",
-                              (ref, ref, ref.lstrip("/")))
-    if row is None and ref and all(c in "0123456789abcdef" for c in ref):
-        rows = engine.db.query("SELECT id, name FROM containers WHERE id LIKE ?", (ref + "%",))
-        if len(rows) > 1:
-            raise AmbiguousReference(f"multiple containers found with provided prefix: {ref}")
-        row = rows[0] if rows else None
-    if row is None:
-        raise NotFound(f"No such container: {ref}")
-    return row["id"], row["name"]
 
 
 def _row(engine, network, no_trunc: bool) -> dict:
@@ -102,7 +78,7 @@ def ls(ctx, filters, fmt, quiet, no_trunc) -> None:
         for row in rows:
             click.echo(render_template(fmt, row))
         return
-    _echo_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows])
+    print_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows])
 
 
 @network.command("inspect")
@@ -174,10 +150,10 @@ def prune(ctx, force, filters) -> None:
 @click.option("--ip", default=None, help="IPv4 address (e.g., 172.30.100.104).")
 @click.pass_context
 def connect(ctx, network_ref, container, aliases, ip) -> None:
-    """Connect a running container to a network."""
-    engine = engine_of(ctx)
-    container_id, name = _container(engine, container)
-    engine.networks.connect(network_ref, container_id, name, aliases, ip)
+    """Connect a container to a network (one that does not run: at its next start)."""
+    from dockerbank.network.runtime import connect_container
+
+    connect_container(engine_of(ctx), network_ref, container, aliases, ip)
 
 
 @network.command("disconnect")
@@ -187,9 +163,9 @@ def connect(ctx, network_ref, container, aliases, ip) -> None:
 @click.pass_context
 def disconnect(ctx, network_ref, container, force) -> None:
     """Disconnect a container from a network."""
-    engine = engine_of(ctx)
-    container_id, _ = _container(engine, container)
-    engine.networks.disconnect(network_ref, container_id, force)
+    from dockerbank.network.runtime import disconnect_container
+
+    disconnect_container(engine_of(ctx), network_ref, container, force)
 
 
 @click.command("port")
@@ -201,8 +177,9 @@ def port(ctx, container, private_port) -> None:
     from dockerbank.network.ports import format_port_line
 
     engine = engine_of(ctx)
-    container_id, name = _container(engine, container)
-    mappings = engine.networks.port_mappings(container_id)
+    found = engine.containers.get(container)
+    name = found.name
+    mappings = engine.networks.port_mappings(found.id)
     if private_port:
         number, _, proto = private_port.partition("/")
         proto = proto or "tcp"

@@ -75,16 +75,23 @@ class ContainerStore:
 
     def update_state(self, cid: str, change: Callable[[ContainerState], ContainerState | None]) -> ContainerState:
         """Read, change and write the state in one write transaction; ``change`` may mutate in place."""
+        return self._update(cid, "state", ContainerState, change)
+
+    def update_config(self, cid: str, change: Callable[[ContainerConfig], ContainerConfig | None]) -> ContainerConfig:
+        """The same for the config: only what may change while a container does not run (its networks)."""
+        return self._update(cid, "config", ContainerConfig, change)
+
+    def _update(self, cid: str, column: str, kind, change):
         with self.db.write() as conn:
-            row = conn.execute("SELECT state FROM containers WHERE id = ?", (cid,)).fetchone()
+            row = conn.execute(f"SELECT {column} FROM containers WHERE id = ?", (cid,)).fetchone()
             if row is None:
                 raise NotFound(f"No such container: {cid}")
-            state = ContainerState.from_dict(json.loads(row["state"]))
-            result = change(state)
+            value = kind.from_dict(json.loads(row[column]))
+            result = change(value)
             if result is not None:
-                state = result
-            conn.execute("UPDATE containers SET state = ? WHERE id = ?", (json.dumps(state.to_dict()), cid))
-        return state
+                value = result
+            conn.execute(f"UPDATE containers SET {column} = ? WHERE id = ?", (json.dumps(value.to_dict()), cid))
+        return value
 
     def rename(self, cid: str, new_name: str) -> None:
         try:

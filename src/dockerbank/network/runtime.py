@@ -193,6 +193,64 @@ def validate_create(engine, network_value: str, options: dict[str, Any]) -> dict
     return config_of(mode, options)
 
 
+def rewire(net: dict[str, Any], network_name: str, container_name: str, *, connect: bool,
+           aliases: Iterable[str] = (), ip: str | None = None) -> tuple[dict[str, Any], str]:
+    """The stored network of a container that does not run, after ``network connect/disconnect``:
+    (the new ``ContainerConfig.network``, the new ``network_mode``) (pure)."""
+    from dockerbank.errors import Conflict, NotFound
+
+    net = dict(net)
+    if net.get("kind") in ("host", "container"):
+        raise Conflict(f"container cannot be connected to network {network_name}: its network mode is {net['kind']}")
+    names = list(net.get("networks") or [])
+    if connect:
+        if network_name in names:
+            raise Conflict(f"endpoint with name {container_name} already exists in network {network_name}")
+        names.append(network_name)
+        net["aliases"] = list(dict.fromkeys([*(net.get("aliases") or []), *aliases]))
+        if ip:
+            net["ip"] = ip
+    else:
+        if network_name not in names:
+            raise NotFound(f"container {container_name} is not connected to network {network_name}")
+        names.remove(network_name)
+    if not names:
+        net.update(kind="none", networks=[])
+        return net, "none"
+    net.update(kind="bridge" if names == [DEFAULT_NETWORK] else "user", networks=names)
+    return net, "default" if names == [DEFAULT_NETWORK] else names[0]
+
+
+def connect_container(engine, network_ref: str, container_ref: str, aliases: Iterable[str] = (),
+                      ip: str | None = None) -> None:
+    """``network connect``: a running container gets its endpoint now; one that does not run has its
+    stored network changed and gets the endpoint at its next start (as dockerd does; docker-compose
+    1.29 disconnects and reconnects every created container before it starts it)."""
+    container = engine.containers.get(container_ref)
+    if container.state.status in ("running", "paused"):
+        engine.networks.connect(network_ref, container.id, container.name, list(aliases), ip)
+        return
+    network = engine.networks.get(network_ref)
+    _rewire_stored(engine, container, network.name, connect=True, aliases=aliases, ip=ip)
+
+
+def disconnect_container(engine, network_ref: str, container_ref: str, force: bool = False) -> None:
+    """``network disconnect``, for running containers and for ones that do not run."""
+    container = engine.containers.get(container_ref)
+    if container.state.status in ("running", "paused"):
+        engine.networks.disconnect(network_ref, container.id, force)
+        return
+    network = engine.networks.get(network_ref)
+    _rewire_stored(engine, container, network.name, connect=False)
+
+
+def _rewire_stored(engine, container, network_name: str, **change) -> None:
+    def rewired(config):
+        config.network, config.network_mode = rewire(config.network or {}, network_name, container.name, **change)
+
+    engine.containers.store.update_config(container.id, rewired)
+
+
 def network_up(engine, container, base: Path) -> ContainerNetwork | None:
     """At ``start``: set up the container's network; writes ``base/hosts`` and ``base/resolv.conf``.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockerbank.api.base import emit, engine_call, qfilters, read_json, reply
-from dockerbank.errors import InvalidArgument, NotFound
+from dockerbank.errors import InvalidArgument
 
 LIST_FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
 
@@ -61,58 +61,6 @@ async def prune(request: web.Request) -> web.Response:
     return reply({"NetworksDeleted": removed or None})
 
 
-def _container(engine, ref: str):
-    try:
-        found = engine.containers.get(ref)
-    except NotFound as exc:
-        raise NotFound(f"No such container: {ref}") from exc
-    return found.id, found.name, found.state.status in ("running", "paused")
-
-
-def configure_stopped(engine, cid: str, network_ref: str, *, connect: bool, aliases: list[str] | None = None,
-                      ip: str | None = None) -> None:
-    """connect/disconnect of a container that does not run: only its stored network config changes,
-    the endpoint appears at the next start (as dockerd does; docker-compose 1.29 disconnects and
-    reconnects every created container before it starts it).
-
-    TODO(lead): belongs in network/runtime.py next to validate_create; kept here until it moves.
-    """
-    import json
-
-    from dockerbank.errors import Conflict
-
-    network = engine.networks.get(network_ref)
-    with engine.db.write() as conn:
-        row = conn.execute("SELECT config FROM containers WHERE id = ?", (cid,)).fetchone()
-        if row is None:
-            raise NotFound(f"No such container: {cid}")
-        config = json.loads(row["config"])
-        net = config.get("network") or {}
-        if net.get("kind") in ("host", "container"):
-            raise Conflict(f"container cannot be connected to network {network.name}: its network mode is "
-                           f"{net.get('kind')}")
-        names = list(net.get("networks") or [])
-        if connect:
-            if network.name in names:
-                raise Conflict(f"endpoint with name {cid[:12]} already exists in network {network.name}")
-            names.append(network.name)
-            net["aliases"] = list(dict.fromkeys(list(net.get("aliases") or []) + list(aliases or [])))
-            if ip:
-                net["ip"] = ip
-        else:
-            if network.name not in names:
-                raise NotFound(f"container {cid[:12]} is not connected to network {network.name}")
-            names.remove(network.name)
-        if not names:
-            net.update(kind="none", networks=[])
-            config["network_mode"] = "none"
-        else:
-            net.update(kind="bridge" if names == ["bridge"] else "user", networks=names)
-            config["network_mode"] = "default" if names == ["bridge"] else names[0]
-        config["network"] = net
-        conn.execute("UPDATE containers SET config = ? WHERE id = ?", (json.dumps(config), cid))
-
-
 async def connect(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
     body = await read_json(request)
@@ -121,11 +69,9 @@ async def connect(request: web.Request) -> web.Response:
     ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None
 
     def run(engine):
-        cid, name, running = _container(engine, body.get("Container") or "")
-        if running:
-            engine.networks.connect(ref, cid, name, aliases, ip)
-        else:
-            configure_stopped(engine, cid, ref, connect=True, aliases=aliases, ip=ip)
+        from dockerbank.network.runtime import connect_container
+
+        connect_container(engine, ref, body.get("Container") or "", aliases, ip)
 
     await engine_call(request, run)
     return web.Response(status=200)
@@ -136,11 +82,9 @@ async def disconnect(request: web.Request) -> web.Response:
     body = await read_json(request)
 
     def run(engine):
-        cid, _, running = _container(engine, body.get("Container") or "")
-        if running:
-            engine.networks.disconnect(ref, cid, bool(body.get("Force")))
-        else:
-            configure_stopped(engine, cid, ref, connect=False)
+        from dockerbank.network.runtime import disconnect_container
+
+        disconnect_container(engine, ref, body.get("Container") or "", bool(body.get("Force")))
 
     await engine_call(request, run)
     return web.Response(status=200)
