@@ -210,6 +210,14 @@ def test_events_of_what_the_cli_and_conmon_did(docker):
     labelled = out(docker("events", "--since", since, "--until", until, "--filter", "label=team=lab",
                           "--format", "{{.Actor.Attributes.name}}")).split()
     assert labelled and set(labelled) == {"long"}
+    for args in (["volume", "create", "clidata"], ["volume", "rm", "clidata"], ["network", "create", "clinet"],
+                 ["network", "rm", "clinet"]):
+        assert cli(*args).returncode == 0
+    until = str(int(time.time()) + 1)
+    others = out(docker("events", "--since", since, "--until", until, "--filter", "type=volume", "--filter",
+                        "type=network", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}{{.Actor.Attributes.name}}"))
+    assert "volume create clidata" in others and "volume destroy clidata" in others
+    assert "network create" in others and "network destroy" in others and others.count("clinet") == 2
 
 
 def test_push_and_pull_with_dockerbanks_registry(docker, tmp_path):

@@ -141,7 +141,7 @@ class LineQueue:
 
 
 def emit(config, kind: str, action: str, actor: str, attributes: dict[str, str] | None = None) -> None:
-    """Append an event for ``GET /events`` (engine/events.py)."""
-    from dockerbank.engine.events import EventLog
+    """Append an event for ``GET /events`` (engine/events.py): what only the API does (image events)."""
+    from dockerbank.engine import events
 
-    EventLog.of(config).record(kind, action, actor, attributes)
+    events.emit(config, kind, action, actor, attributes)

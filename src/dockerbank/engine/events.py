@@ -37,6 +37,11 @@ def event(kind: str, action: str, actor: str, attributes: dict[str, str] | None 
     return data
 
 
+def emit(config, kind: str, action: str, actor: str, attributes: dict[str, str] | None = None) -> None:
+    """Record an event in ``config``'s run root (what every service calls; never fails its caller)."""
+    EventLog.of(config).record(kind, action, actor, attributes)
+
+
 def container_attributes(container, **extra: str) -> dict[str, str]:
     """A container event's attributes as dockerd gives them: labels, image, name, extras (pure)."""
     return {**{k: str(v) for k, v in (container.config.labels or {}).items()}, "image": container.config.image,

@@ -201,7 +201,9 @@ class NetworkService:
                 wanted = ipam.next_subnet(ipam.USER_POOL, stored + host_route_subnets())
                 gw = ipam.default_gateway(wanted)
                 options = {**(options or {}), AUTO_SUBNET: "true"}
-            return self._insert(conn, name, wanted, gw, internal, labels or {}, options or {})
+            network = self._insert(conn, name, wanted, gw, internal, labels or {}, options or {})
+        self._event("create", network)
+        return network
 
     def list(self, filters: dict[str, list[str]] | None = None) -> list[Network]:
         """Networks, the default one first created; filters: name, id, label, driver, type, dangling."""
@@ -269,7 +271,13 @@ class NetworkService:
             if conn.execute("SELECT 1 FROM network_endpoints WHERE network_id = ?", (network.id,)).fetchone():
                 raise Conflict(f"error while removing network: network {network.name} id {network.id} has active endpoints")
             conn.execute("DELETE FROM networks WHERE id = ?", (network.id,))
+        self._event("destroy", network)
         return network
+
+    def _event(self, action: str, network: Network, **extra: str) -> None:
+        from dockerbank.engine.events import emit
+
+        emit(self.config, "network", action, network.id, {"name": network.name, "type": network.driver, **extra})
 
     def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
         """Remove every user network without endpoints; returns their names."""

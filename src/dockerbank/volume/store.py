@@ -248,7 +248,15 @@ class VolumeStore:
             if attach_to is not None:
                 conn.execute("INSERT OR IGNORE INTO container_volumes (container_id, volume_name) VALUES (?, ?)",
                              (attach_to, name))
-        return self._volume(row), created
+        volume = self._volume(row)
+        if created:
+            self._event("create", volume.name, volume.driver)
+        return volume, created
+
+    def _event(self, action: str, name: str, driver: str = "local") -> None:
+        from dockerbank.engine.events import emit
+
+        emit(self.config, "volume", action, name, {"driver": driver})
 
     # --- use by containers ---------------------------------------------------------------
 
@@ -294,6 +302,8 @@ class VolumeStore:
         for path in trash:
             if path is not None:
                 _rmtree(path, ignore_errors=True)
+        for name in removed:
+            self._event("destroy", name)
         return sorted(removed)
 
     def resolve(self, spec: mnt.MountSpec) -> mnt.ResolvedMount:
@@ -371,6 +381,7 @@ class VolumeStore:
             trash = self._trash(name)
         if trash is not None:
             _rmtree(trash, ignore_errors=True)
+        self._event("destroy", name)
         return True
 
     def prune(self, filters: Mapping[str, list[str]] | None = None) -> tuple[list[str], int]:
@@ -407,6 +418,8 @@ class VolumeStore:
             if path is not None:
                 reclaimed += tree_size(path)
                 _rmtree(path, ignore_errors=True)
+        for name in names:
+            self._event("destroy", name)
         return names, reclaimed
 
     def check(self, repair: bool = False) -> list[str]:

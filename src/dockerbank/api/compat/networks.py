@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockerbank.api.base import emit, engine_call, qfilters, read_json, reply
+from dockerbank.api.base import engine_call, qfilters, read_json, reply
 from dockerbank.errors import InvalidArgument
 
 LIST_FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
@@ -25,7 +25,6 @@ async def create(request: web.Request) -> web.Response:
         created = engine.networks.create(name, subnet=subnet, gateway=gateway, internal=bool(body.get("Internal")),
                                          labels=dict(body.get("Labels") or {}), driver=body.get("Driver") or "bridge",
                                          options=dict(body.get("Options") or {}))
-        emit(engine.config, "network", "create", created.id, {"name": name, "type": "bridge"})
         return created.id
 
     return reply({"Id": await engine_call(request, run), "Warning": ""}, status=201)
@@ -48,8 +47,7 @@ async def inspect(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
     def run(engine):
-        removed = engine.networks.remove(ref)
-        emit(engine.config, "network", "destroy", removed.id, {"name": removed.name, "type": "bridge"})
+        engine.networks.remove(ref)
 
     await engine_call(request, run)
     return web.Response(status=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dockerbank.api.base import emit, engine_call, qbool, qfilters, read_json, reply
+from dockerbank.api.base import engine_call, qbool, qfilters, read_json, reply
 from dockerbank.errors import InvalidArgument
 
 LIST_FILTERS = {"name", "driver", "label", "dangling"}
@@ -20,7 +20,6 @@ async def create(request: web.Request) -> web.Response:
     def run(engine):
         volume = engine.volumes.create(name, driver=driver, labels=body.get("Labels") or None,
                                        options=body.get("DriverOpts") or None)
-        emit(engine.config, "volume", "create", volume.name, {"driver": driver})
         return engine.volumes.inspect(volume.name)
 
     return reply(await engine_call(request, run), status=201)
@@ -55,8 +54,7 @@ async def remove(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     force = qbool(request, "force")
     def run(engine):
-        if engine.volumes.remove(name, force=force):
-            emit(engine.config, "volume", "destroy", name, {"driver": "local"})
+        engine.volumes.remove(name, force=force)
 
     await engine_call(request, run)
     return web.Response(status=204)
