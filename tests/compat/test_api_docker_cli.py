@@ -218,6 +218,11 @@ def test_events_of_what_the_cli_and_conmon_did(docker):
                         "type=network", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}{{.Actor.Attributes.name}}"))
     assert "volume create clidata" in others and "volume destroy clidata" in others
     assert "network create" in others and "network destroy" in others and others.count("clinet") == 2
+    assert cli("tag", "busybox", "lab/bb:1").returncode == 0 and cli("rmi", "lab/bb:1").returncode == 0
+    until = str(int(time.time()) + 1)
+    images = out(docker("events", "--since", since, "--until", until, "--filter", "type=image", "--format",
+                        "{{.Action}} {{.Actor.Attributes.name}}")).splitlines()
+    assert "tag lab/bb:1" in images and "untag lab/bb:1" in images
 
 
 def test_push_and_pull_with_dockerbanks_registry(docker, tmp_path):

@@ -138,10 +138,3 @@ class LineQueue:
                     if item:
                         await resp.write(item)
                 return work.result()
-
-
-def emit(config, kind: str, action: str, actor: str, attributes: dict[str, str] | None = None) -> None:
-    """Append an event for ``GET /events`` (engine/events.py): what only the API does (image events)."""
-    from dockerbank.engine import events
-
-    events.emit(config, kind, action, actor, attributes)

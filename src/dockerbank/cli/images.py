@@ -186,19 +186,9 @@ def history_cmd(ctx, image, fmt, human, no_trunc, quiet):
 @click.pass_context
 def tag_cmd(ctx, source, target):
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"""
-    from dockerbank.oci import reference as refs
-    from dockerbank.oci.digest import is_full_hex
+    from dockerbank.image.tagging import tag_image
 
-    store = engine_of(ctx).images
-    try:
-        ref = refs.parse(target)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f'Error parsing reference: "{target}" is not a valid repository/tag: {exc.message}') from exc
-    if is_full_hex(ref.familiar_repository):  # would read as an image ID later
-        raise InvalidArgument(f"invalid repository name ({ref.familiar_repository}), "
-                              "cannot specify 64-byte hexadecimal strings")
-    record = store.resolve(source)
-    store.tag(record.id, target)
+    tag_image(engine_of(ctx).images, source, target)
 
 
 # --- rmi / image rm --------------------------------------------------------------------------

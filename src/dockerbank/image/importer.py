@@ -54,6 +54,7 @@ def import_rootfs(
     if reference:
         store.tag(record.id, reference)
         record = store.get(record.id)
+    store.event("import", record.id, reference or record.id)
     return record
 
 

@@ -45,6 +45,13 @@ class LoadedImage:
 
 def load_file(store: ImageStore, path: str | os.PathLike) -> list[LoadedImage]:
     """Load every image of the archive at ``path`` (plain tar, or gzip/zstd/bzip2/xz-compressed)."""
+    loaded = _load_file(store, path)
+    for image in loaded:
+        store.event("load", image.id, (image.tags or [image.id])[0])
+    return loaded
+
+
+def _load_file(store: ImageStore, path: str | os.PathLike) -> list[LoadedImage]:
     if not stat.S_ISREG(os.stat(path).st_mode):  # -i /dev/stdin, a FIFO: read once, as a stream
         with open(path, "rb") as handle:
             return load_stream(store, handle)

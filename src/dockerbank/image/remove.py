@@ -111,6 +111,13 @@ def _untag(store: ImageStore, ref: refs.Reference) -> None:
 
 def remove_image(store: ImageStore, name: str, force: bool = False) -> Report:
     """``rmi NAME``: untag a name, and delete the image once nothing names or uses it (docker's rules)."""
+    report = _remove_image(store, name, force)
+    for kind, value in report.items:
+        store.event("untag" if kind == "Untagged" else "delete", value, value)
+    return report
+
+
+def _remove_image(store: ImageStore, name: str, force: bool) -> Report:
     with store.lock(exclusive=True):
         record = store.resolve(name)
         report = Report()

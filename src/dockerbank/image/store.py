@@ -58,6 +58,12 @@ class ImageStore:
         self.blobs = BlobStore(config.blobs_dir, config.tmp_dir)
         self.layers = LayerStore(config.layers_dir, config.tmp_dir, db)
 
+    def event(self, action: str, actor: str, name: str) -> None:
+        """Record an image event (``docker events``) for what the CLI or the API did."""
+        from dockerbank.engine.events import emit
+
+        emit(self.config, "image", action, actor, {"name": name})
+
     @contextmanager
     def lock(self, exclusive: bool = False) -> Iterator[None]:
         """Hold the store's garbage-collection lock.

@@ -38,9 +38,12 @@ class RegistryService:
         ref = refs.parse(name)
         transport = self.transport(ref.domain, insecure)
         try:
-            return pull_image(self.images, name, transport, progress or Progress(), platform, all_tags)
+            results = pull_image(self.images, name, transport, progress or Progress(), platform, all_tags)
         finally:
             transport.close()
+        for result in results:
+            self.images.event("pull", result.reference.familiar(), result.reference.familiar())
+        return results
 
     def push(self, name: str, *, all_tags: bool = False, progress: Progress | None = None,
              insecure: tuple[str, ...] = (), chunk_size: int | None = None) -> list[PushResult]:

@@ -7,7 +7,6 @@ import json
 
 from aiohttp import web
 
-from dockerbank.api.base import emit as events_emit
 from dockerbank.api.base import engine_call, qbool, qfilters, reply
 from dockerbank.api.compat.streams import body_file, fd_response, streamed_job
 from dockerbank.errors import InvalidArgument, NotFound
@@ -55,21 +54,9 @@ async def history(request: web.Request) -> web.Response:
 
 
 def tag_image(engine, source: str, repo: str, tag: str | None) -> None:
-    from dockerbank.oci import reference as refs
-    from dockerbank.oci.digest import is_full_hex
+    from dockerbank.image import tagging
 
-    target = f"{repo}:{tag}" if tag else repo
-    try:
-        ref = refs.parse(target)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f'Error parsing reference: "{target}" is not a valid repository/tag: {exc.message}') \
-            from exc
-    if is_full_hex(ref.familiar_repository):
-        raise InvalidArgument(f"invalid repository name ({ref.familiar_repository}), "
-                              "cannot specify 64-byte hexadecimal strings")
-    image_id = engine.images.resolve(source).id
-    engine.images.tag(image_id, target)
-    events_emit(engine.config, "image", "tag", image_id, {"name": ref.familiar()})
+    tagging.tag_image(engine.images, source, f"{repo}:{tag}" if tag else repo)
 
 
 async def tag(request: web.Request) -> web.Response:
@@ -87,10 +74,7 @@ async def delete(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     force = qbool(request, "force")
     def run(engine):
-        report = remove_image(engine.images, name, force=force)
-        for kind, value in report.items:
-            events_emit(engine.config, "image", "untag" if kind == "Untagged" else "delete", value, {"name": value})
-        return report
+        return remove_image(engine.images, name, force=force)
 
     report = await engine_call(request, run)
     return reply([{kind: value} for kind, value in report.items])
@@ -132,7 +116,6 @@ async def load(request: web.Request) -> web.StreamResponse:
                 for name, old in image.renamed:
                     emit({"stream": f"The image {name} already exists, renaming the old one with ID {old} "
                                     "to empty string\n"})
-                events_emit(engine.config, "image", "load", image.id, {"name": (image.tags or [image.id])[0]})
                 for name in image.tags:
                     emit({"stream": f"Loaded image: {name}\n"})
                 if not image.tags:
@@ -172,7 +155,6 @@ async def _import(request: web.Request) -> web.StreamResponse:
         def job(engine, emit):
             with open(path, "rb") as handle:
                 record = import_rootfs(engine.images, handle, reference, changes, q.get("message", ""))
-            events_emit(engine.config, "image", "import", record.id, {"name": reference or record.id})
             emit({"status": record.id})
 
         return await streamed_job(request, job)
@@ -232,8 +214,6 @@ async def _pull(request: web.Request) -> web.StreamResponse:
         progress.__class__ = type("P", (_JsonProgress, Progress), {})
         results = engine.registry.pull(name, platform=q.get("platform") or None, progress=progress)
         for result in results:
-            events_emit(engine.config, "image", "pull", result.reference.familiar(),
-                        {"name": result.reference.familiar()})
             emit({"status": f"Digest: {result.digest}"})
             verb = "Downloaded newer image" if result.downloaded else "Image is up to date"
             emit({"status": f"Status: {verb} for {result.reference.familiar()}"})
