@@ -217,3 +217,41 @@ def test_seccomp_filter_enforced_and_compiled_once_per_profile(ctr, root):
     off = ctr("run", "--rm", "--network", "none", "--security-opt", "seccomp=unconfined", "busybox", "sh", "-c",
               probe).stdout.decode()
     assert "Seccomp:\t0" in off and "unshare=0" in off
+
+
+def _stored(root: Path, cid: str) -> dict | None:
+    """The container's row as stored, read without the CLI (whose every call reconciles)."""
+    import sqlite3
+
+    with sqlite3.connect(root / "state.db") as conn:
+        row = conn.execute("SELECT state FROM containers WHERE id = ?", (cid,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _mounted(path: str) -> bool:
+    return any(line.split()[4].startswith(path) for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def test_conmons_exit_command_finishes_detached_containers_without_any_cli_call(ctr, root):
+    """Nobody reads between the exit and the checks: conmon's exit command alone records the exit,
+    unmounts in the host's namespace, removes a --rm container and applies the restart policy."""
+    plain = out(ctr("run", "-d", "--network", "none", "busybox", "sh", "-c", "exit 4")).strip()
+    gone = out(ctr("run", "-d", "--rm", "busybox", "true")).strip()
+    flaky = out(ctr("run", "-d", "--restart", "on-failure:2", "--network", "none", "busybox", "sh", "-c",
+                    "exit 3")).strip()
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        states = [_stored(root, cid) for cid in (plain, gone, flaky)]
+        if (states[0] or {}).get("status") == "exited" and states[1] is None \
+                and (states[2] or {}).get("restart_count") == 2 and states[2].get("status") == "exited":
+            break
+        time.sleep(0.2)
+    plain_state, gone_state, flaky_state = (_stored(root, cid) for cid in (plain, gone, flaky))
+    assert plain_state["status"] == "exited" and plain_state["exit_code"] == 4 and not plain_state["mounted"]
+    assert gone_state is None
+    assert flaky_state["restart_count"] == 2 and flaky_state["exit_code"] == 3
+    deadline = time.time() + 10  # the --rm container's unmount runs in a detached child
+    while _mounted(str(root / "containers")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _mounted(str(root / "containers"))
+    assert not any((Path(str(root) + "-run") / "netns").iterdir())

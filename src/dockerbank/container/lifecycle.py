@@ -536,9 +536,10 @@ class ContainerService:
 
         return SeccompCache(self.config.run_root / "seccomp", self.runtime.choice.path)
 
-    def _exit_command(self) -> list[str]:
+    def _exit_command(self, cid: str) -> list[str]:
+        """conmon's ``--exit-command`` (conmon adds nothing to it: the ID is ours to pass)."""
         return [sys.executable, "-m", "dockerbank", "--root", str(self.config.root), "--runroot",
-                str(self.config.run_root), "container", "cleanup"]
+                str(self.config.run_root), "container", "cleanup", cid]
 
     def start(self, ref: str, *, attached: bool = False, stdin: bool | None = None):
         """Start a container. Detached: returns when it runs. Attached: returns an ``Attachment``
@@ -583,7 +584,7 @@ class ContainerService:
                 os.replace(tmp, base / "config.json")
                 want_stdin = cfg.open_stdin if stdin is None else stdin
                 spawn_args = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
-                              "command": cfg.path, "exit_command": None if attached else self._exit_command()}
+                              "command": cfg.path, "exit_command": None if attached else self._exit_command(cid)}
                 try:
                     started = conmon.spawn(self.runtime, cid, base, **spawn_args)
                 except RuntimeFailure as exc:

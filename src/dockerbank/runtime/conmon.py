@@ -80,9 +80,14 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
 
     work = bundle if exec_spec is None else bundle / "exec" / (exec_id or "x")
     work.mkdir(parents=True, exist_ok=True)
+    # A conmon with an exit command stays in the host's mount namespace, where that command must
+    # unmount and tear down; one without (an attached run, an exec) takes the faster road of the
+    # CLI's own runtime calls (the private namespace made in-process, no wrapper).
+    in_host_ns = bool(exit_command)
     args = [
         conmon_path(), "--api-version", "1", "-c", cid, "-u", exec_id or cid, "-n", cid,
-        "-r", runtime.choice.path, f"--runtime-arg=--root={runtime.state_root}",
+        "-r", runtime.for_conmon() if in_host_ns else runtime.choice.path,
+        f"--runtime-arg=--root={runtime.state_root}",
         "-b", str(work), "-p", str(work / "pid"), "-P", str(work / "conmon.pid"),
         "--exit-dir", str(work), "--persist-dir", str(work), "--full-attach", "--socket-dir-path", str(work),
         "-l", f"k8s-file:{log_path}", "--log-level", "error", "--no-sync-log",
@@ -110,8 +115,8 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
         pass_fds += [start_r, attach_w]
     try:
         proc = subprocess.Popen(args, env=env, pass_fds=pass_fds, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=runtime.preexec,  # noqa: PLW1509
-                                cwd=str(work))
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=str(work),
+                                preexec_fn=None if in_host_ns else runtime.preexec)  # noqa: PLW1509
     except OSError as exc:
         for fd in (read_fd, write_fd, start_r, start_w, attach_r, attach_w):
             if fd >= 0:

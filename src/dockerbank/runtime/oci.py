@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -81,6 +82,33 @@ class OciRuntime:
     @property
     def preexec(self):
         return private_ns_preexec if self.choice.private_ns else None
+
+    def for_conmon(self) -> str:
+        """The runtime path to give conmon. conmon itself must stay in the host's mount namespace
+        (its exit command unmounts the container's root and tears its network down there), so on
+        hybrid-cgroup hosts it gets a wrapper that does for crun what :func:`private_ns_preexec`
+        does for this process's own calls (three more small execs per create or exec)."""
+        if not self.choice.private_ns:
+            return self.choice.path
+        wrapper = self.state_root.parent / "runtime-private-ns"
+        text = (
+            "#!/bin/sh\n"
+            "# conmon's runtime on a hybrid-cgroup host: crun in a mount namespace of its own, a slave of\n"
+            "# the host's, without the cgroup2 mount crun refuses (written by dockerbank)\n"
+            "exec unshare --mount --propagation slave -- /bin/sh -c "
+            f"'umount -l {HYBRID_UNIFIED} 2>/dev/null; exec \"$0\" \"$@\"' {self.choice.path} \"$@\"\n"
+        )
+        try:
+            if wrapper.read_text() == text:
+                return str(wrapper)
+        except OSError:
+            pass
+        wrapper.parent.mkdir(parents=True, exist_ok=True)
+        tmp = wrapper.with_name(f".{wrapper.name}.{os.getpid()}")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, wrapper)
+        return str(wrapper)
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         try:
