@@ -86,8 +86,7 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
     in_host_ns = bool(exit_command)
     args = [
         conmon_path(), "--api-version", "1", "-c", cid, "-u", exec_id or cid, "-n", cid,
-        "-r", runtime.for_conmon() if in_host_ns else runtime.choice.path,
-        f"--runtime-arg=--root={runtime.state_root}",
+        *runtime.conmon_args(private_ns_here=not in_host_ns),
         "-b", str(work), "-p", str(work / "pid"), "-P", str(work / "conmon.pid"),
         "--exit-dir", str(work), "--persist-dir", str(work), "--full-attach", "--socket-dir-path", str(work),
         "-l", f"k8s-file:{log_path}", "--log-level", "error", "--no-sync-log",

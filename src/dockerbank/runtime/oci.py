@@ -83,32 +83,33 @@ class OciRuntime:
     def preexec(self):
         return private_ns_preexec if self.choice.private_ns else None
 
-    def for_conmon(self) -> str:
-        """The runtime path to give conmon. conmon itself must stay in the host's mount namespace
-        (its exit command unmounts the container's root and tears its network down there), so on
-        hybrid-cgroup hosts it gets a wrapper that does for crun what :func:`private_ns_preexec`
-        does for this process's own calls (three more small execs per create or exec)."""
-        if not self.choice.private_ns:
-            return self.choice.path
-        wrapper = self.state_root.parent / "runtime-private-ns"
+    def conmon_args(self, private_ns_here: bool) -> list[str]:
+        """conmon's runtime options. A conmon started in our private namespace (``private_ns_here``,
+        its preexec) runs the runtime as is. One that stays in the host's mount namespace (its exit
+        command unmounts the container's root and tears its network down there) gets, on
+        hybrid-cgroup hosts, a wrapper doing for crun what :func:`private_ns_preexec` does for this
+        process's own calls (three more small execs per create). The wrapper is run by /bin/sh, so a
+        run root mounted noexec does not matter."""
+        root = f"--runtime-arg=--root={self.state_root}"
+        if private_ns_here or not self.choice.private_ns:
+            return ["-r", self.choice.path, root]
+        wrapper = self.state_root.parent / "runtime-private-ns.sh"
         text = (
-            "#!/bin/sh\n"
             "# conmon's runtime on a hybrid-cgroup host: crun in a mount namespace of its own, a slave of\n"
             "# the host's, without the cgroup2 mount crun refuses (written by dockerbank)\n"
             "exec unshare --mount --propagation slave -- /bin/sh -c "
             f"'umount -l {HYBRID_UNIFIED} 2>/dev/null; exec \"$0\" \"$@\"' {self.choice.path} \"$@\"\n"
         )
         try:
-            if wrapper.read_text() == text:
-                return str(wrapper)
+            current = wrapper.read_text()
         except OSError:
-            pass
-        wrapper.parent.mkdir(parents=True, exist_ok=True)
-        tmp = wrapper.with_name(f".{wrapper.name}.{os.getpid()}")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, wrapper)
-        return str(wrapper)
+            current = None
+        if current != text:
+            wrapper.parent.mkdir(parents=True, exist_ok=True)
+            tmp = wrapper.with_name(f".{wrapper.name}.{os.getpid()}")
+            tmp.write_text(text)
+            os.replace(tmp, wrapper)
+        return ["-r", "/bin/sh", f"--runtime-arg={wrapper}", root]
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         try:
