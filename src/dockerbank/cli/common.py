@@ -127,6 +127,11 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
         echo(cells.rstrip())
 
 
+def parse_pairs(values: tuple[str, ...]) -> dict[str, str]:
+    """``--label``/``--opt`` values: ``KEY=VALUE`` (``KEY`` alone: an empty value)."""
+    return {key: value for key, _, value in (item.partition("=") for item in values)}
+
+
 def parse_filters(values: tuple[str, ...], allowed: set[str]) -> dict[str, list[str]]:
     """``--filter key=value`` pairs grouped by key; unknown keys are refused like docker does."""
     filters: dict[str, list[str]] = {}

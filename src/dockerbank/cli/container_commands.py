@@ -12,7 +12,15 @@ import os
 import sys
 import time
 
-from dockerbank.cli.common import echo, human_duration, human_size, parse_filters, print_formatted, print_table
+from dockerbank.cli.common import (
+    echo,
+    human_duration,
+    human_size,
+    parse_filters,
+    parse_pairs,
+    print_formatted,
+    print_table,
+)
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
 
 _UNITS = {"b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
@@ -69,14 +77,6 @@ def expand_env(values: tuple[str, ...]) -> list[str]:
     return result
 
 
-def parse_labels(values: tuple[str, ...]) -> dict[str, str]:
-    labels = {}
-    for item in values:
-        key, _, val = item.partition("=")
-        labels[key] = val
-    return labels
-
-
 def build_create_options(image: str, command: tuple[str, ...], kw: dict):
     from dockerbank.cli.netflags import network_options_from
     from dockerbank.container import mounts as mnt
@@ -107,7 +107,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
     pids = kw["pids_limit"]
     return CreateOptions(
         image=image, command=list(command), entrypoint=entrypoint, name=kw["name"], env=env,
-        workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"], labels=parse_labels(kw["label"]),
+        workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"], labels=parse_pairs(kw["label"]),
         tty=kw["tty"], interactive=kw["interactive"], mounts=specs, volumes_from=list(kw["volumes_from"]),
         read_only=kw["read_only"], privileged=kw["privileged"], cap_add=list(kw["cap_add"]),
         cap_drop=list(kw["cap_drop"]), security_opt=list(kw["security_opt"]), devices=list(kw["device"]),

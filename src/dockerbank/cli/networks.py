@@ -7,12 +7,8 @@ import sys
 
 import click
 
-from dockerbank.cli.common import engine_of, parse_filters, print_table, render_template
+from dockerbank.cli.common import engine_of, parse_filters, parse_pairs, print_table, render_template
 from dockerbank.errors import DockerbankError, InvalidArgument, NotFound
-
-
-def _pairs(values: tuple[str, ...]) -> dict[str, str]:
-    return {k: v for k, _, v in (item.partition("=") for item in values)}
 
 
 def _row(engine, network, no_trunc: bool) -> dict:
@@ -46,7 +42,7 @@ def network() -> None:
 def create(ctx, name, driver, subnet, gateway, internal, labels, opts) -> None:
     """Create a network; prints its ID."""
     created = engine_of(ctx).networks.create(name, subnet=subnet, gateway=gateway, internal=internal,
-                                             labels=_pairs(labels), driver=driver, options=_pairs(opts))
+                                             labels=parse_pairs(labels), driver=driver, options=parse_pairs(opts))
     click.echo(created.id)
 
 

@@ -7,16 +7,8 @@ import sys
 
 import click
 
-from dockerbank.cli.common import engine_of, human_size, print_table, render_template
+from dockerbank.cli.common import engine_of, human_size, parse_pairs, print_table, render_template
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
-
-
-def _pairs(values: tuple[str, ...]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for item in values:
-        key, _, value = item.partition("=")
-        result[key] = value
-    return result
 
 
 def _filters(values: tuple[str, ...], flag: str = "-f, --filter") -> dict[str, list[str]]:
@@ -82,7 +74,7 @@ def create(ctx: click.Context, names: tuple[str, ...], driver: str, labels: tupl
     if name and name_opt and name != name_opt:
         raise InvalidArgument("conflicting options: either specify --name or provide positional arg, not both")
     engine = engine_of(ctx)
-    vol = engine.volumes.create(name or name_opt or None, driver=driver, labels=_pairs(labels), options=_pairs(opts),
+    vol = engine.volumes.create(name or name_opt or None, driver=driver, labels=parse_pairs(labels), options=parse_pairs(opts),
                                 anonymous=False)
     click.echo(vol.name)
 

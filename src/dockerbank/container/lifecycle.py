@@ -142,9 +142,9 @@ class ContainerService:
     def _event(self, container: Container, action: str, **extra: str) -> None:
         """Record a container event (``docker events``) whoever acts: the CLI, conmon's exit
         command or the API service."""
-        from dockerbank.engine.events import EventLog, container_attributes
+        from dockerbank.engine.events import container_attributes, emit
 
-        EventLog.of(self.config).record("container", action, container.id, container_attributes(container, **extra))
+        emit(self.config, "container", action, container.id, container_attributes(container, **extra))
 
     def log_path(self, cid: str) -> Path:
         return self.dir(cid) / "ctr.log"
@@ -1024,16 +1024,16 @@ class ContainerService:
         return cid
 
     def _teardown_detached(self, cid: str, trash: Path) -> None:
-        """``<runtime> delete``, unmount ``trash/merged`` and remove ``trash`` in a detached child.
+        """``<runtime> delete``, unmount ``trash/merged`` and remove ``trash``, in a CLI call in a
+        detached child after the engine closes (``Engine.later``; a long-lived engine does it now).
 
         The unmount alone waits for the kernel (an RCU grace period: 20-250 ms on this host)
         and ``crun delete`` is one more process; a foreground ``run --rm`` returns its exit code
-        without waiting for either, as it does for the network teardown. Forked after the lock
-        is released; ``system check`` repairs what a killed child leaves.
+        without waiting for either, as it does for the network teardown. ``system check``
+        repairs what a killed child leaves.
         """
         import subprocess
 
-        from dockerbank.host.detach import run_detached
         from dockerbank.host.mounts import unmount
 
         argv, preexec = self.runtime.argv("delete", "--force", cid), self.runtime.preexec
@@ -1041,16 +1041,13 @@ class ContainerService:
         def teardown() -> None:
             subprocess.run(argv, preexec_fn=preexec, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=False)
-            unmount(trash / "merged", lazy=True)
+            try:
+                unmount(trash / "merged", lazy=True)
+            except DockerbankError:
+                return  # system check repairs what is left
             shutil.rmtree(trash, ignore_errors=True)  # only once nothing is mounted below it
 
-        if self.engine.short_lived:
-            self.engine.after_close(teardown)
-        elif not run_detached(teardown):
-            try:
-                teardown()
-            except DockerbankError:
-                pass  # system check repairs what is left
+        self.engine.later(teardown)
 
     def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)
@@ -1169,11 +1166,8 @@ class Attachment:
                 signals.signal(sig, handler)
         code = conmon.read_exit(self.work)
         if self.exec_session:
-            work = self.work
-            if self.service.engine.short_lived:  # its removal (~7 ms) need not delay the exit code
-                self.service.engine.after_close(lambda: shutil.rmtree(work, ignore_errors=True))
-            else:
-                shutil.rmtree(work, ignore_errors=True)
+            work = self.work  # its removal (~7 ms) need not delay the exit code
+            self.service.engine.later(lambda: shutil.rmtree(work, ignore_errors=True))
             return code if code is not None else 255
         state = self.service.cleanup(self.cid, restart=False)
         if state is not None:

@@ -33,6 +33,14 @@ class Engine:
             raise RuntimeError("only a short-lived engine defers work to its close")
         self._after_close.append(work)
 
+    def later(self, work: Callable[[], None]) -> None:
+        """Work the caller need not wait for, and that opens no database: after the close in a
+        CLI call, at once in a long-lived engine. ``work`` handles its own errors."""
+        if self.short_lived:
+            self._after_close.append(work)
+        else:
+            work()
+
     @cached_property
     def db(self) -> Database:
         return Database(self.config.db_path)
