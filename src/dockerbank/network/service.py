@@ -274,10 +274,10 @@ class NetworkService:
         self._event("destroy", network)
         return network
 
-    def _event(self, action: str, network: Network, **extra: str) -> None:
+    def _event(self, action: str, network: Network) -> None:
         from dockerbank.engine.events import emit
 
-        emit(self.config, "network", action, network.id, {"name": network.name, "type": network.driver, **extra})
+        emit(self.config, "network", action, network.id, {"name": network.name, "type": network.driver})
 
     def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
         """Remove every user network without endpoints; returns their names."""
