@@ -103,7 +103,7 @@ def test_copy_up_into_a_bind_device_volume(engine, tmp_path):
     vol = volumes.create("nas", options={"type": "none", "o": "bind", "device": str(device)})
     assert volumes.populate_if_empty("nas", src) is True
     assert (device / "seed.sql").read_text() == "create table t();"
-    from dockerbank.container import mounts
+    from dockerbank.volume import mounts
 
     resolved = volumes.resolve(mounts.parse_volume("nas:/docker-entrypoint-initdb.d"))
     assert (resolved.type, resolved.source, resolved.volume) == ("bind", str(device), vol.name)

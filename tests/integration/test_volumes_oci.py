@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import require_binary
 
-from dockerbank.container import mounts
+from dockerbank.volume import mounts
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from dockerbank.api.compat.build import build_argv
 from dockerbank.api.compat.containers import _mount_text, create_options, port_flags
 from dockerbank.api.compat.hijack import frame
 from dockerbank.api.server import Listen, TlsFiles
-from dockerbank.engine.events import EventLog, event, matches
+from dockerbank.events.log import EventLog, event, matches
 
 
 @pytest.mark.parametrize(("exc", "status"), [

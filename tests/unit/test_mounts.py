@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockerbank.container import mounts as m
+from dockerbank.volume import mounts as m
 from dockerbank.errors import InvalidArgument
 
 

@@ -201,7 +201,7 @@ def test_orphan_directory_is_not_adopted(volumes):
 
 
 def test_scoped_path_never_leaves_the_rootfs(tmp_path):
-    from dockerbank.volume.store import scoped_path
+    from dockerbank.host.fs import scoped_path
 
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)

@@ -211,7 +211,7 @@ def punch_holes(dest: Path, sparse: dict[str, list[list[int]]]) -> None:
     """Punch the recorded holes into restored files (paths resolved inside ``dest``)."""
     if not sparse:
         return
-    from dockerbank.volume.store import scoped_path
+    from dockerbank.host.fs import scoped_path
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]

@@ -92,7 +92,7 @@ def make_plan(engine, opts: CreateOptions) -> Plan:
         raise InvalidArgument(f"invalid --consistency {opts.consistency!r}: use one of {', '.join(consistency.MODES)}")
     if not (opts.volumes or opts.containers or opts.stacks or opts.all):
         raise InvalidArgument("nothing to back up: name volumes, or use --container, --stack or --all")
-    from dockerbank.container import mounts as mnt
+    from dockerbank.volume import mounts as mnt
 
     volumes: list[str] = []
     for name in opts.volumes:

@@ -82,7 +82,7 @@ class CreateOptions:
     labels: dict[str, str] = field(default_factory=dict)
     tty: bool = False
     interactive: bool = False
-    mounts: list[Any] = field(default_factory=list)          # container.mounts.MountSpec
+    mounts: list[Any] = field(default_factory=list)          # volume.mounts.MountSpec
     volumes_from: list[str] = field(default_factory=list)
     read_only: bool = False
     privileged: bool = False
@@ -142,7 +142,7 @@ class ContainerService:
     def _event(self, container: Container, action: str, **extra: str) -> None:
         """Record a container event (``docker events``) whoever acts: the CLI, conmon's exit
         command or the API service."""
-        from dockerbank.engine.events import container_attributes, emit
+        from dockerbank.events.log import container_attributes, emit
 
         emit(self.config, "container", action, container.id, container_attributes(container, **extra))
 
@@ -268,7 +268,7 @@ class ContainerService:
 
     def create(self, opts: CreateOptions) -> Container:
         """Record a container and prepare its directory (no process yet)."""
-        from dockerbank.container import mounts as mnt
+        from dockerbank.volume import mounts as mnt
 
         image = self.engine.images.resolve(opts.image)
         image_cfg = self.engine.images.image_config(image.id).get("config") or {}
@@ -385,7 +385,7 @@ class ContainerService:
         """Create named/anonymous volumes for the volume mounts; return the specs with names filled in."""
         from dataclasses import replace
 
-        from dockerbank.container import mounts as mnt
+        from dockerbank.volume import mounts as mnt
 
         result = []
         for spec in specs:
@@ -444,7 +444,7 @@ class ContainerService:
             pass
 
     def _spec(self, container: Container, rootfs: Path) -> dict:
-        from dockerbank.container import mounts as mnt
+        from dockerbank.volume import mounts as mnt
         from dockerbank.container.users import resolve_user
         from dockerbank.runtime import spec as specs
 
@@ -460,7 +460,7 @@ class ContainerService:
         uid, gid, extra = resolve_user(cfg.user or "0", read("etc/passwd"), read("etc/group")) if cfg.user \
             else (0, 0, ())
         if cfg.workdir:
-            from dockerbank.volume.store import scoped_path
+            from dockerbank.host.fs import scoped_path
 
             target = scoped_path(rootfs, cfg.workdir)
             if not target.exists():
@@ -679,7 +679,7 @@ class ContainerService:
                 pass
         from dockerbank.network.runtime import network_down
 
-        network_down(self.engine, container.id)
+        network_down(self.engine.networks, container.id)
 
     def _failed_start(self, cid: str, exc: DockerbankError) -> None:
         try:
@@ -1074,14 +1074,16 @@ def _host_caps() -> tuple[str, ...] | None:
 def network_down_detached(root: str, run_root: str, cid: str) -> None:
     """Entry of the detached teardown process (see ``ContainerService._network_down``)."""
     from dockerbank.config import Config
-    from dockerbank.engine import Engine
     from dockerbank.network.runtime import network_down
+    from dockerbank.network.service import NetworkService
+    from dockerbank.state.db import Database
 
-    engine = Engine(Config(Path(root), Path(run_root)))
+    config = Config(Path(root), Path(run_root))
+    db = Database(config.db_path)
     try:
-        network_down(engine, cid)
+        network_down(NetworkService(config, db), cid)
     finally:
-        engine.close()
+        db.close()
 
 
 def should_restart(policy: dict, state: ContainerState) -> bool:

@@ -61,7 +61,7 @@ class ContainerConfig:
     labels: dict[str, str] = field(default_factory=dict)
     tty: bool = False
     open_stdin: bool = False
-    mounts: list[dict] = field(default_factory=list)   # container.mounts.MountSpec.to_dict()
+    mounts: list[dict] = field(default_factory=list)   # volume.mounts.MountSpec.to_dict()
     read_only: bool = False
     privileged: bool = False
     cap_add: list[str] = field(default_factory=list)

@@ -96,7 +96,7 @@ def _image_display(container, truncate: bool) -> str:
 
 def inspect_container(engine, container, with_size: bool = False) -> dict:
     """Docker's ``inspect`` JSON of a container."""
-    from dockerbank.container import mounts as mnt
+    from dockerbank.volume import mounts as mnt
 
     service = engine.containers
     cfg, state = container.config, container.state

@@ -1,10 +1,12 @@
-"""Filesystem measurements shared by volumes, containers and system df."""
+"""Filesystem helpers shared by volumes, containers, backups and system df: sizes and scoped paths."""
 
 from __future__ import annotations
 
 import os
 import stat
 from pathlib import Path
+
+from dockerbank.errors import InvalidArgument
 
 
 def tree_size(path: Path) -> int:
@@ -25,3 +27,30 @@ def tree_size(path: Path) -> int:
                 seen.add((st.st_dev, st.st_ino))
             total += st.st_size
     return total
+
+
+def scoped_path(rootfs: Path, path: str, max_links: int = 255) -> Path:
+    """``rootfs`` joined with ``path`` as the container would see it: symlinks on the way
+    are followed, but an absolute link or ``..`` never leaves ``rootfs`` (securejoin)."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved: list[str] = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = rootfs.joinpath(*resolved, part)
+        try:
+            target = os.readlink(candidate)
+        except OSError:  # not a symlink, or missing: take it as it is
+            resolved.append(part)
+            continue
+        links += 1
+        if links > max_links:
+            raise InvalidArgument(f"too many levels of symbolic links resolving {path} in the image")
+        if target.startswith("/"):
+            resolved = []
+        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+    return rootfs.joinpath(*resolved)

@@ -60,7 +60,7 @@ class ImageStore:
 
     def event(self, action: str, actor: str, name: str) -> None:
         """Record an image event (``docker events``) for what the CLI or the API did."""
-        from dockerbank.engine.events import emit
+        from dockerbank.events.log import emit
 
         emit(self.config, "image", action, actor, {"name": name})
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # ports (and ipaddress) only where ports are parsed: not for 
     from typing import Any
 
     from dockerbank.network.ports import PortRequest
+    from dockerbank.network.service import NetworkService
 
 
 @dataclass(frozen=True)
@@ -301,7 +302,7 @@ def join_network(spec: dict[str, Any], result: ContainerNetwork | None) -> None:
     namespaces.append(dict(result.namespace))
 
 
-def network_down(engine, container_id: str) -> None:
+def network_down(networks: NetworkService, container_id: str) -> None:
     """At exit, failed start and ``rm``: release addresses, ports, rules, veths and the netns.
 
     Never raises: the exit must be recorded anyway, and ``system check`` repairs what is left.
@@ -309,8 +310,8 @@ def network_down(engine, container_id: str) -> None:
     from dockerbank.errors import DockerbankError
 
     try:
-        if engine.networks.endpoints(container_id=container_id) or engine.networks.netns_path(container_id).exists():
-            engine.networks.detach(container_id)
+        if networks.endpoints(container_id=container_id) or networks.netns_path(container_id).exists():
+            networks.detach(container_id)
     except (DockerbankError, OSError):
         pass
 

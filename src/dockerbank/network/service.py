@@ -275,7 +275,7 @@ class NetworkService:
         return network
 
     def _event(self, action: str, network: Network) -> None:
-        from dockerbank.engine.events import emit
+        from dockerbank.events.log import emit
 
         emit(self.config, "network", action, network.id, {"name": network.name, "type": network.driver})
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockerbank.cli.common import human_size
 from dockerbank.container import model
 from dockerbank.host.fs import tree_size
+from dockerbank.units import human_size
 
 
 @dataclass(frozen=True)

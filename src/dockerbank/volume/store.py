@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dockerbank.config import Config
-from dockerbank.container import mounts as mnt
 from dockerbank.errors import Conflict, InvalidArgument, NotFound, NotSupported
-from dockerbank.host.fs import tree_size
+from dockerbank.host.fs import scoped_path, tree_size
 from dockerbank.labels import match_label
 from dockerbank.state.db import Database
+from dockerbank.volume import mounts as mnt
 
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # docker 23+ marks anonymous volumes so
 LIST_FILTERS = {"dangling", "name", "label", "driver"}
@@ -254,7 +254,7 @@ class VolumeStore:
         return volume, created
 
     def _event(self, action: str, name: str, driver: str = "local") -> None:
-        from dockerbank.engine.events import emit
+        from dockerbank.events.log import emit
 
         emit(self.config, "volume", action, name, {"driver": driver})
 
@@ -479,31 +479,6 @@ class VolumeStore:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def scoped_path(rootfs: Path, path: str, max_links: int = 255) -> Path:
-    """``rootfs`` joined with ``path`` as the container would see it: symlinks on the way
-    are followed, but an absolute link or ``..`` never leaves ``rootfs`` (securejoin)."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = rootfs.joinpath(*resolved, part)
-        try:
-            target = os.readlink(candidate)
-        except OSError:  # not a symlink, or missing: take it as it is
-            resolved.append(part)
-            continue
-        links += 1
-        if links > max_links:
-            raise InvalidArgument(f"too many levels of symbolic links resolving {path} in the image")
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-    return rootfs.joinpath(*resolved)
 
 
 def _rmtree(path: Path, ignore_errors: bool = False) -> None:

@@ -28,7 +28,7 @@ ACTIVE = ("running", "paused")
 # --- create ----------------------------------------------------------------------------------
 
 def _mount_text(m: dict) -> str:
-    """A HostConfig.Mounts entry as a ``--mount`` value, so one parser (container.mounts) reads both."""
+    """A HostConfig.Mounts entry as a ``--mount`` value, so one parser (volume.mounts) reads both."""
     parts = [f"type={m.get('Type') or 'volume'}"]
     if m.get("Source"):
         parts.append(f"source={m['Source']}")
@@ -55,7 +55,7 @@ def _mount_text(m: dict) -> str:
 
 def create_options(body: dict, name: str | None):
     """The Docker API's create body -> the engine's CreateOptions (pure)."""
-    from dockerbank.container import mounts as mnt
+    from dockerbank.volume import mounts as mnt
     from dockerbank.container.lifecycle import CreateOptions
 
     host = body.get("HostConfig") or {}
@@ -139,7 +139,7 @@ async def create(request: web.Request) -> web.Response:
 
 def summary(engine, c, with_size: bool = False) -> dict:
     """One element of ``GET /containers/json``."""
-    from dockerbank.container import mounts as mnt
+    from dockerbank.volume import mounts as mnt
     from dockerbank.container.logs import parse_time
     from dockerbank.container.views import status_text
     from dockerbank.host.fs import tree_size

@@ -25,7 +25,7 @@ def parse_time_ns(value: str | None, now_ns: int) -> int | None:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    from dockerbank.engine.events import EventLog, matches
+    from dockerbank.events.log import EventLog, matches
 
     filters = qfilters(request)
     unknown = set(filters) - FILTERS
