@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dockerbank.errors import CorruptData, InvalidArgument, NotFound
+from dockerbank.host.permissions import private_dir
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
@@ -188,7 +189,8 @@ class Repository:
         return (self.path / "repo.json").is_file()
 
     def init(self) -> None:
-        """Create the layout if missing (idempotent)."""
+        """Create the layout if missing (idempotent); the repository is closed to other users."""
+        private_dir(self.path)
         for sub in ("chunks", "snapshots", "tmp"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         meta = self.path / "repo.json"
@@ -220,7 +222,7 @@ class Repository:
     @contextmanager
     def lock(self, exclusive: bool) -> Iterator[None]:
         """Writers of snapshots share the lock; chunk GC (rm, prune) holds it alone."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path)
         fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:

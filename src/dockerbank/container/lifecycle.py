@@ -28,6 +28,7 @@ from dockerbank.container.model import Container, ContainerConfig, ContainerStat
 from dockerbank.container.names import new_id, random_name, validate_name
 from dockerbank.container.store import ContainerStore
 from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound, RuntimeFailure
+from dockerbank.host.permissions import private_dir, write_private
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
@@ -334,7 +335,7 @@ class ContainerService:
         capabilities(config.cap_add, config.cap_drop, False)  # reject bad names before anything exists
         if config.restart_policy["Name"] != "no" and config.auto_remove:
             raise InvalidArgument("Conflicting options: --restart and --rm", exit_code=125)
-        base = self.dir(cid)
+        base = private_dir(self.dir(cid))
         for sub in ("upper", "work", "merged"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         # Docker's "init layer": the mount points of the files bind-mounted at start exist in
@@ -579,9 +580,7 @@ class ContainerService:
 
                     join_network(spec, net)
                 seccomp_key = self._seccomp_cache.annotate(spec) if self.runtime.name == "crun" else None
-                tmp = base / "config.json.tmp"
-                tmp.write_text(json.dumps(spec))
-                os.replace(tmp, base / "config.json")
+                write_private(base / "config.json", json.dumps(spec))  # its env holds passwords
                 want_stdin = cfg.open_stdin if stdin is None else stdin
                 spawn_args = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
                               "command": cfg.path, "exit_command": None if attached else self._exit_command(cid)}
@@ -928,7 +927,7 @@ class ContainerService:
         work = base / "exec" / exec_id
         work.mkdir(parents=True)
         spec_path = work / "process.json"
-        spec_path.write_text(json.dumps(process))
+        write_private(spec_path, json.dumps(process))
         try:
             started = conmon.spawn(self.runtime, container.id, base, log_path=work / "exec.log", terminal=tty,
                                    stdin=interactive, command=command[0], exec_spec=spec_path, exec_id=exec_id,

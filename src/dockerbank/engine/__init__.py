@@ -43,6 +43,9 @@ class Engine:
 
     @cached_property
     def db(self) -> Database:
+        from dockerbank.host.permissions import close_root
+
+        close_root(self.config)  # before the first file of a new root exists (CVE-2021-41091)
         return Database(self.config.db_path)
 
     @cached_property

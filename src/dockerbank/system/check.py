@@ -12,7 +12,10 @@ from dockerbank.errors import DockerbankError
 
 def check(engine, repair: bool = True) -> list[str]:
     """Return one line per problem found (and repaired, when ``repair``)."""
-    lines = _section("container", lambda: engine.containers.check(repair=repair))
+    from dockerbank.host.permissions import findings as open_paths
+
+    lines = _section("permissions", lambda: open_paths(engine.config, repair))
+    lines += _section("container", lambda: engine.containers.check(repair=repair))
     containers = engine.containers.store.list()
     live = {c.id for c in containers if c.state.status in model.ACTIVE}
     known = {c.id for c in containers}

@@ -84,7 +84,7 @@ class VolumeStore:
     @contextmanager
     def _lock(self) -> Iterator[None]:
         """Serialise creations and removals across processes (see the module docstring)."""
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o701)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -237,7 +237,7 @@ class VolumeStore:
                     stale = self._trash(name)
                     if stale is not None:
                         _rmtree(stale, ignore_errors=True)
-                volume_dir.mkdir(mode=0o701)
+                volume_dir.mkdir(mode=0o700)  # user data: no other user of the host gets in
                 self.data_dir(name).mkdir(mode=0o755)
                 conn.execute(
                     "INSERT INTO volumes (name, driver, created, labels, options, anonymous) VALUES (?,?,?,?,?,?)",

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockerbank.errors import CorruptData
+from dockerbank.host.permissions import private_dir
 from dockerbank.registry import mediatypes as mt
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
@@ -115,6 +116,7 @@ class RegistryStorage:
         self.repos_dir = self.root / "repositories"
         self.uploads_dir = self.root / "uploads"
         self.tmp_dir = self.root / "tmp"
+        private_dir(self.root)  # pushed images may hold licensed code (REDCap): no other user reads them
         for path in (self.blobs_dir, self.repos_dir, self.uploads_dir, self.tmp_dir):
             path.mkdir(parents=True, exist_ok=True)
         self._uploads: dict[str, Upload] = {}
