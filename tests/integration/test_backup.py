@@ -167,14 +167,13 @@ def test_running_writer_is_paused_while_its_volume_is_read_and_resumes(eng, root
          "while true; do date >> /data/log; usleep 20000; done")
     data = eng.volumes.data_dir("log")
     (data / "ballast").write_bytes(os.urandom(6 << 20))   # a few chunks, so the reader ticks several times
-    time.sleep(0.3)
+    _wait_until(lambda: (data / "log").exists() and (data / "log").stat().st_size > 0, "the writer's first line")
     watch = _Watch(eng, "writer")
     report = create(eng, Repository(tmp_path / "repo"), CreateOptions(volumes=["log"]), watch)
     assert watch.seen and all(s == ("paused", "FROZEN") for s in watch.seen), watch.seen
     assert eng.containers.get("writer").state.status == "running"
     size = (data / "log").stat().st_size
-    time.sleep(0.5)
-    assert (data / "log").stat().st_size > size          # it writes again
+    _wait_until(lambda: (data / "log").stat().st_size > size, "the writer to write again after the backup")
     assert not [w for w in report.warnings if "not paused" in w]
     # --consistency none leaves it running and says so
     watch = _Watch(eng, "writer")
@@ -219,9 +218,10 @@ def test_whole_host_disaster_recovery(eng, root, tmp_path):
     _run(root, "volume", "create", "--label", "k=v", "keep")
     _run(root, "run", "--network", "none", "--name", "db", "-d", "--label", "com.docker.compose.project=lab",
          "-v", "keep:/data", "busybox", "sh", "-c",
-         "echo row1 >> /data/table; echo top > /top; sleep 1000")
+         "echo top > /top; echo row1 >> /data/table; sleep 1000")
     _run(root, "run", "--network", "none", "--name", "one-shot", "busybox", "sh", "-c", "cat /greeting 2>/dev/null; echo hello > /greeting")
-    time.sleep(0.3)
+    table = root / "volumes" / "keep" / "_data" / "table"
+    _wait_until(lambda: table.exists() and table.read_text() == "row1\n", "the db container's writes")  # /top first
     repo_dir = tmp_path / "repo"      # outside the root: the root is lost
     out = run_cli(root, "backup", "create", "--all", "--repo", str(repo_dir), "--tag", "dr").stdout.decode()
     assert "snapshot" in out
@@ -265,3 +265,11 @@ def test_dump_mode_with_a_label_recipe_replays_into_a_fresh_container(eng, root,
     other = fresh.config.root
     assert _run(other, "exec", "fakedb", "ls", "/db") == "table"         # raw files are not restored
     assert _run(other, "exec", "fakedb", "cat", "/db/table") == "id,name\n1,alice\n2,bob"
+
+
+def _wait_until(condition, what: str, timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds (a loaded CI host may take seconds), or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)

@@ -181,9 +181,12 @@ def test_next_call_sees_true_state_and_check_repairs_a_lost_monitor(ctr, root):
     try:
         container = engine.containers.store.find("orphan")
         os.kill(container.state.conmon_pid, 9)  # the monitor dies; nobody writes an exit file
-        time.sleep(0.2)
+        deadline = time.time() + 20  # until init has reaped it, the monitor still looks alive
         findings = engine.containers.check(repair=True)
-        assert any("monitor is gone" in line for line in findings)
+        while not any("monitor is gone" in line for line in findings):
+            assert time.time() < deadline, findings
+            time.sleep(0.05)
+            findings = engine.containers.check(repair=True)
         assert engine.containers.store.find("orphan").state.status == "exited"
         assert engine.containers.check(repair=False) == []
     finally:
