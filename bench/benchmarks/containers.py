@@ -73,25 +73,24 @@ def _out(argv: list[str], env: dict) -> str:
 
 # --- bare runtimes ----------------------------------------------------------------------------
 
-def _runtime_preexec(runtime: str):
-    """crun on a hybrid-cgroup host runs in a private mount namespace (Dockerbank's own helper)."""
+def _runtime_prefix(runtime: str) -> list[str]:
+    """crun on a hybrid-cgroup host runs in a private mount namespace (Dockerbank's own prefix)."""
     if runtime != "crun":
-        return None
+        return []
     from dockerbank.runtime.detect import decide
-    from dockerbank.runtime.oci import private_ns_preexec
+    from dockerbank.runtime.oci import private_ns_prefix
 
     with open("/proc/self/mountinfo") as handle:
         choice = decide(handle.read(), {"crun": shutil.which("crun") or "crun"}, "crun")
-    return private_ns_preexec if choice.private_ns else None
+    return private_ns_prefix() if choice.private_ns else []
 
 
 def _bare(runtime: str, *args: str) -> None:
     """One call of a bare runtime; stderr to a file (a detached container keeps a pipe open forever)."""
     state_root = f"/run/dockerbank-bench-{runtime}"
     with tempfile.TemporaryFile() as err:
-        result = subprocess.run([runtime, f"--root={state_root}", *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_runtime_preexec(runtime),
-                                check=False)
+        result = subprocess.run([*_runtime_prefix(runtime), runtime, f"--root={state_root}", *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, check=False)
         if result.returncode != 0:
             err.seek(0)
             raise RuntimeError(f"{runtime} {' '.join(args)} exited {result.returncode}: "
@@ -282,8 +281,8 @@ def _bare_delete(runtime: str, holder: dict):
     def after() -> None:
         cid = holder.pop(runtime, None)
         if cid:
-            subprocess.run([runtime, f"--root=/run/dockerbank-bench-{runtime}", "delete", "--force", cid],
-                           capture_output=True, preexec_fn=_runtime_preexec(runtime), check=False)
+            subprocess.run([*_runtime_prefix(runtime), runtime, f"--root=/run/dockerbank-bench-{runtime}", "delete",
+                            "--force", cid], capture_output=True, check=False)
     return after
 
 
@@ -327,8 +326,8 @@ def cleanup(ctx: Context, state: State) -> None:
             _remove_labelled(tool, state.env)
             subprocess.run(_engine(tool, "rmi", "-f", IMAGE), env=state.env, capture_output=True, check=False)
     for runtime, cid in state.bare:
-        subprocess.run([runtime, f"--root=/run/dockerbank-bench-{runtime}", "delete", "--force", cid],
-                       capture_output=True, preexec_fn=_runtime_preexec(runtime), check=False)
+        subprocess.run([*_runtime_prefix(runtime), runtime, f"--root=/run/dockerbank-bench-{runtime}", "delete",
+                        "--force", cid], capture_output=True, check=False)
     if "dockerbank" in ctx.tools:
         subprocess.run(["dockerbank", "system", "check"], env=state.env, capture_output=True, check=False)
     shutil.rmtree(state.root, ignore_errors=True)

@@ -411,28 +411,15 @@ class ContainerService:
         if container.state.mounted and is_mounted(merged):
             return merged
         image = self.engine.images.get(container.config.image_id)
-        layers_dir = self.config.layers_dir
-        lowers = [str(p.relative_to(layers_dir)) for p in self.engine.images.layers.lower_dirs(image.top_chain)]
+        lowers = list(self.engine.images.layers.lower_dirs(image.top_chain))
         if (base / "init").is_dir():
-            lowers.insert(0, os.path.relpath(base / "init", layers_dir))
+            lowers.insert(0, base / "init")
         if not lowers:
             (base / "empty").mkdir(exist_ok=True)
-            lowers = [os.path.relpath(base / "empty", layers_dir)]
-        data = f"lowerdir={':'.join(lowers)},upperdir={base / 'upper'},workdir={base / 'work'}"
-        if len(data) >= 4000:
-            raise RuntimeFailure(f"image {image.short_id} has too many layers for one overlay mount ({len(lowers)})")
-        import ctypes
+            lowers = [base / "empty"]
+        from dockerbank.host.overlay import mount_overlay
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        cwd = os.open(".", os.O_RDONLY)
-        try:
-            os.chdir(layers_dir)  # relative lowerdirs keep the option string short
-            if libc.mount(b"overlay", str(merged).encode(), b"overlay", 0, data.encode()) != 0:
-                err = ctypes.get_errno()
-                raise RuntimeFailure(f"cannot mount the container's root filesystem: {os.strerror(err)}")
-        finally:
-            os.fchdir(cwd)
-            os.close(cwd)
+        mount_overlay(merged, lowers, base / "upper", base / "work", layers_dir=self.config.layers_dir)
         return merged
 
     def _unmount_rootfs(self, cid: str) -> None:
@@ -1035,10 +1022,10 @@ class ContainerService:
 
         from dockerbank.host.mounts import unmount
 
-        argv, preexec = self.runtime.argv("delete", "--force", cid), self.runtime.preexec
+        argv = self.runtime.argv("delete", "--force", cid)
 
         def teardown() -> None:
-            subprocess.run(argv, preexec_fn=preexec, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, check=False)
             try:
                 unmount(trash / "merged", lazy=True)
@@ -1115,8 +1102,19 @@ class Attachment:
 
     def run(self, *, proxy_signals: bool = True) -> int | None:
         """Stream until the container's output ends, wait for its exit, clean up; the exit code
-        (None when the user detached with ctrl-p ctrl-q)."""
+        (None when the user detached with ctrl-p ctrl-q).
+
+        CLI only: it uses the process's fds 0/1/2, puts the terminal in raw mode and, with
+        ``proxy_signals``, installs signal handlers (process-wide). The API service never calls
+        it: it pumps ``sock`` to its HTTP stream and waits on conmon itself.
+        """
         from dockerbank.runtime import conmon
+
+        if proxy_signals:
+            import threading
+
+            if threading.current_thread() is not threading.main_thread():
+                raise RuntimeError("Attachment.run(proxy_signals=True) belongs to a CLI's main thread")
 
         stdin_fd = 0 if self.stdin else None
         restore = None

@@ -54,3 +54,25 @@ def scoped_path(rootfs: Path, path: str, max_links: int = 255) -> Path:
             resolved = []
         parts = [p for p in target.split("/") if p not in ("", ".")] + parts
     return rootfs.joinpath(*resolved)
+
+
+def umask_of(status_text: str) -> int | None:
+    """The ``Umask:`` line of a /proc/<pid>/status text (pure), None without one."""
+    for line in status_text.splitlines():
+        if line.startswith("Umask:"):
+            try:
+                return int(line.split()[1], 8)
+            except (IndexError, ValueError):
+                return None
+    return None
+
+
+def current_umask() -> int:
+    """This process's umask, read from /proc (Linux >= 4.7) without changing it: ``os.umask`` can
+    only read by setting, which would change it for every thread meanwhile. 0o022 if unreadable."""
+    try:
+        with open("/proc/self/status") as handle:
+            mask = umask_of(handle.read())
+    except OSError:
+        mask = None
+    return 0o022 if mask is None else mask

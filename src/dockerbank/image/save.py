@@ -209,6 +209,8 @@ def save(store: ImageStore, names: list[str], output: str | None, out_fd: int | 
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process's umask, read without setting it (os.umask(0) then back would change it for
+    every thread in between: the API service saves images from worker threads)."""
+    from dockerbank.host.fs import current_umask
+
+    return current_umask()

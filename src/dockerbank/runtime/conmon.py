@@ -82,9 +82,10 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
     work.mkdir(parents=True, exist_ok=True)
     # A conmon with an exit command stays in the host's mount namespace, where that command must
     # unmount and tear down; one without (an attached run, an exec) takes the faster road of the
-    # CLI's own runtime calls (the private namespace made in-process, no wrapper).
+    # CLI's own runtime calls (conmon itself behind the namespace prefix, the runtime called as is).
     in_host_ns = bool(exit_command)
     args = [
+        *([] if in_host_ns else runtime.prefix),
         conmon_path(), "--api-version", "1", "-c", cid, "-u", exec_id or cid, "-n", cid,
         *runtime.conmon_args(private_ns_here=not in_host_ns),
         "-b", str(work), "-p", str(work / "pid"), "-P", str(work / "conmon.pid"),
@@ -114,8 +115,7 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
         pass_fds += [start_r, attach_w]
     try:
         proc = subprocess.Popen(args, env=env, pass_fds=pass_fds, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=str(work),
-                                preexec_fn=None if in_host_ns else runtime.preexec)  # noqa: PLW1509
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=str(work))
     except OSError as exc:
         for fd in (read_fd, write_fd, start_r, start_w, attach_r, attach_w):
             if fd >= 0:
