@@ -209,7 +209,7 @@ def save(store: ImageStore, names: list[str], output: str | None, out_fd: int | 
 
 
 def _umask() -> int:
-    """The process's umask, read without setting it (os.umask(0) then back would change it for
+    """The process's umask, read without setting it (setting 0 and back with os.umask would change it for
     every thread in between: the API service saves images from worker threads)."""
     from dockerbank.host.fs import current_umask
 
