@@ -19,6 +19,7 @@ test_packages=(
   docker-registry                       # distribution 2.8 (the seed's registry:2): peer of the registry bench
   curl                                  # network tests fetch through published ports and from inside netns
   docker-compose                        # compose 1.29 (Python): a real client of the Engine API service
+  prometheus                            # scrapes `system service --metrics-addr` in tests; promtool checks the rules
 )
 want=("${packages[@]}")
 if [ "${1:-}" = "--with-tests" ]; then want+=("${test_packages[@]}"); fi

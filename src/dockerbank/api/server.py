@@ -120,6 +120,8 @@ class ServeOptions:
     hosts: list[str] = field(default_factory=list)
     tls: TlsFiles = field(default_factory=TlsFiles)
     insecure_tcp: bool = False
+    metrics_addr: str | None = None        # HOST:PORT of /metrics for Prometheus (off when None)
+    backup_repo: str | None = None         # the repository the metrics report on (default <root>/backups)
 
 
 def default_socket(config: Config) -> str:
@@ -169,11 +171,19 @@ async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | No
             await site.start()
         sites.append(site)
         print(f"API listening on {url}", file=sys.stderr, flush=True)
+    metrics_runner = None
+    if options.metrics_addr:
+        from dockerbank.api import metrics
+
+        metrics_runner = await metrics.start(config, options.metrics_addr, options.backup_repo)
+        print(f"Metrics listening on http://{options.metrics_addr}/metrics", file=sys.stderr, flush=True)
     if ready is not None:
         ready.set()
     try:
         await asyncio.Event().wait()
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
 
 
@@ -182,6 +192,10 @@ def run(config: Config, options: ServeOptions) -> None:
     import signal
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    if options.metrics_addr:
+        from dockerbank.api.metrics import parse_addr
+
+        parse_addr(options.metrics_addr)
     for url in options.hosts:
         Listen.parse(url)  # refuse a bad address before anything starts
         if url.startswith("tcp://") and not options.insecure_tcp:

@@ -150,6 +150,7 @@ def verify_cmd(ctx, snapshots, repo) -> None:
     with _progress() as progress:
         for snap in snaps:
             problems = repository.verify(snap, progress.task(f"verify {snap.id}", snap.size))
+            _record_verify(ctx, repository, snap.id, not problems)
             if problems:
                 bad += 1
                 for problem in problems:
@@ -158,6 +159,16 @@ def verify_cmd(ctx, snapshots, repo) -> None:
                 click.echo(f"{snap.id}: ok ({len(snap.parts)} parts, {human_size(snap.size)})")
     if bad:
         raise CorruptData(f"{bad} of {len(snaps)} snapshots failed verification")
+
+
+def _record_verify(ctx, repository, snapshot_id: str, ok: bool) -> None:
+    """Remember the outcome for the metrics (``dockerbank_backup_last_verify_*``); never fails the verify."""
+    from dockerbank.monitor import verifylog
+
+    try:
+        verifylog.record(engine_of(ctx).config.root, repository.path, snapshot_id, ok)
+    except OSError as exc:
+        click.echo(f"WARNING: cannot record the verify of {snapshot_id}: {exc}", err=True)
 
 
 @backup.command("rm")

@@ -14,14 +14,19 @@ from dockerbank.cli.common import engine_of
 @click.option("--tlscert", default=None, help="Server certificate (TCP)")
 @click.option("--tlskey", default=None, help="Server key (TCP)")
 @click.option("--insecure-tcp", is_flag=True, help="Allow TCP without TLS (anyone reaching the port is root)")
+@click.option("--metrics-addr", default=None, metavar="HOST:PORT", is_flag=False, flag_value="127.0.0.1:9323",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (alone: 127.0.0.1:9323)")
+@click.option("--backup-repo", default=None, metavar="DIR",
+              help="Backup repository the metrics report on (default: <root>/backups)")
 @click.pass_context
 def service_cmd(ctx: click.Context, hosts: tuple[str, ...], tlscacert: str | None, tlscert: str | None,
-                tlskey: str | None, insecure_tcp: bool) -> None:
+                tlskey: str | None, insecure_tcp: bool, metrics_addr: str | None, backup_repo: str | None) -> None:
     """Serve the Docker Engine API (docker CLI, docker-py, docker-compose) until interrupted."""
     from dockerbank.api.server import ServeOptions, TlsFiles, run
 
     engine = engine_of(ctx)
-    run(engine.config, ServeOptions(list(hosts), TlsFiles(tlscacert, tlscert, tlskey), insecure_tcp))
+    run(engine.config, ServeOptions(list(hosts), TlsFiles(tlscacert, tlscert, tlskey), insecure_tcp,
+                                    metrics_addr, backup_repo))
 
 
 COMMANDS = {"service": service_cmd}

@@ -124,6 +124,17 @@ def check_cmd(ctx: click.Context, dry_run: bool) -> None:
         sys.exit(1)
 
 
+@click.command("metrics")
+@click.option("--backup-repo", metavar="DIR", default=None,
+              help="Backup repository whose snapshots are reported (default: <root>/backups)")
+@click.pass_context
+def metrics_cmd(ctx: click.Context, backup_repo: str | None) -> None:
+    """Print the metrics once, in the Prometheus text format (cAdvisor's names per container)."""
+    from dockerbank.monitor.collector import DockerbankCollector, render
+
+    click.echo(render(DockerbankCollector(engine_of(ctx).config, backup_repo)).decode(), nl=False)
+
+
 @click.group("system")
 def system_group() -> None:
     """Manage Dockerbank."""
@@ -132,6 +143,7 @@ def system_group() -> None:
 system_group.add_command(info_cmd, "info")
 system_group.add_command(df_cmd, "df")
 system_group.add_command(check_cmd, "check")
+system_group.add_command(metrics_cmd, "metrics")
 
 COMMANDS = {"system": system_group, "info": info_cmd, "version": version_cmd}
 

@@ -1,0 +1,120 @@
+"""The ``prometheus_client`` collector of one Dockerbank root, and the text exposition.
+
+One collector lives as long as its server: it keeps what is costly and changes slowly
+(volume sizes, the backup repository's summary, device names) between scrapes; everything
+else is read afresh through a new engine per scrape, so a scrape sees what the CLI sees.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from dockerbank.config import Config
+from dockerbank.errors import DockerbankError
+from dockerbank.monitor import backups, verifylog
+from dockerbank.monitor.families import Families, backup_families, container_families, host_families
+from dockerbank.monitor.readings import (DeviceNames, HostReading, ImageReading, SizeCache, VolumeReading,
+                                         filesystem, parse_rfc3339, read_container)
+
+#: The content type of the text exposition format (what Prometheus asks for and accepts).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def default_backup_repository(config: Config) -> Path:
+    """Where ``backup create`` writes without ``--repo``."""
+    return config.root / "backups"
+
+
+class DockerbankCollector:
+    """Collects containers (cAdvisor's figures + Dockerbank's), host and backup metrics."""
+
+    def __init__(self, config: Config, backup_repository: str | Path | None = None, *,
+                 clock: Callable[[], float] = time.time, volume_size_ttl: float = 60.0):
+        self.config = config
+        self.backup_repository = Path(backup_repository) if backup_repository else default_backup_repository(config)
+        self.clock = clock
+        self.sizes = SizeCache(volume_size_ttl)
+        self.devices = DeviceNames()
+        self._layout = None
+        self._snapshots: tuple[object, list] | None = None   # (directory stamp, snapshots)
+
+    def collect(self) -> Iterator:
+        """``prometheus_client``'s collector protocol: one engine per scrape."""
+        from dockerbank.engine import Engine
+
+        engine = Engine(self.config)
+        try:
+            families = self.families(engine)
+        finally:
+            engine.close()
+        yield from families.metrics()
+
+    def families(self, engine) -> Families:
+        """Read everything through ``engine`` and build the families."""
+        from dockerbank.container.stats import machine_memory, online_cpus
+        from dockerbank.host.cgroups import container_cgroups_path, detect_layout
+
+        if self._layout is None:
+            self._layout = detect_layout()
+        now = self.clock()
+        memory = machine_memory()
+        containers = engine.containers.list()
+        readings = [read_container(c, self._layout, container_cgroups_path(c.id), host_memory=memory)
+                    for c in containers]
+        out = container_families(readings, now, self.devices)
+        volumes = self._volumes(engine)
+        host = HostReading(
+            images=[ImageReading(i.id, i.tags[0] if i.tags else "<none>", i.size) for i in engine.images.list()],
+            volumes=volumes, cpu_cores=online_cpus(), memory_bytes=memory,
+            filesystems=[fs for fs in (filesystem("root", self.config.root),
+                                       filesystem("backup", self.backup_repository)) if fs is not None])
+        host_families(out, host)
+        summary = self._backup_summary(volumes, readings, now)
+        backup_families(out, summary, str(self.backup_repository))
+        return out
+
+    def _volumes(self, engine) -> list[VolumeReading]:
+        result = []
+        for volume in engine.volumes.list({}):
+            name = volume.name
+            size = self.sizes.get(name, lambda name=name: engine.volumes.size(name))
+            result.append(VolumeReading(name, parse_rfc3339(volume.created), size, volume.anonymous))
+        self.sizes.keep_only({v.name for v in result})
+        return result
+
+    def _backup_summary(self, volumes: list[VolumeReading], containers: list, now: float):
+        """The repository's summary; its manifests are re-read only when its snapshot directory changed."""
+        from dockerbank.backup.repository import Repository
+
+        repo = Repository(self.backup_repository)
+        try:
+            stamp = _stamp(repo.snapshots_dir)
+            if self._snapshots is None or self._snapshots[0] != stamp:
+                self._snapshots = (stamp, repo.snapshots())
+            snapshots = self._snapshots[1]
+        except (DockerbankError, OSError):
+            return None
+        verified = verifylog.load(self.config.root, self.backup_repository)
+        return backups.summarize(snapshots, verified, volumes, containers, now)
+
+
+def _stamp(directory: Path) -> object:
+    """What changes when a manifest is added or removed (a rename into the directory changes its mtime)."""
+    try:
+        st = os.stat(directory)
+        count = len(os.listdir(directory))
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, count)
+
+
+def render(collector: DockerbankCollector) -> bytes:
+    """The text exposition of one scrape."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry)

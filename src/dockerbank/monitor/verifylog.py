@@ -1,0 +1,60 @@
+"""Which backup snapshot passed ``backup verify`` when: ``<root>/backup-verify.json``.
+
+Kept in Dockerbank's root rather than in the repository, so that it works the same for any
+repository (read-only, encrypted or remote) and a copied repository does not claim verifies
+that another host did. Shape: ``{"<repository>": {"<snapshot id>": {"time": UNIX, "ok": bool}}}``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+
+FILENAME = "backup-verify.json"
+#: Records kept per repository (the newest ones; older snapshots are usually pruned anyway).
+MAX_RECORDS = 1000
+
+
+def _key(repository: str | Path) -> str:
+    text = str(repository)
+    return text if "://" in text else str(Path(text).resolve())
+
+
+def load(root: Path, repository: str | Path) -> dict[str, dict]:
+    """The verify records of ``repository`` (snapshot id -> record); ``{}`` when none or unreadable."""
+    try:
+        data = json.loads((Path(root) / FILENAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    records = data.get(_key(repository)) if isinstance(data, dict) else None
+    return records if isinstance(records, dict) else {}
+
+
+def record(root: Path, repository: str | Path, snapshot_id: str, ok: bool, when: float | None = None) -> None:
+    """Remember that ``snapshot_id`` of ``repository`` was verified (``ok``: without problems)."""
+    root = Path(root)
+    path = root / FILENAME
+    lock_fd = os.open(root / (FILENAME + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)   # concurrent verifies must not drop each other's records
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError):
+            data = {}
+        records = data.setdefault(_key(repository), {})
+        records[snapshot_id] = {"time": time.time() if when is None else when, "ok": bool(ok)}
+        if len(records) > MAX_RECORDS:
+            newest = sorted(records.items(), key=lambda kv: kv[1].get("time", 0))[-MAX_RECORDS:]
+            data[_key(repository)] = dict(newest)
+        tmp = path.with_name(f".{FILENAME}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out)
+        os.replace(tmp, path)
+    finally:
+        os.close(lock_fd)
