@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
-
 from dockerbank.errors import UsageError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -34,9 +32,23 @@ def parse_addr(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def make_app(collector) -> web.Application:
+def make_collector(config, backup_repository: str | None = None):
+    """The collector of ``config``'s root, reporting on ``backup_repository`` (default: where
+    ``backup create`` writes without ``--repo``)."""
+    from pathlib import Path
+
+    from dockerbank.backup.repository import Repository
+    from dockerbank.monitor.collector import DockerbankCollector
+
+    path = Path(backup_repository) if backup_repository else config.root / "backups"
+    return DockerbankCollector(config, Repository(path))
+
+
+def make_app(collector):
     """An application answering ``/metrics`` from ``collector`` (one scrape at a time: its caches
     are not shared between threads, and parallel scrapes would only read the same files twice)."""
+    from aiohttp import web
+
     from dockerbank.monitor.collector import CONTENT_TYPE, render
 
     lock = asyncio.Lock()
@@ -56,12 +68,12 @@ def make_app(collector) -> web.Application:
     return app
 
 
-async def start(config, addr: str, backup_repository: str | None = None) -> web.AppRunner:
-    """Serve ``/metrics`` on ``addr``; the caller cleans the returned runner up."""
-    from dockerbank.monitor.collector import DockerbankCollector
+async def start(config, addr: str, backup_repository: str | None = None):
+    """Serve ``/metrics`` on ``addr``; the caller cleans the returned ``web.AppRunner`` up."""
+    from aiohttp import web
 
     host, port = parse_addr(addr)
-    runner = web.AppRunner(make_app(DockerbankCollector(config, backup_repository)), access_log=None,
+    runner = web.AppRunner(make_app(make_collector(config, backup_repository)), access_log=None,
                            handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

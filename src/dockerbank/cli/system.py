@@ -130,9 +130,10 @@ def check_cmd(ctx: click.Context, dry_run: bool) -> None:
 @click.pass_context
 def metrics_cmd(ctx: click.Context, backup_repo: str | None) -> None:
     """Print the metrics once, in the Prometheus text format (cAdvisor's names per container)."""
-    from dockerbank.monitor.collector import DockerbankCollector, render
+    from dockerbank.api.metrics import make_collector
+    from dockerbank.monitor.collector import render
 
-    click.echo(render(DockerbankCollector(engine_of(ctx).config, backup_repo)).decode(), nl=False)
+    click.echo(render(make_collector(engine_of(ctx).config, backup_repo)).decode(), nl=False)
 
 
 @click.group("system")

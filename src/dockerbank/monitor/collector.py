@@ -23,18 +23,17 @@ from dockerbank.monitor.readings import (DeviceNames, HostReading, ImageReading,
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def default_backup_repository(config: Config) -> Path:
-    """Where ``backup create`` writes without ``--repo``."""
-    return config.root / "backups"
-
-
 class DockerbankCollector:
     """Collects containers (cAdvisor's figures + Dockerbank's), host and backup metrics."""
 
-    def __init__(self, config: Config, backup_repository: str | Path | None = None, *,
-                 clock: Callable[[], float] = time.time, volume_size_ttl: float = 60.0):
+    def __init__(self, config: Config, backups, *, clock: Callable[[], float] = time.time,
+                 volume_size_ttl: float = 60.0):
+        """``backups``: the backup repository reported on, handed in by the transport (an object
+        with ``path`` and ``snapshots()``, as ``backup.repository.Repository``; monitoring and
+        backup are sibling operations and do not import each other)."""
         self.config = config
-        self.backup_repository = Path(backup_repository) if backup_repository else default_backup_repository(config)
+        self.backups = backups
+        self.backup_repository = Path(backups.path)
         self.clock = clock
         self.sizes = SizeCache(volume_size_ttl)
         self.devices = DeviceNames()
@@ -87,13 +86,10 @@ class DockerbankCollector:
 
     def _backup_summary(self, volumes: list[VolumeReading], containers: list, now: float):
         """The repository's summary; its manifests are re-read only when its snapshot directory changed."""
-        from dockerbank.backup.repository import Repository
-
-        repo = Repository(self.backup_repository)
         try:
-            stamp = _stamp(repo.snapshots_dir)
-            if self._snapshots is None or self._snapshots[0] != stamp:
-                self._snapshots = (stamp, repo.snapshots())
+            stamp = _stamp(getattr(self.backups, "snapshots_dir", None))
+            if stamp is None or self._snapshots is None or self._snapshots[0] != stamp:
+                self._snapshots = (stamp, self.backups.snapshots())
             snapshots = self._snapshots[1]
         except (DockerbankError, OSError):
             return None
@@ -101,13 +97,16 @@ class DockerbankCollector:
         return backups.summarize(snapshots, verified, volumes, containers, now)
 
 
-def _stamp(directory: Path) -> object:
-    """What changes when a manifest is added or removed (a rename into the directory changes its mtime)."""
+def _stamp(directory: Path | None) -> object:
+    """What changes when a manifest is added or removed (a rename into the directory changes its mtime);
+    ``None`` (read every time) when the repository has no local snapshot directory."""
+    if directory is None:
+        return None
     try:
         st = os.stat(directory)
         count = len(os.listdir(directory))
     except FileNotFoundError:
-        return None
+        return ("absent",)
     return (st.st_ino, st.st_mtime_ns, count)
 
 
