@@ -159,11 +159,14 @@ def create(engine, repo: Repository, opts: CreateOptions, progress: Progress | N
                         socket.gethostname(), str(engine.config.root), list(opts.tags), opts.consistency, [])
     report = Report(snapshot)
     warnings = report.warnings
-    if opts.all and repo.path.resolve().is_relative_to(engine.config.root.resolve()):
-        warnings.append(f"the repository {repo.path} lies inside the root: a lost host loses its backups too; "
+    local = repo.backend.local_path
+    if opts.all and local is not None and local.resolve().is_relative_to(engine.config.root.resolve()):
+        warnings.append(f"the repository {local} lies inside the root: a lost host loses its backups too; "
                         "use --repo on another disk or copy the repository to another server")
     repo.init()
-    tmp = Path(tempfile.mkdtemp(prefix="backup-", dir=repo.path / "tmp"))
+    # dumps and image archives wait here in plain form: never inside the (maybe encrypted) repository
+    engine.config.tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="backup-", dir=engine.config.tmp_dir))
     try:
         with repo.lock(exclusive=False):
             dumped = _dumps(engine, repo, plan, opts, report, progress, tmp)

@@ -17,8 +17,6 @@ a crash leaves at most unreferenced chunks, which the next ``prune`` collects.
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import hashlib
 import json
 import os
@@ -32,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dockerbank.errors import CorruptData, InvalidArgument, NotFound
-from dockerbank.host.permissions import private_dir
+from dockerbank.backup.crypto import AeadCodec, MasterKey, PlainCodec, WrongPassphrase, unwrap, wrap
+from dockerbank.backup.storage import Backend, DirBackend
+from dockerbank.errors import Conflict, CorruptData, InvalidArgument, NotFound
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
@@ -155,24 +154,30 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def _syncfs(path: Path) -> None:
-    """Flush the repository's filesystem (chunks must be durable before a manifest names them)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.syncfs(fd) != 0:
-            os.sync()
-    finally:
-        os.close(fd)
-
-
 class Repository:
-    """A backup repository directory (created on first write)."""
+    """A backup repository on a storage backend (a directory when given a path).
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    ``passphrase`` is asked (called) only if the repository turns out to be encrypted.
+    """
 
-    # --- layout ---------------------------------------------------------------------------
+    def __init__(self, target: Backend | Path | str, *, passphrase: Callable[[], bytes] | None = None):
+        self.backend = target if isinstance(target, Backend) else DirBackend(Path(target))
+        self._passphrase = passphrase
+        self._config: dict | None = None
+        self._codec: PlainCodec | AeadCodec | None = None
+
+    # --- layout and parameters ------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        """The directory of a local repository (remote ones have none)."""
+        if self.backend.local_path is None:
+            raise InvalidArgument(f"{self.url} is not a local directory")
+        return self.backend.local_path
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
 
     @property
     def chunks_dir(self) -> Path:
@@ -183,80 +188,180 @@ class Repository:
         return self.path / "snapshots"
 
     def chunk_path(self, digest: str) -> Path:
-        return self.chunks_dir / digest[:2] / digest
+        """The file of a chunk in a local repository (tests and tools)."""
+        return self.backend.file(f"chunks/{digest}")  # type: ignore[attr-defined]
 
     def exists(self) -> bool:
-        return (self.path / "repo.json").is_file()
+        return self._config is not None or self.backend.exists("config")
+
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            try:
+                raw = self.backend.get("config")
+            except NotFound:
+                raise NotFound(f"no backup repository at {self.url}") from None
+            try:
+                self._config = json.loads(raw)
+            except ValueError as exc:
+                raise CorruptData(f"{self.url}: unreadable repository config: {exc}") from exc
+        return self._config
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.config.get("encryption"))
+
+    @property
+    def codec(self) -> PlainCodec | AeadCodec:
+        """How chunks and manifests are named and sealed (unlocks an encrypted repository once)."""
+        if self._codec is None:
+            if not self.encrypted:
+                self._codec = PlainCodec()
+            else:
+                if self._passphrase is None:
+                    raise InvalidArgument(f"the backup repository {self.url} is encrypted: give --password-file, "
+                                          "DOCKERBANK_BACKUP_PASSWORD or a passphrase on a terminal")
+                self._codec = self.unlock(self._passphrase())
+        return self._codec
+
+    @staticmethod
+    def _new_config(encrypted: bool) -> dict:
+        return {"format": "dockerbank-backup", "version": FORMAT_VERSION, "id": secrets.token_hex(16),
+                "chunker": {"algorithm": "fastcdc2020", "avg": AVG_CHUNK, "min": MIN_CHUNK, "max": MAX_CHUNK},
+                "compression": "zstd", "hash": "hmac-sha256" if encrypted else "sha256",
+                "encryption": {"aead": "aes-256-gcm", "kdf": "key files (keys/)"} if encrypted else None}
 
     def init(self) -> None:
-        """Create the layout if missing (idempotent); the repository is closed to other users."""
-        private_dir(self.path)
-        for sub in ("chunks", "snapshots", "tmp"):
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        meta = self.path / "repo.json"
-        if not meta.exists():
-            data = {"format": "dockerbank-backup", "version": FORMAT_VERSION,
-                    "chunker": {"algorithm": "fastcdc2020", "avg": AVG_CHUNK, "min": MIN_CHUNK, "max": MAX_CHUNK},
-                    "compression": "zstd", "hash": "sha256"}
-            self._write_atomic(meta, json.dumps(data, indent=2).encode())
+        """Create an unencrypted repository if there is none (idempotent)."""
+        if self.exists():
+            return
+        config = self._new_config(False)
+        self.backend.put("config", json.dumps(config, indent=2).encode())
+        self._config = config
 
-    def _require(self) -> None:
-        if not self.exists():
-            raise NotFound(f"no backup repository at {self.path}")
+    def create(self, *, encrypt: bool = False, passphrase: bytes | None = None) -> dict:
+        """``backup init``: a new repository (refused if one exists); encrypted with a first key."""
+        if self.exists():
+            raise Conflict(f"a backup repository already exists at {self.url}")
+        config = self._new_config(encrypt)
+        if encrypt:
+            if not passphrase:
+                raise InvalidArgument("an encrypted repository needs a non-empty passphrase")
+            master = MasterKey.generate()
+            self.backend.put(f"keys/{secrets.token_hex(8)}", json.dumps(wrap(master, passphrase), indent=1).encode())
+            self._codec = AeadCodec(master)
+        self.backend.put("config", json.dumps(config, indent=2).encode())
+        self._config = config
+        return config
 
-    def _write_atomic(self, target: Path, data: bytes) -> None:
-        tmp_dir = self.path / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_dir / f"{target.name}.{secrets.token_hex(4)}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    def adopt(self, source: Repository) -> None:
+        """Create this repository with ``source``'s parameters and key files (``copy`` to a new
+        target): the same passphrases open it and chunks move without re-encryption."""
+        if self.exists():
+            raise Conflict(f"a backup repository already exists at {self.url}")
+        for name in source.backend.list("keys/"):
+            self.backend.put(name, source.backend.get(name))
+        config = dict(source.config)
+        self.backend.put("config", json.dumps(config, indent=2).encode())
+        self._config = config
+        self._codec = source.codec
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def _keyfiles(self) -> dict[str, dict]:
+        found = {}
+        for name in sorted(self.backend.list("keys/")):
+            try:
+                found[name.split("/", 1)[1]] = json.loads(self.backend.get(name))
+            except ValueError as exc:
+                raise CorruptData(f"{self.url}: unreadable key file {name}: {exc}") from exc
+        return found
+
+    def unlock(self, passphrase: bytes) -> AeadCodec:
+        """The codec of the master key that ``passphrase`` opens (WrongPassphrase if none)."""
+        keyfiles = self._keyfiles()
+        if not keyfiles:
+            raise CorruptData(f"the encrypted repository {self.url} has no key files")
+        for key_id, keyfile in keyfiles.items():
+            master = unwrap(keyfile, passphrase)
+            if master is not None:
+                return AeadCodec(master, key_id)
+        raise WrongPassphrase(f"wrong passphrase for the backup repository {self.url}")
+
+    def keys(self) -> list[dict]:
+        """Key files: id, created, hostname, username, KDF, and whether it opened this session."""
+        codec = self.codec
+        current = getattr(codec, "key_id", "")
+        return [{"id": key_id, "current": key_id == current, "created": kf.get("created", ""),
+                 "hostname": kf.get("hostname", ""), "username": kf.get("username", ""),
+                 "kdf": kf.get("kdf", {}).get("name", "")} for key_id, kf in self._keyfiles().items()]
+
+    def add_key(self, passphrase: bytes) -> str:
+        """Wrap the master key under one more passphrase; the new key file's ID."""
+        codec = self.codec
+        if not isinstance(codec, AeadCodec):
+            raise InvalidArgument(f"the backup repository {self.url} is not encrypted")
+        if not passphrase:
+            raise InvalidArgument("the new passphrase is empty")
+        key_id = secrets.token_hex(8)
+        self.backend.put(f"keys/{key_id}", json.dumps(wrap(codec.master, passphrase), indent=1).encode())
+        return key_id
+
+    def remove_key(self, ref: str) -> str:
+        """Delete a key file (by ID or unique prefix); never the one that opened the repository."""
+        codec = self.codec
+        if not isinstance(codec, AeadCodec):
+            raise InvalidArgument(f"the backup repository {self.url} is not encrypted")
+        matches = [k for k in self._keyfiles() if k.startswith(ref)]
+        if not matches:
+            raise NotFound(f"no key {ref} in {self.url}")
+        if len(matches) > 1:
+            raise InvalidArgument(f"key prefix {ref!r} is ambiguous ({len(matches)} matches)")
+        if matches[0] == codec.key_id:
+            raise Conflict(f"key {matches[0]} opened the repository; remove it with another passphrase")
+        self.backend.delete(f"keys/{matches[0]}")
+        return matches[0]
 
     @contextmanager
     def lock(self, exclusive: bool) -> Iterator[None]:
         """Writers of snapshots share the lock; chunk GC (rm, prune) holds it alone."""
-        private_dir(self.path)
-        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        with self.backend.lock(exclusive):
             yield
-        finally:
-            os.close(fd)
 
     # --- writing parts --------------------------------------------------------------------
 
+    def has_chunk(self, digest: str) -> bool:
+        return self.backend.exists(f"chunks/{digest}")
+
     def _store_chunk(self, data: bytes, cctx_local: threading.local) -> tuple[str, int, bool, int]:
-        digest = hashlib.sha256(data).hexdigest()
-        path = self.chunk_path(digest)
-        if path.exists():
+        codec = self.codec
+        digest = codec.chunk_id(data)
+        if self.has_chunk(digest):
             return digest, len(data), False, 0
         cctx = getattr(cctx_local, "cctx", None)
         if cctx is None:
             import zstandard
 
             cctx = cctx_local.cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        packed = cctx.compress(data)
-        path.parent.mkdir(exist_ok=True)
-        tmp = self.path / "tmp" / f"{digest}.{secrets.token_hex(4)}"
-        with open(tmp, "wb") as fh:
-            fh.write(packed)
-        os.replace(tmp, path)  # two writers of one chunk write the same bytes: the last rename wins harmlessly
-        return digest, len(data), True, len(packed)
+        stored = codec.seal(cctx.compress(data), f"chunk {digest}")
+        self.backend.put(f"chunks/{digest}", stored, durable=False)  # one sync before the manifest
+        return digest, len(data), True, len(stored)
+
+    def put_raw_chunk(self, digest: str, stored: bytes) -> None:
+        """Store a chunk as another repository with the same key stored it (``copy``)."""
+        self.backend.put(f"chunks/{digest}", stored, durable=False)
+
+    def get_raw_chunk(self, digest: str) -> bytes:
+        try:
+            return self.backend.get(f"chunks/{digest}")
+        except NotFound as exc:
+            raise CorruptData(f"chunk {digest} is missing from the repository") from exc
 
     def write_part(self, kind: str, name: str, fmt: str, stream: BinaryIO, *, meta: dict | None = None,
                    progress: Callable[[int], None] | None = None, workers: int = 0) -> tuple[Part, PartStats]:
         """Chunk, hash, compress and store everything readable from ``stream`` as one part."""
         self.init()
+        self.codec  # noqa: B018 - unlock before the worker threads need it
         chunker = new_chunker()
         whole = hashlib.sha256()
         stats = PartStats()
@@ -277,8 +382,8 @@ class Repository:
                 stats.dedup_bytes += length
 
         # A pipeline: this thread reads and cuts; the part's running sha256 is fed in order by
-        # one thread, each chunk is hashed, compressed and written by a pool (hashlib and zstd
-        # release the GIL, so they use every core while the next chunk is being read).
+        # one thread, each chunk is hashed, compressed, sealed and written by a pool (hashlib,
+        # zstd and AES-GCM release the GIL, so they use every core while the next chunk is read).
         with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 2)) as pool, \
                 ThreadPoolExecutor(max_workers=1) as hasher:
             for chunk in chunker.cut_stream(_FullReader(stream, progress)):
@@ -319,13 +424,15 @@ class Repository:
 
     def commit(self, snapshot: Snapshot) -> None:
         """Write the manifest atomically, after every chunk it names is durable."""
+        names = []
         for part in snapshot.parts:
             for digest, _length in part.chunks:
-                if not self.chunk_path(digest).exists():
+                if not self.has_chunk(digest):
                     raise CorruptData(f"chunk {digest[:12]} of part {part.kind} {part.name} vanished before commit")
-        _syncfs(self.path)
-        self._write_atomic(self.snapshots_dir / f"{snapshot.id}.json",
-                           json.dumps(snapshot.to_dict(), indent=1).encode())
+                names.append(f"chunks/{digest}")
+        self.backend.sync()
+        data = self.codec.seal(json.dumps(snapshot.to_dict(), indent=1).encode(), f"snapshot {snapshot.id}")
+        self.backend.put(f"snapshots/{snapshot.id}", data, refs=list(dict.fromkeys(names)))
 
     @staticmethod
     def new_id(when: datetime) -> str:
@@ -333,26 +440,28 @@ class Repository:
 
     # --- reading --------------------------------------------------------------------------
 
+    def load_snapshot(self, sid: str) -> Snapshot:
+        try:
+            raw = self.codec.open(self.backend.get(f"snapshots/{sid}"), f"snapshot {sid}")
+            return Snapshot.from_dict(json.loads(raw))
+        except (ValueError, KeyError) as exc:
+            raise CorruptData(f"unreadable manifest {sid}: {exc}") from exc
+
     def snapshots(self) -> list[Snapshot]:
         """All snapshots, oldest first."""
-        if not self.snapshots_dir.is_dir():
+        if not self.exists():
             return []
-        result = []
-        for path in self.snapshots_dir.glob("*.json"):
-            try:
-                result.append(Snapshot.from_dict(json.loads(path.read_bytes())))
-            except (ValueError, KeyError) as exc:
-                raise CorruptData(f"unreadable manifest {path.name}: {exc}") from exc
+        result = [self.load_snapshot(name.split("/", 1)[1]) for name in self.backend.list("snapshots/")]
         result.sort(key=lambda s: (s.created, s.id))
         return result
 
     def get(self, ref: str) -> Snapshot:
         """A snapshot by ID, unique ID prefix, ``latest``, or tag (the newest with it)."""
-        self._require()
+        self.config  # noqa: B018 - NotFound for a missing repository
         snaps = self.snapshots()
         if ref == "latest":
             if not snaps:
-                raise NotFound(f"no snapshots in {self.path}")
+                raise NotFound(f"no snapshots in {self.url}")
             return snaps[-1]
         exact = [s for s in snaps if s.id == ref]
         if exact:
@@ -373,25 +482,23 @@ class Repository:
         for snap in reversed(self.snapshots()):
             for part in snap.parts:
                 if part.kind == kind and part.name == name and part.meta.get("tree_signature") == signature:
-                    if all(self.chunk_path(d).exists() for d, _ in part.chunks):
+                    if all(self.has_chunk(d) for d, _ in part.chunks):
                         return part
                     return None
         return None
 
     def read_chunk(self, digest: str) -> bytes:
-        """The plain bytes of a chunk, verified against its name."""
+        """The plain bytes of a chunk, authenticated and verified against its name."""
         import zstandard
 
-        try:
-            packed = self.chunk_path(digest).read_bytes()
-        except FileNotFoundError as exc:
-            raise CorruptData(f"chunk {digest} is missing from the repository") from exc
+        codec = self.codec
+        packed = codec.open(self.get_raw_chunk(digest), f"chunk {digest}")
         try:
             data = zstandard.ZstdDecompressor().decompress(packed)
         except zstandard.ZstdError as exc:
             raise CorruptData(f"chunk {digest} is corrupt: {exc}") from exc
-        if hashlib.sha256(data).hexdigest() != digest:
-            raise CorruptData(f"chunk {digest} is corrupt: its content no longer matches its sha256")
+        if codec.chunk_id(data) != digest:
+            raise CorruptData(f"chunk {digest} is corrupt: its content no longer matches its {codec.hash_name}")
         return data
 
     def open_part(self, part: Part) -> PartReader:
@@ -425,34 +532,25 @@ class Repository:
 
     def remove(self, snapshot_ids: list[str]) -> None:
         for sid in snapshot_ids:
-            try:
-                os.unlink(self.snapshots_dir / f"{sid}.json")
-            except FileNotFoundError:
-                pass
+            self.backend.delete(f"snapshots/{sid}")
 
     def gc(self) -> tuple[int, int]:
         """Delete chunks no snapshot names (caller holds the exclusive lock); (chunks, bytes) freed."""
-        used = {digest for snap in self.snapshots() for part in snap.parts for digest, _ in part.chunks}
+        used = {f"chunks/{digest}" for snap in self.snapshots() for part in snap.parts for digest, _ in part.chunks}
         count = freed = 0
-        if not self.chunks_dir.is_dir():
-            return 0, 0
-        for sub in self.chunks_dir.iterdir():
-            for path in sub.iterdir():
-                if path.name not in used:
-                    freed += path.stat().st_size
-                    path.unlink()
-                    count += 1
-        for stale in (self.path / "tmp").glob("*"):
-            stale.unlink()
+        for name in self.backend.list("chunks/"):
+            if name not in used:
+                freed += self.backend.size(name)
+                self.backend.delete(name)
+                count += 1
+        self.backend.cleanup()
         return count, freed
 
     def stored_bytes(self) -> int:
-        total = 0
-        if self.chunks_dir.is_dir():
-            for sub in self.chunks_dir.iterdir():
-                for path in sub.iterdir():
-                    total += path.stat().st_size
-        return total
+        return sum(self.backend.size(name) for name in self.backend.list("chunks/"))
+
+    def close(self) -> None:
+        self.backend.close()
 
 
 class PartReader:
@@ -528,4 +626,14 @@ def select_prune(snapshots: list[Snapshot], keep_last: int = 0, keep_daily: int 
     return keep, remove
 
 
-__all__ = ["Part", "PartReader", "PartStats", "Repository", "Snapshot", "cut_points", "select_prune"]
+def open_repository(engine, url: str | Path | None, passphrase: Callable[[], bytes] | None = None) -> Repository:
+    """The repository ``--repo`` names (default ``<root>/backups``), remote ones through the
+    engine's registry client; ``passphrase`` is called only for an encrypted repository."""
+    from dockerbank.backup.storage import open_backend
+
+    target = url if url else engine.config.root / "backups"
+    remote = str(target).startswith("oci://")
+    return Repository(open_backend(target, registry=engine.registry if remote else None), passphrase=passphrase)
+
+
+__all__ = ["open_repository", "Part", "PartReader", "PartStats", "Repository", "Snapshot", "cut_points", "select_prune"]

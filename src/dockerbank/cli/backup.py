@@ -3,20 +3,44 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from dockerbank.cli.common import engine_of, human_size, print_table
-from dockerbank.errors import CorruptData
+from dockerbank.errors import CorruptData, InvalidArgument
 
 
-def _repo(ctx: click.Context, path: str | None):
-    from dockerbank.backup.repository import Repository
+PASSWORD_ENV = "DOCKERBANK_BACKUP_PASSWORD"
 
-    engine = engine_of(ctx)
-    return Repository(Path(path) if path else engine.config.root / "backups")
+
+def passphrase_from(password_file: str | None, *, env: str | tuple[str, ...] = PASSWORD_ENV, confirm: bool = False,
+                    prompt: str = "Passphrase for the backup repository"):
+    """A callable giving the passphrase: from the file, else the environment, else the terminal."""
+
+    def get() -> bytes:
+        if password_file:
+            try:
+                return Path(password_file).read_bytes().rstrip(b"\r\n")
+            except OSError as exc:
+                raise InvalidArgument(f"cannot read the password file {password_file}: {exc.strerror}") from exc
+        names = (env,) if isinstance(env, str) else env
+        for name in names:
+            if os.environ.get(name):
+                return os.environ[name].encode()
+        if sys.stdin.isatty():
+            return click.prompt(prompt, hide_input=True, confirmation_prompt=confirm, err=True).encode()
+        raise InvalidArgument(f"a passphrase is needed: give --password-file, {names[0]} or run on a terminal")
+
+    return get
+
+
+def _repo(ctx: click.Context, url: str | None, password_file: str | None = None):
+    from dockerbank.backup.repository import open_repository
+
+    return open_repository(engine_of(ctx), url, passphrase_from(password_file))
 
 
 class _RichProgress:
@@ -54,12 +78,70 @@ def _progress():
     return nullcontext(Progress())
 
 
-repo_option = click.option("--repo", metavar="DIR", help="Backup repository (default: <root>/backups)")
+
+
+def repo_option(func):
+    """``--repo URL`` and ``--password-file FILE`` (an encrypted repository's passphrase)."""
+    func = click.option("--password-file", type=click.Path(dir_okay=False),
+                        help=f"File holding the repository's passphrase (else ${PASSWORD_ENV} or a prompt)")(func)
+    return click.option("--repo", metavar="URL",
+                        help="Backup repository: a directory, dir:PATH or oci://REGISTRY/NAME "
+                             "(default: <root>/backups)")(func)
 
 
 @click.group("backup")
 def backup() -> None:
     """Back up volumes, containers and the whole host into a deduplicated repository."""
+
+
+@backup.command("init")
+@click.option("--encrypt", is_flag=True, help="Encrypt and authenticate every chunk and manifest (AES-256-GCM)")
+@repo_option
+@click.pass_context
+def init_cmd(ctx, encrypt, repo, password_file) -> None:
+    """Create a repository (encrypted with --encrypt; the passphrase is asked twice on a terminal)."""
+    repository = _repo(ctx, repo, password_file)
+    passphrase = passphrase_from(password_file, confirm=True, prompt="New passphrase")() if encrypt else None
+    config = repository.create(encrypt=encrypt, passphrase=passphrase)
+    kind = "encrypted (aes-256-gcm, keyed chunk IDs)" if encrypt else "unencrypted"
+    click.echo(f"created {kind} backup repository {config['id'][:12]} at {repository.url}")
+
+
+@backup.group("key")
+def key_group() -> None:
+    """Passphrases of an encrypted repository (each one a key file wrapping the master key)."""
+
+
+@key_group.command("ls")
+@repo_option
+@click.pass_context
+def key_ls_cmd(ctx, repo, password_file) -> None:
+    """List the key files (* marks the one your passphrase opened)."""
+    rows = [[("*" if k["current"] else " ") + k["id"], k["username"], k["hostname"], k["created"], k["kdf"]]
+            for k in _repo(ctx, repo, password_file).keys()]
+    print_table([" ID", "USER", "HOST", "CREATED", "KDF"], rows)
+
+
+@key_group.command("add")
+@click.option("--new-password-file", type=click.Path(dir_okay=False), help="File holding the new passphrase")
+@repo_option
+@click.pass_context
+def key_add_cmd(ctx, new_password_file, repo, password_file) -> None:
+    """Add a passphrase (opened with an existing one)."""
+    repository = _repo(ctx, repo, password_file)
+    repository.codec  # noqa: B018 - unlock with the old passphrase before asking for the new one
+    new = passphrase_from(new_password_file, env="DOCKERBANK_BACKUP_NEW_PASSWORD", confirm=True,
+                          prompt="New passphrase")()
+    click.echo(repository.add_key(new))
+
+
+@key_group.command("rm")
+@click.argument("key_id")
+@repo_option
+@click.pass_context
+def key_rm_cmd(ctx, key_id, repo, password_file) -> None:
+    """Remove a passphrase's key file (not the one used to open the repository)."""
+    click.echo(_repo(ctx, repo, password_file).remove_key(key_id))
 
 
 @backup.command("create")
@@ -74,14 +156,15 @@ def backup() -> None:
 @repo_option
 @click.option("-q", "--quiet", is_flag=True, help="Print only the snapshot ID")
 @click.pass_context
-def create_cmd(ctx, volumes, containers, stacks, all_, consistency, with_images, tags, repo, quiet) -> None:
+def create_cmd(ctx, volumes, containers, stacks, all_, consistency, with_images, tags, repo, password_file,
+               quiet) -> None:
     """Create a snapshot."""
     from dockerbank.backup.create import CreateOptions, create
 
     engine = engine_of(ctx)
     opts = CreateOptions(list(volumes), list(containers), list(stacks), all_, consistency, with_images, list(tags))
     with _progress() as progress:
-        report = create(engine, _repo(ctx, repo), opts, progress)
+        report = create(engine, _repo(ctx, repo, password_file), opts, progress)
     snap = report.snapshot
     if quiet:
         click.echo(snap.id)
@@ -102,9 +185,9 @@ def create_cmd(ctx, volumes, containers, stacks, all_, consistency, with_images,
 @click.option("-q", "--quiet", is_flag=True, help="Only IDs")
 @click.option("--format", "fmt", help="json for one JSON object per line")
 @click.pass_context
-def ls_cmd(ctx, repo, quiet, fmt) -> None:
+def ls_cmd(ctx, repo, password_file, quiet, fmt) -> None:
     """List snapshots (oldest first)."""
-    repository = _repo(ctx, repo)
+    repository = _repo(ctx, repo, password_file)
     snaps = repository.snapshots()
     if quiet:
         for snap in snaps:
@@ -125,9 +208,9 @@ def ls_cmd(ctx, repo, quiet, fmt) -> None:
 @click.option("--chunks", is_flag=True, help="Include every part's chunk list")
 @repo_option
 @click.pass_context
-def inspect_cmd(ctx, snapshots, chunks, repo) -> None:
+def inspect_cmd(ctx, snapshots, chunks, repo, password_file) -> None:
     """Show snapshot manifests as JSON."""
-    repository = _repo(ctx, repo)
+    repository = _repo(ctx, repo, password_file)
     out = []
     for ref in snapshots:
         data = repository.get(ref).to_dict()
@@ -142,9 +225,9 @@ def inspect_cmd(ctx, snapshots, chunks, repo) -> None:
 @click.argument("snapshots", nargs=-1)
 @repo_option
 @click.pass_context
-def verify_cmd(ctx, snapshots, repo) -> None:
+def verify_cmd(ctx, snapshots, repo, password_file) -> None:
     """Re-hash every chunk and part of the snapshots (all when none is named)."""
-    repository = _repo(ctx, repo)
+    repository = _repo(ctx, repo, password_file)
     snaps = [repository.get(r) for r in snapshots] if snapshots else repository.snapshots()
     bad = 0
     with _progress() as progress:
@@ -175,9 +258,9 @@ def _record_verify(ctx, repository, snapshot_id: str, ok: bool) -> None:
 @click.argument("snapshots", nargs=-1, required=True)
 @repo_option
 @click.pass_context
-def rm_cmd(ctx, snapshots, repo) -> None:
+def rm_cmd(ctx, snapshots, repo, password_file) -> None:
     """Remove snapshots and the chunks only they used."""
-    repository = _repo(ctx, repo)
+    repository = _repo(ctx, repo, password_file)
     with repository.lock(exclusive=True):
         ids = [repository.get(r).id for r in snapshots]
         repository.remove(ids)
@@ -194,11 +277,11 @@ def rm_cmd(ctx, snapshots, repo) -> None:
 @click.option("--dry-run", is_flag=True)
 @repo_option
 @click.pass_context
-def prune_cmd(ctx, keep_last, keep_daily, keep_weekly, dry_run, repo) -> None:
+def prune_cmd(ctx, keep_last, keep_daily, keep_weekly, dry_run, repo, password_file) -> None:
     """Remove snapshots outside the keep rules, then unused chunks."""
     from dockerbank.backup.repository import select_prune
 
-    repository = _repo(ctx, repo)
+    repository = _repo(ctx, repo, password_file)
     with repository.lock(exclusive=True):
         keep, remove = select_prune(repository.snapshots(), keep_last, keep_daily, keep_weekly)
         for snap in remove:
@@ -210,6 +293,38 @@ def prune_cmd(ctx, keep_last, keep_daily, keep_weekly, dry_run, repo) -> None:
     click.echo(f"kept {len(keep)} snapshots; freed {count} chunks, {human_size(freed)}", err=True)
 
 
+@backup.command("copy")
+@click.argument("snapshots", nargs=-1)
+@click.option("--from", "source", required=True, metavar="URL", help="Repository to copy from")
+@click.option("--to", "target", required=True, metavar="URL", help="Repository to copy to (created if missing)")
+@click.option("--from-password-file", type=click.Path(dir_okay=False),
+              help="Passphrase of the source (else $DOCKERBANK_BACKUP_FROM_PASSWORD, $DOCKERBANK_BACKUP_PASSWORD)")
+@click.option("--password-file", type=click.Path(dir_okay=False), help="Passphrase of an existing target")
+@click.pass_context
+def copy_cmd(ctx, snapshots, source, target, from_password_file, password_file) -> None:
+    """Copy snapshots (all when none is named) to another repository, sending only missing chunks."""
+    from dockerbank.backup.copy import copy_snapshots
+    from dockerbank.backup.repository import open_repository
+
+    engine = engine_of(ctx)
+    src = open_repository(engine, source, passphrase_from(
+        from_password_file, env=("DOCKERBANK_BACKUP_FROM_PASSWORD", PASSWORD_ENV), prompt="Passphrase of the source"))
+    dst = open_repository(engine, target, passphrase_from(password_file, prompt="Passphrase of the target"))
+    try:
+        with _progress() as progress:
+            report = copy_snapshots(src, dst, list(snapshots), progress.task(f"copy to {dst.url}", 0))
+    finally:
+        src.close()
+        dst.close()
+    for sid in report.copied:
+        click.echo(f"copied {sid}")
+    for sid in report.skipped:
+        click.echo(f"{sid} is already in {dst.url}")
+    click.echo(f"sent {report.chunks_sent} chunks ({human_size(report.bytes_sent)}), "
+               f"{report.chunks_present} were there, in {report.seconds:.1f}s"
+               + ("" if report.raw else " (re-encrypted for the target's key)"), err=True)
+
+
 @click.command("restore")
 @click.argument("snapshot", default="latest")
 @click.option("--volume", "volumes", multiple=True, metavar="NAME[:NEWNAME]", help="Restore only this volume")
@@ -217,13 +332,13 @@ def prune_cmd(ctx, keep_last, keep_daily, keep_weekly, dry_run, repo) -> None:
 @click.option("--force", is_flag=True, help="Overwrite non-empty volumes")
 @repo_option
 @click.pass_context
-def restore_cmd(ctx, snapshot, volumes, containers, force, repo) -> None:
+def restore_cmd(ctx, snapshot, volumes, containers, force, repo, password_file) -> None:
     """Restore a snapshot (default: the latest), whole or in parts, into this root."""
     from dockerbank.backup.restore import RestoreOptions, restore
 
     engine = engine_of(ctx)
     with _progress() as progress:
-        report = restore(engine, _repo(ctx, repo), snapshot, RestoreOptions(list(volumes), list(containers), force),
+        report = restore(engine, _repo(ctx, repo, password_file), snapshot, RestoreOptions(list(volumes), list(containers), force),
                          progress)
     for kind, name in report.restored:
         click.echo(f"restored {kind} {name}")
