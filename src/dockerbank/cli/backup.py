@@ -249,7 +249,7 @@ def _record_verify(ctx, repository, snapshot_id: str, ok: bool) -> None:
     from dockerbank.monitor import verifylog
 
     try:
-        verifylog.record(engine_of(ctx).config.root, repository.path, snapshot_id, ok)
+        verifylog.record(engine_of(ctx).config.root, repository.url, snapshot_id, ok)
     except OSError as exc:
         click.echo(f"WARNING: cannot record the verify of {snapshot_id}: {exc}", err=True)
 
