@@ -105,6 +105,11 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         entrypoint = [kw["entrypoint"]] if kw["entrypoint"] else []
     specs = mnt.parse_all(volumes=kw["volume"], mounts=kw["mount"], tmpfs=kw["tmpfs"])
     pids = kw["pids_limit"]
+    from dockerbank.container.health import from_flags
+
+    healthcheck = from_flags(kw["health_cmd"], kw["health_interval"], kw["health_timeout"],
+                             kw["health_start_period"], kw["health_start_interval"], kw["health_retries"],
+                             kw["no_healthcheck"])
     return CreateOptions(
         image=image, command=list(command), entrypoint=entrypoint, name=kw["name"], env=env,
         workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"], labels=parse_pairs(kw["label"]),
@@ -115,7 +120,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         nano_cpus=cpus, cpu_shares=kw["cpu_shares"], pids_limit=max(0, pids),
         blkio_weight=kw["blkio_weight"], network=kw["network"], stop_signal=kw["stop_signal"],
         network_options=network_options_from(kw),
-        stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]],
+        stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]], healthcheck=healthcheck,
     )
 
 
@@ -274,7 +279,11 @@ def ps(engine, kw: dict) -> int:
 
     service = engine.containers
     show_all, last, size, fmt, no_trunc = kw["show_all"], kw["last"], kw["size"], kw["fmt"], kw["no_trunc"]
-    wanted = parse_filters(kw["filters"], {"name", "label", "status", "ancestor", "id", "exited"})
+    wanted = parse_filters(kw["filters"], {"name", "label", "status", "ancestor", "id", "exited", "health"})
+    if "health" in wanted:
+        from dockerbank.container.health import check_filter
+
+        check_filter(wanted)
     containers = service.list()
     if kw["latest"]:
         last = 1

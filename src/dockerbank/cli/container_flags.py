@@ -40,6 +40,15 @@ CREATE_FLAGS = [
     Flag("--stop-signal", help="Signal to stop the container"),
     Flag("--stop-timeout", kind=INT, help="Timeout (in seconds) to stop a container"),
     Flag("-a", "--attach", kind=MULTI, help="Attach to STDIN, STDOUT or STDERR"),
+    Flag("--health-cmd", help="Command to run to check health"),
+    Flag("--health-interval", help="Time between running the check (ms|s|m|h) (default 0s)"),
+    Flag("--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)"),
+    Flag("--health-retries", kind=INT, help="Consecutive failures needed to report unhealthy"),
+    Flag("--health-start-period", help="Start period for the container to initialize before starting "
+         "health-retries countdown (ms|s|m|h) (default 0s)"),
+    Flag("--health-start-interval", help="Time between running the check during the start period "
+         "(ms|s|m|h) (default 0s)"),
+    Flag("--no-healthcheck", kind=BOOL, help="Disable any container-specified HEALTHCHECK"),
     Flag("--pull", dest="pull_policy", kind=CHOICE, default="missing", choices=("always", "missing", "never"),
          help='Pull image before running ("always"|"missing"|"never")'),
     Flag("-q", "--quiet", kind=BOOL, help="Suppress the pull output"),

@@ -105,6 +105,7 @@ class CreateOptions:
     stop_signal: str | None = None
     stop_timeout: int | None = None
     attach: list[str] = field(default_factory=list)
+    healthcheck: dict[str, Any] | None = None   # docker's Healthcheck; None: the image's (container.health)
 
 
 def parse_restart(value: str) -> dict[str, Any]:
@@ -195,6 +196,8 @@ class ContainerService:
         if state.status not in model.ACTIVE and state.status != model.RESTARTING:
             return container
         if alive(state.conmon_pid, state.conmon_start):
+            if state.health is not None and state_has_health(container.config):
+                self._ensure_health_scheduler()
             return container
         try:
             self.cleanup(container.id)
@@ -315,6 +318,10 @@ class ContainerService:
             if not os.path.exists(dev["PathOnHost"]):
                 raise InvalidArgument(f"error gathering device information while adding custom device "
                                       f"\"{dev['PathOnHost']}\": no such file or directory", exit_code=125)
+        from dockerbank.container.health import merge as merge_healthcheck
+        from dockerbank.container.health import validate as validate_healthcheck
+
+        validate_healthcheck(opts.healthcheck)
         config = ContainerConfig(
             image=opts.image, image_id=image.id, path=full[0], args=full[1:],
             entrypoint=list(entrypoint) if entrypoint else None, cmd=list(cmd) if cmd else None, env=env,
@@ -328,7 +335,7 @@ class ContainerService:
             ("none", "host") else (opts.network or "default"), network=network_cfg,
             stop_signal=opts.stop_signal or image_cfg.get("StopSignal") or "SIGTERM", stop_timeout=opts.stop_timeout,
             exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
-            attach=list(opts.attach),
+            attach=list(opts.attach), healthcheck=merge_healthcheck(opts.healthcheck, image_cfg.get("Healthcheck")),
         )
         from dockerbank.runtime.spec import capabilities
 
@@ -610,12 +617,39 @@ class ContainerService:
                 state.user_stopped = False
                 state.boot_id = _boot_id()
                 state.attached = attached
+                state.health = self._health_at_start(cfg, state.health)
 
             self.store.update_state(cid, running)
         self._event(container, "start")
+        if state_has_health(cfg):
+            self._ensure_health_scheduler(force=True)
         if attached:
             return Attachment(self, cid, base, sock, started.conmon_pid, start_time, cfg.tty, want_stdin)
         return None
+
+    @staticmethod
+    def _health_at_start(cfg: ContainerConfig, previous: dict | None) -> dict | None:
+        if not state_has_health(cfg):
+            return None
+        from dockerbank.container.health import started
+
+        return started(previous)
+
+    def _ensure_health_scheduler(self, force: bool = False) -> None:
+        """Start (or wake) the root's health scheduler: after the start of a container with a
+        healthcheck (``force``), and when a command reads a running one (at most every 5 s in a
+        long-lived engine), so a killed scheduler comes back with the next command. Costs one
+        flock attempt (and a signal) while the scheduler runs."""
+        now = time.monotonic()
+        if not force and now - getattr(self, "_health_ensured_at", -10.0) < 5.0:
+            return
+        self._health_ensured_at = now
+        from dockerbank.container.healthscheduler import ensure
+
+        try:
+            ensure(self.config)
+        except OSError:
+            pass  # the next command tries again
 
     def _fall_back_to_runc(self, exc: RuntimeFailure) -> bool:
         """After crun refused the host's cgroups (a case detection missed), use runc from now on."""
@@ -739,6 +773,7 @@ class ContainerService:
                     s.oom_killed = oom
                     s.pid = 0
                     s.mounted = deferred
+                    s.health = health_when_stopped(s.health)
                     if code is None:
                         s.error = "container monitor (conmon) disappeared without an exit code"
 
@@ -1070,6 +1105,23 @@ def network_down_detached(root: str, run_root: str, cid: str) -> None:
         network_down(NetworkService(config, db), cid)
     finally:
         db.close()
+
+
+def state_has_health(cfg: ContainerConfig) -> bool:
+    """Whether a container's healthcheck probes (its state then has docker's State.Health)."""
+    if not cfg.healthcheck:
+        return False
+    from dockerbank.container.health import enabled
+
+    return enabled(cfg.healthcheck)
+
+
+def health_when_stopped(current: dict | None) -> dict | None:
+    if not current:
+        return current
+    from dockerbank.container.health import stopped
+
+    return stopped(current)
 
 
 def should_restart(policy: dict, state: ContainerState) -> bool:

@@ -84,6 +84,7 @@ class ContainerConfig:
     exposed_ports: dict[str, dict] = field(default_factory=dict)
     image_volumes: dict[str, dict] = field(default_factory=dict)
     attach: list[str] = field(default_factory=list)     # streams attached at create (STDIN/STDOUT/STDERR)
+    healthcheck: dict[str, Any] | None = None           # docker's Healthcheck (image's merged with create's)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +112,7 @@ class ContainerState:
     user_stopped: bool = False     # stopped by stop/kill: restart policies leave it alone
     boot_id: str = ""              # the host boot the container ran in (restart after reboot)
     attached: bool = False         # a foreground CLI does the clean-up (no conmon exit command)
+    health: dict[str, Any] | None = None  # docker's State.Health {Status, FailingStreak, Log} (container.health)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,7 +23,13 @@ def status_text(container, now: float) -> str:
     state = container.state
     if state.status in ("running", "paused"):
         text = f"Up {human_duration(_since(state.started_at, now))}"
-        return text + " (Paused)" if state.status == "paused" else text
+        if state.status == "paused":
+            return text + " (Paused)"
+        if state.health:
+            from dockerbank.container.health import status_suffix
+
+            return text + status_suffix(state.health)
+        return text
     if state.status == "restarting":
         return f"Restarting ({state.exit_code}) {human_duration(_since(state.finished_at, now))} ago"
     if state.status == "exited":
@@ -67,6 +73,11 @@ def _ps_matches(container, filters: dict[str, list[str]], image_ids: dict) -> bo
             return False
         if key == "status" and container.state.status not in values:
             return False
+        if key == "health":
+            from dockerbank.container.health import filter_value
+
+            if filter_value(container.state.health) not in values:
+                return False
         if key == "exited" and not (container.state.status == "exited"
                                     and str(container.state.exit_code) in values):
             return False
@@ -142,6 +153,7 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
             "Error": state.error,
             "StartedAt": state.started_at,
             "FinishedAt": state.finished_at,
+            **({"Health": state.health} if state.health else {}),
         },
         "Image": cfg.image_id,
         "ResolvConfPath": str(base / "resolv.conf"),
@@ -218,6 +230,7 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
             "StdinOnce": False,
             "Env": env,
             "Cmd": cfg.cmd,
+            **({"Healthcheck": cfg.healthcheck} if cfg.healthcheck else {}),
             "Image": cfg.image,
             "Volumes": host_fields.get("Volumes") or cfg.image_volumes or None,
             "WorkingDir": cfg.workdir,

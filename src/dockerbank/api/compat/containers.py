@@ -108,6 +108,7 @@ def create_options(body: dict, name: str | None):
         cpu_shares=host.get("CpuShares") or 0, pids_limit=max(0, pids),
         blkio_weight=host.get("BlkioWeight") or 0, network=network, stop_signal=body.get("StopSignal") or None,
         stop_timeout=body.get("StopTimeout"), attach=attach, network_options=network_options,
+        healthcheck=body.get("Healthcheck") or None,
     )
 
 
@@ -175,9 +176,13 @@ async def list_containers(request: web.Request) -> web.Response:
     from dockerbank.container.views import _ps_matches
 
     filters = qfilters(request)
-    unknown = set(filters) - {"name", "label", "status", "ancestor", "id", "exited"}
+    unknown = set(filters) - {"name", "label", "status", "ancestor", "id", "exited", "health"}
     if unknown:
         raise InvalidArgument(f"invalid filter '{min(unknown)}'")
+    if "health" in filters:
+        from dockerbank.container.health import check_filter
+
+        check_filter(filters)
     show_all, limit, size = qbool(request, "all"), qint(request, "limit", -1), qbool(request, "size")
 
     def run(engine):
