@@ -1,8 +1,7 @@
-"""The health scheduler's worker: runs the due probes of some containers and records the results.
+"""One healthcheck probe of a container, and its result recorded (the health worker's job,
+``engine.healthworker``).
 
-``python -m dockerbank.container.healthprobe ROOT RUN_ROOT ID...``: the engine is imported once,
-then each probe runs in a forked child of its own (in parallel, no threads: the exec path forks
-conmon with a pre-exec hook). A probe is an exec session through ``ContainerService.exec`` (its
+A probe is an exec session through ``ContainerService.exec`` (its
 own conmon), its output read from the attach socket (first 4096 bytes kept), killed after the
 healthcheck's timeout. The result lands in ``State.Health`` under the container's lock, only if
 the container still runs the same start (a result of an earlier run is dropped); a changed status
@@ -16,7 +15,6 @@ import os
 import select
 import shutil
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -81,12 +79,13 @@ def _kill_exec(work: Path) -> None:
         pass
 
 
-def probe(engine, cid: str) -> str | None:
-    """Probe one container now and record the result; the new status when it changed."""
+def probe(service, cid: str) -> str | None:
+    """Probe one container now through ``service`` (its ContainerService) and record the result;
+    the new status when it changed. A second probe of the same container while one runs (a
+    worker of a killed scheduler) does nothing."""
     from dockerbank.container import model
 
-    service = engine.containers
-    lock_dir = Path(engine.config.run_root) / "health"
+    lock_dir = Path(service.config.run_root) / "health"
     lock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(str(lock_dir / f"{cid}.probe"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -124,45 +123,3 @@ def probe(engine, cid: str) -> str | None:
         return changed[0]
     finally:
         os.close(fd)
-
-
-def main(argv: list[str]) -> int:
-    from dockerbank.config import Config
-    from dockerbank.engine import Engine
-
-    root, run_root, *cids = argv
-    config = Config(root=Path(root), run_root=Path(run_root))
-
-    def one(cid: str) -> None:
-        engine = Engine(config)
-        try:
-            probe(engine, cid)
-        except Exception as exc:  # noqa: BLE001  one line in the scheduler's error log, never a trace
-            print(f"healthcheck of {cid[:12]}: {exc}", file=sys.stderr)
-        finally:
-            engine.close()
-
-    if len(cids) == 1:
-        one(cids[0])
-        return 0
-    # import what a probe needs once, before forking (no database is open yet in this process)
-    import dockerbank.container.lifecycle  # noqa: F401
-    import dockerbank.runtime.conmon  # noqa: F401
-    import dockerbank.runtime.oci  # noqa: F401
-
-    children = []
-    for cid in cids:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                one(cid)
-            finally:
-                os._exit(0)
-        children.append(pid)
-    for pid in children:
-        os.waitpid(pid, 0)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

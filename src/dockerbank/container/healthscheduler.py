@@ -5,7 +5,7 @@ The design keeps it cheap (the issue's constraint: no Python process per contain
 
 - It runs as ``python -S -I`` with the standard library's sqlite3, json and datetime plus the pure
   :mod:`dockerbank.container.health`; it never imports the engine. When probes are due it starts
-  one short-lived worker (:mod:`dockerbank.container.healthprobe`) for all of them, which runs
+  one short-lived worker (:mod:`dockerbank.engine.healthworker`) for all of them, which runs
   each probe as an exec session through the engine's exec path (conmon) and records the result
   in the state database under the container's lock.
 - It keeps nothing that is not in the database: the next probe of a container is one interval
@@ -141,7 +141,7 @@ class Scheduler:
         actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
                    (os.POSIX_SPAWN_OPEN, 2, errors, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)]
-        argv = [self.python, "-m", "dockerbank.container.healthprobe", self.root, self.run_root, *cids]
+        argv = [self.python, "-m", "dockerbank.engine.healthworker", self.root, self.run_root, *cids]
         try:
             pid = os.posix_spawn(self.python, argv, os.environ, file_actions=actions, setsigmask=())
         except OSError as exc:
