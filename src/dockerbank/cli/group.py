@@ -61,6 +61,9 @@ LAZY_COMMANDS: dict[str, str] = {
     # backups
     "backup": "dockerbank.cli.backup",
     "restore": "dockerbank.cli.backup",
+    # audit
+    "audit": "dockerbank.cli.audit",
+    "sbom": "dockerbank.cli.audit",
     # system
     "system": "dockerbank.cli.system",
     "info": "dockerbank.cli.system",

@@ -1,0 +1,126 @@
+"""``audit image``: the use case over the engine's image store, with results cached by image ID.
+
+What depends only on the image's content and config (an image ID names both) is computed
+once and cached in ``<root>/audit/<id>.json``; what changes with time or with the user's
+options (the image's age, vulnerabilities from the user's OSV files) is derived at each call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from dockerbank.audit.findings import Finding, sort_findings
+from dockerbank.audit.inventory import Inventory, Package
+from dockerbank.oci import digest as dg
+
+CACHE_VERSION = 1   # bump when rules or the inventory change what a scan produces
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    max_age_days: int = 180
+    vuln_db: Path | None = None
+    use_cache: bool = True
+
+
+@dataclass
+class ImageAudit:
+    """The report of ``audit image``: findings, and the inventory the SBOM is made from."""
+
+    image_id: str
+    name: str
+    created: str
+    findings: list[Finding]
+    packages: list[Package]
+    os: dict[str, str] = field(default_factory=dict)
+    complete: bool = True
+    cached: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "Image": self.name, "ImageID": self.image_id, "Created": self.created, "Complete": self.complete,
+            "Findings": [f.to_dict() for f in self.findings],
+            "Packages": len(self.packages),
+        }
+
+
+class AuditService:
+    """Audits of the images in one store."""
+
+    def __init__(self, config, images):
+        self.config = config
+        self.images = images
+        self.cache_dir = Path(config.root) / "audit"
+
+    def audit_image(self, name: str, options: AuditOptions = AuditOptions()) -> ImageAudit:
+        """Audit an image from its layers and config without running it."""
+        from dockerbank.audit import configcheck
+
+        record = self.images.resolve(name)
+        image_config = self.images.image_config(record.id)
+        scan, cached = self._scan(record.id, image_config, options.use_cache)
+        findings = [Finding.from_dict(f) for f in scan["findings"]]
+        findings += configcheck.check_dynamic(image_config, datetime.now(timezone.utc), options.max_age_days)
+        packages = [Package(**p) for p in scan["packages"]]
+        if options.vuln_db is not None:
+            from dockerbank.audit import vulns
+
+            findings += vulns.match(packages, vulns.load_db(options.vuln_db))
+        shown = record.tags[0] if record.tags and not dg.is_digest(name) else name
+        return ImageAudit(record.id, shown, str(image_config.get("created") or ""), sort_findings(findings),
+                          packages, scan.get("os") or {}, scan["complete"], cached)
+
+    # --- the cached, content-derived part --------------------------------------------------
+
+    def _scan(self, image_id: str, image_config: dict, use_cache: bool) -> tuple[dict, bool]:
+        path = self.cache_dir / f"{dg.hex_of(image_id)}.json"
+        if use_cache:
+            try:
+                data = json.loads(path.read_text())
+                if data.get("version") == CACHE_VERSION and data.get("image") == image_id:
+                    return data, True
+            except (OSError, ValueError):
+                pass  # no cache yet, or a damaged one: scan again
+        data = self._fresh_scan(image_id, image_config)
+        self._store(path, data)
+        return data, False
+
+    def _fresh_scan(self, image_id: str, image_config: dict) -> dict:
+        from dockerbank.audit import configcheck, inventory
+        from dockerbank.audit.layerscan import LayerSource, scan_layers
+
+        diff_ids = list((image_config.get("rootfs") or {}).get("diff_ids") or [])
+        steps = [str(h.get("created_by") or "") for h in image_config.get("history") or [] if not h.get("empty_layer")]
+        if len(steps) != len(diff_ids):
+            steps = [""] * len(diff_ids)
+        sources = [LayerSource(i, diff_id, steps[i - 1], self._opener(diff_id))
+                   for i, diff_id in enumerate(diff_ids, start=1)]
+        result = scan_layers(sources)
+        inv: Inventory = inventory.build(result.collected)
+        findings = configcheck.check_static(image_config) + result.findings + inv.findings
+        return {
+            "version": CACHE_VERSION, "image": image_id,
+            "complete": result.complete and inv.complete,
+            "findings": [f.to_dict() for f in findings],
+            "packages": [p.to_dict() for p in inv.packages],
+            "os": inv.os,
+        }
+
+    def _opener(self, diff_id: str):
+        return lambda: self.images.layer_tar(diff_id)
+
+    def _store(self, path: Path, data: dict) -> None:
+        """Write the cache atomically, closed to other users (findings name where secrets are)."""
+        try:
+            self.cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.cache_dir)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(data, handle, separators=(",", ":"))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache that cannot be written only costs the next audit its speed

@@ -1,0 +1,57 @@
+"""``dockerbank audit image`` and ``dockerbank sbom``: thin over ``engine.audit``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from dockerbank.cli.common import echo, engine_of, print_table
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+_LEVELS = click.Choice(["high", "medium", "low"])
+
+
+@click.group("audit", context_settings=CONTEXT)
+def audit() -> None:
+    """Audit images (without running them) for security and license findings."""
+
+
+@audit.command("image", context_settings=CONTEXT)
+@click.argument("image")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="Output: a table for people, JSON for tools")
+@click.option("--fail-on", type=_LEVELS, default=None,
+              help="Exit 1 if a finding is at least this severe (for CI gates)")
+@click.option("--vuln-db", type=click.Path(path_type=Path), default=None,
+              help="Directory of OSV JSON files to match installed packages against")
+@click.option("--max-age", type=int, default=180, show_default=True, help="Days after which the image is old")
+@click.option("--no-cache", is_flag=True, help="Scan the layers again instead of using the cached result")
+@click.pass_context
+def image_cmd(ctx, image, fmt, fail_on, vuln_db, max_age, no_cache) -> None:
+    """Audit IMAGE from its layers and config."""
+    from dockerbank.audit.findings import fails
+    from dockerbank.audit.service import AuditOptions
+
+    report = engine_of(ctx).audit.audit_image(
+        image, AuditOptions(max_age_days=max_age, vuln_db=vuln_db, use_cache=not no_cache))
+    if fmt == "json":
+        echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _table(report)
+    if fails(report.findings, fail_on):
+        ctx.exit(1)
+
+
+def _table(report) -> None:
+    echo(f"Image: {report.name} ({report.image_id[7:19]}), {len(report.packages)} packages"
+         + ("" if report.complete else " (INCOMPLETE: see the unreadable findings)"))
+    if not report.findings:
+        echo("No findings.")
+        return
+    rows = [[f.severity.upper(), f.rule, f.where, f.detail, f.fix] for f in report.findings]
+    print_table(["SEVERITY", "RULE", "WHERE", "FINDING", "WHAT TO DO"], rows)
+
+
+COMMANDS = {"audit": audit}
