@@ -50,7 +50,11 @@ class ImageAudit:
 
 
 class AuditService:
-    """Audits of the images in one store."""
+    """Audits of the images in one store (an operation above the engine: built from it, not by it)."""
+
+    @classmethod
+    def of(cls, engine) -> AuditService:
+        return cls(engine.config, engine.images)
 
     def __init__(self, config, images):
         self.config = config

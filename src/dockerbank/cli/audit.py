@@ -32,9 +32,9 @@ def audit() -> None:
 def image_cmd(ctx, image, fmt, fail_on, vuln_db, max_age, no_cache) -> None:
     """Audit IMAGE from its layers and config."""
     from dockerbank.audit.findings import fails
-    from dockerbank.audit.service import AuditOptions
+    from dockerbank.audit.service import AuditOptions, AuditService
 
-    report = engine_of(ctx).audit.audit_image(
+    report = AuditService.of(engine_of(ctx)).audit_image(
         image, AuditOptions(max_age_days=max_age, vuln_db=vuln_db, use_cache=not no_cache))
     if fmt == "json":
         echo(json.dumps(report.to_dict(), indent=2))

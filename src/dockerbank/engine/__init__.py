@@ -73,13 +73,6 @@ class Engine:
         return RegistryService(self.config, self.images)
 
     @cached_property
-    def audit(self):
-        """Audits of images (their layers and config, never run) and SBOMs."""
-        from dockerbank.audit.service import AuditService
-
-        return AuditService(self.config, self.images)
-
-    @cached_property
     def containers(self):
         from dockerbank.container.lifecycle import ContainerService
 

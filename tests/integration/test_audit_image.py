@@ -10,6 +10,7 @@ import pytest
 
 from dockerbank.build import context as contexts
 from dockerbank.build.executor import Builder, BuildOptions
+from dockerbank.audit.service import AuditService
 from dockerbank.build.run import run_step_for
 
 pytestmark = pytest.mark.integration
@@ -76,13 +77,13 @@ def test_planted_findings_are_reported_and_gate_ci(engine, busybox, cli, tmp_pat
 
 def test_clean_image_has_no_findings_and_second_audit_is_cached(engine, busybox, cli, tmp_path):
     build(engine, tmp_path / "clean", CLEAN, "clean:1")
-    first = engine.audit.audit_image("clean:1")
+    first = AuditService.of(engine).audit_image("clean:1")
     assert first.findings == [] and first.complete and not first.cached
     started = time.perf_counter()
     again = cli("audit", "image", "--format", "json", "--fail-on", "low", "clean:1")
     assert time.perf_counter() - started < 5   # a subprocess; the ≤ 0.5 s figure is measured in bench/
     assert json.loads(again.stdout)["Findings"] == []
-    assert engine.audit.audit_image("clean:1").cached
+    assert AuditService.of(engine).audit_image("clean:1").cached
 
 
 def test_unknown_image_is_one_line_error(cli):
