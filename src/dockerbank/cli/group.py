@@ -47,6 +47,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "diff": "dockerbank.cli.containers",
     "export": "dockerbank.cli.containers",
     "commit": "dockerbank.cli.commit",
+    # stacks
+    "compose": "dockerbank.cli.compose",
     # volumes
     "volume": "dockerbank.cli.volumes",
     # networks

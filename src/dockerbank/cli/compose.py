@@ -1,0 +1,308 @@
+"""``dockerbank compose``: parse the command line, load the project, call compose's service
+(compose.service over the engine) and render. No operation's logic lives here."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from dockerbank.cli.common import echo, engine_of, print_table
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def _load(ctx: click.Context):
+    """The project named by the group's options (loaded once per command)."""
+    from dockerbank.compose.loader import load
+    from dockerbank.compose.model import normalize
+
+    if "compose.project" not in ctx.meta:
+        opts = ctx.meta["compose.options"]
+        loaded = load(opts)
+        for line in loaded.warnings:
+            echo(f"WARN: {line}", err=True)
+        ctx.meta["compose.project"] = normalize(loaded)
+    return ctx.meta["compose.project"]
+
+
+def _project_name(ctx: click.Context) -> str:
+    """The project's name: from ``-p`` alone when given (commands that need no file), else loaded."""
+    opts = ctx.meta["compose.options"]
+    if opts.project_name:
+        from dockerbank.compose.loader import normalize_project_name
+
+        return normalize_project_name(opts.project_name)
+    return _load(ctx).name
+
+
+def _stack(ctx: click.Context):
+    from dockerbank.compose.service import Stack
+
+    return Stack(engine_of(ctx), _load(ctx), out=echo)
+
+
+@click.group("compose", context_settings=CONTEXT)
+@click.option("-f", "--file", "files", multiple=True, help="Compose configuration files")
+@click.option("-p", "--project-name", default=None, help="Project name")
+@click.option("--project-directory", default=None, help="Specify an alternate working directory")
+@click.option("--profile", "profiles", multiple=True, help="Specify a profile to enable")
+@click.option("--env-file", "env_files", multiple=True, help="Specify an alternate environment file")
+@click.option("--ansi", default="auto", hidden=True)
+@click.option("--no-ansi", is_flag=True, hidden=True)
+@click.pass_context
+def compose(ctx, files, project_name, project_directory, profiles, env_files, ansi, no_ansi):
+    """Define and run multi-container applications (the Compose Specification)."""
+    from dockerbank.compose.loader import LoadOptions
+
+    ctx.meta["compose.options"] = LoadOptions(
+        files=list(files), project_name=project_name, project_directory=project_directory,
+        env_files=list(env_files), profiles=list(profiles), cwd=os.getcwd(), environ=dict(os.environ))
+
+
+@compose.command("config", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only validate the configuration, don't print anything")
+@click.option("--services", is_flag=True, help="Print the service names, one per line")
+@click.option("--volumes", is_flag=True, help="Print the volume names, one per line")
+@click.option("--profiles", "list_profiles", is_flag=True, help="Print the profile names, one per line")
+@click.option("--hash", "hash_of", default=None, help="Print the service config hash, one per line ('*' for all)")
+@click.pass_context
+def config_cmd(ctx, quiet, services, volumes, list_profiles, hash_of):
+    """Validate and view the Compose file."""
+    from dockerbank.compose.model import config_document, dump_yaml
+
+    project = _load(ctx)
+    if quiet:
+        return
+    if services:
+        for name in project.services:
+            echo(name)
+        return
+    if volumes:
+        for name in project.volumes:
+            echo(name)
+        return
+    if list_profiles:
+        for name in sorted({p for s in project.services.values() for p in s.get("profiles") or []}):
+            echo(name)
+        return
+    if hash_of:
+        from dockerbank.compose.plan import config_hash
+
+        names = list(project.services) if hash_of == "*" else hash_of.split(",")
+        for name in names:
+            echo(f"{name} {config_hash(project, name)}")
+        return
+    echo(dump_yaml(config_document(project)), nl=False)
+
+
+def _scale(values: tuple[str, ...]) -> dict[str, int]:
+    from dockerbank.errors import UsageError
+
+    out: dict[str, int] = {}
+    for item in values:
+        name, sep, number = item.partition("=")
+        if not sep or not number.isdigit():
+            raise UsageError(f"invalid --scale {item!r}: use SERVICE=NUMBER")
+        out[name] = int(number)
+    return out
+
+
+def _fail_if(failures: list[str]) -> None:
+    from dockerbank.errors import DockerbankError
+
+    if failures:
+        for line in failures[:-1]:
+            echo(f"Error: {line}", err=True)
+        raise DockerbankError(failures[-1])
+
+
+@compose.command("up", context_settings=CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run containers in the background")
+@click.option("--build", is_flag=True, help="Build images before starting containers")
+@click.option("--no-build", is_flag=True, help="Don't build an image, even if it's missing")
+@click.option("--wait", is_flag=True, help="Wait for services to be running|healthy (implies --detach)")
+@click.option("--scale", "scale", multiple=True, help="Scale SERVICE to NUM instances (SERVICE=NUM)")
+@click.option("--force-recreate", is_flag=True, help="Recreate containers even if their configuration hasn't changed")
+@click.option("--no-recreate", is_flag=True, help="If containers already exist, don't recreate them")
+@click.option("--no-start", is_flag=True, help="Don't start the services after creating them")
+@click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")
+@click.option("--no-deps", is_flag=True, hidden=True)
+@click.option("-t", "--timeout", type=int, default=None, help="Shutdown timeout in seconds")
+@click.option("--wait-timeout", type=float, default=600.0, help="Seconds a dependency condition may take")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def up_cmd(ctx, detach, build, no_build, wait, scale, force_recreate, no_recreate, no_start, remove_orphans,
+           no_deps, timeout, wait_timeout, services):
+    """Create and start containers."""
+    from dockerbank.compose.service import UpOptions
+    from dockerbank.errors import UsageError
+
+    if force_recreate and no_recreate:
+        raise UsageError("--force-recreate and --no-recreate are incompatible")
+    stack = _stack(ctx)
+    opts = UpOptions(services=list(services), scale=_scale(scale), force_recreate=force_recreate,
+                     no_recreate=no_recreate, no_start=no_start, remove_orphans=remove_orphans, build=build,
+                     wait=wait, timeout=timeout, wait_timeout=wait_timeout)
+    results = stack.up(opts)
+    if detach or wait or no_start:
+        return
+    _follow_logs(ctx, stack, [c for ids in results.values() for c in ids], follow=True, timestamps=False,
+                 tail=None, prefix=True)
+
+
+@compose.command("down", context_settings=CONTEXT)
+@click.option("-v", "--volumes", is_flag=True, help="Remove named volumes declared in the volumes section")
+@click.option("--rmi", type=click.Choice(["all", "local"]), default=None, help="Remove images used by services")
+@click.option("--remove-orphans", is_flag=True, help="Remove containers for services not defined in the Compose file")
+@click.option("-t", "--timeout", type=int, default=None, help="Shutdown timeout in seconds")
+@click.pass_context
+def down_cmd(ctx, volumes, rmi, remove_orphans, timeout):
+    """Stop and remove containers, networks (and volumes, images)."""
+    _fail_if(_stack(ctx).down(volumes=volumes, rmi=rmi, remove_orphans=remove_orphans, timeout=timeout))
+
+
+@compose.command("ps", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all stopped containers")
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs")
+@click.option("--services", "list_services", is_flag=True, help="Display services")
+@click.option("--format", "fmt", default=None, help="Format the output: table or json")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def ps_cmd(ctx, all_, quiet, list_services, fmt, services):
+    """List containers."""
+    import json
+    import time
+
+    from dockerbank.compose import plan as pl
+    from dockerbank.container.views import _command_text, ps_ports, status_text
+
+    stack = _stack(ctx)
+    # like docker-compose 1.29, ps lists stopped containers of the project too
+    found = stack.containers(list(services), all_=True)
+    if list_services:
+        for name in dict.fromkeys(c.config.labels.get(pl.LABEL_SERVICE, "") for c in found):
+            echo(name)
+        return
+    if quiet:
+        for c in found:
+            echo(c.id)
+        return
+    now = time.time()
+    engine = engine_of(ctx)
+    rows = [{"ID": c.id, "Name": c.name, "Image": c.config.image, "Command": _command_text(c, True),
+             "Project": stack.project.name, "Service": c.config.labels.get(pl.LABEL_SERVICE, ""),
+             "State": c.state.status, "Status": status_text(c, now), "Ports": ps_ports(engine, c),
+             "Health": (getattr(c.state, "health", None) or {}).get("Status", ""),
+             "ExitCode": c.state.exit_code} for c in found]
+    if fmt == "json":
+        echo(json.dumps(rows))
+        return
+    print_table(["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"],
+                [[r["Name"], r["Image"], r["Command"], r["Service"], r["Status"], r["Ports"]] for r in rows])
+
+
+@compose.command("start", context_settings=CONTEXT)
+@click.argument("services", nargs=-1)
+@click.pass_context
+def start_cmd(ctx, services):
+    """Start services."""
+    _fail_if(_stack(ctx).start(list(services)))
+
+
+@compose.command("stop", context_settings=CONTEXT)
+@click.option("-t", "--timeout", type=int, default=None, help="Shutdown timeout in seconds")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def stop_cmd(ctx, timeout, services):
+    """Stop services."""
+    _fail_if(_stack(ctx).stop(list(services), timeout))
+
+
+@compose.command("restart", context_settings=CONTEXT)
+@click.option("-t", "--timeout", type=int, default=None, help="Shutdown timeout in seconds")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def restart_cmd(ctx, timeout, services):
+    """Restart services."""
+    _fail_if(_stack(ctx).restart(list(services), timeout))
+
+
+@compose.command("logs", context_settings=CONTEXT)
+@click.option("-f", "--follow", is_flag=True, help="Follow log output")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@click.option("--tail", default="all", help="Number of lines to show from the end of the logs for each container")
+@click.option("--no-color", is_flag=True, help="Produce monochrome output")
+@click.option("--no-log-prefix", is_flag=True, help="Don't print prefix in logs")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def logs_cmd(ctx, follow, timestamps, tail, no_color, no_log_prefix, services):
+    """View output from containers."""
+    from dockerbank.errors import InvalidArgument
+
+    stack = _stack(ctx)
+    tail_n = None
+    if tail not in ("all", ""):
+        try:
+            tail_n = int(tail)
+        except ValueError:
+            raise InvalidArgument(f'invalid value for "tail": {tail}') from None
+    ids = [c.id for c in stack.containers(list(services), all_=True)]
+    _follow_logs(ctx, stack, ids, follow=follow, timestamps=timestamps, tail=tail_n, prefix=not no_log_prefix)
+
+
+def _follow_logs(ctx, stack, ids: list[str], *, follow: bool, timestamps: bool, tail: int | None,
+                 prefix: bool) -> None:
+    """Each container's log lines, prefixed ``NAME  | `` (compose's layout); ``follow`` goes on
+    until every container has stopped (or Ctrl-C)."""
+    import sys
+    import threading
+
+    from dockerbank.container import logs
+    from dockerbank.runtime.conmon import alive
+
+    service = engine_of(ctx).containers
+    containers = [service.get(cid) for cid in ids]
+    width = max((len(c.name) for c in containers), default=0)
+    lock = threading.Lock()
+
+    def write(name: str, entry) -> None:
+        head = f"{name.ljust(width)}  | ".encode() if prefix else b""
+        data = logs.format_entry(entry, timestamps)
+        if prefix and not data.endswith(b"\n"):
+            data += b"\n"
+        with lock:
+            stream = sys.stderr.buffer if entry.stream == "stderr" and not prefix else sys.stdout.buffer
+            stream.write(head + data)
+            stream.flush()
+
+    offsets = {}
+    merged = []
+    for c in containers:
+        entries, offsets[c.id] = logs.read_entries(str(service.log_path(c.id)), tail=tail)
+        merged += [(e.time, c.name, e) for e in entries]
+    for _time, name, entry in sorted(merged, key=lambda item: item[0]):
+        write(name, entry)
+    if not follow:
+        return
+
+    def tail_one(c) -> None:
+        state = c.state
+        if state.status not in ("running", "paused"):
+            return
+        for entry in logs.follow(str(service.log_path(c.id)), offsets[c.id],
+                                 lambda: alive(state.conmon_pid, state.conmon_start)):
+            write(c.name, entry)
+
+    threads = [threading.Thread(target=tail_one, args=(c,), daemon=True) for c in containers]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    except KeyboardInterrupt:
+        return
+
+
+COMMANDS = {"compose": compose}
