@@ -5,7 +5,6 @@ Free of click: the fast path (cli.fastpath) prints through these too.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from collections.abc import Callable
@@ -32,88 +31,79 @@ def echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
     stream.flush()
 
 
-_FIELD_RE = re.compile(r"{{\s*(.*?)\s*}}")
+def _prepare(fmt: str) -> str:
+    """docker's pre-formatting: a literal ``\\t`` or ``\\n`` typed in a shell becomes a tab or a newline."""
+    return fmt.replace("\\t", "\t").replace("\\n", "\n")
 
 
 def render_template(template: str, data: Any) -> str:
-    """Render the subset of Go templates that docker's --format users rely on.
+    """Render a docker ``--format`` Go template on one object (see dockerbank.gotemplate)."""
+    from dockerbank import gotemplate
 
-    Supported: ``{{.Field}}``, ``{{.A.B}}``, ``{{json .}}``, ``{{json .Field}}``, ``{{index .M "k"}}``,
-    ``{{.Field}}`` on dicts and objects, ``\\t`` and ``\\n`` escapes. ``table`` prefixes are stripped
-    by the caller.
-    """
-
-    def value(expr: str) -> Any:
-        expr = expr.strip()
-        if expr.startswith("json "):
-            return json.dumps(value(expr[5:]), separators=(",", ":"))
-        if expr.startswith("index "):
-            parts = re.findall(r'"[^"]*"|\S+', expr[6:])
-            current = value(parts[0])
-            for key in parts[1:]:
-                key = key.strip('"')
-                current = current.get(key) if isinstance(current, dict) else None
-            return current
-        if expr.startswith("lower "):
-            return str(value(expr[6:])).lower()
-        if expr.startswith("upper "):
-            return str(value(expr[6:])).upper()
-        if expr == ".":
-            return data
-        if not expr.startswith("."):
-            raise InvalidArgument(f"template: unsupported expression {{{{{expr}}}}}")
-        current = data
-        for part in expr[1:].split("."):
-            if isinstance(current, dict):
-                current = current.get(part)
-            else:
-                current = getattr(current, part, None)
-        return current
-
-    def replace(match: re.Match) -> str:
-        result = value(match.group(1))
-        if result is None:
-            return "<no value>"
-        if isinstance(result, (dict, list)):
-            return _go_repr(result)
-        if isinstance(result, bool):
-            return "true" if result else "false"
-        return str(result)
-
-    text = template.replace("\\t", "\t").replace("\\n", "\n")
-    return _FIELD_RE.sub(replace, text)
+    try:
+        parsed = gotemplate.Template(_prepare(template))
+    except gotemplate.TemplateError as exc:
+        raise gotemplate.TemplateError(f"failed to parse template: {exc}") from exc
+    return _execute(parsed, data)
 
 
-def _go_repr(value: Any) -> str:
-    """How Go prints a map or slice with %v: map[k:v] and [a b]."""
-    if isinstance(value, dict):
-        return "map[" + " ".join(f"{k}:{_go_repr(v)}" for k, v in sorted(value.items())) + "]"
-    if isinstance(value, list):
-        return "[" + " ".join(_go_repr(v) for v in value) + "]"
-    return str(value)
+def _execute(parsed: Any, data: Any) -> str:
+    from dockerbank import gotemplate
+
+    try:
+        return parsed.render(data)
+    except gotemplate.TemplateError as exc:
+        raise gotemplate.TemplateError(f"failed to execute template: {exc}") from exc
+    except RecursionError as exc:
+        raise gotemplate.TemplateError("failed to execute template: nested too deeply") from exc
 
 
-def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[list[Any]], None]) -> None:
-    """Print rows with --format (``json``, ``table ...`` or a template), or the default table."""
+class _Headers:
+    """The header row of a ``table`` format: each field names its column (``headers`` or its
+    name split at capitals and upper-cased); ``{{.Label "a.b"}}`` heads its column with ``b``."""
+
+    def __init__(self, headers: dict[str, str] | None):
+        self._names = headers or {}
+
+    def __getattr__(self, name: str) -> Any:
+        header = self._names.get(name) or re.sub(r"(?<!^)(?=[A-Z][a-z])", " ", name).upper()
+        return lambda *args: _label_header(str(args[0])) if args else header
+
+
+def _label_header(key: str) -> str:
+    """docker heads a ``{{.Label "org.example.team-name"}}`` column with ``team name``."""
+    return key.split(".")[-1].replace("-", " ").replace("_", " ")
+
+
+def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[list[Any]], None],
+                    headers: dict[str, str] | None = None) -> None:
+    """Print rows as docker does with ``--format``: ``json`` (one object a line), ``table TEMPLATE``
+    (a header row, columns aligned by Go's tabwriter rules) or a template per row; else the
+    default table."""
+    from dockerbank import gotemplate
+
     if not fmt or fmt == "table":
         default_table(rows)
         return
     if fmt == "json":
         for row in rows:
-            echo(json.dumps(row, separators=(",", ":")))
+            echo(gotemplate.go_json(row, sort_keys=True))
         return
-    if fmt.startswith("table "):
-        template = fmt[len("table "):]
-        header = _FIELD_RE.sub(lambda m: _header_of(m.group(1)), template.replace("\\t", "\t"))
-        echo(header)
-        fmt = template
-    for row in rows:
-        echo(render_template(fmt, row))
-
-
-def _header_of(expr: str) -> str:
-    name = expr.strip().lstrip(".")
-    return re.sub(r"(?<!^)(?=[A-Z][a-z])", " ", name).upper()
+    table = fmt.startswith("table ")
+    source = _prepare(fmt[len("table "):] if table else fmt).strip(" ")
+    try:
+        parsed = gotemplate.Template(source)
+        header = gotemplate.Template(source, gotemplate.HEADER_FUNCTIONS) if table else None
+    except gotemplate.TemplateError as exc:
+        raise gotemplate.TemplateError(f"failed to parse template: {exc}") from exc
+    lines = [_execute(parsed, gotemplate.GoMap(row) if type(row) is dict else row) for row in rows]
+    if header is None:
+        for line in lines:
+            echo(line)
+        return
+    out = "\n".join([_execute(header, _Headers(headers))] + lines)
+    for line in gotemplate.tabwriter(out.split("\n")):
+        echo(line)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

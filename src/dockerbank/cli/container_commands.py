@@ -312,7 +312,7 @@ def ps(engine, kw: dict) -> int:
             "ID": c.id if no_trunc else c.short_id,
             "Image": _image_display(c, truncate),
             "Command": _command_text(c, truncate),
-            "CreatedAt": c.created,
+            "CreatedAt": go_time_text(c.created),
             "RunningFor": human_duration(_since(c.created, now)) + " ago",
             "Ports": ps_ports(engine, c),
             "State": c.state.status,
@@ -320,8 +320,10 @@ def ps(engine, kw: dict) -> int:
             "Names": c.name,
             "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.config.labels.items())),
             "Mounts": ",".join(m.get("source") or m.get("target", "") for m in c.config.mounts),
-            "Networks": c.config.network_mode,
+            "Networks": "bridge" if c.config.network_mode == "default" else c.config.network_mode,
             "Size": "",
+            "LocalVolumes": str(sum(1 for m in c.config.mounts if m.get("type") == "volume")),
+            "Label": lambda key, labels=c.config.labels: labels.get(key, ""),  # docker's {{.Label "k"}}
         }
         if size or (fmt and ".Size" in fmt):
             from dockerbank.host.fs import tree_size
@@ -342,5 +344,24 @@ def ps(engine, kw: dict) -> int:
             keys.append("Size")
         print_table(headers, [[r[k] for k in keys] for r in items])
 
-    print_formatted(rows, fmt, table)
+    print_formatted(rows, fmt, table, PS_HEADERS)
     return 0
+
+
+# docker's column names of ``ps --format "table ..."`` (cli/command/formatter/container.go)
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+              "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+              "LocalVolumes": "LOCAL VOLUMES"}
+
+
+def go_time_text(iso: str) -> str:
+    """A time as Go's ``time.Time.String`` prints it in the local zone (docker's CreatedAt)."""
+    from datetime import datetime
+
+    from dockerbank.container.logs import parse_time
+
+    try:
+        return datetime.fromtimestamp(int(parse_time(iso))).astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
+    except (ValueError, OverflowError):
+        return iso

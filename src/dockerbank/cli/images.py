@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import click
 
-from dockerbank.cli.common import engine_of, parse_filters, print_table, render_template
+from dockerbank.cli.common import engine_of, parse_filters, print_formatted, render_template
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -25,24 +25,8 @@ HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREAT
 
 def _emit(views: list[dict], fmt: str | None, default: str, headers: dict[str, str]) -> None:
     """Print rows docker's way: ``json``, ``table TEMPLATE`` (aligned, with headers) or a raw template."""
-    from dockerbank.image.inspect import go_json
-
-    if fmt == "json":
-        for view in views:
-            click.echo(go_json(view))
-        return
-    template = fmt or default
-    if template == "table":
-        template = default
-    if not template.startswith("table"):
-        for view in views:
-            click.echo(render_template(template, view))
-        return
-    columns = template[len("table"):].strip().replace("\\t", "\t").split("\t")
-    header_row = [render_template(col, {k: headers.get(k, k.upper()) for k in headers}) if "{{" in col else col
-                  for col in columns]
-    rows = [[render_template(col, view) for col in columns] for view in views]
-    print_table(header_row, rows)
+    template = default if not fmt or fmt == "table" else fmt
+    print_formatted(views, template, lambda _rows: None, headers)
 
 
 def _os_errors(func):

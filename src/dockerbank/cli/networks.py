@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from dockerbank.cli.common import engine_of, parse_filters, parse_pairs, print_table, render_template
+from dockerbank.cli.common import engine_of, parse_filters, parse_pairs, print_formatted, print_table, render_template
 from dockerbank.errors import DockerbankError, InvalidArgument, NotFound
 
 
@@ -62,19 +62,9 @@ def ls(ctx, filters, fmt, quiet, no_trunc) -> None:
         for row in rows:
             click.echo(row["ID"])
         return
-    if fmt and fmt != "table":
-        if fmt == "json":
-            for row in rows:
-                click.echo(json.dumps(row, separators=(",", ":")))
-            return
-        if fmt.startswith("table "):
-            fmt = fmt[len("table "):]
-            header = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"}
-            click.echo(render_template(fmt, {k: header.get(k, k.upper()) for k in rows[0]} if rows else header))
-        for row in rows:
-            click.echo(render_template(fmt, row))
-        return
-    print_table(["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in rows])
+    print_formatted(rows, fmt, lambda items: print_table(
+        ["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in items]),
+        {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"})
 
 
 @network.command("inspect")

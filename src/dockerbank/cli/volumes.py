@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from dockerbank.cli.common import engine_of, human_size, parse_pairs, print_table, render_template
+from dockerbank.cli.common import engine_of, human_size, parse_pairs, print_formatted, print_table, render_template
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
 
 
@@ -93,29 +93,13 @@ def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | Non
             click.echo(vol.name)
         return
     rows = [_row(v) for v in volumes]
-    if not fmt or fmt == "table":
-        print_table(["DRIVER", "VOLUME NAME"], [[r["Driver"], r["Name"]] for r in rows])
-    elif fmt == "json":
-        for row in rows:
-            click.echo(json.dumps(row, separators=(",", ":")))
-    elif fmt.startswith("table "):
-        template = fmt[len("table "):]
-        cells = [c for c in template.replace("\\t", "\t").split("\t")]
-        headers = [_header(c) for c in cells]
-        print_table(headers, [[render_template(c, r) for c in cells] for r in rows])
-    else:
-        for row in rows:
-            click.echo(render_template(fmt, row))
+    print_formatted(rows, fmt, lambda items: print_table(["DRIVER", "VOLUME NAME"],
+                                                         [[r["Driver"], r["Name"]] for r in items]), VOLUME_HEADERS)
 
 
-def _header(cell: str) -> str:
-    names = {".Name": "VOLUME NAME", ".Driver": "DRIVER", ".Scope": "SCOPE", ".Mountpoint": "MOUNTPOINT",
-             ".Labels": "LABELS", ".Links": "LINKS", ".Size": "SIZE", ".Group": "GROUP",
-             ".Availability": "AVAILABILITY", ".Status": "STATUS"}
-    inner = cell.strip()
-    if inner.startswith("{{") and inner.endswith("}}"):
-        return names.get(inner[2:-2].strip(), inner[2:-2].strip().lstrip(".").upper())
-    return inner
+VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
+                  "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "Group": "GROUP",
+                  "Availability": "AVAILABILITY", "Status": "STATUS"}
 
 
 @volume.command("inspect")

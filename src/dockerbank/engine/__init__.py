@@ -43,9 +43,10 @@ class Engine:
 
     @cached_property
     def db(self) -> Database:
-        from dockerbank.host.permissions import close_root
+        from dockerbank.host.permissions import close_root, create_private_file
 
         close_root(self.config)  # before the first file of a new root exists (CVE-2021-41091)
+        create_private_file(self.config.db_path)  # 0600: SQLite gives its -wal and -shm files this mode
         return Database(self.config.db_path)
 
     @cached_property

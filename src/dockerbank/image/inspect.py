@@ -8,7 +8,6 @@ data and of ``now``, so the CLI and the API server print the same thing.
 from __future__ import annotations
 
 import fnmatch
-import json
 from datetime import UTC, datetime
 
 from dockerbank.errors import InvalidArgument
@@ -85,8 +84,9 @@ def ellipsis(text: str, limit: int) -> str:
 
 def go_json(value) -> str:
     """JSON as Go's encoder writes it for the CLI: sorted keys, compact, ``<>&`` escaped."""
-    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    from dockerbank.gotemplate import go_json as encode
+
+    return encode(value, sort_keys=True)
 
 
 # --- image inspect -----------------------------------------------------------------------

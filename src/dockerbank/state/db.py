@@ -13,7 +13,6 @@ from pathlib import Path
 from collections.abc import Iterator
 
 from dockerbank.errors import DockerbankError
-from dockerbank.host.permissions import create_private_file
 
 # Each entry moves the schema one version up. Append, never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -139,7 +138,6 @@ class Database:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            create_private_file(path)  # 0600; SQLite gives the -wal and -shm files the same mode
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA busy_timeout = 30000")

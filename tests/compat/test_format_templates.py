@@ -1,0 +1,67 @@
+"""``--format`` as docker users write it: the docker CLIs (both on the machine) talking to the API
+service and the Dockerbank CLI on the same root print the same thing for each template."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from api_server import start_server
+
+pytestmark = pytest.mark.compat
+
+CLIENTS = [p for p in ("/usr/bin/docker", "/usr/local/bin/docker") if os.path.exists(p)]
+
+CASES = [
+    ("inspect", "-f", "{{.Name}} {{.State.Status}} {{.State.Running}} {{.Config.Image}}", "c1"),
+    ("inspect", "-f", "{{range $k, $v := .Config.Labels}}{{$k}}={{$v}};{{end}}", "c1"),
+    ("inspect", "-f", '{{index .Config.Labels "org.example.team"}} {{json .Config.Labels}}', "c1"),
+    ("inspect", "-f", '{{if eq .State.Status "running"}}up{{else}}down{{end}} {{with .State}}{{.ExitCode}}{{end}}', "c1"),
+    ("inspect", "-f", '{{.Config.Cmd}} {{join .Config.Cmd " "}} {{len .Config.Cmd}} {{upper .Name}}', "c1"),
+    ("inspect", "-f", '{{printf "%-8s|%5d" .Name .State.ExitCode}} {{.HostConfig.NetworkMode}}', "c1"),
+    ("inspect", "-f", "{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}} {{end}}", "c1"),
+    ("inspect", "-f", "{{range .Config.Env}}{{if eq (index (split . \"=\") 0) \"GREETING\"}}{{.}}{{end}}{{end}}", "c1"),
+    ("ps", "-a", "--format", '{{.Names}} {{.Image}} {{.State}} {{.Label "z"}}'),  # .Labels: 20.10 prints a map's order
+    ("ps", "-a", "--format", 'table {{.Names}}\t{{.Image}}\t{{.Label "org.example.team"}}'),
+    ("ps", "-a", "--format", "{{json .Names}} {{.Command}} {{.Networks}} {{.LocalVolumes}}"),
+    ("images", "--format", "{{.Repository}}:{{.Tag}}"),
+    ("images", "--format", "table {{.Repository}}\t{{.Tag}}"),
+    ("volume", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}"),
+    ("volume", "ls", "--format", "table {{.Name}}\t{{.Driver}}"),
+    ("network", "ls", "--filter", "name=lab", "--format", "{{.Name}} {{.Driver}}"),
+    ("network", "ls", "--filter", "name=lab", "--format", "table {{.Name}}\t{{.Driver}}"),
+]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, busybox_tar):
+    server = start_server(tmp_path_factory.mktemp("formats"), busybox_tar)
+    for args in (("volume", "create", "--label", "k=v", "data"), ("network", "create", "lab"),
+                 ("run", "-d", "--name", "c1", "--network", "lab", "-l", "org.example.team=imaging", "-l", "z=last",
+                  "-e", "GREETING=hi", "-v", "data:/data", "busybox", "sleep", "1000")):
+        done = server.dockerbank(*args)
+        assert done.returncode == 0, done.stderr
+    yield server
+    server.dockerbank("rm", "-f", "c1")
+    server.stop()
+
+
+@pytest.mark.parametrize("args", CASES, ids=[" ".join(c[:2]) + f"-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_same_output_as_the_docker_cli(service, client, args):
+    theirs = subprocess.run([client, *args], capture_output=True, env=service.env(), timeout=60)
+    ours = service.dockerbank(*args)
+    assert theirs.returncode == 0, theirs.stderr.decode()
+    assert ours.returncode == 0, ours.stderr.decode()
+    assert ours.stdout.decode() == theirs.stdout.decode()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+def test_template_errors_fail_both_with_one_line(service, client):
+    for template in ("{{.Name", "{{nosuchfunc .Name}}"):
+        theirs = subprocess.run([client, "inspect", "-f", template, "c1"], capture_output=True, env=service.env())
+        ours = service.dockerbank("inspect", "-f", template, "c1")
+        assert theirs.returncode != 0 and ours.returncode != 0
+        line = ours.stderr.decode().strip()
+        assert "\n" not in line and "template" in line and "Traceback" not in line, line
