@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "dockerbank"
 FORBIDDEN = re.compile(r"\bos\.(chdir|fchdir|umask)\(|preexec_fn\s*=|\bsignal(s)?\.signal\(|\bos\.fork\(")
 # where these may stay, and why
 ALLOWED = {
-    "container/lifecycle.py": "Attachment.run: the CLI's signal proxy, refused outside the main thread",
+    "container/lifecycle.py": "Attachment.run: the CLI's signal proxy, only ever in the main thread",
     "host/detach.py": "run_detached forks only when the process has a single thread",
 }
 

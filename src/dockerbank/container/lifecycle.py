@@ -34,6 +34,8 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import Any
 
+    from dockerbank.container.boundaries import Conmon, Mounts, Network, Runtime
+
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -129,12 +131,23 @@ def parse_device(value: str) -> dict[str, str]:
 
 
 class ContainerService:
-    """Containers of one Dockerbank root (``engine.containers``)."""
+    """Containers of one Dockerbank root (``engine.containers``).
 
-    def __init__(self, engine):
+    The side effects are objects handed in (see :mod:`dockerbank.container.boundaries`): the
+    OCI ``runtime``, ``conmon``, ``mounts`` and the ``network`` driver. Each one not given is the
+    real one, built on first use (a ``ps`` pays for none of them), so unit tests pass fakes and
+    everything else gets crun/runc, conmon, overlayfs and the network service.
+    """
+
+    def __init__(self, engine, *, runtime: Runtime | None = None, conmon: Conmon | None = None,
+                 mounts: Mounts | None = None, network: Network | None = None):
         self.engine = engine
         self.config = engine.config
         self.store = ContainerStore(engine.db)
+        # given ones shadow the cached properties below that build the real ones
+        for key, value in (("runtime", runtime), ("conmon", conmon), ("mounts", mounts), ("network", network)):
+            if value is not None:
+                self.__dict__[key] = value
 
     # --- paths and helpers ------------------------------------------------------------------
 
@@ -152,11 +165,31 @@ class ContainerService:
         return self.dir(cid) / "ctr.log"
 
     @cached_property
-    def runtime(self):
+    def runtime(self) -> Runtime:
+        """The OCI runtime that works on this host (detected once, cached in the run root)."""
         from dockerbank.runtime.detect import detect
         from dockerbank.runtime.oci import OciRuntime
 
         return OciRuntime(detect(self.config.run_root), self.config.run_root / "runtime")
+
+    @cached_property
+    def conmon(self) -> Conmon:
+        """conmon (the module's functions are the boundary's methods)."""
+        from dockerbank.runtime import conmon
+
+        return conmon
+
+    @cached_property
+    def mounts(self) -> Mounts:
+        from dockerbank.host.mounts import HostMounts
+
+        return HostMounts()
+
+    @cached_property
+    def network(self) -> Network:
+        from dockerbank.network.driver import NetworkDriver
+
+        return NetworkDriver(self.engine)
 
     @contextmanager
     def lock(self, cid: str) -> Iterator[None]:
@@ -190,12 +223,10 @@ class ContainerService:
 
     def reconcile(self, container: Container) -> Container:
         """A container recorded active whose conmon is gone becomes exited (cheap check via /proc)."""
-        from dockerbank.runtime.conmon import alive
-
         state = container.state
         if state.status not in model.ACTIVE and state.status != model.RESTARTING:
             return container
-        if alive(state.conmon_pid, state.conmon_start):
+        if self.conmon.alive(state.conmon_pid, state.conmon_start):
             if state.health is not None and state_has_health(container.config):
                 self._ensure_health_scheduler()
             return container
@@ -217,24 +248,22 @@ class ContainerService:
         """
         import time
 
-        from dockerbank.host.mounts import overlay_mounts_under, unmount
-
         findings: list[str] = []
         rows = {c.id: c for c in self.store.list()}
         for container in rows.values():
-            if container.state.status in model.ACTIVE and not alive(container.state.conmon_pid,
-                                                                     container.state.conmon_start):
+            if container.state.status in model.ACTIVE and not self.conmon.alive(
+                    container.state.conmon_pid, container.state.conmon_start):
                 findings.append(f"container {container.id[:12]} recorded {container.state.status} but its monitor "
                                 "is gone: marked exited")
                 if repair:
                     self.cleanup(container.id)
         base = self.config.containers_dir
-        for mount in overlay_mounts_under(base):
+        for mount in self.mounts.overlay_mounts_under(base):
             cid = os.path.relpath(mount.mount_point, base).split("/")[0]
             if not self._live_under_lock(cid):
                 findings.append(f"stale overlay mount {mount.mount_point}: unmounted")
                 if repair:
-                    unmount(mount.mount_point, lazy=True)
+                    self.mounts.unmount(mount.mount_point, lazy=True)
         if base.is_dir():
             now = time.time()
             for entry in base.iterdir():
@@ -296,9 +325,7 @@ class ContainerService:
             env = [e for e in env if e.split("=", 1)[0] != key] + [item]
         labels = dict(image_cfg.get("Labels") or {})
         labels.update(opts.labels)
-        from dockerbank.network.runtime import validate_create
-
-        network_cfg = validate_create(self.engine, opts.network, opts.network_options)
+        network_cfg = self.network.validate_create(opts.network, opts.network_options)
         network = network_cfg["kind"]
         cid = new_id()
         hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
@@ -411,11 +438,9 @@ class ContainerService:
 
     def _mount_rootfs(self, container: Container) -> Path:
         """Mount the overlay (image layers below, the container's own layer on top)."""
-        from dockerbank.host.mounts import is_mounted
-
         base = self.dir(container.id)
         merged = base / "merged"
-        if container.state.mounted and is_mounted(merged):
+        if container.state.mounted and self.mounts.is_mounted(merged):
             return merged
         image = self.engine.images.get(container.config.image_id)
         lowers = list(self.engine.images.layers.lower_dirs(image.top_chain))
@@ -424,17 +449,13 @@ class ContainerService:
         if not lowers:
             (base / "empty").mkdir(exist_ok=True)
             lowers = [base / "empty"]
-        from dockerbank.host.overlay import mount_overlay
-
-        mount_overlay(merged, lowers, base / "upper", base / "work", layers_dir=self.config.layers_dir)
+        self.mounts.mount_overlay(merged, lowers, base / "upper", base / "work", layers_dir=self.config.layers_dir)
         return merged
 
     def _unmount_rootfs(self, cid: str) -> None:
-        from dockerbank.host.mounts import unmount
-
         merged = self.dir(cid) / "merged"
         try:
-            unmount(merged, lazy=True)
+            self.mounts.unmount(merged, lazy=True)
         except DockerbankError:
             pass
 
@@ -539,7 +560,7 @@ class ContainerService:
     def start(self, ref: str, *, attached: bool = False, stdin: bool | None = None):
         """Start a container. Detached: returns when it runs. Attached: returns an ``Attachment``
         whose ``run()`` streams its stdio and returns the exit code (after the clean-up)."""
-        from dockerbank.runtime import conmon
+        conmon = self.conmon
 
         container = self.get(ref)
         cid = container.id
@@ -565,14 +586,10 @@ class ContainerService:
             try:
                 net = None
                 if self._networked(container):  # none/host need no network service (and no import)
-                    from dockerbank.network.runtime import network_up
-
-                    net = network_up(self.engine, container, base)
+                    net = self.network.up(container, base)
                 spec = self._spec(container, rootfs)
                 if net is not None:
-                    from dockerbank.network.runtime import join_network
-
-                    join_network(spec, net)
+                    self.network.join(spec, net)
                 seccomp_key = self._seccomp_cache.annotate(spec) if self.runtime.name == "crun" else None
                 write_private(base / "config.json", json.dumps(spec))  # its env holds passwords
                 want_stdin = cfg.open_stdin if stdin is None else stdin
@@ -673,33 +690,10 @@ class ContainerService:
         return (container.config.network or {}).get("kind") in ("bridge", "user", "container")
 
     def _network_down(self, container: Container, background: bool = False) -> None:
-        """Release the container's addresses, ports and netns (never raises).
-
-        ``background``: hand the teardown (netavark: 150-250 ms) to a detached process, so a
-        foreground ``run`` returns the exit code without waiting for it: a CLI call forks it
-        when its engine closes, the API service starts a new interpreter.
-        """
-        if not self._networked(container):
-            return
-        if background and self.engine.short_lived:
-            root, run_root = str(self.config.root), str(self.config.run_root)
-            self.engine.after_close(lambda: network_down_detached(root, run_root, container.id))
-            return
-        if background:  # the API service: a new process (forking a threaded server is unsafe)
-            import subprocess
-
-            code = ("import sys; from dockerbank.container.lifecycle import network_down_detached; "
-                    "network_down_detached(*sys.argv[1:])")
-            try:
-                subprocess.Popen([sys.executable, "-c", code, str(self.config.root), str(self.config.run_root),
-                                  container.id], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, start_new_session=True)
-                return
-            except OSError:
-                pass
-        from dockerbank.network.runtime import network_down
-
-        network_down(self.engine.networks, container.id)
+        """Release the container's addresses, ports and netns (never raises); ``background``:
+        without making a foreground ``run`` wait for it (see ``Network.down``)."""
+        if self._networked(container):
+            self.network.down(container.id, background=background)
 
     def _failed_start(self, cid: str, exc: DockerbankError) -> None:
         try:
@@ -734,7 +728,7 @@ class ContainerService:
         exit command runs this right after the exit, so ``--restart`` works without a daemon;
         after a host reboot the first CLI call that reads the container does it).
         """
-        from dockerbank.runtime import conmon
+        conmon = self.conmon
 
         with self.lock(cid):
             try:
@@ -746,7 +740,7 @@ class ContainerService:
             deferred = False
             if state.status in model.ACTIVE or state.status == model.RESTARTING:
                 code = conmon.read_exit(base)
-                if code is None and alive(state.conmon_pid, state.conmon_start):
+                if code is None and conmon.alive(state.conmon_pid, state.conmon_start):
                     return state
                 try:
                     finished = rfc3339_of((base / "exit").stat().st_mtime)
@@ -828,10 +822,7 @@ class ContainerService:
         state = container.state
         if state.pid <= 0:
             raise Conflict(f"Container {container.id} is not running")
-        try:
-            os.kill(state.pid, sig)
-        except ProcessLookupError:
-            pass
+        self.runtime.signal(container.id, state.pid, sig)
 
     def kill(self, ref: str, sig: str | int = "KILL") -> Container:
         number = parse_signal(sig)
@@ -849,7 +840,7 @@ class ContainerService:
 
     def stop(self, ref: str, timeout: int | None = None) -> Container:
         """STOPSIGNAL, then SIGKILL after ``timeout`` seconds (the container's own default, else 10)."""
-        from dockerbank.runtime import conmon
+        conmon = self.conmon
 
         container = self.get(ref)
         if container.state.status not in model.ACTIVE:
@@ -909,7 +900,7 @@ class ContainerService:
         """Run a command in a running container (through its own conmon). Detached: returns None;
         else an ``Attachment`` whose ``run()`` gives the command's exit code."""
         from dockerbank.container.users import resolve_user
-        from dockerbank.runtime import conmon
+        conmon = self.conmon
 
         container = self.get(ref)
         if container.state.status == model.PAUSED:
@@ -966,7 +957,7 @@ class ContainerService:
 
     def wait(self, ref: str) -> int:
         """Block until the container exits; its exit code."""
-        from dockerbank.runtime import conmon
+        conmon = self.conmon
 
         container = self.get(ref)
         state = container.state
@@ -985,7 +976,7 @@ class ContainerService:
         ``teardown_later`` (the clean-up of an exited ``--rm`` container, which left its runtime
         state and mount for this): the record goes now, the runtime state, mount and directory in
         a detached child (:meth:`_teardown_detached`)."""
-        from dockerbank.runtime import conmon
+        conmon = self.conmon
 
         container = self.store.find(ref)
         cid = container.id
@@ -1053,17 +1044,15 @@ class ContainerService:
         without waiting for either, as it does for the network teardown. ``system check``
         repairs what a killed child leaves.
         """
-        import subprocess
-
-        from dockerbank.host.mounts import unmount
-
-        argv = self.runtime.argv("delete", "--force", cid)
+        runtime, mounts = self.runtime, self.mounts
 
         def teardown() -> None:
-            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
             try:
-                unmount(trash / "merged", lazy=True)
+                runtime.delete(cid, force=True)
+            except DockerbankError:
+                pass
+            try:
+                mounts.unmount(trash / "merged", lazy=True)
             except DockerbankError:
                 return  # system check repairs what is left
             shutil.rmtree(trash, ignore_errors=True)  # only once nothing is mounted below it
@@ -1090,21 +1079,6 @@ def _host_caps() -> tuple[str, ...] | None:
     except (OSError, ValueError):
         pass
     return None
-
-
-def network_down_detached(root: str, run_root: str, cid: str) -> None:
-    """Entry of the detached teardown process (see ``ContainerService._network_down``)."""
-    from dockerbank.config import Config
-    from dockerbank.network.runtime import network_down
-    from dockerbank.network.service import NetworkService
-    from dockerbank.state.db import Database
-
-    config = Config(Path(root), Path(run_root))
-    db = Database(config.db_path)
-    try:
-        network_down(NetworkService(config, db), cid)
-    finally:
-        db.close()
 
 
 def state_has_health(cfg: ContainerConfig) -> bool:
@@ -1137,12 +1111,6 @@ def should_restart(policy: dict, state: ContainerState) -> bool:
     return False
 
 
-def alive(pid: int, start: int) -> bool:
-    from dockerbank.runtime.conmon import alive as _alive
-
-    return _alive(pid, start)
-
-
 class Attachment:
     """A started container whose stdio this CLI streams; ``run()`` returns the exit code."""
 
@@ -1157,16 +1125,10 @@ class Attachment:
         (None when the user detached with ctrl-p ctrl-q).
 
         CLI only: it uses the process's fds 0/1/2, puts the terminal in raw mode and, with
-        ``proxy_signals``, installs signal handlers (process-wide). The API service never calls
-        it: it pumps ``sock`` to its HTTP stream and waits on conmon itself.
+        ``proxy_signals`` in the main thread only, installs signal handlers (process-wide). The
+        API service never calls it: it pumps ``sock`` to its HTTP stream and waits on conmon.
         """
         from dockerbank.runtime import conmon
-
-        if proxy_signals:
-            import threading
-
-            if threading.current_thread() is not threading.main_thread():
-                raise RuntimeError("Attachment.run(proxy_signals=True) belongs to a CLI's main thread")
 
         stdin_fd = 0 if self.stdin else None
         restore = None
@@ -1180,7 +1142,9 @@ class Attachment:
             size = os.get_terminal_size(1)
             conmon.resize(self.work, size.lines, size.columns)
         old_handlers = {}
-        if proxy_signals:
+        import threading
+
+        if proxy_signals and threading.current_thread() is threading.main_thread():  # handlers: process-wide
             def forward(signum, _frame):
                 try:
                     state = self.service.store.get(self.cid).state

@@ -144,3 +144,26 @@ def unmount_all_under(root: str | Path, fstype: str | None = None,
         if unmount(mount.mount_point, lazy=True):
             done.append(mount.mount_point)
     return done
+
+
+class HostMounts:
+    """The real mounts a container service is handed (``container.boundaries.Mounts``)."""
+
+    def mount_overlay(self, target: Path, lowers: list[Path], upper: Path, work: Path, *,
+                      layers_dir: Path | None = None) -> None:
+        """An overlay at ``target`` (see :func:`dockerbank.host.overlay.mount_overlay`)."""
+        from dockerbank.host.overlay import mount_overlay
+
+        mount_overlay(target, lowers, upper, work, layers_dir=layers_dir)
+
+    def unmount(self, path: str | Path, lazy: bool = True) -> bool:
+        """See :func:`unmount`."""
+        return unmount(path, lazy)
+
+    def is_mounted(self, path: str | Path) -> bool:
+        """See :func:`is_mounted`."""
+        return is_mounted(path)
+
+    def overlay_mounts_under(self, root: str | Path) -> list[MountInfo]:
+        """See :func:`overlay_mounts_under`."""
+        return overlay_mounts_under(root)

@@ -138,6 +138,14 @@ class OciRuntime:
         args = ["kill", *(["--all"] if all_processes else []), cid, sig]
         self._run(*args)
 
+    def signal(self, cid: str, pid: int, sig: int) -> None:
+        """Signal the container's init directly (its pid from conmon): no runtime process to start
+        (an exec of the runtime costs milliseconds); one that is gone already is fine."""
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
     def delete(self, cid: str, force: bool = False) -> None:
         """Remove the runtime's state and cgroup; a container the runtime never knew is fine."""
         result = self._run("delete", *(["--force"] if force else []), cid, check=False)
