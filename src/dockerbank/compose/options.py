@@ -43,7 +43,7 @@ def create_options(project: Project, service: str, number: int, digest: str, *, 
                    name: str | None = None, command: list[str] | None = None):
     """The ``CreateOptions`` of container ``number`` of ``service`` (its first network only:
     the others are joined by ``extra_networks``)."""
-    from dockerbank.container import mounts as mnt
+    from dockerbank.volume import mounts as mnt
     from dockerbank.container.lifecycle import CreateOptions
 
     svc = project.services[service]
