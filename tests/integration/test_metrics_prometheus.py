@@ -1,6 +1,7 @@
 """Metrics read by the real Prometheus (Debian's ``prometheus``): it scrapes
-``system service --metrics-addr`` and answers PromQL about a running container's CPU and a
-volume's backup age; ``promtool`` checks and unit-tests the example rules."""
+``system service --metrics-addr`` and answers PromQL about a running container's CPU, its health
+and a volume's backup age; ``promtool`` checks and unit-tests the example rules; an encrypted
+backup repository is read with its passphrase only."""
 
 from __future__ import annotations
 
@@ -75,6 +76,7 @@ def test_prometheus_scrapes_cpu_rate_and_backup_age(ctr, root, tmp_path):
     ctr("volume", "create", "vdata")
     ctr("run", "--rm", "-v", "vdata:/data", "busybox", "sh", "-c", "echo results > /data/r.txt")
     cid = ctr("run", "-d", "--name", "busy", "--cpus", "0.2", "--label", "org.example.team=lab",
+              "--health-cmd", "test -e /data/r.txt", "--health-interval", "1s",
               "-v", "vdata:/data", "busybox", "sh", "-c",
               "while :; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; sleep 0.05; done").stdout.decode().strip()
     ctr("backup", "create", "vdata", "-q")
@@ -137,6 +139,8 @@ def test_prometheus_scrapes_cpu_rate_and_backup_age(ctr, root, tmp_path):
             f'rate(container_cpu_usage_seconds_total{{name="busy",cpu="total",id="/dockerbank/{cid}"}}[5s])'),
             60, prom, prom_log)
         assert 0 < float(rate[0]["value"][1]) < 0.5   # --cpus 0.2 caps it (with a margin for the window)
+        wait_for("the health status", positive('dockerbank_container_health_status{name="busy",status="healthy"}'),
+                 60, prom, prom_log)
         age = wait_for("a backup age", lambda: query('dockerbank_volume_backup_age_seconds{volume="vdata"}'),
                        30, prom, prom_log)
         assert 0 <= float(age[0]["value"][1]) < 600
@@ -161,3 +165,23 @@ def test_example_rules_pass_promtool(tmp_path):
     tested = subprocess.run([promtool, "test", "rules", "dockerbank-rules.test.yml"], cwd=RULES,
                             capture_output=True, text=True)
     assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_encrypted_repository_needs_its_passphrase_and_is_never_prompted_for(cli, tmp_path):
+    password = tmp_path / "pw"
+    password.write_text("correct horse\n")
+    repo = str(tmp_path / "enc")
+    cli("volume", "create", "secret-data")
+    cli("backup", "init", "--encrypt", "--repo", repo, "--password-file", str(password))
+    cli("backup", "create", "secret-data", "--repo", repo, "--password-file", str(password), "-q")
+    locked = samples(cli("system", "metrics", "--backup-repo", repo, input=b"").stdout.decode())
+    assert one(locked, "dockerbank_backup_repository_up", repository=repo) == 0
+    assert not [k for k in locked if k[0] == "dockerbank_backup_last_success_timestamp_seconds"]
+    opened = samples(cli("system", "metrics", "--backup-repo", repo, "--backup-password-file",
+                         str(password)).stdout.decode())
+    assert one(opened, "dockerbank_backup_repository_up", repository=repo) == 1
+    assert one(opened, "dockerbank_backup_last_success_timestamp_seconds", kind="volume", name="secret-data") > 0
+    assert 0 <= one(opened, "dockerbank_volume_backup_age_seconds", volume="secret-data") < 600
+    by_env = samples(cli("system", "metrics", "--backup-repo", repo,
+                         env={"DOCKERBANK_BACKUP_PASSWORD": "correct horse"}).stdout.decode())
+    assert one(by_env, "dockerbank_backup_repository_up", repository=repo) == 1

@@ -13,6 +13,7 @@ from dockerbank.errors import UsageError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9323   # dockerd's --metrics-addr port
+PASSWORD_ENV = "DOCKERBANK_BACKUP_PASSWORD"   # as ``backup`` reads it
 
 
 def parse_addr(text: str) -> tuple[str, int]:
@@ -32,16 +33,33 @@ def parse_addr(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def make_collector(config, backup_repository: str | None = None):
-    """The collector of ``config``'s root, reporting on ``backup_repository`` (default: where
-    ``backup create`` writes without ``--repo``)."""
-    from pathlib import Path
-
-    from dockerbank.backup.repository import Repository
+def make_collector(config, backup_repository: str | None = None, password_file: str | None = None):
+    """The collector of ``config``'s root, reporting on ``backup_repository`` (``--repo`` of
+    ``backup``: a directory or a URL; default ``<root>/backups``). An encrypted repository is
+    opened with the passphrase in ``password_file`` or ``$DOCKERBANK_BACKUP_PASSWORD``; without
+    one it is reported unreadable (``dockerbank_backup_repository_up 0``), never prompted for."""
+    from dockerbank.backup.repository import open_repository
+    from dockerbank.engine import Engine
     from dockerbank.monitor.collector import DockerbankCollector
 
-    path = Path(backup_repository) if backup_repository else config.root / "backups"
-    return DockerbankCollector(config, Repository(path))
+    def passphrase() -> bytes:
+        import os
+        from pathlib import Path
+
+        from dockerbank.errors import InvalidArgument
+
+        if password_file:
+            try:
+                return Path(password_file).read_bytes().rstrip(b"\r\n")
+            except OSError as exc:
+                raise InvalidArgument(f"cannot read the password file {password_file}: {exc.strerror}") from exc
+        if os.environ.get(PASSWORD_ENV):
+            return os.environ[PASSWORD_ENV].encode()
+        raise InvalidArgument(f"the backup repository is encrypted: give --backup-password-file or {PASSWORD_ENV}")
+
+    # the engine only resolves the repository (an oci:// one goes through its registry client)
+    repository = open_repository(Engine(config), backup_repository, passphrase)
+    return DockerbankCollector(config, repository)
 
 
 def make_app(collector):
@@ -68,12 +86,12 @@ def make_app(collector):
     return app
 
 
-async def start(config, addr: str, backup_repository: str | None = None):
+async def start(config, addr: str, backup_repository: str | None = None, password_file: str | None = None):
     """Serve ``/metrics`` on ``addr``; the caller cleans the returned ``web.AppRunner`` up."""
     from aiohttp import web
 
     host, port = parse_addr(addr)
-    runner = web.AppRunner(make_app(make_collector(config, backup_repository)), access_log=None,
+    runner = web.AppRunner(make_app(make_collector(config, backup_repository, password_file)), access_log=None,
                            handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

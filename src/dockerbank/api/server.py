@@ -122,6 +122,7 @@ class ServeOptions:
     insecure_tcp: bool = False
     metrics_addr: str | None = None        # HOST:PORT of /metrics for Prometheus (off when None)
     backup_repo: str | None = None         # the repository the metrics report on (default <root>/backups)
+    backup_password_file: str | None = None  # its passphrase, when it is encrypted
 
 
 def default_socket(config: Config) -> str:
@@ -175,7 +176,8 @@ async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | No
     if options.metrics_addr:
         from dockerbank.api import metrics
 
-        metrics_runner = await metrics.start(config, options.metrics_addr, options.backup_repo)
+        metrics_runner = await metrics.start(config, options.metrics_addr, options.backup_repo,
+                                             options.backup_password_file)
         print(f"Metrics listening on http://{options.metrics_addr}/metrics", file=sys.stderr, flush=True)
     if ready is not None:
         ready.set()

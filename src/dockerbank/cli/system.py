@@ -125,15 +125,17 @@ def check_cmd(ctx: click.Context, dry_run: bool) -> None:
 
 
 @click.command("metrics")
-@click.option("--backup-repo", metavar="DIR", default=None,
+@click.option("--backup-repo", metavar="URL", default=None,
               help="Backup repository whose snapshots are reported (default: <root>/backups)")
+@click.option("--backup-password-file", metavar="FILE", default=None,
+              help="Passphrase of an encrypted backup repository (else $DOCKERBANK_BACKUP_PASSWORD)")
 @click.pass_context
-def metrics_cmd(ctx: click.Context, backup_repo: str | None) -> None:
+def metrics_cmd(ctx: click.Context, backup_repo: str | None, backup_password_file: str | None) -> None:
     """Print the metrics once, in the Prometheus text format (cAdvisor's names per container)."""
     from dockerbank.api.metrics import make_collector
     from dockerbank.monitor.collector import render
 
-    click.echo(render(make_collector(engine_of(ctx).config, backup_repo)).decode(), nl=False)
+    click.echo(render(make_collector(engine_of(ctx).config, backup_repo, backup_password_file)).decode(), nl=False)
 
 
 @click.group("system")

@@ -29,11 +29,17 @@ class DockerbankCollector:
     def __init__(self, config: Config, backups, *, clock: Callable[[], float] = time.time,
                  volume_size_ttl: float = 60.0):
         """``backups``: the backup repository reported on, handed in by the transport (an object
-        with ``path`` and ``snapshots()``, as ``backup.repository.Repository``; monitoring and
-        backup are sibling operations and do not import each other)."""
+        with ``url``, ``snapshots()`` and, when local, ``path`` and ``snapshots_dir``, as
+        ``backup.repository.Repository``; monitoring and backup are sibling operations and do
+        not import each other)."""
         self.config = config
         self.backups = backups
-        self.backup_repository = Path(backups.path)
+        self.backup_repository = str(backups.url)
+        try:
+            self.backup_path: Path | None = Path(backups.path)
+            self._snapshots_dir: Path | None = Path(backups.snapshots_dir)
+        except DockerbankError:   # a remote repository: no local directory, manifests read per scrape
+            self.backup_path = self._snapshots_dir = None
         self.clock = clock
         self.sizes = SizeCache(volume_size_ttl)
         self.devices = DeviceNames()
@@ -69,7 +75,8 @@ class DockerbankCollector:
             images=[ImageReading(i.id, i.tags[0] if i.tags else "<none>", i.size) for i in engine.images.list()],
             volumes=volumes, cpu_cores=online_cpus(), memory_bytes=memory,
             filesystems=[fs for fs in (filesystem("root", self.config.root),
-                                       filesystem("backup", self.backup_repository)) if fs is not None])
+                                       filesystem("backup", self.backup_path) if self.backup_path else None)
+                         if fs is not None])
         host_families(out, host)
         summary = self._backup_summary(volumes, readings, now)
         backup_families(out, summary, str(self.backup_repository))
@@ -87,7 +94,7 @@ class DockerbankCollector:
     def _backup_summary(self, volumes: list[VolumeReading], containers: list, now: float):
         """The repository's summary; its manifests are re-read only when its snapshot directory changed."""
         try:
-            stamp = _stamp(getattr(self.backups, "snapshots_dir", None))
+            stamp = _stamp(self._snapshots_dir)
             if stamp is None or self._snapshots is None or self._snapshots[0] != stamp:
                 self._snapshots = (stamp, self.backups.snapshots())
             snapshots = self._snapshots[1]
