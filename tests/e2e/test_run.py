@@ -120,3 +120,21 @@ def test_runc_works_as_the_fallback_runtime(ctr, tmp_path):
     result = ctr("run", "--rm", "--network", "none", "busybox", "sh", "-c", "echo $$; exit 3", check=False, env=env)
     assert result.stdout == b"1\n" and result.returncode == 3
     assert '"name": "runc"' in (runc_root / "runtime.json").read_text()
+
+
+def test_cli_as_docker_users_type_it(ctr):
+    # --flag=true|false for boolean flags, on the fast path and through click
+    assert ctr("run", "--rm=true", "--init=false", "--network", "none", "busybox", "echo", "x").stdout == b"x\n"
+    assert ctr("ps", "--all=true", "--quiet=true").returncode == 0
+    assert ctr("volume", "ls", "--quiet=false").stdout.startswith(b"DRIVER")
+    bad = ctr("ps", "--all=maybe", check=False)
+    assert bad.returncode == 125 and b"--all" in bad.stderr
+    # -it from a pipe is refused as docker refuses it, before anything is created
+    refused = ctr("run", "--rm", "-it", "--name", "never", "busybox", "true", input=b"", check=False)
+    assert (refused.returncode, refused.stderr) == (1, b"Error: the input device is not a TTY\n")
+    assert b"never" not in ctr("ps", "-a", "--format", "{{.Names}}").stdout
+    # no message speaks of a daemon; a missing image offline says where images come from
+    gone = ctr("rm", "no-such-container", check=False)
+    assert gone.returncode == 1 and b"daemon" not in gone.stderr and b"No such container" in gone.stderr
+    missing = ctr("run", "--rm", "registry.invalid/nothing:1", "true", check=False)
+    assert missing.returncode == 125 and b"base-image" in missing.stderr and b"load" in missing.stderr

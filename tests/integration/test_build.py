@@ -93,7 +93,7 @@ def test_build_config_and_files(engine, busybox, app_ctx):
     assert (ini.st_uid, ini.st_gid) == (1000, 1000)
     assert view.read_text("srv/app/lib/util.sh") == "echo util\n"
     assert view.lstat("bin/busybox") is not None  # the base image's files are still there
-    assert lines[0].startswith("Sending build context to Docker daemon")
+    assert lines[0].startswith("Sending build context to Dockerbank")
     assert "Step 1/13 : FROM busybox" in lines
     assert "Step 5/13 : COPY --chown=1000:1000 config.ini /etc/app/" in lines
     assert lines[-2:] == [f"Successfully built {image_id[7:19]}", "Successfully tagged app:1"]

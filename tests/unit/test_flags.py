@@ -52,7 +52,7 @@ def test_fast_parser_reads_as_click_does(name, command, click_command, args):
     (table.RUN, []),                             # the image is missing
     (table.RUN, ["--bogus", "busybox"]),         # unknown flag
     (table.RUN, ["--help"]),
-    (table.RUN, ["--rm=true", "busybox"]),        # click refuses a value on a flag
+    (table.RUN, ["--rm=maybe", "busybox"]),       # not a Go boolean: click words the error
     (table.RUN, ["--pull", "sometimes", "busybox"]),
     (table.RUN, ["--cpu-shares", "many", "busybox"]),
     (table.RUN, ["--name"]),                     # value missing
@@ -65,6 +65,12 @@ def test_fast_parser_reads_as_click_does(name, command, click_command, args):
 def test_what_the_fast_parser_declines_goes_to_click(command, args):
     with pytest.raises(Declined):
         parse(command, list(args))
+
+
+def test_boolean_flags_take_go_boolean_values():
+    assert parse(table.RUN, ["--rm=true", "--detach=false", "busybox"])["auto_remove"] is True
+    assert parse(table.RUN, ["--rm=0", "busybox"])["auto_remove"] is False
+    assert parse(table.PS, ["--all=T"])["show_all"] is True
 
 
 def test_global_options_before_the_command():

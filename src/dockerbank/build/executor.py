@@ -94,7 +94,7 @@ class Builder:
         self._context = context
         dockerfile = parse(context.dockerfile, context.dockerfile_name)
         plan = make_plan(dockerfile, options.build_args, options.target, options.labels or None)
-        self.out(f"Sending build context to Docker daemon  {human_size(context.size())}")
+        self.out(f"Sending build context to Dockerbank  {human_size(context.size())}")
         for warning in dockerfile.warnings:
             self.out(f"[WARNING]: {warning}")
         meta = meta_scope(options.build_args, [p for inst in plan.meta for p in inst.pairs], dockerfile.escape)

@@ -127,7 +127,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
 def ensure_image(engine, image: str, policy: str, quiet: bool) -> None:
     """Docker's ``--pull`` for ``run``/``create``: pull a missing image (``missing``, the default)
     or always; ``Unable to find image 'x:latest' locally`` and the pull's progress go to stderr."""
-    from dockerbank.errors import NotFound
+    from dockerbank.errors import NotFound, Offline
 
     if policy == "never":
         return
@@ -148,6 +148,12 @@ def ensure_image(engine, image: str, policy: str, quiet: bool) -> None:
     progress = Progress() if quiet else BarProgress(sys.stderr) if sys.stderr.isatty() else LineProgress(sys.stderr)
     try:
         engine.registry.pull(image, progress=progress)
+    except Offline as exc:
+        if policy != "missing":
+            raise
+        raise Offline(f"image {refs.parse(image).familiar()} is not here and Dockerbank {exc.message} (offline?); "
+                      "make a base image with 'dockerbank base-image busybox|debian', bring one with "
+                      "'dockerbank load -i FILE', or build it") from exc
     finally:
         progress.close()
 
@@ -174,7 +180,7 @@ def each(refs, action, echo_ref: bool = True) -> bool:
         try:
             action(ref)
         except DockerbankError as exc:
-            echo(f"Error response from daemon: {exc.message}", err=True)
+            echo(f"Error: {exc.message}", err=True)  # docker's "from daemon": there is none here
             failed = True
             continue
         if echo_ref:
@@ -194,8 +200,18 @@ def create(engine, kw: dict) -> int:
     return 0
 
 
+def check_tty(interactive: bool, tty: bool, detach: bool) -> None:
+    """docker's refusal of ``-it`` when this command's stdin is a pipe or a file: a terminal
+    inside cannot be driven from one."""
+    import os
+
+    if interactive and tty and not detach and not os.isatty(0):
+        raise DockerbankError("the input device is not a TTY")
+
+
 def run(engine, kw: dict) -> int:
     """``run``: create and start; detached prints the ID, attached returns the container's exit code."""
+    check_tty(kw["interactive"], kw["tty"], kw["detach"])
     try:
         opts = build_create_options(kw["image"], kw["command"], kw)
         ensure_image(engine, kw["image"], kw["pull_policy"], kw["quiet"])
@@ -255,6 +271,7 @@ def cleanup(engine, kw: dict) -> int:
 
 def exec_in(engine, kw: dict) -> int:
     """``exec``: run a command in a running container; attached returns its exit code."""
+    check_tty(kw["interactive"], kw["tty"], kw["detach"])
     variables: list[str] = []
     for path in kw["env_file"]:
         variables += parse_env_file(path)

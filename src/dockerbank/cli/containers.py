@@ -139,7 +139,7 @@ def wait_cmd(ctx, containers):
         try:
             click.echo(service.wait(ref))
         except DockerbankError as exc:
-            click.echo(f"Error response from daemon: {exc.message}", err=True)
+            click.echo(f"Error: {exc.message}", err=True)
             failed = True
     if failed:
         ctx.exit(1)

@@ -79,9 +79,7 @@ def parse(command: Command, args: list[str]) -> dict:
             name, eq, inline = arg.partition("=")
             flag, on = _lookup(by_name, name)
             if not flag.takes_value:
-                if eq:
-                    raise Declined(arg)
-                values[flag.dest] = on
+                values[flag.dest] = on if not eq else on == parse_bool(inline, Declined(arg))
                 continue
             if not eq:
                 if i >= len(args):
@@ -105,6 +103,19 @@ def parse(command: Command, args: list[str]) -> dict:
             _store(values, flag, value)
             break
     return _bind_positionals(command, positional, values)
+
+
+GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_bool(text: str, error: Exception) -> bool:
+    """A boolean flag's ``=value`` as docker's flag parser (Go's strconv.ParseBool) takes it."""
+    if text in GO_TRUE:
+        return True
+    if text in GO_FALSE:
+        return False
+    raise error
 
 
 def _lookup(by_name: dict[str, tuple[Flag, bool]], name: str) -> tuple[Flag, bool]:

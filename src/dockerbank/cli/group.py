@@ -108,6 +108,7 @@ def cli(ctx: click.Context, root: str | None, runroot: str | None) -> None:
 def run_click(args: list[str]) -> int:
     """Parse and run ``args`` with click; click's own errors become one line and exit code 125."""
     try:
+        args = _bool_values(args)
         code = cli.main(args=args, prog_name="dockerbank", standalone_mode=False)
     except click.exceptions.NoSuchOption as exc:
         click.echo(f"unknown flag: {exc.option_name}\nSee 'dockerbank --help'.", err=True)
@@ -131,3 +132,48 @@ def _command_of(exc: click.exceptions.UsageError) -> str:
     if ctx is None or ctx.parent is None:
         return ""
     return ctx.command_path.split(" ", 1)[-1] + " "
+
+
+def _bool_values(args: list[str]) -> list[str]:
+    """docker takes ``--flag=true|false`` for every boolean flag; click's flags take no value, so
+    ``--rm=true`` becomes ``--rm`` and ``--rm=false`` its off form (or nothing) before click parses."""
+    from dockerbank.cli.flags import parse_bool
+
+    command: click.Command = cli
+    i = 0
+    while isinstance(command, click.Group) and i < len(args):
+        if args[i] in ("--root", "--runroot"):
+            i += 2
+            continue
+        if args[i].startswith("-"):
+            i += 1
+            continue
+        found = command.get_command(click.Context(command), args[i])
+        if found is None:
+            return args
+        command, i = found, i + 1
+    flags = {}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.is_flag and not param.count:
+            for name in param.opts:
+                flags[name] = (param.secondary_opts[:1] or [None])[0], True
+            for name in param.secondary_opts:
+                flags[name] = param.opts[0], False
+    out = list(args[:i])
+    for arg in args[i:]:
+        name, eq, value = arg.partition("=")
+        if arg == "--":
+            out += args[len(out):]
+            break
+        if not eq or name not in flags or not name.startswith("--"):
+            out.append(arg)
+            continue
+        other, on = flags[name]
+        wanted = parse_bool(value, click.BadParameter(f"invalid argument {value!r} for {name!r} flag: "
+                                                      "parse error", param_hint=name))
+        if wanted:
+            out.append(name)
+        elif other is not None:
+            out.append(other)
+        # else: false for a flag that is off by default is no flag at all
+    return out
