@@ -201,3 +201,49 @@ def test_osv_entries_match_only_affected_versions():
     assert vulns.match([pkg], vulns.VulnDb([osv([{"introduced": "0"}, {"fixed": "1:1.2.13.dfsg-1"}])], [])) == []
     assert vulns.match([pkg], vulns.VulnDb([osv(versions=["1:1.2.11.dfsg-4"])], [])) == []
     assert len(vulns.match([pkg], vulns.VulnDb([osv(versions=["1:1.2.13.dfsg-1"])], []))) == 1
+
+
+def _report(complete: bool = True):
+    from dockerbank.audit.findings import finding
+    from dockerbank.audit.service import ImageAudit
+
+    packages = [Package("deb", "zlib1g", "1:1.2.13.dfsg-1", "amd64", "zlib", "Zlib AND LicenseRef-public-domain",
+                        "/var/lib/dpkg/status", "debian-12"),
+                Package("pypi", "requests", "2.28.1", license="Apache-2.0"),
+                Package("npm", "@scope/pkg", "2.0.0", license=None)]
+    findings = [] if complete else [finding("unreadable", "/var/lib/dpkg/status", "garbage")]
+    return ImageAudit("sha256:" + "a" * 64, "app:1", "2026-01-01T00:00:00Z", findings, packages, {}, complete)
+
+
+def test_sboms_validate_against_their_schemas():
+    import json
+
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+    from spdx_tools.spdx.parser.json.json_parser import parse_from_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    from dockerbank.audit import sbom
+
+    cdx = sbom.render(_report(), "cyclonedx-json")
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(cdx) is None
+    assert {c["name"] for c in json.loads(cdx)["components"]} == {"zlib1g", "requests", "@scope/pkg"}
+    spdx = sbom.render(_report(), "spdx-json")
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".spdx.json") as handle:
+        handle.write(spdx)
+        handle.flush()
+        document = parse_from_file(handle.name)
+    assert validate_full_spdx_document(document) == []
+    assert {p.name for p in document.packages} == {"app:1", "zlib1g", "requests", "@scope/pkg"}
+
+
+def test_an_incomplete_inventory_gives_no_sbom():
+    import pytest
+
+    from dockerbank.audit import sbom
+    from dockerbank.errors import CorruptData
+
+    with pytest.raises(CorruptData, match="cannot produce a complete SBOM of app:1: garbage"):
+        sbom.render(_report(complete=False), "spdx-json")

@@ -54,4 +54,25 @@ def _table(report) -> None:
     print_table(["SEVERITY", "RULE", "WHERE", "FINDING", "WHAT TO DO"], rows)
 
 
-COMMANDS = {"audit": audit}
+@click.command("sbom", context_settings=CONTEXT)
+@click.argument("image")
+@click.option("--format", "fmt", type=click.Choice(["cyclonedx-json", "spdx-json"]), default="cyclonedx-json",
+              show_default=True, help="SBOM format: CycloneDX 1.6 JSON or SPDX 2.3 JSON")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to a file instead of stdout")
+@click.pass_context
+def sbom_cmd(ctx, image, fmt, output) -> None:
+    """Print the software bill of materials of IMAGE (packages from its dpkg, apk, Python and npm databases)."""
+    from dockerbank.audit import sbom
+    from dockerbank.audit.service import AuditService
+
+    text = sbom.render(AuditService.of(engine_of(ctx)).audit_image(image), fmt)
+    if output is None:
+        echo(text)
+        return
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(output)
+
+
+COMMANDS = {"audit": audit, "sbom": sbom_cmd}
