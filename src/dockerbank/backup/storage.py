@@ -12,7 +12,8 @@ durable before a manifest names it) and ``lock``. Object names:
 ``put`` of a snapshot names the chunks it references (``refs``): a registry must know them
 so its garbage collection keeps them. Backends: a directory (``DIR`` or ``dir:DIR``, the
 layout of the first version: ``repo.json``, ``chunks/<2 hex>/<id>``, ``snapshots/<id>.json``),
-a registry (``oci://registry/name``, in ``backup.oci``).
+a registry (``oci://registry/name``, in ``backup.oci``), an SFTP server through OpenSSH
+(``sftp://[user@]host[:port]/path``, in ``backup.sftp``).
 """
 
 from __future__ import annotations
@@ -188,11 +189,15 @@ def open_backend(url: str | Path, *, registry=None) -> Backend:
         from dockerbank.backup.oci import OciBackend
 
         return OciBackend.from_url(text, registry)
+    if text.startswith("sftp://"):
+        from dockerbank.backup.sftp import SftpBackend
+
+        return SftpBackend(text)
     if text.startswith("dir:"):
         text = text[4:]
     elif "://" in text:
         scheme = text.split("://", 1)[0]
-        raise InvalidArgument(f"unsupported repository URL scheme {scheme}:// (use a path, dir:PATH or oci://)")
+        raise InvalidArgument(f"unsupported repository URL scheme {scheme}:// (use a path, dir:PATH, oci:// or sftp://)")
     if not text:
         raise InvalidArgument("empty repository path")
     return DirBackend(Path(text))

@@ -85,7 +85,7 @@ def repo_option(func):
     func = click.option("--password-file", type=click.Path(dir_okay=False),
                         help=f"File holding the repository's passphrase (else ${PASSWORD_ENV} or a prompt)")(func)
     return click.option("--repo", metavar="URL",
-                        help="Backup repository: a directory, dir:PATH or oci://REGISTRY/NAME "
+                        help="Backup repository: a directory, dir:PATH, oci://REGISTRY/NAME or sftp://[USER@]HOST[:PORT]/PATH "
                              "(default: <root>/backups)")(func)
 
 
