@@ -127,3 +127,17 @@ def test_views():
         health.check_filter({"health": ["ok"]})
     assert health.epoch("2026-01-01T00:00:01.5Z") - health.epoch(T0) == pytest.approx(1.5)
     assert health.epoch("2026-01-01T00:00:01.123456789Z") - health.epoch(T0) == pytest.approx(1.123456789)
+
+
+def test_batch_waits_within_the_slack_for_probes_due_soon():
+    # alone: starts when due, never later
+    assert health.batch({"a": (10.0, 1.0)}, 9.0) == ([], 10.0)
+    assert health.batch({"a": (10.0, 1.0)}, 10.0) == (["a"], None)
+    # b is due 0.5 s after a, within a's slack: both start at 10.5 in one worker
+    dues = {"a": (10.0, 1.0), "b": (10.5, 1.0), "c": (20.0, 1.0)}
+    assert health.batch(dues, 10.0) == ([], 10.5)
+    assert health.batch(dues, 10.5) == (["a", "b"], 20.0)
+    # a long-overdue probe (a restarted scheduler) runs at once, with whatever else is due
+    assert health.batch({"a": (1.0, 0.1), "b": (2.0, 0.1), "c": (50.0, 0.1)}, 5.0) == (["a", "b"], 50.0)
+    assert health.slack({"Test": ["CMD", "x"], "Interval": 1 * S}) == pytest.approx(0.1)
+    assert health.slack({"Test": ["CMD", "x"]}) == 0.5  # default start interval 5 s

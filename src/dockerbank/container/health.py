@@ -223,6 +223,39 @@ def next_due(config: dict[str, Any], health: dict[str, Any] | None, started_at: 
     return last + wait
 
 
+#: the most a probe waits for others due soon after it, so one worker runs them all
+MAX_SLACK = 1.0
+#: timer jitter: probes due this close are due now
+EARLY = 0.02
+
+
+def slack(config: dict[str, Any]) -> float:
+    """How late a probe may start to share a worker with others: a tenth of its interval, at most 1 s."""
+    interval, _, _, start_interval, _ = timing(config)
+    return min(MAX_SLACK, 0.1 * min(interval, start_interval))
+
+
+def batch(dues: dict[str, tuple[float, float]], now: float) -> tuple[list[str], float | None]:
+    """Which probes to start now, and when to look again (None: nothing waits).
+
+    ``dues`` maps a container to (when its probe is due, its slack). The earliest probe waits
+    for the others due within its slack (never longer), and then they all start in one worker:
+    each worker start costs an interpreter, and probes started together stay together (their
+    next ones are due together), so the worker starts per period fall as the phases merge.
+    """
+    if not dues:
+        return [], None
+    order = sorted(dues.items(), key=lambda item: item[1][0])
+    first_due, first_slack = order[0][1]
+    group = [due for _, (due, _) in order if due <= first_due + first_slack]
+    start = max(group)
+    if start > now + EARLY:
+        return [], start
+    ready = [cid for cid, (due, _) in order if due <= max(start, now) + EARLY]
+    waiting = [due for cid, (due, _) in order if cid not in ready]
+    return ready, (min(waiting) if waiting else None)
+
+
 # --- views --------------------------------------------------------------------------------
 
 def status_suffix(health: dict[str, Any] | None) -> str:

@@ -30,8 +30,6 @@ import time
 
 LOCK = "scheduler.lock"
 PIDFILE = "scheduler.pid"
-#: probes due within this many seconds run in the same worker (one interpreter start for them all)
-COALESCE = 0.25
 #: the longest sleep: a missed wake-up costs at most this much delay
 MAX_SLEEP = 60.0
 #: the shortest gap between two probes of one container if a worker recorded nothing (no busy loop)
@@ -167,13 +165,12 @@ class Scheduler:
 
     def step(self) -> float | None:
         """One round: start the due probes; the seconds until the next round (None: nothing to do)."""
-        from dockerbank.container.health import next_due
+        from dockerbank.container.health import batch, next_due, slack
 
         self.reap()
         rows = _due_rows(self.db_path)
         now = time.time()
-        wake = now + MAX_SLEEP
-        due: list[str] = []
+        dues: dict[str, tuple[float, float]] = {}
         live = set()
         for cid, config, health, started_at in rows:
             live.add(cid)
@@ -182,10 +179,9 @@ class Scheduler:
             when = next_due(config, health, started_at)
             if cid in self.finished and self._nothing_recorded(cid, health):
                 when = max(when, self.finished[cid] + MIN_GAP)
-            if when <= now + COALESCE:
-                due.append(cid)
-            else:
-                wake = min(wake, when)
+            dues[cid] = (when, slack(config))
+        due, wake_at = batch(dues, now)
+        wake = min(now + MAX_SLEEP, wake_at if wake_at is not None else now + MAX_SLEEP)
         for cid in list(self.spawned):
             if cid not in live and cid not in self.busy:
                 self.spawned.pop(cid, None)
