@@ -141,3 +141,39 @@ def test_batch_waits_within_the_slack_for_probes_due_soon():
     assert health.batch({"a": (1.0, 0.1), "b": (2.0, 0.1), "c": (50.0, 0.1)}, 5.0) == (["a", "b"], 50.0)
     assert health.slack({"Test": ["CMD", "x"], "Interval": 1 * S}) == pytest.approx(0.1)
     assert health.slack({"Test": ["CMD", "x"]}) == 0.5  # default start interval 5 s
+
+
+def test_scheduler_round_reads_the_database_and_starts_what_is_due(tmp_path):
+    import json
+    import sqlite3
+    import time
+
+    from dockerbank.container.healthscheduler import Scheduler
+
+    db = tmp_path / "state.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE containers (id TEXT, config TEXT, state TEXT)")
+    now = time.time()
+    check = {"Test": ["CMD", "true"], "Interval": 10 * S}
+    long_ago = health.rfc3339(now - 60)
+
+    def add(cid, config, status, started_at=long_ago, health_state=None):
+        conn.execute("INSERT INTO containers VALUES (?,?,?)", (cid, json.dumps({"healthcheck": config}), json.dumps(
+            {"status": status, "started_at": started_at, "health": health_state})))
+        conn.commit()
+
+    add("due", check, "running")
+    add("stopped", check, "exited")
+    add("disabled", {"Test": ["NONE"]}, "running")
+    add("later", check, "running", started_at=health.rfc3339(now - 2))
+    scheduler = Scheduler(str(db), "/root", str(tmp_path / "run"), "python")
+    started = []
+    scheduler.spawn = lambda cids: (started.append(cids), scheduler.busy.update({c: 1 for c in cids}))
+    wait = scheduler.step()
+    assert started == [["due"]]
+    assert 7 < wait < 8.5  # "later" is due 10 s after its start, 2 s ago
+    assert scheduler.step() > 7 and started == [["due"]]  # a busy container is not started twice
+    conn.execute("DELETE FROM containers")
+    conn.commit()
+    scheduler.busy.clear()
+    assert scheduler.step() is None  # nothing left: the scheduler may go

@@ -200,14 +200,25 @@ class Scheduler:
         log = (health or {}).get("Log") or []
         return not log or epoch(log[-1]["End"]) < self.spawned.get(cid, 0.0)
 
+    def _lock(self) -> int | None:
+        """Take the scheduler lock (a few tries: ensure() of a command may hold it shared for a
+        moment while it looks); None when another scheduler holds it."""
+        fd = os.open(os.path.join(self.hdir, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        for _ in range(10):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._write_pid()
+                return fd
+            except BlockingIOError:
+                time.sleep(0.02)
+        os.close(fd)
+        return None
+
     def run(self) -> int:
         os.makedirs(self.hdir, mode=0o700, exist_ok=True)
-        lock = os.open(os.path.join(self.hdir, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        lock = self._lock()
+        if lock is None:
             return 0  # another scheduler serves this root
-        self._write_pid()
         wanted = {signal.SIGUSR1, signal.SIGCHLD}
         signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
         while True:
@@ -216,18 +227,29 @@ class Scheduler:
                 # Nothing to do: give up the lock, then look once more, so a container started
                 # between the last read and the release (whose ensure() saw the lock held) is
                 # not left without a scheduler.
+                self._forget_probe_locks()
                 os.close(lock)
                 if not _due_rows(self.db_path):
                     return 0
-                lock = os.open(os.path.join(self.hdir, LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
+                lock = self._lock()
+                if lock is None:
                     return 0  # a new scheduler took over
-                self._write_pid()
                 continue
             if wait > 0:
                 signal.sigtimedwait(wanted, wait)
+
+    def _forget_probe_locks(self) -> None:
+        """The per-container probe lock files (no worker runs any more; a straggler keeps its fd)."""
+        try:
+            names = os.listdir(self.hdir)
+        except OSError:
+            return
+        for name in names:
+            if name.endswith(".probe"):
+                try:
+                    os.unlink(os.path.join(self.hdir, name))
+                except OSError:
+                    pass
 
     def _write_pid(self) -> None:
         tmp = os.path.join(self.hdir, f".{PIDFILE}.{os.getpid()}")
