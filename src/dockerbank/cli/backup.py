@@ -325,6 +325,60 @@ def copy_cmd(ctx, snapshots, source, target, from_password_file, password_file) 
                + ("" if report.raw else " (re-encrypted for the target's key)"), err=True)
 
 
+@backup.command("schedule")
+@click.argument("volumes", nargs=-1)
+@click.option("--container", "containers", multiple=True, help="Container to save (top layer, config, volumes)")
+@click.option("--stack", "stacks", multiple=True, help="Containers with LABEL=VALUE, or a compose project name")
+@click.option("--all", "all_", is_flag=True, help="Whole host")
+@click.option("--with-images", is_flag=True, help="Include the images of the saved containers")
+@click.option("--cron", default="15 3 * * *", show_default=True, help="When: five cron fields")
+@click.option("--name", default="dockerbank-backup", show_default=True, help="Name of the job (/etc/cron.d/NAME)")
+@click.option("--copy-to", metavar="URL", help="Off-site repository each run copies the snapshots to")
+@click.option("--copy-password-file", type=click.Path(dir_okay=False), help="Passphrase of the off-site repository")
+@click.option("--keep-last", type=int, default=0)
+@click.option("--keep-daily", type=int, default=0)
+@click.option("--keep-weekly", type=int, default=0)
+@click.option("--cron-dir", default="/etc/cron.d", show_default=True, type=click.Path(file_okay=False))
+@click.option("--log-dir", default="/var/log", show_default=True, type=click.Path(file_okay=False),
+              help="Where the job appends its output (NAME.log)")
+@click.option("--print", "print_only", is_flag=True, help="Print the cron file instead of installing it")
+@repo_option
+@click.pass_context
+def schedule_cmd(ctx, volumes, containers, stacks, all_, with_images, cron, name, copy_to, copy_password_file,
+                 keep_last, keep_daily, keep_weekly, cron_dir, log_dir, print_only, repo, password_file) -> None:
+    """Write a cron job: backup create, then prune by the keep rules, then copy off-site."""
+    from dockerbank.backup import schedule
+    from dockerbank.backup.repository import open_repository
+
+    engine = engine_of(ctx)
+    absolute = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731 - cron runs elsewhere
+    local = repo or str(engine.config.root / "backups")
+    if "://" not in local:
+        local = absolute(local.removeprefix("dir:"))
+    what = [*volumes, *[x for c in containers for x in ("--container", c)],
+            *[x for s in stacks for x in ("--stack", s)], *(["--all"] if all_ else []),
+            *(["--with-images"] if with_images else [])]
+    opts = schedule.ScheduleOptions(name, cron, what, local, absolute(password_file), copy_to,
+                                    absolute(copy_password_file), keep_last, keep_daily, keep_weekly)
+    # a job at 3 am cannot answer a prompt: prove now that the passphrases open the repositories
+    for url, pw in ((local, opts.password_file), (copy_to, opts.copy_password_file or opts.password_file)):
+        if url:
+            repository = open_repository(engine, url, passphrase_from(pw, env=()) if pw else None)
+            try:
+                if repository.exists() and repository.encrypted:
+                    if not pw:
+                        raise InvalidArgument(f"{url} is encrypted: a scheduled job needs --password-file "
+                                              "(--copy-password-file for the copy target)")
+                    repository.codec  # noqa: B018 - WrongPassphrase now rather than at night
+            finally:
+                repository.close()
+    text = schedule.cron_file(opts, engine.config.root, engine.config.run_root, log_dir=Path(log_dir).resolve())
+    if print_only:
+        click.echo(text, nl=False)
+        return
+    click.echo(f"installed {schedule.install(text, name, Path(cron_dir))}")
+
+
 @click.command("restore")
 @click.argument("snapshot", default="latest")
 @click.option("--volume", "volumes", multiple=True, metavar="NAME[:NEWNAME]", help="Restore only this volume")
