@@ -1,9 +1,11 @@
-"""Static checks that fail the suite, not a user: pyflakes-class errors (ruff) and imports that point
-up the layers of shared/DESIGN.md (import-linter, contract in pyproject.toml)."""
+"""Static checks that fail the suite, not a user: pyflakes-class errors (ruff), imports that point up
+the layers of shared/DESIGN.md (import-linter) and type errors (mypy); both configured in pyproject.toml."""
 
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,4 +27,12 @@ def test_no_undefined_names_or_unused_imports():
 def test_imports_point_down_the_layers():
     # --no-cache: a full analysis takes well under a second and leaves nothing in the tree
     done = subprocess.run([_tool("lint-imports"), "--no-cache"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_types_check():
+    # mypy's cache lives outside the tree (CI runs with a fresh checkout): a cold run of src/ takes
+    # a few seconds, a warm one well under one
+    cache = Path(tempfile.gettempdir()) / f"dockerbank-mypy-cache-{os.getuid()}"
+    done = subprocess.run([_tool("mypy"), "--cache-dir", str(cache)], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

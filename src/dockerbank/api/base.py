@@ -17,13 +17,17 @@ from dockerbank.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypeVar
+
+    from dockerbank.engine import Engine
+
+    _Default = TypeVar("_Default", int, None)
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
 
 
-def engine_call(request: web.Request, fn: Callable[[Any], Any]) -> asyncio.Future[Any]:
+def engine_call(request: web.Request, fn: Callable[[Engine], Any]) -> asyncio.Future[Any]:
     """Run ``fn(engine)`` in a worker thread with a fresh Engine for this root."""
     config = request.app["config"]
 
@@ -46,7 +50,9 @@ def qbool(request: web.Request, name: str, default: bool = False) -> bool:
     return value.lower() not in ("0", "false", "no")
 
 
-def qint(request: web.Request, name: str, default: int | None = None) -> int | None:
+# a None default for a TypeVar parameter is what mypy cannot express (python/mypy#3737)
+def qint(request: web.Request, name: str, default: _Default = None) -> int | _Default:  # type: ignore[assignment]
+    """An integer query parameter; ``default`` (an int, or None) when absent or empty."""
     value = request.query.get(name)
     if value is None or value == "":
         return default

@@ -33,7 +33,7 @@ async def error_middleware(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status == 404 and not exc.text.startswith("{"):
+        if exc.status == 404 and not (exc.text or "").startswith("{"):
             return web.Response(status=404, content_type="application/json",
                                 body=b'{"message":"page not found"}\n')
         raise
@@ -149,12 +149,12 @@ async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | No
     app = make_app(config)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
-    sites = []
+    sites: list[web.BaseSite] = []
     for url in options.hosts or [default_socket(config)]:
         where = Listen.parse(url)
         if where.scheme == "unix":
             _prepare_socket_path(where.path)
-            site = web.UnixSite(runner, where.path)
+            site: web.BaseSite = web.UnixSite(runner, where.path)
             await site.start()
             os.chmod(where.path, 0o660)
             try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import io
 import os
 import stat
 import subprocess
@@ -35,6 +36,8 @@ from dockerbank.errors import DockerbankError
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import BinaryIO
+
+    from dockerbank.streams import Reader
 
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -141,7 +144,7 @@ def tar_command(src: Path) -> list[str]:
 
 
 @contextmanager
-def tar_stream(src: Path) -> Iterator[BinaryIO]:
+def tar_stream(src: Path) -> Iterator[io.FileIO]:
     """A readable tar stream of ``src``'s tree, written by GNU tar in its own process.
 
     Exit status 1 (a file changed or vanished while read: only with ``--consistency none``)
@@ -149,19 +152,21 @@ def tar_stream(src: Path) -> Iterator[BinaryIO]:
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: tar never blocks on its messages
         proc = subprocess.Popen(tar_command(src), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=errors, bufsize=0)
+        stdout = proc.stdout
+        assert isinstance(stdout, io.FileIO), "bufsize=0: the pipe is an unbuffered FileIO"
         try:
             try:
-                fcntl.fcntl(proc.stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
+                fcntl.fcntl(stdout.fileno(), _F_SETPIPE_SZ, _PIPE_SIZE)
             except OSError:
                 pass  # above /proc/sys/fs/pipe-max-size: the default pipe works, in smaller reads
-            yield proc.stdout
-            while proc.stdout.read(1 << 20):
+            yield stdout
+            while stdout.read(1 << 20):
                 pass  # the reader stopped before the end: let tar finish
         except BaseException:
             proc.kill()
             raise
         finally:
-            proc.stdout.close()
+            stdout.close()
             status = proc.wait()
         if status not in (0, 1):
             errors.seek(0)
@@ -170,7 +175,7 @@ def tar_stream(src: Path) -> Iterator[BinaryIO]:
             raise DockerbankError(f"cannot read {src}: {last}")
 
 
-def restore_tree(stream: BinaryIO, dest: Path, meta: dict) -> int:
+def restore_tree(stream: Reader, dest: Path, meta: dict) -> int:
     """Extract a captured tree into the existing directory ``dest``, then its root's metadata
     and its sparse files' holes. Returns the bytes of file data written."""
     from dockerbank.image.unpack import extract_into
@@ -192,7 +197,7 @@ def restore_tree(stream: BinaryIO, dest: Path, meta: dict) -> int:
     return written
 
 
-def restore_layer(stream: BinaryIO, dest: Path) -> int:
+def restore_layer(stream: Reader, dest: Path) -> int:
     """Extract a captured overlay upper dir (whiteouts as ``.wh.`` entries) into ``dest``."""
     from dockerbank.image.unpack import unpack_layer
 
@@ -201,7 +206,7 @@ def restore_layer(stream: BinaryIO, dest: Path) -> int:
     return written
 
 
-def _drain(stream: BinaryIO) -> None:
+def _drain(stream: Reader) -> None:
     """Read the tar's trailing padding, so a PartReader checks the part's whole sha256."""
     while stream.read(1 << 20):
         pass

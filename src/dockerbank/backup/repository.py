@@ -38,6 +38,8 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from dockerbank.streams import ReadsInto
+
 FORMAT_VERSION = 1
 AVG_CHUNK = 1 << 20
 MIN_CHUNK = 256 << 10
@@ -61,7 +63,7 @@ def cut_points(data: bytes, avg: int = AVG_CHUNK, min_size: int = MIN_CHUNK, max
 class _FullReader:
     """``readinto`` that fills the buffer unless at EOF (a pipe returns short reads)."""
 
-    def __init__(self, raw: BinaryIO, on_read: Callable[[int], None] | None = None):
+    def __init__(self, raw: ReadsInto, on_read: Callable[[int], None] | None = None):
         self.raw = raw
         self.on_read = on_read
 
@@ -357,7 +359,7 @@ class Repository:
         except NotFound as exc:
             raise CorruptData(f"chunk {digest} is missing from the repository") from exc
 
-    def write_part(self, kind: str, name: str, fmt: str, stream: BinaryIO, *, meta: dict | None = None,
+    def write_part(self, kind: str, name: str, fmt: str, stream: ReadsInto, *, meta: dict | None = None,
                    progress: Callable[[int], None] | None = None, workers: int = 0) -> tuple[Part, PartStats]:
         """Chunk, hash, compress and store everything readable from ``stream`` as one part."""
         self.init()
@@ -510,12 +512,13 @@ class Repository:
         for part in snapshot.parts:
             whole = hashlib.sha256()
             size = 0
+            broken = False
             for digest, length in part.chunks:
                 try:
                     data = self.read_chunk(digest)
                 except CorruptData as exc:
                     problems.append(f"{part.kind} {part.name}: {exc}")
-                    whole = None
+                    broken = True
                     break
                 if len(data) != length:
                     problems.append(f"{part.kind} {part.name}: chunk {digest[:12]} has {len(data)} bytes, "
@@ -524,7 +527,7 @@ class Repository:
                 size += len(data)
                 if progress:
                     progress(len(data))
-            if whole is not None and (whole.hexdigest() != part.sha256 or size != part.size):
+            if not broken and (whole.hexdigest() != part.sha256 or size != part.size):
                 problems.append(f"{part.kind} {part.name}: sha256 of the part does not match the manifest")
         return problems
 

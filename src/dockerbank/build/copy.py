@@ -129,6 +129,12 @@ class Sources:
         self.context = context
         self.view = view
 
+    @property
+    def _context(self) -> BuildContext:
+        """The build context, which every read without a view (no --from) goes to."""
+        assert self.context is not None, "Sources without a view read the build context"
+        return self.context
+
     def expand(self, src: str) -> list[str]:
         """Relative paths that ``src`` names (globs matched); raises NotFound if nothing matches."""
         rel = clean_source(src)
@@ -148,12 +154,12 @@ class Sources:
             return True
         if self.view is not None:
             return self.view.lstat(self.view.resolve(rel)) is not None
-        entries = self.context.entries()
+        entries = self._context.entries()
         return rel in entries or any(p.startswith(rel + "/") for p in entries)
 
     def all_paths(self, pattern: str) -> list[str]:
         if self.view is None:
-            return list(self.context.entries())
+            return list(self._context.entries())
         depth = pattern.count("/")
         prefix_parts = []
         for part in pattern.split("/"):
@@ -176,19 +182,19 @@ class Sources:
             return True
         if self.view is not None:
             return self.view.is_dir(rel)
-        entry = self.context.entries().get(rel)
+        entry = self._context.entries().get(rel)
         if entry is not None:
             return stat.S_ISDIR(entry.stat.st_mode)
-        return any(p.startswith(rel + "/") for p in self.context.entries())
+        return any(p.startswith(rel + "/") for p in self._context.entries())
 
     def walk(self, rel: str) -> list[tuple[str, os.stat_result, Path]]:
         """Entries below directory ``rel`` as (path relative to rel, lstat, host path)."""
         out = []
         if self.view is None:
             prefix = rel + "/" if rel else ""
-            for path, entry in sorted(self.context.entries().items()):
+            for path, entry in sorted(self._context.entries().items()):
                 if path.startswith(prefix) and path != rel:
-                    out.append((path[len(prefix):], entry.stat, self.context.host_path(path)))
+                    out.append((path[len(prefix):], entry.stat, self._context.host_path(path)))
             return out
         base = self.view.resolve(rel) if rel else ""
         stack = [""]
@@ -213,7 +219,7 @@ class Sources:
             if host is None:
                 raise NotFound(f"COPY failed: stat {rel}: file does not exist")
             return os.lstat(host), host
-        host = self.context.host_path(rel)
+        host = self._context.host_path(rel)
         return os.lstat(host), host
 
 
@@ -385,6 +391,7 @@ def stage(items: list[CopyItem], staging: Path, view: MergedView, owner: Owner |
             os.lchown(target, it.uid, it.gid)
             os.utime(target, (it.mtime, it.mtime), follow_symlinks=False)
         elif it.kind == "file":
+            assert it.source is not None, "a file item names its source"
             _remove(target)
             shutil.copyfile(it.source, target, follow_symlinks=False)
             os.chown(target, it.uid, it.gid)
@@ -396,6 +403,7 @@ def stage(items: list[CopyItem], staging: Path, view: MergedView, owner: Owner |
             os.chown(target, it.uid, it.gid)
             os.chmod(target, it.mode)
         elif it.kind == "archive":
+            assert it.source is not None, "an archive item names its source"
             target.mkdir(exist_ok=True)
             with open_archive(it.source) as reader:
                 extract_into(reader, staging, it.dest, owner=(owner.uid, owner.gid) if owner else None)

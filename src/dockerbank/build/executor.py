@@ -176,6 +176,7 @@ class Builder:
         container.pop("OnBuild", None)
         state = StageState(stage, image_id, config, args)
         if triggers and ref is None:
+            assert self._context is not None, "build() sets the context before any stage starts"
             self.out(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
             for text in triggers:
                 trigger = parse(text, f"{dockerfile.name} (ONBUILD of {base})").instructions[0]

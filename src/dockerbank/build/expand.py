@@ -142,7 +142,7 @@ class _Scan:
 
     def single_quote(self) -> str:
         self.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.next()
             if not ch:
@@ -153,7 +153,7 @@ class _Scan:
 
     def double_quote(self) -> str:
         self.next()
-        out = []
+        out: list[str] = []
         while True:
             ch = self.peek()
             if not ch:
@@ -174,7 +174,7 @@ class _Scan:
             out.append(ch)
 
     def name(self) -> str:
-        out = []
+        out: list[str] = []
         while self.peek():
             ch = self.peek()
             if not out and ch.isdigit():
@@ -244,12 +244,12 @@ class _Scan:
             replace_all = self.peek() == "/"
             if replace_all:
                 self.next()
-            pattern = self.stop_on("/")[0] if "/" in self.text[self.pos:].split("}", 1)[0] else None
-            if pattern is None:
-                pattern, replacement = self.stop_on("}")[0], ""
+            search = self.stop_on("/")[0] if "/" in self.text[self.pos:].split("}", 1)[0] else None
+            if search is None:
+                search, replacement = self.stop_on("}")[0], ""
             else:
                 replacement = self.stop_on("}")[0]
-            regex = fnmatch.translate(pattern)[4:-3] if pattern else ""
+            regex = fnmatch.translate(search)[4:-3] if search else ""
             if not regex:
                 return value
             return re.sub(regex, replacement.replace("\\", "\\\\"), value, count=0 if replace_all else 1)

@@ -50,7 +50,7 @@ def parse_env_file(path: str) -> list[str]:
         with open(path) as handle:
             lines = handle.read().splitlines()
     except OSError as exc:
-        raise InvalidArgument(f"open {path}: {exc.strerror.lower()}", exit_code=125) from exc
+        raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}", exit_code=125) from exc
     result = []
     for line in lines:
         line = line.strip()

@@ -208,7 +208,7 @@ def stats_cmd(ctx, show_all, no_stream, no_trunc, fmt, containers):
         chosen = [service.get(ref) for ref in containers]
     else:
         chosen = [c for c in service.list() if show_all or c.state.status in ("running", "paused")]
-    previous: dict[str, object] = {}
+    previous: dict[str, st.StatsSample] = {}
 
     def sample(c):
         if c.state.status not in ("running", "paused"):
@@ -268,7 +268,7 @@ def cp_cmd(ctx, archive, follow_link, quiet, src, dest):
     if src_ctr:
         fileops.copy_from(service, src_ctr, src_path, dest_path, follow_link=follow_link,
                           out=sys.stdout.buffer if dest_path == "-" else None)
-    else:
+    elif dest_ctr:  # always: one side is a container (checked above)
         fileops.copy_to(service, dest_ctr, src_path, dest_path, follow_link=follow_link, archive=archive,
                         stdin=sys.stdin.buffer if src_path == "-" else None)
 
@@ -342,9 +342,10 @@ def logs_cmd(ctx, follow, tail, timestamps, since, until, details, container):
         from dockerbank.runtime.conmon import alive
 
         state = found.state
+        since_epoch = logs.parse_since(since)  # once: a duration counts back from when the command started
         for entry in logs.follow(path, offset, lambda: alive(state.conmon_pid, state.conmon_start),
                                  until=logs.parse_since(until)):
-            if since is None or entry.epoch >= logs.parse_since(since):
+            if since_epoch is None or entry.epoch >= since_epoch:
                 logs.write_entry(entry, timestamps)
         service.reconcile(found)
 

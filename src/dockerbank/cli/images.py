@@ -321,7 +321,7 @@ def import_cmd(ctx, source, reference, changes, message, platform):
             try:
                 handle = open(source, "rb")
             except OSError as exc:
-                raise DockerbankError(f"open {source}: {exc.strerror.lower()}") from exc
+                raise DockerbankError(f"open {source}: {(exc.strerror or str(exc)).lower()}") from exc
             with handle:
                 record = import_rootfs(store, handle, reference, tuple(changes), message)
     click.echo(record.id)

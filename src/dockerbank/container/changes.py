@@ -48,7 +48,7 @@ def changes(upper_dir: Path, lower: Sequence[Path] | LowerView) -> list[Change]:
     ``lower`` is the overlay lower directories (top first, as given to the mount) or any
     object with ``lstat(path)`` and ``listdir(path)`` for container paths like ``/etc/x``.
     """
-    view = lower if hasattr(lower, "lstat") else LowerDirs([Path(p) for p in lower])
+    view = LowerDirs([Path(p) for p in lower]) if isinstance(lower, Sequence) else lower
     found: dict[str, str] = {}
     root_fd = os.open(upper_dir, _DIR_FLAGS)
     stack = [(root_fd, "", iter(_listing(root_fd)))]

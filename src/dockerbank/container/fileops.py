@@ -70,6 +70,7 @@ def copy_from(service, ref: str, src: str, dest: str, *, follow_link: bool = Fal
         src = "/" + src
     with mounted_rootfs(service, ref) as (_container, rootfs):
         if dest == "-":
+            assert out is not None, "a tar to stdout needs out"
             pack_path(rootfs, src, out, follow_link=follow_link)
             return
         dest_path = Path(dest)
@@ -101,6 +102,7 @@ def copy_to(service, ref: str, src: str, dest: str, *, follow_link: bool = False
     owner = None if archive else (0, 0)
     with mounted_rootfs(service, ref) as (_container, rootfs):
         if src == "-":
+            assert stdin is not None, "a tar from stdin needs stdin"
             extract_into(stdin, rootfs, dest, owner=owner)
             return
         source = Path(src)

@@ -32,6 +32,7 @@ from dockerbank.host.permissions import private_dir, write_private
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
+    import builtins  # annotations in classes whose list() method hides the builtin
     from typing import Any
 
     from dockerbank.container.boundaries import Conmon, Mounts, Network, Runtime
@@ -237,7 +238,7 @@ class ContainerService:
             container.state.status = model.EXITED
             return container
 
-    def check(self, repair: bool = False, grace: float = 600.0) -> list[str]:
+    def check(self, repair: bool = False, grace: float = 600.0) -> builtins.list[str]:
         """``system check``: what a crash or a killed CLI left behind, repaired with ``repair``.
 
         Finds containers recorded running whose conmon is gone (cleaned up from the exit file),
@@ -416,7 +417,7 @@ class ContainerService:
         self._event(container, "create")
         return container
 
-    def _volumes_for(self, cid: str, specs: list) -> list:
+    def _volumes_for(self, cid: str, specs: builtins.list) -> builtins.list:
         """Create named/anonymous volumes for the volume mounts; return the specs with names filled in."""
         from dataclasses import replace
 
@@ -552,7 +553,7 @@ class ContainerService:
 
         return SeccompCache(self.config.run_root / "seccomp", self.runtime.choice.path)
 
-    def _exit_command(self, cid: str) -> list[str]:
+    def _exit_command(self, cid: str) -> builtins.list[str]:
         """conmon's ``--exit-command`` (conmon adds nothing to it: the ID is ours to pass)."""
         return [sys.executable, "-m", "dockerbank", "--root", str(self.config.root), "--runroot",
                 str(self.config.run_root), "container", "cleanup", cid]
@@ -593,7 +594,7 @@ class ContainerService:
                 seccomp_key = self._seccomp_cache.annotate(spec) if self.runtime.name == "crun" else None
                 write_private(base / "config.json", json.dumps(spec))  # its env holds passwords
                 want_stdin = cfg.open_stdin if stdin is None else stdin
-                spawn_args = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
+                spawn_args: dict[str, Any] = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
                               "command": cfg.path, "exit_command": None if attached else self._exit_command(cid)}
                 try:
                     started = conmon.spawn(self.runtime, cid, base, **spawn_args)
@@ -894,8 +895,8 @@ class ContainerService:
 
     # --- exec -------------------------------------------------------------------------------
 
-    def exec(self, ref: str, command: list[str], *, interactive: bool = False, tty: bool = False,
-             detach: bool = False, env: list[str] | None = None, user: str | None = None,
+    def exec(self, ref: str, command: builtins.list[str], *, interactive: bool = False, tty: bool = False,
+             detach: bool = False, env: builtins.list[str] | None = None, user: str | None = None,
              workdir: str | None = None, privileged: bool = False):
         """Run a command in a running container (through its own conmon). Detached: returns None;
         else an ``Attachment`` whose ``run()`` gives the command's exit code."""

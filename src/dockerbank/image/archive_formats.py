@@ -133,11 +133,10 @@ def parse_oci_index(read: Callable[[str], bytes]) -> list[ArchiveImage]:
 
 
 def _read_blob(read: Callable[[str], bytes], descriptor: dict) -> tuple[str, bytes]:
-    digest = descriptor.get("digest")
     try:
-        dg.validate(digest)
+        digest = dg.validate(descriptor.get("digest"))
     except Exception as exc:
-        raise CorruptData(f"invalid archive: bad descriptor digest {digest!r}") from exc
+        raise CorruptData(f"invalid archive: bad descriptor digest {descriptor.get('digest')!r}") from exc
     data = read(blob_path(digest))
     if dg.of_bytes(data) != digest:
         raise CorruptData(f"invalid archive: blob {digest} does not match its digest")

@@ -14,6 +14,8 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from dockerbank.streams import Reader
+
 CHUNK = 1 << 20
 
 
@@ -60,7 +62,7 @@ class BlobStore:
             self._commit(lambda handle: handle.write(data), actual)
         return actual
 
-    def put_stream(self, stream: BinaryIO, expected: str | None = None) -> tuple[str, int]:
+    def put_stream(self, stream: Reader, expected: str | None = None) -> tuple[str, int]:
         """Copy ``stream`` into the store, hashing as it goes; return (digest, size)."""
         self._ensure_dirs()
         verifier = dg.Verifier(expected)

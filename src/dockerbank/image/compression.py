@@ -9,7 +9,7 @@ from dockerbank.errors import CorruptData
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from dockerbank.streams import Reader, Source
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -34,7 +34,7 @@ def media_type_for(kind: str) -> str:
     return {"gzip": MEDIA_TAR_GZIP, "zstd": MEDIA_TAR_ZSTD, "none": MEDIA_TAR}[kind]
 
 
-def open_decompressed(stream: BinaryIO) -> tuple[BinaryIO, str]:
+def open_decompressed(stream: Reader) -> tuple[Source, str]:
     """Wrap ``stream`` so that reads return the uncompressed tar; also return the kind found."""
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_Raw(stream))
     kind = detect(buffered.peek(4)[:4])
@@ -50,7 +50,7 @@ def open_decompressed(stream: BinaryIO) -> tuple[BinaryIO, str]:
 class _Raw(io.RawIOBase):
     """Adapt any object with ``read`` to RawIOBase so it can be buffered and peeked."""
 
-    def __init__(self, inner: BinaryIO):
+    def __init__(self, inner: Reader):
         self.inner = inner
 
     def readable(self) -> bool:
@@ -62,7 +62,7 @@ class _Raw(io.RawIOBase):
         return len(data)
 
 
-def read_all_checked(reader: BinaryIO, sink, chunk: int = 1 << 20) -> None:
+def read_all_checked(reader: Reader, sink, chunk: int = 1 << 20) -> None:
     """Copy a decompressing reader into ``sink`` callable; a broken stream becomes CorruptData."""
     try:
         while data := reader.read(chunk):

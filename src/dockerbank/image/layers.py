@@ -15,7 +15,7 @@ from dockerbank.state.db import Database
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:  # the unpacker is imported when a layer is unpacked, not by every command
-    from typing import BinaryIO
+    from dockerbank.streams import Reader
 
     from dockerbank.image.unpack import IdMapping
 
@@ -32,7 +32,7 @@ class Layer:
 class _HashingReader:
     """Pass reads through while hashing them, so the diff ID is computed during unpacking."""
 
-    def __init__(self, inner: BinaryIO, verifier: dg.Verifier):
+    def __init__(self, inner: Reader, verifier: dg.Verifier):
         self.inner = inner
         self.verifier = verifier
 
@@ -84,7 +84,7 @@ class LayerStore:
         """overlayfs lowerdir order: top layer first."""
         return [self.diff_dir(layer.chain_id) for layer in reversed(self.chain(top_chain))]
 
-    def add(self, parent: str | None, stream: BinaryIO, expected_diff_id: str | None = None) -> Layer:
+    def add(self, parent: str | None, stream: Reader, expected_diff_id: str | None = None) -> Layer:
         """Unpack a (possibly compressed) layer tar on top of ``parent``; reuse it if already present.
 
         The tar is unpacked into a temporary directory and renamed into place only after its

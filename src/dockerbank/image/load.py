@@ -30,6 +30,8 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import BinaryIO
 
+    from dockerbank.streams import Reader
+
 COPY_CHUNK = 8 << 20
 _OUTER_MAGIC = {b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 
@@ -92,7 +94,7 @@ def _spool(stream: BinaryIO, out: BinaryIO) -> None:
     if kind == "gzip":
         import gzip
 
-        reader: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb")
+        reader: Reader = gzip.GzipFile(fileobj=buffered, mode="rb")
     elif kind == "zstd":
         import zstandard
 
@@ -206,6 +208,7 @@ def _load_layer(store: ImageStore, index: TarIndex, path: str, parent: str | Non
         if copier.error is not None:
             raise copier.error
         blob_digest = diff_id if trust_diff else copier.digest
+        assert blob_digest is not None, "the copier hashes any blob not trusted by its diff ID"
         if expected_blob and blob_digest != expected_blob:
             raise CorruptData(f"invalid archive: layer {path} does not match its digest {expected_blob}")
         if had_layer:

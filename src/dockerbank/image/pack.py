@@ -29,7 +29,7 @@ from dockerbank.image.unpack import (
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from dockerbank.streams import Writer
 
 COPY_BUFFER = 1 << 20
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -39,7 +39,7 @@ _SKIPPED_XATTRS = ("security.selinux",)
 
 def pack_dir(
     src: Path,
-    out: BinaryIO,
+    out: Writer,
     *,
     overlay_upper: bool = False,
     paths: Iterable[str] | None = None,
@@ -120,7 +120,7 @@ def stat_in_root(rootfs: Path, path: str) -> PathStat:
 def pack_path(
     rootfs: Path,
     path: str,
-    out: BinaryIO,
+    out: Writer,
     *,
     name: str | None = None,
     follow_link: bool = False,
@@ -206,7 +206,7 @@ def _resolved_container_path(root_fd: int, path: str) -> str:
 class _Sink:
     """Buffered writer with ``tell`` over any ``write``-able, for tarfile's "w" mode."""
 
-    def __init__(self, out: BinaryIO):
+    def __init__(self, out: Writer):
         self.out = out
         self.buffer = bytearray()
         self.position = 0
@@ -235,9 +235,10 @@ class _Sink:
 class _TarWriter:
     """Tar entries from fds, with hardlink detection and overlay whiteout conversion."""
 
-    def __init__(self, out: BinaryIO, *, overlay_upper: bool, selected: set[str] | None):
+    def __init__(self, out: Writer, *, overlay_upper: bool, selected: set[str] | None):
         self.sink = _Sink(out)
-        self.tar = tarfile.open(
+        # typeshed's open() knows neither TarFile's copybufsize nor that mode "w" only writes and tells
+        self.tar = tarfile.open(  # type: ignore[call-overload]
             fileobj=self.sink, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8", copybufsize=COPY_BUFFER,
         )
         self.overlay_upper = overlay_upper
@@ -338,17 +339,17 @@ class _TarWriter:
                     )
             opaque = xattrs.get(OPAQUE_XATTR) == b"y"
             xattrs = {k: v for k, v in xattrs.items() if not k.startswith(OVERLAY_XATTR_PREFIX)}
-        for key, value in xattrs.items():
-            member.pax_headers["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
+        member.pax_headers = {**member.pax_headers, **{"SCHILY.xattr." + key: value.decode("utf-8", "surrogateescape")
+                                                       for key, value in xattrs.items()}}
         if not stat.S_ISDIR(mode) and info.st_nlink > 1:
-            key = (info.st_dev, info.st_ino)
-            first = self.inodes.get(key)
+            inode = (info.st_dev, info.st_ino)
+            first = self.inodes.get(inode)
             if first is not None:
                 member.type = tarfile.LNKTYPE
                 member.linkname = first
                 self.tar.addfile(member)
                 return
-            self.inodes[key] = arcname
+            self.inodes[inode] = arcname
         if stat.S_ISDIR(mode):
             member.type = tarfile.DIRTYPE
             self.tar.addfile(member)
@@ -361,6 +362,7 @@ class _TarWriter:
         elif stat.S_ISREG(mode):
             member.type = tarfile.REGTYPE
             member.size = info.st_size
+            assert name is not None, "only a directory is added by its own fd"
             fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
             try:
                 self.tar.addfile(member, _ExactReader(fd, info.st_size))
@@ -368,6 +370,7 @@ class _TarWriter:
                 os.close(fd)
         elif stat.S_ISLNK(mode):
             member.type = tarfile.SYMTYPE
+            assert name is not None, "only a directory is added by its own fd"
             member.linkname = os.readlink(name, dir_fd=dir_fd)
             self.tar.addfile(member)
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):

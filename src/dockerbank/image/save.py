@@ -140,7 +140,7 @@ def write_oci_archive(store: ImageStore, items: list[SaveItem], fd: int) -> None
     tar.add_dir("blobs")
     tar.add_dir("blobs/sha256")
     written: set[str] = set()
-    index_entries = []
+    index_entries: list[tuple[str, int, str | None]] = []
 
     def put_bytes(data: bytes) -> tuple[str, int]:
         digest = dg.of_bytes(data)
@@ -159,7 +159,8 @@ def write_oci_archive(store: ImageStore, items: list[SaveItem], fd: int) -> None
             layers.append((media, digest, size))
         config_digest, config_size = put_bytes(store.blobs.read(item.image_id))
         manifest_digest, manifest_size = put_bytes(fmt.oci_manifest(config_digest, config_size, layers))
-        for tag in item.tags or [None]:
+        tags: list[str | None] = [*item.tags] or [None]
+        for tag in tags:
             index_entries.append((manifest_digest, manifest_size, tag))
     tar.add_bytes("index.json", fmt.oci_index(index_entries))
     tar.close()

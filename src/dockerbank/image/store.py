@@ -25,7 +25,9 @@ from dockerbank.state.db import Database
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    import builtins  # annotations in classes whose list() method hides the builtin
+
+    from dockerbank.streams import Source
 
 
 @dataclass
@@ -98,7 +100,7 @@ class ImageStore:
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptData(f"image config {image_id} is not valid JSON") from exc
 
-    def diff_ids(self, image_id: str) -> list[str]:
+    def diff_ids(self, image_id: str) -> builtins.list[str]:
         return list(self.image_config(image_id).get("rootfs", {}).get("diff_ids", []))
 
     def resolve(self, name: str) -> ImageRecord:
@@ -218,7 +220,7 @@ class ImageStore:
                 (repository, manifest_digest, image_id),
             )
 
-    def layer_tar(self, diff_id: str) -> BinaryIO:
+    def layer_tar(self, diff_id: str) -> Source:
         """The uncompressed tar of a layer, read from whichever stored blob holds it."""
         rows = self.db.query(
             "SELECT blob FROM layer_blobs WHERE diff_id = ? ORDER BY media_type = ? DESC",

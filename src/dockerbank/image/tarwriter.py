@@ -14,7 +14,7 @@ from dockerbank.errors import CorruptData
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from dockerbank.streams import Reader
 
 BLOCK = 512
 COPY_CHUNK = 8 << 20
@@ -83,7 +83,7 @@ class TarWriter:
                 offset += len(data)
         self._pad(size)
 
-    def add_stream(self, name: str, stream: BinaryIO, size: int) -> None:
+    def add_stream(self, name: str, stream: Reader, size: int) -> None:
         """A member read from ``stream``, which must yield exactly ``size`` bytes (e.g. a decompressor)."""
         self._header(name, size)
         left = size

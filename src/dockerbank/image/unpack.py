@@ -40,7 +40,7 @@ from dockerbank.errors import Conflict, CorruptData, DockerbankError, HostileArc
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from dockerbank.streams import Reader
 
 COPY_BUFFER = 1 << 20
 # tarfile's stream buffer: every 512-byte header read copies what is left of it, so a
@@ -72,7 +72,7 @@ class IdMapping:
 IDENTITY = IdMapping()
 
 
-def unpack_layer(tar_stream: BinaryIO, dest: Path, idmap: IdMapping = IDENTITY) -> int:
+def unpack_layer(tar_stream: Reader, dest: Path, idmap: IdMapping = IDENTITY) -> int:
     """Unpack the uncompressed layer tar read from ``tar_stream`` into the directory ``dest``.
 
     ``dest`` must exist (an empty directory the caller removes on failure). Whiteouts become
@@ -89,7 +89,7 @@ def unpack_layer(tar_stream: BinaryIO, dest: Path, idmap: IdMapping = IDENTITY) 
 
 
 def extract_into(
-    tar_stream: BinaryIO,
+    tar_stream: Reader,
     rootfs: Path,
     path: str,
     *,
@@ -280,14 +280,14 @@ class _EndTracker(tarfile.TarInfo):
             if self.size > MAX_META_HEADER:
                 # Go's archive/tar has the same 1 MiB limit; tarfile would read any size into memory
                 raise _refuse(f"a metadata header of {self.size} bytes (limit {MAX_META_HEADER})")
-        return super()._proc_member(archive)
+        return super()._proc_member(archive)  # type: ignore[misc]  # tarfile's hook, absent from typeshed
 
     @classmethod
     def fromtarfile(cls, archive):  # noqa: D401 - tarfile's hook
         try:
             return super().fromtarfile(archive)
         except tarfile.HeaderError as exc:
-            archive._dockerbank_stop = exc  # type: ignore[attr-defined]
+            archive._dockerbank_stop = exc
             raise
 
 
@@ -316,11 +316,11 @@ class _Extractor:
 
     # driver
 
-    def run(self, stream: BinaryIO) -> int:
+    def run(self, stream: Reader) -> int:
         name = "?"
         try:
             try:
-                archive = tarfile.open(
+                archive = tarfile.open(  # type: ignore[call-overload]  # mode "r|" only reads; typeshed wants seek/write
                     fileobj=stream, mode="r|", bufsize=STREAM_BUFFER, tarinfo=_EndTracker,
                 )
             except tarfile.ReadError as exc:
@@ -330,8 +330,9 @@ class _Extractor:
                     name = member.name
                     self._entry(archive, member)
                 stop = getattr(archive, "_dockerbank_stop", None)
-                if not isinstance(stop, tarfile.EOFHeaderError):
-                    garbled = isinstance(stop, tarfile.InvalidHeaderError)
+                # both exist in tarfile but are missing from typeshed (not in tarfile.__all__)
+                if not isinstance(stop, tarfile.EOFHeaderError):  # type: ignore[attr-defined]
+                    garbled = isinstance(stop, tarfile.InvalidHeaderError)  # type: ignore[attr-defined]
                     reason = "garbled header" if garbled else "no end-of-archive marker"
                     raise CorruptData(
                         f"truncated or corrupt tar stream after entry {_short(name)!r} ({reason})"
@@ -420,8 +421,10 @@ class _Extractor:
         try:
             source = archive.fileobj
             source.seek(member.offset_data)
-            if member.sparse is not None:
-                for offset, size in member.sparse:
+            # tarfile keeps (offset, size) pairs here; typeshed says bytes
+            sparse: list[tuple[int, int]] | None = member.sparse  # type: ignore[assignment]
+            if sparse is not None:
+                for offset, size in sparse:
                     os.lseek(fd, offset, os.SEEK_SET)
                     _copy(source, fd, size)
                 os.ftruncate(fd, member.size)
@@ -548,6 +551,7 @@ class _Extractor:
             os.fchown(fd, uid, gid)
             target: int | str = fd
         else:
+            assert name is not None, "a member without an fd is named in parent_fd"
             os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
             target = f"/proc/self/fd/{parent_fd}/{name}"
         for key, value in member.pax_headers.items():
@@ -567,12 +571,13 @@ class _Extractor:
                 if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) or (symlink and exc.errno == errno.EPERM):
                     continue
                 raise
+        mode = member.mode & 0o7777
+        if fd is not None:  # a file or directory (never a symlink)
+            os.fchmod(fd, mode)
+            return
+        assert name is not None, "a member without an fd is named in parent_fd"
         if symlink:
             os.utime(name, ns=(_mtime_ns(member),) * 2, dir_fd=parent_fd, follow_symlinks=False)
-            return
-        mode = member.mode & 0o7777
-        if fd is not None:
-            os.fchmod(fd, mode)
             return
         # a device or FIFO: chmod through an O_PATH fd, never through a name that could be swapped
         path_fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)

@@ -135,11 +135,12 @@ def assign_ports(requests: Iterable[PortRequest], taken: Iterable[PortMapping],
                 raise bind_error(mapping)
         else:
             candidates = req.host_ports or range(ephemeral[0], ephemeral[1] + 1)
-            mapping = next((m for m in (PortMapping(req.host_ip, p, req.container_port, req.protocol)
-                                        for p in candidates) if usable(m)), None)
-            if mapping is None:
+            found = next((m for m in (PortMapping(req.host_ip, p, req.container_port, req.protocol)
+                                      for p in candidates) if usable(m)), None)
+            if found is None:
                 first = req.host_ports[0] if req.host_ports else ephemeral[0]
                 raise bind_error(PortMapping(req.host_ip, first, req.container_port, req.protocol))
+            mapping = found
         chosen.append(mapping)
         result.append(mapping)
     return result

@@ -45,6 +45,7 @@ from dockerbank.state.db import Database
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
+    import builtins  # annotations in classes whose list() method hides the builtin
     from typing import Any
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -78,7 +79,7 @@ def host_port_free(host_ip: str, port: int, protocol: str) -> bool:
 def host_route_subnets(route_file: Path = Path("/proc/net/route"), skip_iface: str = "") -> list[IPv4Network]:
     """Subnets the host routes somewhere already (docker0, podman0, LANs, other roots' bridges):
     never reuse them. Routes through ``skip_iface`` (a network's own bridge) do not count."""
-    subnets = []
+    subnets: list[IPv4Network] = []
     try:
         lines = route_file.read_text().splitlines()[1:]
     except OSError:
@@ -201,6 +202,7 @@ class NetworkService:
                 wanted = ipam.next_subnet(ipam.USER_POOL, stored + host_route_subnets())
                 gw = ipam.default_gateway(wanted)
                 options = {**(options or {}), AUTO_SUBNET: "true"}
+            assert gw is not None, "the given gateway or the subnet's default"
             network = self._insert(conn, name, wanted, gw, internal, labels or {}, options or {})
         self._event("create", network)
         return network
@@ -211,7 +213,7 @@ class NetworkService:
         networks = [Network.from_row(r) for r in self.db.query("SELECT * FROM networks ORDER BY created, name")]
         return [n for n in networks if self._matches(n, filters or {})]
 
-    def _matches(self, network: Network, filters: dict[str, list[str]]) -> bool:
+    def _matches(self, network: Network, filters: dict[str, builtins.list[str]]) -> bool:
         for key, values in filters.items():
             if key == "name" and not any(v in network.name for v in values):
                 return False
@@ -249,8 +251,9 @@ class NetworkService:
                 raise AmbiguousReference(f"network {ref} is ambiguous ({len(rows)} matches found based on ID prefix)")
         raise NotFound(f"No such network: {ref}")
 
-    def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[Endpoint]:
-        sql, params = "SELECT * FROM network_endpoints WHERE 1=1", []
+    def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> builtins.list[Endpoint]:
+        sql = "SELECT * FROM network_endpoints WHERE 1=1"
+        params: builtins.list[str] = []
         if network_id:
             sql, params = sql + " AND network_id = ?", params + [network_id]
         if container_id:
@@ -279,7 +282,7 @@ class NetworkService:
 
         emit(self.config, "network", action, network.id, {"name": network.name, "type": network.driver})
 
-    def prune(self, filters: dict[str, list[str]] | None = None) -> list[str]:
+    def prune(self, filters: dict[str, builtins.list[str]] | None = None) -> builtins.list[str]:
         """Remove every user network without endpoints; returns their names."""
         removed = []
         for network in self.list(filters):
@@ -294,7 +297,7 @@ class NetworkService:
 
     # -- endpoints ------------------------------------------------------------------------
     def _reserve(self, conn, container_id: str, container_name: str, network: Network, ip: str | None,
-                 aliases: list[str], ports: list[PortMapping], index: int) -> Endpoint:
+                 aliases: builtins.list[str], ports: builtins.list[PortMapping], index: int) -> Endpoint:
         subnet, gateway = IPv4Network(network.subnet), IPv4Address(network.gateway)
         used = [r["ip"] for r in conn.execute("SELECT ip FROM network_endpoints WHERE network_id = ?", (network.id,))]
         if ip:
@@ -330,14 +333,14 @@ class NetworkService:
         conn.execute("UPDATE networks SET subnet = ?, gateway = ? WHERE id = ?", (str(subnet), gateway, network.id))
         return Network.from_row(conn.execute("SELECT * FROM networks WHERE id = ?", (network.id,)).fetchone())
 
-    def _taken_ports(self, conn, exclude_container: str) -> list[PortMapping]:
+    def _taken_ports(self, conn, exclude_container: str) -> builtins.list[PortMapping]:
         taken = []
         for row in conn.execute("SELECT container_id, ports FROM network_endpoints"):
             if row["container_id"] != exclude_container:
                 taken += [PortMapping.from_dict(p) for p in json.loads(row["ports"])]
         return taken
 
-    def _attached(self, container_id: str) -> list[tuple[Network, Endpoint]]:
+    def _attached(self, container_id: str) -> builtins.list[tuple[Network, Endpoint]]:
         pairs = []
         for ep in self.endpoints(container_id=container_id):
             row = self.db.query_one("SELECT * FROM networks WHERE id = ?", (ep.network_id,))
@@ -378,7 +381,7 @@ class NetworkService:
         return self._setup(request.container_id, request.container_name, request.hostname, pairs,
                            request.dns_servers, fresh_netns=True)
 
-    def _reserve_all(self, request: AttachRequest, networks: list[Network]) -> list[tuple[Network, Endpoint]]:
+    def _reserve_all(self, request: AttachRequest, networks: builtins.list[Network]) -> builtins.list[tuple[Network, Endpoint]]:
         """Addresses and host ports of all networks in one write transaction (all or nothing)."""
         pairs: list[tuple[Network, Endpoint]] = []
         with self.db.write() as conn:
@@ -405,7 +408,7 @@ class NetworkService:
         return any(not _netns_in_use(self.netns_path(h)) for h in holders)
 
     def _setup(self, container_id: str, container_name: str, hostname: str | None,
-               pairs: list[tuple[Network, Endpoint]], dns_servers: list[str], fresh_netns: bool) -> dict[str, Any]:
+               pairs: builtins.list[tuple[Network, Endpoint]], dns_servers: builtins.list[str], fresh_netns: bool) -> dict[str, Any]:
         from dockerbank.network.netavark import build_options
 
         path = self.netns_path(container_id)
@@ -432,7 +435,7 @@ class NetworkService:
         return self.settings(container_id, status_dns=[d for a in status.values() for d in a.dns_servers],
                              status_search=[d for a in status.values() for d in a.dns_search])
 
-    def _undo(self, path: Path, options: dict[str, Any], pairs: list[tuple[Network, Endpoint]], drop_netns: bool) -> None:
+    def _undo(self, path: Path, options: dict[str, Any], pairs: builtins.list[tuple[Network, Endpoint]], drop_netns: bool) -> None:
         """Best-effort rollback of a failed setup (netavark may have done part of it)."""
         if netns.is_pinned(path):
             try:
@@ -477,7 +480,7 @@ class NetworkService:
             "DnsSearch": list(dict.fromkeys(status_search)),
         }
 
-    def port_mappings(self, container_id: str) -> list[PortMapping]:
+    def port_mappings(self, container_id: str) -> builtins.list[PortMapping]:
         """The host ports a container publishes (for ``port`` and ``ps``)."""
         return [p for ep in self.endpoints(container_id=container_id) for p in ep.ports]
 
@@ -563,7 +566,7 @@ class NetworkService:
                          (container_id, network.id))
 
     # -- repair -----------------------------------------------------------------------------
-    def cleanup(self, live_containers: Iterable[str] | None = None) -> list[str]:
+    def cleanup(self, live_containers: Iterable[str] | None = None) -> builtins.list[str]:
         """``system check``: remove what a crash left. Returns one line per repair.
 
         - endpoints of containers not in ``live_containers`` (when given): torn down from their rows
@@ -596,7 +599,7 @@ class NetworkService:
                 repairs.append(f"removed bridge {bridge}")
         return repairs
 
-    def _stop_stale_aardvark(self) -> list[str]:
+    def _stop_stale_aardvark(self) -> builtins.list[str]:
         """An aardvark-dns of this root left running with no endpoint holds port 53 on gateway
         addresses that a later network may get again."""
         import os

@@ -10,8 +10,9 @@ _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
 _HEX_RE = re.compile(r"^[a-f0-9]{64}$")
 
 
-def validate(digest: str) -> str:
-    """Return ``digest`` if it is a well-formed sha256 digest, else raise InvalidArgument."""
+def validate(digest: object) -> str:
+    """Return ``digest`` if it is a well-formed sha256 digest (of any type, e.g. read from JSON), else
+    raise InvalidArgument."""
     if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
         raise InvalidArgument(f"invalid digest {digest!r}: expected sha256:<64 lowercase hex>")
     return digest

@@ -267,7 +267,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None, stdout_fd: int, stderr_fd
     """
     import socket
 
-    inputs = [sock]
+    inputs: list[socket.socket | int] = [sock]
     if stdin_fd is not None:
         inputs.append(stdin_fd)
     while True:

@@ -32,6 +32,10 @@ from dockerbank.labels import match_label
 from dockerbank.state.db import Database
 from dockerbank.volume import mounts as mnt
 
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    import builtins  # annotations in a class whose list() method hides the builtin
+
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"  # docker 23+ marks anonymous volumes so
 LIST_FILTERS = {"dangling", "name", "label", "driver"}
 PRUNE_FILTERS = {"label", "label!", "all"}
@@ -260,7 +264,7 @@ class VolumeStore:
 
     # --- use by containers ---------------------------------------------------------------
 
-    def attach(self, container_id: str, names: list[str] | tuple[str, ...]) -> None:
+    def attach(self, container_id: str, names: builtins.list[str] | tuple[str, ...]) -> None:
         """Record ``container_id`` as a user of each volume (all exist, or NotFound and nothing changes)."""
         with self.db.write() as conn:
             for name in names:
@@ -269,7 +273,7 @@ class VolumeStore:
                 conn.execute("INSERT OR IGNORE INTO container_volumes (container_id, volume_name) VALUES (?, ?)",
                              (container_id, name))
 
-    def detach(self, container_id: str) -> list[str]:
+    def detach(self, container_id: str) -> builtins.list[str]:
         """Forget that the container uses any volume (its ``rm`` without ``-v``); the data stays.
 
         Returns the names it was attached to.
@@ -281,7 +285,7 @@ class VolumeStore:
             conn.execute("DELETE FROM container_volumes WHERE container_id = ?", (container_id,))
         return names
 
-    def remove_anonymous_of(self, container_id: str) -> list[str]:
+    def remove_anonymous_of(self, container_id: str) -> builtins.list[str]:
         """``rm -v``: detach the container and remove its anonymous volumes no other container
         uses. Named volumes are kept (docker does the same). Returns the removed names."""
         with self._lock():
@@ -384,7 +388,7 @@ class VolumeStore:
         self._event("destroy", name)
         return True
 
-    def prune(self, filters: Mapping[str, list[str]] | None = None) -> tuple[list[str], int]:
+    def prune(self, filters: Mapping[str, builtins.list[str]] | None = None) -> tuple[builtins.list[str], int]:
         """Remove unused volumes: anonymous ones only, unless ``all=true`` (docker 23+).
 
         Filters: ``label=k[=v]``, ``label!=k[=v]``, ``all=true|false``. Returns (names, bytes reclaimed).
@@ -422,7 +426,7 @@ class VolumeStore:
             self._event("destroy", name)
         return names, reclaimed
 
-    def check(self, repair: bool = False) -> list[str]:
+    def check(self, repair: bool = False) -> builtins.list[str]:
         """Problems a crash can leave, for ``system check``; fixed too when ``repair``.
 
         Found: directories without a row (a crash during create or remove; their data is moved

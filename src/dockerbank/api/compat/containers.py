@@ -428,6 +428,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
             sock = attachment.sock
             if sock is None:
                 return resp
+        assert sock is not None, "connected above, or handed over by the start"
         await hijack.pump(request, resp, feed, sock, tty=tty, stdin=want_stdin, stdout=want_out, stderr=want_err)
         if attachment is not None:  # this connection started it: record the exit (conmon has no exit command)
             def finish(engine):
@@ -747,7 +748,8 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
             attachment = await engine_call(request, run)
         except DockerbankError as exc:
             message = (exc.message + "\n").encode()
-            request.transport.write(message if tty else hijack.frame(hijack.STREAM_STDERR, message))
+            if request.transport is not None:  # None when the client went away meanwhile
+                request.transport.write(message if tty else hijack.frame(hijack.STREAM_STDERR, message))
             info["ExitCode"] = exc.exit_code if exc.exit_code in (126, 127) else 126
             return resp
         info["Running"] = True

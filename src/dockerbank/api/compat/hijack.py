@@ -59,7 +59,8 @@ async def upgrade(request: web.Request, tty: bool) -> tuple[RawStreamResponse, _
     feed = _Feed()
     protocol = request.protocol
     if upgraded:
-        protocol.set_parser(feed)
+        # aiohttp types set_parser for its WebSocketReader; it only calls feed_data/feed_eof
+        protocol.set_parser(feed)  # type: ignore[arg-type]
 
     transport = request.transport
     if transport is not None:

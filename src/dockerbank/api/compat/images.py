@@ -87,7 +87,7 @@ async def prune(request: web.Request) -> web.Response:
     dangling = filters.get("dangling", ["true"])
     all_images = dangling[-1].lower() in ("false", "0")
     labels = filters.get("label", []) + ["!" + s for s in filters.get("label!", [])]
-    until = (filters.get("until") or [None])[-1]
+    until = filters["until"][-1] if filters.get("until") else None
     report = await engine_call(request, lambda e: prune_images(e.images, all_images, until, labels))
     return reply({"ImagesDeleted": [{k: v} for k, v in report.items] or None,
                   "SpaceReclaimed": report.reclaimed})

@@ -17,6 +17,8 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import Any
 
+    from dockerbank.engine import Engine
+
 
 @asynccontextmanager
 async def body_file(request: web.Request) -> AsyncIterator[str]:
@@ -37,7 +39,7 @@ async def body_file(request: web.Request) -> AsyncIterator[str]:
             pass
 
 
-async def fd_response(request: web.Request, producer: Callable[[Any, int], Any],
+async def fd_response(request: web.Request, producer: Callable[[Engine, int], Any],
                       content_type: str, headers: dict[str, str] | None = None) -> web.StreamResponse:
     """Run ``producer(engine, write_fd)`` in a worker thread and stream what it writes.
 
@@ -75,7 +77,7 @@ async def fd_response(request: web.Request, producer: Callable[[Any, int], Any],
         os.close(read_fd)
 
 
-async def streamed_job(request: web.Request, job: Callable[[Callable[[dict], None]], Any]) -> web.StreamResponse:
+async def streamed_job(request: web.Request, job: Callable[[Engine, Callable[[dict], None]], Any]) -> web.StreamResponse:
     """A JSON-lines endpoint (pull, push, load, import, build): ``job(emit)`` runs in a worker thread,
     each ``emit(obj)`` is one line; a failure ends the stream with ``error``/``errorDetail``."""
     from dockerbank.api.base import LineQueue, engine_call

@@ -9,6 +9,8 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import TextIO
 
+    from rich.progress import TaskID
+
 
 class Progress:
     """Reports nothing (``-q``); the base of the other reporters."""
@@ -57,7 +59,7 @@ class BarProgress(LineProgress):
         self._console = Console(file=sys.stderr)
         self._bars = RichProgress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                                   TransferSpeedColumn(), console=self._console, transient=True)
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._bars.start()
 
     def line(self, text: str) -> None:

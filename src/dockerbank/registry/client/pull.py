@@ -23,10 +23,6 @@ from dockerbank.registry import mediatypes as mt
 from dockerbank.registry.client.progress import CountingReader, Progress
 from dockerbank.registry.client.transport import Response, Transport
 
-TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
-if TYPE_CHECKING:
-    from typing import BinaryIO
-
 MAX_MANIFEST = 4 << 20
 PARALLEL_DOWNLOADS = 3  # docker's max-concurrent-downloads default
 CHUNK = 1 << 20
@@ -170,7 +166,7 @@ class Puller:
 
     def list_tags(self, ref: refs.Reference) -> list[str]:
         tags: list[str] = []
-        path = f"/v2/{ref.path}/tags/list?n=1000"
+        path: str | None = f"/v2/{ref.path}/tags/list?n=1000"
         while path:
             response = self.transport.request("GET", path, scope=self._scope(ref))
             with response:
@@ -285,7 +281,7 @@ class Puller:
         reader = ResumingReader(open_at)
         try:
             self.progress.start(item, int(descriptor.get("size") or 0), "Downloading")
-            stream: BinaryIO = CountingReader(reader, self.progress, item)  # type: ignore[assignment]
+            stream = CountingReader(reader, self.progress, item)
             try:
                 _digest, size = self.store.blobs.put_stream(stream, expected=digest)
             except CorruptData as exc:

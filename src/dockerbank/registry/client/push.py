@@ -9,6 +9,7 @@ is remembered with ``add_layer_blob``, so the next push reuses it and its digest
 
 from __future__ import annotations
 
+import io
 import json
 import zlib
 from collections.abc import Callable
@@ -29,6 +30,8 @@ from dockerbank.registry.registries import RegistriesConfig
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import BinaryIO
+
+    from dockerbank.streams import Reader, Source
 
 PARALLEL_UPLOADS = 5  # docker's max-concurrent-uploads default
 GZIP_TYPES = (compression.MEDIA_TAR_GZIP, compression.DOCKER_LAYER_GZIP)
@@ -61,7 +64,7 @@ class GzipReader:
     SEGMENT = 4 << 20
     PROBE = 64 << 10
 
-    def __init__(self, source: BinaryIO, level: int = 1):
+    def __init__(self, source: Reader, level: int = 1):
         self.source = source
         self.level = level
         self._buffer = bytearray()
@@ -119,7 +122,7 @@ def compressed_layer_blob(store: ImageStore, diff_id: str) -> Blob:
     if found is not None:
         return found
     with store.layer_tar(diff_id) as tar:
-        digest, size = store.blobs.put_stream(GzipReader(tar))  # type: ignore[arg-type]
+        digest, size = store.blobs.put_stream(GzipReader(tar))
     store.add_layer_blob(diff_id, digest, compression.MEDIA_TAR_GZIP, size)
     return Blob(digest, size, "gzip")
 
@@ -188,7 +191,7 @@ class Pusher:
                     tar.close()
         layers = [found[diff_id] for diff_id in diff_ids]
         self._upload_blob(ref, dg.of_bytes(config_bytes), len(config_bytes),
-                          lambda: _BytesReader(config_bytes), sources)
+                          lambda: io.BytesIO(config_bytes), sources)
         manifest, media_type = build_manifest(config_bytes, layers)
         response = self.transport.request(
             "PUT", f"/v2/{ref.path}/manifests/{ref.tag or refs.DEFAULT_TAG}",
@@ -220,12 +223,13 @@ class Pusher:
                 found.append(path)
         return found
 
-    def _push_layer(self, ref: refs.Reference, diff_id: str, blob: Blob | None, tar: BinaryIO | None,
+    def _push_layer(self, ref: refs.Reference, diff_id: str, blob: Blob | None, tar: Source | None,
                     sources: list[str]) -> tuple[Blob, bool]:
         """(worker thread) Compress the layer if no compressed blob is stored, then upload it."""
         compressed = blob is None
         if blob is None:
-            digest, size = self.store.blobs.put_stream(GzipReader(tar))  # type: ignore[arg-type]
+            assert tar is not None, "a layer without a stored blob comes with its tar"
+            digest, size = self.store.blobs.put_stream(GzipReader(tar))
             blob = Blob(digest, size, "gzip")
         final = blob
         outcome = self._upload_blob(ref, final.digest, final.size, lambda: self.store.blobs.open(final.digest),
@@ -260,11 +264,12 @@ class Pusher:
         if item:
             self.progress.start(item, size, "Pushing")
         with opener() as handle:
-            source = _CountingFile(handle, self.progress, item) if item else handle
+            upload: Reader = _CountingFile(handle, self.progress, item) if item else handle
+            body: Reader | None
             if self.chunk_size and size > self.chunk_size:
                 offset = 0
                 while offset < size:
-                    data = source.read(self.chunk_size)
+                    data = upload.read(self.chunk_size)
                     if not data:
                         break
                     with self.transport.request(
@@ -278,7 +283,7 @@ class Pusher:
                     offset += len(data)
                 body, length = None, "0"
             else:
-                body, length = source, str(size)
+                body, length = upload, str(size)
             separator = "&" if "?" in location else "?"
             with self.transport.request(
                 "PUT", f"{location}{separator}digest={digest}", scope=scope, ok=(201, 204), body=body,
@@ -286,28 +291,6 @@ class Pusher:
             ) as response:
                 response.read()
         return "Pushed"
-
-
-class _BytesReader:
-    def __init__(self, data: bytes):
-        import io
-
-        self._io = io.BytesIO(data)
-
-    def read(self, size: int = -1) -> bytes:
-        return self._io.read(size)
-
-    def tell(self) -> int:
-        return self._io.tell()
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._io.seek(offset, whence)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._io.close()
 
 
 class _CountingFile(CountingReader):

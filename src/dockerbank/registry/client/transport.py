@@ -21,7 +21,9 @@ from dockerbank.registry.client.auth import basic_header, parse_www_authenticate
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
-    from typing import BinaryIO
+    from typing import Any
+
+    from dockerbank.streams import Reader
 
 USER_AGENT = "dockerbank/0.1"
 _TIMEOUT = 120
@@ -152,7 +154,7 @@ class Transport:
     # --- requests --------------------------------------------------------------------------
 
     def request(self, method: str, path: str, *, headers: dict | None = None,
-                body: bytes | BinaryIO | Iterable[bytes] | None = None, scope: str = "",
+                body: bytes | Reader | Iterable[bytes] | None = None, scope: str = "",
                 ok: tuple[int, ...] = (200,), follow: bool = True) -> Response:
         """Send a request (``path`` absolute or relative to the registry); return an OK response.
 
@@ -160,7 +162,8 @@ class Transport:
         registry's own error message.
         """
         url = urljoin(self.base_url + "/", path)
-        start = body.tell() if hasattr(body, "tell") and hasattr(body, "seek") else None
+        rewind: Any = body if hasattr(body, "tell") and hasattr(body, "seek") else None  # a file is sent again
+        start = rewind.tell() if rewind is not None else None
         response = self._send(method, url, headers or {}, body, scope)
         if response.status == 401:
             challenge = response.headers.get("WWW-Authenticate", "")
@@ -168,7 +171,7 @@ class Transport:
             response.close()
             self._authenticate(challenge, scope)
             if start is not None:
-                body.seek(start)
+                rewind.seek(start)
             elif body is not None and not isinstance(body, (bytes, bytearray)):
                 raise RegistryAuthError(f"{self.registry} asked for credentials in the middle of an upload")
             response = self._send(method, url, headers or {}, body, scope)

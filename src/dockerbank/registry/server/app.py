@@ -36,7 +36,7 @@ _ROUTE = re.compile(
 )
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?$")
 STORAGE_KEY = web.AppKey("storage", RegistryStorage)
-AUTH_KEY = web.AppKey("auth", object)
+AUTH_KEY: web.AppKey[Htpasswd | None] = web.AppKey("auth")
 
 
 def _error_response(error: RegistryError) -> web.Response:
@@ -411,7 +411,7 @@ def start_in_thread(storage: RegistryStorage, host: str = "127.0.0.1", port: int
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, host, port, ssl_context=tls)
             loop.run_until_complete(site.start())
-            box["port"] = site._server.sockets[0].getsockname()[1]  # the port the OS chose
+            box["port"] = runner.addresses[0][1]  # the port the OS chose
         except BaseException as exc:  # noqa: BLE001 -- reported to the starting thread
             box["error"] = exc
             ready.set()
