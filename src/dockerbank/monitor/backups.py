@@ -80,8 +80,8 @@ def summarize(snapshots: list, verified: dict[str, dict], volumes: list, contain
             verify_time=min(m.verify_time for m in members),
             verify_size=sum(m.verify_size for m in members))
     for volume in volumes:
-        item = summary.items.get(("volume", volume.name))
-        since = item.last_time if item and item.last_time else volume.created
+        newest = summary.items.get(("volume", volume.name))
+        since = newest.last_time if newest and newest.last_time else volume.created
         summary.volume_age[volume.name] = max(0.0, now - since)
     return summary
 

@@ -7,6 +7,7 @@ else is read afresh through a new engine per scrape, so a scrape sees what the C
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,10 @@ from dockerbank.monitor import backups, verifylog
 from dockerbank.monitor.families import Families, backup_families, container_families, host_families
 from dockerbank.monitor.readings import (DeviceNames, HostReading, ImageReading, SizeCache, VolumeReading,
                                          filesystem, parse_rfc3339, read_container)
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from dockerbank.host.cgroups import CgroupLayout
 
 #: The content type of the text exposition format (what Prometheus asks for and accepts).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -43,7 +48,7 @@ class DockerbankCollector:
         self.clock = clock
         self.sizes = SizeCache(volume_size_ttl)
         self.devices = DeviceNames()
-        self._layout = None
+        self._layout: CgroupLayout | None = None
         self._snapshots: tuple[object, list] | None = None   # (directory stamp, snapshots)
 
     def collect(self) -> Iterator:
@@ -86,7 +91,7 @@ class DockerbankCollector:
         result = []
         for volume in engine.volumes.list({}):
             name = volume.name
-            size = self.sizes.get(name, lambda name=name: engine.volumes.size(name))
+            size = self.sizes.get(name, functools.partial(engine.volumes.size, name))
             result.append(VolumeReading(name, parse_rfc3339(volume.created), size, volume.anonymous))
         self.sizes.keep_only({v.name for v in result})
         return result
