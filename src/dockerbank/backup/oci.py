@@ -23,7 +23,7 @@ import hashlib
 import json
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from dockerbank.backup.storage import Backend
 from dockerbank.errors import CorruptData, InvalidArgument, NotFound, NotSupported
@@ -35,7 +35,8 @@ MEDIA_OBJECT = "application/vnd.dockerbank.backup.object.v1"
 MEDIA_CHUNK_MAP = "application/vnd.dockerbank.backup.chunkmap.v1+json"
 MEDIA_CHUNK = "application/vnd.dockerbank.backup.chunk.v1"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-EMPTY_CONFIG = {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
+EMPTY_CONFIG = {"mediaType": EMPTY_MEDIA_TYPE, "size": 2,
                 "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
 SNAPSHOT_TAG = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]+$")
 _NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -63,7 +64,7 @@ def tag_of(name: str) -> str:
     raise InvalidArgument(f"no such object kind: {name}")
 
 
-def object_manifest(artifact_type: str, blob: dict, extra: list[dict] = ()) -> bytes:
+def object_manifest(artifact_type: str, blob: dict, extra: Sequence[dict] = ()) -> bytes:
     """An OCI 1.1 artifact manifest: empty config, the object's blob first, then ``extra``."""
     return json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
                        "config": EMPTY_CONFIG, "layers": [blob, *extra]}, separators=(",", ":")).encode()
@@ -201,7 +202,7 @@ class OciBackend(Backend):
                     seen.add(digest)
                     extra.append({"mediaType": MEDIA_CHUNK, "digest": digest, "size": size})
         if not self._config_blob:
-            self._upload(b"{}", EMPTY_CONFIG["mediaType"])
+            self._upload(b"{}", EMPTY_MEDIA_TYPE)
             self._config_blob = True
         manifest = object_manifest(artifact, blob, extra)
         with self._request("PUT", f"/v2/{self.name}/manifests/{tag_of(name)}", body=manifest, ok=(200, 201),

@@ -153,11 +153,11 @@ def normalize_port(raw: Any, where: str, path: str) -> list[Any]:
     """A ``ports`` entry as docker-compose 1.29 prints it: a mapping ``{target, published,
     protocol}``, or the short string when it binds a host address (ranges expanded)."""
     if isinstance(raw, dict):
-        out = {k: v for k, v in raw.items()}
+        mapping = dict(raw)
         for key in ("target", "published"):
-            if key in out and isinstance(out[key], str) and out[key].isdigit():
-                out[key] = int(out[key])
-        return [out]
+            if key in mapping and isinstance(mapping[key], str) and mapping[key].isdigit():
+                mapping[key] = int(mapping[key])
+        return [mapping]
     match = _PORT_RE.match(str(raw))
     if match is None:
         raise fail(where, path, f"invalid port specification {raw!r}")

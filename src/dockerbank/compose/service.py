@@ -7,6 +7,7 @@ server does); a service waits until the ``depends_on`` conditions of its depende
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable
@@ -136,7 +137,7 @@ class Stack:
         mine = existing_of(self.engine, self.project.name)
         orphans = pl.orphans(self.project, mine)
         if orphans and opts.remove_orphans:
-            self._parallel([lambda e, c=c: self._remove(e, c, opts.timeout) for c in orphans])
+            self._parallel([functools.partial(self._remove, container=c, timeout=opts.timeout) for c in orphans])
         elif orphans:
             self._say(f"WARN: Found orphan containers ({', '.join(c.name for c in orphans)}) for this project. "
                       "If you removed or renamed this service in your compose file, you can run this command "
@@ -226,21 +227,24 @@ class Stack:
                                no_recreate=opts.no_recreate)
         ids: list[str] = []
         for action in plan.actions:
-            if action.kind == "keep":
-                self._say(f"{action.container.name} is up-to-date")
-                ids.append(action.container.id)
-            elif action.kind == "start":
-                if not opts.no_start:
-                    self._say(f"Starting {action.container.name} ... ")
-                    engine.containers.start(action.container.id)
-                ids.append(action.container.id)
-            elif action.kind == "remove":
-                self._remove(engine, action.container, opts.timeout)
-            elif action.kind == "create":
+            if action.kind == "create":
                 ids.append(self._create_and_start(engine, service, action.number, digest, network_ids,
                                                   volume_names, opts.no_start))
+                continue
+            container = action.container
+            assert container is not None, "every action but create names its container"
+            if action.kind == "keep":
+                self._say(f"{container.name} is up-to-date")
+                ids.append(container.id)
+            elif action.kind == "start":
+                if not opts.no_start:
+                    self._say(f"Starting {container.name} ... ")
+                    engine.containers.start(container.id)
+                ids.append(container.id)
+            elif action.kind == "remove":
+                self._remove(engine, container, opts.timeout)
             elif action.kind == "recreate":
-                ids.append(self._recreate(engine, action.container, digest, network_ids, volume_names, opts))
+                ids.append(self._recreate(engine, container, digest, network_ids, volume_names, opts))
         return ids
 
     def _container_of_service(self, engine, service: str) -> str:
@@ -383,8 +387,8 @@ class Stack:
                 self._say(f"WARN: Found orphan containers ({', '.join(c.name for c in orphans)}) for this project.")
         failures: list[str] = []
         for wave in self._reverse_waves(containers):
-            failures += self._parallel([lambda e, c=c: self._stop_one(e, c, timeout) for c in wave])
-        failures += self._parallel([lambda e, c=c: self._remove(e, c, None) for c in containers])
+            failures += self._parallel([functools.partial(self._stop_one, container=c, timeout=timeout) for c in wave])
+        failures += self._parallel([functools.partial(self._remove, container=c, timeout=None) for c in containers])
         for net in self.engine.networks.list():
             if net.labels.get(pl.LABEL_PROJECT) == self.project.name:
                 self._say(f"Removing network {net.name}")
@@ -428,7 +432,7 @@ class Stack:
     def stop(self, services: list[str], timeout: int | None = None) -> list[str]:
         failures: list[str] = []
         for wave in self._reverse_waves(self._selected(services)):
-            failures += self._parallel([lambda e, c=c: self._stop_one(e, c, timeout) for c in wave])
+            failures += self._parallel([functools.partial(self._stop_one, container=c, timeout=timeout) for c in wave])
         return failures
 
     def start(self, services: list[str]) -> list[str]:
@@ -436,7 +440,7 @@ class Stack:
         selected = self._selected(services)
         failures: list[str] = []
         for wave in reversed(self._reverse_waves(selected)):
-            failures += self._parallel([lambda e, c=c: self._start_one(e, c) for c in wave
+            failures += self._parallel([functools.partial(self._start_one, container=c) for c in wave
                                         if c.status not in RUNNING])
         return failures
 
@@ -448,7 +452,7 @@ class Stack:
         failures = self.stop(services, timeout)
         selected = self._selected(services)
         for wave in reversed(self._reverse_waves(selected)):
-            failures += self._parallel([lambda e, c=c: self._start_one(e, c) for c in wave])
+            failures += self._parallel([functools.partial(self._start_one, container=c) for c in wave])
         return failures
 
     def containers(self, services: list[str], all_: bool = False, oneoff: bool | None = False) -> list:

@@ -59,7 +59,7 @@ def run_probe(service, cid: str, argv: list[str], timeout: float) -> tuple[int, 
             code = conmon.wait_exit(session.work, session.conmon_pid, session.conmon_start,
                                     timeout=max(0.0, deadline - time.monotonic()))
             timed_out = code is None
-        if timed_out:
+        if timed_out or code is None:  # code is None exactly when timed out
             _kill_exec(session.work)
             conmon.wait_exit(session.work, session.conmon_pid, session.conmon_start, timeout=5)
             text = f"Health check exceeded timeout ({health.go_duration(timeout)})"

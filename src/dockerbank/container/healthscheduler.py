@@ -116,9 +116,9 @@ def _due_rows(db_path: str) -> list[tuple[str, dict, dict | None, str]]:
     finally:
         conn.close()
     out = []
-    for cid, config, health, started_at in rows:
-        config = json.loads(config) if config else None
-        if enabled(config):
+    for cid, raw_config, health, started_at in rows:
+        config = json.loads(raw_config) if raw_config else None
+        if config is not None and enabled(config):
             out.append((cid, config, json.loads(health) if health else None, started_at or ""))
     return out
 
