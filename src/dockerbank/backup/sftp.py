@@ -25,6 +25,7 @@ import struct
 import subprocess
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 
 from dockerbank.backup.storage import Backend, DirBackend
 from dockerbank.errors import CorruptData, InvalidArgument, NotFound, Offline
@@ -56,7 +57,7 @@ class SftpError(Offline):
     """The SFTP server refused an operation or the connection broke."""
 
 
-def _string(data: bytes | str) -> bytes:
+def _string(data: bytes | memoryview | str) -> bytes:
     raw = data.encode() if isinstance(data, str) else data
     return struct.pack(">I", len(raw)) + raw
 
@@ -111,6 +112,9 @@ class SftpClient:
                                          stderr=subprocess.PIPE)
         except OSError as exc:
             raise Offline(f"{label}: cannot run {argv[0]}: {exc.strerror}") from exc
+        stdin, stdout, stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
+        assert stdin is not None and stdout is not None and stderr is not None, "all three are pipes"
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.lock = threading.Lock()
         self.next_id = 0
         self.extensions: dict[bytes, bytes] = {}
@@ -129,12 +133,12 @@ class SftpClient:
 
     def _broken(self) -> SftpError:
         try:
-            self.proc.stdin.close()
+            self.stdin.close()
         except OSError:
             pass
         try:
             self.proc.wait(timeout=5)
-            err = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+            err = self.stderr.read().decode(errors="replace").strip().splitlines()
         except (subprocess.TimeoutExpired, OSError, ValueError):
             err = []
         reason = err[-1] if err else f"ssh exited {self.proc.returncode}"
@@ -147,24 +151,24 @@ class SftpClient:
             request_id = self.next_id
             payload = struct.pack(">I", request_id) + payload
         try:
-            self.proc.stdin.write(struct.pack(">IB", len(payload) + 1, kind) + payload)
+            self.stdin.write(struct.pack(">IB", len(payload) + 1, kind) + payload)
         except (BrokenPipeError, ValueError, OSError):
             raise self._broken() from None
         return request_id
 
     def _flush(self) -> None:
         try:
-            self.proc.stdin.flush()
+            self.stdin.flush()
         except (BrokenPipeError, ValueError, OSError):
             raise self._broken() from None
 
     def _receive(self) -> tuple[int, bytes]:
         self._flush()
-        head = self.proc.stdout.read(5)
+        head = self.stdout.read(5)
         if len(head) < 5:
             raise self._broken()
         size, kind = struct.unpack(">IB", head)
-        body = self.proc.stdout.read(size - 1)
+        body = self.stdout.read(size - 1)
         if len(body) < size - 1:
             raise self._broken()
         return kind, body
@@ -290,7 +294,7 @@ class SftpClient:
 
     def close(self) -> None:
         try:
-            self.proc.stdin.close()
+            self.stdin.close()
         except OSError:
             pass
         try:
@@ -320,7 +324,7 @@ class SftpBackend(Backend):
         self._client: SftpClient | None = None
         self._open_lock = threading.Lock()
         self._made: set[str] = set()
-        self._layout = DirBackend("/")   # the name -> relative path mapping of a directory repository
+        self._layout = DirBackend(Path("/"))   # the name -> relative path mapping of a directory repository
 
     @property
     def client(self) -> SftpClient:

@@ -152,11 +152,11 @@ def _bool_values(args: list[str]) -> list[str]:
         if found is None:
             return args
         command, i = found, i + 1
-    flags = {}
+    flags: dict[str, tuple[str | None, bool]] = {}
     for param in command.params:
         if isinstance(param, click.Option) and param.is_flag and not param.count:
             for name in param.opts:
-                flags[name] = (param.secondary_opts[:1] or [None])[0], True
+                flags[name] = (param.secondary_opts[0] if param.secondary_opts else None), True
             for name in param.secondary_opts:
                 flags[name] = param.opts[0], False
     out = list(args[:i])

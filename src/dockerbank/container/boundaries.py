@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from dockerbank.container.model import Container
 from dockerbank.host.mounts import MountInfo
 from dockerbank.runtime.conmon import Started
+from dockerbank.runtime.detect import RuntimeChoice
 
 
 class Runtime(Protocol):
@@ -33,6 +34,16 @@ class Runtime(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def choice(self) -> RuntimeChoice:
+        """Which binary runs (compiled seccomp programs are cached per binary)."""
+        ...
+
+    @property
+    def state_root(self) -> Path:
+        """Where the runtime keeps its container state (crun's compiled seccomp program lives there)."""
+        ...
 
     def start(self, cid: str) -> None: ...
 
