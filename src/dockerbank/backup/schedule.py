@@ -63,8 +63,9 @@ def cron_file(opts: ScheduleOptions, root: Path, run_root: Path, python: str = s
         copy = [*base, "backup", "copy", "--from", opts.repo, "--to", opts.copy_to]
         if opts.password_file:
             copy += ["--from-password-file", opts.password_file]
-        if opts.copy_password_file or opts.password_file:
-            copy += ["--password-file", opts.copy_password_file or opts.password_file]
+        target_password = opts.copy_password_file or opts.password_file
+        if target_password:
+            copy += ["--password-file", target_password]
         steps.append(copy)
     job = " && ".join(" ".join(shlex.quote(arg) for arg in step) for step in steps)
     lock = f"/run/lock/{opts.name}.lock"

@@ -354,7 +354,7 @@ def schedule_cmd(ctx, volumes, containers, stacks, all_, with_images, cron, name
     absolute = lambda p: str(Path(p).resolve()) if p else None  # noqa: E731 - cron runs elsewhere
     local = repo or str(engine.config.root / "backups")
     if "://" not in local:
-        local = absolute(local.removeprefix("dir:"))
+        local = str(Path(local.removeprefix("dir:")).resolve())
     what = [*volumes, *[x for c in containers for x in ("--container", c)],
             *[x for s in stacks for x in ("--stack", s)], *(["--all"] if all_ else []),
             *(["--with-images"] if with_images else [])]
