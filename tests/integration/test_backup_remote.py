@@ -125,3 +125,29 @@ def test_copy_between_repositories_with_other_keys(root, tmp_path, server):
     listed = run_cli(root, "backup", "ls", "-q", "--repo", remote, "--password-file", str(pw)).stdout.decode()
     assert listed.split() == [sid]
     assert run_cli(root, "backup", "verify", "--repo", remote, "--password-file", str(pw)).returncode == 0
+
+
+def test_large_snapshot_continues_in_more_manifests_and_is_removed_whole(server, monkeypatch):
+    """Past the chunk descriptors one manifest may list, the rest go to <id>.c1, .c2 ...;
+    ``rm`` deletes them with the snapshot (Dockerbank's registry allows deletes)."""
+    import io
+
+    from dockerbank.backup import oci
+    from dockerbank.backup.repository import Repository, Snapshot
+    from dockerbank.registry.client.transport import Transport
+
+    monkeypatch.setattr(oci, "MAX_CHUNK_REFS", 3)
+    backend = oci.OciBackend(Transport(server.address, insecure=True), server.address, "big/snap")
+    repo = Repository(backend)
+    data = os.urandom(12 << 20)
+    part, _ = repo.write_part("volume", "v", "tar", io.BytesIO(data))
+    assert len(part.chunks) > 6
+    sid = "20260101T000000Z-abcdef"
+    repo.commit(Snapshot(sid, "2026-01-01T00:00:00Z", "t", "h", "/r", [], "none", [part]))
+    tags = set(backend._tags())
+    assert {sid, f"{sid}.c1", f"{sid}.c2"} <= tags
+    fresh = Repository(oci.OciBackend(Transport(server.address, insecure=True), server.address, "big/snap"))
+    assert [s.id for s in fresh.snapshots()] == [sid]          # continuations are not snapshots
+    assert fresh.open_part(fresh.get(sid).parts[0]).read() == data
+    fresh.remove([sid])
+    assert not [t for t in backend._tags() if t.startswith(sid)]

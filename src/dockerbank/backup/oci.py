@@ -10,6 +10,8 @@ with the TLS rules and stored credentials of ``pull``/``push`` (the engine's reg
   blob, a *chunk map* (chunk ID -> blob digest and size, since a blob's digest is that of its
   stored bytes, not the chunk's ID) and every chunk blob it uses, so the registry's garbage
   collection keeps them; the repository's config is tagged ``config``, key files ``key-<id>``.
+  Registries refuse manifests over 4 MiB: past 15,000 chunk blobs a snapshot continues in
+  manifests tagged ``<id>.c1``, ``<id>.c2``... (written first; the snapshot's own manifest commits).
 
 Which chunks exist is learned once per session from the snapshots' chunk maps (plus what this
 session uploaded); a blob uploaded by an interrupted run is found again by a HEAD of its digest,
@@ -38,6 +40,8 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = {"mediaType": EMPTY_MEDIA_TYPE, "size": 2,
                 "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
+ARTIFACT_CHUNK_REFS = "application/vnd.dockerbank.backup.chunk-refs.v1+json"
+MAX_CHUNK_REFS = 15000     # descriptors per manifest: registries refuse manifests over 4 MiB
 SNAPSHOT_TAG = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]+$")
 _NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
 
@@ -197,15 +201,24 @@ class OciBackend(Backend):
                 chunk_map[cid] = list(index[cid])
             extra.append(self._upload(json.dumps(chunk_map, separators=(",", ":")).encode(), MEDIA_CHUNK_MAP))
             seen = set()
+            chunk_refs = []
             for digest, size in chunk_map.values():
                 if digest not in seen:
                     seen.add(digest)
-                    extra.append({"mediaType": MEDIA_CHUNK, "digest": digest, "size": size})
+                    chunk_refs.append({"mediaType": MEDIA_CHUNK, "digest": digest, "size": size})
+            # more chunks than one manifest may list: the rest in continuation manifests
+            # (tagged <id>.c1, .c2 ...), written before the snapshot's own manifest commits it
+            extra += chunk_refs[:MAX_CHUNK_REFS]
+            for number, start in enumerate(range(MAX_CHUNK_REFS, len(chunk_refs), MAX_CHUNK_REFS), 1):
+                self._put_manifest(f"{rest}.c{number}", object_manifest(
+                    ARTIFACT_CHUNK_REFS, chunk_refs[start], chunk_refs[start + 1:start + MAX_CHUNK_REFS]))
+        self._put_manifest(tag_of(name), object_manifest(artifact, blob, extra))
+
+    def _put_manifest(self, tag: str, manifest: bytes) -> None:
         if not self._config_blob:
             self._upload(b"{}", EMPTY_MEDIA_TYPE)
             self._config_blob = True
-        manifest = object_manifest(artifact, blob, extra)
-        with self._request("PUT", f"/v2/{self.name}/manifests/{tag_of(name)}", body=manifest, ok=(200, 201),
+        with self._request("PUT", f"/v2/{self.name}/manifests/{tag}", body=manifest, ok=(200, 201),
                            headers={"Content-Type": OCI_MANIFEST}) as response:
             response.read()
 
@@ -256,18 +269,27 @@ class OciBackend(Backend):
                 with self._request("DELETE", f"/v2/{self.name}/blobs/{found[0]}", ok=(202, 404, 405)) as response:
                     response.read()
             return
-        try:
-            _, digest = self._manifest(tag_of(name))
-        except NotFound:
+        if not self._delete_manifest(tag_of(name)):
             return
+        if kind == "snapshots":
+            number = 1
+            while self._delete_manifest(f"{rest}.c{number}"):
+                number += 1
+            with self._lock:
+                self._chunks = None     # relearned from the remaining snapshots
+
+    def _delete_manifest(self, tag: str) -> bool:
+        """Delete the manifest a tag names; False if there is no such tag."""
+        try:
+            _, digest = self._manifest(tag)
+        except NotFound:
+            return False
         with self._request("DELETE", f"/v2/{self.name}/manifests/{digest}", ok=(202, 404, 405)) as response:
             response.read()
             if response.status == 405:
                 raise NotSupported(f"registry {self.host} does not allow deleting manifests "
                                    "(distribution: REGISTRY_STORAGE_DELETE_ENABLED=true)")
-        if kind == "snapshots":
-            with self._lock:
-                self._chunks = None     # relearned from the remaining snapshots
+        return True
 
     def close(self) -> None:
         self.transport.close()

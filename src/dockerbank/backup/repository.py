@@ -556,8 +556,23 @@ class Repository:
         self.backend.close()
 
 
+_READ_POOL: ThreadPoolExecutor | None = None
+_READ_POOL_LOCK = threading.Lock()
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    """Threads shared by every PartReader of the process (restore reads one part at a time)."""
+    global _READ_POOL
+    with _READ_POOL_LOCK:
+        if _READ_POOL is None:
+            _READ_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="backup-read")
+        return _READ_POOL
+
+
 class PartReader:
     """A part's bytes as a stream (``read``), each chunk verified, the whole checked at the end."""
+
+    AHEAD = 8      # chunks fetched, decrypted and decompressed ahead of the reader (<= 32 MiB)
 
     def __init__(self, repo: Repository, part: Part):
         self.repo = repo
@@ -566,6 +581,8 @@ class PartReader:
         self.buffer = memoryview(b"")
         self.hash = hashlib.sha256()
         self.done = False
+        self.ahead: deque[Future] = deque()
+        self.requested = 0
 
     def _fill(self) -> bool:
         if self.index >= len(self.part.chunks):
@@ -574,9 +591,14 @@ class PartReader:
                 if self.hash.hexdigest() != self.part.sha256:
                     raise CorruptData(f"{self.part.kind} {self.part.name}: sha256 does not match the manifest")
             return False
-        digest, _ = self.part.chunks[self.index]
+        # read-ahead: a remote repository answers one chunk per round trip, and decryption and
+        # zstd release the GIL, so a few chunks in flight keep the restore fed
+        pool = _read_pool()
+        while self.requested < len(self.part.chunks) and len(self.ahead) < self.AHEAD:
+            self.ahead.append(pool.submit(self.repo.read_chunk, self.part.chunks[self.requested][0]))
+            self.requested += 1
         self.index += 1
-        data = self.repo.read_chunk(digest)
+        data = self.ahead.popleft().result()
         self.hash.update(data)
         self.buffer = memoryview(data)
         return True
