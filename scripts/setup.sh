@@ -22,6 +22,7 @@ test_packages=(
   restic                                # peer of the encrypted-backup bench (bench/backup_remote.py)
   openssh-server                        # sshd started by tests/integration/test_backup_sftp.py on 127.0.0.1
   prometheus                            # scrapes `system service --metrics-addr` in tests; promtool checks the rules
+  rsyslog                               # receives containers' lines through the syslog log driver in tests
 )
 want=("${packages[@]}")
 if [ "${1:-}" = "--with-tests" ]; then want+=("${test_packages[@]}"); fi

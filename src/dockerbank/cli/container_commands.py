@@ -121,7 +121,19 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         blkio_weight=kw["blkio_weight"], network=kw["network"], stop_signal=kw["stop_signal"],
         network_options=network_options_from(kw),
         stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]], healthcheck=healthcheck,
+        log_driver=kw["log_driver"], log_opts=_log_opts(kw["log_opt"]),
     )
+
+
+def _log_opts(items) -> dict[str, str]:
+    """``--log-opt KEY=VALUE`` pairs."""
+    result = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise InvalidArgument(f"invalid log opt {item!r}: use KEY=VALUE", exit_code=125)
+        result[key] = value
+    return result
 
 
 def ensure_image(engine, image: str, policy: str, quiet: bool) -> None:

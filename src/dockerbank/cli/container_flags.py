@@ -49,6 +49,8 @@ CREATE_FLAGS = [
     Flag("--health-start-interval", help="Time between running the check during the start period "
          "(ms|s|m|h) (default 0s)"),
     Flag("--no-healthcheck", kind=BOOL, help="Disable any container-specified HEALTHCHECK"),
+    Flag("--log-driver", help="Logging driver for the container (k8s-file, json-file, local, syslog, gelf, none)"),
+    Flag("--log-opt", kind=MULTI, help="Log driver options"),
     Flag("--pull", dest="pull_policy", kind=CHOICE, default="missing", choices=("always", "missing", "never"),
          help='Pull image before running ("always"|"missing"|"never")'),
     Flag("-q", "--quiet", kind=BOOL, help="Suppress the pull output"),

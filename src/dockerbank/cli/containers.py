@@ -325,6 +325,10 @@ def logs_cmd(ctx, follow, tail, timestamps, since, until, details, container):
 
     service = engine_of(ctx).containers
     found = service.get(container)
+    if (found.config.log_config or {}).get("Type") == "none":
+        from dockerbank.errors import NotSupported
+
+        raise NotSupported("configured logging driver does not support reading")
     tail_n = None
     if tail not in ("all", ""):
         try:

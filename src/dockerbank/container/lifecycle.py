@@ -109,6 +109,8 @@ class CreateOptions:
     stop_timeout: int | None = None
     attach: list[str] = field(default_factory=list)
     healthcheck: dict[str, Any] | None = None   # docker's Healthcheck; None: the image's (container.health)
+    log_driver: str | None = None               # --log-driver (container.logconfig); None: k8s-file
+    log_opts: dict[str, str] = field(default_factory=dict)   # --log-opt KEY=VALUE
 
 
 def parse_restart(value: str) -> dict[str, Any]:
@@ -302,8 +304,10 @@ class ContainerService:
 
     def create(self, opts: CreateOptions) -> Container:
         """Record a container and prepare its directory (no process yet)."""
+        from dockerbank.container import logconfig
         from dockerbank.volume import mounts as mnt
 
+        log_config = logconfig.parse(opts.log_driver, opts.log_opts)  # a bad driver or option creates nothing
         image = self.engine.images.resolve(opts.image)
         image_cfg = self.engine.images.image_config(image.id).get("config") or {}
         name = validate_name(opts.name) if opts.name else None
@@ -364,6 +368,7 @@ class ContainerService:
             stop_signal=opts.stop_signal or image_cfg.get("StopSignal") or "SIGTERM", stop_timeout=opts.stop_timeout,
             exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
             attach=list(opts.attach), healthcheck=merge_healthcheck(opts.healthcheck, image_cfg.get("Healthcheck")),
+            log_config=log_config.to_dict(),
         )
         from dockerbank.runtime.spec import capabilities
 
@@ -595,7 +600,9 @@ class ContainerService:
                 write_private(base / "config.json", json.dumps(spec))  # its env holds passwords
                 want_stdin = cfg.open_stdin if stdin is None else stdin
                 spawn_args: dict[str, Any] = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
-                              "command": cfg.path, "exit_command": None if attached else self._exit_command(cid)}
+                              "command": cfg.path, "exit_command": None if attached else self._exit_command(cid),
+                              **({"log_config": cfg.log_config} if cfg.log_config else {})}
+                log_offset = _size(self.log_path(cid))
                 try:
                     started = conmon.spawn(self.runtime, cid, base, **spawn_args)
                 except RuntimeFailure as exc:
@@ -638,6 +645,8 @@ class ContainerService:
                 state.health = self._health_at_start(cfg, state.health)
 
             self.store.update_state(cid, running)
+            if cfg.log_config and cfg.log_config.get("Type") in ("syslog", "gelf"):
+                self._ship_logs(container, base, started.conmon_pid, start_time, log_offset)
         self._event(container, "start")
         if state_has_health(cfg):
             self._ensure_health_scheduler(force=True)
@@ -668,6 +677,16 @@ class ContainerService:
             ensure(self.config)
         except OSError:
             pass  # the next command tries again
+
+    def _ship_logs(self, container: Container, base: Path, conmon_pid: int, conmon_start: int,
+                   offset: int) -> None:
+        """A remote log driver: start the process that ships the local log's new lines (container.logship)."""
+        from dockerbank.container import logship
+
+        cfg = container.config
+        source = logship.Source(container.id, container.name, cfg.image, cfg.image_id,
+                                " ".join([cfg.path, *cfg.args]), container.created, dict(cfg.labels))
+        logship.spawn(base, self.log_path(container.id), cfg.log_config, source, conmon_pid, conmon_start, offset)
 
     def _fall_back_to_runc(self, exc: RuntimeFailure) -> bool:
         """After crun refused the host's cgroups (a case detection missed), use runc from now on."""
@@ -1097,6 +1116,13 @@ def health_when_stopped(current: dict | None) -> dict | None:
     from dockerbank.container.health import stopped
 
     return stopped(current)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def should_restart(policy: dict, state: ContainerState) -> bool:

@@ -84,6 +84,7 @@ class ContainerConfig:
     exposed_ports: dict[str, dict] = field(default_factory=dict)
     image_volumes: dict[str, dict] = field(default_factory=dict)
     attach: list[str] = field(default_factory=list)     # streams attached at create (STDIN/STDOUT/STDERR)
+    log_config: dict[str, Any] = field(default_factory=dict)  # docker's LogConfig {Type, Config}; {}: k8s-file
     healthcheck: dict[str, Any] | None = None           # docker's Healthcheck (image's merged with create's)
 
     def to_dict(self) -> dict[str, Any]:

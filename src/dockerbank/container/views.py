@@ -171,7 +171,8 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
         "HostConfig": {
             "Binds": host_fields.get("Binds") or None,
             "ContainerIDFile": "",
-            "LogConfig": {"Type": "k8s-file", "Config": {}},
+            "LogConfig": {"Type": (cfg.log_config or {}).get("Type") or "k8s-file",
+                          "Config": dict((cfg.log_config or {}).get("Config") or {})},
             "NetworkMode": cfg.network_mode,
             "PortBindings": {},
             "RestartPolicy": cfg.restart_policy,

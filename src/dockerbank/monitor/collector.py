@@ -72,8 +72,8 @@ class DockerbankCollector:
         now = self.clock()
         memory = machine_memory()
         containers = engine.containers.list()
-        readings = [read_container(c, self._layout, container_cgroups_path(c.id), host_memory=memory)
-                    for c in containers]
+        readings = [read_container(c, self._layout, container_cgroups_path(c.id), host_memory=memory,
+                                   bundle=engine.containers.dir(c.id)) for c in containers]
         out = container_families(readings, now, self.devices)
         volumes = self._volumes(engine)
         host = HostReading(

@@ -165,6 +165,12 @@ def _dockerbank_container(out: Families, reading: ContainerReading) -> None:
             "gauge", base, 1 if reading.oom_killed else 0)
     out.add("dockerbank_container_start_time_seconds", "When the container last started (UNIX seconds).",
             "gauge", base, reading.started_at)
+    if reading.log_shipping is not None:
+        labels = {**base, "driver": str(reading.log_shipping.get("driver", ""))}
+        out.add("dockerbank_container_log_messages_sent", "Log lines shipped to the remote log driver.",
+                "counter", labels, reading.log_shipping.get("sent", 0))
+        out.add("dockerbank_container_log_messages_lost", "Log lines the remote log driver could not take "
+                "(kept in the local log).", "counter", labels, reading.log_shipping.get("lost", 0))
     out.declare("dockerbank_container_health_status", "1 for the container's current health status "
                 "(only containers with a healthcheck).", "gauge")
     if reading.health:

@@ -43,6 +43,7 @@ class ContainerReading:
     failcnt: int = 0
     processes: int = 0
     io_ops: list[BlkioEntry] = field(default_factory=list)   # op "read"/"write": operations
+    log_shipping: dict | None = None  # a remote log driver's counters: {"driver", "sent", "lost"}
 
 
 @dataclass
@@ -157,8 +158,9 @@ def _memory_events(cgroup: Cgroup, sample: StatsSample) -> tuple[int, int]:
 
 
 def read_container(container, layout: CgroupLayout, cgroup_path: str, *,
-                   host_memory: int | None = None) -> ContainerReading:
-    """Read one container: its engine state always, its cgroup's figures when it has one."""
+                   host_memory: int | None = None, bundle: Path | None = None) -> ContainerReading:
+    """Read one container: its engine state always, its cgroup's figures when it has one, and
+    the counters of its log shipper (``bundle``: its directory) when its log driver is remote."""
     from dockerbank.container.model import ACTIVE
 
     cfg, state = container.config, container.state
@@ -168,6 +170,10 @@ def read_container(container, layout: CgroupLayout, cgroup_path: str, *,
         exit_code=state.exit_code, oom_killed=state.oom_killed, health=health_status(state),
         started_at=parse_rfc3339(state.started_at), memory_limit=cfg.memory, nano_cpus=cfg.nano_cpus,
         cpu_shares=cfg.cpu_shares)
+    if bundle is not None and (getattr(cfg, "log_config", None) or {}).get("Type") in ("syslog", "gelf"):
+        from dockerbank.container.logship import read_stats
+
+        reading.log_shipping = read_stats(bundle) or {"driver": cfg.log_config["Type"], "sent": 0, "lost": 0}
     if state.status not in ACTIVE:
         return reading
     cgroup = Cgroup(layout, cgroup_path)

@@ -109,6 +109,8 @@ def create_options(body: dict, name: str | None):
         blkio_weight=host.get("BlkioWeight") or 0, network=network, stop_signal=body.get("StopSignal") or None,
         stop_timeout=body.get("StopTimeout"), attach=attach, network_options=network_options,
         healthcheck=body.get("Healthcheck") or None,
+        log_driver=(host.get("LogConfig") or {}).get("Type") or None,
+        log_opts=dict((host.get("LogConfig") or {}).get("Config") or {}),
     )
 
 
@@ -216,7 +218,8 @@ async def inspect(request: web.Request) -> web.Response:
     data = await engine_call(request, lambda e: inspect_container(e, _get(e, ref), size))
     # docker-py's containers.run() reads the output only from "json-file"/"journald" containers; the
     # logs endpoint serves conmon's k8s-file log the same way, so the API names the driver json-file.
-    data["HostConfig"]["LogConfig"] = {"Type": "json-file", "Config": {}}
+    if data["HostConfig"]["LogConfig"]["Type"] in ("k8s-file", "local"):
+        data["HostConfig"]["LogConfig"]["Type"] = "json-file"
     return reply(data)
 
 

@@ -1,0 +1,158 @@
+"""``--log-driver``/``--log-opt`` (docker's ``HostConfig.LogConfig``): which drivers exist, which
+options each takes, and what conmon is told (pure).
+
+Every driver but ``none`` keeps the local k8s-file log that ``dockerbank logs`` reads: a remote
+driver (``syslog``, ``gelf``) ships a copy from it (docker calls this dual logging), so an
+unreachable endpoint never blocks the container and loses nothing locally. ``json-file`` and
+``local`` are accepted as docker's names for the local log (its format is conmon's k8s-file).
+``max-size`` is conmon's ``--log-size-max``: past it conmon starts the file afresh, so at most
+one file of at most ``max-size`` is kept (as Podman does; ``max-file`` is validated, not used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from dockerbank.errors import InvalidArgument
+
+LOCAL = ("k8s-file", "json-file", "local")
+REMOTE = ("syslog", "gelf")
+DRIVERS = (*LOCAL, "none", *REMOTE)
+DEFAULT = "k8s-file"
+
+_ATTRS = ("tag", "labels", "labels-regex", "env", "env-regex")
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "k8s-file": ("max-size", "max-file", "compress", *_ATTRS),
+    "json-file": ("max-size", "max-file", "compress", *_ATTRS),
+    "local": ("max-size", "max-file", "compress"),
+    "none": (),
+    "syslog": ("syslog-address", "syslog-facility", "syslog-format", "syslog-tls-ca-cert", "syslog-tls-cert",
+               "syslog-tls-key", "syslog-tls-skip-verify", "max-size", *_ATTRS),
+    "gelf": ("gelf-address", "gelf-compression-type", "gelf-compression-level", "gelf-tcp-max-reconnect",
+             "gelf-tcp-reconnect-delay", "max-size", *_ATTRS),
+}
+
+FACILITIES = {name: code for code, name in enumerate(
+    ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"))}
+FACILITIES.update({f"local{i}": 16 + i for i in range(8)})
+SYSLOG_SCHEMES = ("unix", "unixgram", "udp", "tcp")
+SYSLOG_FORMATS = ("", "rfc5424", "rfc5424micro", "rfc3164")
+DEFAULT_SYSLOG_ADDRESS = "unixgram:///dev/log"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """A container's log driver and its options (docker's ``{"Type", "Config"}``)."""
+
+    type: str = DEFAULT
+    config: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"Type": self.type, "Config": dict(self.config)}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> LogConfig:
+        data = data or {}
+        return cls(data.get("Type") or DEFAULT, dict(data.get("Config") or {}))
+
+    @property
+    def remote(self) -> bool:
+        return self.type in REMOTE
+
+    @property
+    def readable(self) -> bool:
+        """Whether ``logs`` can read it (every driver but ``none`` keeps the local copy)."""
+        return self.type != "none"
+
+    @property
+    def max_size(self) -> int:
+        return parse_size(self.config["max-size"]) if self.config.get("max-size") else 0
+
+
+def parse_size(text: str) -> int:
+    """docker's ``max-size``: a number with an optional k/m/g unit (1024-based)."""
+    value = text.strip().lower().rstrip("b")
+    scale = 1
+    if value and value[-1] in "kmg":
+        scale = 1024 ** ("kmg".index(value[-1]) + 1)
+        value = value[:-1]
+    try:
+        size = int(float(value) * scale)
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid max-size {text!r}: use a size such as 10m", exit_code=125) from exc
+    if size <= 0:
+        raise InvalidArgument(f"invalid max-size {text!r}: must be positive", exit_code=125)
+    return size
+
+
+def _address(driver: str, value: str, schemes: tuple[str, ...]) -> None:
+    url = urlparse(value)
+    if url.scheme not in schemes:
+        raise InvalidArgument(f"invalid {driver}-address {value!r}: use {' | '.join(s + '://' for s in schemes)}",
+                              exit_code=125)
+    if url.scheme.startswith("unix"):
+        if not url.path:
+            raise InvalidArgument(f"invalid {driver}-address {value!r}: no socket path", exit_code=125)
+        return
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    if not url.hostname or (driver == "gelf" and not port):
+        raise InvalidArgument(f"invalid {driver}-address {value!r}: use {url.scheme}://HOST:PORT", exit_code=125)
+
+
+def parse(driver: str | None, options: list[str] | tuple[str, ...] | dict[str, str] = ()) -> LogConfig:
+    """Validate a driver and its ``KEY=VALUE`` options; one-line ``InvalidArgument`` (exit 125)
+    naming the unknown driver or option, before anything is created."""
+    driver = driver or DEFAULT
+    if driver not in DRIVERS:
+        raise InvalidArgument(f"unknown log driver {driver!r}: use one of {', '.join(DRIVERS)}", exit_code=125)
+    if isinstance(options, dict):
+        pairs = dict(options)
+    else:
+        pairs = {}
+        for item in options:
+            key, eq, value = item.partition("=")
+            if not eq or not key:
+                raise InvalidArgument(f"invalid log opt {item!r}: use KEY=VALUE", exit_code=125)
+            pairs[key] = value
+    for key in pairs:
+        if key not in OPTIONS[driver]:
+            raise InvalidArgument(f"unknown log opt {key!r} for {driver} log driver", exit_code=125)
+    config = LogConfig(driver, pairs)
+    if "max-size" in pairs:
+        parse_size(pairs["max-size"])
+    if "max-file" in pairs and not (pairs["max-file"].isdigit() and int(pairs["max-file"]) >= 1):
+        raise InvalidArgument(f"invalid max-file {pairs['max-file']!r}: a whole number of at least 1", exit_code=125)
+    if driver == "syslog":
+        _address("syslog", pairs.get("syslog-address") or DEFAULT_SYSLOG_ADDRESS, SYSLOG_SCHEMES)
+        if pairs.get("syslog-facility", "daemon") not in FACILITIES:
+            raise InvalidArgument(f"invalid syslog-facility {pairs['syslog-facility']!r}", exit_code=125)
+        if pairs.get("syslog-format", "") not in SYSLOG_FORMATS:
+            raise InvalidArgument(f"invalid syslog-format {pairs['syslog-format']!r}: use one of "
+                                  f"{', '.join(f for f in SYSLOG_FORMATS if f)}", exit_code=125)
+        if any(k.startswith("syslog-tls") for k in pairs):
+            raise InvalidArgument("syslog over TLS is not supported yet: use udp://, tcp:// or unix://", exit_code=125)
+    if driver == "gelf":
+        if "gelf-address" not in pairs:
+            raise InvalidArgument("gelf needs --log-opt gelf-address=udp://HOST:PORT", exit_code=125)
+        _address("gelf", pairs["gelf-address"], ("udp",))
+        if pairs.get("gelf-compression-type", "gzip") not in ("gzip", "zlib", "none"):
+            raise InvalidArgument(f"invalid gelf-compression-type {pairs['gelf-compression-type']!r}: "
+                                  "use gzip, zlib or none", exit_code=125)
+        level = pairs.get("gelf-compression-level", "1")
+        if not (level.lstrip("-").isdigit() and -1 <= int(level) <= 9):
+            raise InvalidArgument(f"invalid gelf-compression-level {level!r}: -1 to 9", exit_code=125)
+    return config
+
+
+def conmon_log_args(config: LogConfig, log_path: str) -> list[str]:
+    """conmon's log arguments: the local k8s-file (with its size limit) or no log at all."""
+    if not config.readable:
+        return ["-l", "none:"]
+    args = ["-l", f"k8s-file:{log_path}"]
+    if config.max_size:
+        args += ["--log-size-max", str(config.max_size)]
+    return args

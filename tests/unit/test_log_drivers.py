@@ -1,0 +1,105 @@
+"""Log drivers, pure parts: validation of --log-driver/--log-opt, conmon's arguments, RFC 5424
+and GELF 1.1 messages, GELF chunking, following a log that conmon starts afresh."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import zlib
+
+import pytest
+
+from dockerbank.container import logconfig, logship
+from dockerbank.errors import InvalidArgument
+
+
+def test_unknown_driver_and_option_are_one_line_exit_125():
+    with pytest.raises(InvalidArgument) as err:
+        logconfig.parse("fluentd", [])
+    assert err.value.exit_code == 125 and "unknown log driver 'fluentd'" in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(InvalidArgument, match="unknown log opt 'max-bogus' for json-file log driver"):
+        logconfig.parse("json-file", ["max-bogus=1"])
+    with pytest.raises(InvalidArgument, match="unknown log opt 'max-size' for none log driver"):
+        logconfig.parse("none", ["max-size=1m"])
+    for driver, opts, message in [
+        ("k8s-file", ["max-size=lots"], "invalid max-size"),
+        ("k8s-file", ["max-file=0"], "invalid max-file"),
+        ("k8s-file", ["max-size"], "use KEY=VALUE"),
+        ("syslog", ["syslog-address=http://x"], "invalid syslog-address"),
+        ("syslog", ["syslog-facility=nope"], "invalid syslog-facility"),
+        ("gelf", [], "gelf needs"),
+        ("gelf", ["gelf-address=udp://graylog"], "use udp://HOST:PORT"),
+        ("gelf", ["gelf-address=udp://g:12201", "gelf-compression-type=lz4"], "gzip, zlib or none"),
+    ]:
+        with pytest.raises(InvalidArgument, match=message) as err:
+            logconfig.parse(driver, opts)
+        assert err.value.exit_code == 125
+
+
+def test_valid_configs_and_conmon_arguments():
+    assert logconfig.parse(None).to_dict() == {"Type": "k8s-file", "Config": {}}
+    local = logconfig.parse("json-file", ["max-size=10k", "max-file=3"])
+    assert local.max_size == 10240 and local.readable and not local.remote
+    assert logconfig.conmon_log_args(local, "/b/ctr.log") == ["-l", "k8s-file:/b/ctr.log", "--log-size-max", "10240"]
+    assert logconfig.conmon_log_args(logconfig.parse("none"), "/b/ctr.log") == ["-l", "none:"]
+    remote = logconfig.parse("syslog", {"syslog-address": "tcp://10.0.0.1:514", "tag": "{{.Name}}"})
+    assert remote.remote and logconfig.conmon_log_args(remote, "/b/ctr.log") == ["-l", "k8s-file:/b/ctr.log"]
+    assert logconfig.parse("gelf", ["gelf-address=udp://127.0.0.1:12201"]).config["gelf-address"]
+    assert logconfig.parse_size("2m") == 2 << 20 and logconfig.parse_size("100") == 100
+
+
+def source() -> logship.Source:
+    return logship.Source("a" * 64, "web", "nginx:1", "sha256:" + "b" * 64, "nginx -g daemon off;",
+                          "2026-12-05T00:00:00Z", {"team": "lab", "other": "x"})
+
+
+def test_rfc5424_as_dockers_syslog_driver_sends_it():
+    line = logship.rfc5424(b"hello\n", "stderr", 1796440000.25, hostname="h1", tag="web", facility=19)
+    assert line == f"<155>1 2026-12-05T03:06:40Z h1 web {os.getpid()} web - hello".encode()
+    micro = logship.rfc5424(b"x\n", "stdout", 1796440000.25, hostname="h1", tag="t", facility=3, micro=True)
+    assert micro.startswith(b"<30>1 2026-12-05T03:06:40.250000Z h1 t ")
+    assert logship.rfc3164(b"x\n", "stdout", 1796440000, hostname="h1", tag="t", facility=3).startswith(
+        b"<30>Dec  5 03:06:40 h1 t[")
+    assert source().tag(None) == "a" * 12
+    assert source().tag("{{.Name}}/{{.ImageName}}") == "web/nginx:1"
+
+
+def test_gelf_message_chunks_and_compression_round_trip():
+    message = logship.gelf_message(b"boom\n", "stderr", 1796440000.5, hostname="h1", source=source(),
+                                   tag="web", labels={"team": "lab"})
+    assert message["version"] == "1.1" and message["short_message"] == "boom" and message["level"] == 3
+    assert message["_container_name"] == "web" and message["_image_name"] == "nginx:1"
+    assert message["_team"] == "lab" and "_other" not in message and message["timestamp"] == 1796440000.5
+    small = logship.gelf_payload(message, "gzip")
+    assert json.loads(gzip.decompress(small)) == message
+    assert json.loads(zlib.decompress(logship.gelf_payload(message, "zlib"))) == message
+    assert logship.gelf_chunks(small, b"12345678") == [small]
+    big = os.urandom(5000)
+    chunks = logship.gelf_chunks(big, b"ABCDEFGH", size=1420)
+    assert len(chunks) == 4 and all(len(c) <= 1420 for c in chunks)
+    assert all(c[:2] == b"\x1e\x0f" and c[2:10] == b"ABCDEFGH" and c[11] == 4 for c in chunks)
+    assert b"".join(c[12:] for c in sorted(chunks, key=lambda c: c[10])) == big
+    assert logship.gelf_chunks(os.urandom(129 * 1408 + 1), b"ABCDEFGH") == []   # over 128 chunks: not sendable
+
+
+def test_follow_reads_a_log_that_conmon_started_afresh(tmp_path):
+    path = tmp_path / "ctr.log"
+    path.write_bytes(b"2026-12-05T00:00:00.000000001Z stdout F one\n2026-12-05T00:00:00.000000002Z stdout P tw\n")
+    rounds = iter([True, True, False])
+    follower = logship.follow(path, 0, lambda: next(rounds), interval=0)
+    first = next(follower)
+    assert (first.stream, first.data) == ("stdout", b"one\n")
+    assert next(follower).data == b"tw"          # a partial entry (no newline)
+    replacement = tmp_path / "new"
+    replacement.write_bytes(b"2026-12-05T00:00:01Z stderr F three\n")
+    os.replace(replacement, path)                # conmon's --log-size-max: a new file under the same name
+    third = next(follower)
+    assert (third.stream, third.data) == ("stderr", b"three\n")
+    assert list(follower) == []
+
+
+def test_sender_counts_an_unreachable_endpoint_as_lost():
+    assert logship.Sender("tcp://127.0.0.1:9", timeout=0.5).send([b"x"]) is False
+    assert logship.Sender("unixgram:///nonexistent/dev-log").send([b"x"]) is False
