@@ -566,6 +566,8 @@ class ContainerService:
     def start(self, ref: str, *, attached: bool = False, stdin: bool | None = None):
         """Start a container. Detached: returns when it runs. Attached: returns an ``Attachment``
         whose ``run()`` streams its stdio and returns the exit code (after the clean-up)."""
+        from dockerbank.container import logconfig
+
         conmon = self.conmon
 
         container = self.get(ref)
@@ -600,8 +602,11 @@ class ContainerService:
                 write_private(base / "config.json", json.dumps(spec))  # its env holds passwords
                 want_stdin = cfg.open_stdin if stdin is None else stdin
                 spawn_args: dict[str, Any] = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
-                              "command": cfg.path, "exit_command": None if attached else self._exit_command(cid),
-                              **({"log_config": cfg.log_config} if cfg.log_config else {})}
+                              "command": cfg.path, "exit_command": None if attached else self._exit_command(cid)}
+                log_args = logconfig.conmon_log_args(logconfig.LogConfig.from_dict(cfg.log_config),
+                                                     str(self.log_path(cid)))
+                if log_args != logconfig.conmon_log_args(logconfig.LogConfig(), str(self.log_path(cid))):
+                    spawn_args["log_args"] = log_args   # a size limit, or no log at all
                 log_offset = _size(self.log_path(cid))
                 try:
                     started = conmon.spawn(self.runtime, cid, base, **spawn_args)

@@ -66,24 +66,16 @@ def _read_sync(fd: int, timeout: float = 60.0) -> dict:
         raise RuntimeFailure(f"conmon sent an unreadable message: {data[:200]!r}") from exc
 
 
-def _log_args(log_config: dict | None, log_path: Path) -> list[str]:
-    if not log_config:
-        return ["-l", f"k8s-file:{log_path}"]
-    from dockerbank.container.logconfig import LogConfig, conmon_log_args
-
-    return conmon_log_args(LogConfig.from_dict(log_config), str(log_path))
-
-
 def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, terminal: bool, stdin: bool,
           command: str, exit_command: list[str] | None = None, exec_spec: Path | None = None,
-          exec_id: str | None = None, attach_first: bool = False, log_config: dict | None = None) -> Started:
+          exec_id: str | None = None, attach_first: bool = False, log_args: list[str] | None = None) -> Started:
     """Start conmon for ``create`` (or ``exec`` with ``exec_spec``); return once the process exists.
 
     Files go to ``bundle``: ``pid``, ``conmon.pid``, ``exit`` (persist dir) and the attach socket.
     For an exec they go to ``bundle/exec/<exec_id>`` (conmon's bundle for the exec session).
     ``attach_first`` (exec only): connect to the attach socket before the process runs, so no
-    output is lost; the connected socket is returned in ``Started.sock``. ``log_config``: the
-    container's LogConfig (container.logconfig: the local log's size limit, or none).
+    output is lost; the connected socket is returned in ``Started.sock``. ``log_args``: conmon's
+    log arguments (container.logconfig: a size limit, or no log) instead of the k8s-file at ``log_path``.
     """
     import subprocess
 
@@ -99,7 +91,7 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
         *runtime.conmon_args(private_ns_here=not in_host_ns),
         "-b", str(work), "-p", str(work / "pid"), "-P", str(work / "conmon.pid"),
         "--exit-dir", str(work), "--persist-dir", str(work), "--full-attach", "--socket-dir-path", str(work),
-        *_log_args(log_config, log_path), "--log-level", "error", "--no-sync-log",
+        *(log_args or ["-l", f"k8s-file:{log_path}"]), "--log-level", "error", "--no-sync-log",
     ]
     if terminal:
         args.append("-t")
