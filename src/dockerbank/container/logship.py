@@ -236,12 +236,12 @@ def run(spec: dict) -> None:
         compression = opts.get("gelf-compression-type", "gzip")
         level = int(opts.get("gelf-compression-level", "1"))
     stats_path = Path(spec["bundle"]) / STATS_FILE
-    stats = {"driver": config.type, "sent": 0, "lost": 0}
+    counts = {"sent": 0, "lost": 0}
     written = 0.0
 
     def save() -> None:
         tmp = stats_path.with_name(STATS_FILE + ".tmp")
-        tmp.write_text(json.dumps(stats))
+        tmp.write_text(json.dumps({"driver": config.type, **counts}))
         os.replace(tmp, stats_path)
 
     running = lambda: _alive(spec["conmon_pid"], spec["conmon_start"])  # noqa: E731
@@ -265,7 +265,7 @@ def run(spec: dict) -> None:
             message = gelf_message(entry.data, entry.stream, when, hostname=hostname, source=source, tag=tag,
                                    labels=labels)
             datagrams = gelf_chunks(gelf_payload(message, compression, level), os.urandom(8))
-        stats["sent" if sender.send(datagrams) else "lost"] += 1
+        counts["sent" if sender.send(datagrams) else "lost"] += 1
         if time.monotonic() - written > 1.0:
             save()
             written = time.monotonic()
