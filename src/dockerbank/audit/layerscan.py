@@ -76,6 +76,10 @@ class _Shipped:
     size: int
 
 
+# libraries and shared data: only token shapes are looked for (keywords there are code, not secrets)
+_LIBRARIES = re.compile(r"^(usr/(local/)?(lib|lib64|share|libexec)/|lib(64)?/|.*/(site|dist)-packages/|.*/node_modules/)")
+
+
 def wants(path: str) -> bool:
     """Whether the inventory needs this file's content."""
     return bool(_COLLECT.match(path))
@@ -236,7 +240,7 @@ def _scan_layer(layer: LayerSource, stream: BinaryIO, state: _State, unscanned: 
 def _secrets(layer: LayerSource, path: str, data: bytes, state: _State) -> None:
     if secrets.is_binary(data[:_HEAD]):
         return
-    hits = secrets.scan_text(path, data)
+    hits = secrets.scan_text(path, data, keywords=not _LIBRARIES.match(path))
     if hits:
         state.secrets[path] = _Secret(layer.index, path, sorted({h.kind for h in hits}),
                                       sorted({h.line for h in hits}))

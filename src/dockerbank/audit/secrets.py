@@ -14,12 +14,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Lines worth showing to detect-secrets: secret-ish keywords and well-known token shapes.
-_CANDIDATE = re.compile(
-    rb"(?i:pass(?:wd|word)?|pwd|secret|api[_-]?key|auth|token|credential|private[_ ]?key)"
-    rb"|PRIVATE KEY|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30}|glpat-|xox[abposr]-|sk_live_|sk-[A-Za-z0-9]{20}"
+# Lines worth showing to detect-secrets: secret-ish keywords (matched in lowercased text, which is
+# much faster than a case-insensitive pattern) and the shapes of well-known tokens.
+_KEYWORDS = re.compile(rb"pass(?:wd|word)?|pwd|secret|api[_-]?key|auth|token|credential|private[_ ]?key")
+_TOKENS = re.compile(
+    rb"PRIVATE KEY|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{30}|glpat-|xox[abposr]-|sk_live_|sk-[A-Za-z0-9]{20}"
     rb"|npm_[A-Za-z0-9]{30}|pypi-[A-Za-z0-9_-]{30}|eyJ[A-Za-z0-9_-]{10,}\.eyJ"
 )
+_CANDIDATE = re.compile(rb"(?i:" + _KEYWORDS.pattern + rb")|" + _TOKENS.pattern)
 
 # Files that are credentials by their name, whatever detect-secrets makes of their content.
 _CREDENTIAL_NAMES = {
@@ -90,14 +92,28 @@ def _weak(value: str) -> bool:
             or not any(ch.isalnum() for ch in value))
 
 
-def scan_text(path: str, data: bytes) -> list[SecretHit]:
-    """Secrets in the content of a text file (``path`` inside the image)."""
-    if not _CANDIDATE.search(data):
+def scan_text(path: str, data: bytes, keywords: bool = True) -> list[SecretHit]:
+    """Secrets in the content of a text file (``path`` inside the image).
+
+    ``keywords=False``: only the shapes of real tokens and keys (for libraries and shared data,
+    where words like "password" are code, not secrets).
+    """
+    positions = [m.start() for m in _TOKENS.finditer(data)]
+    if keywords:
+        positions += [m.start() for m in _KEYWORDS.finditer(data.lower())]
+    if not positions:
         return []
-    text = data.decode("utf-8", errors="replace")
-    candidates = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
-                  if len(line) < 4096 and _CANDIDATE.search(line.encode("utf-8", errors="replace"))]
-    return scan_lines(posixpath.basename(path) or path, candidates, strict=True)
+    starts = sorted({data.rfind(b"\n", 0, pos) + 1 for pos in positions})
+    candidates = []
+    for start in starts[:200]:   # a file with more candidate lines than this is code or data, not config
+        end = data.find(b"\n", start)
+        line = data[start:] if end < 0 else data[start:end]
+        if len(line) < 4096:
+            candidates.append((data.count(b"\n", 0, start) + 1, line.decode("utf-8", errors="replace")))
+    hits = scan_lines(posixpath.basename(path) or path, candidates, strict=True)
+    if not keywords:
+        hits = [h for h in hits if h.kind != KEYWORD]
+    return hits
 
 
 def credential_file(path: str) -> str | None:
