@@ -247,3 +247,11 @@ def test_an_incomplete_inventory_gives_no_sbom():
 
     with pytest.raises(CorruptData, match="cannot produce a complete SBOM of app:1: garbage"):
         sbom.render(_report(complete=False), "spdx-json")
+
+
+def test_a_component_that_forbids_redistribution_is_a_finding():
+    from dockerbank.audit.service import _license_findings
+
+    found = _license_findings([Package("npm", "oracle-thing", "1.0", license="MIT AND LicenseRef-proprietary"),
+                               Package("npm", "left-pad", "1.3.0", license="WTFPL")])
+    assert [(f.rule, f.where, f.severity) for f in found] == [("not-redistributable", "npm oracle-thing 1.0", "medium")]

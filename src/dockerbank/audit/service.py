@@ -18,7 +18,7 @@ from dockerbank.audit.findings import Finding, sort_findings
 from dockerbank.audit.inventory import Inventory, Package
 from dockerbank.oci import digest as dg
 
-CACHE_VERSION = 1   # bump when rules or the inventory change what a scan produces
+CACHE_VERSION = 2   # bump when rules or the inventory change what a scan produces
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ class AuditService:
         result = scan_layers(sources)
         inv: Inventory = inventory.build(result.collected)
         findings = configcheck.check_static(image_config) + result.findings + inv.findings
+        findings += _license_findings(inv.packages)
         return {
             "version": CACHE_VERSION, "image": image_id,
             "complete": result.complete and inv.complete,
@@ -128,3 +129,18 @@ class AuditService:
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs the next audit its speed
+
+
+def _license_findings(packages: list[Package]) -> list[Finding]:
+    """Components whose license forbids redistribution (the image must stay in private registries)."""
+    from dockerbank.audit import licenses
+    from dockerbank.audit.findings import finding
+
+    out = []
+    for pkg in packages:
+        banned = sorted(licenses.ids_in(pkg.license) & licenses.NON_REDISTRIBUTABLE)
+        if banned:
+            out.append(finding("not-redistributable", f"{pkg.type} {pkg.name} {pkg.version}",
+                               f"{pkg.name} is licensed {', '.join(banned)}, which forbids redistribution: label "
+                               "the image org.dockerbank.redistributable=false", "medium"))
+    return out

@@ -93,8 +93,14 @@ class Builder:
         """Build; return the image ID and tag it. Raises DockerbankError naming the failing line."""
         self._context = context
         dockerfile = parse(context.dockerfile, context.dockerfile_name)
-        plan = make_plan(dockerfile, options.build_args, options.target, options.labels or None)
+        from dockerbank.build.licensed import labels_for
+
+        labels, markers = labels_for(context, dict(options.labels))
+        plan = make_plan(dockerfile, options.build_args, options.target, labels or None)
         self.out(f"Sending build context to Dockerbank  {human_size(context.size())}")
+        if markers:
+            self.out(f"[LICENSE]: licensed source ({', '.join(markers)}): the image is labelled "
+                     "org.dockerbank.redistributable=false and stays in private registries")
         for warning in dockerfile.warnings:
             self.out(f"[WARNING]: {warning}")
         meta = meta_scope(options.build_args, [p for inst in plan.meta for p in inst.pairs], dockerfile.escape)
