@@ -179,7 +179,12 @@ def _where(layer: LayerSource, path: str) -> str:
 def _scan_layer(layer: LayerSource, stream: BinaryIO, state: _State, unscanned: list[str],
                 scan_secrets: bool) -> None:
     seen: set[str] = set()
-    with tarfile.open(fileobj=stream, mode="r|") as archive:
+    try:
+        seekable = stream.seekable()
+    except (AttributeError, OSError, ValueError):
+        seekable = False
+    # a stored uncompressed tar is seekable: skipping the members not read costs a seek, not a read
+    with tarfile.open(fileobj=stream, mode="r:" if seekable else "r|") as archive:
         for info in archive:
             path = normalise(info.name)
             if path is None:
