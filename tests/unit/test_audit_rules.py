@@ -255,3 +255,22 @@ def test_a_component_that_forbids_redistribution_is_a_finding():
     found = _license_findings([Package("npm", "oracle-thing", "1.0", license="MIT AND LicenseRef-proprietary"),
                                Package("npm", "left-pad", "1.3.0", license="WTFPL")])
     assert [(f.rule, f.where, f.severity) for f in found] == [("not-redistributable", "npm oracle-thing 1.0", "medium")]
+
+
+def test_lint_policy_with_a_fake_linter():
+    import pytest
+
+    from dockerbank.build import lint
+
+    def fake(text: str) -> list[dict]:
+        return [{"code": "DL3006", "level": "warning", "line": 1, "message": "Always tag the version"},
+                {"code": "DL3015", "level": "info", "line": 2, "message": "Avoid additional packages"}]
+
+    found = lint.lint("FROM x\n", fake)
+    assert [f.render("Dockerfile") for f in found] == [
+        "[LINT] Dockerfile:1 DL3006 warning: Always tag the version",
+        "[LINT] Dockerfile:2 DL3015 info: Avoid additional packages"]
+    lint.check(found, "warn", "Dockerfile")
+    lint.check(found[1:], "error", "Dockerfile")  # info never fails a build
+    with pytest.raises(lint.LintFailed, match="line 1 DL3006"):
+        lint.check(found, "error", "Dockerfile")

@@ -45,6 +45,7 @@ class BuildOptions:
     target: str | None = None
     no_cache: bool = False
     labels: dict[str, str] = field(default_factory=dict)
+    lint: str = "off"        # hadolint: off, warn (print its findings), error (fail on warnings/errors)
 
 
 @dataclass
@@ -77,8 +78,11 @@ class BuildFailed(DockerbankError):
 class Builder:
     """Runs one build; ``out`` receives Docker's legacy-builder progress lines."""
 
-    def __init__(self, engine, out: Callable[[str], None] = lambda line: None, run_step=None, quiet: bool = False):
+    def __init__(self, engine, out: Callable[[str], None] = lambda line: None, run_step=None, quiet: bool = False,
+                 warn: Callable[[str], None] | None = None, linter=None):
         self.engine = engine
+        self.warn = warn or out       # lint findings (the CLI sends them to stderr)
+        self.linter = linter          # None: hadolint (build.lint.Hadolint) when options.lint asks for it
         self.quiet = quiet
         self.store: ImageStore = engine.images
         self.out = out
@@ -93,6 +97,8 @@ class Builder:
         """Build; return the image ID and tag it. Raises DockerbankError naming the failing line."""
         self._context = context
         dockerfile = parse(context.dockerfile, context.dockerfile_name)
+        if options.lint != "off":
+            self._lint(context, options.lint)
         from dockerbank.build.licensed import labels_for
 
         labels, markers = labels_for(context, dict(options.labels))
@@ -132,6 +138,16 @@ class Builder:
             ref = self._tag(final.image_id, tag)
             self.out(f"Successfully tagged {ref.familiar()}")
         return final.image_id
+
+    def _lint(self, context: BuildContext, mode: str) -> None:
+        from dockerbank.build import lint
+
+        if mode not in lint.MODES:
+            raise InvalidArgument(f"invalid --lint {mode!r}: use {', '.join(lint.MODES)}")
+        findings = lint.lint(context.dockerfile, self.linter or lint.Hadolint())
+        for finding in findings:
+            self.warn(finding.render(context.dockerfile_name))
+        lint.check(findings, mode, context.dockerfile_name)
 
     def _tag(self, image_id: str, tag: str):
         """Tag the result; a tag that already names it is left alone (a write transaction costs an fsync)."""

@@ -31,11 +31,14 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--label", "labels", multiple=True, help="Set metadata for an image")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the build output and print image ID on success")
 @click.option("--iidfile", default=None, help="Write the image ID to the file")
+@click.option("--lint", type=click.Choice(["off", "warn", "error"]), default="warn", show_default=True,
+              help="Lint the Dockerfile with hadolint: print findings, fail on warnings/errors, or skip")
 @click.option("--rm/--no-rm", default=True, hidden=True)
 @click.option("--force-rm", is_flag=True, hidden=True)
 @click.argument("path", required=True)
 @click.pass_context
-def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet, iidfile, rm, force_rm, path):
+def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet, iidfile, lint, rm, force_rm,
+              path):
     """Build an image from a Dockerfile"""
     from dockerbank.build import context as contexts
     from dockerbank.build.executor import Builder, BuildOptions
@@ -48,7 +51,7 @@ def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet
             reference.parse(tag)
         except InvalidArgument as exc:
             raise InvalidArgument(f'invalid argument "{tag}" for "-t, --tag" flag: {exc.message}') from exc
-    options = BuildOptions(list(tags), parse_build_args(build_args), target, no_cache, _pairs(labels, "label"))
+    options = BuildOptions(list(tags), parse_build_args(build_args), target, no_cache, _pairs(labels, "label"), lint)
     stdin = sys.stdin.buffer
     dockerfile_text = None
     if dockerfile == "-":
@@ -72,7 +75,8 @@ def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet
     from dockerbank.build.run import run_step_for
 
     with context:
-        image_id = Builder(engine, out, run_step=run_step_for(engine), quiet=quiet).build(context, options)
+        image_id = Builder(engine, out, run_step=run_step_for(engine), quiet=quiet,
+                           warn=lambda line: click.echo(line, err=True)).build(context, options)
     if quiet:
         click.echo(image_id)
     if iidfile:
