@@ -274,3 +274,43 @@ def test_lint_policy_with_a_fake_linter():
     lint.check(found[1:], "error", "Dockerfile")  # info never fails a build
     with pytest.raises(lint.LintFailed, match="line 1 DL3006"):
         lint.check(found, "error", "Dockerfile")
+
+
+def test_container_rules_over_an_inspect_view():
+    from dockerbank.audit import containercheck
+
+    bad = {"HostConfig": {"Privileged": True, "NetworkMode": "host", "CapAdd": ["SYS_ADMIN"], "Memory": 0,
+                          "PidsLimit": None, "ReadonlyRootfs": False,
+                          "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}},
+           "Mounts": [{"Type": "bind", "Source": "/run/db/docker.sock", "Destination": "/sock", "RW": True},
+                      {"Type": "bind", "Source": "/etc", "Destination": "/h", "RW": False},
+                      {"Type": "volume", "Source": "/var/lib/dockerbank/volumes/x/_data", "Destination": "/d"}],
+           "Config": {}}
+    found = {(f.rule, f.severity) for f in containercheck.check(bad, ["/run/db/docker.sock"], 4096)}
+    assert found == {("privileged", "high"), ("host-namespace", "high"), ("added-capabilities", "high"),
+                     ("api-socket-mounted", "high"), ("sensitive-mount", "high"), ("no-memory-limit", "low"),
+                     ("no-pids-limit", "low"), ("ports-all-interfaces", "low"), ("writable-rootfs", "low"),
+                     ("container-no-healthcheck", "low"), ("no-new-privileges", "low"),
+                     ("written-outside-volumes", "low")}
+    good = {"HostConfig": {"Memory": 1 << 26, "PidsLimit": 100, "ReadonlyRootfs": True,
+                           "SecurityOpt": ["no-new-privileges"],
+                           "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}]}},
+            "Config": {"Healthcheck": {"Test": ["CMD", "true"]}}}
+    assert containercheck.check(good, [], 0) == []
+
+
+def test_host_rules_over_facts():
+    from dockerbank.audit import hostcheck
+
+    facts = hostcheck.HostFacts("/run/dockerbank/docker.sock", (0o140666, 1000, 0),
+                                hostcheck.service_argvs([["python", "-m", "dockerbank", "system", "service", "-H",
+                                                          "tcp://0.0.0.0:2375", "--insecure-tcp"], ["sleep", "1"]]),
+                                ["10.0.0.5:5000"], ["/var/lib/dockerbank/state.db is mode 0644, open to other users"])
+    found = sorted((f.rule, f.where) for f in hostcheck.check(facts))
+    assert found == [("api-socket-perms", "/run/dockerbank/docker.sock"),
+                     ("api-socket-perms", "/run/dockerbank/docker.sock"),
+                     ("insecure-registry", "registries.json insecure"),
+                     ("root-dir-perms", "/var/lib/dockerbank/state.db"),
+                     ("tcp-without-tls", "system service tcp://0.0.0.0:2375")]
+    closed = hostcheck.HostFacts("/run/dockerbank/docker.sock", (0o140660, 0, 0))
+    assert hostcheck.check(closed) == []

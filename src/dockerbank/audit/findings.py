@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 # ordered from most to least severe; "info" never trips --fail-on
@@ -49,6 +50,37 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("vulnerability", "high", "known vulnerability", "update the package to a fixed version"),
     Rule("unreadable", "medium", "content that could not be read",
          "check the image's layers (dockerbank system check) or rebuild it; results are incomplete"),
+    # containers (CIS Docker Benchmark v1.6, section 5)
+    Rule("privileged", "high", "privileged container (CIS 5.4)",
+         "run without --privileged; add only the capabilities and devices it needs"),
+    Rule("host-namespace", "high", "shares a host namespace (CIS 5.9, 5.15, 5.16, 5.20, 5.30)",
+         "use the container's own namespace (e.g. a bridge network instead of --network host)"),
+    Rule("api-socket-mounted", "high", "the engine's API socket is mounted (CIS 5.31)",
+         "do not mount the API socket: whoever reaches it controls the host"),
+    Rule("sensitive-mount", "high", "a sensitive host directory is mounted (CIS 5.5)",
+         "mount only the data the container needs, read-only where it can be"),
+    Rule("added-capabilities", "medium", "capabilities added (CIS 5.3)",
+         "drop --cap-add unless the service cannot work without it; never add ALL"),
+    Rule("no-memory-limit", "low", "no memory limit (CIS 5.10)", "set --memory"),
+    Rule("no-pids-limit", "low", "no pids limit (CIS 5.28)", "set --pids-limit"),
+    Rule("ports-all-interfaces", "low", "ports published on all interfaces (CIS 5.13)",
+         "publish on one address, e.g. -p 127.0.0.1:8080:80"),
+    Rule("writable-rootfs", "low", "root filesystem is writable (CIS 5.12)",
+         "run with --read-only and volumes/tmpfs for what it writes"),
+    Rule("container-no-healthcheck", "low", "no healthcheck (CIS 5.26)", "add --health-cmd or a HEALTHCHECK"),
+    Rule("no-new-privileges", "low", "may gain new privileges (CIS 5.25)",
+         "run with --security-opt no-new-privileges"),
+    Rule("written-outside-volumes", "low", "data written outside volumes",
+         "keep data in volumes: the container's own layer is lost with the container and not backed up"),
+    # the host
+    Rule("api-socket-perms", "high", "API socket open to other users (CIS 3.15, 3.16)",
+         "chmod 660 (or 600) the socket and make root its owner"),
+    Rule("tcp-without-tls", "high", "API over TCP without TLS (CIS 2.6)",
+         "serve the API on a unix socket, or with --tlsverify and certificates"),
+    Rule("insecure-registry", "medium", "insecure registry configured (CIS 2.4)",
+         "use TLS for every registry; drop it from \"insecure\" in registries.json"),
+    Rule("root-dir-perms", "high", "Dockerbank's directories or files open to other users",
+         "chmod 700 the root and run directories and 600 the database and configuration"),
     Rule("unscanned-file", "info", "file too large to scan for secrets",
          "check these files by hand or keep large data out of images (volumes)"),
 )}
@@ -75,7 +107,11 @@ class Finding:
 def finding(rule_id: str, where: str, detail: str, severity: str | None = None) -> Finding:
     """A finding of a catalogued rule (its default severity unless one is given)."""
     rule = RULES[rule_id]
-    return Finding(rule_id, severity or rule.severity, where, detail, rule.fix)
+    fix = rule.fix
+    cis = re.search(r"\(CIS [^)]*\)", rule.title)
+    if cis and "CIS" not in fix:
+        fix = f"{fix} {cis.group(0)}"
+    return Finding(rule_id, severity or rule.severity, where, detail, fix)
 
 
 def sort_findings(findings: list[Finding]) -> list[Finding]:

@@ -18,7 +18,7 @@ from dockerbank.audit.findings import Finding, sort_findings
 from dockerbank.audit.inventory import Inventory, Package
 from dockerbank.oci import digest as dg
 
-CACHE_VERSION = 2   # bump when rules or the inventory change what a scan produces
+CACHE_VERSION = 3   # bump when rules or the inventory change what a scan produces
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,32 @@ class ImageAudit:
         }
 
 
+@dataclass
+class Audit:
+    """The report of ``audit container`` and ``audit host``."""
+
+    kind: str          # container, host
+    name: str
+    id: str
+    findings: list[Finding]
+    complete: bool = True
+
+    def to_dict(self) -> dict:
+        return {"Kind": self.kind, "Name": self.name, "ID": self.id, "Complete": self.complete,
+                "Findings": [f.to_dict() for f in self.findings]}
+
+
 class AuditService:
     """Audits of the images in one store (an operation above the engine: built from it, not by it)."""
 
     @classmethod
     def of(cls, engine) -> AuditService:
-        return cls(engine.config, engine.images)
+        return cls(engine.config, engine.images, engine)
 
-    def __init__(self, config, images):
+    def __init__(self, config, images, engine=None):
         self.config = config
         self.images = images
+        self.engine = engine   # containers are looked up through it (audit container)
         self.cache_dir = Path(config.root) / "audit"
 
     def audit_image(self, name: str, options: AuditOptions = AuditOptions()) -> ImageAudit:
@@ -78,6 +94,41 @@ class AuditService:
         shown = record.tags[0] if record.tags and not dg.is_digest(name) else name
         return ImageAudit(record.id, shown, str(image_config.get("created") or ""), sort_findings(findings),
                           packages, scan.get("os") or {}, scan["complete"], cached)
+
+    def audit_container(self, name: str) -> Audit:
+        """Audit a container's configuration (CIS Docker Benchmark section 5) and what it wrote."""
+        from dockerbank.audit import containercheck
+        from dockerbank.container.views import inspect_container
+
+        container = self.engine.containers.get(name)
+        view = inspect_container(self.engine, container, with_size=True)
+        sockets = [str(Path(self.config.run_root) / "docker.sock")]
+        findings = containercheck.check(view, sockets, view.get("SizeRw"))
+        return Audit("container", container.name, container.id, sort_findings(findings))
+
+    def audit_host(self) -> Audit:
+        """Audit the host's Dockerbank set-up: API socket and listeners, registries, directory modes."""
+        from dockerbank.audit import hostcheck
+
+        socket = Path(self.config.run_root) / "docker.sock"
+        facts = hostcheck.HostFacts(str(socket))
+        try:
+            st = os.stat(socket)
+            facts.socket_stat = (st.st_mode, st.st_uid, st.st_gid)
+        except FileNotFoundError:
+            pass
+        facts.services = hostcheck.service_argvs(_cmdlines())
+        try:
+            from dockerbank.registry.registries import RegistriesConfig
+
+            facts.insecure_registries = sorted(RegistriesConfig.load(self.config.root).insecure)
+        except Exception as exc:  # noqa: BLE001 - a broken registries.json is a finding here, not a failure
+            facts.problems.append(f"registries.json could not be read: {exc}")
+        from dockerbank.host.permissions import findings as open_paths
+
+        facts.open_paths = open_paths(self.config, repair=False)
+        findings = hostcheck.check(facts)
+        return Audit("host", os.uname().nodename, str(self.config.root), sort_findings(findings))
 
     # --- the cached, content-derived part --------------------------------------------------
 
@@ -143,4 +194,20 @@ def _license_findings(packages: list[Package]) -> list[Finding]:
             out.append(finding("not-redistributable", f"{pkg.type} {pkg.name} {pkg.version}",
                                f"{pkg.name} is licensed {', '.join(banned)}, which forbids redistribution: label "
                                "the image org.dockerbank.redistributable=false", "medium"))
+    return out
+
+
+def _cmdlines() -> list[list[str]]:
+    """argv of the host's processes (those that vanish or hide while read are skipped)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            continue
+        if raw:
+            out.append([part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")])
     return out

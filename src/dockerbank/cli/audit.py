@@ -44,14 +44,59 @@ def image_cmd(ctx, image, fmt, fail_on, vuln_db, max_age, no_cache) -> None:
         ctx.exit(1)
 
 
+def _common(func):
+    func = click.option("--fail-on", type=_LEVELS, default=None,
+                        help="Exit 1 if a finding is at least this severe (for CI gates)")(func)
+    return click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                        show_default=True, help="Output: a table for people, JSON for tools")(func)
+
+
+@audit.command("container", context_settings=CONTEXT)
+@click.argument("container")
+@_common
+@click.pass_context
+def container_cmd(ctx, container, fmt, fail_on) -> None:
+    """Audit CONTAINER's configuration (CIS Docker Benchmark, section 5)."""
+    from dockerbank.audit.service import AuditService
+
+    _show(ctx, AuditService.of(engine_of(ctx)).audit_container(container), fmt, fail_on)
+
+
+@audit.command("host", context_settings=CONTEXT)
+@_common
+@click.pass_context
+def host_cmd(ctx, fmt, fail_on) -> None:
+    """Audit this host's Dockerbank set-up (API socket, listeners, registries, directory modes)."""
+    from dockerbank.audit.service import AuditService
+
+    _show(ctx, AuditService.of(engine_of(ctx)).audit_host(), fmt, fail_on)
+
+
+def _show(ctx, report, fmt: str, fail_on: str | None) -> None:
+    from dockerbank.audit.findings import fails
+
+    if fmt == "json":
+        echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        shown = report.id[:12] if report.kind == "container" else report.id
+        echo(f"{report.kind.capitalize()}: {report.name} ({shown})")
+        _rows(report.findings)
+    if fails(report.findings, fail_on):
+        ctx.exit(1)
+
+
+def _rows(findings) -> None:
+    if not findings:
+        echo("No findings.")
+        return
+    rows = [[f.severity.upper(), f.rule, f.where, f.detail, f.fix] for f in findings]
+    print_table(["SEVERITY", "RULE", "WHERE", "FINDING", "WHAT TO DO"], rows)
+
+
 def _table(report) -> None:
     echo(f"Image: {report.name} ({report.image_id[7:19]}), {len(report.packages)} packages"
          + ("" if report.complete else " (INCOMPLETE: see the unreadable findings)"))
-    if not report.findings:
-        echo("No findings.")
-        return
-    rows = [[f.severity.upper(), f.rule, f.where, f.detail, f.fix] for f in report.findings]
-    print_table(["SEVERITY", "RULE", "WHERE", "FINDING", "WHAT TO DO"], rows)
+    _rows(report.findings)
 
 
 @click.command("sbom", context_settings=CONTEXT)
