@@ -8,6 +8,9 @@ CLI ends with. The API server maps the same classes to HTTP status codes in one 
 from __future__ import annotations
 
 
+_ONE_LINE = {i: f"\\x{i:02x}" for i in range(32) if i != 9} | {10: "\\n", 13: "\\r"}
+
+
 class DockerbankError(Exception):
     """Base of every error Dockerbank reports to a user.
 
@@ -19,6 +22,8 @@ class DockerbankError(Exception):
     http_status = 500
 
     def __init__(self, message: str, *, exit_code: int | None = None):
+        # one line, whatever the user's input it quotes holds (a filter, a path with a newline)
+        message = message.strip().translate(_ONE_LINE)
         super().__init__(message)
         self.message = message
         if exit_code is not None:

@@ -71,6 +71,8 @@ def qfilters(request: web.Request) -> dict[str, list[str]]:
         data = json.loads(raw)
     except ValueError as exc:
         raise InvalidArgument(f"invalid filter: {raw}") from exc
+    if data is not None and not isinstance(data, dict):
+        raise InvalidArgument(f"invalid filter: {raw}: want a JSON object of filter names")
     out: dict[str, list[str]] = {}
     for key, value in (data or {}).items():
         if isinstance(value, dict):

@@ -143,6 +143,8 @@ def clean_name(name: str, *, what: str = "entry") -> list[str]:
     Leading ``/`` and ``./`` are dropped; an absolute name is clamped at the root; a relative
     name that climbs out with ``..`` raises HostileArchive. ``[]`` means the root itself.
     """
+    if "\x00" in name:  # only a PAX header can carry one; no path on Linux can
+        raise _refuse(f"{what} {_short(name)!r} has a NUL byte in its name")
     if name.startswith("/"):
         norm = posixpath.normpath(name).lstrip("/")
     else:
@@ -382,8 +384,8 @@ class _Extractor:
             self._replace(parent_fd, parent, name, member)
             self._file(archive, parent_fd, name, member)
         elif member.issym():
-            if not member.linkname:
-                raise CorruptData(f"symlink {member.name!r} has an empty target")
+            if not member.linkname or "\x00" in member.linkname:
+                raise CorruptData(f"symlink {_short(member.name)!r} has an empty target or one with a NUL byte")
             self._replace(parent_fd, parent, name, member)
             os.symlink(member.linkname, name, dir_fd=parent_fd)
             self._metadata(member, parent_fd=parent_fd, name=name, symlink=True)

@@ -13,6 +13,7 @@ import time
 from aiohttp import web
 
 from dockerbank.api.base import engine_call, qbool, qfilters, qint, read_json, reply
+from dockerbank.api.compat import bodies
 from dockerbank.api.compat import hijack
 from dockerbank.api.compat.streams import body_file, fd_response
 from dockerbank.api.errors import NotModified
@@ -132,7 +133,7 @@ def port_flags(bindings: dict) -> list[str]:
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = bodies.check(await read_json(request), bodies.CONTAINER_CREATE, "CreateRequest")
     opts = create_options(body, request.query.get("name"))
     container = await engine_call(request, lambda e: e.containers.create(opts))
     return reply({"Id": container.id, "Warnings": []}, status=201)
@@ -685,7 +686,7 @@ async def exec_create(request: web.Request) -> web.Response:
     from dockerbank.container.names import new_id
 
     ref = request.match_info["id"]
-    body = await read_json(request)
+    body = bodies.check(await read_json(request), bodies.EXEC_CREATE, "ExecConfig")
     if not body.get("Cmd"):
         raise InvalidArgument("No exec command specified")
 

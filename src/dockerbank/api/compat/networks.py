@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockerbank.api.base import engine_call, qfilters, read_json, reply
+from dockerbank.api.compat import bodies
 from dockerbank.errors import InvalidArgument
 
 LIST_FILTERS = {"name", "id", "label", "driver", "type", "dangling", "scope"}
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = bodies.check(await read_json(request), bodies.NETWORK_CREATE, "CreateRequest")
     name = body.get("Name") or ""
     if not name:
         raise InvalidArgument("network name is required")
@@ -61,7 +62,7 @@ async def prune(request: web.Request) -> web.Response:
 
 async def connect(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
-    body = await read_json(request)
+    body = bodies.check(await read_json(request), bodies.NETWORK_CONNECT, "ConnectOptions")
     endpoint = body.get("EndpointConfig") or {}
     aliases = list(endpoint.get("Aliases") or [])
     ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None

@@ -5,13 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockerbank.api.base import engine_call, qbool, qfilters, read_json, reply
+from dockerbank.api.compat import bodies
 from dockerbank.errors import InvalidArgument
 
 LIST_FILTERS = {"name", "driver", "label", "dangling"}
 
 
 async def create(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = bodies.check(await read_json(request), bodies.VOLUME_CREATE, "CreateOptions")
     name = body.get("Name") or None
     driver = body.get("Driver") or "local"
     if driver != "local":
