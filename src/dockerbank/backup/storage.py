@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dockerbank import faults
 from dockerbank.errors import InvalidArgument, NotFound
 from dockerbank.host.permissions import private_dir
 
@@ -114,6 +115,7 @@ class DirBackend(Backend):
                 fh.flush()
                 os.fsync(fh.fileno())
         # two writers of one chunk write equivalent bytes: the last rename wins harmlessly
+        faults.point(f"backup.{name.split('/')[0]}")
         os.replace(tmp, target)
         if durable:
             dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)

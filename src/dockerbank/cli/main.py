@@ -18,6 +18,9 @@ def entry(argv: list[str] | None = None) -> None:
     from dockerbank.cli.fastpath import dispatch
 
     args = sys.argv[1:] if argv is None else list(argv)
+    from dockerbank import faults
+
+    faults.arm()  # the crash tests' plan is this process's only, not its children's
     try:
         code = dispatch(args)
         if code is not None:

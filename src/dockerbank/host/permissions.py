@@ -16,6 +16,8 @@ import os
 import stat
 from pathlib import Path
 
+from dockerbank import faults
+
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -58,6 +60,7 @@ def write_private(path: Path, data: bytes | str) -> None:
         os.write(fd, data.encode() if isinstance(data, str) else data)
     finally:
         os.close(fd)
+    faults.point("file.written")
     os.replace(tmp, path)
 
 

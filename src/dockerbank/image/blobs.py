@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
+from dockerbank import faults
 from dockerbank.errors import CorruptData, NotFound
 from dockerbank.oci import digest as dg
 
@@ -73,6 +74,7 @@ class BlobStore:
                     verifier.update(chunk)
                     handle.write(chunk)
             digest = verifier.check()
+            faults.point("blob.written")
             os.rename(tmp_name, self.path(digest))
         except BaseException:
             _unlink_quietly(tmp_name)
@@ -93,6 +95,7 @@ class BlobStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 write(handle)
+            faults.point("blob.written")
             os.rename(tmp_name, self.path(digest))
         except BaseException:
             _unlink_quietly(tmp_name)

@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockerbank import faults
 from dockerbank.errors import CorruptData, NotFound
 from dockerbank.image import compression
 from dockerbank.oci import digest as dg
@@ -113,7 +114,9 @@ class LayerStore:
             final = self.dir / dg.hex_of(chain_id)
             if final.exists():  # left by a crash before its row was written
                 shutil.rmtree(final)
+            faults.point("layer.unpacked")
             os.rename(work, final)
+            faults.point("layer.moved")
             with self.db.write() as conn:
                 conn.execute(
                     "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, tar_size) VALUES (?,?,?,?,?)",

@@ -15,6 +15,7 @@ import subprocess
 from functools import cached_property
 from pathlib import Path
 
+from dockerbank import faults
 from dockerbank.errors import Conflict, DockerbankError, NotFound, RuntimeFailure
 from dockerbank.runtime.detect import HYBRID_UNIFIED, RuntimeChoice
 
@@ -110,6 +111,7 @@ class OciRuntime:
         return ["-r", "/bin/sh", f"--runtime-arg={wrapper}", root]
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        faults.point(f"runtime.{args[0] if args else 'run'}")
         try:
             result = subprocess.run(self.argv(*args), stdin=subprocess.DEVNULL, capture_output=True, check=False)
         except OSError as exc:

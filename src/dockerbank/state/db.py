@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
+from dockerbank import faults
 from dockerbank.errors import DockerbankError
 
 # Each entry moves the schema one version up. Append, never edit a released entry.
@@ -176,7 +177,9 @@ class Database:
             self.conn.execute("ROLLBACK")
             raise
         else:
+            faults.point("db.commit")
             self.conn.execute("COMMIT")
+            faults.point("db.committed")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, params).fetchall()

@@ -26,6 +26,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dockerbank import faults
 from dockerbank.errors import CorruptData
 from dockerbank.host.permissions import private_dir
 from dockerbank.registry import mediatypes as mt
@@ -136,6 +137,7 @@ class RegistryStorage:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
+            faults.point("registry.write")
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)
@@ -256,6 +258,7 @@ class RegistryStorage:
             raise RegistryError("DIGEST_INVALID", 400, "provided digest did not match uploaded content",
                                 {"expected": expected, "actual": actual})
         target = self.blob_path(actual)
+        faults.point("registry.blob")
         if target.exists():
             data.unlink()
         else:
