@@ -14,7 +14,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from conftest import CASES, FAILURES
+from fuzzing import CASES, FAILURES
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import only_our_errors
+from fuzzing import only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 

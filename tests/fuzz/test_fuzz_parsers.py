@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import only_our_errors
+from fuzzing import only_our_errors
 from hypothesis import given
 from hypothesis import strategies as st
 

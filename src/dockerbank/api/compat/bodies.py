@@ -147,7 +147,8 @@ def _json_kind(value: Any) -> str:
         return "bool"
     if isinstance(value, (int, float)):
         return f"number {value}"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "value")
+    kinds: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return kinds.get(type(value), "value")
 
 
 def _mismatch(value: Any, go_type: str, path: str) -> InvalidArgument:

@@ -1,4 +1,4 @@
-"""Fuzzing with Hypothesis: every target takes hostile input and may only fail with Dockerbank's
+"""Helpers of the fuzz suite. Fuzzing with Hypothesis: every target takes hostile input and may only fail with Dockerbank's
 own errors (one line each), never with a traceback or a 500.
 
 CI runs a bounded, derandomized set (``FUZZ_EXAMPLES``, default 120 per target, the same examples
@@ -8,6 +8,7 @@ per target), which writes the counts to docs/reliability.md's table.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from collections import Counter
@@ -43,10 +44,11 @@ def only_our_errors(target: str, call, *args, **kwargs):
         pytest.fail(f"{target}: RecursionError (a traceback for the user)")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def fuzz_report():
+def _report() -> None:
     """With FUZZ_REPORT=FILE, the cases run per target go to FILE as JSON (scripts/fuzz.sh)."""
-    yield
     path = os.environ.get("FUZZ_REPORT")
     if path:
         Path(path).write_text(json.dumps({"cases": dict(CASES), "refused": dict(FAILURES)}, indent=2, sort_keys=True))
+
+
+atexit.register(_report)  # not a conftest.py: tests/conftest.py is imported as "conftest" by the other suites
