@@ -1,8 +1,9 @@
 """The one error tree of Dockerbank.
 
 Every failure a user can cause or meet is a ``DockerbankError``: it carries one clear
-line of text, the cause (``__cause__`` via ``raise ... from``), and the exit code the
-CLI ends with. The API server maps the same classes to HTTP status codes in one table.
+line of text, the cause (``__cause__`` via ``raise ... from``), the exit code the CLI ends
+with and the HTTP status the API answers (``http_status``: this module is the one table;
+``api.errors`` reads it from the class and keeps no table of its own).
 """
 
 from __future__ import annotations
@@ -86,3 +87,10 @@ class NotSupported(DockerbankError):
 
 class Offline(DockerbankError):
     """The operation needs a network resource that cannot be reached."""
+
+
+class PolicyRefused(DockerbankError):
+    """An operation the license policy forbids (an image built from licensed source pushed to a
+    registry that is not private)."""
+
+    http_status = 403

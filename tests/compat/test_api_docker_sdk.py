@@ -107,3 +107,16 @@ def test_build_and_commit(client):
     box = client.containers.run("busybox", ["sh", "-c", "echo c > /c; sleep 60"], detach=True, network_mode="none")
     committed = box.commit("sdkcommit", "1", changes=['CMD ["cat", "/c"]'])
     assert client.containers.run(committed.id, remove=True, network_mode="none") == b"c\n"
+
+
+def test_license_policy_refusal_answers_403(client):
+    """A push the license policy refuses is refused before any output: the status says so (dockerd
+    answers an error before its first line the same way), and nothing is sent anywhere."""
+    box = client.containers.create("busybox", ["true"], network_mode="none")
+    box.commit("registry.example.org/redcap", "14", changes=["LABEL org.dockerbank.redistributable=false"])
+    with pytest.raises(docker.errors.APIError) as refused:
+        client.images.push("registry.example.org/redcap", tag="14")
+    assert refused.value.status_code == 403, refused.value
+    assert "licensed source" in str(refused.value)
+    with pytest.raises(docker.errors.NotFound):  # an unknown tag: 404 before any output, too
+        client.images.push("registry.example.org/redcap", tag="nope")

@@ -17,7 +17,7 @@ from typing import ClassVar
 import pytest
 
 from dockerbank.engine import Engine
-from dockerbank.errors import CorruptData, NotFound, Offline
+from dockerbank.errors import CorruptData, NotFound, Offline, PolicyRefused
 from dockerbank.image.importer import import_rootfs
 from dockerbank.registry import mediatypes as mt
 from dockerbank.registry import policy
@@ -259,7 +259,7 @@ def test_license_policy_refuses_labelled_image_unless_registry_is_private(engine
                               ('CMD ["sh"]', f"LABEL {policy.LABEL}=false"))
     name = f"{server.address}/redcap:14"
     engine.images.tag(image.id, name)
-    with pytest.raises(policy.PolicyViolation) as info:
+    with pytest.raises(PolicyRefused) as info:
         engine.registry.push(name)
     assert policy.LABEL in str(info.value)
     assert server.storage.repositories() == []  # nothing was uploaded

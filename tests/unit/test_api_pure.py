@@ -22,10 +22,12 @@ from dockerbank.events.log import EventLog, event, matches
     (e.NotFound("x"), 404), (e.Conflict("x"), 409), (e.InvalidArgument("x"), 400), (e.UsageError("x"), 400),
     (e.AmbiguousReference("x"), 400), (e.HostileArchive("x"), 400), (e.RuntimeFailure("x"), 500),
     (e.NotSupported("x"), 501), (e.DockerbankError("x"), 500), (api_errors.NotModified("x"), 304),
-    (ValueError("x"), 500),
+    (e.CorruptData("x"), 400), (e.Offline("x"), 500), (e.PolicyRefused("x"), 403), (ValueError("x"), 500),
 ])
 def test_one_table_maps_the_error_tree(exc, status):
     assert api_errors.status_of(exc) == status
+    if isinstance(exc, e.DockerbankError):  # the API reads the class's own status: no second table
+        assert type(exc).http_status == status
 
 
 def test_error_bodies():

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from dockerbank.errors import CorruptData, InvalidArgument, NotFound
+from dockerbank.errors import CorruptData, InvalidArgument, NotFound, PolicyRefused
 from dockerbank.registry import mediatypes as mt
 from dockerbank.registry import policy
 from dockerbank.registry.client.auth import CredentialStore, parse_www_authenticate
@@ -148,7 +148,7 @@ def labelled(value: str | None) -> dict:
 
 def test_policy_refuses_labelled_image_to_public_registry():
     registries = RegistriesConfig(private=frozenset({"private.lan:5000"}))
-    with pytest.raises(policy.PolicyViolation) as info:
+    with pytest.raises(PolicyRefused) as info:
         policy.check_push(labelled("false"), "docker.io", registries, "redcap:14")
     assert policy.LABEL in str(info.value) and "redcap:14" in str(info.value) and "docker.io" in str(info.value)
     policy.check_push(labelled("false"), "private.lan:5000", registries, "redcap:14")

@@ -126,23 +126,42 @@ class LineQueue:
         data = obj if isinstance(obj, (bytes, type(None))) else json.dumps(obj).encode() + b"\r\n"
         self.loop.call_soon_threadsafe(self.queue.put_nowait, data)
 
-    async def drain_into(self, resp: web.StreamResponse, work: asyncio.Future[Any]) -> Any:
-        """Copy lines to ``resp`` until ``work`` is done; its result (or exception) is returned/raised."""
+    async def drain_into(self, resp: web.StreamResponse, work: asyncio.Future[Any],
+                         request: web.Request | None = None, grace: float = 1.0) -> Any:
+        """Copy lines to ``resp`` until ``work`` is done; its result (or exception) is returned/raised.
+
+        With ``request``, ``resp`` is prepared here, at the first line or after ``grace`` seconds:
+        a failure before that (``work`` raising, ``resp`` still unprepared) can be answered with its
+        own status, as dockerd does while its output is unflushed.
+        """
         getter = None
+        deadline = asyncio.get_running_loop().time() + grace
         while True:
             if getter is None:
                 getter = asyncio.ensure_future(self.queue.get())
-            done, _ = await asyncio.wait({getter, work}, return_when=asyncio.FIRST_COMPLETED)
+            timeout = None if resp.prepared or request is None else \
+                max(0.0, deadline - asyncio.get_running_loop().time())
+            done, _ = await asyncio.wait({getter, work}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # the grace is over: headers go out, the job runs on
+                assert request is not None
+                await resp.prepare(request)
+                continue
             if getter in done:
                 item = getter.result()
                 getter = None
                 if item:
+                    if not resp.prepared and request is not None:
+                        await resp.prepare(request)
                     await resp.write(item)
                 continue
             if work in done:
                 getter.cancel()
+                if work.exception() is None and not resp.prepared and request is not None:
+                    await resp.prepare(request)
                 while not self.queue.empty():
                     item = self.queue.get_nowait()
                     if item:
+                        if not resp.prepared and request is not None:
+                            await resp.prepare(request)
                         await resp.write(item)
                 return work.result()

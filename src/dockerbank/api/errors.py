@@ -1,4 +1,5 @@
-"""The ONE table from Dockerbank's error tree to the Docker Engine API's status codes.
+"""Dockerbank's errors as Docker Engine API answers: the status is the error class's own
+``http_status`` (the one table is the error tree in ``dockerbank.errors``).
 
 Bodies are ``{"message": ...}`` as dockerd sends them; streamed endpoints (pull, push, build,
 load) report a failure after the headers as a JSON line with ``error`` and ``errorDetail``.
@@ -10,22 +11,6 @@ import json
 
 from dockerbank import errors as e
 
-# Most specific class first; the first isinstance match wins.
-STATUS_TABLE: tuple[tuple[type[e.DockerbankError], int], ...] = (
-    (e.HostileArchive, 400),
-    (e.CorruptData, 400),
-    (e.AmbiguousReference, 400),
-    (e.UsageError, 400),
-    (e.InvalidArgument, 400),
-    (e.NotFound, 404),
-    (e.Conflict, 409),
-    (e.NotSupported, 501),
-    (e.Offline, 500),
-    (e.RuntimeFailure, 500),
-    (e.DockerbankError, 500),
-)
-
-
 class NotModified(e.DockerbankError):
     """Start of a started container or stop of a stopped one: Docker answers 304, no body."""
 
@@ -33,13 +18,8 @@ class NotModified(e.DockerbankError):
 
 
 def status_of(exc: BaseException) -> int:
-    """The HTTP status for an exception (500 for anything outside the error tree)."""
-    if isinstance(exc, NotModified):
-        return 304
-    for cls, status in STATUS_TABLE:
-        if isinstance(exc, cls):
-            return status
-    return 500
+    """The HTTP status for an exception: its class's own, 500 for anything outside the error tree."""
+    return exc.http_status if isinstance(exc, e.DockerbankError) else 500
 
 
 def message_of(exc: BaseException) -> str:

@@ -7,17 +7,10 @@ as ``private`` in the root's ``registries.json``. Pure: the caller passes the co
 
 from __future__ import annotations
 
-from dockerbank.errors import DockerbankError
+from dockerbank.errors import PolicyRefused
 from dockerbank.registry.registries import FILE_NAME, RegistriesConfig
 
 LABEL = "org.dockerbank.redistributable"
-
-
-class PolicyViolation(DockerbankError):
-    """An operation the license policy forbids."""
-
-    exit_code = 1
-    http_status = 403
 
 
 def labels_of(image_config: dict) -> dict[str, str]:
@@ -31,11 +24,11 @@ def is_redistributable(image_config: dict) -> bool:
 
 
 def check_push(image_config: dict, registry: str, registries: RegistriesConfig, shown_name: str) -> None:
-    """Raise PolicyViolation if ``image_config`` must not go to ``registry``."""
+    """Raise PolicyRefused if ``image_config`` must not go to ``registry``."""
     if is_redistributable(image_config) or registries.is_private(registry):
         return
     value = labels_of(image_config).get(LABEL)
-    raise PolicyViolation(
+    raise PolicyRefused(
         f"refusing to push {shown_name}: the image is labelled {LABEL}={value} (built from licensed source) "
         f"and {registry} is not a private registry; list it under \"private\" in <root>/{FILE_NAME} "
         f"if it is one"

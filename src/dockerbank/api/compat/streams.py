@@ -79,16 +79,19 @@ async def fd_response(request: web.Request, producer: Callable[[Engine, int], An
 
 async def streamed_job(request: web.Request, job: Callable[[Engine, Callable[[dict], None]], Any]) -> web.StreamResponse:
     """A JSON-lines endpoint (pull, push, load, import, build): ``job(emit)`` runs in a worker thread,
-    each ``emit(obj)`` is one line; a failure ends the stream with ``error``/``errorDetail``."""
+    each ``emit(obj)`` is one line. A failure before the first line (a refused push, an unknown
+    image) is answered with its own status, as dockerd does; a later one ends the stream with
+    ``error``/``errorDetail``."""
     from dockerbank.api.base import LineQueue, engine_call
 
     lines = LineQueue(asyncio.get_running_loop())
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
-    await resp.prepare(request)
     work = engine_call(request, lambda engine: job(engine, lines.put))
     try:
-        await lines.drain_into(resp, work)
+        await lines.drain_into(resp, work, request)
     except Exception as exc:
+        if not resp.prepared:
+            raise  # nothing sent yet: the error middleware answers with the error's status
         await resp.write(api_errors.stream_error_line(exc))
     await resp.write_eof()
     return resp

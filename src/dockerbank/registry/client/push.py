@@ -161,10 +161,14 @@ class Pusher:
     def _scope(self, ref: refs.Reference) -> str:
         return f"repository:{ref.path}:pull,push"
 
+    def check(self, ref: refs.Reference, image: ImageRecord) -> None:
+        """Raise PolicyRefused if the license policy keeps ``image`` from ``ref``'s registry."""
+        policy.check_push(json.loads(self.store.blobs.read(image.id)), ref.domain, self.registries, ref.familiar())
+
     def push(self, ref: refs.Reference, image: ImageRecord) -> PushResult:
         config_bytes = self.store.blobs.read(image.id)
         config = json.loads(config_bytes)
-        policy.check_push(config, ref.domain, self.registries, ref.familiar())
+        self.check(ref, image)
         self.transport.authorize(self._scope(ref))
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
         sources = self._mount_sources(ref, image)
@@ -309,14 +313,17 @@ def push_image(store: ImageStore, name: str, transport: Transport, progress: Pro
     """Push ``name`` (or every local tag of its repository with ``all_tags``)."""
     ref = refs.parse(name)
     pusher = Pusher(store, transport, progress, registries, chunk_size)
-    progress.line(f"The push refers to repository [{ref.repository if ref.domain != refs.DEFAULT_DOMAIN else 'docker.io/' + ref.path}]")
     if all_tags:
         rows = store.db.query("SELECT tag, image_id FROM tags WHERE repository = ? ORDER BY tag", (ref.repository,))
         if not rows:
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_repository}")
-        return [pusher.push(ref.with_tag(row["tag"]), store.get(row["image_id"])) for row in rows]
-    try:
-        image = store.resolve(ref.familiar())
-    except NotFound as exc:
-        raise NotFound(f"An image does not exist locally with the tag: {ref.familiar()}") from exc
-    return [pusher.push(ref, image)]
+        targets = [(ref.with_tag(row["tag"]), store.get(row["image_id"])) for row in rows]
+    else:
+        try:
+            targets = [(ref, store.resolve(ref.familiar()))]
+        except NotFound as exc:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar()}") from exc
+    for target, image in targets:  # refused before any output: the API answers with the refusal's status
+        pusher.check(target, image)
+    progress.line(f"The push refers to repository [{ref.repository if ref.domain != refs.DEFAULT_DOMAIN else 'docker.io/' + ref.path}]")
+    return [pusher.push(target, image) for target, image in targets]
