@@ -18,8 +18,10 @@ if TYPE_CHECKING:
 
     import click
 
+    from dockerbank.engine import Engine
 
-def engine_of(ctx: click.Context):
+
+def engine_of(ctx: click.Context) -> Engine:
     """The Engine the top-level group created."""
     return ctx.find_root().obj
 

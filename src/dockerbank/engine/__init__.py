@@ -12,6 +12,14 @@ from functools import cached_property
 from dockerbank.config import Config
 from dockerbank.state.db import Database
 
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up); services import on first use
+if TYPE_CHECKING:
+    from dockerbank.container.lifecycle import ContainerService
+    from dockerbank.image.store import ImageStore
+    from dockerbank.network.service import NetworkService
+    from dockerbank.registry.service import RegistryService
+    from dockerbank.volume.store import VolumeStore
+
 
 class Engine:
     """Services of one Dockerbank root, created lazily from a Config.
@@ -43,6 +51,7 @@ class Engine:
 
     @cached_property
     def db(self) -> Database:
+        """The root's state database (the root is closed to other users before it is created)."""
         from dockerbank.host.permissions import close_root, create_private_file
 
         close_root(self.config)  # before the first file of a new root exists (CVE-2021-41091)
@@ -50,31 +59,36 @@ class Engine:
         return Database(self.config.db_path)
 
     @cached_property
-    def images(self):
+    def images(self) -> ImageStore:
+        """Images, tags, layers and blobs."""
         from dockerbank.image.store import ImageStore
 
         return ImageStore(self.config, self.db)
 
     @cached_property
-    def volumes(self):
+    def volumes(self) -> VolumeStore:
+        """Named and anonymous volumes."""
         from dockerbank.volume.store import VolumeStore
 
         return VolumeStore(self.config, self.db)
 
     @cached_property
-    def networks(self):
+    def networks(self) -> NetworkService:
+        """Networks, their endpoints and the network driver."""
         from dockerbank.network.service import NetworkService
 
         return NetworkService(self.config, self.db)
 
     @cached_property
-    def registry(self):
+    def registry(self) -> RegistryService:
+        """Pull, push, login and search against registries."""
         from dockerbank.registry.service import RegistryService
 
         return RegistryService(self.config, self.images)
 
     @cached_property
-    def containers(self):
+    def containers(self) -> ContainerService:
+        """Containers: the lifecycle and every operation on them."""
         from dockerbank.container.lifecycle import ContainerService
 
         return ContainerService(self)
