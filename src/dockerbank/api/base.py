@@ -105,16 +105,6 @@ def reply(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(data).encode() + b"\n", status=status, content_type="application/json")
 
 
-def no_content() -> web.Response:
-    return web.Response(status=204)
-
-
-async def json_stream(request: web.Request, status: int = 200) -> web.StreamResponse:
-    resp = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
-    await resp.prepare(request)
-    return resp
-
-
 class LineQueue:
     """JSON lines produced by a worker thread, written to a streamed response by the loop."""
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,13 +101,6 @@ class StatsSample:
     pids_current: int = 0
     pids_limit: int = 0  # 0 = unlimited
     cgroup_version: int = 1
-
-    @property
-    def memory_cache(self) -> int:
-        """The page cache Docker subtracts: ``total_inactive_file`` (v1) / ``inactive_file`` (v2)."""
-        if "total_inactive_file" in self.memory_stats:
-            return self.memory_stats["total_inactive_file"]
-        return self.memory_stats.get("inactive_file", 0)
 
     @property
     def memory_used(self) -> int:
@@ -551,27 +543,3 @@ def read_sample(cgroup: Cgroup, init_pid: int | None = None, *,
             sample.pids_limit = 0
     sample.networks = read_network(init_pid)
     return sample
-
-
-def sample_pair(cgroup: Cgroup, init_pid: int | None = None,
-                interval: float = 1.0) -> tuple[StatsSample, StatsSample]:
-    """Two samples ``interval`` seconds apart, what ``docker stats --no-stream`` needs to
-    show a CPU % (dockerd primes its one-shot answer the same way)."""
-    first = read_sample(cgroup, init_pid)
-    time.sleep(interval)
-    return first, read_sample(cgroup, init_pid)
-
-
-def stream_samples(cgroup: Cgroup, init_pid: int | None = None,
-                   interval: float = 1.0) -> Iterator[tuple[StatsSample | None, StatsSample]]:
-    """``docker stats`` streaming: yield ``(previous, current)`` every ``interval``
-    seconds (``previous`` is ``None`` the first time) until the cgroup disappears."""
-    previous: StatsSample | None = None
-    while True:
-        try:
-            current = read_sample(cgroup, init_pid)
-        except NotFound:
-            return
-        yield previous, current
-        previous = current
-        time.sleep(interval)

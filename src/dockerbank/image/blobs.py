@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from dockerbank import faults
@@ -48,11 +47,6 @@ class BlobStore:
     def read(self, digest: str) -> bytes:
         with self.open(digest) as handle:
             return handle.read()
-
-    def iter_chunks(self, digest: str) -> Iterator[bytes]:
-        with self.open(digest) as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
 
     def put_bytes(self, data: bytes, expected: str | None = None) -> str:
         """Store ``data``; return its digest. Raise CorruptData if it differs from ``expected``."""

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 from aiohttp import web
 
 from dockerbank.api.base import engine_call, qbool, qfilters, reply
 from dockerbank.api.compat.streams import body_file, fd_response, streamed_job
-from dockerbank.errors import InvalidArgument, NotFound
+from dockerbank.errors import InvalidArgument
 
 
 def _counts(engine) -> dict[str, int]:
@@ -185,19 +182,6 @@ class _JsonProgress:
         pass
 
 
-def _registry_auth(request: web.Request) -> tuple[str, str] | None:
-    raw = request.headers.get("X-Registry-Auth")
-    if not raw:
-        return None
-    try:
-        data = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or not data.get("username"):
-        return None
-    return data.get("username", ""), data.get("password", "")
-
-
 async def _pull(request: web.Request) -> web.StreamResponse:
     from dockerbank.oci import reference as refs
     from dockerbank.registry.client.progress import Progress
@@ -239,7 +223,3 @@ async def push(request: web.Request) -> web.StreamResponse:
             emit({"progressDetail": {}, "aux": {"Tag": tag_text, "Digest": result.digest, "Size": result.size}})
 
     return await streamed_job(request, job)
-
-
-def not_found(name: str) -> NotFound:
-    return NotFound(f"No such image: {name}")

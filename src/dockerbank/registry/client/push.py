@@ -116,17 +116,6 @@ def stored_layer_blob(store: ImageStore, diff_id: str) -> Blob | None:
     return None
 
 
-def compressed_layer_blob(store: ImageStore, diff_id: str) -> Blob:
-    """The layer as a compressed blob, compressing (and remembering) it if none is stored."""
-    found = stored_layer_blob(store, diff_id)
-    if found is not None:
-        return found
-    with store.layer_tar(diff_id) as tar:
-        digest, size = store.blobs.put_stream(GzipReader(tar))
-    store.add_layer_blob(diff_id, digest, compression.MEDIA_TAR_GZIP, size)
-    return Blob(digest, size, "gzip")
-
-
 def build_manifest(config_bytes: bytes, layers: list[Blob]) -> tuple[bytes, str]:
     """A Docker schema 2 manifest for gzip layers, else an OCI manifest; (bytes, media type)."""
     docker = all(layer.kind == "gzip" for layer in layers)

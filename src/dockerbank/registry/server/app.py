@@ -14,7 +14,7 @@ import ssl
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -426,7 +426,3 @@ def start_in_thread(storage: RegistryStorage, host: str = "127.0.0.1", port: int
     if "error" in box:
         raise box["error"]
     return RunningServer(host, box["port"], storage, loop, thread, runner)
-
-
-def quote_name(name: str) -> str:
-    return quote(name, safe="/")
