@@ -84,6 +84,13 @@ def test_clean_image_has_no_findings_and_second_audit_is_cached(engine, busybox,
     assert time.perf_counter() - started < 5   # a subprocess; the ≤ 0.5 s figure is measured in bench/
     assert json.loads(again.stdout)["Findings"] == []
     assert AuditService.of(engine).audit_image("clean:1").cached
+    cache = engine.config.root / "audit" / f"{first.image_id[7:]}.json"
+    assert cache.exists()
+    # the cached result of a removed image goes when the next result is stored
+    cli("rmi", "clean:1")
+    build(engine, tmp_path / "other", PLANTED, "other:1")
+    cli("audit", "image", "other:1")
+    assert not cache.exists()
 
 
 def test_unknown_image_is_one_line_error(cli):

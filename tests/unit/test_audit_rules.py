@@ -314,3 +314,15 @@ def test_host_rules_over_facts():
                      ("tcp-without-tls", "system service tcp://0.0.0.0:2375")]
     closed = hostcheck.HostFacts("/run/dockerbank/docker.sock", (0o140660, 0, 0))
     assert hostcheck.check(closed) == []
+
+
+def test_secrets_in_build_history_and_labels():
+    image = config(User="app", Healthcheck={"Test": ["CMD", "true"]},
+                   Labels={"deploy.token": "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB", "team": "ops"})
+    image["history"] = [
+        {"created_by": "/bin/sh -c #(nop) ADD file:abc in / "},
+        {"created_by": "|1 GH_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789 /bin/sh -c ./fetch.sh"},
+        {"created_by": "/bin/sh -c #(nop)  LABEL deploy.token=ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"},
+    ]
+    found = rules(configcheck.check_static(image))
+    assert found == {"secret-in-label": ["config: Label deploy.token"], "secret-in-history": ["history 2"]}

@@ -178,8 +178,19 @@ class AuditService:
             with os.fdopen(fd, "w") as handle:
                 json.dump(data, handle, separators=(",", ":"))
             os.replace(tmp, path)
+            self._forget_removed()
         except OSError:
             pass  # a cache that cannot be written only costs the next audit its speed
+
+    def _forget_removed(self) -> None:
+        """Drop cached results of images no longer in the store (removed by rmi or prune)."""
+        known = {dg.hex_of(record.id) for record in self.images.list()}
+        for entry in os.listdir(self.cache_dir):
+            if entry.endswith(".json") and entry[:-5] not in known:
+                try:
+                    os.unlink(self.cache_dir / entry)
+                except OSError:
+                    pass
 
 
 def _license_findings(packages: list[Package]) -> list[Finding]:
