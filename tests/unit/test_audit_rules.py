@@ -314,6 +314,12 @@ def test_host_rules_over_facts():
                      ("tcp-without-tls", "system service tcp://0.0.0.0:2375")]
     closed = hostcheck.HostFacts("/run/dockerbank/docker.sock", (0o140660, 0, 0))
     assert hostcheck.check(closed) == []
+    open_registry = hostcheck.registry_argvs([["dockerbank", "registry", "serve", "--listen", "0.0.0.0:5000"]])
+    local = hostcheck.registry_argvs([["dockerbank", "registry", "serve", "--listen", "127.0.0.1:5000"],
+                                      ["dockerbank", "registry", "serve", "--htpasswd", "/etc/h", "--listen", ":5000"]])
+    assert [f.rule for f in hostcheck.check(hostcheck.HostFacts("s", registries=open_registry))] == [
+        "registry-without-auth"]
+    assert hostcheck.check(hostcheck.HostFacts("s", registries=local)) == []
 
 
 def test_secrets_in_build_history_and_labels():

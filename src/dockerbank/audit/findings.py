@@ -79,6 +79,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "serve the API on a unix socket, or with --tlsverify and certificates"),
     Rule("insecure-registry", "medium", "insecure registry configured (CIS 2.4)",
          "use TLS for every registry; drop it from \"insecure\" in registries.json"),
+    Rule("registry-without-auth", "medium", "registry server without authentication",
+         "serve the registry with --htpasswd (and TLS) unless it listens on loopback only"),
     Rule("root-dir-perms", "high", "Dockerbank's directories or files open to other users",
          "chmod 700 the root and run directories and 600 the database and configuration"),
     Rule("unscanned-file", "info", "file too large to scan for secrets",

@@ -20,6 +20,7 @@ class HostFacts:
     insecure_registries: list[str] = field(default_factory=list)
     open_paths: list[str] = field(default_factory=list)    # host.permissions.findings lines
     problems: list[str] = field(default_factory=list)      # facts that could not be gathered
+    registries: list[list[str]] = field(default_factory=list)  # argv of running ``registry serve`` processes
 
 
 def check(facts: HostFacts) -> list[Finding]:
@@ -40,6 +41,13 @@ def check(facts: HostFacts) -> list[Finding]:
         if tcp and "--insecure-tcp" in argv:
             out.append(finding("tcp-without-tls", f"system service {' '.join(tcp)}",
                                f"the API is served on {', '.join(tcp)} without TLS (--insecure-tcp)"))
+    for argv in facts.registries:
+        listen = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--listen"), "")
+        listen = listen or next((a.split("=", 1)[1] for a in argv if a.startswith("--listen=")), "")
+        loopback = not listen or listen.startswith(("127.", "localhost", "[::1]"))  # the default is 127.0.0.1
+        if not any(a == "--htpasswd" or a.startswith("--htpasswd=") for a in argv) and not loopback:
+            out.append(finding("registry-without-auth", f"registry serve {listen}",
+                               "a registry server runs without --htpasswd: anyone who reaches it can push and pull"))
     for registry in sorted(facts.insecure_registries):
         out.append(finding("insecure-registry", "registries.json insecure",
                            f"{registry} is trusted without TLS verification"))
@@ -58,3 +66,9 @@ def service_argvs(cmdlines: list[list[str]]) -> list[list[str]]:
         if "dockerbank" in joined and "system" in argv and "service" in argv:
             out.append(argv)
     return out
+
+
+def registry_argvs(cmdlines: list[list[str]]) -> list[list[str]]:
+    """The argv of processes that run ``dockerbank registry serve``."""
+    return [argv for argv in cmdlines
+            if "dockerbank" in " ".join(argv) and "registry" in argv and "serve" in argv]

@@ -117,7 +117,9 @@ class AuditService:
             facts.socket_stat = (st.st_mode, st.st_uid, st.st_gid)
         except FileNotFoundError:
             pass
-        facts.services = hostcheck.service_argvs(_cmdlines())
+        cmdlines = _cmdlines()
+        facts.services = hostcheck.service_argvs(cmdlines)
+        facts.registries = hostcheck.registry_argvs(cmdlines)
         try:
             from dockerbank.registry.registries import RegistriesConfig
 
