@@ -11,7 +11,7 @@ from multidict import MultiDict
 
 from dockerbank import errors as e
 from dockerbank.api import errors as api_errors
-from dockerbank.api.compat.build import build_argv
+from dockerbank.api.compat.build import build_query
 from dockerbank.api.compat.containers import _mount_text, create_options, port_flags
 from dockerbank.api.compat.hijack import frame
 from dockerbank.api.server import Listen, TlsFiles
@@ -83,12 +83,13 @@ def test_multiplexed_frame():
     assert data[:8] == struct.pack(">BxxxL", 2, 4) and data[8:] == b"oops"
 
 
-def test_build_query_to_cli_arguments():
+def test_build_query_to_engine_options():
     query = MultiDict([("t", "a:1"), ("t", "b:2"), ("dockerfile", "Dockerfile.dev"), ("nocache", "1"),
-                       ("buildargs", '{"V": "3"}'), ("labels", '{"l": "x"}'), ("target", "final")])
-    assert build_argv(query, "/tmp/iid") == ["build", "--iidfile", "/tmp/iid", "-t", "a:1", "-t", "b:2", "-f",
-                                             "Dockerfile.dev", "--target", "final", "--no-cache", "--build-arg",
-                                             "V=3", "--label", "l=x", "-"]
+                       ("buildargs", '{"V": "3", "N": null}'), ("labels", '{"l": "x"}'), ("target", "final")])
+    parsed = build_query(query)
+    assert (parsed.tags, parsed.dockerfile, parsed.target, parsed.no_cache, parsed.quiet) == \
+        (["a:1", "b:2"], "Dockerfile.dev", "final", True, False)
+    assert (parsed.build_args, parsed.labels, parsed.remote) == ({"V": "3"}, {"l": "x"}, None)
 
 
 def test_listen_addresses_and_tls_required():

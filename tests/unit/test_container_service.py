@@ -103,6 +103,9 @@ class FakeRuntime:
         self.world.calls.append(("runtime.resume", cid))
         self.world.procs[cid].paused = False
 
+    def update(self, cid: str, resources: dict) -> None:
+        self.world.calls.append(("runtime.update", cid, resources))
+
 
 class FakeConmon:
     def __init__(self, world: World):
@@ -408,6 +411,22 @@ def test_pause_and_unpause(service, world):
     state = service.stop(container.id, timeout=1).state  # a paused container is resumed to get its signal
     assert world.names()[:2] == ["runtime.resume", "runtime.signal"]
     assert (state.status, state.exit_code) == (model.EXITED, 143)
+
+
+def test_update_records_limits_and_policy_and_applies_limits_to_a_running_one(service, world):
+    container = _running(service, world)
+    world.calls.clear()
+    updated = service.update(container.id, memory=64 << 20, pids_limit=50, restart="on-failure:3")
+    assert world.calls == [("runtime.update", container.id,
+                            {"memory": {"limit": 64 << 20, "swap": 128 << 20}, "pids": {"limit": 50}})]
+    assert (updated.config.memory, updated.config.pids_limit) == (64 << 20, 50)
+    assert updated.config.restart_policy == {"Name": "on-failure", "MaximumRetryCount": 3}
+    world.calls.clear()
+    service.update(container.id, restart="always")  # a policy alone: nothing for the runtime
+    assert world.calls == []
+    with pytest.raises(InvalidArgument, match="Minimum memory limit"):
+        service.update(container.id, memory=1024)
+    assert service.get(container.id).config.memory == 64 << 20  # a refused update changes nothing
 
 
 def test_restart_stops_and_starts(service, world):

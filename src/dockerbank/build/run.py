@@ -29,8 +29,12 @@ class StepFailed(DockerbankError):
     """A RUN command exited non-zero (docker's message; the build exits with the command's code)."""
 
 
-def run_step_for(engine):
-    """A ``run_step(builder, state, argv, env)`` context manager factory, or None without a container engine."""
+def run_step_for(engine, stdout=None, stderr=None):
+    """A ``run_step(builder, state, argv, env)`` context manager factory, or None without a container engine.
+
+    The RUN containers' output goes to the sinks ``stdout``/``stderr`` (engine.sinks; ``stderr``
+    defaults to ``stdout``, no sink drops it): nothing is written to this process's own fds, so
+    builds may run in a server's threads side by side."""
     import importlib.util
 
     # only look for the container engine here: importing it costs a cached build ~40 ms
@@ -38,11 +42,21 @@ def run_step_for(engine):
         return None
     if not hasattr(type(engine), "containers"):
         return None
-    return lambda builder, state, argv, env: _run(engine, builder, state, argv, env)
+    out = stdout if stdout is not None else _Discard()
+    err = stderr if stderr is not None else out
+    return lambda builder, state, argv, env: _run(engine, builder, state, argv, env, out, err)
+
+
+class _Discard:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 @contextmanager
-def _run(engine, builder, state, argv: list[str], env: dict[str, str]) -> Iterator[Path]:
+def _run(engine, builder, state, argv: list[str], env: dict[str, str], stdout, stderr) -> Iterator[Path]:
     from dockerbank.container.lifecycle import CreateOptions
 
     if state.image_id is None:
@@ -59,7 +73,7 @@ def _run(engine, builder, state, argv: list[str], env: dict[str, str]) -> Iterat
     cid = container.id
     builder.out(f" ---> Running in {cid[:12]}")
     try:
-        code = _attached_run(service, cid, quiet=getattr(builder, "quiet", False))
+        code = _attached_run(service, cid, stdout, stderr)
         if code != 0:
             # docker build exits with the step's own code
             raise StepFailed(f"The command '{' '.join(argv)}' returned a non-zero code: {code}", exit_code=code)
@@ -74,24 +88,12 @@ def _run(engine, builder, state, argv: list[str], env: dict[str, str]) -> Iterat
         builder.out(f"Removing intermediate container {cid[:12]}")
 
 
-def _attached_run(service, cid: str, quiet: bool) -> int:
-    """Start attached and stream the output (to /dev/null with ``-q``); the exit code."""
-    saved = []
-    if quiet:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        for fd in (1, 2):
-            saved.append((fd, os.dup(fd)))
-            os.dup2(devnull, fd)
-        os.close(devnull)
-    try:
-        attachment = service.start(cid, attached=True, stdin=False)
-        if attachment is None:
-            raise RuntimeFailure(f"build container {cid[:12]} could not be attached")
-        code = attachment.run(proxy_signals=False)
-    finally:
-        for fd, copy in saved:
-            os.dup2(copy, fd)
-            os.close(copy)
+def _attached_run(service, cid: str, stdout, stderr) -> int:
+    """Start attached and stream the output to the sinks; the exit code."""
+    attachment = service.start(cid, attached=True, stdin=False)
+    if attachment is None:
+        raise RuntimeFailure(f"build container {cid[:12]} could not be attached")
+    code = attachment.run(proxy_signals=False, stdout=stdout, stderr=stderr)
     # A failed step must never be committed: trust conmon's exit file over a recorded 0.
     from dockerbank.runtime import conmon
 

@@ -41,16 +41,13 @@ def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet
               path):
     """Build an image from a Dockerfile"""
     from dockerbank.build import context as contexts
-    from dockerbank.build.executor import Builder, BuildOptions
+    from dockerbank.build.executor import BuildOptions
     from dockerbank.build.expand import parse_build_args
-    from dockerbank.oci import reference
+    from dockerbank.engine.containers import check_tags
+    from dockerbank.engine.sinks import FdSink
 
     engine = engine_of(ctx)
-    for tag in tags:
-        try:
-            reference.parse(tag)
-        except InvalidArgument as exc:
-            raise InvalidArgument(f'invalid argument "{tag}" for "-t, --tag" flag: {exc.message}') from exc
+    check_tags(tags)
     options = BuildOptions(list(tags), parse_build_args(build_args), target, no_cache, _pairs(labels, "label"), lint)
     stdin = sys.stdin.buffer
     dockerfile_text = None
@@ -68,15 +65,7 @@ def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet
     else:
         context = contexts.from_directory(path, dockerfile, dockerfile_text)
 
-    def out(line: str) -> None:
-        if not quiet:
-            click.echo(line)
-
-    from dockerbank.build.run import run_step_for
-
-    with context:
-        image_id = Builder(engine, out, run_step=run_step_for(engine), quiet=quiet,
-                           warn=lambda line: click.echo(line, err=True)).build(context, options)
+    image_id = engine.container_ops.build(context, options, FdSink(1), quiet=quiet, err=FdSink(2))
     if quiet:
         click.echo(image_id)
     if iidfile:

@@ -177,27 +177,22 @@ def engine_error_125(exc: DockerbankError) -> DockerbankError:
     return exc
 
 
-def _remove_after_failure(service, container, opts) -> None:
+def _remove_after_failure(ops, container, opts) -> None:
     if opts.auto_remove:
-        try:
-            service.remove(container.id, force=True)
-        except DockerbankError:
-            pass
+        ops.remove([container.id], force=True)
 
 
-def each(refs, action, echo_ref: bool = True) -> bool:
-    """Run ``action`` for each reference; errors are printed like docker's (one line each), return failed."""
+def print_reports(reports, show=lambda report: report.ref) -> int:
+    """Docker's rendering of a batch: per item, in the order asked, ``show(report)`` on success or
+    one error line; 1 when any item failed."""
     failed = False
-    for ref in refs:
-        try:
-            action(ref)
-        except DockerbankError as exc:
-            echo(f"Error: {exc.message}", err=True)  # docker's "from daemon": there is none here
+    for report in reports:
+        if report.error is not None:
+            echo(f"Error: {report.error.message}", err=True)  # docker's "from daemon": there is none here
             failed = True
-            continue
-        if echo_ref:
-            echo(ref)
-    return failed
+        else:
+            echo(show(report))
+    return 1 if failed else 0
 
 
 def create(engine, kw: dict) -> int:
@@ -205,7 +200,7 @@ def create(engine, kw: dict) -> int:
     try:
         opts = build_create_options(kw["image"], kw["command"], kw)
         ensure_image(engine, kw["image"], kw["pull_policy"], kw["quiet"])
-        container = engine.containers.create(opts)
+        container = engine.container_ops.create(opts)
     except DockerbankError as exc:
         raise engine_error_125(exc) from exc
     echo(container.id)
@@ -227,47 +222,46 @@ def run(engine, kw: dict) -> int:
     try:
         opts = build_create_options(kw["image"], kw["command"], kw)
         ensure_image(engine, kw["image"], kw["pull_policy"], kw["quiet"])
-        service = engine.containers
-        container = service.create(opts)
+        ops = engine.container_ops
+        container = ops.create(opts)
     except DockerbankError as exc:
         raise engine_error_125(exc) from exc
     if kw["detach"]:
-        try:
-            service.start(container.id)
-        except DockerbankError as exc:
-            _remove_after_failure(service, container, opts)
-            raise engine_error_125(exc) from exc
+        error = ops.start([container.id])[0].error
+        if error is not None:
+            _remove_after_failure(ops, container, opts)
+            raise engine_error_125(error)
         echo(container.id)
         return 0
     try:
-        attachment = service.start(container.id, attached=True, stdin=opts.interactive)
+        attachment = ops.start_attached(container.id, stdin=opts.interactive)
     except DockerbankError as exc:
-        _remove_after_failure(service, container, opts)
+        _remove_after_failure(ops, container, opts)
         raise engine_error_125(exc) from exc
+    if attachment is None:
+        return 0
     code = attachment.run(proxy_signals=kw["sig_proxy"])
     return code if code is not None else 0
 
 
 def start(engine, kw: dict) -> int:
     """``start``: start each container (printing its name), or one attached."""
-    service = engine.containers
+    ops = engine.container_ops
     containers, attach, interactive = kw["containers"], kw["attach"], kw["interactive"]
     if (attach or interactive) and len(containers) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     if attach or interactive:
-        attachment = service.start(containers[0], attached=True, stdin=interactive)
+        attachment = ops.start_attached(containers[0], stdin=interactive)
         if attachment is None:
             return 0
         code = attachment.run()
         return code if code is not None else 0
-    return 1 if each(containers, lambda ref: service.start(ref)) else 0
+    return print_reports(ops.start(containers))
 
 
 def remove(engine, kw: dict) -> int:
-    """``rm``: remove each container (``-f`` kills a running one first)."""
-    service = engine.containers
-    failed = each(kw["containers"], lambda ref: service.remove(ref, force=kw["force"], volumes=kw["volumes"]))
-    return 1 if failed else 0
+    """``rm``: remove each container (``-f`` kills a running one first), in parallel."""
+    return print_reports(engine.container_ops.remove(kw["containers"], force=kw["force"], volumes=kw["volumes"]))
 
 
 def cleanup(engine, kw: dict) -> int:
@@ -288,14 +282,11 @@ def exec_in(engine, kw: dict) -> int:
     for path in kw["env_file"]:
         variables += parse_env_file(path)
     variables += expand_env(kw["env"])
-    try:
-        attachment = engine.containers.exec(kw["container"], list(kw["command"]), interactive=kw["interactive"],
-                                            tty=kw["tty"], detach=kw["detach"], env=variables, user=kw["user"],
-                                            workdir=kw["workdir"], privileged=kw["privileged"])
-    except DockerbankError as exc:
-        if exc.exit_code not in (126, 127):
-            exc.exit_code = 126 if "permission denied" in exc.message else exc.exit_code
-        raise
+    from dockerbank.engine.containers import ExecOptions
+
+    attachment = engine.container_ops.exec(kw["container"], ExecOptions(
+        list(kw["command"]), interactive=kw["interactive"], tty=kw["tty"], detach=kw["detach"], env=variables,
+        user=kw["user"], workdir=kw["workdir"], privileged=kw["privileged"]))
     if attachment is None:
         return 0
     code = attachment.run()
@@ -304,39 +295,23 @@ def exec_in(engine, kw: dict) -> int:
 
 def ps(engine, kw: dict) -> int:
     """``ps``: list containers (running ones unless ``-a``), as docker's table or ``--format``."""
-    from dockerbank.container.views import _command_text, _image_display, _ps_matches, _since, ps_ports, status_text
+    from dockerbank.container.views import _command_text, _image_display, _since, ps_ports, status_text
+    from dockerbank.engine.containers import LIST_FILTERS, ListOptions
 
-    service = engine.containers
-    show_all, last, size, fmt, no_trunc = kw["show_all"], kw["last"], kw["size"], kw["fmt"], kw["no_trunc"]
-    wanted = parse_filters(kw["filters"], {"name", "label", "status", "ancestor", "id", "exited", "health"})
-    if "health" in wanted:
-        from dockerbank.container.health import check_filter
-
-        check_filter(wanted)
-    containers = service.list()
-    if kw["latest"]:
-        last = 1
-    if last > 0:
-        containers = containers[:last]
-        show_all = True
-    if not show_all and "status" not in wanted and "exited" not in wanted:
-        containers = [c for c in containers if c.state.status in ("running", "paused", "restarting")]
-    image_ids = {}
-    if "ancestor" in wanted:
-        for ref in wanted["ancestor"]:
-            try:
-                image_ids[ref] = engine.images.resolve(ref).id
-            except DockerbankError:
-                pass
-    containers = [c for c in containers if _ps_matches(c, wanted, image_ids)]
+    size, fmt, no_trunc = kw["size"], kw["fmt"], kw["no_trunc"]
+    wanted = parse_filters(kw["filters"], set(LIST_FILTERS))
+    last = 1 if kw["latest"] else kw["last"]
+    with_size = size or bool(fmt and ".Size" in fmt)
+    entries = engine.container_ops.list(ListOptions(all=kw["show_all"], last=last, filters=wanted, size=with_size))
     if kw["quiet"]:
-        for c in containers:
-            echo(c.id if no_trunc else c.short_id)
+        for entry in entries:
+            echo(entry.container.id if no_trunc else entry.container.short_id)
         return 0
     now = time.time()
     truncate = not no_trunc
     rows = []
-    for c in containers:
+    for entry in entries:
+        c = entry.container
         row = {
             "ID": c.id if no_trunc else c.short_id,
             "Image": _image_display(c, truncate),
@@ -354,15 +329,8 @@ def ps(engine, kw: dict) -> int:
             "LocalVolumes": str(sum(1 for m in c.config.mounts if m.get("type") == "volume")),
             "Label": lambda key, labels=c.config.labels: labels.get(key, ""),  # docker's {{.Label "k"}}
         }
-        if size or (fmt and ".Size" in fmt):
-            from dockerbank.host.fs import tree_size
-
-            upper = tree_size(service.dir(c.id) / "upper")
-            try:
-                virtual = engine.images.get(c.config.image_id).size + upper
-            except DockerbankError:
-                virtual = upper
-            row["Size"] = f"{human_size(upper)} (virtual {human_size(virtual)})"
+        if entry.size_rw is not None:
+            row["Size"] = f"{human_size(entry.size_rw)} (virtual {human_size(entry.size_root_fs or 0)})"
         rows.append(row)
 
     def table(items):

@@ -16,7 +16,7 @@ import click
 from dockerbank.cli import container_commands as commands
 from dockerbank.cli.clickflags import click_options
 from dockerbank.cli.common import engine_of, human_size, parse_filters, print_formatted
-from dockerbank.cli.container_commands import each
+from dockerbank.cli.container_commands import print_reports
 from dockerbank.cli.container_flags import CREATE_FLAGS, EXEC_FLAGS, PS_FLAGS, RM_FLAGS, RUN_FLAGS, START_FLAGS
 from dockerbank.container.views import (  # noqa: F401  (moved to the domain: the API shows the same)
     _command_text,
@@ -28,7 +28,6 @@ from dockerbank.container.views import (  # noqa: F401  (moved to the domain: th
     status_text,
 )
 from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, UsageError
-from dockerbank.host.fs import tree_size
 
 CONTEXT = {"help_option_names": ["--help"]}
 RUN_CONTEXT = {"help_option_names": ["--help"], "allow_interspersed_args": False}
@@ -69,9 +68,7 @@ def start_cmd(ctx, **kw):
 @click.pass_context
 def stop_cmd(ctx, timeout, containers):
     """Stop one or more running containers."""
-    service = engine_of(ctx).containers
-    if each(containers, lambda ref: service.stop(ref, timeout)):
-        ctx.exit(1)
+    ctx.exit(print_reports(engine_of(ctx).container_ops.stop(containers, timeout)))
 
 
 @click.command("kill", context_settings=CONTEXT)
@@ -80,12 +77,7 @@ def stop_cmd(ctx, timeout, containers):
 @click.pass_context
 def kill_cmd(ctx, sig, containers):
     """Kill one or more running containers."""
-    service = engine_of(ctx).containers
-    from dockerbank.container.lifecycle import parse_signal
-
-    parse_signal(sig)
-    if each(containers, lambda ref: service.kill(ref, sig)):
-        ctx.exit(1)
+    ctx.exit(print_reports(engine_of(ctx).container_ops.kill(containers, sig)))
 
 
 @click.command("restart", context_settings=CONTEXT)
@@ -94,9 +86,7 @@ def kill_cmd(ctx, sig, containers):
 @click.pass_context
 def restart_cmd(ctx, timeout, containers):
     """Restart one or more containers."""
-    service = engine_of(ctx).containers
-    if each(containers, lambda ref: service.restart(ref, timeout)):
-        ctx.exit(1)
+    ctx.exit(print_reports(engine_of(ctx).container_ops.restart(containers, timeout)))
 
 
 @click.command("rm", context_settings=CONTEXT)
@@ -113,9 +103,7 @@ def rm_cmd(ctx, **kw):
 @click.pass_context
 def pause_cmd(ctx, containers):
     """Pause all processes within one or more containers."""
-    service = engine_of(ctx).containers
-    if each(containers, service.pause):
-        ctx.exit(1)
+    ctx.exit(print_reports(engine_of(ctx).container_ops.pause(containers)))
 
 
 @click.command("unpause", context_settings=CONTEXT)
@@ -123,9 +111,7 @@ def pause_cmd(ctx, containers):
 @click.pass_context
 def unpause_cmd(ctx, containers):
     """Unpause all processes within one or more containers."""
-    service = engine_of(ctx).containers
-    if each(containers, service.unpause):
-        ctx.exit(1)
+    ctx.exit(print_reports(engine_of(ctx).container_ops.unpause(containers)))
 
 
 @click.command("wait", context_settings=CONTEXT)
@@ -133,16 +119,8 @@ def unpause_cmd(ctx, containers):
 @click.pass_context
 def wait_cmd(ctx, containers):
     """Block until one or more containers stop, then print their exit codes."""
-    service = engine_of(ctx).containers
-    failed = False
-    for ref in containers:
-        try:
-            click.echo(service.wait(ref))
-        except DockerbankError as exc:
-            click.echo(f"Error: {exc.message}", err=True)
-            failed = True
-    if failed:
-        ctx.exit(1)
+    reports = engine_of(ctx).container_ops.wait(containers)
+    ctx.exit(print_reports(reports, lambda report: str(report.exit_code if report.exit_code is not None else 0)))
 
 
 @click.command("rename", context_settings=CONTEXT)
@@ -151,7 +129,37 @@ def wait_cmd(ctx, containers):
 @click.pass_context
 def rename_cmd(ctx, container, new_name):
     """Rename a container."""
-    engine_of(ctx).containers.rename(container, new_name)
+    engine_of(ctx).container_ops.rename(container, new_name)
+
+
+@click.command("update", context_settings=CONTEXT)
+@click.option("--blkio-weight", type=int, default=None, help="Block IO (relative weight), between 10 and 1000")
+@click.option("--cpu-shares", "-c", type=int, default=None, help="CPU shares (relative weight)")
+@click.option("--cpus", default=None, help="Number of CPUs")
+@click.option("-m", "--memory", default=None, help="Memory limit")
+@click.option("--memory-swap", default=None, help='Swap limit equal to memory plus swap: "-1" to enable unlimited swap')
+@click.option("--pids-limit", type=int, default=None, help="Tune container pids limit (set -1 for unlimited)")
+@click.option("--restart", default=None, help="Restart policy to apply when a container exits")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def update_cmd(ctx, blkio_weight, cpu_shares, cpus, memory, memory_swap, pids_limit, restart, containers):
+    """Update configuration of one or more containers."""
+    from dockerbank.cli.container_commands import ram_in_bytes
+    from dockerbank.engine.container_options import UpdateOptions
+
+    nano_cpus = None
+    if cpus is not None:
+        try:
+            nano_cpus = int(float(cpus) * 1e9)
+        except ValueError as exc:
+            raise InvalidArgument(f'invalid argument "{cpus}" for "--cpus" flag') from exc
+    opts = UpdateOptions(memory=ram_in_bytes(memory, "--memory") if memory is not None else None,
+                         memory_swap=ram_in_bytes(memory_swap, "--memory-swap") if memory_swap is not None else None,
+                         nano_cpus=nano_cpus, cpu_shares=cpu_shares, pids_limit=pids_limit,
+                         blkio_weight=blkio_weight, restart=restart)
+    if all(value is None for value in vars(opts).values()):
+        raise UsageError("you must provide one or more flags when using this command")
+    ctx.exit(print_reports(engine_of(ctx).container_ops.update(containers, opts)))
 
 
 @click.command("cleanup", context_settings=CONTEXT, hidden=True)
@@ -178,16 +186,9 @@ def exec_cmd(ctx, **kw):
 @click.pass_context
 def top_cmd(ctx, container, ps_args):
     """Display the running processes of a container."""
-    from dockerbank.container.top import render_top, run_top
-    from dockerbank.host.cgroups import container_cgroups_path, pids_of
+    from dockerbank.container.top import render_top
 
-    service = engine_of(ctx).containers
-    found = service.get(container)
-    if found.state.status not in ("running", "paused"):
-        raise DockerbankError(f"Container {found.id} is not running")
-    pids = pids_of(container_cgroups_path(found.id)) or [found.state.pid]
-    result = run_top(pids, list(ps_args) or None)
-    click.echo(render_top(result), nl=False)
+    click.echo(render_top(engine_of(ctx).container_ops.top(container, list(ps_args))), nl=False)
 
 
 @click.command("stats", context_settings=CONTEXT)
@@ -200,23 +201,17 @@ def top_cmd(ctx, container, ps_args):
 def stats_cmd(ctx, show_all, no_stream, no_trunc, fmt, containers):
     """Display a live stream of container(s) resource usage statistics."""
     from dockerbank.container import stats as st
-    from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
+    from dockerbank.engine.containers import ListOptions
 
-    service = engine_of(ctx).containers
-    layout = detect_layout()
+    ops = engine_of(ctx).container_ops
     if containers:
-        chosen = [service.get(ref) for ref in containers]
+        chosen = [ops.get(ref) for ref in containers]
     else:
-        chosen = [c for c in service.list() if show_all or c.state.status in ("running", "paused")]
+        chosen = [entry.container for entry in ops.list(ListOptions(all=show_all))]
     previous: dict[str, st.StatsSample] = {}
 
     def sample(c):
-        if c.state.status not in ("running", "paused"):
-            return None
-        try:
-            return st.read_sample(Cgroup(layout, container_cgroups_path(c.id)), c.state.pid)
-        except DockerbankError:
-            return None
+        return ops.stats(c).sample
 
     def render() -> None:
         rows = []
@@ -257,20 +252,23 @@ def stats_cmd(ctx, show_all, no_stream, no_trunc, fmt, containers):
 def cp_cmd(ctx, archive, follow_link, quiet, src, dest):
     """Copy files/folders between a container and the local filesystem."""
     from dockerbank.container import fileops
+    from dockerbank.engine.sinks import FdSink
 
-    service = engine_of(ctx).containers
+    ops = engine_of(ctx).container_ops
     src_ctr, src_path = fileops.split_cp_arg(src)
     dest_ctr, dest_path = fileops.split_cp_arg(dest)
     if src_ctr and dest_ctr:
         raise UsageError("copying between containers is not supported")
     if not src_ctr and not dest_ctr:
         raise UsageError("must specify at least one container source")
-    if src_ctr:
-        fileops.copy_from(service, src_ctr, src_path, dest_path, follow_link=follow_link,
-                          out=sys.stdout.buffer if dest_path == "-" else None)
-    elif dest_ctr:  # always: one side is a container (checked above)
-        fileops.copy_to(service, dest_ctr, src_path, dest_path, follow_link=follow_link, archive=archive,
-                        stdin=sys.stdin.buffer if src_path == "-" else None)
+    if src_ctr and dest_path == "-":
+        ops.archive_get(src_ctr, src_path, FdSink(1), follow_link=follow_link)
+    elif src_ctr:
+        ops.copy_from(src_ctr, src_path, dest_path, follow_link=follow_link)
+    elif src_path == "-":
+        ops.archive_put(dest_ctr, dest_path, sys.stdin.buffer, copy_uid_gid=archive)
+    else:
+        ops.copy_to(dest_ctr, src_path, dest_path, follow_link=follow_link, archive=archive)
 
 
 @click.command("diff", context_settings=CONTEXT)
@@ -278,9 +276,7 @@ def cp_cmd(ctx, archive, follow_link, quiet, src, dest):
 @click.pass_context
 def diff_cmd(ctx, container):
     """Inspect changes to files or directories on a container's filesystem."""
-    from dockerbank.container import fileops
-
-    for change in fileops.diff(engine_of(ctx).containers, container):
+    for change in engine_of(ctx).container_ops.diff(container):
         click.echo(str(change))
 
 
@@ -290,18 +286,18 @@ def diff_cmd(ctx, container):
 @click.pass_context
 def export_cmd(ctx, output, container):
     """Export a container's filesystem as a tar archive."""
-    from dockerbank.container import fileops
+    from dockerbank.engine.sinks import FdSink
 
-    service = engine_of(ctx).containers
+    ops = engine_of(ctx).container_ops
     if output is None:
         if sys.stdout.isatty():
             raise DockerbankError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-        fileops.export(service, container, sys.stdout.buffer)
+        ops.export(container, FdSink(1))
         return
     tmp = f"{output}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as handle:
-            fileops.export(service, container, handle)
+            ops.export(container, handle)
         os.replace(tmp, output)
     finally:
         if os.path.exists(tmp):
@@ -321,37 +317,14 @@ def export_cmd(ctx, output, container):
 @click.pass_context
 def logs_cmd(ctx, follow, tail, timestamps, since, until, details, container):
     """Fetch the logs of a container."""
-    from dockerbank.container import logs
+    from dockerbank.container.logs import parse_since
+    from dockerbank.engine.container_options import LogsOptions
+    from dockerbank.engine.containers import parse_tail
+    from dockerbank.engine.sinks import FdSink
 
-    service = engine_of(ctx).containers
-    found = service.get(container)
-    if (found.config.log_config or {}).get("Type") == "none":
-        from dockerbank.errors import NotSupported
-
-        raise NotSupported("configured logging driver does not support reading")
-    tail_n = None
-    if tail not in ("all", ""):
-        try:
-            tail_n = int(tail)
-        except ValueError as exc:
-            raise InvalidArgument(f'invalid value for "tail": {tail}') from exc
-        if tail_n < 0:
-            tail_n = None
-    path = str(service.log_path(found.id))
-    entries, offset = logs.read_entries(path, tail=tail_n, since=logs.parse_since(since),
-                                        until=logs.parse_since(until))
-    for entry in entries:
-        logs.write_entry(entry, timestamps)
-    if follow and found.state.status in ("running", "paused"):
-        from dockerbank.runtime.conmon import alive
-
-        state = found.state
-        since_epoch = logs.parse_since(since)  # once: a duration counts back from when the command started
-        for entry in logs.follow(path, offset, lambda: alive(state.conmon_pid, state.conmon_start),
-                                 until=logs.parse_since(until)):
-            if since_epoch is None or entry.epoch >= since_epoch:
-                logs.write_entry(entry, timestamps)
-        service.reconcile(found)
+    opts = LogsOptions(tail=parse_tail(tail), since=parse_since(since), until=parse_since(until), follow=follow,
+                       timestamps=timestamps)
+    engine_of(ctx).container_ops.logs(container, opts, FdSink(1), FdSink(2))
 
 
 @click.command("attach", context_settings=CONTEXT)
@@ -362,17 +335,7 @@ def logs_cmd(ctx, follow, tail, timestamps, since, until, details, container):
 @click.pass_context
 def attach_cmd(ctx, no_stdin, sig_proxy, detach_keys, container):
     """Attach local standard input, output, and error streams to a running container."""
-    from dockerbank.container.lifecycle import Attachment
-    from dockerbank.runtime import conmon
-
-    service = engine_of(ctx).containers
-    found = service.get(container)
-    if found.state.status not in ("running", "paused"):
-        raise DockerbankError("You cannot attach to a stopped container, start it first")
-    work = service.dir(found.id)
-    sock = conmon.connect_attach(work)
-    attachment = Attachment(service, found.id, work, sock, found.state.conmon_pid, found.state.conmon_start,
-                            found.config.tty, found.config.open_stdin and not no_stdin)
+    attachment = engine_of(ctx).container_ops.attach(container, stdin=not no_stdin)
     code = attachment.run(proxy_signals=sig_proxy)
     ctx.exit(code if code is not None else 0)
 
@@ -416,7 +379,7 @@ def _inspect(ctx, fmt, size, kind, names) -> None:
         try:
             if kind != "image":
                 try:
-                    results.append(inspect_container(engine, engine.containers.get(name), size))
+                    results.append(engine.container_ops.inspect(name, size=size))
                     continue
                 except NotFound:
                     if kind == "container":
@@ -454,38 +417,25 @@ def container_inspect_cmd(ctx, fmt, size, names):
 @click.pass_context
 def prune_cmd(ctx, force, filters):
     """Remove all stopped containers."""
-    from dockerbank.container.logs import parse_since
-    from dockerbank.labels import match_label
+    from dockerbank.engine.container_options import PruneOptions
+    from dockerbank.engine.containers import PRUNE_FILTERS
 
-    wanted = parse_filters(filters, {"until", "label"})
+    wanted = parse_filters(filters, set(PRUNE_FILTERS))
     if not force:
         click.echo("WARNING! This will remove all stopped containers.")
         if not click.confirm("Are you sure you want to continue?", default=False):
             return
-    engine = engine_of(ctx)
-    service = engine.containers
-    until = parse_since(wanted["until"][0]) if wanted.get("until") else None
-    removed, reclaimed = [], 0
-    for c in service.list():
-        if c.state.status in ("running", "paused", "restarting"):
-            continue
-        if until is not None and _since(c.created, 0) and __import__(
-                "dockerbank.container.logs", fromlist=["parse_time"]).parse_time(c.created) > until:
-            continue
-        if "label" in wanted and not all(match_label(c.config.labels, v) for v in wanted["label"]):
-            continue
-        reclaimed += tree_size(service.dir(c.id) / "upper")
-        try:
-            service.remove(c.id)
-            removed.append(c.id)
-        except DockerbankError as exc:
-            click.echo(f"Error: {exc.message}", err=True)
-    if removed:
+    report = engine_of(ctx).container_ops.prune(PruneOptions(wanted))
+    for item in report.errors:
+        click.echo(f"Error: {item.error.message}", err=True)
+    if report.deleted:
         click.echo("Deleted Containers:")
-        for cid in removed:
+        for cid in report.deleted:
             click.echo(cid)
         click.echo("")
-    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+    click.echo(f"Total reclaimed space: {human_size(report.space_reclaimed)}")
+    if report.errors:
+        ctx.exit(1)
 
 
 @click.command("ls", context_settings=CONTEXT)
@@ -501,6 +451,7 @@ COMMANDS: dict[str, click.Command] = {
     "restart": restart_cmd, "rm": rm_cmd, "logs": logs_cmd, "attach": attach_cmd, "inspect": inspect_cmd,
     "wait": wait_cmd, "rename": rename_cmd, "pause": pause_cmd, "unpause": unpause_cmd, "exec": exec_cmd,
     "top": top_cmd, "stats": stats_cmd, "cp": cp_cmd, "diff": diff_cmd, "export": export_cmd,
+    "update": update_cmd,
 }
 
 

@@ -62,6 +62,10 @@ class Runtime(Protocol):
 
     def resume(self, cid: str) -> None: ...
 
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """New cgroup limits (OCI ``linux.resources``) for a running container."""
+        ...
+
 
 class Conmon(Protocol):
     """The per-container monitor: starts ``<runtime> create``/``exec``, keeps stdio, writes the exit."""

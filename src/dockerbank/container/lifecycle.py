@@ -1084,6 +1084,42 @@ class ContainerService:
 
         self.engine.later(teardown)
 
+    def update(self, ref: str, *, memory: int | None = None, memory_swap: int | None = None,
+               nano_cpus: int | None = None, cpu_shares: int | None = None, pids_limit: int | None = None,
+               blkio_weight: int | None = None, restart: str | None = None) -> Container:
+        """``docker update``: new resource limits (applied at once to a running container's
+        cgroup by the runtime) and restart policy; None leaves a setting as it is."""
+        container = self.get(ref)
+        cid = container.id
+        policy = parse_restart(restart) if restart is not None else None
+        if policy is not None and policy["Name"] != "no" and container.config.auto_remove:
+            raise Conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        if blkio_weight and not 10 <= blkio_weight <= 1000:
+            raise InvalidArgument("Range of blkio weight is from 10 to 1000")
+        if memory and 0 < memory < 6 * 1024 * 1024:
+            raise InvalidArgument("Minimum memory limit allowed is 6MB")
+        limits = {"memory": memory, "memory_swap": memory_swap, "nano_cpus": nano_cpus, "cpu_shares": cpu_shares,
+                  "pids_limit": pids_limit, "blkio_weight": blkio_weight}
+        limits = {k: v for k, v in limits.items() if v is not None}
+        new_memory = limits.get("memory", container.config.memory)
+        new_swap = limits.get("memory_swap", container.config.memory_swap)
+        if new_swap > 0 and new_memory and new_swap < new_memory:
+            raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")
+
+        def change(cfg: ContainerConfig) -> None:
+            for key, value in limits.items():
+                setattr(cfg, key, value)
+            if policy is not None:
+                cfg.restart_policy = policy
+
+        with self.lock(cid):
+            current = self.store.get(cid)
+            if limits and current.state.status in model.ACTIVE:
+                self.runtime.update(cid, _resources_update(limits, new_memory, new_swap))
+            self.store.update_config(cid, change)
+        self._event(container, "update")
+        return self.store.get(cid)
+
     def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)
         name = validate_name(new_name)
@@ -1091,6 +1127,29 @@ class ContainerService:
             raise InvalidArgument("Renaming a container with the same name as its current name")
         self.store.rename(container.id, name)
         self._event(container, "rename", oldName="/" + container.name)
+
+
+def _resources_update(limits: dict[str, int], memory: int, swap: int) -> dict[str, Any]:
+    """The OCI ``linux.resources`` for ``<runtime> update`` of the limits given (pure)."""
+    res: dict[str, Any] = {}
+    if "memory" in limits or "memory_swap" in limits:
+        mem: dict[str, Any] = {"limit": memory if memory else -1}
+        if "memory_swap" in limits or memory:
+            mem["swap"] = swap if swap else (memory * 2 if memory else -1)
+        res["memory"] = mem
+    cpu: dict[str, Any] = {}
+    if "nano_cpus" in limits:
+        period = 100000
+        cpu.update(period=period, quota=limits["nano_cpus"] * period // 1_000_000_000 or -1)
+    if "cpu_shares" in limits:
+        cpu["shares"] = limits["cpu_shares"]
+    if cpu:
+        res["cpu"] = cpu
+    if "pids_limit" in limits:
+        res["pids"] = {"limit": limits["pids_limit"] if limits["pids_limit"] > 0 else -1}
+    if limits.get("blkio_weight"):
+        res["blockIO"] = {"weight": limits["blkio_weight"]}
+    return res
 
 
 def _host_caps() -> tuple[str, ...] | None:
@@ -1152,16 +1211,23 @@ class Attachment:
         self.exec_session = exec_session
         self.conmon_pid, self.conmon_start, self.tty, self.stdin = conmon_pid, conmon_start, tty, stdin
 
-    def run(self, *, proxy_signals: bool = True) -> int | None:
+    def run(self, *, proxy_signals: bool = True, stdout=None, stderr=None) -> int | None:
         """Stream until the container's output ends, wait for its exit, clean up; the exit code
         (None when the user detached with ctrl-p ctrl-q).
 
-        CLI only: it uses the process's fds 0/1/2, puts the terminal in raw mode and, with
-        ``proxy_signals`` in the main thread only, installs signal handlers (process-wide). The
-        API service never calls it: it pumps ``sock`` to its HTTP stream and waits on conmon.
-        """
+        CLI only without sinks: it uses the process's fds 0/1/2, puts the terminal in raw mode and,
+        with ``proxy_signals`` in the main thread only, installs signal handlers (process-wide).
+
+        ``stdout``/``stderr``: sinks (engine.sinks) that take the output instead of this process's
+        terminal; then nothing process-wide is touched (no stdin, no signal handlers), so a
+        server's worker thread may call it (the build's RUN steps)."""
         from dockerbank.runtime import conmon
 
+        if stdout is not None:
+            if self.sock is not None:
+                conmon.pump_to(self.sock, stdout, stderr if stderr is not None else stdout)
+                self.sock.close()
+            return self.finish()
         stdin_fd = 0 if self.stdin else None
         restore = None
         if self.tty and stdin_fd is not None and os.isatty(0):
@@ -1211,12 +1277,26 @@ class Attachment:
                 termios.tcsetattr(0, termios.TCSADRAIN, restore)
             for sig, handler in old_handlers.items():
                 signals.signal(sig, handler)
+        return self.finish()
+
+    def finish(self, service: ContainerService | None = None, exited=None) -> int:
+        """After the output ended: wait for the exit, clean up (an exec session's directory, a
+        container's exit record), return the exit code (255 when none was written). Every
+        transport ends an attachment here; ``service``: one of the caller's thread when the
+        attachment outlived the engine that made it (the API); ``exited(code)`` is told the
+        code before the clean-up (which may remove an ``--rm`` container)."""
+        from dockerbank.runtime import conmon
+
+        service = service or self.service
+        conmon.wait_exit(self.work, self.conmon_pid, self.conmon_start)
         code = conmon.read_exit(self.work)
+        if exited is not None and code is not None:
+            exited(code)
         if self.exec_session:
             work = self.work  # its removal (~7 ms) need not delay the exit code
-            self.service.engine.later(lambda: shutil.rmtree(work, ignore_errors=True))
+            service.engine.later(lambda: shutil.rmtree(work, ignore_errors=True))
             return code if code is not None else 255
-        state = self.service.cleanup(self.cid, restart=False)
+        state = service.cleanup(self.cid, restart=False)
         if state is not None:
             return state.exit_code
         return code if code is not None else 255

@@ -93,11 +93,27 @@ class Engine:
 
         return ContainerService(self)
 
-    def close(self) -> None:
-        """Close the database, then start the deferred work (inline where forking is unsafe)."""
+    @cached_property
+    def container_ops(self):
+        """The container use cases every transport calls (engine.containers.ContainerEngine)."""
+        from dockerbank.engine.containers import ContainerEngine
+
+        return ContainerEngine(self)
+
+    def sibling(self) -> Engine:
+        """Another engine of the same root for a worker thread (its own database connection);
+        close it with ``close(defer_to=self)`` so its deferred work runs when this one closes."""
+        return Engine(self.config, short_lived=self.short_lived)
+
+    def close(self, defer_to: Engine | None = None) -> None:
+        """Close the database, then start the deferred work (inline where forking is unsafe);
+        ``defer_to`` (the engine a :meth:`sibling` came from) takes the deferred work instead."""
         if "db" in self.__dict__:
             self.db.close()
         work, self._after_close = self._after_close, []
+        if defer_to is not None:
+            defer_to._after_close.extend(work)
+            return
         if work:
             from dockerbank.host.detach import run_detached
 

@@ -306,6 +306,20 @@ def pump(sock: socket.socket, *, stdin_fd: int | None, stdout_fd: int, stderr_fd
                 return True
 
 
+def pump_to(sock: socket.socket, stdout, stderr) -> None:
+    """Copy the attach socket's output to two sinks (``write(bytes)``) until conmon hangs up;
+    no stdin, nothing process-wide (a server thread's road; :func:`pump` is the terminal's)."""
+    while True:
+        try:
+            data = sock.recv(BUF_SIZE)
+        except ConnectionResetError:
+            return
+        if not data:
+            return
+        if len(data) > 1:
+            (stderr if data[0] == STDERR else stdout).write(data[1:])
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

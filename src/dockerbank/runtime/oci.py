@@ -166,3 +166,14 @@ class OciRuntime:
 
     def resume(self, cid: str) -> None:
         self._run("resume", cid)
+
+    def update(self, cid: str, resources: dict) -> None:
+        """Change a running container's cgroup limits (``<runtime> update --resources``, OCI
+        ``linux.resources`` JSON), as ``docker update`` does through runc."""
+        import tempfile
+
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=self.state_root, prefix=".update-", suffix=".json") as handle:
+            json.dump(resources, handle)
+            handle.flush()
+            self._run("update", f"--resources={handle.name}", cid)

@@ -1,48 +1,48 @@
 """``POST /build`` (the legacy builder) and ``POST /commit``.
 
-A build runs the ``dockerbank build`` CLI as a child process on the spooled tar context: RUN
-steps stream the build container's output to the process's own stdout/stderr (and ``-q``
-redirects those descriptors), which inside a server would mix the output of concurrent builds.
-The child's lines become docker's ``{"stream": ...}`` JSON lines, its failure ``error``/``errorDetail``.
+A build runs in-process through the engine's build method (``engine.container_ops.build``, the
+one the CLI calls) in a worker thread: its progress lines and the RUN steps' output go to a sink
+that makes docker's ``{"stream": ...}`` JSON lines, the image ID ends as ``aux``, a failure as
+``error``/``errorDetail``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
-import tempfile
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from dockerbank.api.base import engine_call, qbool, reply
+from dockerbank.api.base import LineQueue, engine_call, qbool, reply
 from dockerbank.api.compat.streams import body_file
-from dockerbank.errors import InvalidArgument
+from dockerbank.errors import InvalidArgument, Offline
 
 
-def build_argv(query, iidfile: str) -> list[str]:
-    """The build endpoint's query -> ``dockerbank build`` arguments (pure)."""
-    argv = ["build", "--iidfile", iidfile]
-    for tag in query.getall("t", []):
-        argv += ["-t", tag]
-    if query.get("dockerfile"):
-        argv += ["-f", query["dockerfile"]]
-    if query.get("target"):
-        argv += ["--target", query["target"]]
-    if query.get("nocache", "").lower() in ("1", "true"):
-        argv.append("--no-cache")
-    if query.get("q", "").lower() in ("1", "true"):
-        argv.append("-q")
-    for key, value in _json_map(query.get("buildargs")).items():
-        argv += ["--build-arg", f"{key}={value}" if value is not None else key]
-    for key, value in _json_map(query.get("labels")).items():
-        argv += ["--label", f"{key}={value}"]
-    if query.get("remote"):
-        argv.append(query["remote"])
-    else:
-        argv.append("-")
-    return argv
+@dataclass
+class BuildQuery:
+    """The build endpoint's query (pure parse)."""
+
+    tags: list[str] = field(default_factory=list)
+    dockerfile: str | None = None
+    target: str | None = None
+    no_cache: bool = False
+    quiet: bool = False
+    build_args: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    remote: str | None = None
+
+
+def build_query(query) -> BuildQuery:
+    """``t``, ``dockerfile``, ``target``, ``nocache``, ``q``, ``buildargs``, ``labels``, ``remote`` (pure)."""
+    def flag(name: str) -> bool:
+        return query.get(name, "").lower() in ("1", "true")
+
+    return BuildQuery(
+        tags=list(query.getall("t", [])), dockerfile=query.get("dockerfile") or None,
+        target=query.get("target") or None, no_cache=flag("nocache"), quiet=flag("q"),
+        build_args={k: v for k, v in _json_map(query.get("buildargs")).items() if v is not None},
+        labels={k: str(v) for k, v in _json_map(query.get("labels")).items()}, remote=query.get("remote") or None)
 
 
 def _json_map(text: str | None) -> dict:
@@ -56,41 +56,42 @@ def _json_map(text: str | None) -> dict:
 
 
 async def build(request: web.Request) -> web.StreamResponse:
+    from dockerbank.build import context as contexts
+    from dockerbank.build.executor import BuildOptions
+    from dockerbank.engine.containers import check_tags
+    from dockerbank.engine.sinks import CallbackSink
+
+    parsed = build_query(request.query)
+    if parsed.remote:
+        raise Offline(f"unable to prepare context: remote contexts ({parsed.remote}) are not supported offline")
+    check_tags(parsed.tags)
+    options = BuildOptions(parsed.tags, parsed.build_args, parsed.target, parsed.no_cache, parsed.labels)
     config = request.app["config"]
-    config.tmp_dir.mkdir(parents=True, exist_ok=True)
-    iid_fd, iidfile = tempfile.mkstemp(prefix="build-iid-", dir=config.tmp_dir)
-    os.close(iid_fd)
-    argv = build_argv(request.query, iidfile)
+    lines = LineQueue(asyncio.get_running_loop())
+    out = CallbackSink(lambda data: lines.put({"stream": data.decode(errors="replace")}))
     async with body_file(request) as context_path:
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(request)
-        with open(context_path, "rb") as stdin:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "dockerbank", "--root", str(config.root), "--runroot", str(config.run_root),
-                *argv, stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        errors: list[str] = []
 
-        async def read_err() -> None:
-            assert proc.stderr is not None
-            async for line in proc.stderr:
-                errors.append(line.decode(errors="replace"))
+        def job(engine) -> str:
+            with open(context_path, "rb") as handle:
+                context = contexts.from_stdin(handle, config.tmp_dir, parsed.dockerfile)
+            return engine.container_ops.build(context, options, out, quiet=parsed.quiet)
 
-        err_task = asyncio.ensure_future(read_err())
-        assert proc.stdout is not None
-        async for line in proc.stdout:
-            await resp.write(json.dumps({"stream": line.decode(errors="replace")}).encode() + b"\r\n")
-        await err_task
-        code = await proc.wait()
         try:
-            image_id = open(iidfile).read().strip()
-        finally:
-            os.unlink(iidfile)
-        if code == 0 and image_id:
-            await resp.write(json.dumps({"aux": {"ID": image_id}}).encode() + b"\r\n")
+            image_id = await lines.drain_into(resp, engine_call(request, job))
+        except Exception as exc:  # the headers went out: the error is the stream's last line
+            from dockerbank.api.errors import message_of
+
+            message = message_of(exc)
+            detail: dict = {"message": message}
+            if getattr(exc, "exit_code", None) not in (None, 1, 125):
+                detail["code"] = exc.exit_code  # a RUN step's own exit code, as docker reports it
+            await resp.write(json.dumps({"errorDetail": detail, "error": message}).encode() + b"\r\n")
         else:
-            message = "".join(errors).strip().removeprefix("Error: ") or f"the build failed with code {code}"
-            await resp.write(json.dumps({"errorDetail": {"code": code, "message": message},
-                                         "error": message}).encode() + b"\r\n")
+            if parsed.quiet:
+                await resp.write(json.dumps({"stream": image_id + "\n"}).encode() + b"\r\n")
+            await resp.write(json.dumps({"aux": {"ID": image_id}}).encode() + b"\r\n")
         await resp.write_eof()
         return resp
 

@@ -1,13 +1,12 @@
-"""Container and exec endpoints. Each handler parses the request, calls ``engine.containers`` (the
-same ContainerService the CLI calls) and shapes the answer; the views come from container.views."""
+"""Container and exec endpoints. Each handler parses the request, calls ``engine.container_ops``
+(engine.containers: the same use cases the CLI calls) and shapes the answer; the views come from
+container.views."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-import os
-import shutil
 import time
 
 from aiohttp import web
@@ -135,18 +134,17 @@ def port_flags(bindings: dict) -> list[str]:
 async def create(request: web.Request) -> web.Response:
     body = bodies.check(await read_json(request), bodies.CONTAINER_CREATE, "CreateRequest")
     opts = create_options(body, request.query.get("name"))
-    container = await engine_call(request, lambda e: e.containers.create(opts))
+    container = await engine_call(request, lambda e: e.container_ops.create(opts))
     return reply({"Id": container.id, "Warnings": []}, status=201)
 
 
 # --- list, inspect ---------------------------------------------------------------------------
 
-def summary(engine, c, with_size: bool = False) -> dict:
+def summary(engine, c, size_rw: int | None = None, size_root_fs: int | None = None) -> dict:
     """One element of ``GET /containers/json``."""
     from dockerbank.volume import mounts as mnt
     from dockerbank.container.logs import parse_time
     from dockerbank.container.views import status_text
-    from dockerbank.host.fs import tree_size
 
     mounts = []
     for m in c.config.mounts:
@@ -170,53 +168,41 @@ def summary(engine, c, with_size: bool = False) -> dict:
         "NetworkSettings": {"Networks": networks},
         "Mounts": mounts,
     }
-    if with_size:
-        item["SizeRw"] = tree_size(engine.containers.dir(c.id) / "upper")
+    if size_rw is not None:
+        item["SizeRw"] = size_rw
+        item["SizeRootFs"] = size_root_fs
     return item
 
 
 async def list_containers(request: web.Request) -> web.Response:
-    from dockerbank.container.views import _ps_matches
+    from dockerbank.engine.containers import ListOptions
 
-    filters = qfilters(request)
-    unknown = set(filters) - {"name", "label", "status", "ancestor", "id", "exited", "health"}
-    if unknown:
-        raise InvalidArgument(f"invalid filter '{min(unknown)}'")
-    if "health" in filters:
-        from dockerbank.container.health import check_filter
-
-        check_filter(filters)
-    show_all, limit, size = qbool(request, "all"), qint(request, "limit", -1), qbool(request, "size")
+    opts = ListOptions(all=qbool(request, "all"), last=qint(request, "limit", -1) or -1, filters=qfilters(request),
+                       size=qbool(request, "size"))
 
     def run(engine):
-        containers = engine.containers.list()
-        if limit and limit > 0:
-            containers = containers[:limit]
-        elif not show_all and "status" not in filters and "exited" not in filters:
-            containers = [c for c in containers if c.state.status in ("running", "paused", "restarting")]
-        image_ids = {}
-        for ref in filters.get("ancestor", []):
-            try:
-                image_ids[ref] = engine.images.resolve(ref).id
-            except DockerbankError:
-                pass
-        return [summary(engine, c, size) for c in containers if _ps_matches(c, filters, image_ids)]
+        return [summary(engine, entry.container, entry.size_rw, entry.size_root_fs)
+                for entry in engine.container_ops.list(opts)]
 
     return reply(await engine_call(request, run))
 
 
 def _get(engine, ref: str):
-    try:
-        return engine.containers.get(ref)
-    except NotFound as exc:
-        raise NotFound(f"No such container: {ref}") from exc
+    return engine.container_ops.get(ref)
+
+
+def _single(reports) -> None:
+    """One item's report as the API answers it: its error, 304 for nothing to do, else 204."""
+    report = reports[0]
+    if report.error is not None:
+        raise report.error
+    if report.not_modified:
+        raise NotModified("")
 
 
 async def inspect(request: web.Request) -> web.Response:
-    from dockerbank.container.views import inspect_container
-
     ref, size = request.match_info["id"], qbool(request, "size")
-    data = await engine_call(request, lambda e: inspect_container(e, _get(e, ref), size))
+    data = await engine_call(request, lambda e: e.container_ops.inspect(ref, size=size))
     # docker-py's containers.run() reads the output only from "json-file"/"journald" containers; the
     # logs endpoint serves conmon's k8s-file log the same way, so the API names the driver json-file.
     if data["HostConfig"]["LogConfig"]["Type"] in ("k8s-file", "local"):
@@ -236,10 +222,10 @@ async def start(request: web.Request) -> web.Response:
             raise NotModified("container already started")
         waiting = hijacks.get(container.id)
         attachment = None
-        if waiting:
-            attachment = engine.containers.start(container.id, attached=True)
+        if waiting:  # an attach came first: it streams from the start (no early output lost)
+            attachment = engine.container_ops.start_attached(container.id)
         else:
-            engine.containers.start(container.id)
+            _single(engine.container_ops.start([container.id]))
         return waiting, attachment
 
     waiting, attachment = await engine_call(request, run)
@@ -252,150 +238,106 @@ async def start(request: web.Request) -> web.Response:
 
 async def stop(request: web.Request) -> web.Response:
     ref, timeout = request.match_info["id"], qint(request, "t")
-
-    def run(engine):
-        container = _get(engine, ref)
-        if container.state.status not in ACTIVE:
-            raise NotModified("container already stopped")
-        engine.containers.stop(container.id, timeout)
-
-    await engine_call(request, run)
+    await engine_call(request, lambda e: _single(e.container_ops.stop([ref], timeout)))
     return web.Response(status=204)
 
 
 async def kill(request: web.Request) -> web.Response:
     ref, sig = request.match_info["id"], request.query.get("signal") or "KILL"
-
-    def run(engine):
-        container = _get(engine, ref)
-        if container.state.status not in ACTIVE:
-            raise Conflict(f"Container {container.id} is not running")
-        engine.containers.kill(container.id, sig)
-
-    await engine_call(request, run)
+    await engine_call(request, lambda e: _single(e.container_ops.kill([ref], sig)))
     return web.Response(status=204)
 
 
 async def restart(request: web.Request) -> web.Response:
     ref, timeout = request.match_info["id"], qint(request, "t")
-    def run(engine):
-        container = _get(engine, ref)
-        engine.containers.restart(container.id, timeout)
-
-    await engine_call(request, run)
+    await engine_call(request, lambda e: _single(e.container_ops.restart([ref], timeout)))
     return web.Response(status=204)
 
 
-def _plain_action(method: str):
-    """A handler for an action that takes only the container (pause, unpause): call, record, 204."""
-
-    async def handler(request: web.Request) -> web.Response:
-        ref = request.match_info["id"]
-
-        def run(engine):
-            container = _get(engine, ref)
-            getattr(engine.containers, method)(container.id)
-
-        await engine_call(request, run)
-        return web.Response(status=204)
-
-    handler.__name__ = method
-    return handler
+async def pause(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    await engine_call(request, lambda e: _single(e.container_ops.pause([ref])))
+    return web.Response(status=204)
 
 
-pause = _plain_action("pause")
-unpause = _plain_action("unpause")
+async def unpause(request: web.Request) -> web.Response:
+    ref = request.match_info["id"]
+    await engine_call(request, lambda e: _single(e.container_ops.unpause([ref])))
+    return web.Response(status=204)
 
 
 async def remove(request: web.Request) -> web.Response:
     ref, force, volumes = request.match_info["id"], qbool(request, "force"), qbool(request, "v")
-    def run(engine):
-        container = _get(engine, ref)
-        engine.containers.remove(container.id, force=force, volumes=volumes)
-
-    await engine_call(request, run)
+    await engine_call(request, lambda e: _single(e.container_ops.remove([ref], force=force, volumes=volumes)))
     return web.Response(status=204)
 
 
 async def rename(request: web.Request) -> web.Response:
     ref, name = request.match_info["id"], request.query.get("name", "")
-    def run(engine):
-        container = _get(engine, ref)
-        engine.containers.rename(container.id, name)
-
-    await engine_call(request, run)
+    await engine_call(request, lambda e: e.container_ops.rename(ref, name))
     return web.Response(status=204)
 
 
+async def update(request: web.Request) -> web.Response:
+    """``POST /containers/{id}/update``: resources and restart policy (docker's UpdateConfig)."""
+    from dockerbank.engine.container_options import UpdateOptions
+
+    ref, body = request.match_info["id"], await read_json(request)
+    restart = None
+    if body.get("RestartPolicy"):
+        policy = body["RestartPolicy"]
+        restart = policy.get("Name") or "no"
+        if restart == "on-failure" and policy.get("MaximumRetryCount"):
+            restart += f":{policy['MaximumRetryCount']}"
+
+    def given(key: str) -> int | None:
+        value = body.get(key)
+        return None if value is None or (value == 0 and key not in ("PidsLimit",)) else int(value)
+
+    opts = UpdateOptions(memory=given("Memory"), memory_swap=given("MemorySwap"), nano_cpus=given("NanoCpus"),
+                         cpu_shares=given("CpuShares"), pids_limit=given("PidsLimit"),
+                         blkio_weight=given("BlkioWeight"), restart=restart)
+    await engine_call(request, lambda e: _single(e.container_ops.update([ref], opts)))
+    return reply({"Warnings": []})
+
+
 async def prune(request: web.Request) -> web.Response:
-    from dockerbank.host.fs import tree_size
-    from dockerbank.labels import match_label
+    from dockerbank.engine.container_options import PruneOptions
 
-    filters = qfilters(request)
-
-    def run(engine):
-        deleted, reclaimed = [], 0
-        for c in engine.containers.list():
-            if c.state.status in ACTIVE or c.state.status == "restarting":
-                continue
-            if not all(match_label(c.config.labels, f) for f in filters.get("label", [])):
-                continue
-            reclaimed += tree_size(engine.containers.dir(c.id) / "upper")
-            engine.containers.remove(c.id)
-            deleted.append(c.id)
-        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
-
-    return reply(await engine_call(request, run))
+    opts = PruneOptions(qfilters(request))
+    report = await engine_call(request, lambda e: e.container_ops.prune(opts))
+    return reply({"ContainersDeleted": report.deleted or None, "SpaceReclaimed": report.space_reclaimed})
 
 
 # --- wait --------------------------------------------------------------------------------------
 
 async def wait(request: web.Request) -> web.StreamResponse:
-    """Headers at once, the body when the condition is met (``not-running``, ``next-exit``, ``removed``)."""
-    from dockerbank.runtime import conmon
+    from dockerbank.engine.containers import WAIT_CONDITIONS
 
+    """Headers at once, the body when the condition is met (``not-running``, ``next-exit``, ``removed``)."""
     ref = request.match_info["id"]
     condition = request.query.get("condition") or "not-running"
-    if condition not in ("not-running", "next-exit", "removed"):
+    if condition not in WAIT_CONDITIONS:
         raise InvalidArgument(f"invalid condition: {condition}")
-    first = await engine_call(request, lambda e: _get(e, ref))
-    cid, initial_finished = first.id, first.state.finished_at
+    first = await engine_call(request, lambda e: _get(e, ref))  # 404 before the headers
     exits = request.app["exits"]
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
-    seen_exit: int | None = None
-    last_code = first.state.exit_code
-    while True:
-        if request.transport is None or request.transport.is_closing():
+    transport = request.transport
+
+    def gone() -> bool:
+        return transport is None or transport.is_closing()
+
+    report = (await engine_call(request, lambda e: e.container_ops.wait([first.id], condition, gone)))[0]
+    if report.error is not None:
+        if gone():
             return resp
-
-        def step(engine):
-            try:
-                return engine.containers.get(cid)
-            except NotFound:
-                return None
-
-        container = await engine_call(request, step)
-        if container is None:
-            code = seen_exit if seen_exit is not None else exits.get(cid, last_code)
-            break
-        state = container.state
-        if state.status in ACTIVE or state.status == "restarting":
-            base = request.app["config"].containers_dir / cid
-            code = await asyncio.get_running_loop().run_in_executor(
-                None, conmon.wait_exit, base, state.conmon_pid, state.conmon_start, 0.5)
-            if code is not None:
-                seen_exit = code
-            continue
-        last_code = state.exit_code
-        if condition == "not-running":
-            code = state.exit_code
-            break
-        if condition == "next-exit" and (seen_exit is not None or state.finished_at != initial_finished):
-            code = state.exit_code
-            break
-        await asyncio.sleep(0.1)
-    await resp.write(json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
+        code = exits.get(first.id, first.state.exit_code)
+        error = {"Message": report.error.message}
+    else:
+        code = report.exit_code if report.exit_code is not None else exits.get(first.id, first.state.exit_code)
+        error = None
+    await resp.write(json.dumps({"StatusCode": code, "Error": error}).encode() + b"\n")
     await resp.write_eof()
     return resp
 
@@ -436,10 +378,10 @@ async def attach(request: web.Request) -> web.StreamResponse:
         await hijack.pump(request, resp, feed, sock, tty=tty, stdin=want_stdin, stdout=want_out, stderr=want_err)
         if attachment is not None:  # this connection started it: record the exit (conmon has no exit command)
             def finish(engine):
-                code = conmon.wait_exit(attachment.work, attachment.conmon_pid, attachment.conmon_start)
-                if code is not None:
+                def exited(code: int) -> None:
                     request.app["exits"][cid] = code
-                engine.containers.cleanup(cid)
+
+                exited(attachment.finish(engine.containers, exited))
 
             await engine_call(request, finish)
     finally:
@@ -454,66 +396,48 @@ async def attach(request: web.Request) -> web.StreamResponse:
 
 
 async def resize(request: web.Request) -> web.Response:
-    from dockerbank.runtime import conmon
-
     ref, h, w = request.match_info["id"], qint(request, "h", 0), qint(request, "w", 0)
-
-    def run(engine):
-        container = _get(engine, ref)
-        if container.state.status not in ACTIVE:
-            raise Conflict(f"Container {container.id} is not running")
-        conmon.resize(engine.containers.dir(container.id), h, w)
-
-    await engine_call(request, run)
+    await engine_call(request, lambda e: e.container_ops.resize(ref, h or 0, w or 0))
     return web.Response(status=200)
 
 
 # --- logs ----------------------------------------------------------------------------------------
 
 async def logs(request: web.Request) -> web.StreamResponse:
-    from dockerbank.container import logs as lg
-    from dockerbank.runtime.conmon import alive
+    from dockerbank.engine.container_options import LogsOptions
+    from dockerbank.engine.containers import parse_tail
+    from dockerbank.engine.sinks import CallbackSink
 
     ref = request.match_info["id"]
-    follow, timestamps = qbool(request, "follow"), qbool(request, "timestamps")
-    want = {"stdout": qbool(request, "stdout"), "stderr": qbool(request, "stderr")}
-    if not want["stdout"] and not want["stderr"]:
+    opts = LogsOptions(tail=parse_tail(request.query.get("tail")), since=_epoch(request, "since"),
+                       until=_epoch(request, "until"), follow=qbool(request, "follow"),
+                       timestamps=qbool(request, "timestamps"), stdout=qbool(request, "stdout"),
+                       stderr=qbool(request, "stderr"))
+    if not opts.stdout and not opts.stderr:
         raise InvalidArgument("Bad parameters: you must choose at least one stream")
-    tail_text = request.query.get("tail", "all")
-    tail = None if tail_text in ("all", "") or int(tail_text) < 0 else int(tail_text)
-    since = float(request.query["since"]) if request.query.get("since") not in (None, "", "0") else None
-    until = float(request.query["until"]) if request.query.get("until") not in (None, "", "0") else None
     container = await engine_call(request, lambda e: _get(e, ref))
     tty = container.config.tty
-    path = str(request.app["config"].containers_dir / container.id / "ctr.log")
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     stop = False
 
-    def encode(entry) -> bytes | None:
-        if not want.get(entry.stream, False):
-            return None
-        data = lg.format_entry(entry, timestamps)
-        return data if tty else hijack.frame(2 if entry.stream == "stderr" else 1, data)
+    def sink(stream: int) -> CallbackSink:
+        def write(data: bytes) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, data if tty else hijack.frame(stream, data))
 
-    def produce() -> None:
+        return CallbackSink(write)
+
+    def produce(engine) -> None:
         try:
-            entries, offset = lg.read_entries(path, tail=tail, since=since, until=until)
-            for entry in entries:
-                loop.call_soon_threadsafe(queue.put_nowait, encode(entry))
-            if follow and container.state.status in ACTIVE:
-                state = container.state
-                for entry in lg.follow(path, offset, lambda: not stop and alive(state.conmon_pid, state.conmon_start),
-                                       until=until):
-                    if since is None or entry.epoch >= since:
-                        loop.call_soon_threadsafe(queue.put_nowait, encode(entry))
+            engine.container_ops.logs(container.id, opts, sink(hijack.STREAM_STDOUT), sink(hijack.STREAM_STDERR),
+                                      cancelled=lambda: stop)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, StopIteration)
 
     resp = web.StreamResponse(headers={"Content-Type": "application/vnd.docker.raw-stream" if tty else
                                        "application/vnd.docker.multiplexed-stream"})
     await resp.prepare(request)
-    work = loop.run_in_executor(None, produce)
+    work = engine_call(request, produce)
     try:
         while True:
             item = await queue.get()
@@ -526,46 +450,40 @@ async def logs(request: web.Request) -> web.StreamResponse:
         raise
     finally:
         stop = True
-    await work
+    try:
+        await work
+    except DockerbankError:
+        pass  # the headers went out: the short stream tells
     await resp.write_eof()
     return resp
+
+
+def _epoch(request: web.Request, name: str) -> float | None:
+    """``since``/``until``: Unix seconds (``0``: unset), parsed as the CLI's flags are."""
+    from dockerbank.container.logs import parse_since
+
+    value = request.query.get(name)
+    return None if value in (None, "", "0") else parse_since(value)
 
 
 # --- top, stats, changes -----------------------------------------------------------------------
 
 async def top(request: web.Request) -> web.Response:
-    from dockerbank.container.top import run_top
-    from dockerbank.host.cgroups import container_cgroups_path, pids_of
-
     ref, ps_args = request.match_info["id"], request.query.get("ps_args") or None
-
-    def run(engine):
-        found = _get(engine, ref)
-        if found.state.status not in ACTIVE:
-            raise Conflict(f"Container {found.id} is not running")
-        pids = pids_of(container_cgroups_path(found.id)) or [found.state.pid]
-        return run_top(pids, ps_args.split() if ps_args else None).to_api()
-
-    return reply(await engine_call(request, run))
+    return reply(await engine_call(request, lambda e: e.container_ops.top(ref, ps_args).to_api()))
 
 
 async def stats(request: web.Request) -> web.StreamResponse:
     from dockerbank.container import stats as st
-    from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
 
     ref = request.match_info["id"]
     stream = qbool(request, "stream", True)
     one_shot = qbool(request, "one-shot")
     container = await engine_call(request, lambda e: _get(e, ref))
-    cgroup = Cgroup(detect_layout(), container_cgroups_path(container.id))
-    loop = asyncio.get_running_loop()
     running = container.state.status in ACTIVE
 
-    def sample():
-        try:
-            return st.read_sample(cgroup, container.state.pid)
-        except DockerbankError:
-            return None
+    async def sample():
+        return await engine_call(request, lambda e: e.container_ops.stats(container).sample)
 
     def empty() -> dict:
         return {"read": "0001-01-01T00:00:00Z", "preread": "0001-01-01T00:00:00Z", "id": container.id,
@@ -578,17 +496,17 @@ async def stats(request: web.Request) -> web.StreamResponse:
         if not running:
             return reply(empty())
         if one_shot:
-            current = await loop.run_in_executor(None, sample)
+            current = await sample()
             return reply(st.api_stats(container.id, container.name, current) if current else empty())
-        previous = await loop.run_in_executor(None, sample)
+        previous = await sample()
         await asyncio.sleep(1.0)
-        current = await loop.run_in_executor(None, sample)
+        current = await sample()
         return reply(st.api_stats(container.id, container.name, current, previous) if current else empty())
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
     previous = None
     while request.transport is not None and not request.transport.is_closing():
-        current = await loop.run_in_executor(None, sample) if running else None
+        current = await sample() if running else None
         data = st.api_stats(container.id, container.name, current, previous) if current else empty()
         await resp.write(json.dumps(data).encode() + b"\n")
         if current is None:
@@ -600,25 +518,19 @@ async def stats(request: web.Request) -> web.StreamResponse:
 
 
 async def changes(request: web.Request) -> web.Response:
-    from dockerbank.container import fileops
-
     ref = request.match_info["id"]
-    found = await engine_call(request, lambda e: [c.to_api() for c in fileops.diff(e.containers, _get(e, ref).id)])
+    found = await engine_call(request, lambda e: [c.to_api() for c in e.container_ops.diff(ref)])
     return reply(found or None)
 
 
 # --- export, archive ---------------------------------------------------------------------------
 
 async def export(request: web.Request) -> web.StreamResponse:
-    from dockerbank.container import fileops
+    from dockerbank.engine.sinks import FdSink
 
     ref = request.match_info["id"]
-
-    def produce(engine, fd):
-        with os.fdopen(os.dup(fd), "wb") as out:
-            fileops.export(engine.containers, _get(engine, ref).id, out)
-
-    return await fd_response(request, produce, "application/x-tar")
+    return await fd_response(request, lambda engine, fd: engine.container_ops.export(ref, FdSink(fd)),
+                             "application/x-tar")
 
 
 def _stat_header(st) -> str:
@@ -627,54 +539,28 @@ def _stat_header(st) -> str:
     return base64.b64encode(json.dumps(data).encode()).decode()
 
 
-def _path_stat(engine, ref: str, path: str):
-    from dockerbank.container import fileops
-    from dockerbank.image.pack import stat_in_root
-
-    with fileops.mounted_rootfs(engine.containers, _get(engine, ref).id) as (_c, rootfs):
-        try:
-            return stat_in_root(rootfs, path)
-        except NotFound as exc:
-            raise NotFound(f"Could not find the file {path} in container {ref}") from exc
-
-
 async def archive_head(request: web.Request) -> web.Response:
     ref, path = request.match_info["id"], request.query.get("path", "")
-    st = await engine_call(request, lambda e: _path_stat(e, ref, path))
+    st = await engine_call(request, lambda e: e.container_ops.archive_stat(ref, path))
     return web.Response(status=200, headers={"X-Docker-Container-Path-Stat": _stat_header(st)})
 
 
 async def archive_get(request: web.Request) -> web.StreamResponse:
-    from dockerbank.container import fileops
-    from dockerbank.image.pack import pack_path
+    from dockerbank.engine.sinks import FdSink
 
     ref, path = request.match_info["id"], request.query.get("path", "")
-    if not path.startswith("/"):
-        path = "/" + path
-    st = await engine_call(request, lambda e: _path_stat(e, ref, path))
-
-    def produce(engine, fd):
-        with os.fdopen(os.dup(fd), "wb") as out:
-            with fileops.mounted_rootfs(engine.containers, _get(engine, ref).id) as (_c, rootfs):
-                pack_path(rootfs, path, out)
-
-    return await fd_response(request, produce, "application/x-tar",
-                             {"X-Docker-Container-Path-Stat": _stat_header(st)})
+    st = await engine_call(request, lambda e: e.container_ops.archive_stat(ref, path))
+    return await fd_response(request, lambda engine, fd: engine.container_ops.archive_get(ref, path, FdSink(fd)),
+                             "application/x-tar", {"X-Docker-Container-Path-Stat": _stat_header(st)})
 
 
 async def archive_put(request: web.Request) -> web.Response:
-    from dockerbank.container import fileops
-    from dockerbank.image.unpack import extract_into
-
     ref, path = request.match_info["id"], request.query.get("path", "")
-    if not path.startswith("/"):
-        path = "/" + path
-    owner = None if qbool(request, "copyUIDGID") else (0, 0)
+    copy_uid_gid = qbool(request, "copyUIDGID")
     async with body_file(request) as tar_path:
         def run(engine):
-            with fileops.mounted_rootfs(engine.containers, _get(engine, ref).id) as (_c, rootfs):
-                with open(tar_path, "rb") as handle:
-                    extract_into(handle, rootfs, path, owner=owner)
+            with open(tar_path, "rb") as handle:
+                engine.container_ops.archive_put(ref, path, handle, copy_uid_gid=copy_uid_gid)
 
         await engine_call(request, run)
     return web.Response(status=200)
@@ -690,13 +576,7 @@ async def exec_create(request: web.Request) -> web.Response:
     if not body.get("Cmd"):
         raise InvalidArgument("No exec command specified")
 
-    def run(engine):
-        found = _get(engine, ref)
-        if found.state.status != "running":
-            raise Conflict(f"Container {found.id} is not running")
-        return found.id
-
-    cid = await engine_call(request, run)
+    cid = (await engine_call(request, lambda e: e.container_ops.check_running(ref))).id
     exec_id = new_id()
     request.app["execs"][exec_id] = {
         "ID": exec_id, "ContainerID": cid, "Running": False, "ExitCode": None, "Pid": 0,
@@ -717,7 +597,7 @@ def _exec_of(request: web.Request) -> dict:
 
 
 async def exec_start(request: web.Request) -> web.StreamResponse:
-    from dockerbank.runtime import conmon
+    from dockerbank.engine.containers import ExecOptions
 
     info = _exec_of(request)
     body = await read_json(request)
@@ -728,22 +608,18 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
     proc = info["ProcessConfig"]
     command = [proc["entrypoint"], *proc["arguments"]]
 
+    opts = ExecOptions(command, interactive=info["OpenStdin"], tty=tty, detach=detach, env=info["_env"],
+                       user=proc["user"] or None, workdir=info["_workdir"], privileged=proc["privileged"])
+
     def run(engine):
-        return engine.containers.exec(info["ContainerID"], command, interactive=info["OpenStdin"], tty=tty,
-                                      detach=detach, env=info["_env"], user=proc["user"] or None,
-                                      workdir=info["_workdir"], privileged=proc["privileged"])
+        return engine.container_ops.exec(info["ContainerID"], opts)
 
     if detach:
         await engine_call(request, run)
         info["Running"] = True
         return web.Response(status=200)
 
-    def check(engine):
-        found = _get(engine, info["ContainerID"])
-        if found.state.status != "running":
-            raise Conflict(f"Container {found.id} is not running")
-
-    await engine_call(request, check)
+    await engine_call(request, lambda e: e.container_ops.check_running(info["ContainerID"]))
     # The 101 goes out before the process starts: docker-py reads the raw socket after parsing the
     # headers, so output arriving with them would sit unread in its header buffer.
     resp, feed = await hijack.upgrade(request, tty)
@@ -761,13 +637,7 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
         await hijack.pump(request, resp, feed, attachment.sock, tty=tty, stdin=info["OpenStdin"],
                           stdout=info["OpenStdout"], stderr=info["OpenStderr"])
 
-        def finish():
-            code = conmon.wait_exit(attachment.work, attachment.conmon_pid, attachment.conmon_start)
-            shutil.rmtree(attachment.work, ignore_errors=True)
-            return code
-
-        code = await asyncio.get_running_loop().run_in_executor(None, finish)
-        info["ExitCode"] = code if code is not None else 255
+        info["ExitCode"] = await engine_call(request, lambda e: attachment.finish(e.containers))
     finally:
         info["Running"] = False
         if info["ExitCode"] is None:
@@ -777,7 +647,7 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
 
 
 async def exec_resize(request: web.Request) -> web.Response:
-    from dockerbank.runtime import conmon
+    from dockerbank.runtime import conmon  # an exec session has no container-level size
 
     info = _exec_of(request)
     if info["_work"] is not None:
@@ -805,6 +675,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/containers/{id}/attach", attach),
     ("POST", "/containers/{id}/resize", resize),
     ("POST", "/containers/{id}/rename", rename),
+    ("POST", "/containers/{id}/update", update),
     ("GET", "/containers/{id}/logs", logs),
     ("GET", "/containers/{id}/top", top),
     ("GET", "/containers/{id}/stats", stats),
