@@ -46,6 +46,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "cp": "dockerbank.cli.containers",
     "diff": "dockerbank.cli.containers",
     "export": "dockerbank.cli.containers",
+    "update": "dockerbank.cli.containers",
     "commit": "dockerbank.cli.commit",
     # stacks
     "compose": "dockerbank.cli.compose",

@@ -141,7 +141,8 @@ def check_filters(filters: dict[str, list[str]], allowed: frozenset[str]) -> Non
 
 
 def _not_found(ref: str, exc: NotFound) -> NotFound:
-    return exc if ref in exc.message else NotFound(f"No such container: {ref}")
+    """Docker's wording for a container that is not there, whatever the store said."""
+    return exc if exc.message.startswith("No such container") else NotFound(f"No such container: {ref}")
 
 
 # --- the engine ---------------------------------------------------------------------------
