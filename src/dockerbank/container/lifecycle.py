@@ -1098,9 +1098,9 @@ class ContainerService:
             raise InvalidArgument("Range of blkio weight is from 10 to 1000")
         if memory and 0 < memory < 6 * 1024 * 1024:
             raise InvalidArgument("Minimum memory limit allowed is 6MB")
-        limits = {"memory": memory, "memory_swap": memory_swap, "nano_cpus": nano_cpus, "cpu_shares": cpu_shares,
-                  "pids_limit": pids_limit, "blkio_weight": blkio_weight}
-        limits = {k: v for k, v in limits.items() if v is not None}
+        given = {"memory": memory, "memory_swap": memory_swap, "nano_cpus": nano_cpus, "cpu_shares": cpu_shares,
+                 "pids_limit": pids_limit, "blkio_weight": blkio_weight}
+        limits: dict[str, int] = {k: v for k, v in given.items() if v is not None}
         new_memory = limits.get("memory", container.config.memory)
         new_swap = limits.get("memory_swap", container.config.memory_swap)
         if new_swap > 0 and new_memory and new_swap < new_memory:

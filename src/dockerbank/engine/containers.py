@@ -21,6 +21,7 @@ from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFou
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
+    import builtins
     from collections.abc import Callable, Sequence
     from typing import Any, BinaryIO
 
@@ -438,7 +439,7 @@ class ContainerEngine:
 
     # --- files ----------------------------------------------------------------------------
 
-    def diff(self, ref: str) -> list[Change]:
+    def diff(self, ref: str) -> builtins.list[Change]:  # ``list`` here is the method above
         """``diff``: the changes in the container's own layer."""
         from dockerbank.container import fileops
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from dockerbank.api.base import LineQueue, engine_call, qbool, reply
 from dockerbank.api.compat.streams import body_file
-from dockerbank.errors import InvalidArgument, Offline
+from dockerbank.errors import DockerbankError, InvalidArgument, Offline
 
 
 @dataclass
@@ -85,7 +85,7 @@ async def build(request: web.Request) -> web.StreamResponse:
 
             message = message_of(exc)
             detail: dict = {"message": message}
-            if getattr(exc, "exit_code", None) not in (None, 1, 125):
+            if isinstance(exc, DockerbankError) and exc.exit_code not in (1, 125):
                 detail["code"] = exc.exit_code  # a RUN step's own exit code, as docker reports it
             await resp.write(json.dumps({"errorDetail": detail, "error": message}).encode() + b"\r\n")
         else:
