@@ -4,10 +4,14 @@ text and ``health`` filter, ``health_status`` events, and docker's refusal of ba
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 
 import pytest
 from api_server import start_server
+from conftest import require_binary
 
 docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
 
@@ -83,3 +87,38 @@ def test_create_refuses_what_docker_refuses(client):
     with pytest.raises(docker.errors.APIError, match="Retries in Healthcheck cannot be negative"):
         client.containers.create("busybox", ["true"], healthcheck={"test": ["CMD", "true"], "retries": -1})
     assert client.containers.list(all=True) == []
+
+
+CLIENTS = [p for p in ("/usr/bin/docker", "/usr/local/bin/docker") if os.path.exists(p)]
+
+
+@pytest.mark.parametrize("binary", CLIENTS or ["docker"])
+def test_docker_cli_health_flags_ps_and_inspect(binary, tmp_path, busybox_tar):
+    if not os.path.exists(binary):
+        binary = require_binary("docker")
+    server = start_server(tmp_path, busybox_tar)
+
+    def docker_cli(*args: str) -> str:
+        done = subprocess.run([binary, *args], capture_output=True, timeout=60, env=server.env())
+        assert done.returncode == 0, f"docker {' '.join(args)}: {done.stderr.decode()}"
+        return done.stdout.decode()
+
+    try:
+        docker_cli("run", "-d", "--name", "checked", "--network", "none", "--health-cmd", "echo fine",
+                   "--health-interval", "1s", "--health-retries", "2", "busybox", "sleep", "300")
+        docker_cli("run", "-d", "--name", "plain", "--network", "none", "--no-healthcheck", "busybox", "sleep", "300")
+        deadline = time.monotonic() + 30
+        while docker_cli("inspect", "-f", "{{.State.Health.Status}}", "checked").strip() != "healthy":
+            assert time.monotonic() < deadline, "checked did not turn healthy"
+            time.sleep(0.2)
+        assert docker_cli("ps", "--filter", "name=checked", "--format", "{{.Status}}").strip().endswith("(healthy)")
+        assert docker_cli("ps", "--filter", "health=healthy", "--format", "{{.Names}}").split() == ["checked"]
+        assert docker_cli("ps", "--filter", "health=none", "--format", "{{.Names}}").split() == ["plain"]
+        log = json.loads(docker_cli("inspect", "-f", "{{json .State.Health.Log}}", "checked"))
+        assert log[-1]["ExitCode"] == 0 and log[-1]["Output"] == "fine\n"
+        assert json.loads(docker_cli("inspect", "-f", "{{json .Config.Healthcheck}}", "checked")) == {
+            "Test": ["CMD-SHELL", "echo fine"], "Interval": SECOND, "Retries": 2}
+        assert docker_cli("inspect", "-f", "{{json .Config.Healthcheck}}", "plain").strip() == '{"Test":["NONE"]}'
+    finally:
+        subprocess.run([binary, "rm", "-f", "checked", "plain"], capture_output=True, env=server.env())
+        server.stop()
