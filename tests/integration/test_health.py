@@ -101,6 +101,12 @@ def test_passing_failing_and_timed_out_checks(ctr, engine, root):
     assert ("good", "health_status: healthy") in actions and ("bad", "health_status: unhealthy") in actions
     assert actions.count(("good", "health_status: healthy")) == 1  # only changes are events
 
+    ctr("pause", "good")  # docker stops probing a paused container and calls it unhealthy
+    assert health_of(engine, "good")["Status"] == "unhealthy"
+    assert ctr("ps", "--filter", "name=good", "--format", "{{.Status}}").stdout.decode().strip().endswith("(Paused)")
+    ctr("unpause", "good")
+    wait_for(status_is(engine, "good", "healthy"), what="good healthy again after unpause")
+
     ctr("stop", "-t", "0", "good")
     stopped = json.loads(ctr("inspect", "good").stdout)[0]["State"]["Health"]
     assert stopped["Status"] == "unhealthy"  # docker's view of a stopped container's health

@@ -170,7 +170,8 @@ def started(previous: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def stopped(health: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Health once the container exited: docker reports it unhealthy (streak and log kept)."""
+    """Health once probing stops (the container exited or was paused): docker reports it
+    unhealthy, streak and log kept; after an unpause the next probe's result sets it again."""
     if not health:
         return health
     return {**health, "Status": UNHEALTHY}

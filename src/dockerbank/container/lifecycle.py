@@ -905,7 +905,12 @@ class ContainerService:
             raise Conflict(f"Container {container.id} is not running")
         with self.lock(container.id):
             self.runtime.pause(container.id)
-            self.store.update_state(container.id, lambda s: setattr(s, "status", model.PAUSED))
+
+            def paused(s: ContainerState) -> None:
+                s.status = model.PAUSED
+                s.health = health_when_stopped(s.health)  # docker: no probes while paused, unhealthy
+
+            self.store.update_state(container.id, paused)
         self._event(container, "pause")
 
     def unpause(self, ref: str) -> None:
@@ -916,6 +921,8 @@ class ContainerService:
             self.runtime.resume(container.id)
             self.store.update_state(container.id, lambda s: setattr(s, "status", model.RUNNING))
         self._event(container, "unpause")
+        if state_has_health(container.config):
+            self._ensure_health_scheduler(force=True)  # probes resume (the scheduler may have left)
 
     # --- exec -------------------------------------------------------------------------------
 
