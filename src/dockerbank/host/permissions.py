@@ -67,12 +67,16 @@ def write_private(path: Path, data: bytes | str) -> None:
 def create_private_file(path: Path) -> None:
     """Make sure ``path`` exists and is 0600 (before a library such as SQLite creates it 0644;
     SQLite gives its -wal and -shm files the database file's mode)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    # Never open an existing database here: closing any descriptor of a file drops every POSIX
+    # lock this process holds on it (SQLite's locks of another Engine in another thread), and a
+    # writer of another process then corrupts the database. Create with O_EXCL, chmod by path.
     try:
-        if open_to_others(os.fstat(fd).st_mode, PRIVATE_FILE):
-            os.fchmod(fd, PRIVATE_FILE)
-    finally:
-        os.close(fd)
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE))
+        return
+    except FileExistsError:
+        pass
+    if open_to_others(os.stat(path).st_mode, PRIVATE_FILE):
+        os.chmod(path, PRIVATE_FILE)
 
 
 def close_root(config: Config) -> None:
