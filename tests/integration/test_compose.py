@@ -127,3 +127,66 @@ def test_failing_service_reports_what_started_and_leaves_no_half_created_contain
     assert set(_containers(ctr, "half")) == {"half_db_1"}
     ctr("compose", "-f", str(file), "-p", "half", "down")
     assert _containers(ctr, "half") == {}
+
+
+def test_web_starts_only_after_the_database_is_healthy(ctr, tmp_path):
+    """A slow database: its healthcheck passes once it has touched a file on a shared volume, 3 s
+    after it starts; web depends on it with service_healthy and looks for the file as it starts."""
+    file = tmp_path / "compose.yaml"
+    file.write_text("""\
+services:
+  db:
+    image: busybox
+    command: sh -c 'trap "exit 0" TERM; sleep 3; touch /shared/ready; while true; do sleep 0.2; done'
+    volumes: [shared:/shared]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/shared/ready"]
+      interval: 500ms
+      retries: 30
+  web:
+    image: busybox
+    command: sh -c 'trap "exit 0" TERM; test -f /shared/ready && echo saw-ready || echo too-early; while true; do sleep 0.2; done'
+    volumes: [shared:/shared]
+    depends_on:
+      db: {condition: service_healthy}
+volumes:
+  shared: {}
+""")
+    ctr("compose", "-f", str(file), "-p", "slow", "up", "-d")
+    assert _inspect(ctr, "slow_db_1")["State"]["Health"]["Status"] == "healthy"
+    logs = ctr("compose", "-f", str(file), "-p", "slow", "logs", "web").stdout.decode()
+    assert "saw-ready" in logs and "too-early" not in logs  # web started after db was healthy
+    assert "(healthy)" in ctr("compose", "-f", str(file), "-p", "slow", "ps").stdout.decode()
+    ctr("compose", "-f", str(file), "-p", "slow", "down", "-v")
+
+
+def test_backup_of_a_stack_uses_each_services_consistency_mode(ctr, tmp_path):
+    """``x-dockerbank-backup`` becomes a label; ``backup create --stack PROJECT`` stops the service
+    that asks for ``stop`` and reads the one that asks for ``none`` while it runs."""
+    file = tmp_path / "compose.yaml"
+    file.write_text(f"""\
+services:
+  db:
+    image: busybox
+    command: {LOOP.format(name="db")}
+    volumes: [dbdata:/data]
+    x-dockerbank-backup: stop
+  app:
+    image: busybox
+    command: {LOOP.format(name="app")}
+    volumes: [appdata:/data]
+    x-dockerbank-backup: none
+volumes:
+  dbdata: {{}}
+  appdata: {{}}
+""")
+    ctr("compose", "-f", str(file), "-p", "lab", "up", "-d")
+    assert _inspect(ctr, "lab_db_1")["Config"]["Labels"]["org.dockerbank.backup.consistency"] == "stop"
+    db_started, app_started = (_inspect(ctr, n)["State"]["StartedAt"] for n in ("lab_db_1", "lab_app_1"))
+    done = ctr("backup", "create", "--stack", "lab", "--repo", str(tmp_path / "repo"))
+    report = (done.stdout + done.stderr).decode()
+    assert "lab_app_1 uses volume lab_appdata and was not paused" in report
+    db, app = _inspect(ctr, "lab_db_1"), _inspect(ctr, "lab_app_1")
+    assert db["State"]["Running"] and db["State"]["StartedAt"] != db_started  # stopped and started again
+    assert app["State"]["StartedAt"] == app_started
+    ctr("compose", "-f", str(file), "-p", "lab", "down", "-v")

@@ -257,3 +257,10 @@ def test_durations_and_healthcheck():
     hc = pl.healthcheck_config({"healthcheck": {"test": "test -f /ok", "interval": "1s", "retries": 3}}, "f", "p")
     assert hc == {"Test": ["CMD-SHELL", "test -f /ok"], "Interval": 1_000_000_000, "Retries": 3}
     assert pl.healthcheck_config({"healthcheck": {"disable": True}}, "f", "p") == {"Test": ["NONE"]}
+
+
+def test_backup_mode_of_a_container():
+    from dockerbank.backup.consistency import MODE_LABEL, mode_of
+
+    assert mode_of({MODE_LABEL: "dump"}, "pause") == "dump"
+    assert mode_of({MODE_LABEL: "bogus"}, "pause") == "pause" and mode_of({}, "stop") == "stop"

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from dockerbank.errors import DockerbankError, RuntimeFailure
 
 MODES = ("pause", "stop", "dump", "none")
+#: a container's own mode (``x-dockerbank-backup`` of its compose service sets it): wins over the default
+MODE_LABEL = "org.dockerbank.backup.consistency"
 DUMP_LABEL = "org.dockerbank.backup.dump"
 RESTORE_LABEL = "org.dockerbank.backup.restore"
 READY_LABEL = "org.dockerbank.backup.ready"
@@ -56,6 +58,12 @@ MYSQL = DumpRecipe(
     '"$(command -v mariadb-admin || command -v mysqladmin)" ping -uroot '
     '-p"${MARIADB_ROOT_PASSWORD:-$MYSQL_ROOT_PASSWORD}"',
 )
+
+
+def mode_of(labels: dict[str, str], default: str) -> str:
+    """The consistency mode of one container: its label when that names a mode, else ``default``. Pure."""
+    mode = labels.get(MODE_LABEL, "")
+    return mode if mode in MODES else default
 
 
 def recipe_for(image: str, env: list[str], labels: dict[str, str]) -> DumpRecipe | None:

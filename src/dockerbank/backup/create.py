@@ -16,6 +16,7 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,14 +205,14 @@ def _dumps(engine, repo, plan: Plan, opts, report: Report, progress: Progress, t
     from dockerbank.container import model
 
     dumped: dict[str, str] = {}
-    if opts.consistency != "dump":
-        return dumped
     users: dict[str, list[str]] = {}
     for name in plan.volumes:
         for cid in engine.volumes.users(name):
             users.setdefault(cid, []).append(name)
     for cid, vols in users.items():
         container = engine.containers.get(cid)
+        if consistency.mode_of(container.config.labels, opts.consistency) != "dump":
+            continue
         recipe = consistency.recipe_for(container.config.image, container.config.env, container.config.labels)
         if recipe is None:
             continue
@@ -250,8 +251,7 @@ def _volume(engine, repo, name: str, opts, report: Report, progress: Progress, d
     if db and opts.consistency != "dump":
         report.warnings.append(f"volume {name} holds {db} raw files; use --consistency dump for a restorable "
                                "database (raw files are only crash-consistent)")
-    with consistency.quiesced(engine, users, opts.consistency if opts.consistency != "dump" else "pause",
-                              report.warnings, f"volume {name}"):
+    with _quiesced_each(engine, users, opts.consistency, report.warnings, f"volume {name}"):
         signature, total, sparse = archive.scan(src)
         meta = {"volume": info, "root": archive.root_meta(src), "sparse": sparse, "tree_signature": signature}
         previous = repo.unchanged_part("volume", name, signature)
@@ -267,6 +267,20 @@ def _volume(engine, repo, name: str, opts, report: Report, progress: Progress, d
     _add(report, part, stats)
 
 
+@contextmanager
+def _quiesced_each(engine, users: list[str], default: str, warnings: list[str], what: str):
+    """Each user of a volume quiesced by its own mode (its label, else ``default``; a dump counts as
+    pause here: the raw files are read frozen)."""
+    with ExitStack() as stack:
+        groups: dict[str, list[str]] = {}
+        for cid in users:
+            mode = consistency.mode_of(engine.containers.get(cid).config.labels, default)
+            groups.setdefault("pause" if mode == "dump" else mode, []).append(cid)
+        for mode, ids in groups.items():
+            stack.enter_context(consistency.quiesced(engine, ids, mode, warnings, what))
+        yield
+
+
 def _container(engine, repo, container, opts, report: Report, progress: Progress, plan: Plan) -> None:
     base = engine.containers.dir(container.id)
     upper = base / "upper"
@@ -280,7 +294,8 @@ def _container(engine, repo, container, opts, report: Report, progress: Progress
     meta = {"id": container.id, "name": container.name, "created": container.created,
             "config": container.config.to_dict(), "files": files, "image": image,
             "status": container.state.status}
-    mode = opts.consistency if opts.consistency in ("pause", "stop", "none") else "pause"
+    mode = consistency.mode_of(container.config.labels, opts.consistency)
+    mode = mode if mode in ("pause", "stop", "none") else "pause"
     with consistency.quiesced(engine, [container.id], mode, report.warnings, "its top layer"):
         total = _tree_bytes(upper)
         part, stats = repo.write_part_from_producer(

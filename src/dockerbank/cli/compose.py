@@ -305,4 +305,192 @@ def _follow_logs(ctx, stack, ids: list[str], *, follow: bool, timestamps: bool, 
         return
 
 
+def _container_of(ctx, stack, service: str, index: int):
+    """Container ``index`` (1-based) of a service, as compose's ``--index``."""
+    from dockerbank.compose import plan as pl
+    from dockerbank.errors import NotFound
+
+    stack.project.service(service)
+    for c in stack.containers([service], all_=True):
+        if c.config.labels.get(pl.LABEL_NUMBER) == str(index):
+            return c
+    raise NotFound(f"service {service!r} has no container number {index}: run 'dockerbank compose up' first")
+
+
+@compose.command("exec", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background")
+@click.option("-T", "no_tty", is_flag=True, help="Disable pseudo-TTY allocation")
+@click.option("-i", "--interactive", is_flag=True, default=True, hidden=True)
+@click.option("-e", "--env", multiple=True, help="Set environment variables")
+@click.option("-u", "--user", default=None, help="Run the command as this user")
+@click.option("-w", "--workdir", default=None, help="Path to workdir directory for this command")
+@click.option("--privileged", is_flag=True, help="Give extended privileges to the process")
+@click.option("--index", type=int, default=1, help="Index of the container if there are multiple instances")
+@click.argument("service")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(ctx, detach, no_tty, interactive, env, user, workdir, privileged, index, service, command):
+    """Execute a command in a running container of a service."""
+    import sys
+
+    from dockerbank.cli.container_commands import exec_in
+
+    stack = _stack(ctx)
+    container = _container_of(ctx, stack, service, index)
+    tty = not no_tty and sys.stdin.isatty() and sys.stdout.isatty()
+    ctx.exit(exec_in(engine_of(ctx), {"container": container.id, "command": command, "interactive":
+                                      interactive and not detach, "tty": tty and not detach, "detach": detach,
+                                      "env": env, "env_file": (), "user": user, "workdir": workdir,
+                                      "privileged": privileged}))
+
+
+@compose.command("run", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID")
+@click.option("--rm", "remove", is_flag=True, help="Remove container after run")
+@click.option("--name", default=None, help="Assign a name to the container")
+@click.option("-e", "--env", multiple=True, help="Set environment variables")
+@click.option("--no-deps", is_flag=True, help="Don't start linked services")
+@click.option("-T", "no_tty", is_flag=True, help="Disable pseudo-TTY allocation")
+@click.option("--entrypoint", default=None, help="Override the entrypoint of the image")
+@click.option("-u", "--user", default=None, help="Run as specified username or uid")
+@click.option("-w", "--workdir", default=None, help="Working directory inside the container")
+@click.argument("service")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(ctx, detach, remove, name, env, no_deps, no_tty, entrypoint, user, workdir, service, command):
+    """Run a one-off command on a service."""
+    import sys
+
+    from dockerbank.compose.service import RunOptions
+
+    tty = not no_tty and not detach and sys.stdin.isatty() and sys.stdout.isatty()
+    opts = RunOptions(service=service, command=list(command) or None, detach=detach, remove=remove, name=name,
+                      env=list(env), no_deps=no_deps, tty=tty, interactive=not detach,
+                      entrypoint=entrypoint, user=user, workdir=workdir)
+    stack = _stack(ctx)
+    cid, attachment = stack.run(opts)
+    if detach:
+        echo(cid)
+        return
+    code = attachment.run() if attachment is not None else 0
+    if remove:
+        stack.remove_container(cid)
+    ctx.exit(code if code is not None else 0)
+
+
+@compose.command("build", context_settings=CONTEXT)
+@click.option("--no-cache", is_flag=True, help="Do not use cache when building the image")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def build_cmd(ctx, no_cache, services):
+    """Build or rebuild services."""
+    stack = _stack(ctx)
+    for name in services or list(stack.project.services):
+        if stack.project.service(name).get("build"):
+            echo(stack.build_service(name, no_cache=no_cache))
+        elif services:
+            echo(f"{name} uses an image, skipping", err=True)
+
+
+@compose.command("pull", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Pull without printing progress information")
+@click.option("--ignore-pull-failures", is_flag=True, help="Pull what it can and ignores images with pull failures")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def pull_cmd(ctx, quiet, ignore_pull_failures, services):
+    """Pull service images."""
+    _fail_if(_stack(ctx).pull(list(services), ignore_failures=ignore_pull_failures))
+
+
+@compose.command("push", context_settings=CONTEXT)
+@click.option("--ignore-push-failures", is_flag=True, help="Push what it can and ignores images with push failures")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def push_cmd(ctx, ignore_push_failures, services):
+    """Push service images."""
+    _fail_if(_stack(ctx).push(list(services), ignore_failures=ignore_push_failures))
+
+
+@compose.command("top", context_settings=CONTEXT)
+@click.argument("services", nargs=-1)
+@click.pass_context
+def top_cmd(ctx, services):
+    """Display the running processes of the services' containers."""
+    from dockerbank.container.top import render_top, run_top
+    from dockerbank.host.cgroups import container_cgroups_path, pids_of
+
+    for c in _stack(ctx).containers(list(services)):
+        echo(c.name)
+        pids = pids_of(container_cgroups_path(c.id)) or [c.state.pid]
+        echo(render_top(run_top(pids, None)))
+
+
+@compose.command("images", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only display IDs")
+@click.argument("services", nargs=-1)
+@click.pass_context
+def images_cmd(ctx, quiet, services):
+    """List images used by the created containers."""
+    from dockerbank.cli.common import human_size
+    from dockerbank.oci import reference as refs
+
+    engine = engine_of(ctx)
+    rows = []
+    for c in _stack(ctx).containers(list(services), all_=True):
+        try:
+            record = engine.images.get(c.config.image_id)
+        except Exception:  # the image went away under a stopped container
+            continue
+        if quiet:
+            echo(record.id.removeprefix("sha256:"))
+            continue
+        ref = refs.parse(c.config.image) if refs.looks_like_reference(c.config.image) else None
+        repo, tag = (ref.familiar().rsplit(":", 1) if ref and ":" in ref.familiar() else (c.config.image, ""))
+        rows.append([c.name, repo, tag, record.id.removeprefix("sha256:")[:12], human_size(record.size)])
+    if not quiet:
+        print_table(["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"], rows)
+
+
+@compose.command("port", context_settings=CONTEXT)
+@click.option("--protocol", default="tcp", type=click.Choice(["tcp", "udp"]), help="tcp or udp")
+@click.option("--index", type=int, default=1, help="Index of the container if there are multiple instances")
+@click.argument("service")
+@click.argument("private_port")
+@click.pass_context
+def port_cmd(ctx, protocol, index, service, private_port):
+    """Print the public port for a port binding."""
+    from dockerbank.errors import DockerbankError
+
+    stack = _stack(ctx)
+    container = _container_of(ctx, stack, service, index)
+    number = int(private_port) if private_port.isdigit() else -1
+    for m in engine_of(ctx).networks.port_mappings(container.id):
+        if m.container_port == number and m.protocol == protocol:
+            echo(f"{m.host_ip or '0.0.0.0'}:{m.host_port}")
+            return
+    raise DockerbankError(f"no port {private_port}/{protocol} published for {container.name}")
+
+
+@compose.command("ls", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all stopped Compose projects")
+@click.option("-q", "--quiet", is_flag=True, help="Only display project names")
+@click.option("--format", "fmt", default=None, help="Format the output: table or json")
+@click.pass_context
+def ls_cmd(ctx, all_, quiet, fmt):
+    """List running compose projects (from the labels of their containers)."""
+    import json
+
+    from dockerbank.compose.service import projects
+
+    found = [p for p in projects(engine_of(ctx)) if all_ or p["running"]]
+    if quiet:
+        for p in found:
+            echo(p["Name"])
+        return
+    if fmt == "json":
+        echo(json.dumps([{k: p[k] for k in ("Name", "Status", "ConfigFiles")} for p in found]))
+        return
+    print_table(["NAME", "STATUS", "CONFIG FILES"], [[p["Name"], p["Status"], p["ConfigFiles"]] for p in found])
+
+
 COMMANDS = {"compose": compose}

@@ -38,6 +38,38 @@ class UpOptions:
     wait_timeout: float = 600.0          # how long a dependency condition may take
 
 
+@dataclass
+class RunOptions:
+    service: str
+    command: list[str] | None = None
+    detach: bool = False
+    remove: bool = False
+    name: str | None = None
+    env: list[str] = field(default_factory=list)
+    no_deps: bool = False
+    tty: bool = False
+    interactive: bool = True
+    entrypoint: str | None = None
+    user: str | None = None
+    workdir: str | None = None
+
+
+def projects(engine) -> list[dict[str, Any]]:
+    """The compose projects of a root, from their containers' labels (``compose ls``)."""
+    found: dict[str, dict[str, Any]] = {}
+    for c in engine.containers.list():
+        labels = c.config.labels
+        name = labels.get(pl.LABEL_PROJECT)
+        if not name:
+            continue
+        entry = found.setdefault(name, {"Name": name, "states": {}, "ConfigFiles": labels.get(pl.LABEL_CONFIG_FILES, "")})
+        entry["states"][c.state.status] = entry["states"].get(c.state.status, 0) + 1
+    for entry in found.values():
+        entry["Status"] = ", ".join(f"{state}({n})" for state, n in sorted(entry["states"].items()))
+        entry["running"] = entry["states"].get("running", 0) > 0
+    return [found[n] for n in sorted(found)]
+
+
 class StackError(DockerbankError):
     """``up`` failed part of the way: says which services started and which did not."""
 
@@ -339,6 +371,86 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise DockerbankError(f"timed out waiting for {service} ({condition})")
                 time.sleep(0.1)
+
+    # one-off containers, images -------------------------------------------------------------
+    def run(self, opts: RunOptions):
+        """``compose run``: a one-off container of a service (its dependencies started first
+        unless ``no_deps``); returns (container ID, Attachment or None when detached)."""
+        import secrets
+
+        svc = self.project.service(opts.service)
+        deps = [d for d in depends_on(svc) if d in self.project.services]
+        if deps and not opts.no_deps:
+            self.up(UpOptions(services=deps))
+        self._ensure_image(opts.service, False)
+        network_ids = self.ensure_networks()
+        volume_names = self.ensure_volumes()
+        digest = pl.config_hash(self.project, opts.service)
+        name = opts.name or f"{self.project.name}_{opts.service}_run_{secrets.token_hex(6)}"
+        create = create_options(self.project, opts.service, 1, digest, network_ids=network_ids,
+                                volume_names=volume_names, oneoff=True, name=name, command=opts.command,
+                                container_of_service=lambda s: self._container_of_service(self.engine, s))
+        create.network_options["ports"] = []  # compose run publishes no ports unless asked
+        create.restart = "no"
+        create.tty, create.interactive = opts.tty, opts.interactive and not opts.detach
+        if opts.entrypoint is not None:
+            import shlex
+
+            create.entrypoint = shlex.split(opts.entrypoint)
+        if opts.user:
+            create.user = opts.user
+        if opts.workdir:
+            create.workdir = opts.workdir
+        create.env = [*create.env, *opts.env]
+        create.auto_remove = opts.remove and opts.detach
+        container = self.engine.containers.create(create)
+        try:
+            if not self.project.services[opts.service].get("network_mode"):
+                from dockerbank.network.runtime import connect_container
+
+                for network, aliases in extra_networks(self.project, opts.service, network_ids):
+                    connect_container(self.engine, network, container.id, aliases)
+            if opts.detach:
+                self.engine.containers.start(container.id)
+                return container.id, None
+            return container.id, self.engine.containers.start(container.id, attached=True, stdin=create.interactive)
+        except BaseException:
+            self.remove_container(container.id)
+            raise
+
+    def remove_container(self, cid: str) -> None:
+        try:
+            self.engine.containers.remove(cid, force=True, volumes=True)
+        except NotFound:
+            pass
+
+    def pull(self, services: list[str], ignore_failures: bool = False) -> list[str]:
+        failures: list[str] = []
+        for name in services or list(self.project.services):
+            svc = self.project.service(name)
+            if not svc.get("image"):
+                continue
+            self._say(f"Pulling {name} ({svc['image']})...")
+            try:
+                self.engine.registry.pull(svc["image"])
+            except DockerbankError as exc:
+                if not ignore_failures:
+                    failures.append(f"{name}: {exc.message}")
+        return failures
+
+    def push(self, services: list[str], ignore_failures: bool = False) -> list[str]:
+        failures: list[str] = []
+        for name in services or list(self.project.services):
+            svc = self.project.service(name)
+            if not (svc.get("build") and svc.get("image")):
+                continue
+            self._say(f"Pushing {name} ({svc['image']})...")
+            try:
+                self.engine.registry.push(svc["image"])
+            except DockerbankError as exc:
+                if not ignore_failures:
+                    failures.append(f"{name}: {exc.message}")
+        return failures
 
     # other commands ---------------------------------------------------------------------------
     def _parallel(self, jobs: list[Callable[[Any], Any]]) -> list[str]:
