@@ -166,9 +166,12 @@ def test_dpkg_inventory_with_licenses():
 
 def test_corrupt_package_database_is_reported_not_raised():
     inv = inventory.build({"var/lib/dpkg/status": b"Package: a\nthis line is garbage\n",
-                           "lib/apk/db/installed": b"\0\0\0binary"})
+                           "lib/apk/db/installed": b"\0\0\0binary",
+                           "var/lib/rpm/rpmdb.sqlite": b"SQLite format 3\0" + b"\xff" * 200,
+                           "var/lib/rpm/Packages": b"\0" * 64})
     assert not inv.complete
-    assert sorted(f.where for f in inv.findings) == ["/lib/apk/db/installed", "/var/lib/dpkg/status"]
+    assert sorted(f.where for f in inv.findings) == ["/lib/apk/db/installed", "/var/lib/dpkg/status",
+                                                     "/var/lib/rpm/Packages", "/var/lib/rpm/rpmdb.sqlite"]
 
 
 def test_python_and_npm_inventory():

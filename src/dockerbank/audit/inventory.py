@@ -8,6 +8,7 @@ inventory is never presented as complete.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,8 @@ class Package:
     @property
     def purl(self) -> str:
         namespace = {"deb": "debian", "apk": "alpine"}.get(self.type, "")
+        if self.type == "rpm":
+            namespace = self.distro.split("-", 1)[0] or "rpm"
         name = self.name
         if self.type == "npm" and name.startswith("@"):
             namespace, _, name = name.partition("/")
@@ -75,14 +78,17 @@ def build(collected: dict[str, bytes]) -> Inventory:
     readers = (
         (lambda p: p == "var/lib/dpkg/status" or p.startswith("var/lib/dpkg/status.d/"), _dpkg),
         (lambda p: p == "lib/apk/db/installed", _apk),
+        (lambda p: p.endswith("rpm/rpmdb.sqlite"), lambda p, d: _rpm(p, d, collected.get(p + "-wal", b""))),
         (lambda p: p.endswith(".dist-info/METADATA") or p.endswith("PKG-INFO") or p.endswith(".egg-info"), _python),
         (lambda p: p.endswith("/package.json"), _npm),
     )
     for path in sorted(collected):
-        if re.search(r"(^|/)rpm/(rpmdb\.sqlite|Packages(\.db)?)$", path):
-            inv.findings.append(finding("unreadable", f"/{path}", f"/{path}: rpm databases are not read yet; "
-                                        "rpm packages are missing from the inventory"))
+        if re.search(r"(^|/)rpm/Packages(\.db)?$", path):
+            inv.findings.append(finding("unreadable", f"/{path}", f"/{path}: Berkeley DB and NDB rpm databases "
+                                        "are not read (only rpmdb.sqlite); rpm packages are missing"))
             continue
+        if path.endswith("rpmdb.sqlite-wal"):
+            continue  # read with its database
         for matches, reader in readers:
             if not matches(path):
                 continue
@@ -97,7 +103,7 @@ def build(collected: dict[str, bytes]) -> Inventory:
                 break
             for pkg in found:
                 pkg.location = f"/{path}"
-                if pkg.type in ("deb", "apk"):
+                if pkg.type in ("deb", "apk", "rpm"):
                     pkg.distro = distro
             inv.packages.extend(found)
             break
@@ -246,3 +252,72 @@ def _npm(path: str, data: bytes) -> list[Package]:
     if isinstance(lic, dict):
         lic = lic.get("type")
     return [Package("npm", str(name), str(version), license=licenses.expression([str(lic)]) if lic else None)]
+
+
+# rpm header tags and types (rpm's lib/rpmtag.h)
+_RPM_TAGS = {1000: "name", 1001: "version", 1002: "release", 1003: "epoch", 1014: "license", 1022: "arch",
+             1044: "sourcerpm"}
+_RPM_STRING, _RPM_INT32, _RPM_I18N = 6, 4, 9
+
+
+def _rpm(path: str, data: bytes, wal: bytes) -> list[Package]:
+    """Packages of an rpm sqlite database (rpm >= 4.16; RHEL 9, Fedora 33+): each row a header blob."""
+    import sqlite3
+    import tempfile
+
+    if not data.startswith(b"SQLite format 3\0"):
+        raise _Unreadable("not an SQLite database")
+    with tempfile.TemporaryDirectory(prefix="dockerbank-rpmdb-") as tmp:
+        db_path = os.path.join(tmp, "rpmdb.sqlite")
+        with open(db_path, "wb") as handle:
+            handle.write(data)
+        if wal:
+            with open(db_path + "-wal", "wb") as handle:
+                handle.write(wal)
+        try:
+            connection = sqlite3.connect(db_path)
+            try:
+                rows = connection.execute("SELECT blob FROM Packages ORDER BY hnum").fetchall()
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise _Unreadable(f"SQLite: {exc}") from exc
+    out = []
+    for (blob,) in rows:
+        fields = rpm_header(bytes(blob))
+        if "name" not in fields or "version" not in fields:
+            raise _Unreadable("a header lacks its name or version")
+        version = f"{fields['version']}-{fields['release']}" if fields.get("release") else fields["version"]
+        if fields.get("epoch"):
+            version = f"{fields['epoch']}:{version}"
+        source = re.sub(r"-[^-]+-[^-]+\.src\.rpm$", "", fields.get("sourcerpm", ""))
+        lic = fields.get("license")
+        names = re.split(r"\s+and\s+", lic, flags=re.I) if lic else []
+        out.append(Package("rpm", fields["name"], version, fields.get("arch", ""), source,
+                           licenses.expression(names) if names else None))
+    return out
+
+
+def rpm_header(blob: bytes) -> dict[str, str]:
+    """The tags the inventory needs from an rpm header as the database stores it (no lead, no magic)."""
+    import struct
+
+    if len(blob) < 8:
+        raise _Unreadable("truncated rpm header")
+    count, size = struct.unpack(">II", blob[:8])
+    store = 8 + 16 * count
+    if count > 100_000 or store + size > len(blob):
+        raise _Unreadable("implausible rpm header")
+    fields: dict[str, str] = {}
+    for index in range(count):
+        tag, kind, offset, _n = struct.unpack(">IIII", blob[8 + 16 * index: 24 + 16 * index])
+        name = _RPM_TAGS.get(tag)
+        if name is None or offset >= size:
+            continue
+        at = store + offset
+        if kind in (_RPM_STRING, _RPM_I18N):
+            end = blob.find(b"\0", at, store + size)
+            fields[name] = blob[at:end if end >= 0 else store + size].decode("utf-8", errors="replace")
+        elif kind == _RPM_INT32 and at + 4 <= store + size:
+            fields[name] = str(struct.unpack(">I", blob[at:at + 4])[0])
+    return fields

@@ -37,7 +37,7 @@ _SKIP_CONTENT = ("usr/share/doc/", "usr/share/man/", "usr/share/info/", "usr/sha
 # package databases and metadata the inventory reads (the final state of each)
 _COLLECT = re.compile(
     r"^(var/lib/dpkg/status|var/lib/dpkg/status\.d/[^/]+|usr/share/doc/[^/]+/copyright|lib/apk/db/installed"
-    r"|var/lib/rpm/(rpmdb\.sqlite|Packages(\.db)?)|usr/lib/sysimage/rpm/rpmdb\.sqlite"
+    r"|var/lib/rpm/(rpmdb\.sqlite(-wal)?|Packages(\.db)?)|usr/lib/sysimage/rpm/rpmdb\.sqlite(-wal)?"
     r"|.*/(site|dist)-packages/[^/]+\.(dist-info/METADATA|egg-info/PKG-INFO|egg-info)"
     r"|(.*/)?node_modules/(@[^/]+/)?[^/]+/package\.json|etc/os-release|usr/lib/os-release"
     r"|var/lib/dpkg/info/[^/]+\.list)$"

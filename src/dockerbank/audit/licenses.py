@@ -13,7 +13,7 @@ _DEBIAN = {
     "cc0-1.0": "CC0-1.0", "apache-2": "Apache-2.0", "apache-2.0": "Apache-2.0", "openssl": "OpenSSL",
     "public-domain": "LicenseRef-public-domain", "permissive": "LicenseRef-permissive",
 }
-_GNU = re.compile(r"^(a|l)?(gpl|gfdl)-?(\d(?:\.\d)?)(\+)?$", re.I)
+_GNU = re.compile(r"^(a|l)?(gpl|gfdl)-?v?(\d(?:\.\d)?)(\+)?$", re.I)   # Debian GPL-2+, Fedora GPLv2+
 # PyPI trove classifiers -> SPDX
 _CLASSIFIERS = {
     "MIT License": "MIT", "BSD License": "LicenseRef-BSD", "Apache Software License": "Apache-2.0",

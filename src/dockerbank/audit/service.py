@@ -18,7 +18,7 @@ from dockerbank.audit.findings import Finding, sort_findings
 from dockerbank.audit.inventory import Inventory, Package
 from dockerbank.oci import digest as dg
 
-CACHE_VERSION = 3   # bump when rules or the inventory change what a scan produces
+CACHE_VERSION = 4   # bump when rules or the inventory change what a scan produces
 
 
 @dataclass(frozen=True)
