@@ -54,7 +54,10 @@ class Engine:
         """The root's state database (the root is closed to other users before it is created)."""
         from dockerbank.host.permissions import close_root, create_private_file
 
+        from dockerbank.host.reserve import keep_room
+
         close_root(self.config)  # before the first file of a new root exists (CVE-2021-41091)
+        keep_room(self.config.root)  # a disk filled by a volume must not lock the user out
         create_private_file(self.config.db_path)  # 0600: SQLite gives its -wal and -shm files this mode
         return Database(self.config.db_path)
 

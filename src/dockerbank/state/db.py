@@ -170,22 +170,50 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken at once (BEGIN IMMEDIATE), so concurrent writers queue instead of failing."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
+        except BaseException as exc:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolled back already (a full disk, an I/O error)
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                raise self._failure(exc) from exc
+            raise  # IntegrityError: callers turn a taken name into their own message
         else:
             faults.point("db.commit")
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise self._failure(exc) from exc
             faults.point("db.committed")
 
+    def _failure(self, exc: sqlite3.Error) -> DockerbankError:
+        """A failed read or write of the state database as one line (nothing was changed)."""
+        if "full" in str(exc):
+            return DockerbankError(f"No space left on device for the state database {self.path}: free some "
+                                   "(dockerbank system df; volume rm, image prune); nothing was changed")
+        return DockerbankError(f"state database {self.path}: {exc}")
+
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
-        return self.conn.execute(sql, params).fetchall()
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
 
     def query_one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, params).fetchone()
+        try:
+            return self.conn.execute(sql, params).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
 
     def close(self) -> None:
         self.conn.close()
