@@ -24,6 +24,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,9 @@ def default_kdf() -> dict:
     return params
 
 
+_KDF_LOCK = threading.Lock()
+
+
 def derive(passphrase: bytes, params: dict) -> bytes:
     """The 32-byte key-encryption key for ``passphrase`` under the key file's KDF parameters."""
     salt = _unb64(params["salt"])
@@ -74,8 +78,11 @@ def derive(passphrase: bytes, params: dict) -> bytes:
             from dockerbank.errors import NotSupported
 
             raise NotSupported("this key file uses Argon2id, which this host's cryptography library lacks") from exc
-        return Argon2id(salt=salt, length=32, iterations=int(params["iterations"]), lanes=int(params["lanes"]),
-                        memory_cost=int(params["memory"])).derive(passphrase)
+        # OpenSSL's Argon2 (its own lane threads) deadlocks when two Python threads derive at once
+        # (seen with cryptography 44 here: restore's read-ahead threads hung forever): one at a time
+        with _KDF_LOCK:
+            return Argon2id(salt=salt, length=32, iterations=int(params["iterations"]), lanes=int(params["lanes"]),
+                            memory_cost=int(params["memory"])).derive(passphrase)
     if name == "scrypt":
         return hashlib.scrypt(passphrase, salt=salt, n=int(params["n"]), r=int(params["r"]), p=int(params["p"]),
                               maxmem=256 << 20, dklen=32)

@@ -215,7 +215,14 @@ class Repository:
 
     @property
     def codec(self) -> PlainCodec | AeadCodec:
-        """How chunks and manifests are named and sealed (unlocks an encrypted repository once)."""
+        """How chunks and manifests are named and sealed (unlocks an encrypted repository once, even
+        when restore's read-ahead threads ask at the same moment)."""
+        if self._codec is not None:
+            return self._codec
+        with _CODEC_LOCK:
+            return self._unlocked_codec()
+
+    def _unlocked_codec(self) -> PlainCodec | AeadCodec:
         if self._codec is None:
             if not self.encrypted:
                 self._codec = PlainCodec()
@@ -558,6 +565,7 @@ class Repository:
 
 _READ_POOL: ThreadPoolExecutor | None = None
 _READ_POOL_LOCK = threading.Lock()
+_CODEC_LOCK = threading.Lock()
 
 
 def _read_pool() -> ThreadPoolExecutor:
