@@ -36,3 +36,10 @@ def test_types_check():
     cache = Path(tempfile.gettempdir()) / f"dockerbank-mypy-cache-{os.getuid()}"
     done = subprocess.run([_tool("mypy"), "--cache-dir", str(cache)], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_test_modules_have_unique_names():
+    """tests/ has no __init__.py: two test files of one name in two folders break the whole suite's
+    collection (each subset alone passes)."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
