@@ -523,6 +523,20 @@ class StaleCgroups:
     busy: dict[str, list[int]] = field(default_factory=dict)
 
 
+def age(layout: CgroupLayout, path: str) -> float:
+    """Seconds since the cgroup ``path`` changed last (its directory's mtime in any hierarchy;
+    0 when it is gone)."""
+    import time
+
+    newest = 0.0
+    for directory in layout.dirs_for(path):
+        try:
+            newest = max(newest, directory.stat().st_mtime)
+        except FileNotFoundError:
+            continue
+    return time.time() - newest if newest else 0.0
+
+
 def remove_stale(layout: CgroupLayout, keep: set[str] | frozenset[str],
                  parent: str = CGROUP_PARENT, timeout: float = 2.0) -> StaleCgroups:
     """Remove the cgroups below ``parent`` whose name (container id) is not in ``keep``

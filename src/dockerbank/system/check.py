@@ -34,17 +34,21 @@ def _section(name: str, run) -> list[str]:
         return [f"{name}: check failed: {exc}"]
 
 
-def _stale_cgroups(live: set[str], known: set[str], repair: bool) -> list[str]:
-    """Empty container cgroups. The cgroup parent is host-wide, so busy cgroups are reported only
-    when they belong to this root (another root's running containers are not ours to judge)."""
+def _stale_cgroups(live: set[str], known: set[str], repair: bool, grace: float = 600.0) -> list[str]:
+    """Empty container cgroups. The cgroup parent is host-wide and other roots' containers start
+    and end in it at any time, so an empty cgroup is this root's to judge when one of its
+    containers is named so, or when nobody has used it for ``grace`` seconds (a container removed
+    by a crash); busy cgroups are reported only when they belong to this root."""
     from dockerbank.host import cgroups
 
     layout = cgroups.detect_layout()
     parent = cgroups.CGROUP_PARENT
+    keep = {name for name in cgroups.list_children(layout, parent)
+            if name in live or (name not in known and cgroups.age(layout, f"{parent}/{name}") < grace)}
     if not repair:
         return [f"found empty {parent}/{name}" for name in cgroups.list_children(layout, parent)
-                if name not in live and not cgroups.Cgroup(layout, f"{parent}/{name}").pids()]
-    report = cgroups.remove_stale(layout, live)
+                if name not in keep and not cgroups.Cgroup(layout, f"{parent}/{name}").pids()]
+    report = cgroups.remove_stale(layout, keep)
     lines = [f"removed empty {parent}/{name}" for name in report.removed]
     lines += [f"{parent}/{name} of a stopped container still holds processes {pids}"
               for name, pids in report.busy.items() if name in known]
