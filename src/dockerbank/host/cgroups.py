@@ -538,15 +538,23 @@ def age(layout: CgroupLayout, path: str) -> float:
 
 
 def remove_stale(layout: CgroupLayout, keep: set[str] | frozenset[str],
-                 parent: str = CGROUP_PARENT, timeout: float = 2.0) -> StaleCgroups:
+                 parent: str = CGROUP_PARENT, timeout: float = 2.0,
+                 drain: set[str] | frozenset[str] = frozenset()) -> StaleCgroups:
     """Remove the cgroups below ``parent`` whose name (container id) is not in ``keep``
-    and which hold no process, in every hierarchy (``system check``'s repair)."""
+    and which hold no process, in every hierarchy (``system check``'s repair). The processes of a
+    container in ``drain`` (one of ours that just ended) get ``timeout`` seconds to exit first."""
+    import time
+
     report = StaleCgroups()
     for name in list_children(layout, parent):
         if name in keep:
             continue
         cgroup = Cgroup(layout, f"{parent}/{name}")
         pids = cgroup.pids()
+        deadline = time.monotonic() + timeout
+        while pids and name in drain and time.monotonic() < deadline:
+            time.sleep(0.05)
+            pids = cgroup.pids()
         if pids:
             report.busy[name] = pids
             continue

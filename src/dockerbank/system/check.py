@@ -48,7 +48,7 @@ def _stale_cgroups(live: set[str], known: set[str], repair: bool, grace: float =
     if not repair:
         return [f"found empty {parent}/{name}" for name in cgroups.list_children(layout, parent)
                 if name not in keep and not cgroups.Cgroup(layout, f"{parent}/{name}").pids()]
-    report = cgroups.remove_stale(layout, keep)
+    report = cgroups.remove_stale(layout, keep, drain=known - live)
     lines = [f"removed empty {parent}/{name}" for name in report.removed]
     lines += [f"{parent}/{name} of a stopped container still holds processes {pids}"
               for name, pids in report.busy.items() if name in known]
