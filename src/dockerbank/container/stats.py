@@ -168,9 +168,11 @@ def parse_blkio_v1(text: str) -> list[BlkioEntry]:
     return entries
 
 
-def parse_io_stat(text: str) -> list[BlkioEntry]:
+def parse_io_stat(text: str, keys: tuple[tuple[str, str], ...] = (("rbytes", "read"), ("wbytes", "write"))
+                  ) -> list[BlkioEntry]:
     """Parse v2 ``io.stat`` (``8:0 rbytes=1 wbytes=2 rios=...``) into read/write entries,
-    the shape dockerd reports on v2 (op ``read``/``write``)."""
+    the shape dockerd reports on v2 (op ``read``/``write``); ``keys`` picks the counters (bytes by
+    default, ``rios``/``wios`` for operations)."""
     entries: list[BlkioEntry] = []
     for line in text.splitlines():
         parts = line.split()
@@ -178,7 +180,7 @@ def parse_io_stat(text: str) -> list[BlkioEntry]:
             continue
         major, _, minor = parts[0].partition(":")
         kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        for key, op in (("rbytes", "read"), ("wbytes", "write")):
+        for key, op in keys:
             if key in kv:
                 entries.append(BlkioEntry(int(major), int(minor), op, int(kv[key])))
     return entries

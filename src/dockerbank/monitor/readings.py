@@ -101,17 +101,9 @@ def parse_rfc3339(text: str) -> float:
 
 def parse_io_ops_v2(text: str) -> list[BlkioEntry]:
     """Operations per device from v2 ``io.stat`` (``rios``/``wios``) as read/write entries."""
-    entries: list[BlkioEntry] = []
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts or ":" not in parts[0]:
-            continue
-        major, _, minor = parts[0].partition(":")
-        kv = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
-        for key, op in (("rios", "read"), ("wios", "write")):
-            if key in kv:
-                entries.append(BlkioEntry(int(major), int(minor), op, int(kv[key])))
-    return entries
+    from dockerbank.container.stats import parse_io_stat
+
+    return parse_io_stat(text, (("rios", "read"), ("wios", "write")))
 
 
 def health_status(state) -> str | None:
