@@ -19,9 +19,9 @@ from dockerbank.cli.common import engine_of
 def commit_cmd(ctx: click.Context, author: str, changes: tuple[str, ...], message: str, pause: bool,
                container: str, reference: str | None) -> None:
     """Create a new image from a container's changes."""
-    from dockerbank.container.commit import CommitOptions, commit
+    from dockerbank.container.commit import CommitOptions
 
-    record = commit(engine_of(ctx), container, CommitOptions(reference, pause, changes, message, author))
+    record = engine_of(ctx).container_ops.commit(container, CommitOptions(reference, pause, changes, message, author))
     click.echo(record.id)
 
 

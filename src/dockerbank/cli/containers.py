@@ -1,7 +1,8 @@
 """Container commands: create, run, start, ps, stop, kill, restart, rm, logs, attach, inspect,
 wait, rename, pause, unpause, top, stats and the ``container`` group.
 
-Parsing and rendering only; the work is done by ``engine.containers`` (container.lifecycle).
+Parsing and rendering only; the work is done by ``engine.container_ops`` (engine.containers, the
+use cases the API calls too).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     import builtins
     from collections.abc import Callable, Sequence
+    from pathlib import Path
     from typing import Any, BinaryIO
 
     from dockerbank.build.context import BuildContext
@@ -550,6 +551,12 @@ class ContainerEngine:
         if found.state.status not in model.ACTIVE:
             raise Conflict(f"Container {found.id} is not running")
         conmon.resize(self.service.dir(found.id), height, width)
+
+    def resize_session(self, work: Path, height: int, width: int) -> None:
+        """The TTY size of an exec session (``work``: its directory, ``Attachment.work``)."""
+        from dockerbank.runtime import conmon
+
+        conmon.resize(work, height, width)
 
     def check_running(self, ref: str) -> model.Container:
         """The container, refused (409) unless it runs (exec create, resize)."""

@@ -98,7 +98,6 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 async def commit(request: web.Request) -> web.Response:
     from dockerbank.container.commit import CommitOptions
-    from dockerbank.container.commit import commit as do_commit
 
     q = request.query
     ref = q.get("container") or ""
@@ -109,7 +108,7 @@ async def commit(request: web.Request) -> web.Response:
     options = CommitOptions(reference=reference, pause=qbool(request, "pause", True),
                             changes=tuple(c for c in q.getall("changes", []) if c), message=q.get("comment", ""),
                             author=q.get("author", ""))
-    record = await engine_call(request, lambda e: do_commit(e, ref, options))
+    record = await engine_call(request, lambda e: e.container_ops.commit(ref, options))
     return reply({"Id": record.id}, status=201)
 
 

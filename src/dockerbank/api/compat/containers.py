@@ -345,13 +345,10 @@ async def wait(request: web.Request) -> web.StreamResponse:
 # --- attach ------------------------------------------------------------------------------------
 
 async def attach(request: web.Request) -> web.StreamResponse:
-    from dockerbank.runtime import conmon
-
     ref = request.match_info["id"]
     want_stdin, want_out, want_err = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
     container = await engine_call(request, lambda e: _get(e, ref))
     cid, tty = container.id, container.config.tty
-    base = request.app["config"].containers_dir / cid
     attachment = None
     future = None
     running = container.state.status in ACTIVE
@@ -368,7 +365,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
     resp, feed = await hijack.upgrade(request, tty)
     try:
         if running:
-            sock = await asyncio.get_running_loop().run_in_executor(None, conmon.connect_attach, base)
+            sock = (await engine_call(request, lambda e: e.container_ops.attach(cid, stdin=want_stdin))).sock
         if future is not None:
             attachment = await future
             sock = attachment.sock
@@ -647,11 +644,10 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
 
 
 async def exec_resize(request: web.Request) -> web.Response:
-    from dockerbank.runtime import conmon  # an exec session has no container-level size
-
     info = _exec_of(request)
     if info["_work"] is not None:
-        conmon.resize(info["_work"], qint(request, "h", 0), qint(request, "w", 0))
+        h, w = qint(request, "h", 0) or 0, qint(request, "w", 0) or 0
+        await engine_call(request, lambda e: e.container_ops.resize_session(info["_work"], h, w))
     return web.Response(status=200)
 
 
