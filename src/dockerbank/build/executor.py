@@ -144,7 +144,13 @@ class Builder:
 
         if mode not in lint.MODES:
             raise InvalidArgument(f"invalid --lint {mode!r}: use {', '.join(lint.MODES)}")
-        findings = lint.lint(context.dockerfile, self.linter or lint.Hadolint())
+        try:
+            findings = lint.lint(context.dockerfile, self.linter or lint.Hadolint())
+        except NotSupported as exc:
+            if mode == "error":
+                raise
+            self.warn(f"[LINT] not linted: {exc}")   # warn mode never stops a build for want of a linter
+            return
         for finding in findings:
             self.warn(finding.render(context.dockerfile_name))
         lint.check(findings, mode, context.dockerfile_name)
