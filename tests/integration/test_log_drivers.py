@@ -1,7 +1,8 @@
 """Log drivers on real containers: Debian's rsyslog receives a container's lines (UDP and TCP,
 RFC 5424), a GELF receiver written from the GELF 1.1 specification decodes chunked, compressed
-messages with docker's fields, an unreachable endpoint loses only the remote copies (counted in
-the metrics), max-size bounds the local log, and a bad driver or option creates nothing."""
+messages with docker's fields (and null-terminated ones over TCP), syslog over TLS arrives in
+RFC 5425 frames, an unreachable endpoint loses only the remote copies (counted in the metrics),
+max-size bounds the local log, and a bad driver or option creates nothing."""
 
 from __future__ import annotations
 
@@ -209,3 +210,96 @@ def test_lines_survive_when_the_shipper_reads_from_a_restarted_log(ctr, root):
     assert receiver.compressions == {"none"}
     assert {m["short_message"] for m in receiver.messages} == {f"line {i}" for i in range(300)}
     assert Path(root).exists()
+
+
+class StreamReceiver:
+    """A TCP (optionally TLS) listener that splits what it receives by ``framing``: ``null`` (GELF
+    over TCP: JSON documents ended by a null byte) or ``octet`` (RFC 5425: ``LENGTH SP MESSAGE``)."""
+
+    def __init__(self, framing: str, tls_files: tuple[Path, Path] | None = None):
+        import ssl
+
+        self.framing = framing
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.ctx = None
+        if tls_files:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(*tls_files)
+        self.messages: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            if self.ctx is not None:
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+            conn.settimeout(0.2)
+            buffer = b""
+            while not self._stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
+                buffer += data
+                buffer = self._split(buffer)
+            conn.close()
+
+    def _split(self, buffer: bytes) -> bytes:
+        while True:
+            if self.framing == "null":
+                if b"\0" not in buffer:
+                    return buffer
+                message, buffer = buffer.split(b"\0", 1)
+            else:
+                length, space, rest = buffer.partition(b" ")
+                if not space or len(rest) < int(length):
+                    return buffer
+                message, buffer = rest[:int(length)], rest[int(length):]
+            self.messages.append(message)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.listener.close()
+
+
+def test_gelf_over_tcp_is_null_terminated_json(ctr):
+    receiver = StreamReceiver("null")
+    try:
+        ctr("run", "-d", "--name", "gelftcp", "--log-driver", "gelf", "--log-opt",
+            f"gelf-address=tcp://127.0.0.1:{receiver.port}", "busybox", "sh", "-c", "echo one; echo two")
+        wait_for("two GELF documents", lambda: len(receiver.messages) >= 2)
+    finally:
+        receiver.close()
+    documents = [json.loads(m) for m in receiver.messages]
+    assert [d["short_message"] for d in documents] == ["one", "two"]
+    assert documents[0]["_container_name"] == "gelftcp" and documents[0]["version"] == "1.1"
+
+
+def test_syslog_over_tls_with_octet_counting(ctr, tmp_path):
+    openssl = require_binary("openssl")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True)
+    receiver = StreamReceiver("octet", (cert, key))
+    try:
+        ctr("run", "-d", "--name", "secure", "--log-driver", "syslog",
+            "--log-opt", f"syslog-address=tcp+tls://localhost:{receiver.port}",
+            "--log-opt", f"syslog-tls-ca-cert={cert}", "--log-opt", "tag={{.Name}}",
+            "busybox", "sh", "-c", "echo over tls; echo with a space >&2")
+        wait_for("two RFC 5425 frames", lambda: len(receiver.messages) >= 2)
+    finally:
+        receiver.close()
+    first, second = (m.decode() for m in receiver.messages[:2])
+    assert first.startswith("<30>1 ") and first.endswith(" secure - over tls")
+    assert second.startswith("<27>1 ") and second.endswith(" - with a space")

@@ -103,3 +103,19 @@ def test_follow_reads_a_log_that_conmon_started_afresh(tmp_path):
 def test_sender_counts_an_unreachable_endpoint_as_lost():
     assert logship.Sender("tcp://127.0.0.1:9", timeout=0.5).send([b"x"]) is False
     assert logship.Sender("unixgram:///nonexistent/dev-log").send([b"x"]) is False
+
+
+def test_stream_framing_and_tls_or_tcp_options():
+    assert logship.frame(b"<30>1 x", "octet") == b"7 <30>1 x"
+    assert logship.frame(b"{}", "null") == b"{}\0"
+    assert logship.frame(b"m", "newline") == b"m\n"
+    assert logconfig.parse("syslog", ["syslog-address=tcp+tls://logs:6514", "syslog-tls-skip-verify=true"]).remote
+    for driver, opts, message in [
+        ("syslog", ["syslog-address=tcp://logs:514", "syslog-tls-ca-cert=/ca.pem"], "needs a tcp\\+tls://"),
+        ("syslog", ["syslog-address=tcp+tls://logs:6514", "syslog-tls-cert=/c.pem"], "go together"),
+        ("gelf", ["gelf-address=tcp://g:12201", "gelf-compression-type=gzip"], "for gelf over udp only"),
+        ("gelf", ["gelf-address=udp://g:12201", "gelf-tcp-max-reconnect=3"], "for a tcp:// gelf-address"),
+    ]:
+        with pytest.raises(InvalidArgument, match=message):
+            logconfig.parse(driver, opts)
+    assert logconfig.parse("gelf", ["gelf-address=tcp://g:12201", "gelf-tcp-max-reconnect=3"]).remote

@@ -5,6 +5,7 @@ Every driver but ``none`` keeps the local k8s-file log that ``dockerbank logs`` 
 driver (``syslog``, ``gelf``) ships a copy from it (docker calls this dual logging), so an
 unreachable endpoint never blocks the container and loses nothing locally. ``json-file`` and
 ``local`` are accepted as docker's names for the local log (its format is conmon's k8s-file).
+``compress`` is accepted and not used (conmon keeps one plain file).
 ``max-size`` is conmon's ``--log-size-max``: past it conmon starts the file afresh, so at most
 one file of at most ``max-size`` is kept (as Podman does; ``max-file`` is validated, not used).
 """
@@ -36,7 +37,7 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 FACILITIES = {name: code for code, name in enumerate(
     ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp"))}
 FACILITIES.update({f"local{i}": 16 + i for i in range(8)})
-SYSLOG_SCHEMES = ("unix", "unixgram", "udp", "tcp")
+SYSLOG_SCHEMES = ("unix", "unixgram", "udp", "tcp", "tcp+tls")
 SYSLOG_FORMATS = ("", "rfc5424", "rfc5424micro", "rfc3164")
 DEFAULT_SYSLOG_ADDRESS = "unixgram:///dev/log"
 
@@ -133,12 +134,23 @@ def parse(driver: str | None, options: list[str] | tuple[str, ...] | dict[str, s
         if pairs.get("syslog-format", "") not in SYSLOG_FORMATS:
             raise InvalidArgument(f"invalid syslog-format {pairs['syslog-format']!r}: use one of "
                                   f"{', '.join(f for f in SYSLOG_FORMATS if f)}", exit_code=125)
-        if any(k.startswith("syslog-tls") for k in pairs):
-            raise InvalidArgument("syslog over TLS is not supported yet: use udp://, tcp:// or unix://", exit_code=125)
+        tls = [k for k in pairs if k.startswith("syslog-tls")]
+        if tls and urlparse(pairs.get("syslog-address", "")).scheme != "tcp+tls":
+            raise InvalidArgument(f"{tls[0]} needs a tcp+tls:// syslog-address", exit_code=125)
+        if ("syslog-tls-cert" in pairs) != ("syslog-tls-key" in pairs):
+            raise InvalidArgument("syslog-tls-cert and syslog-tls-key go together", exit_code=125)
+        if pairs.get("syslog-tls-skip-verify", "false") not in ("true", "false"):
+            raise InvalidArgument("syslog-tls-skip-verify is true or false", exit_code=125)
     if driver == "gelf":
         if "gelf-address" not in pairs:
             raise InvalidArgument("gelf needs --log-opt gelf-address=udp://HOST:PORT", exit_code=125)
-        _address("gelf", pairs["gelf-address"], ("udp",))
+        _address("gelf", pairs["gelf-address"], ("udp", "tcp"))
+        if urlparse(pairs["gelf-address"]).scheme == "tcp":
+            compressed = [k for k in pairs if k.startswith("gelf-compression")]
+            if compressed:   # GELF over TCP is plain JSON ended by a null byte
+                raise InvalidArgument(f"{compressed[0]} is for gelf over udp only", exit_code=125)
+        elif any(k.startswith("gelf-tcp") for k in pairs):
+            raise InvalidArgument("gelf-tcp-* options are for a tcp:// gelf-address", exit_code=125)
         if pairs.get("gelf-compression-type", "gzip") not in ("gzip", "zlib", "none"):
             raise InvalidArgument(f"invalid gelf-compression-type {pairs['gelf-compression-type']!r}: "
                                   "use gzip, zlib or none", exit_code=125)

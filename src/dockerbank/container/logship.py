@@ -111,14 +111,42 @@ def gelf_chunks(payload: bytes, message_id: bytes, size: int = GELF_CHUNK_SIZE) 
     return [GELF_MAGIC + message_id + struct.pack("BB", n, len(parts)) + part for n, part in enumerate(parts)]
 
 
+def frame(message: bytes, framing: str) -> bytes:
+    """A message as a stream carries it (see :class:`Sender`)."""
+    if framing == "octet":
+        return b"%d " % len(message) + message
+    if framing == "null":
+        return message + b"\0"
+    return message + b"\n"
+
+
+def tls_context(opts: dict[str, str]):
+    """The client context of ``syslog-tls-*`` (CA, client certificate and key, skip-verify)."""
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=opts.get("syslog-tls-ca-cert") or None)
+    if opts.get("syslog-tls-cert"):
+        ctx.load_cert_chain(opts["syslog-tls-cert"], opts["syslog-tls-key"])
+    if opts.get("syslog-tls-skip-verify") == "true":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 # ---------------------------------------------------------------- sending
 
 class Sender:
-    """One endpoint; ``send`` returns False when the message was lost (never raises, never blocks long)."""
+    """One endpoint; ``send`` returns False when the message was lost (never raises, never blocks long).
 
-    def __init__(self, address: str, timeout: float = 2.0):
+    Stream endpoints frame each message: ``newline`` (syslog over TCP), ``octet`` (RFC 5425's
+    ``LENGTH SP MESSAGE``, syslog over TLS) or ``null`` (GELF over TCP)."""
+
+    def __init__(self, address: str, timeout: float = 2.0, framing: str = "newline", tls=None):
         url = urlparse(address)
         self.scheme = url.scheme
+        self.framing = framing
+        self.tls = tls                 # an ssl.SSLContext for tcp+tls://
+        self.server_name = url.hostname
         self.target: str | tuple[str, int] = url.path if url.scheme.startswith("unix") else (url.hostname or "",
                                                                                               url.port or 514)
         self.timeout = timeout
@@ -134,6 +162,8 @@ class Sender:
         else:
             sock = socket.create_connection(self.target, timeout=self.timeout)  # type: ignore[arg-type]
             sock.settimeout(self.timeout)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.server_name)
             return sock
         sock.settimeout(self.timeout)
         sock.connect(self.target)
@@ -147,8 +177,8 @@ class Sender:
                 if self.sock is None:
                     self.sock = self._connect()
                 for data in datagrams:
-                    if self.scheme in ("tcp", "unix"):
-                        self.sock.sendall(data + b"\n")
+                    if self.scheme in ("tcp", "tcp+tls", "unix"):
+                        self.sock.sendall(frame(data, self.framing))
                     else:
                         self.sock.send(data)
                 return True
@@ -227,12 +257,18 @@ def run(spec: dict) -> None:
     hostname = socket.gethostname()
     labels = {k: v for k, v in (source.labels or {}).items()
               if k in [x for x in opts.get("labels", "").split(",") if x]}
+    gelf_tcp = False
     if config.type == "syslog":
-        sender = Sender(opts.get("syslog-address") or "unixgram:///dev/log")
-        facility = FACILITIES[opts.get("syslog-facility", "daemon")]
+        address = opts.get("syslog-address") or "unixgram:///dev/log"
         fmt = opts.get("syslog-format", "")
+        secure = address.startswith("tcp+tls://")
+        # RFC 5425: octet counting over TLS (docker does the same for rfc5424 over tcp+tls)
+        sender = Sender(address, framing="octet" if secure and fmt != "rfc3164" else "newline",
+                        tls=tls_context(opts) if secure else None)
+        facility = FACILITIES[opts.get("syslog-facility", "daemon")]
     else:
-        sender = Sender(opts["gelf-address"])
+        gelf_tcp = opts["gelf-address"].startswith("tcp://")
+        sender = Sender(opts["gelf-address"], framing="null")
         compression = opts.get("gelf-compression-type", "gzip")
         level = int(opts.get("gelf-compression-level", "1"))
     stats_path = Path(spec["bundle"]) / STATS_FILE
@@ -264,7 +300,10 @@ def run(spec: dict) -> None:
         else:
             message = gelf_message(entry.data, entry.stream, when, hostname=hostname, source=source, tag=tag,
                                    labels=labels)
-            datagrams = gelf_chunks(gelf_payload(message, compression, level), os.urandom(8))
+            if gelf_tcp:   # one uncompressed JSON document per message, ended by a null byte
+                datagrams = [gelf_payload(message, "none")]
+            else:
+                datagrams = gelf_chunks(gelf_payload(message, compression, level), os.urandom(8))
         counts["sent" if sender.send(datagrams) else "lost"] += 1
         if time.monotonic() - written > 1.0:
             save()
