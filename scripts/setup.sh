@@ -23,6 +23,7 @@ test_packages=(
   openssh-server                        # sshd started by tests/integration/test_backup_sftp.py on 127.0.0.1
   prometheus                            # scrapes `system service --metrics-addr` in tests; promtool checks the rules
   rsyslog                               # receives containers' lines through the syslog log driver in tests
+  chromium chromium-driver              # the dashboard's tests drive a real headless browser (Selenium)
   rpm                                   # rpmbuild + rpm make a real rpmdb.sqlite for the audit's rpm inventory test
 )
 want=("${packages[@]}")

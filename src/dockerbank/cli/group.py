@@ -67,6 +67,8 @@ LAZY_COMMANDS: dict[str, str] = {
     # audit
     "audit": "dockerbank.cli.audit",
     "sbom": "dockerbank.cli.audit",
+    # dashboard
+    "dashboard": "dockerbank.cli.dashboard",
     # system
     "system": "dockerbank.cli.system",
     "info": "dockerbank.cli.system",
