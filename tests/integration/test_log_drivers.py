@@ -197,18 +197,20 @@ def test_bad_driver_or_option_creates_nothing(ctr):
 
 
 def test_lines_survive_when_the_shipper_reads_from_a_restarted_log(ctr, root):
-    """The shipper follows the local copy by name: conmon replacing it (max-size) does not stop it."""
+    """The shipper follows the local copy by name: conmon replacing it (max-size) does not stop it, and the
+    lines of the replaced file are read to its end (a file replaced twice between two reads, 50 ms apart,
+    would lose the middle one: max-size is meant to be far larger than 50 ms of output)."""
     receiver = GelfReceiver()
     try:
-        ctr("run", "-d", "--name", "rotating", "--log-opt", "max-size=2k", "--log-driver", "gelf",
+        ctr("run", "-d", "--name", "rotating", "--log-opt", "max-size=8k", "--log-driver", "gelf",
             "--log-opt", f"gelf-address=udp://127.0.0.1:{receiver.port}", "--log-opt", "gelf-compression-type=none",
-            "busybox", "sh", "-c", "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); usleep 2000; done")
-        wait_for("the last line shipped", lambda: any(m["short_message"] == "line 299" for m in receiver.messages),
+            "busybox", "sh", "-c", "i=0; while [ $i -lt 600 ]; do echo line $i; i=$((i+1)); usleep 2000; done")
+        wait_for("the last line shipped", lambda: any(m["short_message"] == "line 599" for m in receiver.messages),
                  timeout=60)
     finally:
         receiver.close()
     assert receiver.compressions == {"none"}
-    assert {m["short_message"] for m in receiver.messages} == {f"line {i}" for i in range(300)}
+    assert {m["short_message"] for m in receiver.messages} == {f"line {i}" for i in range(600)}
     assert Path(root).exists()
 
 

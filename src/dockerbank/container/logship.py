@@ -200,7 +200,7 @@ def _alive(pid: int, start: int) -> bool:
     return alive(pid, start)
 
 
-def follow(path: Path, offset: int, running, interval: float = 0.1, handle=None):
+def follow(path: Path, offset: int, running, interval: float = 0.05, handle=None):
     """k8s-file entries after ``offset`` while ``running()``. When conmon starts the file afresh
     (``--log-size-max``: a new file renamed over the old one) the old one is read to its end
     through the descriptor still open on it, then the new one from its start: nothing is skipped.
