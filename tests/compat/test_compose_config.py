@@ -118,3 +118,40 @@ def _comparable(doc: dict) -> dict:
             if key in svc:
                 svc[key] = sorted(str(item) for item in svc[key])
     return doc
+
+
+def test_docker_compose_sees_the_project_dockerbank_compose_started(tmp_path, busybox_tar):
+    """Labels compatible with docker-compose 1.29: ``docker-compose ps`` over the API lists the
+    containers ``dockerbank compose up`` made, and its ``down`` removes them."""
+    from api_server import start_server
+
+    compose = require_binary("docker-compose")
+    server = start_server(tmp_path, busybox_tar)
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "docker-compose.yml").write_text(
+        "services:\n  web:\n    image: busybox\n    command: sh -c 'trap \"exit 0\" TERM; while true; do sleep 0.2; done'\n"
+        "    networks: [back]\nnetworks:\n  back: {}\n")
+
+    def ours(*args: str) -> str:
+        done = server.dockerbank("compose", "-f", str(project / "docker-compose.yml"), "-p", "shared", *args)
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout.decode()
+
+    def theirs(*args: str) -> str:
+        done = subprocess.run([compose, "-p", "shared", "--no-ansi", *args], cwd=project, capture_output=True,
+                              timeout=120, env=server.env())
+        assert done.returncode == 0, f"docker-compose {' '.join(args)}: {done.stderr.decode()}"
+        return done.stdout.decode() + done.stderr.decode()
+
+    try:
+        ours("up", "-d")
+        listing = theirs("ps")
+        assert "shared_web_1" in listing and " Up " in listing
+        assert "shared_web_1" in ours("ps")
+        theirs("down")
+        assert ours("ps", "-q").strip() == ""
+        assert "shared_back" not in server.dockerbank("network", "ls").stdout.decode()
+    finally:
+        server.dockerbank("compose", "-f", str(project / "docker-compose.yml"), "-p", "shared", "down")
+        server.stop()

@@ -498,16 +498,11 @@ class Stack:
             if orphans:
                 self._say(f"WARN: Found orphan containers ({', '.join(c.name for c in orphans)}) for this project.")
         failures: list[str] = []
+        # dependents first; each container is removed right after its own stop, all of a wave at once
         for wave in self._reverse_waves(containers):
-            failures += self._parallel([functools.partial(self._stop_one, container=c, timeout=timeout) for c in wave])
-        failures += self._parallel([functools.partial(self._remove, container=c, timeout=None) for c in containers])
-        for net in self.engine.networks.list():
-            if net.labels.get(pl.LABEL_PROJECT) == self.project.name:
-                self._say(f"Removing network {net.name}")
-                try:
-                    self.engine.networks.remove(net.name)
-                except DockerbankError as exc:
-                    failures.append(exc.message)
+            failures += self._parallel([functools.partial(self._remove, container=c, timeout=timeout) for c in wave])
+        networks = [n.name for n in self.engine.networks.list() if n.labels.get(pl.LABEL_PROJECT) == self.project.name]
+        failures += self._parallel([functools.partial(self._remove_network, name=n) for n in networks])
         if volumes:
             for key, definition in self.project.volumes.items():
                 if definition.get("external"):
@@ -535,6 +530,10 @@ class Stack:
                     except DockerbankError as exc:
                         failures.append(exc.message)
         return failures
+
+    def _remove_network(self, engine, name: str) -> None:
+        self._say(f"Removing network {name}")
+        engine.networks.remove(name)
 
     def _stop_one(self, engine, container: pl.Existing, timeout: int | None) -> None:
         if container.status in RUNNING:
