@@ -32,7 +32,7 @@ services:
     depends_on:
       db: {{condition: service_started}}
       migrate: {{condition: service_completed_successfully}}
-    volumes: [data:/data:ro]
+    volumes: [data:/data:ro, /cache]
     networks:
       back: {{aliases: [www]}}
       front: {{}}
@@ -84,10 +84,15 @@ def test_up_orders_dependencies_converges_scales_and_goes_down(ctr, tmp_path):
     ctr(*compose, "up", "-d", "--scale", "web=1")
     assert "shop_web_2" not in _containers(ctr, "shop") and "shop_web_3" not in _containers(ctr, "shop")
 
+    ctr("exec", "shop_web_1", "sh", "-c", "echo kept > /cache/file")
+    volumes_before = set(ctr("volume", "ls", "-q").stdout.split())
     file.write_text(STACK.replace("echo web-up", "echo web-up-v2"))
     ctr(*compose, "up", "-d")  # only web changed: only web is recreated
     changed = _containers(ctr, "shop")
     assert changed["shop_web_1"]["id"] != first["shop_web_1"]["id"]
+    # its anonymous volume is carried over to the new container, not replaced by an empty one
+    assert ctr("exec", "shop_web_1", "cat", "/cache/file").stdout == b"kept\n"
+    assert set(ctr("volume", "ls", "-q").stdout.split()) == volumes_before
     assert changed["shop_db_1"]["id"] == first["shop_db_1"]["id"]
     logs = ctr(*compose, "logs", "web").stdout.decode()
     assert "shop_web_1  | web-up-v2" in logs
@@ -101,6 +106,7 @@ def test_up_orders_dependencies_converges_scales_and_goes_down(ctr, tmp_path):
 
     ctr(*compose, "down", "-v")
     assert _containers(ctr, "shop") == {}
+    assert ctr("volume", "ls", "-q").stdout == b""  # the anonymous ones went with their containers
     assert "shop_" not in ctr("network", "ls").stdout.decode()
     assert "shop_data" not in ctr("volume", "ls").stdout.decode()
 

@@ -264,3 +264,13 @@ def test_backup_mode_of_a_container():
 
     assert mode_of({MODE_LABEL: "dump"}, "pause") == "dump"
     assert mode_of({MODE_LABEL: "bogus"}, "pause") == "pause" and mode_of({}, "stop") == "stop"
+
+
+def test_recreated_container_keeps_its_anonymous_volumes():
+    from dockerbank.compose.service import carry_anonymous
+    from dockerbank.volume import mounts as mnt
+
+    specs = [mnt.parse_volume("/cache"), mnt.parse_volume("named:/data"), mnt.parse_volume("/fresh")]
+    out = carry_anonymous(specs, {"/cache": "abc123", "/var/lib/x": "def456", "/gone": "zzz"}, {"/var/lib/x"})
+    assert [(s.target, s.source) for s in out] == [("/cache", "abc123"), ("/data", "named"), ("/fresh", ""),
+                                                  ("/var/lib/x", "def456")]

@@ -70,6 +70,25 @@ def projects(engine) -> list[dict[str, Any]]:
     return [found[n] for n in sorted(found)]
 
 
+def carry_anonymous(specs: list, keep: dict[str, str], image_volumes: set[str]) -> list:
+    """Mount specs where each anonymous volume that a predecessor had at the same target (from
+    the file or from the image's VOLUME) is that volume again, not a new empty one (pure)."""
+    from dataclasses import replace
+
+    from dockerbank.volume import mounts as mnt
+
+    out, taken = [], set()
+    for spec in specs:
+        if spec.anonymous and spec.target in keep:
+            spec = replace(spec, source=keep[spec.target])
+        out.append(spec)
+        taken.add(spec.target)
+    for target in sorted(image_volumes):
+        if target in keep and target not in taken:
+            out.append(mnt.parse_volume(f"{keep[target]}:{target}"))
+    return out
+
+
 class StackError(DockerbankError):
     """``up`` failed part of the way: says which services started and which did not."""
 
@@ -286,11 +305,14 @@ class Stack:
         raise NotFound(f"service {service} has no running container")
 
     def _create_and_start(self, engine, service: str, number: int, digest: str, network_ids, volume_names,
-                          no_start: bool, name: str | None = None) -> str:
-        """Create one container and start it; a container whose start fails is removed again."""
+                          no_start: bool, name: str | None = None, keep: dict[str, str] | None = None) -> str:
+        """Create one container and start it; a container whose start fails is removed again.
+        ``keep``: target -> the anonymous volume of a predecessor that the new container mounts there."""
         opts = create_options(self.project, service, number, digest, network_ids=network_ids,
                               volume_names=volume_names,
                               container_of_service=lambda s: self._container_of_service(engine, s), name=name)
+        if keep:
+            opts.mounts = carry_anonymous(opts.mounts, keep, self._image_volumes(engine, opts.image))
         self._say(f"Creating {opts.name} ... ")
         container = engine.containers.create(opts)
         try:
@@ -316,11 +338,12 @@ class Stack:
         was_running = old.status in RUNNING
         if was_running:
             engine.containers.stop(old.id, opts.timeout)
+        keep = self._anonymous_volumes(engine, old.id)
         parked = f"{old.id[:12]}_{old.name}"
         engine.containers.rename(old.id, parked)
         try:
             new_id = self._create_and_start(engine, old.service, old.number, digest, network_ids, volume_names,
-                                            opts.no_start, name=old.name)
+                                            opts.no_start, name=old.name, keep=keep)
         except BaseException:
             engine.containers.rename(old.id, old.name)
             if was_running:
@@ -328,6 +351,31 @@ class Stack:
             raise
         engine.containers.remove(old.id, force=True, volumes=True)
         return new_id
+
+    @staticmethod
+    def _anonymous_volumes(engine, cid: str) -> dict[str, str]:
+        """target -> name of each anonymous volume a container mounts (compose keeps their data
+        across a recreate, as docker-compose does)."""
+        from dockerbank.volume import mounts as mnt
+
+        out: dict[str, str] = {}
+        for raw in engine.containers.get(cid).config.mounts:
+            spec = mnt.MountSpec.from_dict(raw)
+            if spec.type == mnt.VOLUME and spec.source and not spec.from_container:
+                try:
+                    if engine.volumes.get(spec.source).anonymous:
+                        out[spec.target] = spec.source
+                except NotFound:
+                    continue
+        return out
+
+    @staticmethod
+    def _image_volumes(engine, image: str) -> set[str]:
+        try:
+            record = engine.images.resolve(image)
+            return set((engine.images.image_config(record.id).get("config") or {}).get("Volumes") or {})
+        except NotFound:
+            return set()
 
     def _remove(self, engine, container: pl.Existing, timeout: int | None) -> None:
         self._say(f"Removing {container.name} ... ")
