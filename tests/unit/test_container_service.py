@@ -47,6 +47,7 @@ class World:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
         self.procs: dict[str, Proc] = {}
+        self.execs: dict[str, dict] = {}     # exec id -> the process spec conmon got
         self.exits: dict[Path, int] = {}
         self.mounted: set[Path] = set()
         self.next_pid = 4000
@@ -69,9 +70,13 @@ class World:
 
 class FakeRuntime:
     name = "fake"
+    path = "/fake/runtime"
 
     def __init__(self, world: World):
         self.world = world
+
+    def state_dir(self, cid: str) -> Path:
+        return Path("/nonexistent/fake-runtime-state") / cid
 
     def start(self, cid: str) -> None:
         self.world.calls.append(("runtime.start", cid))
@@ -113,12 +118,16 @@ class FakeConmon:
 
     def spawn(self, runtime, cid: str, bundle: Path, *, log_path: Path, terminal: bool, stdin: bool, command: str,
               exit_command: list[str] | None = None, exec_spec: Path | None = None, exec_id: str | None = None,
-              attach_first: bool = False) -> Started:
+              attach_first: bool = False, log_args: list[str] | None = None) -> Started:
         self.world.calls.append(("conmon.spawn", cid, exit_command))
         self.world._maybe_fail("conmon.spawn")
         assert (bundle / "config.json").exists()  # the runtime's spec is written before conmon runs
         self.world.next_pid += 2
-        work = bundle if exec_spec is None else bundle / "exec" / (exec_id or "x")
+        if exec_spec is not None:  # an exec session: the container's own process stays as it is
+            assert self.world.procs[cid].started and exec_id
+            self.world.execs[exec_id] = json.loads(exec_spec.read_text())
+            return Started(self.world.next_pid, self.world.next_pid - 1, None)
+        work = bundle
         self.world.exits.pop(work, None)
         self.world.procs[cid] = Proc(cid, self.world.next_pid, self.world.next_pid - 1, work, exit_command)
         return Started(self.world.next_pid, self.world.next_pid - 1, None)
@@ -535,6 +544,24 @@ def test_reconcile_reads_the_exit_file_a_dead_conmon_left(service, world):
     world.calls.clear()
     assert service.get(container.id).state.exit_code == 42  # once: nothing more to reconcile
     assert world.calls == []
+
+
+def test_exec_hands_conmon_the_containers_process_with_the_changes(service, world):
+    container = _running(service, world, env=["A=1", "B=1"])
+    assert service.exec(container.id, ["env"], detach=True, env=["B=2"], workdir="/tmp") is None
+    assert world.names() == ["conmon.spawn"]
+    (process,) = world.execs.values()
+    assert process["args"] == ["env"] and process["cwd"] == "/tmp" and process["terminal"] is False
+    assert "A=1" in process["env"] and "B=2" in process["env"] and "B=1" not in process["env"]
+    with pytest.raises(InvalidArgument):
+        service.exec(container.id, [])
+    service.pause(container.id)
+    with pytest.raises(Conflict, match="paused"):
+        service.exec(container.id, ["true"])
+    service.unpause(container.id)
+    service.stop(container.id, timeout=1)
+    with pytest.raises(Conflict, match="not running"):
+        service.exec(container.id, ["true"])
 
 
 def test_wait_returns_the_exit_code(service, world):

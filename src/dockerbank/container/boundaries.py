@@ -26,7 +26,6 @@ from typing import Any, Protocol
 from dockerbank.container.model import Container
 from dockerbank.host.mounts import MountInfo
 from dockerbank.runtime.conmon import Started
-from dockerbank.runtime.detect import RuntimeChoice
 
 
 class Runtime(Protocol):
@@ -36,13 +35,12 @@ class Runtime(Protocol):
     def name(self) -> str: ...
 
     @property
-    def choice(self) -> RuntimeChoice:
-        """Which binary runs (compiled seccomp programs are cached per binary)."""
+    def path(self) -> str:
+        """The runtime binary."""
         ...
 
-    @property
-    def state_root(self) -> Path:
-        """Where the runtime keeps its container state (crun's compiled seccomp program lives there)."""
+    def state_dir(self, cid: str) -> Path:
+        """The runtime's own state directory of container ``cid``."""
         ...
 
     def start(self, cid: str) -> None: ...

@@ -556,7 +556,7 @@ class ContainerService:
     def _seccomp_cache(self):
         from dockerbank.runtime.seccomp_cache import SeccompCache
 
-        return SeccompCache(self.config.run_root / "seccomp", self.runtime.choice.path)
+        return SeccompCache(self.config.run_root / "seccomp", self.runtime.path)
 
     def _exit_command(self, cid: str) -> builtins.list[str]:
         """conmon's ``--exit-command`` (conmon adds nothing to it: the ID is ours to pass)."""
@@ -615,7 +615,7 @@ class ContainerService:
                         raise
                     started = conmon.spawn(self.runtime, cid, base, **spawn_args)
                 if seccomp_key is not None:  # crun compiled the profile: later starts load its program
-                    self._seccomp_cache.remember(seccomp_key, self.runtime.state_root / cid)
+                    self._seccomp_cache.remember(seccomp_key, self.runtime.state_dir(cid))
             except DockerbankError as exc:
                 self._failed_start(cid, exc)
                 raise

@@ -72,6 +72,15 @@ class OciRuntime:
     def name(self) -> str:
         return self.choice.name
 
+    @property
+    def path(self) -> str:
+        """The runtime binary (what it compiled, e.g. seccomp programs, is cached per binary)."""
+        return self.choice.path
+
+    def state_dir(self, cid: str) -> Path:
+        """The runtime's own state directory of container ``cid``."""
+        return self.state_root / cid
+
     @cached_property
     def prefix(self) -> list[str]:
         """What runs before the runtime (or a conmon that calls it directly): the private mount
