@@ -46,8 +46,10 @@ def test_new_mount_api_only_from_6_8():
 
 def test_runtime_calls_carry_the_namespace_prefix_on_hybrid_hosts(tmp_path):
     hybrid = OciRuntime(RuntimeChoice("crun", "/usr/bin/crun", True), tmp_path / "runtime")
-    argv = hybrid.argv("start", "c1")
+    argv = hybrid.argv("update", "--resources=r.json", "c1")
     assert argv[0].endswith("unshare") and "--mount" in argv and "slave" in argv
-    assert argv[-4:] == ["/usr/bin/crun", f"--root={tmp_path / 'runtime'}", "start", "c1"]
+    assert argv[-5:] == ["/usr/bin/crun", f"--root={tmp_path / 'runtime'}", "update", "--resources=r.json", "c1"]
+    # calls that set no cgroups up run as they are (no two extra execs on a start's critical path)
+    assert hybrid.argv("start", "c1") == ["/usr/bin/crun", f"--root={tmp_path / 'runtime'}", "start", "c1"]
     plain = OciRuntime(RuntimeChoice("runc", "/usr/bin/runc"), tmp_path / "runtime")
     assert plain.argv("start", "c1") == ["/usr/bin/runc", f"--root={tmp_path / 'runtime'}", "start", "c1"]

@@ -22,9 +22,17 @@ from dockerbank.runtime.detect import HYBRID_UNIFIED, RuntimeChoice
 # Run the command that follows in a mount namespace of its own, a slave of the host's (later host
 # mounts such as overlay roots stay visible; our unmount of the cgroup2 mount does not propagate
 # back), without the cgroup2 mount crun refuses. A command prefix, not a preexec_fn: no Python code
-# runs between fork and exec, which is unsafe in a threaded process (the API service). Costs ~2 ms
-# a call more than the in-process unshare it replaces (two small execs and one umount).
+# runs between fork and exec, which is unsafe in a threaded process (the API service). Costs 2-4 ms
+# a call more than the in-process unshare it replaces (two small execs and one umount): see
+# bench/runtime_ns_cost.py.
 _UNMOUNT_THEN_EXEC = f'umount -l {HYBRID_UNIFIED} 2>/dev/null; exec "$0" "$@"'
+
+
+# crun refuses the hybrid layout only where it sets a container's cgroups up. Its other calls
+# (start, state, kill, pause, resume, delete) work from the host's namespace (crun 1.8 here: a
+# paused container's freezer reads FROZEN, delete removes the cgroups in every hierarchy), so they
+# run without the prefix's two extra execs and a start's critical path has none of them.
+NAMESPACED = frozenset({"create", "run", "exec", "update"})
 
 
 def private_ns_prefix() -> list[str]:
@@ -88,8 +96,10 @@ class OciRuntime:
         return private_ns_prefix() if self.choice.private_ns else []
 
     def argv(self, *args: str) -> list[str]:
-        """The full command line of one runtime call, the namespace prefix included."""
-        return [*self.prefix, self.choice.path, f"--root={self.state_root}", *args]
+        """The full command line of one runtime call (``args[0]`` its subcommand), with the
+        namespace prefix where the runtime sets cgroups up (:data:`NAMESPACED`)."""
+        prefix = self.prefix if args and args[0] in NAMESPACED else []
+        return [*prefix, self.choice.path, f"--root={self.state_root}", *args]
 
     def conmon_args(self, private_ns_here: bool) -> list[str]:
         """conmon's runtime options. A conmon started in our private namespace (``private_ns_here``,
