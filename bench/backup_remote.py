@@ -10,7 +10,8 @@ restic repository (its encryption is always on; ``restic init`` untimed). Median
 run. Then ``backup copy`` of the encrypted snapshot to Dockerbank's registry (``registry serve``,
 a process on 127.0.0.1), a second backup after 1 % of the files changed and its copy (bytes
 sent), ``restore --repo oci://`` into a fresh root; restic's ``copy`` into a second local
-repository as the anchor (Debian has no restic rest server). Writes a section of bench/RESULTS.md.
+repository and to a restic ``sftp:`` repository through a throwaway sshd on 127.0.0.1 (the same
+sshd Dockerbank's ``sftp://`` copy goes through) as the anchors (Debian has no restic rest server). Writes a section of bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -69,6 +70,28 @@ def wait_port(port: int, proc: subprocess.Popen) -> None:
     raise RuntimeError("registry did not start")
 
 
+def start_sshd(work: Path) -> tuple[subprocess.Popen, int, str]:
+    """A throwaway sshd on 127.0.0.1 (own host key, one client key); (process, port, ssh command)."""
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o700)
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(work / key)], check=True)
+    port = free_port()
+    (work / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {work / 'host_key'}\nPidFile {work / 'sshd.pid'}\n"
+        f"AuthorizedKeysFile {work / 'client_key.pub'}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nUsePAM no\nStrictModes no\nSubsystem sftp internal-sftp\nLogLevel ERROR\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    kind, key = (work / "host_key.pub").read_text().split()[:2]
+    (work / "known_hosts").write_text(f"[127.0.0.1]:{port} {kind} {key}\n")
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(work / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, proc)
+    ssh = (f"ssh -F /dev/null -i {work / 'client_key'} -o IdentitiesOnly=yes "
+           f"-o UserKnownHostsFile={work / 'known_hosts'}")
+    return proc, port, ssh
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=1000)
@@ -121,41 +144,54 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
 
-    # off-site: copy the encrypted repository's snapshot into Dockerbank's registry
+    # off-site: copy the encrypted repository's snapshot into Dockerbank's registry and over sftp
     port = free_port()
     log = open(scratch / "registry.log", "wb")  # noqa: SIM115 -- the server process keeps it
     server = subprocess.Popen([*db, "registry", "serve", "--listen", f"127.0.0.1:{port}",
                                "--storage", str(scratch / "registry")], stdout=log, stderr=log, env=env)
+    sshd, ssh_port, ssh = start_sshd(scratch / "sshd")
+    env["DOCKERBANK_SSH_COMMAND"] = ssh
+    restic_env = dict(env, RESTIC_FROM_PASSWORD=PASSWORD)
+    restic_sftp = ["-o", f"sftp.command={ssh} -p {ssh_port} root@127.0.0.1 -s sftp"]
+
+    def copy(target: str) -> tuple[float, str]:
+        done = subprocess.run([*db, "backup", "copy", "--from", str(enc), "--to", target], env=env,
+                              capture_output=True, check=True)
+        seconds = float(re.search(rb"in ([0-9.]+)s", done.stderr).group(1))
+        return seconds, re.search(rb"sent (\d+) chunks \(([^)]+)\)", done.stderr).group(2).decode()
+
     try:
         wait_port(port, server)
         enc = scratch / "repo-encrypted"
         remote = f"oci://127.0.0.1:{port}/bench/offsite"
-        first_copy = subprocess.run([*db, "backup", "copy", "--from", str(enc), "--to", remote], env=env,
-                                    capture_output=True, check=True)
-        t_copy1 = float(re.search(rb"in ([0-9.]+)s", first_copy.stderr).group(1))
-        sent1 = re.search(rb"sent (\d+) chunks \(([^)]+)\)", first_copy.stderr).group(2).decode()
+        t_copy1, sent1 = copy(remote)
+        t_sftp, sent_sftp = copy(f"sftp://root@127.0.0.1:{ssh_port}{scratch / 'sftp-dockerbank'}")
+        restic_src = scratch / "repo-restic"
+        restic_dst = f"sftp:root@127.0.0.1:{scratch / 'sftp-restic'}"
+        harness.sh(restic, "init", "--quiet", "-r", restic_dst, *restic_sftp, "--from-repo", str(restic_src),
+                   "--copy-chunker-params", env=restic_env)
+        t_restic_sftp = timed(lambda: harness.sh(restic, "copy", "--quiet", "-r", restic_dst, *restic_sftp,
+                                                 "--from-repo", str(restic_src), env=restic_env))
         # 1 % of the files get new content (the random ones: nothing of them deduplicates)
         files = sorted(p for p in vol.rglob("*.dat"))
         for path in files[1::2][: max(1, len(files) // 100)]:
             path.write_bytes(os.urandom(path.stat().st_size))
         harness.sh(*db, "backup", "create", "bench", "--repo", str(enc), env=env)
-        second_copy = subprocess.run([*db, "backup", "copy", "--from", str(enc), "--to", remote], env=env,
-                                     capture_output=True, check=True)
-        t_copy2 = float(re.search(rb"in ([0-9.]+)s", second_copy.stderr).group(1))
-        sent2 = re.search(rb"sent (\d+) chunks \(([^)]+)\)", second_copy.stderr).group(2).decode()
+        t_copy2, sent2 = copy(remote)
         root2 = scratch / "root2"
         env2 = dict(env, DOCKERBANK_ROOT=str(root2), DOCKERBANK_RUNROOT=str(root2) + "-run")
         t_restore = timed(lambda: harness.sh(*db, "restore", "--repo", remote, env=env2))
     finally:
         server.terminate()
         server.wait(timeout=30)
+        sshd.terminate()
+        sshd.wait(timeout=30)
         log.close()
-    restic_src = scratch / "repo-restic"
-    restic_dst = scratch / "repo-restic-copy"
-    harness.sh(restic, "init", "--quiet", "-r", str(restic_dst), "--from-repo", str(restic_src),
-               "--copy-chunker-params", env=dict(env, RESTIC_FROM_PASSWORD=PASSWORD))
-    t_restic_copy = timed(lambda: harness.sh(restic, "copy", "--quiet", "-r", str(restic_dst), "--from-repo",
-                                             str(restic_src), env=dict(env, RESTIC_FROM_PASSWORD=PASSWORD)))
+    restic_local = scratch / "repo-restic-copy"
+    harness.sh(restic, "init", "--quiet", "-r", str(restic_local), "--from-repo", str(restic_src),
+               "--copy-chunker-params", env=restic_env)
+    t_restic_copy = timed(lambda: harness.sh(restic, "copy", "--quiet", "-r", str(restic_local), "--from-repo",
+                                             str(restic_src), env=restic_env))
     load_end = os.getloadavg()[0]
 
     def fmt(kind: str) -> str:
@@ -174,9 +210,11 @@ def main(argv: list[str] | None = None) -> int:
              f"| restic 0.14 (encrypted, compression auto) | {fmt('restic')} |", "",
              "| off-site | time | sent |", "|---|---|---|",
              f"| `backup copy` of the encrypted snapshot to Dockerbank's registry (127.0.0.1) | {t_copy1:.2f} s | {sent1} |",
+             f"| `backup copy` of the same snapshot to `sftp://` (OpenSSH sshd on 127.0.0.1) | {t_sftp:.2f} s | {sent_sftp} |",
+             f"| restic `copy` of its snapshot to a restic `sftp:` repository (same sshd) | {t_restic_sftp:.2f} s | – |",
              f"| `backup copy` of a second snapshot after 1 % of the files changed | {t_copy2:.2f} s | {sent2} |",
              f"| `restore --repo oci://` of the second snapshot into a fresh root | {t_restore:.2f} s | – |",
-             f"| restic `copy` into a second local repository (anchor; no network) | {t_restic_copy:.2f} s | – |", "",
+             f"| restic `copy` into a second local repository (no network) | {t_restic_copy:.2f} s | – |", "",
              (f"- encrypted / unencrypted: {med['encrypted'] / med['plain']:.2f}x wall time, "
               f"{med_cpu['encrypted'] / med_cpu['plain']:.2f}x CPU (goal ≤ 1.1x); encrypted dockerbank / restic: "
               f"{med['encrypted'] / med['restic']:.2f}x wall time, {med_cpu['encrypted'] / med_cpu['restic']:.2f}x CPU. "

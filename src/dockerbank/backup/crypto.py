@@ -184,7 +184,14 @@ class AeadCodec:
 
     def seal(self, data: bytes, label: str) -> bytes:
         nonce = secrets.token_bytes(NONCE)
-        return SEAL_VERSION + nonce + self._aead.encrypt(nonce, data, label.encode())
+        if not hasattr(self._aead, "encrypt_into"):     # cryptography < 44
+            return SEAL_VERSION + nonce + self._aead.encrypt(nonce, data, label.encode())
+        # encrypted straight behind the header: no second copy of every chunk
+        out = bytearray(1 + NONCE + len(data) + 16)
+        out[0:1] = SEAL_VERSION
+        out[1:1 + NONCE] = nonce
+        self._aead.encrypt_into(nonce, data, label.encode(), memoryview(out)[1 + NONCE:])
+        return out  # type: ignore[return-value]  # bytes-like: written and hashed as it is
 
     def open(self, stored: bytes, label: str) -> bytes:
         """Decrypt and authenticate; CorruptData naming ``label`` if a byte was altered."""
@@ -193,7 +200,8 @@ class AeadCodec:
         if stored[:1] != SEAL_VERSION or len(stored) < 1 + NONCE + 16:
             raise CorruptData(f"{label} is corrupt: not an encrypted object of this format")
         try:
-            return self._aead.decrypt(stored[1:1 + NONCE], stored[1 + NONCE:], label.encode())
+            view = memoryview(stored)
+            return self._aead.decrypt(view[1:1 + NONCE], view[1 + NONCE:], label.encode())
         except InvalidTag as exc:
             raise CorruptData(f"{label} is corrupt: it fails authentication (altered, or of another "
                               "repository)") from exc

@@ -167,6 +167,7 @@ class Repository:
         self._passphrase = passphrase
         self._config: dict | None = None
         self._codec: PlainCodec | AeadCodec | None = None
+        self._snapshot_cache: dict[str, Snapshot] = {}
 
     # --- layout and parameters ------------------------------------------------------------
 
@@ -460,7 +461,10 @@ class Repository:
         """All snapshots, oldest first."""
         if not self.exists():
             return []
-        result = [self.load_snapshot(name.split("/", 1)[1]) for name in self.backend.list("snapshots/")]
+        ids = [name.split("/", 1)[1] for name in self.backend.list("snapshots/")]
+        # manifests do not change once written: each is fetched (and decrypted) once per session
+        cache = self._snapshot_cache
+        result = [cache[sid] if sid in cache else cache.setdefault(sid, self.load_snapshot(sid)) for sid in ids]
         result.sort(key=lambda s: (s.created, s.id))
         return result
 
@@ -543,6 +547,7 @@ class Repository:
     def remove(self, snapshot_ids: list[str]) -> None:
         for sid in snapshot_ids:
             self.backend.delete(f"snapshots/{sid}")
+            self._snapshot_cache.pop(sid, None)
 
     def gc(self) -> tuple[int, int]:
         """Delete chunks no snapshot names (caller holds the exclusive lock); (chunks, bytes) freed."""
