@@ -38,7 +38,7 @@ def _source(path, passphrase: bytes | None = None) -> tuple[Repository, Snapshot
     repo = Repository(path, passphrase=lambda: passphrase)
     if passphrase:
         repo.create(encrypt=True, passphrase=passphrase)
-    part, _ = repo.write_part("volume", "v", "tar", io.BytesIO(os.urandom(6 << 20)))
+    part, _ = repo.write_part("volume", "v", "tar", io.BytesIO(os.urandom(13 << 20)))
     snap = Snapshot("20260101T000000Z-aaaaaa", "2026-01-01T00:00:00Z", "t", "h", "/r", [], "none", [part])
     repo.commit(snap)
     return repo, snap
