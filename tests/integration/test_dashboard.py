@@ -44,9 +44,18 @@ def _until(condition, timeout: float = 15.0, what: str = "condition"):
 
 
 @pytest.fixture
-def dashboard(ctr, root, tmp_path):
-    """A dashboard of the test's root on a free loopback port: admin alice, viewer bob."""
+def dashboard(ctr, root, tmp_path, request):
+    """A dashboard of the test's root on a free loopback port: admin alice, viewer bob (over HTTPS
+    with a self-signed certificate when the test is marked ``tls``)."""
     from dockerbank.registry.server.auth import make_htpasswd_line
+
+    tls: list[str] = []
+    if request.node.get_closest_marker("tls"):
+        require_binary("openssl")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
+                       check=True, capture_output=True)
+        tls = ["--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem")]
 
     htpasswd = tmp_path / "htpasswd"
     htpasswd.write_text(make_htpasswd_line("alice", "alice-pw", rounds=4) + "\n"
@@ -56,13 +65,13 @@ def dashboard(ctr, root, tmp_path):
     env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
     proc = subprocess.Popen([sys.executable, "-m", "dockerbank", "dashboard", "--listen", f"127.0.0.1:{port}",
                              "--htpasswd", str(htpasswd), "--viewers", "bob",
-                             "--backup-repo", str(tmp_path / "backups")],
+                             "--backup-repo", str(tmp_path / "backups"), *tls],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
 
     def up():
         try:
-            return requests.get(url + "/login", timeout=2).status_code == 200
+            return requests.get(url + "/login", timeout=2, verify=False).status_code == 200
         except requests.ConnectionError:
             assert proc.poll() is None, (tmp_path / "dashboard.log").read_text()
             return False
@@ -121,6 +130,17 @@ def test_unauthenticated_requests_go_to_the_login(dashboard, cli):
     codes = [requests.post(url + "/login", data={"username": "alice", "password": "nope"}).status_code
              for _ in range(6)]
     assert codes == [401] * 5 + [429]
+
+
+@pytest.mark.tls
+def test_tls_session_cookie_is_secure(dashboard):
+    url, _ = dashboard
+    assert url.startswith("https://")
+    answer = requests.post(url + "/login", data={"username": "alice", "password": "alice-pw"},
+                           allow_redirects=False, verify=False)
+    assert answer.status_code == 303
+    cookie = answer.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
 
 
 def test_csrf_and_viewer_are_refused(dashboard, cli):
