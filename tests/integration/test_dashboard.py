@@ -17,6 +17,8 @@ import requests
 
 from tests.conftest import require_binary
 
+# the screenshots in the repository are refreshed with DOCKERBANK_UPDATE_SCREENSHOTS=1 (a plain run
+# writes them to its temporary directory, so the suite leaves the work tree clean)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
 PAGES = ["/", "/containers", "/images", "/volumes", "/events"]
 
@@ -169,8 +171,10 @@ def test_refuses_a_public_address_without_tls(ctr, tmp_path):
     assert result.stderr.decode().strip().count("\n") == 0 and "without TLS" in result.stderr.decode()
 
 
-def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli):
+def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli, tmp_path):
     from selenium.webdriver.common.by import By
+
+    shots = DOCS if os.environ.get("DOCKERBANK_UPDATE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
 
     url, _ = dashboard
     cid = cli("run", "-d", "--name", "web", "-p", "18080:80", "busybox", "sh", "-c",
@@ -179,7 +183,7 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli):
     cli("volume", "create", "lab-data")
     _until(lambda: "exited" in cli("inspect", "-f", "{{.State.Status}}", "batch-job").stdout.decode(), 10,
            "batch-job to exit")
-    DOCS.mkdir(parents=True, exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
 
     def text(css: str) -> str:
         return browser.find_element(By.CSS_SELECTOR, css).text
@@ -191,12 +195,12 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli):
     browser.find_element(By.ID, "login").click()
     row = _until(lambda: browser.find_element(By.CSS_SELECTOR, 'tr[data-name="web"]').text, 10, "the login")
     assert browser.current_url.endswith("/containers") and "running" in row and "18080" in row
-    browser.save_screenshot(str(DOCS / "containers.png"))
+    browser.save_screenshot(str(shots / "containers.png"))
 
     browser.get(url + "/")
     attention = _until(lambda: text("#attention"), 10, "the overview")
     assert "exited with code 3" in attention and "batch-job" in attention
-    browser.save_screenshot(str(DOCS / "overview.png"))
+    browser.save_screenshot(str(shots / "overview.png"))
 
     # live logs: a line written after the page opened appears without a reload
     browser.find_element(By.LINK_TEXT, "Containers").click()
@@ -204,7 +208,7 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli):
     _until(lambda: "started" in text("#logs"), 10, "the log tail")
     cli("exec", "web", "sh", "-c", "echo line-after-the-page-opened > /proc/1/fd/1")
     _until(lambda: "line-after-the-page-opened" in text("#logs"), 10, "the live log line")
-    browser.save_screenshot(str(DOCS / "container.png"))
+    browser.save_screenshot(str(shots / "container.png"))
 
     browser.find_element(By.CSS_SELECTOR, 'button[value="stop"]').click()
     _until(lambda: text("#state") == "exited", 20, "the stop")
@@ -215,16 +219,18 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli):
 
     browser.get(url + "/images")
     assert "busybox:latest" in _until(lambda: text("#images"), 10, "the images page")
-    browser.save_screenshot(str(DOCS / "images.png"))
+    browser.save_screenshot(str(shots / "images.png"))
     browser.get(url + "/volumes")
     assert "lab-data" in _until(lambda: text("#volumes"), 10, "the volumes page")
     browser.find_element(By.CSS_SELECTOR, 'tr[data-name="lab-data"] button').click()
     _until(lambda: "saved in snapshot" in text("#flash"), 20, "the backup")
     assert "yes" in text('tr[data-name="lab-data"]')
-    browser.save_screenshot(str(DOCS / "volumes.png"))
+    browser.save_screenshot(str(shots / "volumes.png"))
 
     browser.get(url + "/events")
     events = _until(lambda: text("#events"), 10, "the events page")
     assert re.search(r"dashboard:stop\s+web\s+alice", events) and re.search(r"dashboard:start\s+web\s+alice", events)
     assert re.search(r"dashboard:backup\s+lab-data\s+alice", events)
-    browser.save_screenshot(str(DOCS / "events.png"))
+    browser.save_screenshot(str(shots / "events.png"))
+    for name in ("overview", "containers", "container", "images", "volumes", "events"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000, name
