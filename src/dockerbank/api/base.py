@@ -29,18 +29,9 @@ MIN_API_VERSION = "1.24"
 
 def engine_call(request: web.Request, fn: Callable[[Engine], Any]) -> asyncio.Future[Any]:
     """Run ``fn(engine)`` in a worker thread with a fresh Engine for this root."""
-    config = request.app["config"]
+    from dockerbank.engine.workers import in_worker
 
-    def run():
-        from dockerbank.engine import Engine
-
-        engine = Engine(config)
-        try:
-            return fn(engine)
-        finally:
-            engine.close()
-
-    return asyncio.get_running_loop().run_in_executor(None, run)
+    return in_worker(request.app["config"], fn)
 
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -81,18 +81,9 @@ def check_exposure(host: str, tls: bool) -> None:
 
 def engine_call(request: web.Request, fn: Callable[[Any], Any]) -> asyncio.Future[Any]:
     """Run ``fn(engine)`` in a worker thread with a fresh Engine for this root."""
-    config = request.app["config"]
+    from dockerbank.engine.workers import in_worker
 
-    def run():
-        from dockerbank.engine import Engine
-
-        engine = Engine(config)
-        try:
-            return fn(engine)
-        finally:
-            engine.close()
-
-    return asyncio.get_running_loop().run_in_executor(None, run)
+    return in_worker(request.app["config"], fn)
 
 def _templates():
     import jinja2
