@@ -86,6 +86,11 @@ def test_copy_to_registry_then_restore_from_it_on_another_machine(registry, root
     assert f"copied {sid}".encode() in first.stdout
     again = run_cli(root, "backup", "copy", "--from", str(local), "--to", remote, env=PASSWORD)
     assert b"is already in" in again.stdout and b"sent 0 chunks" in again.stderr
+    # the off-site copy shows in the metrics, for the monitoring's alerts
+    metrics = run_cli(root, "system", "metrics", "--backup-repo", str(local), env=PASSWORD).stdout.decode()
+    copied = [line for line in metrics.splitlines()
+              if line.startswith("dockerbank_backup_copy_last_success_timestamp_seconds{") and remote in line]
+    assert copied and float(copied[0].rsplit(" ", 1)[1]) > 0, metrics[-2000:]
 
     # the registry holds the snapshot as an artifact tagged by its ID, none of it in plain text
     with urllib.request.urlopen(urllib.request.Request(

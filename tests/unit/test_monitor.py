@@ -269,3 +269,20 @@ def test_small_parsers():
 
     assert health_status(State()) == "healthy"
     assert health_status(object()) is None
+
+
+def test_copy_log_round_trip_and_its_metric(tmp_path):
+    from dockerbank.monitor.families import Families, copy_families
+
+    assert verifylog.copies(tmp_path) == {}
+    verifylog.record_copy(tmp_path, "oci://reg:5000/backups", tmp_path / "repo", 3, when=7.0)
+    verifylog.record_copy(tmp_path, "oci://reg:5000/backups", tmp_path / "repo", 4, when=9.0)
+    records = verifylog.copies(tmp_path)
+    assert records == {"oci://reg:5000/backups": {"time": 9.0, "from": str((tmp_path / "repo").resolve()),
+                                                   "snapshots": 4}}
+    assert (tmp_path / verifylog.COPY_FILENAME).stat().st_mode & 0o077 == 0
+    out = Families()
+    copy_families(out, records)
+    samples = {(s.name, s.labels["repository"]): s.value for m in out.metrics() for s in m.samples}
+    assert samples[("dockerbank_backup_copy_last_success_timestamp_seconds", "oci://reg:5000/backups")] == 9.0
+    assert samples[("dockerbank_backup_copy_snapshots", "oci://reg:5000/backups")] == 4.0

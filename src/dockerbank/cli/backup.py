@@ -316,6 +316,9 @@ def copy_cmd(ctx, snapshots, source, target, from_password_file, password_file) 
     finally:
         src.close()
         dst.close()
+    from dockerbank.monitor import verifylog
+
+    verifylog.record_copy(engine.config.root, dst.url, src.url, len(report.copied) + len(report.skipped))
     for sid in report.copied:
         click.echo(f"copied {sid}")
     for sid in report.skipped:

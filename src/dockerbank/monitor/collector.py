@@ -16,7 +16,8 @@ from pathlib import Path
 from dockerbank.config import Config
 from dockerbank.errors import DockerbankError
 from dockerbank.monitor import backups, verifylog
-from dockerbank.monitor.families import Families, backup_families, container_families, host_families
+from dockerbank.monitor.families import (Families, backup_families, container_families, copy_families,
+                                         host_families)
 from dockerbank.monitor.readings import (DeviceNames, HostReading, ImageReading, SizeCache, VolumeReading,
                                          filesystem, parse_rfc3339, read_container)
 
@@ -85,6 +86,7 @@ class DockerbankCollector:
         host_families(out, host)
         summary = self._backup_summary(volumes, readings, now)
         backup_families(out, summary, str(self.backup_repository))
+        copy_families(out, verifylog.copies(self.config.root))
         return out
 
     def _volumes(self, engine) -> list[VolumeReading]:

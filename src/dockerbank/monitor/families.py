@@ -218,6 +218,19 @@ def host_families(out: Families, host: HostReading) -> None:
                 labels, fs.free)
 
 
+def copy_families(out: Families, copies: dict[str, dict]) -> None:
+    """The last successful ``backup copy`` to each repository (the off-site copy of issue 22)."""
+    out.declare("dockerbank_backup_copy_last_success_timestamp_seconds",
+                "When the last successful backup copy to the repository ended.", "gauge")
+    for target, record in sorted(copies.items()):
+        labels = {"repository": target, "source": str(record.get("from", ""))}
+        out.add("dockerbank_backup_copy_last_success_timestamp_seconds",
+                "When the last successful backup copy to the repository ended.", "gauge", labels,
+                float(record.get("time", 0)))
+        out.add("dockerbank_backup_copy_snapshots", "Snapshots the last successful copy brought or found there.",
+                "gauge", labels, float(record.get("snapshots", 0)))
+
+
 def backup_families(out: Families, summary: BackupSummary | None, repository: str) -> None:
     """Last successful backup and last verify per volume, container and stack; unprotected ages."""
     out.declare("dockerbank_backup_last_success_timestamp_seconds",
