@@ -93,6 +93,11 @@ def test_interactive_tty_through_a_pty(ctr, root):
     text = output.decode(errors="replace")
     assert "pid=1" in text and "/dev/pts/0" in text
     assert os.WEXITSTATUS(status) == 5
+    os.close(fd)  # the terminal hangs up, as when a user closes it: the detached teardown must live on
+    deadline = time.time() + 20
+    while str(root / "containers") in open("/proc/self/mounts").read():
+        assert time.time() < deadline, "the --rm container's overlay stayed mounted after the terminal closed"
+        time.sleep(0.05)
 
 
 def test_attach_start_i_detached_rm_and_log_windows(ctr):

@@ -11,6 +11,7 @@ per-process lock state would point at descriptors the child closed): see Engine.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable
 
@@ -30,6 +31,11 @@ def run_detached(work: Callable[[], None]) -> bool:
         os.waitpid(pid, 0)  # the first child exits at once; the grandchild is nobody's zombie
         return True
     try:
+        # Until the grandchild's setsid() it is in the terminal's foreground process group: when
+        # the CLI of a `run -it --rm` exits, the terminal's hangup (or a ctrl-c) would kill it
+        # mid-teardown and leave the overlay mounted. This child is single-threaded and its own.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if os.fork() != 0:
             os._exit(0)
         os.setsid()
