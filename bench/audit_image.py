@@ -110,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                    "(not packaged in Debian 12); dpkg-query only lists packages and is the floor for that part."),
               "", "<!-- /bench:audit_image -->"]
     section = "\n".join(lines)
-    output = HERE / "RESULTS.md"
-    existing = output.read_text() if output.exists() else ""
-    output.write_text(harness.merge(existing, {"audit_image": section}))
+    harness.write_section("audit_image", section)
     print(section)
     return 0
 

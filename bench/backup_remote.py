@@ -225,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
               "random content, ~1 % of the data) plus what a changed tar stream shifts at their edges."),
              "", "<!-- /bench:backup_remote -->"]
     section = "\n".join(lines)
-    output = HERE / "RESULTS.md"
-    existing = output.read_text() if output.exists() else ""
-    output.write_text(harness.merge(existing, {"backup_remote": section}))
+    harness.write_section("backup_remote", section)
     print(section)
     shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -157,9 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                "through the hardened unpacker (Python)."),
               "", "<!-- /bench:backup_volume -->"]
     section = "\n".join(lines)
-    output = HERE / "RESULTS.md"
-    existing = output.read_text() if output.exists() else ""
-    output.write_text(harness.merge(existing, {"backup_volume": section}))
+    harness.write_section("backup_volume", section)
     print(section)
     shutil.rmtree(scratch, ignore_errors=True)
     return 0

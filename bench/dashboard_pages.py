@@ -153,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
               ("- No peer: Portainer cannot run here (nothing is pulled from public registries)."),
               "", "<!-- /bench:dashboard_pages -->"]
     section = "\n".join(lines)
-    output = HERE / "RESULTS.md"
-    existing = output.read_text() if output.exists() else ""
-    output.write_text(harness.merge(existing, {"dashboard_pages": section}))
+    harness.write_section("dashboard_pages", section)
     print(section)
     return 0
 

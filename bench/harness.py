@@ -116,6 +116,14 @@ the others are kept.
 """
 
 
+def write_section(name: str, section: str) -> None:
+    """Put one benchmark's section into bench/RESULTS.md in place of its old one (the standalone
+    bench scripts; run.py writes several at once through :func:`merge`)."""
+    output = Path(__file__).resolve().parent / "RESULTS.md"
+    existing = output.read_text() if output.exists() else ""
+    output.write_text(merge(existing, {name: section}))
+
+
 def merge(existing: str, sections: dict[str, str]) -> str:
     """Put each new section in place of the old one of the same benchmark; keep the rest in order."""
     blocks: dict[str, str] = {}

@@ -107,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                "with k8s-file. docker 20.10 encodes and sends each line in dockerd and keeps its local cache too."),
               "", "<!-- /bench:log_throughput -->"]
     section = "\n".join(lines)
-    output = HERE / "RESULTS.md"
-    existing = output.read_text() if output.exists() else ""
-    output.write_text(harness.merge(existing, {"log_throughput": section}))
+    harness.write_section("log_throughput", section)
     print(section)
     shutil.rmtree(scratch, ignore_errors=True)
     return 0

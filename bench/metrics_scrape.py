@@ -174,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                "the HTTP GET as the bench client sees it on 127.0.0.1."),
               "", "<!-- /bench:metrics_scrape -->"]
     section = "\n".join(lines)
-    output = HERE / "RESULTS.md"
-    existing = output.read_text() if output.exists() else ""
-    output.write_text(harness.merge(existing, {"metrics_scrape": section}))
+    harness.write_section("metrics_scrape", section)
     print(section)
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
