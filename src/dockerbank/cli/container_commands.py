@@ -122,6 +122,10 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         network_options=network_options_from(kw),
         stop_timeout=kw["stop_timeout"], attach=[a.upper() for a in kw["attach"]], healthcheck=healthcheck,
         log_driver=kw["log_driver"], log_opts=_log_opts(kw["log_opt"]),
+        links=list(kw["link"]), pid_mode=kw["pid"], uts_mode=kw["uts"], cgroupns_mode=kw["cgroupns"],
+        group_add=list(kw["group_add"]), device_cgroup_rules=list(kw["device_cgroup_rule"]),
+        cpuset_cpus=kw["cpuset_cpus"], cpuset_mems=kw["cpuset_mems"], mac_address=kw["mac_address"],
+        isolation=kw["isolation"],
     )
 
 

@@ -111,6 +111,16 @@ class CreateOptions:
     healthcheck: dict[str, Any] | None = None   # docker's Healthcheck; None: the image's (container.health)
     log_driver: str | None = None               # --log-driver (container.logconfig); None: k8s-file
     log_opts: dict[str, str] = field(default_factory=dict)   # --log-opt KEY=VALUE
+    links: list[str] = field(default_factory=list)          # --link NAME[:ALIAS]
+    pid_mode: str = ""                                     # --pid host|container:NAME
+    uts_mode: str = ""                                     # --uts host
+    cgroupns_mode: str = ""                                # --cgroupns host|private
+    group_add: list[str] = field(default_factory=list)      # --group-add
+    device_cgroup_rules: list[str] = field(default_factory=list)  # --device-cgroup-rule
+    cpuset_cpus: str = ""                                  # --cpuset-cpus
+    cpuset_mems: str = ""                                  # --cpuset-mems
+    mac_address: str = ""                                  # --mac-address
+    isolation: str = ""                                    # --isolation (only "default" on Linux)
 
 
 def parse_restart(value: str) -> dict[str, Any]:
@@ -332,8 +342,10 @@ class ContainerService:
         labels.update(opts.labels)
         network_cfg = self.network.validate_create(opts.network, opts.network_options)
         network = network_cfg["kind"]
+        modes = self._check_host_modes(opts, network)
         cid = new_id()
-        hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
+        hostname = opts.hostname or (os.uname().nodename if network == "host" or modes["uts_mode"] == "host"
+                                     else cid[:12])
         specs = list(opts.mounts)
         mnt.validate(specs, os.path.exists)
         for ref in opts.volumes_from:
@@ -368,7 +380,7 @@ class ContainerService:
             stop_signal=opts.stop_signal or image_cfg.get("StopSignal") or "SIGTERM", stop_timeout=opts.stop_timeout,
             exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
             attach=list(opts.attach), healthcheck=merge_healthcheck(opts.healthcheck, image_cfg.get("Healthcheck")),
-            log_config=log_config.to_dict(),
+            log_config=log_config.to_dict(), volumes_from=list(opts.volumes_from), **modes,
         )
         from dockerbank.runtime.spec import capabilities
 
@@ -421,6 +433,33 @@ class ContainerService:
             raise
         self._event(container, "create")
         return container
+
+    def _check_host_modes(self, opts: CreateOptions, network: str) -> dict[str, Any]:
+        """The namespace, placement and link options checked (container.hostmodes), as stored."""
+        from dockerbank.container import hostmodes as hm
+        from dockerbank.host.cgroups import host_cpus, host_memory_nodes
+
+        pid_kind, pid_ref = hm.check_pid_mode(opts.pid_mode)
+        pid_mode = f"container:{self.store.find(pid_ref).id}" if pid_ref else pid_kind
+        from dockerbank.runtime.spec import device_rule
+
+        for rule in opts.device_cgroup_rules:
+            device_rule(rule)
+        mac = hm.check_mac(opts.mac_address)
+        if mac and network in ("host", "container"):
+            raise InvalidArgument("conflicting options: mac-address and the network mode", exit_code=125)
+        links = []
+        for link in opts.links:
+            target, alias = hm.parse_link(link)
+            links.append(f"{self.store.find(target).name}:{alias}")
+        return {
+            "pid_mode": pid_mode, "uts_mode": hm.check_uts_mode(opts.uts_mode, bool(opts.hostname)),
+            "cgroupns_mode": hm.check_cgroupns_mode(opts.cgroupns_mode), "isolation": hm.check_isolation(opts.isolation),
+            "cpuset_cpus": hm.check_cpuset(opts.cpuset_cpus, host_cpus() if opts.cpuset_cpus else [], "cpus"),
+            "cpuset_mems": hm.check_cpuset(opts.cpuset_mems, host_memory_nodes() if opts.cpuset_mems else [], "mems"),
+            "device_cgroup_rules": list(opts.device_cgroup_rules), "group_add": list(opts.group_add),
+            "mac_address": mac, "links": links,
+        }
 
     def _volumes_for(self, cid: str, specs: builtins.list) -> builtins.list:
         """Create named/anonymous volumes for the volume mounts; return the specs with names filled in."""
@@ -481,6 +520,10 @@ class ContainerService:
 
         uid, gid, extra = resolve_user(cfg.user or "0", read("etc/passwd"), read("etc/group")) if cfg.user \
             else (0, 0, ())
+        if cfg.group_add:
+            from dockerbank.container.hostmodes import group_ids
+
+            extra = tuple(dict.fromkeys([*extra, *group_ids(cfg.group_add, read("etc/group"))]))
         if cfg.workdir:
             from dockerbank.host.fs import scoped_path
 
@@ -548,9 +591,21 @@ class ContainerService:
             etc_files={"/etc/hostname": str(base / "hostname"), "/etc/hosts": str(base / "hosts"),
                        "/etc/resolv.conf": str(base / "resolv.conf")},
             devices=devices, has_swap_limit=has_swap, has_blkio_weight=has_blkio, goarch=host_arch(),
-            kernel=kernel, init_path=init_path, host_caps=_host_caps(),
+            kernel=kernel, init_path=init_path, host_caps=_host_caps(), pidns=self._pid_namespace(cfg),
+            own_uts=cfg.uts_mode != "host", cgroupns=cfg.cgroupns_mode == "private",
         )
         return specs.build_spec(cfg.to_dict(), inputs)
+
+    def _pid_namespace(self, cfg: ContainerConfig) -> dict[str, Any] | None:
+        """The OCI pid namespace of ``--pid``: a new one, None for the host's, or another container's."""
+        if cfg.pid_mode == "host":
+            return None
+        if cfg.pid_mode.startswith("container:"):
+            other = self.get(cfg.pid_mode.split(":", 1)[1])
+            if other.state.status not in model.ACTIVE or not other.state.pid:
+                raise Conflict(f"cannot join PID of a non running container: {other.id}")
+            return {"type": "pid", "path": f"/proc/{other.state.pid}/ns/pid"}
+        return {"type": "pid"}
 
     @cached_property
     def _seccomp_cache(self):

@@ -86,6 +86,18 @@ class ContainerConfig:
     attach: list[str] = field(default_factory=list)     # streams attached at create (STDIN/STDOUT/STDERR)
     log_config: dict[str, Any] = field(default_factory=dict)  # docker's LogConfig {Type, Config}; {}: k8s-file
     healthcheck: dict[str, Any] | None = None           # docker's Healthcheck (image's merged with create's)
+    # docker's HostConfig fields of the same names (container.hostmodes checks them)
+    volumes_from: list[str] = field(default_factory=list)   # as given: "other[:ro|rw]"
+    links: list[str] = field(default_factory=list)          # "target-name:alias"
+    pid_mode: str = ""                                     # "", "host", "container:<id>"
+    uts_mode: str = ""                                     # "", "host"
+    cgroupns_mode: str = ""                                # "", "host", "private"
+    group_add: list[str] = field(default_factory=list)
+    device_cgroup_rules: list[str] = field(default_factory=list)
+    cpuset_cpus: str = ""
+    cpuset_mems: str = ""
+    mac_address: str = ""
+    isolation: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

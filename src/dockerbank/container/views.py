@@ -105,6 +105,12 @@ def _image_display(container, truncate: bool) -> str:
     return image
 
 
+def _docker_link(link: str, own_name: str) -> str:
+    """A stored link ``target:alias`` as inspect shows it: ``/target:/own/alias``."""
+    target, _, alias = link.partition(":")
+    return f"/{target}:/{own_name}/{alias or target}"
+
+
 def inspect_container(engine, container, with_size: bool = False) -> dict:
     """Docker's ``inspect`` JSON of a container."""
     from dockerbank.volume import mounts as mnt
@@ -178,29 +184,48 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
             "RestartPolicy": cfg.restart_policy,
             "AutoRemove": cfg.auto_remove,
             "VolumeDriver": "",
-            "VolumesFrom": None,
+            "VolumesFrom": list(cfg.volumes_from) or None,
             "CapAdd": cfg.cap_add or None,
             "CapDrop": cfg.cap_drop or None,
             "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
+            "CgroupnsMode": cfg.cgroupns_mode or "host",   # this engine's default: the host's
+            "GroupAdd": list(cfg.group_add) or None,
             "IpcMode": "private",
+            "Cgroup": "",
+            "Links": [_docker_link(link, container.name) for link in cfg.links] or None,
+            "OomScoreAdj": 0,
+            "PidMode": cfg.pid_mode,
             "Privileged": cfg.privileged,
             "PublishAllPorts": False,
             "ReadonlyRootfs": cfg.read_only,
             "SecurityOpt": cfg.security_opt or None,
             "Tmpfs": host_fields.get("Tmpfs") or None,
-            "UTSMode": "",
+            "UTSMode": cfg.uts_mode,
             "UsernsMode": "",
             "ShmSize": 67108864,
             "Runtime": service.runtime.name,
-            "Isolation": "",
+            "ConsoleSize": [0, 0],
+            "Isolation": cfg.isolation,
             "CpuShares": cfg.cpu_shares,
             "Memory": cfg.memory,
             "NanoCpus": cfg.nano_cpus,
             "CgroupParent": "",
             "BlkioWeight": cfg.blkio_weight,
+            "BlkioWeightDevice": [], "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+            "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None,
+            "CpuPeriod": 0, "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0,
+            "CpusetCpus": cfg.cpuset_cpus,
+            "CpusetMems": cfg.cpuset_mems,
             "Devices": cfg.devices,
+            "DeviceCgroupRules": list(cfg.device_cgroup_rules) or None,
+            "DeviceRequests": None,
+            "MemoryReservation": 0,
             "MemorySwap": cfg.memory_swap if cfg.memory_swap else (cfg.memory * 2 if cfg.memory else 0),
+            "MemorySwappiness": None,
+            "OomKillDisable": False,
             "PidsLimit": cfg.pids_limit or None,
+            "Ulimits": None,
+            "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
             "Init": cfg.init or None,
             "Mounts": host_fields.get("Mounts") or None,
             "MaskedPaths": [] if cfg.privileged else list(__import__(
@@ -260,6 +285,8 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
         result["NetworkSettings"].update(settings)
     if cfg.stop_timeout is not None:
         result["Config"]["StopTimeout"] = cfg.stop_timeout
+    if cfg.mac_address:  # docker omits it when unset (API < 1.44 reads it here)
+        result["Config"]["MacAddress"] = cfg.mac_address
     if with_size:
         upper = tree_size(base / "upper")
         result["SizeRw"] = upper

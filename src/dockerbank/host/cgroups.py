@@ -561,3 +561,23 @@ def remove_stale(layout: CgroupLayout, keep: set[str] | frozenset[str],
         cgroup.remove(timeout)
         report.removed.append(name)
     return report
+
+
+def host_cpus() -> list[int]:
+    """The CPUs a container may be pinned to (``--cpuset-cpus``): this process's affinity."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return list(range(os.cpu_count() or 1))
+
+
+def host_memory_nodes() -> list[int]:
+    """The NUMA nodes a container may use (``--cpuset-mems``), from sysfs (node 0 without it)."""
+    nodes: list[int] = []
+    try:
+        for part in Path("/sys/devices/system/node/online").read_text().strip().split(","):
+            low, _, high = part.partition("-")
+            nodes += range(int(low), int(high or low) + 1)
+    except (OSError, ValueError):
+        return [0]
+    return nodes or [0]

@@ -114,7 +114,8 @@ def prepare_container_network(service, container_id: str, name: str, mode: Netwo
                               ports: Iterable[str] = (), publish_all: bool = False, exposed: Iterable[str] = (),
                               ip: str | None = None, aliases: Iterable[str] = (), dns: Iterable[str] = (),
                               dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
-                              add_hosts: Iterable[str] = (), joined_netns: str | None = None) -> ContainerNetwork:
+                              add_hosts: Iterable[str] = (), joined_netns: str | None = None,
+                              mac: str | None = None) -> ContainerNetwork:
     """Set up the network of a starting container (``service`` is a NetworkService).
 
     ``joined_netns`` is the namespace path (``/proc/<pid>/ns/net`` or a SandboxKey) of the
@@ -143,7 +144,7 @@ def prepare_container_network(service, container_id: str, name: str, mode: Netwo
     if service.endpoints(container_id=container_id):
         service.detach(container_id)  # left from a run that ended without a stop (crash, OOM, reboot)
     request = AttachRequest(container_id, name, list(mode.networks), port_requests(ports, publish_all, exposed),
-                            list(aliases), ip, hostname, dns)
+                            list(aliases), ip, hostname, dns, mac or None)
     settings = service.attach(request)
     try:
         addresses = [n["IPAddress"] for n in settings["Networks"].values()][:1]
@@ -279,7 +280,8 @@ def network_up(engine, container, base: Path) -> ContainerNetwork | None:
         publish_all=net.get("publish_all", False), exposed=[*(cfg.exposed_ports or {}), *net.get("expose", [])],
         ip=net.get("ip"),
         aliases=net.get("aliases") or (), dns=net.get("dns") or (), dns_search=net.get("dns_search") or (),
-        dns_options=net.get("dns_options") or (), add_hosts=net.get("add_hosts") or (), joined_netns=joined)
+        dns_options=net.get("dns_options") or (), add_hosts=[*(net.get("add_hosts") or ()), *link_hosts(engine, cfg)],
+        joined_netns=joined, mac=getattr(cfg, "mac_address", "") or None)
     try:
         (base / "hosts").write_text(result.hosts)
         (base / "resolv.conf").write_text(result.resolv)
@@ -287,6 +289,28 @@ def network_up(engine, container, base: Path) -> ContainerNetwork | None:
         engine.networks.detach(container.id)
         raise
     return result
+
+
+def link_hosts(engine, cfg) -> list[str]:
+    """``--link TARGET:ALIAS`` as /etc/hosts entries (``--add-host`` values) for the linked containers
+    that run with an address: docker's legacy links resolve the alias and the target's name."""
+    from dockerbank.errors import DockerbankError
+
+    entries: list[str] = []
+    for link in getattr(cfg, "links", None) or []:
+        target, _, alias = link.partition(":")
+        try:
+            other = engine.containers.get(target)
+            if other.state.status not in ("running", "paused"):
+                raise InvalidArgument(f"Cannot link to a non running container: /{other.name} AS {alias or target}")
+            networks = engine.networks.settings(other.id).get("Networks") or {}
+        except DockerbankError as exc:
+            exc.exit_code = exc.exit_code or 125
+            raise
+        address = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+        if address:
+            entries += [f"{name}:{address}" for name in dict.fromkeys([alias or target, target])]
+    return entries
 
 
 def join_network(spec: dict[str, Any], result: ContainerNetwork | None) -> None:

@@ -112,6 +112,7 @@ class AttachRequest:
     ip: str | None = None
     hostname: str | None = None
     dns_servers: list[str] = field(default_factory=list)
+    mac: str | None = None           # --mac-address: the first network's interface (netavark's static_mac)
 
 
 class NetworkService:
@@ -297,7 +298,8 @@ class NetworkService:
 
     # -- endpoints ------------------------------------------------------------------------
     def _reserve(self, conn, container_id: str, container_name: str, network: Network, ip: str | None,
-                 aliases: builtins.list[str], ports: builtins.list[PortMapping], index: int) -> Endpoint:
+                 aliases: builtins.list[str], ports: builtins.list[PortMapping], index: int,
+                 mac: str | None = None) -> Endpoint:
         subnet, gateway = IPv4Network(network.subnet), IPv4Address(network.gateway)
         used = [r["ip"] for r in conn.execute("SELECT ip FROM network_endpoints WHERE network_id = ?", (network.id,))]
         if ip:
@@ -307,12 +309,12 @@ class NetworkService:
             addr = ipam.allocate_address(subnet, gateway, used)
         names = [a for a in dict.fromkeys([*aliases, container_id[:12]]) if a and a != container_name]
         endpoint = Endpoint(container_id=container_id, network_id=network.id, container_name=container_name,
-                            ip=str(addr), mac="", interface_name=f"eth{index}", aliases=tuple(names),
+                            ip=str(addr), mac=mac or "", interface_name=f"eth{index}", aliases=tuple(names),
                             ports=tuple(ports))
         conn.execute(
             "INSERT INTO network_endpoints (container_id, network_id, container_name, ip, mac, interface_name,"
             " aliases, ports, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (container_id, network.id, container_name, endpoint.ip, "", endpoint.interface_name,
+            (container_id, network.id, container_name, endpoint.ip, endpoint.mac, endpoint.interface_name,
              json.dumps(list(endpoint.aliases)), json.dumps([p.to_dict() for p in ports]), _now()))
         return endpoint
 
@@ -391,7 +393,8 @@ class NetworkService:
                 endpoint = self._reserve(conn, request.container_id, request.container_name, network,
                                          request.ip if index == 0 else None,
                                          request.aliases if index == 0 else [],
-                                         mappings if index == 0 else [], index)
+                                         mappings if index == 0 else [], index,
+                                         mac=request.mac if index == 0 else None)
                 pairs.append((network, endpoint))
         return pairs
 

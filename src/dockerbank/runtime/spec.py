@@ -8,6 +8,7 @@ unit tests cover every option without touching the host. Defaults follow Docker 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from dockerbank.errors import InvalidArgument
@@ -98,6 +99,9 @@ class SpecInputs:
     init_path: str | None = None           # host path of tini/docker-init for --init
     host_caps: tuple[str, ...] | None = None   # the host's bounding set: caps beyond it make capset fail
     privileged_devices: list[Device] = field(default_factory=list)
+    pidns: dict[str, Any] | None = field(default_factory=lambda: {"type": "pid"})  # None: the host's (--pid)
+    own_uts: bool = True           # False: the host's UTS namespace (--uts host)
+    cgroupns: bool = False         # a private cgroup namespace (--cgroupns private)
 
 
 def normalize_cap(name: str) -> str:
@@ -225,6 +229,8 @@ def resources(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
     res: dict[str, Any] = {"devices": [dict(r) for r in DEFAULT_DEVICE_RULES]}
     if cfg.get("privileged"):
         res["devices"] = [{"allow": True, "access": "rwm"}]
+    for rule in cfg.get("device_cgroup_rules") or []:
+        res["devices"].append(device_rule(rule))
     for dev in inputs.devices:
         res["devices"].append({"allow": True, "type": dev.type, "major": dev.major, "minor": dev.minor,
                                "access": dev.permissions})
@@ -245,6 +251,10 @@ def resources(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
         cpu.update(period=period, quota=int(cfg["nano_cpus"]) * period // 1_000_000_000)
     if cfg.get("cpu_shares"):
         cpu["shares"] = int(cfg["cpu_shares"])
+    if cfg.get("cpuset_cpus"):
+        cpu["cpus"] = cfg["cpuset_cpus"]
+    if cfg.get("cpuset_mems"):
+        cpu["mems"] = cfg["cpuset_mems"]
     if cpu:
         res["cpu"] = cpu
     if cfg.get("pids_limit"):
@@ -303,6 +313,8 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
         namespaces.insert(1, dict(inputs.netns))
     if inputs.uid_mappings:
         namespaces.append({"type": "user"})
+    if inputs.pidns != {"type": "pid"} or not inputs.own_uts or inputs.cgroupns:
+        namespaces = with_modes(namespaces, pid=inputs.pidns, uts=inputs.own_uts, cgroup=inputs.cgroupns)
     linux: dict[str, Any] = {
         "namespaces": namespaces,
         "resources": resources(cfg, inputs),
@@ -329,8 +341,42 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
         "linux": linux,
         "annotations": {"io.container.manager": "dockerbank"},
     }
-    if inputs.netns is not None or hostname:
+    if (inputs.netns is not None or hostname) and inputs.own_uts:  # no hostname without a UTS namespace
         spec["hostname"] = hostname
-    if cfg.get("domainname"):
+    if cfg.get("domainname") and inputs.own_uts:
         spec["domainname"] = cfg["domainname"]
     return spec
+
+
+def device_rule(rule: str) -> dict[str, Any]:
+    """One ``--device-cgroup-rule`` (``c 1:3 mr``) as an OCI ``linux.resources.devices`` entry."""
+    match = re.match(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$", rule)  # moby's regex
+    if match is None:
+        raise InvalidArgument(f"invalid device cgroup rule format: '{rule}'", exit_code=125)
+    kind, major, minor, access = match.groups()
+    entry: dict[str, Any] = {"allow": True, "type": kind}
+    if major != "*":  # a wildcard is an absent number (as DEFAULT_DEVICE_RULES write it)
+        entry["major"] = int(major)
+    if minor != "*":
+        entry["minor"] = int(minor)
+    entry["access"] = access
+    return entry
+
+
+def with_modes(base: list[dict[str, Any]], *, pid: dict[str, Any] | None, uts: bool,
+               cgroup: bool) -> list[dict[str, Any]]:
+    """The OCI namespaces after the modes: ``pid`` None shares the host's PID namespace (else the
+    entry, with a ``path`` to join another container's), ``uts`` False the host's UTS namespace,
+    ``cgroup`` True a private cgroup namespace."""
+    result = []
+    for entry in base:
+        if entry.get("type") == "pid":
+            if pid is None:
+                continue
+            entry = dict(pid)
+        elif entry.get("type") == "uts" and not uts:
+            continue
+        result.append(entry)
+    if cgroup and not any(e.get("type") == "cgroup" for e in result):
+        result.append({"type": "cgroup"})
+    return result

@@ -111,6 +111,11 @@ def create_options(body: dict, name: str | None):
         healthcheck=body.get("Healthcheck") or None,
         log_driver=(host.get("LogConfig") or {}).get("Type") or None,
         log_opts=dict((host.get("LogConfig") or {}).get("Config") or {}),
+        links=list(host.get("Links") or []), pid_mode=host.get("PidMode") or "", uts_mode=host.get("UTSMode") or "",
+        cgroupns_mode=host.get("CgroupnsMode") or "", group_add=list(host.get("GroupAdd") or []),
+        device_cgroup_rules=list(host.get("DeviceCgroupRules") or []), cpuset_cpus=host.get("CpusetCpus") or "",
+        cpuset_mems=host.get("CpusetMems") or "", isolation=host.get("Isolation") or "",
+        mac_address=body.get("MacAddress") or first.get("MacAddress") or "",
     )
 
 

@@ -1,0 +1,125 @@
+"""HostConfig fields through the docker SDK: kept, inspected back with docker's defaults, honoured
+by the running container (namespaces, cgroups, groups, links, MAC) or refused with dockerd's
+messages. The expected values were read from docker 20.10 on this machine with the same calls."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from api_server import start_server
+
+docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
+
+pytestmark = pytest.mark.compat
+
+FIELDS = ["LogConfig", "RestartPolicy", "VolumesFrom", "Links", "PidMode", "UTSMode", "CgroupnsMode", "GroupAdd",
+          "DeviceCgroupRules", "CpusetCpus", "Isolation"]
+
+
+@pytest.fixture
+def client(tmp_path, busybox_tar):
+    server = start_server(tmp_path, busybox_tar)
+    sdk = docker.DockerClient(base_url=server.url, version="1.41", timeout=60)
+    yield sdk
+    for container in sdk.containers.list(all=True):
+        container.remove(force=True)
+    for network in sdk.networks.list(names=["hcnet"]):
+        network.remove()
+    sdk.close()
+    server.stop()
+
+
+def _fields(container) -> dict:
+    host = container.attrs["HostConfig"]
+    return {key: host.get(key, "MISSING") for key in FIELDS}
+
+
+def test_fields_kept_with_docker_defaults_and_bad_values_refused(client):
+    plain = client.containers.create("busybox", ["true"], network_mode="none")
+    assert _fields(plain) == {
+        "LogConfig": {"Type": "json-file", "Config": {}}, "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0},
+        "VolumesFrom": None, "Links": None, "PidMode": "", "UTSMode": "", "CgroupnsMode": "host", "GroupAdd": None,
+        "DeviceCgroupRules": None, "CpusetCpus": "", "Isolation": ""}
+    assert "MacAddress" not in plain.attrs["Config"]
+    client.containers.create("busybox", ["true"], name="src", volumes=["/shared"], network_mode="none")
+    full = client.containers.create(
+        "busybox", ["true"], log_config=docker.types.LogConfig(type="json-file", config={"max-size": "1m"}),
+        restart_policy={"Name": "on-failure", "MaximumRetryCount": 3}, volumes_from=["src:ro"], pid_mode="host",
+        uts_mode="host", cgroupns="private", group_add=["100", "audio"], device_cgroup_rules=["c 1:3 mr"],
+        cpuset_cpus="0", mac_address="02:42:ac:11:00:09", isolation="default", links={"src": "db"})
+    assert _fields(full) == {
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "1m"}},
+        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}, "VolumesFrom": ["src:ro"],
+        "Links": [f"/src:/{full.name}/db"], "PidMode": "host", "UTSMode": "host",
+        "CgroupnsMode": "private", "GroupAdd": ["100", "audio"], "DeviceCgroupRules": ["c 1:3 mr"],
+        "CpusetCpus": "0", "Isolation": "default"}
+    assert full.attrs["Config"]["MacAddress"] == "02:42:ac:11:00:09"
+    assert [m["Destination"] for m in full.attrs["Mounts"]] == ["/shared"]
+    joined = client.containers.create("busybox", ["true"], pid_mode="container:src", network_mode="none")
+    assert joined.attrs["HostConfig"]["PidMode"] == f"container:{client.containers.get('src').id}"
+    before = len(client.containers.list(all=True))
+    for kwargs, message in [
+        ({"isolation": "hyperv"}, "Invalid isolation: \"hyperv\" - linux only supports 'default'"),
+        ({"cgroupns": "foo"}, "invalid cgroup namespace mode: foo"),
+        ({"pid_mode": "foo"}, "invalid PID mode: foo"),
+        ({"device_cgroup_rules": ["x y"]}, "invalid device cgroup rule format: 'x y'"),
+        ({"cpuset_cpus": "99"}, "Requested CPUs are not available - requested 99, available: "),
+        ({"cpuset_cpus": "x"}, "Invalid value x for cpuset cpus: invalid format: x"),
+        ({"uts_mode": "host", "hostname": "h"}, "Conflicting options: hostname and the UTS mode"),
+        ({"log_config": {"Type": "nope"}}, "unknown log driver 'nope'"),
+    ]:
+        with pytest.raises(docker.errors.APIError) as refused:
+            client.containers.create("busybox", ["true"], network_mode="none", **kwargs)
+        assert refused.value.status_code == 400 and message in str(refused.value.explanation), kwargs
+    assert len(client.containers.list(all=True)) == before  # a refused create leaves nothing
+    bad_group = client.containers.create("busybox", ["true"], group_add=["nosuchgroup"], network_mode="none")
+    with pytest.raises(docker.errors.APIError, match="Unable to find group nosuchgroup"):
+        bad_group.start()
+
+
+def test_namespaces_groups_cpuset_and_volumes_from_are_honoured(client):
+    src = client.containers.run("busybox", ["sh", "-c", "echo shared > /shared/f; exec sleep 60"], name="src",
+                                volumes=["/shared"], network_mode="none", detach=True)
+    script = ("id; cat /sys/fs/cgroup/cpuset.cpus.effective 2>/dev/null || cat /sys/fs/cgroup/cpuset/cpuset.cpus;"
+              " hostname; cat /shared/f; ps -o comm | grep -c '^sleep'; grep -c :/$ /proc/self/cgroup")
+    box = client.containers.run("busybox", ["sh", "-c", script], group_add=["100"], cpuset_cpus="0", uts_mode="host",
+                                pid_mode="host", volumes_from=["src:ro"], cgroupns="private", network_mode="none",
+                                device_cgroup_rules=["c 1:3 mr", "b *:* m"],
+                                detach=True)
+    assert box.wait()["StatusCode"] == 0
+    lines = box.logs().decode().splitlines()
+    import os
+
+    assert "groups=100" in lines[0] or ",100" in lines[0]
+    assert lines[1] == "0"                       # pinned to CPU 0 by the cgroup
+    assert lines[2] == os.uname().nodename        # the host's UTS namespace
+    assert lines[3] == "shared"                   # the volume of --volumes-from
+    assert int(lines[4]) >= 1                     # the host's PID namespace: src's sleep is seen
+    assert int(lines[5]) >= 3                     # a private cgroup namespace: every cgroup is "/"
+    joined = client.containers.run("busybox", ["ps", "-o", "pid,comm"], pid_mode="container:src",
+                                   network_mode="none", detach=True)
+    assert joined.wait()["StatusCode"] == 0
+    assert "1 sleep" in " ".join(joined.logs().decode().split())  # src's init is pid 1 here
+    src.stop(timeout=0)
+    waiting = client.containers.create("busybox", ["true"], pid_mode="container:src", network_mode="none")
+    with pytest.raises(docker.errors.APIError, match="cannot join PID of a non running container"):
+        waiting.start()
+
+
+def test_links_and_mac_address_on_a_network(client):
+    client.networks.create("hcnet")
+    target = client.containers.run("busybox", ["sleep", "60"], name="target", network="hcnet", detach=True)
+    box = client.containers.run("busybox", ["sh", "-c", "cat /etc/hosts; cat /sys/class/net/eth0/address"],
+                                links={"target": "db"}, network="hcnet", mac_address="02:42:ac:11:00:09", detach=True)
+    assert box.wait()["StatusCode"] == 0
+    out = box.logs().decode()
+    target.reload()
+    address = target.attrs["NetworkSettings"]["Networks"]["hcnet"]["IPAddress"]
+    assert f"{address}\tdb" in out and f"{address}\ttarget" in out, out
+    assert out.strip().endswith("02:42:ac:11:00:09")
+    box.reload()
+    assert box.attrs["HostConfig"]["Links"] == [f"/target:/{box.name}/db"]
+    assert json.dumps(box.attrs["Config"]["MacAddress"]) == '"02:42:ac:11:00:09"'
+    with pytest.raises(docker.errors.APIError, match="mac-address and the network mode"):
+        client.containers.create("busybox", ["true"], mac_address="02:42:ac:11:00:0a", network_mode="host")
