@@ -2,7 +2,8 @@
 RFC 5424), a GELF receiver written from the GELF 1.1 specification decodes chunked, compressed
 messages with docker's fields (and null-terminated ones over TCP), syslog over TLS arrives in
 RFC 5425 frames, an unreachable endpoint loses only the remote copies (counted in the metrics),
-max-size bounds the local log, and a bad driver or option creates nothing."""
+max-size bounds the local log, max-file/compress keep rotated files as docker's json-file does,
+a root's config.json gives the default driver, and a bad driver or option creates nothing."""
 
 from __future__ import annotations
 
@@ -305,3 +306,67 @@ def test_syslog_over_tls_with_octet_counting(ctr, tmp_path):
     first, second = (m.decode() for m in receiver.messages[:2])
     assert first.startswith("<30>1 ") and first.endswith(" secure - over tls")
     assert second.startswith("<27>1 ") and second.endswith(" - with a space")
+
+
+def _log_files(root: Path, cid: str) -> list[Path]:
+    return sorted((root / "containers" / cid).glob("ctr.log*"))
+
+
+def _unpacked_size(path: Path) -> int:
+    return len(gzip.decompress(path.read_bytes())) if path.name.endswith(".gz") else path.stat().st_size
+
+
+def test_rotation_keeps_at_most_max_file_files_of_at_most_max_size(ctr, root):
+    ctr("run", "--name", "rotated", "--log-opt", "max-size=4k", "--log-opt", "max-file=3", "--log-opt", "compress=true",
+        "busybox", "sh", "-c", "i=0; while [ $i -lt 600 ]; do echo line $i; i=$((i+1)); usleep 500; done")
+    cid = ctr("inspect", "-f", "{{.Id}}", "rotated").stdout.decode().strip()
+    names = wait_for("two gzipped rotated files", lambda: [p.name for p in _log_files(root, cid)]
+                     if {"ctr.log.1.gz", "ctr.log.2.gz"} <= {p.name for p in _log_files(root, cid)} else None)
+    files = _log_files(root, cid)
+    assert len(files) <= 3 and all(_unpacked_size(p) <= 4096 for p in files), names
+    lines = ctr("logs", "rotated").stdout.decode().splitlines()
+    first = int(lines[0].split()[1])
+    # what is kept is whole: the newest lines, none missing between the files
+    assert lines == [f"line {i}" for i in range(first, 600)] and 600 - first > 2 * 4096 // 60
+    assert ctr("logs", "--tail", "2", "rotated").stdout.decode() == "line 598\nline 599\n"
+
+
+def test_root_default_log_driver_from_config_json(ctr, root):
+    (root / "config.json").write_text(json.dumps({"log-driver": "local",
+                                                  "log-opts": {"max-size": "2k", "max-file": "2"}}))
+    ctr("run", "--name", "defaulted", "busybox", "sh", "-c",
+        "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); usleep 500; done")
+    config = json.loads(ctr("inspect", "-f", "{{json .HostConfig.LogConfig}}", "defaulted").stdout)
+    assert config == {"Type": "local", "Config": {"max-size": "2k", "max-file": "2"}}
+    cid = ctr("inspect", "-f", "{{.Id}}", "defaulted").stdout.decode().strip()
+    wait_for("a gzipped rotated file (local compresses)", lambda: (root / "containers" / cid / "ctr.log.1.gz").exists())
+    files = _log_files(root, cid)
+    assert len(files) <= 2 and all(_unpacked_size(p) <= 2048 for p in files)
+    assert ctr("logs", "--tail", "1", "defaulted").stdout.decode() == "line 199\n"
+    # a container that names its driver keeps its own
+    ctr("create", "--name", "own", "--log-driver", "json-file", "busybox", "true")
+    assert json.loads(ctr("inspect", "-f", "{{json .HostConfig.LogConfig}}", "own").stdout)["Type"] == "json-file"
+    # a bad default: one line naming the file and the option, exit 125, nothing created
+    (root / "config.json").write_text(json.dumps({"log-opts": {"max-sise": "1m"}}))
+    done = ctr("run", "--name", "never", "busybox", "true", check=False)
+    err = done.stderr.decode().strip()
+    assert done.returncode == 125 and "config.json: unknown log opt 'max-sise'" in err and len(err.splitlines()) == 1
+    assert "never" not in ctr("ps", "-a", "--format", "{{.Names}}").stdout.decode().split()
+
+
+def test_an_endpoint_that_never_reads_does_not_block_the_container(ctr):
+    """A syslog endpoint that accepts connections and never reads: the container's 20,000 lines are
+    written at conmon's pace and all kept locally (the closed-port test above counts the lost ones)."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1)   # never accept()ed: never read
+    port = listener.getsockname()[1]
+    try:
+        started = time.monotonic()
+        ctr("run", "--name", "stuck", "--log-driver", "syslog", "--log-opt", f"syslog-address=tcp://127.0.0.1:{port}",
+            "busybox", "sh", "-c", "i=0; while [ $i -lt 20000 ]; do echo line $i padding-padding-padding; "
+            "i=$((i+1)); done")
+        elapsed = time.monotonic() - started
+        assert ctr("logs", "--tail", "1", "stuck").stdout.decode() == "line 19999 padding-padding-padding\n"
+        assert len(ctr("logs", "stuck").stdout.splitlines()) == 20000
+        assert elapsed < 30, elapsed
+    finally:
+        listener.close()

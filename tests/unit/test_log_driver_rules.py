@@ -10,7 +10,8 @@ import zlib
 
 import pytest
 
-from dockerbank.container import logconfig, logship
+from dockerbank.container import logconfig, logs, logship
+from dockerbank.container.logrotate import Rotation
 from dockerbank.errors import InvalidArgument
 
 
@@ -45,7 +46,10 @@ def test_valid_configs_and_conmon_arguments():
     assert logconfig.conmon_log_args(local, "/b/ctr.log") == ["-l", "k8s-file:/b/ctr.log", "--log-size-max", "10240"]
     assert logconfig.conmon_log_args(logconfig.parse("none"), "/b/ctr.log") == ["-l", "none:"]
     remote = logconfig.parse("syslog", {"syslog-address": "tcp://10.0.0.1:514", "tag": "{{.Name}}"})
-    assert remote.remote and logconfig.conmon_log_args(remote, "/b/ctr.log") == ["-l", "k8s-file:/b/ctr.log"]
+    # the local copy of a remote driver is bounded as docker's dual-logging cache (20m, 5 files, gzip)
+    assert remote.remote and logconfig.conmon_log_args(remote, "/b/ctr.log") == [
+        "-l", "k8s-file:/b/ctr.log", "--log-size-max", str(20 << 20)]
+    assert remote.rotation == Rotation(20 << 20, 5, True) and logconfig.needs_keeper(remote)
     assert logconfig.parse("gelf", ["gelf-address=udp://127.0.0.1:12201"]).config["gelf-address"]
     assert logconfig.parse_size("2m") == 2 << 20 and logconfig.parse_size("100") == 100
 
@@ -88,7 +92,7 @@ def test_follow_reads_a_log_that_conmon_started_afresh(tmp_path):
     path = tmp_path / "ctr.log"
     path.write_bytes(b"2026-12-05T00:00:00.000000001Z stdout F one\n2026-12-05T00:00:00.000000002Z stdout P tw\n")
     rounds = iter([True, True, False])
-    follower = logship.follow(path, 0, lambda: next(rounds), interval=0)
+    follower = logs.follow(path, 0, lambda: next(rounds), interval=0)
     first = next(follower)
     assert (first.stream, first.data) == ("stdout", b"one\n")
     assert next(follower).data == b"tw"          # a partial entry (no newline)
@@ -119,3 +123,91 @@ def test_stream_framing_and_tls_or_tcp_options():
         with pytest.raises(InvalidArgument, match=message):
             logconfig.parse(driver, opts)
     assert logconfig.parse("gelf", ["gelf-address=tcp://g:12201", "gelf-tcp-max-reconnect=3"]).remote
+
+
+def test_rotation_options_as_dockers_json_file_and_local_drivers():
+    assert logconfig.parse("json-file").rotation == Rotation()           # docker's json-file: unbounded
+    assert not logconfig.needs_keeper(logconfig.parse("k8s-file", ["max-size=1m"]))   # one file: conmon alone
+    kept = logconfig.parse("k8s-file", ["max-size=1m", "max-file=3", "compress=true"])
+    assert kept.rotation == Rotation(1 << 20, 3, True) and logconfig.needs_keeper(kept)
+    assert logconfig.parse("local").rotation == Rotation(20 << 20, 5, True)   # docker's local defaults
+    assert logconfig.parse("local", ["max-file=1"]).rotation == Rotation(20 << 20, 1, False)
+    cache = logconfig.parse("gelf", ["gelf-address=udp://h:1", "cache-max-size=1k", "cache-max-file=2"])
+    assert cache.rotation == Rotation(1024, 2, True)
+    assert logconfig.parse("none").rotation == Rotation() and not logconfig.needs_keeper(logconfig.parse("none"))
+    for opts, message in ((["compress=true"], "compress cannot be true when max-file is less than 2"),
+                          (["max-size=1m", "compress=yes"], "invalid compress 'yes'"),
+                          (["max-file=0"], "invalid max-file '0'")):
+        with pytest.raises(InvalidArgument, match=message) as err:
+            logconfig.parse("json-file", opts)
+        assert err.value.exit_code == 125
+    with pytest.raises(InvalidArgument, match="unknown log opt 'cache-disabled' for gelf"):
+        logconfig.parse("gelf", ["gelf-address=udp://h:1", "cache-disabled=true"])
+
+
+def test_root_default_driver_follows_dockers_daemon_json_rule():
+    from dockerbank import settings
+
+    default = logconfig.root_default(settings.parse('{"log-driver": "local", "log-opts": {"max-file": "3"}}'))
+    assert default == logconfig.LogConfig("local", {"max-file": "3"})
+    # no driver named: the default driver, and its options when the container gives none
+    assert logconfig.with_default(None, (), default) == ("local", {"max-file": "3"})
+    assert logconfig.with_default(None, ["max-size=1m"], default) == ("local", ["max-size=1m"])
+    assert logconfig.with_default("json-file", (), default) == ("json-file", ())
+    assert logconfig.with_default(None, (), None) == (None, ())
+    assert logconfig.root_default(settings.parse("{}")) is None
+    for text, message in (('{"log-driver": "fluentd"}', "config.json: unknown log driver 'fluentd'"),
+                          ('{"log-opts": {"max-sise": "1m"}}', "config.json: unknown log opt 'max-sise'"),
+                          ('{"debug": true}', "config.json: unknown setting 'debug'"),
+                          ('{"log-opts": {"max-file": 3}}', "log-opts must map names to strings"),
+                          ("{", "config.json: not valid JSON")):
+        with pytest.raises(InvalidArgument, match=message) as err:
+            logconfig.root_default(settings.parse(text))
+        assert err.value.exit_code == 125 and "\n" not in str(err.value)
+
+
+def _entry(n: int) -> bytes:
+    return b"2026-12-05T00:00:%02d.000000000Z stdout F line %d\n" % (n, n)
+
+
+def _conmon_replaces(path, data: bytes) -> None:
+    """What conmon's --log-size-max does: a new file renamed over the live one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_keeper_keeps_at_most_max_file_files_and_logs_reads_them_in_order(tmp_path, compress):
+    from dockerbank.container.logrotate import Keeper, log_files
+
+    path = tmp_path / "ctr.log"
+    path.write_bytes(_entry(0))
+    keeper = Keeper(path, Rotation(64, 3, compress))
+    assert keeper.step() is False                       # holds the live file
+    for n in range(1, 6):
+        _conmon_replaces(path, _entry(n))
+        assert keeper.step() is True
+    names = sorted(p.name for p in tmp_path.glob("ctr.log*"))
+    suffix = ".gz" if compress else ""
+    assert names == ["ctr.log", f"ctr.log.1{suffix}", f"ctr.log.2{suffix}"]
+    if compress:
+        assert gzip.decompress((tmp_path / "ctr.log.1.gz").read_bytes()) == _entry(4)
+    entries, offset = logs.read_entries(str(path))
+    assert [e.data for e in entries] == [b"line 3\n", b"line 4\n", b"line 5\n"] and offset == len(_entry(5))
+    # replaced but not rotated yet (the keeper is between two looks): still read, in order
+    _conmon_replaces(path, _entry(6))
+    assert [p.name for p in log_files(path)][-2:] == [".ctr.log.held", "ctr.log"]
+    assert [e.data for e in logs.read_entries(str(path), tail=2)[0]] == [b"line 5\n", b"line 6\n"]
+
+
+def test_keeper_starts_a_restarted_container_in_a_fresh_file(tmp_path):
+    from dockerbank.container.logrotate import Keeper
+
+    path = tmp_path / "ctr.log"
+    path.write_bytes(_entry(1))
+    keeper = Keeper(path, Rotation(64, 2, False))
+    keeper.start_afresh()
+    assert not path.exists() and (tmp_path / "ctr.log.1").read_bytes() == _entry(1)
+    keeper.start_afresh()                               # nothing new: nothing moves
+    assert (tmp_path / "ctr.log.1").read_bytes() == _entry(1)

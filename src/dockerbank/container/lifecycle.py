@@ -312,12 +312,21 @@ class ContainerService:
 
     # --- create -----------------------------------------------------------------------------
 
+    def _default_log_config(self):
+        """The root's default log driver (``<root>/config.json``, as docker's daemon.json)."""
+        from dockerbank import settings
+        from dockerbank.container import logconfig
+
+        return logconfig.root_default(settings.load(self.config.root), str(settings.path(self.config.root)))
+
     def create(self, opts: CreateOptions) -> Container:
         """Record a container and prepare its directory (no process yet)."""
         from dockerbank.container import logconfig
         from dockerbank.volume import mounts as mnt
 
-        log_config = logconfig.parse(opts.log_driver, opts.log_opts)  # a bad driver or option creates nothing
+        # a bad driver or option (given, or the root's default) creates nothing
+        log_config = logconfig.parse(*logconfig.with_default(opts.log_driver, opts.log_opts,
+                                                             self._default_log_config()))
         image = self.engine.images.resolve(opts.image)
         image_cfg = self.engine.images.image_config(image.id).get("config") or {}
         name = validate_name(opts.name) if opts.name else None
@@ -658,10 +667,16 @@ class ContainerService:
                 want_stdin = cfg.open_stdin if stdin is None else stdin
                 spawn_args: dict[str, Any] = {"log_path": self.log_path(cid), "terminal": cfg.tty, "stdin": want_stdin,
                               "command": cfg.path, "exit_command": None if attached else self._exit_command(cid)}
-                log_args = logconfig.conmon_log_args(logconfig.LogConfig.from_dict(cfg.log_config),
-                                                     str(self.log_path(cid)))
+                log_config = logconfig.LogConfig.from_dict(cfg.log_config)
+                log_args = logconfig.conmon_log_args(log_config, str(self.log_path(cid)))
                 if log_args != logconfig.conmon_log_args(logconfig.LogConfig(), str(self.log_path(cid))):
                     spawn_args["log_args"] = log_args   # a size limit, or no log at all
+                keeper = None
+                if logconfig.needs_keeper(log_config) and log_config.rotation.keeps_history:
+                    from dockerbank.container.logrotate import Keeper
+
+                    keeper = Keeper(self.log_path(cid), log_config.rotation)
+                    keeper.start_afresh()   # conmon counts max-size from its start
                 log_offset = _size(self.log_path(cid))
                 try:
                     started = conmon.spawn(self.runtime, cid, base, **spawn_args)
@@ -680,6 +695,8 @@ class ContainerService:
                     sock = conmon.connect_attach(base)
                 except DockerbankError:
                     sock = None
+            if keeper is not None:
+                keeper.step()   # the first file is held before the container writes a line
             try:
                 self.runtime.start(cid)
             except DockerbankError as exc:
@@ -705,7 +722,7 @@ class ContainerService:
                 state.health = self._health_at_start(cfg, state.health)
 
             self.store.update_state(cid, running)
-            if cfg.log_config and cfg.log_config.get("Type") in ("syslog", "gelf"):
+            if logconfig.needs_keeper(log_config):
                 self._ship_logs(container, base, started.conmon_pid, start_time, log_offset)
         self._event(container, "start")
         if state_has_health(cfg):
@@ -740,7 +757,8 @@ class ContainerService:
 
     def _ship_logs(self, container: Container, base: Path, conmon_pid: int, conmon_start: int,
                    offset: int) -> None:
-        """A remote log driver: start the process that ships the local log's new lines (container.logship)."""
+        """A remote log driver or rotated files to keep: start the log keeper process beside
+        conmon (container.logship: it ships the local log's new lines and keeps max-file)."""
         from dockerbank.container import logship
 
         cfg = container.config

@@ -4,16 +4,25 @@ options each takes, and what conmon is told (pure).
 Every driver but ``none`` keeps the local k8s-file log that ``dockerbank logs`` reads: a remote
 driver (``syslog``, ``gelf``) ships a copy from it (docker calls this dual logging), so an
 unreachable endpoint never blocks the container and loses nothing locally. ``json-file`` and
-``local`` are accepted as docker's names for the local log (its format is conmon's k8s-file).
-``compress`` is accepted and not used (conmon keeps one plain file).
-``max-size`` is conmon's ``--log-size-max``: past it conmon starts the file afresh, so at most
-one file of at most ``max-size`` is kept (as Podman does; ``max-file`` is validated, not used).
+``local`` are accepted as docker's names for the local log (its format is conmon's k8s-file);
+``local`` has docker's defaults (max-size 20m, max-file 5, compress), and so has a remote
+driver's local copy (docker's ``cache-max-size``, ``cache-max-file``, ``cache-compress``;
+``cache-disabled`` is refused: the copy is what ``logs`` and the lost-message count rely on).
+
+``max-size`` is conmon's ``--log-size-max``: past it conmon starts the file afresh; with
+``max-file`` > 1 the replaced files are kept (``container.logrotate``), gzipped with ``compress``.
+A root's ``config.json`` (``dockerbank.settings``) gives the default driver and options, as
+docker's ``daemon.json`` does (:func:`with_default`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from dockerbank.container.logrotate import Rotation
 
 from dockerbank.errors import InvalidArgument
 
@@ -23,15 +32,16 @@ DRIVERS = (*LOCAL, "none", *REMOTE)
 DEFAULT = "k8s-file"
 
 _ATTRS = ("tag", "labels", "labels-regex", "env", "env-regex")
+_CACHE = ("cache-max-size", "cache-max-file", "cache-compress")
 OPTIONS: dict[str, tuple[str, ...]] = {
     "k8s-file": ("max-size", "max-file", "compress", *_ATTRS),
     "json-file": ("max-size", "max-file", "compress", *_ATTRS),
     "local": ("max-size", "max-file", "compress"),
     "none": (),
     "syslog": ("syslog-address", "syslog-facility", "syslog-format", "syslog-tls-ca-cert", "syslog-tls-cert",
-               "syslog-tls-key", "syslog-tls-skip-verify", "max-size", *_ATTRS),
+               "syslog-tls-key", "syslog-tls-skip-verify", "max-size", *_CACHE, *_ATTRS),
     "gelf": ("gelf-address", "gelf-compression-type", "gelf-compression-level", "gelf-tcp-max-reconnect",
-             "gelf-tcp-reconnect-delay", "max-size", *_ATTRS),
+             "gelf-tcp-reconnect-delay", "max-size", *_CACHE, *_ATTRS),
 }
 
 FACILITIES = {name: code for code, name in enumerate(
@@ -40,6 +50,8 @@ FACILITIES.update({f"local{i}": 16 + i for i in range(8)})
 SYSLOG_SCHEMES = ("unix", "unixgram", "udp", "tcp", "tcp+tls")
 SYSLOG_FORMATS = ("", "rfc5424", "rfc5424micro", "rfc3164")
 DEFAULT_SYSLOG_ADDRESS = "unixgram:///dev/log"
+#: docker's defaults of the ``local`` driver and of a remote driver's local copy (dual logging)
+LOCAL_DEFAULTS = {"max-size": "20m", "max-file": "5", "compress": "true"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +80,25 @@ class LogConfig:
 
     @property
     def max_size(self) -> int:
-        return parse_size(self.config["max-size"]) if self.config.get("max-size") else 0
+        return self.rotation.max_size
+
+    @property
+    def rotation(self) -> Rotation:
+        """How the local copy is bounded, docker's defaults applied (``local``, dual logging)."""
+        from dockerbank.container.logrotate import Rotation
+
+        opts = dict(self.config)
+        if self.remote:   # docker's cache-* names; max-size (the older form here) still counts
+            opts = {k.removeprefix("cache-"): v for k, v in opts.items() if k.startswith("cache-")} | (
+                {"max-size": opts["max-size"]} if "max-size" in opts and "cache-max-size" not in opts else {})
+        given = set(opts)
+        if self.type == "local" or self.remote:
+            opts = LOCAL_DEFAULTS | opts
+        size = parse_size(opts["max-size"]) if opts.get("max-size") else 0
+        files = int(opts.get("max-file") or 1)
+        # a default compress gives way to a single file (an explicit one is refused by parse)
+        compress = opts.get("compress") == "true" and (files > 1 or "compress" in given)
+        return Rotation(size, files, compress)
 
 
 def parse_size(text: str) -> int:
@@ -123,10 +153,20 @@ def parse(driver: str | None, options: list[str] | tuple[str, ...] | dict[str, s
         if key not in OPTIONS[driver]:
             raise InvalidArgument(f"unknown log opt {key!r} for {driver} log driver", exit_code=125)
     config = LogConfig(driver, pairs)
-    if "max-size" in pairs:
-        parse_size(pairs["max-size"])
-    if "max-file" in pairs and not (pairs["max-file"].isdigit() and int(pairs["max-file"]) >= 1):
-        raise InvalidArgument(f"invalid max-file {pairs['max-file']!r}: a whole number of at least 1", exit_code=125)
+    for prefix in ("", "cache-"):
+        if prefix + "max-size" in pairs:
+            parse_size(pairs[prefix + "max-size"])
+        files = pairs.get(prefix + "max-file")
+        if files is not None and not (files.isdigit() and int(files) >= 1):
+            raise InvalidArgument(f"invalid {prefix}max-file {files!r}: a whole number of at least 1", exit_code=125)
+        if pairs.get(prefix + "compress", "false") not in ("true", "false"):
+            raise InvalidArgument(f"invalid {prefix}compress {pairs[prefix + 'compress']!r}: true or false",
+                                  exit_code=125)
+    rotation = config.rotation
+    if rotation.compress and (rotation.max_files < 2 or not rotation.max_size):
+        # docker's json-file refuses the same
+        raise InvalidArgument("compress cannot be true when max-file is less than 2 or max-size is not set",
+                              exit_code=125)
     if driver == "syslog":
         _address("syslog", pairs.get("syslog-address") or DEFAULT_SYSLOG_ADDRESS, SYSLOG_SCHEMES)
         if pairs.get("syslog-facility", "daemon") not in FACILITIES:
@@ -158,6 +198,31 @@ def parse(driver: str | None, options: list[str] | tuple[str, ...] | dict[str, s
         if not (level.lstrip("-").isdigit() and -1 <= int(level) <= 9):
             raise InvalidArgument(f"invalid gelf-compression-level {level!r}: -1 to 9", exit_code=125)
     return config
+
+
+def with_default(driver: str | None, options: list[str] | tuple[str, ...] | dict[str, str],
+                 default: LogConfig | None) -> tuple[str | None, list[str] | tuple[str, ...] | dict[str, str]]:
+    """docker's rule for the daemon's default: a container that names no driver gets the default
+    driver, and the default options too when it gives none of its own (pure)."""
+    if default is None or driver:
+        return driver, options
+    return default.type, (options if options else dict(default.config))
+
+
+def root_default(settings: dict, where: str = "config.json") -> LogConfig | None:
+    """The default log driver of a root's settings (``dockerbank.settings``), validated; None
+    when it names none. A bad one is one line naming the file and the driver or option."""
+    if not settings.get("log-driver") and not settings.get("log-opts"):
+        return None
+    try:
+        return parse(settings.get("log-driver") or DEFAULT, settings.get("log-opts") or {})
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{where}: {exc}", exit_code=125) from None
+
+
+def needs_keeper(config: LogConfig) -> bool:
+    """Whether a log keeper process runs beside conmon (shipping, or rotated files to keep)."""
+    return config.readable and (config.remote or config.rotation.keeps_history)
 
 
 def conmon_log_args(config: LogConfig, log_path: str) -> list[str]:

@@ -10,8 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from dockerbank.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 
 @dataclass(frozen=True)
@@ -80,14 +85,19 @@ def parse_since(value: str | None, now: float | None = None) -> float | None:
 
 def read_entries(path: str, *, tail: int | None = None, since: float | None = None,
                  until: float | None = None) -> tuple[list[LogEntry], int]:
-    """The log's entries (filtered) and the file offset reached, for ``--follow`` to go on from."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        return [], 0
-    offset = data.rfind(b"\n") + 1
-    entries = [e for e in (parse_line(line) for line in data[:offset].splitlines()) if e is not None]
+    """The log's entries (filtered), the rotated files' first (container.logrotate), and the live
+    file's offset reached, for ``--follow`` to go on from."""
+    from dockerbank.container.logrotate import log_files, read_file
+
+    files = log_files(Path(path))
+    entries: list[LogEntry] = []
+    offset = 0
+    for file in files:
+        data = read_file(file)
+        end = data.rfind(b"\n") + 1
+        if file == files[-1]:
+            offset = end
+        entries += [e for e in (parse_line(line) for line in data[:end].splitlines()) if e is not None]
     if since is not None or until is not None:
         entries = [e for e in entries if (since is None or e.epoch >= since) and (until is None or e.epoch <= until)]
     if tail is not None and tail >= 0:
@@ -110,31 +120,60 @@ def _tail_lines(entries: list[LogEntry], count: int) -> list[LogEntry]:
     return list(reversed(result))
 
 
-def follow(path: str, offset: int, running: Callable[[], bool], until: float | None = None,
-           interval: float = 0.1) -> Iterator[LogEntry]:
-    """Entries appended after ``offset`` while ``running()`` is true (then the rest, then stop)."""
+def follow(path: str | Path, offset: int, running: Callable[[], bool], until: float | None = None,
+           interval: float = 0.1, handle: BinaryIO | None = None,
+           tick: Callable[[], object] | None = None) -> Iterator[LogEntry]:
+    """Entries appended after ``offset`` while ``running()`` is true (then the rest, then stop).
+
+    When conmon starts the file afresh (``--log-size-max``: a new file renamed over the old one)
+    the old one is read to its end through the descriptor still open on it, then the new one from
+    its start: nothing is skipped. ``handle``: the log already open at ``offset`` (the log keeper's,
+    opened by the starter before it existed). ``tick``: called once a round before reading (the
+    keeper's rotation)."""
     buffer = b""
-    while True:
-        still = running()
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(offset)
-                chunk = handle.read()
-        except FileNotFoundError:
-            return
-        offset += len(chunk)
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            entry = parse_line(line)
-            if entry is None:
-                continue
-            if until is not None and entry.epoch > until:
+    path = Path(path)
+    if handle is not None:
+        handle.seek(offset)
+    try:
+        while True:
+            still = running()
+            if tick is not None:
+                tick()
+            if handle is None:
+                try:
+                    handle = open(path, "rb")
+                    handle.seek(offset)
+                except FileNotFoundError:
+                    if not still:
+                        return
+                    handle = None
+            chunk = handle.read() if handle is not None else b""
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            switched = handle is not None and current is not None and current != os.fstat(handle.fileno()).st_ino
+            if switched:
+                chunk += handle.read()   # what was written to the old file before the switch
+                handle.close()
+                handle, offset = None, 0
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                entry = parse_line(line)
+                if entry is None:
+                    continue
+                if until is not None and entry.epoch > until:
+                    return
+                yield entry
+            if switched:
+                continue   # read the new file at once (also when the container just ended)
+            if not still:
                 return
-            yield entry
-        if not still:
-            return
-        time.sleep(interval)
+            time.sleep(interval)
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def format_entry(entry: LogEntry, timestamps: bool) -> bytes:

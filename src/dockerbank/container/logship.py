@@ -1,11 +1,13 @@
-"""Shipping a container's log to syslog (RFC 5424) or GELF 1.1 (Graylog) from its local copy.
+"""Shipping a container's log to syslog (RFC 5424) or GELF 1.1 (Graylog) from its local copy,
+and keeping its rotated files.
 
-One small detached process per running container with a remote log driver follows the k8s-file
-log conmon writes (``python -m dockerbank.container.logship <spec.json>``), sends each line, and
-ends when the container's conmon ends (after the last lines). It never sits between the
-container and its output: conmon writes the file whatever happens here, so an unreachable
-endpoint only loses remote copies; those are counted in ``<bundle>/logship.json``
-(``sent``/``lost``), which the metrics report.
+One small detached process (the log keeper) per running container with a remote log driver, or
+with rotated files to keep (``max-file`` > 1, container.logrotate), runs beside conmon
+(``python -m dockerbank.container.logship <spec.json>``): it follows the k8s-file log conmon
+writes, sends each line, keeps the rotated files, and ends when the container's conmon ends
+(after the last lines). It never sits between the container and its output: conmon writes the
+file whatever happens here, so an unreachable endpoint only loses remote copies; those are
+counted in ``<bundle>/logship.json`` (``sent``/``lost``), which the metrics report.
 
 The formatters are pure; :class:`Sender` objects hold the sockets.
 """
@@ -200,57 +202,24 @@ def _alive(pid: int, start: int) -> bool:
     return alive(pid, start)
 
 
-def follow(path: Path, offset: int, running, interval: float = 0.05, handle=None):
-    """k8s-file entries after ``offset`` while ``running()``. When conmon starts the file afresh
-    (``--log-size-max``: a new file renamed over the old one) the old one is read to its end
-    through the descriptor still open on it, then the new one from its start: nothing is skipped.
-    ``handle``: the log already open (by the starter, before this process existed), at ``offset``."""
-    from dockerbank.container.logs import parse_line
-
-    buffer = b""
-    if handle is not None:
-        handle.seek(offset)
-    try:
-        while True:
-            still = running()
-            if handle is None:
-                try:
-                    handle = open(path, "rb")
-                    handle.seek(offset)
-                except FileNotFoundError:
-                    handle = None
-            chunk = handle.read() if handle is not None else b""
-            try:
-                current = os.stat(path).st_ino
-            except FileNotFoundError:
-                current = None
-            switched = handle is not None and current is not None and current != os.fstat(handle.fileno()).st_ino
-            if switched:
-                chunk += handle.read()   # what was written to the old file before the switch
-                handle.close()
-                handle, offset = None, 0
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                entry = parse_line(line)
-                if entry is not None:
-                    yield entry
-            if switched:
-                continue   # read the new file at once (also when the container just ended)
-            if not still:
-                return
-            time.sleep(interval)
-    finally:
-        if handle is not None:
-            handle.close()
-
-
 def run(spec: dict) -> None:
     """Ship until the container's conmon ends: ``spec`` as written by :func:`spawn`."""
     from dockerbank.container.logconfig import FACILITIES, LogConfig
     from dockerbank.container.logs import LogEntry
 
+    from dockerbank.container.logrotate import Keeper, keep
+    from dockerbank.container.logs import follow
+
     config = LogConfig.from_dict(spec["log_config"])
+    rotation = config.rotation
+    keeper = Keeper(Path(spec["log_path"]), rotation) if rotation.keeps_history else None
+    running = lambda: _alive(spec["conmon_pid"], spec["conmon_start"])  # noqa: E731
+    if not config.remote:
+        if spec.get("fd") is not None:
+            os.close(spec["fd"])
+        if keeper is not None:
+            keep(keeper, running)
+        return
     opts = config.config
     source = Source(**spec["source"])
     tag = source.tag(opts.get("tag"))
@@ -280,10 +249,10 @@ def run(spec: dict) -> None:
         tmp.write_text(json.dumps({"driver": config.type, **counts}))
         os.replace(tmp, stats_path)
 
-    running = lambda: _alive(spec["conmon_pid"], spec["conmon_start"])  # noqa: E731
     partial: dict[str, bytes] = {}
     handle = os.fdopen(spec["fd"], "rb") if spec.get("fd") is not None else None
-    for entry in follow(Path(spec["log_path"]), spec["offset"], running, handle=handle):
+    for entry in follow(Path(spec["log_path"]), spec["offset"], running, interval=0.05, handle=handle,
+                        tick=keeper.step if keeper is not None else None):
         # conmon splits long lines into partial entries: one message per line, as docker sends
         data = partial.pop(entry.stream, b"") + entry.data
         if not data.endswith(b"\n") and len(data) < MAX_LINE:
@@ -310,11 +279,13 @@ def run(spec: dict) -> None:
             written = time.monotonic()
     sender.close()
     save()
+    if keeper is not None:
+        keeper.step()
 
 
 def spawn(bundle: Path, log_path: Path, log_config: dict, source: Source, conmon_pid: int, conmon_start: int,
           offset: int) -> None:
-    """Start the shipping process for a container that just started, detached from the caller
+    """Start the log keeper process for a container that just started, detached from the caller
     (its own session, no terminal, nothing inherited), so it outlives a CLI like conmon does."""
     import subprocess
     from dataclasses import asdict

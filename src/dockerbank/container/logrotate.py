@@ -1,0 +1,226 @@
+"""docker's ``max-file`` and ``compress`` for conmon's k8s-file log.
+
+conmon bounds the live log itself (``--log-size-max``): past it, it writes a new file and renames it
+over the old one, which would then be gone. :class:`Keeper` keeps a second, hidden name on the live
+file (``.ctr.log.held``, a hard link: no copy); once conmon has replaced the live file, the held one
+becomes ``ctr.log.1`` (gzipped to ``ctr.log.1.gz`` with ``compress``), the older ones move up, and
+past ``max-file`` files in all the oldest goes. So at most ``max-file`` files of at most ``max-size``
+are kept, as docker's json-file does. The container's output never waits for any of this: conmon
+writes its file whatever the keeper does.
+
+The keeper runs in the log keeper process (container.logship) and once in the starter before the
+container's process starts, so the first file is held before a line is written. A file that conmon
+replaced twice between two looks of the keeper (50 ms apart) is lost from the rotated history (only
+with a max-size far smaller than 50 ms of output).
+
+The readers (``logs``) take :func:`log_files` oldest first; :func:`read_file` opens gzipped ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """How a container's local log is bounded (docker's max-size, max-file, compress)."""
+
+    max_size: int = 0          # bytes; 0: unbounded
+    max_files: int = 1         # the live file and max_files - 1 rotated ones
+    compress: bool = False     # gzip the rotated files
+
+    @property
+    def keeps_history(self) -> bool:
+        """Whether rotated files are kept (so a keeper must run beside conmon)."""
+        return self.max_size > 0 and self.max_files > 1
+
+
+def held_path(path: Path) -> Path:
+    """The hidden second name of the live file (not matched by ``ctr.log*``)."""
+    return path.with_name(f".{path.name}.held")
+
+
+def rotated_path(path: Path, number: int, compressed: bool) -> Path:
+    """``ctr.log.N`` or ``ctr.log.N.gz`` (pure)."""
+    return path.with_name(f"{path.name}.{number}{'.gz' if compressed else ''}")
+
+
+def _rotated(path: Path) -> dict[int, Path]:
+    """The rotated files that exist, by number."""
+    found: dict[int, Path] = {}
+    prefix = path.name + "."
+    try:
+        names = os.listdir(path.parent)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        number = name[len(prefix):].removesuffix(".gz")
+        if number.isdigit():
+            found[int(number)] = path.with_name(name)
+    return found
+
+
+def log_files(path: Path) -> list[Path]:
+    """Every file of a container's log, oldest first, the live one last. A held file that conmon
+    has replaced and the keeper has not moved yet comes before the live one."""
+    path = Path(path)
+    rotated = _rotated(path)
+    files = [rotated[n] for n in sorted(rotated, reverse=True)]
+    held = held_path(path)
+    try:
+        if os.stat(held).st_ino != os.stat(path).st_ino:
+            files.append(held)
+    except FileNotFoundError:
+        pass
+    return [*files, path]
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of one log file (gunzipped when it is ``.gz``); b"" when it went meanwhile."""
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (FileNotFoundError, EOFError, gzip.BadGzipFile):
+        return b""
+
+
+class Keeper:
+    """Keeps ``rotation.max_files`` files of the log at ``path`` (see the module's docstring)."""
+
+    def __init__(self, path: Path, rotation: Rotation):
+        self.path = Path(path)
+        self.rotation = rotation
+        self.held = held_path(self.path)
+
+    def step(self) -> bool:
+        """Hold the live file; when conmon replaced it, rotate the held one. True when it rotated."""
+        try:
+            live = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        try:
+            held = os.stat(self.held)
+        except FileNotFoundError:
+            self._hold()
+            return False
+        if held.st_ino == live.st_ino:
+            return False
+        self._retire(self.held)
+        self._hold()
+        return True
+
+    def start_afresh(self) -> None:
+        """Before a (re)start: the previous run's lines become the newest rotated file, so conmon,
+        which counts max-size from its own start, begins an empty file."""
+        self.step()
+        try:
+            if os.stat(self.path).st_size == 0:
+                return
+        except FileNotFoundError:
+            return
+        try:
+            os.unlink(self.held)
+        except FileNotFoundError:
+            pass
+        moved = self.path.with_name(f".{self.path.name}.previous")
+        os.replace(self.path, moved)
+        self._retire(moved)
+
+    def _hold(self) -> None:
+        tmp = self.held.with_name(self.held.name + ".tmp")
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        try:
+            os.link(self.path, tmp)
+        except FileNotFoundError:
+            return
+        os.replace(tmp, self.held)
+
+    def _retire(self, source: Path) -> None:
+        """``source`` becomes ``ctr.log.1``; the others move up; the ones past max-file go."""
+        keep = self.rotation.max_files - 1
+        existing = _rotated(self.path)
+        for number in sorted(existing, reverse=True):
+            old = existing[number]
+            if number + 1 > keep:
+                old.unlink(missing_ok=True)
+            else:
+                os.replace(old, rotated_path(self.path, number + 1, old.name.endswith(".gz")))
+        if keep < 1:
+            source.unlink(missing_ok=True)
+            return
+        if not self.rotation.compress:
+            os.replace(source, rotated_path(self.path, 1, False))
+            return
+        target = rotated_path(self.path, 1, True)
+        tmp = target.with_name(target.name + ".tmp")   # not a ``ctr.log.N`` name until it is whole
+        with open(source, "rb") as src, gzip.open(tmp, "wb", compresslevel=6) as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, target)
+        source.unlink(missing_ok=True)
+
+
+IN_MOVED_TO = 0x00000080
+
+
+class DirWatch:
+    """Wakes when a file is renamed into a directory (inotify ``IN_MOVED_TO``: conmon's rename of
+    a new log over the old one), so the keeper reacts at once and sleeps otherwise; it polls every
+    50 ms where inotify cannot be had."""
+
+    def __init__(self, directory: Path):
+        import ctypes
+
+        self.fd = -1
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+            if fd >= 0 and libc.inotify_add_watch(fd, os.fsencode(directory), IN_MOVED_TO) < 0:
+                os.close(fd)
+                fd = -1
+            self.fd = fd
+        except (OSError, AttributeError):
+            self.fd = -1
+
+    def wait(self, timeout: float) -> None:
+        """Return after a rename into the directory, or after ``timeout`` seconds."""
+        import select
+        import time
+
+        if self.fd < 0:
+            time.sleep(min(timeout, 0.05))
+            return
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        while ready:
+            try:
+                os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def keep(keeper: Keeper, running, timeout: float = 1.0) -> None:
+    """Rotate while ``running()`` (a container with a local driver only), then once more."""
+    watch = DirWatch(keeper.path.parent)
+    try:
+        while running():
+            keeper.step()
+            watch.wait(timeout)
+        keeper.step()
+    finally:
+        watch.close()

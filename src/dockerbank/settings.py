@@ -1,0 +1,52 @@
+"""A root's own settings: ``<root>/config.json``, with docker's ``daemon.json`` keys.
+
+Read when a setting is needed (a create reads the default log driver), never at start-up, so a
+mistake in the file fails the commands that use it with one line naming it and nothing else.
+Keys: ``log-driver`` and ``log-opts`` (the default of containers that name no driver).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from dockerbank.errors import InvalidArgument
+
+FILE = "config.json"
+KEYS = ("log-driver", "log-opts")
+
+
+def path(root: Path) -> Path:
+    return Path(root) / FILE
+
+
+def parse(text: str, where: str = FILE) -> dict[str, Any]:
+    """The settings in ``text`` (pure); one-line InvalidArgument (exit 125) naming what is wrong."""
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError as exc:
+        raise InvalidArgument(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})", exit_code=125) from None
+    if not isinstance(data, dict):
+        raise InvalidArgument(f"{where}: must be a JSON object", exit_code=125)
+    for key in data:
+        if key not in KEYS:
+            raise InvalidArgument(f"{where}: unknown setting {key!r}: use {', '.join(KEYS)}", exit_code=125)
+    if not isinstance(data.get("log-driver", ""), str):
+        raise InvalidArgument(f"{where}: log-driver must be a string", exit_code=125)
+    opts = data.get("log-opts", {})
+    if not isinstance(opts, dict) or not all(isinstance(v, str) for v in opts.values()):
+        raise InvalidArgument(f"{where}: log-opts must map names to strings", exit_code=125)
+    return data
+
+
+def load(root: Path) -> dict[str, Any]:
+    """The root's settings ({} when it has no ``config.json``)."""
+    file = path(root)
+    try:
+        text = file.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise InvalidArgument(f"{file}: cannot read it: {exc.strerror}", exit_code=125) from None
+    return parse(text, str(file))
