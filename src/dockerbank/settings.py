@@ -25,7 +25,7 @@ def parse(text: str, where: str = FILE) -> dict[str, Any]:
     """The settings in ``text`` (pure); one-line InvalidArgument (exit 125) naming what is wrong."""
     try:
         data = json.loads(text) if text.strip() else {}
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InvalidArgument(f"{where}: not valid JSON ({exc.msg}, line {exc.lineno})", exit_code=125) from None
     if not isinstance(data, dict):
         raise InvalidArgument(f"{where}: must be a JSON object", exit_code=125)

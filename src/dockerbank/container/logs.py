@@ -153,7 +153,7 @@ def follow(path: str | Path, offset: int, running: Callable[[], bool], until: fl
             except FileNotFoundError:
                 current = None
             switched = handle is not None and current is not None and current != os.fstat(handle.fileno()).st_ino
-            if switched:
+            if switched and handle is not None:
                 chunk += handle.read()   # what was written to the old file before the switch
                 handle.close()
                 handle, offset = None, 0
