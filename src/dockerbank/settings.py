@@ -2,7 +2,9 @@
 
 Read when a setting is needed (a create reads the default log driver), never at start-up, so a
 mistake in the file fails the commands that use it with one line naming it and nothing else.
-Keys: ``log-driver`` and ``log-opts`` (the default of containers that name no driver).
+Keys: ``log-driver`` and ``log-opts`` (the default of containers that name no driver), ``userns``
+(the default ``--userns`` of containers that name none: ``host`` or ``auto[:size=N]``; Podman's
+containers.conf key, as daemon.json's ``userns-remap`` has no per-container ranges).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from dockerbank.errors import InvalidArgument
 
 FILE = "config.json"
-KEYS = ("log-driver", "log-opts")
+KEYS = ("log-driver", "log-opts", "userns")
 
 
 def path(root: Path) -> Path:
@@ -32,6 +34,8 @@ def parse(text: str, where: str = FILE) -> dict[str, Any]:
     for key in data:
         if key not in KEYS:
             raise InvalidArgument(f"{where}: unknown setting {key!r}: use {', '.join(KEYS)}", exit_code=125)
+    if not isinstance(data.get("userns", ""), str):
+        raise InvalidArgument(f"{where}: userns must be a string", exit_code=125)
     if not isinstance(data.get("log-driver", ""), str):
         raise InvalidArgument(f"{where}: log-driver must be a string", exit_code=125)
     opts = data.get("log-opts", {})
@@ -50,3 +54,16 @@ def load(root: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InvalidArgument(f"{file}: cannot read it: {exc.strerror}", exit_code=125) from None
     return parse(text, str(file))
+
+
+def update(root: Path, key: str, value: Any) -> None:
+    """Set one setting (None: drop it), keeping the others; written 0600 through a temporary name."""
+    from dockerbank.host.permissions import write_private
+
+    data = load(root)
+    if value is None:
+        data.pop(key, None)
+    else:
+        data[key] = value
+    parse(json.dumps(data), str(path(root)))
+    write_private(path(root), json.dumps(data, indent=2, sort_keys=True) + "\n")

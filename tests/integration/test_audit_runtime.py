@@ -34,6 +34,8 @@ def test_container_configuration_is_audited_with_cis_numbers(cli, busybox):
 
 def test_host_audit_reports_open_socket_insecure_registry_and_open_files(cli, busybox, root, tmp_path):
     run_root = Path(str(root) + "-run")
+    assert rules(cli, "host") == {"userns-not-default"}   # CIS 2.8: a new root runs containers as host root
+    cli("system", "userns-default", "auto")
     assert rules(cli, "host") == set()
     (root / "registries.json").write_text(json.dumps({"insecure": ["10.0.0.5:5000"]}))
     cli("volume", "create", "data")

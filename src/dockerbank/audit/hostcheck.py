@@ -21,6 +21,9 @@ class HostFacts:
     open_paths: list[str] = field(default_factory=list)    # host.permissions.findings lines
     problems: list[str] = field(default_factory=list)      # facts that could not be gathered
     registries: list[list[str]] = field(default_factory=list)  # argv of running ``registry serve`` processes
+    userns_default: str = "auto"       # the root's default --userns (host: containers' root is host root)
+    userns_problem: str = ""           # why --userns=auto cannot work here ("" when it can)
+    rootless: bool = False             # audited by an ordinary user (Dockerbank runs as root only)
 
 
 def check(facts: HostFacts) -> list[Finding]:
@@ -53,6 +56,13 @@ def check(facts: HostFacts) -> list[Finding]:
                            f"{registry} is trusted without TLS verification"))
     for line in facts.open_paths:
         out.append(finding("root-dir-perms", line.split(" is mode", 1)[0], line))
+    if facts.userns_default == "host":
+        out.append(finding("userns-not-default", "system userns-default",
+                           "containers run without a user namespace by default: their root is the host's root"
+                           + (f" ({facts.userns_problem})" if facts.userns_problem else "")))
+    if facts.rootless:
+        out.append(finding("rootless-unavailable", "rootless",
+                           "run by an ordinary user: Dockerbank runs as root only (rootless mode is not implemented)"))
     for problem in facts.problems:
         out.append(finding("unreadable", "host", problem, "low"))
     return out

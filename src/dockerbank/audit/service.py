@@ -129,6 +129,15 @@ class AuditService:
         from dockerbank.host.permissions import findings as open_paths
 
         facts.open_paths = open_paths(self.config, repair=False)
+        from dockerbank.host.subids import mode_facts
+
+        mode = mode_facts(self.engine.containers.default_userns())
+        facts.userns_default = mode.default_userns.partition(":")[0]
+        facts.rootless = mode.rootless
+        if not mode.idmapped_layers:
+            facts.userns_problem = "this kernel cannot ID-map overlay layers: --userns=auto needs Linux >= 5.19"
+        elif not mode.unshare:
+            facts.userns_problem = "--userns=auto needs unshare(1) from util-linux"
         findings = hostcheck.check(facts)
         return Audit("host", os.uname().nodename, str(self.config.root), sort_findings(findings))
 

@@ -126,6 +126,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         group_add=list(kw["group_add"]), device_cgroup_rules=list(kw["device_cgroup_rule"]),
         cpuset_cpus=kw["cpuset_cpus"], cpuset_mems=kw["cpuset_mems"], mac_address=kw["mac_address"],
         isolation=kw["isolation"],
+        userns=kw.get("userns") or "",
     )
 
 

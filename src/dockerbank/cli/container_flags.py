@@ -28,6 +28,7 @@ CREATE_FLAGS = [
     Flag("--security-opt", kind=MULTI, help="Security Options"),
     Flag("--device", kind=MULTI, help="Add a host device to the container"),
     Flag("--init", kind=BOOL, help="Run an init inside the container"),
+    Flag("--userns", help="User namespace: 'host' or 'auto[:size=N]' (own subordinate IDs)"),
     Flag("--restart", default="no", help="Restart policy to apply when a container exits"),
     Flag("--rm", dest="auto_remove", kind=BOOL, help="Automatically remove the container when it exits"),
     Flag("-m", "--memory", help="Memory limit"),

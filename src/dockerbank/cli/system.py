@@ -65,7 +65,13 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
         key = status if status in ("running", "paused") else "stopped"
         counts[key] += 1
     images = len(engine.images.list())
+    from dockerbank.host.subids import mode_facts
+
+    mode = mode_facts(engine.containers.default_userns())
     data = system.to_api(facts)
+    data["SecurityOptions"] = ["name=seccomp,profile=builtin"] + (["name=userns"] if mode.default_userns != "host"
+                                                                  else []) + (["name=rootless"] if mode.rootless else [])
+    data["UsernsDefault"] = mode.default_userns
     data.update({
         "Containers": len(containers), "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
@@ -79,6 +85,8 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
     click.echo(f" Images: {images}")
     click.echo(f" Server Version: {__version__} (daemonless)")
     for line in system.render_info(facts):
+        click.echo(line)
+    for line in mode.lines():
         click.echo(line)
     if choice.reason:
         click.echo(f" Runtime Choice: {choice.reason}")
@@ -138,6 +146,15 @@ def metrics_cmd(ctx: click.Context, backup_repo: str | None, backup_password_fil
     click.echo(render(make_collector(engine_of(ctx).config, backup_repo, backup_password_file)).decode(), nl=False)
 
 
+@click.command("userns-default")
+@click.argument("mode", required=False)
+@click.pass_context
+def userns_default_cmd(ctx: click.Context, mode: str | None) -> None:
+    """Show or set the root's default --userns (host, or auto[:size=N]: each container its own IDs)."""
+    containers = engine_of(ctx).containers
+    click.echo(containers.set_default_userns(mode) if mode else (containers.default_userns() or "host"))
+
+
 @click.group("system")
 def system_group() -> None:
     """Manage Dockerbank."""
@@ -146,6 +163,7 @@ def system_group() -> None:
 system_group.add_command(info_cmd, "info")
 system_group.add_command(df_cmd, "df")
 system_group.add_command(check_cmd, "check")
+system_group.add_command(userns_default_cmd, "userns-default")
 system_group.add_command(metrics_cmd, "metrics")
 
 COMMANDS = {"system": system_group, "info": info_cmd, "version": version_cmd}

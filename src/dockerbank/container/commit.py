@@ -100,7 +100,8 @@ def _capture_upper(engine, container: model.Container, out, pause: bool) -> None
     if freeze:
         engine.containers.pause(container.id)
     try:
-        pack_dir(upper, out, overlay_upper=True)
+        record = container.config.userns
+        pack_dir(upper, out, overlay_upper=True, idmap=(record["uid"], record["gid"]) if record else None)
     finally:
         if freeze:
             engine.containers.unpause(container.id)

@@ -53,8 +53,9 @@ def export(service, ref: str, out: BinaryIO) -> None:
     """``docker export``: the container's whole filesystem as a tar."""
     from dockerbank.image.pack import pack_dir
 
-    with mounted_rootfs(service, ref) as (_container, rootfs):
-        pack_dir(rootfs, out)
+    with mounted_rootfs(service, ref) as (container, rootfs):
+        record = container.config.userns  # type: ignore[attr-defined]
+        pack_dir(rootfs, out, idmap=(record["uid"], record["gid"]) if record else None)
 
 
 def _spool() -> tempfile.SpooledTemporaryFile:

@@ -121,6 +121,18 @@ class CreateOptions:
     cpuset_mems: str = ""                                  # --cpuset-mems
     mac_address: str = ""                                  # --mac-address
     isolation: str = ""                                    # --isolation (only "default" on Linux)
+    userns: str = ""                            # --userns: host | auto[:size=N]; "": the root's default
+
+
+def _closed_ancestor(root: Path) -> Path | None:
+    """The first directory above ``root`` that other users cannot enter (None: all can)."""
+    for parent in reversed(root.absolute().parents):
+        try:
+            if not os.stat(parent).st_mode & 0o001:
+                return parent
+        except OSError:
+            return parent
+    return None
 
 
 def parse_restart(value: str) -> dict[str, Any]:
@@ -327,6 +339,21 @@ class ContainerService:
         # a bad driver or option (given, or the root's default) creates nothing
         log_config = logconfig.parse(*logconfig.with_default(opts.log_driver, opts.log_opts,
                                                              self._default_log_config()))
+        from dockerbank.container import userns
+
+        userns_mode = userns.parse(opts.userns or self.default_userns())
+        if userns_mode.kind == userns.AUTO:
+            if opts.privileged:
+                raise InvalidArgument("privileged mode is incompatible with user namespaces: use --userns=host",
+                                      exit_code=125)
+            if opts.network == "host":
+                raise InvalidArgument("--network host is incompatible with --userns=auto (the host's /sys "
+                                      "belongs to host root): use --userns=host", exit_code=125)
+            closed = _closed_ancestor(self.config.root)
+            if closed is not None:
+                raise InvalidArgument(f"--userns=auto: the container's root (an unprivileged host ID) cannot walk "
+                                      f"to the Dockerbank root: {closed} is closed to other users; give it o+x "
+                                      f"(chmod o+x {closed}) or keep the root under such directories", exit_code=125)
         image = self.engine.images.resolve(opts.image)
         image_cfg = self.engine.images.image_config(image.id).get("config") or {}
         name = validate_name(opts.name) if opts.name else None
@@ -432,7 +459,13 @@ class ContainerService:
         try:
             resolved_specs = self._volumes_for(cid, specs)
             config.mounts = [s.to_dict() for s in resolved_specs]
-            self.store.insert(container)
+            if userns_mode.kind == userns.AUTO:
+                with self.lock("userns"):  # from the choice of IDs until the row that holds them exists
+                    config.userns = self._allocate_userns(userns_mode.size)
+                    self._give_to_userns(base, config.userns)
+                    self.store.insert(container)
+            else:
+                self.store.insert(container)
         except BaseException:
             try:
                 self.engine.volumes.remove_anonymous_of(cid)
@@ -470,6 +503,62 @@ class ContainerService:
             "mac_address": mac, "links": links,
         }
 
+    def default_userns(self) -> str:
+        """The root's default ``--userns`` (``userns`` in ``<root>/config.json``; "" : host)."""
+        from dockerbank import settings
+
+        return str(settings.load(self.config.root).get("userns") or "")
+
+    def set_default_userns(self, value: str) -> str:
+        """Record the root's default ``--userns`` (validated); returns it."""
+        from dockerbank import settings
+        from dockerbank.container import userns
+
+        mode = userns.parse(value)
+        text = value.strip() if mode.kind == userns.AUTO else userns.HOST
+        settings.update(self.config.root, "userns", text)
+        return text
+
+    def _allocate_userns(self, size: int) -> dict:
+        """A free run of ``size`` subordinate IDs of the ``dockerbank`` user (added to /etc/subuid
+        and /etc/subgid on first use), not held by any recorded container. Caller holds the lock."""
+        import shutil as sh
+
+        from dockerbank.container import userns
+        from dockerbank.host import subids
+
+        if sh.which("unshare") is None:
+            raise RuntimeFailure("--userns=auto needs unshare(1): install Debian's util-linux")
+        uids, gids, _ = subids.ensure_user_ranges()
+        records = [c.config.userns for c in self.store.list() if c.config.userns]
+        uid_start = userns.allocate(uids, userns.held(records, "uid"), size)
+        gid_start = userns.allocate(gids, userns.held(records, "gid"), size)
+        if uid_start is None or gid_start is None:
+            which, ranges = ("/etc/subuid", uids) if uid_start is None else ("/etc/subgid", gids)
+            total = sum(r.count for r in ranges)
+            raise InvalidArgument(f"no free range of {size} subordinate IDs for --userns=auto: the {total} IDs of "
+                                  f"user {subids.USER} in {which} are taken by {len(records)} containers; add a "
+                                  f"range '{subids.USER}:<start>:<count>' to {which} or remove containers",
+                                  exit_code=125)
+        return userns.mapping(uid_start, gid_start, size)
+
+    def _give_to_userns(self, base: Path, record: dict) -> None:
+        """Let the container's root (an unprivileged host ID) reach what the runtime mounts for it,
+        and nothing more: the root and containers directories become 0711 (enter, never list; as
+        Docker's userns-remap does), the container's own directory 0710 with the group of the
+        container's root (no real user has a subordinate ID as group), its layer's root and the
+        /etc files it may write belong to the container's root."""
+        from dockerbank.container import userns
+
+        uid, gid = userns.host_root(record)
+        for path in (self.config.root, self.config.containers_dir):
+            if os.stat(path).st_mode & 0o777 != 0o711:
+                os.chmod(path, 0o711)
+        os.chown(base, 0, gid)
+        os.chmod(base, 0o710)
+        for rel in ("upper", "hostname", "hosts", "resolv.conf"):
+            os.chown(base / rel, uid, gid)
+
     def _volumes_for(self, cid: str, specs: builtins.list) -> builtins.list:
         """Create named/anonymous volumes for the volume mounts; return the specs with names filled in."""
         from dataclasses import replace
@@ -503,7 +592,10 @@ class ContainerService:
         if not lowers:
             (base / "empty").mkdir(exist_ok=True)
             lowers = [base / "empty"]
-        self.mounts.mount_overlay(merged, lowers, base / "upper", base / "work", layers_dir=self.config.layers_dir)
+        record = container.config.userns
+        extra = {"idmap": (record["uid"], record["gid"])} if record else {}
+        self.mounts.mount_overlay(merged, lowers, base / "upper", base / "work", layers_dir=self.config.layers_dir,
+                                  **extra)
         return merged
 
     def _unmount_rootfs(self, cid: str) -> None:
@@ -548,6 +640,10 @@ class ContainerService:
                         self.engine.volumes.populate_from_image(spec.source, rootfs, spec.target)
                     except DockerbankError:
                         pass
+                if cfg.userns:
+                    from dockerbank.container import userns
+
+                    self.engine.volumes.share_with(spec.source, *userns.host_root(cfg.userns))
                 resolved.append(self.engine.volumes.resolve(spec))
             elif spec.type == mnt.BIND:
                 resolved.append(mnt.resolve_bind(spec))
@@ -602,6 +698,7 @@ class ContainerService:
             devices=devices, has_swap_limit=has_swap, has_blkio_weight=has_blkio, goarch=host_arch(),
             kernel=kernel, init_path=init_path, host_caps=_host_caps(), pidns=self._pid_namespace(cfg),
             own_uts=cfg.uts_mode != "host", cgroupns=cfg.cgroupns_mode == "private",
+            uid_mappings=list((cfg.userns or {}).get("uid") or []), gid_mappings=list((cfg.userns or {}).get("gid") or []),
         )
         return specs.build_spec(cfg.to_dict(), inputs)
 

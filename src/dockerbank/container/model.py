@@ -98,6 +98,7 @@ class ContainerConfig:
     cpuset_mems: str = ""
     mac_address: str = ""
     isolation: str = ""
+    userns: dict[str, Any] | None = None                # --userns=auto: its ID mappings (container.userns); None: host
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -201,7 +201,7 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
             "SecurityOpt": cfg.security_opt or None,
             "Tmpfs": host_fields.get("Tmpfs") or None,
             "UTSMode": cfg.uts_mode,
-            "UsernsMode": "",
+            "UsernsMode": "auto" if cfg.userns else "",
             "ShmSize": 67108864,
             "Runtime": service.runtime.name,
             "ConsoleSize": [0, 0],

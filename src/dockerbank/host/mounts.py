@@ -150,11 +150,11 @@ class HostMounts:
     """The real mounts a container service is handed (``container.boundaries.Mounts``)."""
 
     def mount_overlay(self, target: Path, lowers: list[Path], upper: Path, work: Path, *,
-                      layers_dir: Path | None = None) -> None:
+                      layers_dir: Path | None = None, idmap: tuple[list[dict], list[dict]] | None = None) -> None:
         """An overlay at ``target`` (see :func:`dockerbank.host.overlay.mount_overlay`)."""
         from dockerbank.host.overlay import mount_overlay
 
-        mount_overlay(target, lowers, upper, work, layers_dir=layers_dir)
+        mount_overlay(target, lowers, upper, work, layers_dir=layers_dir, idmap=idmap)
 
     def unmount(self, path: str | Path, lazy: bool = True) -> bool:
         """See :func:`unmount`."""

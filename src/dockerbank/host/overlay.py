@@ -160,14 +160,37 @@ def _mount_in_child(target: str, data: str, cwd: Path) -> None:
         raise RuntimeFailure(f"cannot mount the container's root filesystem: {reason[0]}")
 
 
-def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path, *, layers_dir: Path | None = None) -> None:
+def mount_overlay(target: Path, lowers: list[Path], upper: Path, work: Path, *, layers_dir: Path | None = None,
+                  idmap: tuple[list[dict], list[dict]] | None = None) -> None:
     """Mount an overlay at ``target``: ``lowers`` top layer first, ``upper``/``work`` on top.
 
     ``layers_dir``: where most lowers live; only the last-resort child process uses it (its
     working directory, so the lowerdirs it passes are short relative paths).
+    ``idmap``: (uid, gid) OCI mappings of a user-namespaced container: every lower is mounted
+    through an ID-mapped clone of itself (:mod:`dockerbank.host.idmap`), so the container's root
+    owns the image's root files while the layers stay shared and unchanged on disk.
     """
+    if idmap is None:
+        _mount(target, [str(p) for p in lowers], upper, work, layers_dir)
+        return
+    from dockerbank.host.idmap import idmapped_clone, userns_fd
+
+    ns = userns_fd(*idmap)
+    fds: list[int] = []
+    try:
+        for lower in lowers:
+            fds.append(idmapped_clone(str(lower), ns))
+        # the overlay holds its own references to the clones: the fds may close right after
+        _mount(target, [f"/proc/self/fd/{fd}" for fd in fds], upper, work, None)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        os.close(ns)
+
+
+def _mount(target: Path, absolute: list[str], upper: Path, work: Path, layers_dir: Path | None) -> None:
     global _new_api_works
-    absolute = [str(p) for p in lowers]
+    lowers = [Path(p) for p in absolute]
     if _new_api_works is not False:
         try:
             _mount_new_api(str(target), absolute, str(upper), str(work))

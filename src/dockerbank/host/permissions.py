@@ -7,7 +7,12 @@ in container configs), so its root, run root, backup repositories and registry s
 and the files that carry data or secrets are 0600 below them as a second wall.
 
 Containers are unaffected: crun sets up their mounts as root, and a process inside reaches its
-volumes through its own mount namespace, never through these host paths.
+volumes through its own mount namespace, never through these host paths. A user-namespaced
+container (``--userns=auto``) is the exception: its runtime works as the container's root, an
+unprivileged host ID that must walk to its root filesystem, /etc files and volumes. For it the
+root and the containers and volumes directories become 0711 (enter, never list: Docker's
+userns-remap does the same) and its own directories 0710 with the group of its root, a
+subordinate ID that no real user has, so still no other user reads anything.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
+TRAVERSE_DIR = 0o711     # the root and the containers/volumes directories once --userns=auto is used
+USERNS_DIR = 0o710       # a user-namespaced container's or volume's directory (group: its root)
 
 
 def open_to_others(mode: int, wanted: int) -> int:
@@ -33,9 +40,9 @@ def open_to_others(mode: int, wanted: int) -> int:
     return stat.S_IMODE(mode) & ~wanted & 0o777
 
 
-def private_dir(path: Path) -> Path:
+def private_dir(path: Path, allow: int = PRIVATE_DIR) -> Path:
     """``path`` as a directory only its owner can enter: created 0700 (with missing parents),
-    or tightened when it exists with more bits and belongs to us. Returns ``path``."""
+    or tightened when it exists with more bits than ``allow`` and belongs to us. Returns ``path``."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -45,7 +52,7 @@ def private_dir(path: Path) -> Path:
         except FileExistsError:
             pass  # a concurrent command made it: its mode is checked below
         st = os.stat(path)
-    if open_to_others(st.st_mode, PRIVATE_DIR) and st.st_uid == os.geteuid():
+    if open_to_others(st.st_mode, allow) and st.st_uid == os.geteuid():
         os.chmod(path, PRIVATE_DIR)  # another user's directory is theirs to close: check reports it
     return path
 
@@ -84,16 +91,17 @@ def close_root(config: Config) -> None:
 
     Costs two ``stat`` calls when both are closed. A root left open by an older Dockerbank (or by
     a hand's chmod) is closed at once, and its sensitive files are tightened with it."""
-    loose = [path for path in (config.root, config.run_root) if _is_open(path)]
-    private_dir(config.root)
+    loose = [path for path, allow in ((config.root, TRAVERSE_DIR), (config.run_root, PRIVATE_DIR))
+             if _is_open(path, allow)]
+    private_dir(config.root, TRAVERSE_DIR)
     private_dir(config.run_root)
     if loose:
         tighten(config)
 
 
-def _is_open(path: Path) -> bool:
+def _is_open(path: Path, allow: int = PRIVATE_DIR) -> bool:
     try:
-        return bool(open_to_others(os.stat(path).st_mode, PRIVATE_DIR))
+        return bool(open_to_others(os.stat(path).st_mode, allow))
     except FileNotFoundError:
         return False
 
@@ -102,19 +110,46 @@ def sensitive_paths(config: Config) -> Iterable[tuple[Path, int]]:
     """Each path that must be closed and the most it may allow: the root and run root, the state
     database with its WAL files, every container's directory with its runtime config (environment
     variables: passwords), exec specs and logs, and every volume's directory (user data)."""
-    yield config.root, PRIVATE_DIR
+    yield config.root, TRAVERSE_DIR
     yield config.run_root, PRIVATE_DIR
+    yield config.containers_dir, TRAVERSE_DIR
+    yield config.volumes_dir, TRAVERSE_DIR
+    subgids = _subordinate_gids()
     for suffix in ("", "-wal", "-shm"):
         yield config.db_path.with_name(config.db_path.name + suffix), PRIVATE_FILE
     yield config.run_root / "events.jsonl", PRIVATE_FILE
     for base, names in ((config.containers_dir, ("config.json", "ctr.log")), (config.volumes_dir, ())):
         for entry in _children(base):
-            yield entry, PRIVATE_DIR
+            yield entry, USERNS_DIR if _gid_of(entry) in subgids else PRIVATE_DIR
             for name in names:
                 yield entry / name, PRIVATE_FILE
             for session in _children(entry / "exec"):
                 yield session / "process.json", PRIVATE_FILE
                 yield session / "exec.log", PRIVATE_FILE
+
+
+class _Ranges:
+    """Membership in the ``dockerbank`` user's subordinate GIDs (the groups of user-namespaced
+    containers' directories)."""
+
+    def __init__(self, ranges: list[tuple[int, int]]):
+        self.ranges = ranges
+
+    def __contains__(self, gid: object) -> bool:
+        return isinstance(gid, int) and any(start <= gid < end for start, end in self.ranges)
+
+
+def _subordinate_gids() -> _Ranges:
+    from dockerbank.host import subids
+
+    return _Ranges([(r.start, r.end) for r in subids.user_ranges()[1]])
+
+
+def _gid_of(path: Path) -> int:
+    try:
+        return os.lstat(path).st_gid
+    except OSError:
+        return 0
 
 
 def _children(path: Path) -> list[Path]:

@@ -43,13 +43,17 @@ def pack_dir(
     *,
     overlay_upper: bool = False,
     paths: Iterable[str] | None = None,
+    idmap: tuple[list[dict], list[dict]] | None = None,
 ) -> int:
     """Write the tree below ``src`` (not ``src`` itself) as an uncompressed tar to ``out``.
 
     ``overlay_upper``: ``src`` is an overlayfs upper dir; whiteouts (char 0/0) become
     ``.wh.NAME`` files and opaque directories get a ``.wh..wh..opq`` entry, as ``commit``
     needs for an image layer. ``paths``: only these paths (relative to ``src``, each with
-    everything below it), plus their parent directories. Returns the bytes written.
+    everything below it), plus their parent directories. ``idmap``: the (uid, gid) OCI mappings
+    of a user-namespaced container whose files these are: owners are written as the container
+    sees them (its root is 0 in the tar, not a subordinate host ID; unmapped IDs are nobody).
+    Returns the bytes written.
     """
     selected = None
     if paths is not None:
@@ -57,6 +61,7 @@ def pack_dir(
     root_fd = os.open(src, _DIR_FLAGS)
     try:
         writer = _TarWriter(out, overlay_upper=overlay_upper, selected=selected)
+        writer.idmap = idmap
         writer.add_children(root_fd, "", "")
         return writer.close()
     except OSError as exc:
@@ -232,6 +237,12 @@ class _Sink:
             self.buffer.clear()
 
 
+def _or_nobody(value: int | None) -> int:
+    from dockerbank.oci.idmapping import NOBODY
+
+    return NOBODY if value is None else value
+
+
 class _TarWriter:
     """Tar entries from fds, with hardlink detection and overlay whiteout conversion."""
 
@@ -244,6 +255,7 @@ class _TarWriter:
         self.overlay_upper = overlay_upper
         self.selected = selected
         self.inodes: dict[tuple[int, int], str] = {}
+        self.idmap: tuple[list[dict], list[dict]] | None = None
 
     def close(self) -> int:
         self.tar.close()
@@ -316,6 +328,11 @@ class _TarWriter:
         member = tarfile.TarInfo(arcname)
         member.mode = stat.S_IMODE(mode)
         member.uid, member.gid = info.st_uid, info.st_gid
+        if self.idmap is not None:
+            from dockerbank.oci.idmapping import to_container
+
+            member.uid = _or_nobody(to_container(self.idmap[0], info.st_uid))
+            member.gid = _or_nobody(to_container(self.idmap[1], info.st_gid))
         member.uname = member.gname = ""
         member.mtime = int(info.st_mtime)
         xattr_path: str | int = f"/proc/self/fd/{dir_fd}/{name}" if name is not None else dir_fd

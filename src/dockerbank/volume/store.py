@@ -315,6 +315,25 @@ class VolumeStore:
         volume = self.get(spec.source)
         return mnt.resolve_volume(spec, volume.name, volume.mountpoint, volume.options)
 
+    def share_with(self, name: str, uid: int, gid: int) -> None:
+        """Open a volume to a user-namespaced container whose root is host ``uid``/``gid``: the
+        volumes directory becomes 0711 (enter, never list), the volume's own directory 0710 with
+        that group (the runtime, as the container's root, must reach ``_data``; no real user has
+        a subordinate ID as group), and an empty ``_data`` still owned by host root becomes the
+        container root's (Docker's userns-remap creates volumes owned by the remapped root).
+        Data of another mapping keeps its owner."""
+        volume = self.get(name)
+        if volume.is_tmpfs or volume.bind_device:
+            return
+        if os.stat(self.dir).st_mode & 0o777 != 0o711:
+            os.chmod(self.dir, 0o711)
+        os.chown(self.dir / name, 0, gid)
+        os.chmod(self.dir / name, 0o710)
+        data = self.data_dir(name)
+        st = os.stat(data)
+        if st.st_uid == 0 and st.st_gid == 0 and not any(os.scandir(data)):
+            os.chown(data, uid, gid)
+
     def populate_if_empty(self, name: str, source: Path) -> bool:
         """Docker's copy-up: when the volume is empty and ``source`` (the image's directory at the
         mount path, on the host) is a directory, copy it in, keeping owners, modes, times, xattrs,

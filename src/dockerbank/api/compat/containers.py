@@ -116,6 +116,7 @@ def create_options(body: dict, name: str | None):
         device_cgroup_rules=list(host.get("DeviceCgroupRules") or []), cpuset_cpus=host.get("CpusetCpus") or "",
         cpuset_mems=host.get("CpusetMems") or "", isolation=host.get("Isolation") or "",
         mac_address=body.get("MacAddress") or first.get("MacAddress") or "",
+        userns=host.get("UsernsMode") or "",
     )
 
 

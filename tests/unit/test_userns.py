@@ -1,0 +1,107 @@
+"""--userns: parsing, allocation of subordinate IDs without overlap, /etc/subuid handling (issue 21)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockerbank.container import userns
+from dockerbank.errors import InvalidArgument
+from dockerbank.host import subids
+from dockerbank.host.subids import Range
+from dockerbank.oci.idmapping import to_container, to_host
+
+
+def test_parse_modes():
+    assert userns.parse("") == userns.Mode("host")
+    assert userns.parse("host") == userns.Mode("host")
+    assert userns.parse("auto") == userns.Mode("auto", 65536)
+    assert userns.parse("auto:size=2048") == userns.Mode("auto", 2048)
+    for bad in ("keep-id", "auto:size=12", "auto:uidmapping=0:1:2", "auto:size=x", "private"):
+        with pytest.raises(InvalidArgument) as err:
+            userns.parse(bad)
+        assert err.value.exit_code == 125 and "\n" not in str(err.value)
+
+
+def test_allocate_first_fit_without_overlap():
+    ranges = [Range("dockerbank", 1000, 300), Range("dockerbank", 5000, 100)]
+    assert userns.allocate(ranges, [], 100) == 1000
+    assert userns.allocate(ranges, [(1000, 100)], 100) == 1100
+    assert userns.allocate(ranges, [(1100, 100)], 100) == 1000          # a hole left by a removed container
+    assert userns.allocate(ranges, [(1000, 100), (1200, 100)], 100) == 1100
+    assert userns.allocate(ranges, [(1000, 250)], 100) == 5000          # the rest of the first range is too small
+    assert userns.allocate(ranges, [(1000, 300), (5000, 100)], 100) is None   # full
+    assert userns.allocate(ranges, [], 400) is None                      # larger than any range
+
+
+def test_many_allocations_never_overlap():
+    ranges = [Range("dockerbank", 2 ** 31, 65536 * 8)]
+    held: list[tuple[int, int]] = []
+    for _ in range(8):
+        start = userns.allocate(ranges, held, 65536)
+        assert start is not None
+        assert all(start + 65536 <= s or s + n <= start for s, n in held)
+        held.append((start, 65536))
+    assert userns.allocate(ranges, held, 65536) is None
+
+
+def test_mapping_record_round_trips_ids():
+    record = userns.mapping(2 ** 31, 2 ** 31 + 65536, 65536)
+    assert userns.host_root(record) == (2 ** 31, 2 ** 31 + 65536)
+    assert userns.host_root(None) == (0, 0)
+    assert to_host(record["uid"], 1000) == 2 ** 31 + 1000
+    assert to_container(record["uid"], 2 ** 31 + 1000) == 1000
+    assert to_container(record["uid"], 0) is None and to_host(record["uid"], 70000) is None
+    assert userns.held([record], "gid") == [(2 ** 31 + 65536, 65536)]
+
+
+def test_subuid_parse_skips_junk_and_finds_a_free_range():
+    text = "alice:100000:65536\n# comment\nbroken\nbob:165536:65536\ndockerbank:x:1\n"
+    ranges = subids.parse(text)
+    assert [(r.owner, r.start, r.count) for r in ranges] == [("alice", 100000, 65536), ("bob", 165536, 65536)]
+    assert subids.free_start(ranges, subids.DEFAULT_COUNT) == subids.DEFAULT_START
+    taken = [Range("other", subids.DEFAULT_START - 5, 10)]
+    start = subids.free_start(taken, 65536)
+    assert start is not None and start >= subids.DEFAULT_START + 5 and start % 65536 == 0
+    assert subids.free_start([Range("x", 0, subids.ID_MAX)], 10) is None
+
+
+def test_first_use_adds_one_range_to_both_files(tmp_path):
+    uid_file, gid_file = tmp_path / "subuid", tmp_path / "subgid"
+    uid_file.write_text("alice:100000:65536\n")
+    gid_file.write_text("alice:100000:65536")   # no final newline: the added line must not join it
+    uids, gids, added = subids.ensure_user_ranges("dbtest", uid_file=uid_file, gid_file=gid_file)
+    assert added and uids == gids == [Range("dbtest", subids.DEFAULT_START, subids.DEFAULT_COUNT)]
+    assert gid_file.read_text().splitlines() == ["alice:100000:65536", f"dbtest:{subids.DEFAULT_START}:{subids.DEFAULT_COUNT}"]
+    again = subids.ensure_user_ranges("dbtest", uid_file=uid_file, gid_file=gid_file)
+    assert again[2] is False and uid_file.read_text().count("dbtest") == 1
+
+
+def test_a_range_in_one_file_only_is_one_line_and_nothing_written(tmp_path):
+    uid_file, gid_file = tmp_path / "subuid", tmp_path / "subgid"
+    uid_file.write_text("dbtest:300000:65536\n")
+    gid_file.write_text("")
+    with pytest.raises(InvalidArgument) as err:
+        subids.ensure_user_ranges("dbtest", uid_file=uid_file, gid_file=gid_file)
+    assert str(gid_file) in str(err.value) and "dbtest:<start>:<count>" in str(err.value)
+    assert gid_file.read_text() == "" and uid_file.read_text() == "dbtest:300000:65536\n"
+
+
+def test_an_unwritable_second_file_leaves_the_first_as_it_was(tmp_path):
+    uid_file = tmp_path / "subuid"
+    uid_file.write_text("alice:100000:65536\n")
+    gid_file = tmp_path / "missing-dir" / "subgid"   # cannot be created
+    with pytest.raises(InvalidArgument) as err:
+        subids.ensure_user_ranges("dbtest", uid_file=uid_file, gid_file=gid_file)
+    assert "add the line 'dbtest:" in str(err.value) and "\n" not in str(err.value)
+    assert uid_file.read_text() == "alice:100000:65536\n"
+
+
+def test_mode_lines_say_what_runs_and_what_cannot():
+    ranges = [Range("dockerbank", 2 ** 31, 2 ** 30)]
+    root = subids.ModeFacts(False, ranges, True, "auto", True).lines()
+    assert root[0] == " Rootless: false (root's engine)"
+    assert "default --userns=auto" in root[1] and "2147483648-3221225471" in root[1] and "ID-mapped" in root[1]
+    old = subids.ModeFacts(False, [], False, "host", False).lines()[1]
+    assert "none yet" in old and "5.19" in old and "unshare(1) missing" in old
+    assert "runs as root only" in subids.ModeFacts(True, [], True, "host", True).lines()[0]
+    assert subids.kernel_idmaps_overlay("6.18.44-fc") and not subids.kernel_idmaps_overlay("5.15.0")
