@@ -50,6 +50,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "commit": "dockerbank.cli.commit",
     # stacks
     "compose": "dockerbank.cli.compose",
+    "kube": "dockerbank.cli.kube",
     # volumes
     "volume": "dockerbank.cli.volumes",
     # networks

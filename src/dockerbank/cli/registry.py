@@ -49,19 +49,36 @@ def pull_cmd(ctx: click.Context, name: str, all_tags: bool, platform: str | None
 
 
 @click.command("push")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("-a", "--all-tags", is_flag=True, help="Push all tags of an image to the repository.")
+@click.option("--all-from-stack", "stack", default=None, metavar="PROJECT",
+              help="Push every image the compose stack PROJECT uses to --registry.")
+@click.option("--registry", default=None, help="With --all-from-stack: the registry (and path) to push to.")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
 @click.option("--chunk-size", type=int, default=None, hidden=True,
               help="Upload layers in PATCH chunks of this many bytes (default: one request per layer).")
 @_INSECURE
 @click.pass_context
-def push_cmd(ctx: click.Context, name: str, all_tags: bool, quiet: bool, chunk_size: int | None,
-             insecure: tuple[str, ...]) -> None:
+def push_cmd(ctx: click.Context, name: str | None, all_tags: bool, stack: str | None, registry: str | None,
+             quiet: bool, chunk_size: int | None, insecure: tuple[str, ...]) -> None:
     """Upload an image to a registry."""
+    from dockerbank.errors import UsageError
     from dockerbank.oci import reference as refs
     from dockerbank.registry.client.progress import reporter
 
+    if stack is not None or registry is not None:
+        if stack is None or not registry or name or all_tags:
+            raise UsageError("push --all-from-stack PROJECT --registry REGISTRY takes no image name or --all-tags")
+        progress = reporter(quiet)
+        try:
+            reports = engine_of(ctx).stacks.push_all(stack, registry, progress=progress, insecure=insecure)
+        finally:
+            progress.close()
+        for report in reports:
+            click.echo(f"{report.source} -> {report.target}" + (f" {report.digest}" if report.digest else ""))
+        return
+    if not name:
+        raise UsageError("push requires exactly 1 argument (an image name), or --all-from-stack PROJECT")
     if all_tags and refs.parse(name, default_tag=False).tag:
         raise InvalidArgument("tag can't be used with --all-tags/-a")
     progress = reporter(quiet)

@@ -103,6 +103,13 @@ class Engine:
 
         return ContainerEngine(self)
 
+    @cached_property
+    def stacks(self):
+        """The images of compose stacks: list them, push them all (engine.stacks.StackEngine)."""
+        from dockerbank.engine.stacks import StackEngine
+
+        return StackEngine(self)
+
     def sibling(self) -> Engine:
         """Another engine of the same root for a worker thread (its own database connection);
         close it with ``close(defer_to=self)`` so its deferred work runs when this one closes."""

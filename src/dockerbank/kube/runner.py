@@ -1,0 +1,150 @@
+"""The side effects of ``kube``: reading the image store and the stack, writing the files of
+ConfigMaps and Secrets, and running a play's project with compose's ``Stack``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from dockerbank.compose.model import Project
+from dockerbank.errors import Conflict, DockerbankError, NotFound
+from dockerbank.kube import generate as gen
+from dockerbank.kube import play as pl
+
+Out = Callable[..., None]
+
+
+def image_facts(engine) -> Callable[[str], dict[str, Any] | None]:
+    """An image's config from the store (None when the image is not here)."""
+    cache: dict[str, dict[str, Any] | None] = {}
+
+    def facts(image: str) -> dict[str, Any] | None:
+        if image not in cache:
+            try:
+                cache[image] = engine.images.image_config(engine.images.resolve(image).id)
+            except DockerbankError:
+                cache[image] = None
+        return cache[image]
+
+    return facts
+
+
+def stack_containers(engine, project: str) -> list:
+    from dockerbank.compose.plan import LABEL_ONEOFF, LABEL_PROJECT
+
+    return [c for c in engine.containers.list() if c.config.labels.get(LABEL_PROJECT) == project
+            and c.config.labels.get(LABEL_ONEOFF, "False") != "True"]
+
+
+def project_of_stack(engine, stack: str, environ: dict[str, str]) -> Project:
+    """The project of ``--stack``: a compose file path, else a stack's name, read from the
+    compose files its containers name (or from the containers when those files are gone)."""
+    from dockerbank.compose.loader import LoadOptions, load
+    from dockerbank.compose.model import normalize
+    from dockerbank.compose.plan import LABEL_CONFIG_FILES, LABEL_WORKING_DIR
+
+    if os.path.isfile(stack):
+        return normalize(load(LoadOptions(files=[stack], cwd=os.getcwd(), environ=environ)))
+    containers = stack_containers(engine, stack)
+    if not containers:
+        raise NotFound(f"no stack {stack}: no container carries the label com.docker.compose.project={stack}")
+    labels = containers[0].config.labels
+    files = [f for f in (labels.get(LABEL_CONFIG_FILES) or "").split(",") if f]
+    if files and all(os.path.isfile(f) for f in files):
+        return normalize(load(LoadOptions(files=files, project_name=stack, cwd=labels.get(LABEL_WORKING_DIR) or "/",
+                                          project_directory=labels.get(LABEL_WORKING_DIR), environ=environ)))
+    return project_of_containers(engine, containers, stack)
+
+
+def project_of_containers(engine, containers: list, name: str) -> Project:
+    """Containers as one project (their images' own environment left out)."""
+    from dockerbank.kube.containers import project_of
+
+    facts = image_facts(engine)
+    image_env = {c.config.image: list(((facts(c.config.image) or {}).get("config") or {}).get("Env") or [])
+                 for c in containers}
+    return project_of(containers, name, image_env)
+
+
+def generate(engine, project: Project, opts: gen.GenerateOptions) -> gen.Generated:
+    """The manifests of ``project`` with the store's image facts and the root's private registries."""
+    from dockerbank.registry.registries import RegistriesConfig
+
+    registries = RegistriesConfig.load(engine.config.root)
+    return gen.generate(project, opts, image_facts=image_facts(engine), is_private=registries.is_private)
+
+
+def files_dir(engine, project: str) -> str:
+    """Where a play keeps the files of its ConfigMaps and Secrets (inside the closed root)."""
+    return os.path.join(str(engine.config.root), "kube", project)
+
+
+def read_plan(engine, path: str, ignore_unsupported: bool) -> pl.PlayPlan:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise DockerbankError(f"cannot read {path}: {exc.strerror}", exit_code=125) from None
+    except UnicodeDecodeError:
+        raise DockerbankError(f"{path}: not a UTF-8 text file", exit_code=125) from None
+    docs = pl.load_documents(text, path)
+    name = pl.project_name(docs, path)
+    return pl.plan(docs, path, files_dir(engine, name), ignore_unsupported=ignore_unsupported)
+
+
+def play(engine, path: str, *, ignore_unsupported: bool = False, out: Out | None = None) -> pl.PlayPlan:
+    """``kube play``: check the whole file first (nothing is created when it cannot run), then
+    write the ConfigMap/Secret files and bring the project up with compose's Stack."""
+    from dockerbank.compose.service import Stack, UpOptions, existing_of
+
+    say = out or (lambda *a, **k: None)
+    plan = read_plan(engine, path, ignore_unsupported)
+    for line in plan.warnings:
+        say(f"WARN: {line}", err=True)
+    existing = existing_of(engine, plan.project.name, None)
+    if existing:
+        raise Conflict(f"stack {plan.project.name} already has containers ({', '.join(c.name for c in existing)}): "
+                       f"run kube down {path} (or compose down) first", exit_code=125)
+    directory = files_dir(engine, plan.project.name)
+    _write_files(directory, plan.files)
+    try:
+        Stack(engine, plan.project, out=say).up(UpOptions())
+    except BaseException:
+        if not existing_of(engine, plan.project.name, None):
+            shutil.rmtree(directory, ignore_errors=True)
+        raise
+    return plan
+
+
+def down(engine, path: str, *, volumes: bool = False, out: Out | None = None) -> list[str]:
+    """``kube down``: remove the containers and networks ``play`` made, the pod-own volumes and
+    the ConfigMap/Secret files; the claims' volumes only with ``volumes`` (user data stays)."""
+    from dockerbank.compose.service import Stack
+
+    say = out or (lambda *a, **k: None)
+    plan = read_plan(engine, path, ignore_unsupported=True)
+    stack = Stack(engine, plan.project, out=say)
+    failures = stack.down(volumes=volumes, remove_orphans=True)
+    for name in plan.pod_volumes:
+        if name in plan.project.volumes and engine.volumes.exists(name):
+            try:
+                engine.volumes.remove(name)
+            except DockerbankError as exc:
+                failures.append(exc.message)
+    shutil.rmtree(files_dir(engine, plan.project.name), ignore_errors=True)
+    return failures
+
+
+def _write_files(directory: str, files: dict[str, bytes]) -> None:
+    """The files of ConfigMaps and Secrets, each whole (temporary name, then rename)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    for path, data in files.items():
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)  # readable by a container's non-root user, as Kubernetes mounts them
+        os.replace(tmp, path)
+    os.makedirs(directory, mode=0o755, exist_ok=True)
