@@ -38,3 +38,9 @@ def stream_error_line(exc: BaseException) -> bytes:
     """The JSON line a streamed endpoint ends with on failure."""
     message = message_of(exc)
     return json.dumps({"errorDetail": {"message": message}, "error": message}).encode() + b"\r\n"
+
+
+class SwarmUnavailable(e.DockerbankError):
+    """A swarm endpoint on an engine that is no swarm member: dockerd answers 503."""
+
+    http_status = 503

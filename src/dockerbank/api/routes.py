@@ -34,9 +34,9 @@ def table():
         ("GET", "/volumes/{name}", volumes.inspect),
         ("DELETE", "/volumes/{name}", volumes.remove),
     ]
-    from dockerbank.api.compat import build, containers, events, networks
+    from dockerbank.api.compat import build, containers, events, networks, swarm
 
-    return routes + containers.ROUTES + networks.ROUTES + build.ROUTES + events.ROUTES
+    return routes + containers.ROUTES + networks.ROUTES + build.ROUTES + events.ROUTES + swarm.ROUTES
 
 
 def add_routes(app: web.Application) -> None:

@@ -11,10 +11,11 @@ import posixpath
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from dockerbank.container import model
-from dockerbank.errors import InvalidArgument, NotFound
+from dockerbank.errors import DockerbankError, InvalidArgument, NotFound
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
@@ -34,6 +35,74 @@ def mounted_rootfs(service, ref: str) -> Iterator[tuple[object, Path]]:
         finally:
             if not was_mounted:
                 service._unmount_rootfs(container.id)
+
+
+def _suffix(path: str) -> str:
+    """What a path's end asks for beyond its name: ``/.`` (the contents) or ``/`` (a directory)."""
+    trimmed = path.rstrip("/")
+    if trimmed.endswith("/.") or trimmed == ".":
+        return "/."
+    return "/" if path.endswith("/") and trimmed else ""
+
+
+def mount_holding(mounts: list[dict], path: str):
+    """(the innermost volume or bind MountSpec holding container ``path``, the rest of the path below
+    its target), or (None, path) when the path is in the container's own filesystem (pure)."""
+    from dockerbank.volume import mounts as mnt
+
+    normal = posixpath.normpath("/" + path.lstrip("/"))
+    best, best_len = None, -1
+    for raw in mounts:
+        spec = mnt.MountSpec.from_dict(raw)
+        if spec.type not in (mnt.VOLUME, mnt.BIND):
+            continue  # a tmpfs lives only in the container's mount namespace (docker cp skips it too)
+        target = posixpath.normpath(spec.target)
+        if (normal == target or normal.startswith(target.rstrip("/") + "/")) and len(target) > best_len:
+            best, best_len = spec, len(target)
+    if best is None:
+        return None, path
+    rest = normal[best_len:].lstrip("/")
+    if not rest:
+        return best, "/." if _suffix(path) == "/." else "/"
+    return best, "/" + rest + _suffix(path)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a container path lives on the host: ``root`` and the path inside it, the name docker
+    gives it in an archive (None: pack_path's own rule) and whether it may be written."""
+
+    root: Path
+    path: str
+    name: str | None
+    read_only: bool
+    what: str
+
+
+def locate(service, container, rootfs: Path, path: str) -> Where:
+    """Container ``path`` as the container sees it: in the volume or bind mounted there (docker
+    mounts them into the container's root for an archive operation), else in ``rootfs``."""
+    from dockerbank.volume import mounts as mnt
+
+    if not path.startswith("/"):
+        path = "/" + path
+    spec, inner = mount_holding(container.config.mounts, path)
+    if spec is None:
+        return Where(rootfs, path, None, container.config.read_only, "container rootfs")
+    name = {"/": posixpath.basename(posixpath.normpath(spec.target)), "/.": "."}.get(inner)  # the mount point
+    if spec.type == mnt.VOLUME:
+        root = Path(service.engine.volumes.data_dir(spec.source))
+    else:
+        root = Path(spec.source)
+        if not root.is_dir():  # a file bind-mounted over a container path
+            return Where(root.parent, "/" + root.name, posixpath.basename(spec.target), spec.read_only,
+                         "mounted volume")
+    return Where(root, inner, name, spec.read_only, "mounted volume")
+
+
+def _writable(where: Where) -> None:
+    if where.read_only:
+        raise DockerbankError(f"{where.what} is marked read-only")
 
 
 def diff(service, ref: str):
@@ -69,10 +138,13 @@ def copy_from(service, ref: str, src: str, dest: str, *, follow_link: bool = Fal
 
     if not src.startswith("/"):
         src = "/" + src
-    with mounted_rootfs(service, ref) as (_container, rootfs):
+    with mounted_rootfs(service, ref) as (container, rootfs):
+        where = locate(service, container, rootfs, src)
+        rootfs, src = where.root, where.path
         if dest == "-":
             assert out is not None, "a tar to stdout needs out"
-            pack_path(rootfs, src, out, follow_link=follow_link)
+            contents = src.rstrip("/").endswith("/.")
+            pack_path(rootfs, src, out, follow_link=follow_link, name=None if contents else where.name)
             return
         dest_path = Path(dest)
         if dest_path.is_dir() and not src.rstrip("/").endswith("/."):
@@ -87,7 +159,7 @@ def copy_from(service, ref: str, src: str, dest: str, *, follow_link: bool = Fal
                 dest_path.mkdir(exist_ok=True)
                 target_dir, name = dest_path, "."
         with _spool() as spool:
-            pack_path(rootfs, src, spool, name=name, follow_link=follow_link)
+            pack_path(rootfs, src, spool, name=name if name is not None else where.name, follow_link=follow_link)
             spool.seek(0)
             extract_into(spool, target_dir.resolve(), "/", owner=None)
 
@@ -101,7 +173,10 @@ def copy_to(service, ref: str, src: str, dest: str, *, follow_link: bool = False
     if not dest.startswith("/"):
         dest = "/" + dest
     owner = None if archive else (0, 0)
-    with mounted_rootfs(service, ref) as (_container, rootfs):
+    with mounted_rootfs(service, ref) as (container, rootfs):
+        where = locate(service, container, rootfs, dest)
+        _writable(where)
+        rootfs, dest = where.root, where.path
         if src == "-":
             assert stdin is not None, "a tar from stdin needs stdin"
             extract_into(stdin, rootfs, dest, owner=owner)

@@ -14,7 +14,7 @@ modules beside it; this layer chooses, validates and reports.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dockerbank.container import model
 from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound
@@ -457,9 +457,11 @@ class ContainerEngine:
         from dockerbank.container import fileops
         from dockerbank.image.pack import stat_in_root
 
-        with fileops.mounted_rootfs(self.service, self.get(ref).id) as (_c, rootfs):
+        with fileops.mounted_rootfs(self.service, self.get(ref).id) as (container, rootfs):
+            where = fileops.locate(self.service, container, rootfs, _absolute(path))
             try:
-                return stat_in_root(rootfs, _absolute(path))
+                found = stat_in_root(where.root, where.path)
+                return replace(found, name=where.name) if where.name else found  # a mount point: its own name
             except NotFound as exc:
                 raise NotFound(f"Could not find the file {path} in container {ref}") from exc
 

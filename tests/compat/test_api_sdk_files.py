@@ -1,0 +1,83 @@
+"""The docker SDK on files, exit codes, commits and exec terminals: archives in and out of volumes
+and bind mounts (where the container sees them), a killed container's 137, the commit of a stopped
+container, exec with a TTY translating newlines as a terminal does. Expected values read from
+docker 20.10 on this machine with the same calls."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+from api_server import start_server
+
+docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
+
+pytestmark = pytest.mark.compat
+
+
+@pytest.fixture
+def client(tmp_path, busybox_tar):
+    server = start_server(tmp_path, busybox_tar)
+    sdk = docker.DockerClient(base_url=server.url, version="1.41", timeout=60)
+    yield sdk
+    for container in sdk.containers.list(all=True):
+        container.remove(force=True)
+    sdk.close()
+    server.stop()
+
+
+def _tar(name: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _names(stream) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        return tar.getnames()
+
+
+def test_archives_in_and_out_of_volumes_and_binds(client, tmp_path):
+    bound = tmp_path / "bound.txt"
+    bound.write_text("from the host\n")
+    box = client.containers.run("busybox", ["sleep", "60"], network_mode="none", detach=True, volumes={
+        "data": {"bind": "/data", "mode": "rw"}, "ro": {"bind": "/ro", "mode": "ro"},
+        str(bound): {"bind": "/etc/bound", "mode": "rw"}})
+    assert box.put_archive("/data", _tar("f.txt", b"abc"))
+    assert box.exec_run(["cat", "/data/f.txt"]) == (0, b"abc")  # where the container sees it
+    for path, name, names in [("/data", "data", ["data", "data/f.txt"]), ("/data/", "data", ["data", "data/f.txt"]),
+                              ("/data/.", ".", [".", "./f.txt"]), ("/data/f.txt", "f.txt", ["f.txt"]),
+                              ("/etc/bound", "bound", ["bound"])]:
+        stream, stat = client.api.get_archive(box.id, path)
+        assert (stat["name"], _names(stream)) == (name, names), path
+    with pytest.raises(docker.errors.APIError, match="mounted volume is marked read-only"):
+        box.put_archive("/ro", _tar("f.txt", b"x"))
+    box.exec_run(["sh", "-c", "echo written inside > /data/in.txt"])
+    box.stop(timeout=0)
+    stream, stat = box.get_archive("/data/in.txt")  # a stopped container: the volume still answers
+    assert stat["size"] == len(b"written inside\n")
+    assert box.put_archive("/data", _tar("later.txt", b"later"))
+    assert client.containers.run("busybox", ["cat", "/data/later.txt"], volumes=["data:/data"], remove=True,
+                                 network_mode="none") == b"later"
+    locked = client.containers.run("busybox", ["sleep", "60"], read_only=True, network_mode="none", detach=True)
+    with pytest.raises(docker.errors.APIError, match="container rootfs is marked read-only"):
+        locked.put_archive("/tmp", _tar("f.txt", b"x"))
+
+
+def test_kill_exit_code_commit_of_a_stopped_container_and_exec_tty(client):
+    box = client.containers.run("busybox", ["sh", "-c", "echo c > /c; exec sleep 60"], network_mode="none",
+                                detach=True)
+    assert box.exec_run(["sh", "-c", "echo a; echo b"], tty=True) == (0, b"a\r\nb\r\n")  # onlcr, as docker
+    assert box.exec_run(["sh", "-c", "echo a; echo b"]) == (0, b"a\nb\n")
+    box.kill()
+    assert box.wait()["StatusCode"] == 137
+    box.reload()
+    assert (box.status, box.attrs["State"]["ExitCode"]) == ("exited", 137)
+    image = box.commit("stopped", "1", changes=['CMD ["cat", "/c"]'])
+    assert client.containers.run(image.id, remove=True, network_mode="none") == b"c\n"
+    box.reload()
+    assert box.status == "exited"  # the commit left it as it was
