@@ -227,13 +227,17 @@ def inspect_cmd(ctx, snapshots, chunks, repo, password_file) -> None:
 @click.pass_context
 def verify_cmd(ctx, snapshots, repo, password_file) -> None:
     """Re-hash every chunk and part of the snapshots (all when none is named)."""
+    from dockerbank.monitor import verifylog
+
     repository = _repo(ctx, repo, password_file)
     snaps = [repository.get(r) for r in snapshots] if snapshots else repository.snapshots()
     bad = 0
     with _progress() as progress:
         for snap in snaps:
-            problems = repository.verify(snap, progress.task(f"verify {snap.id}", snap.size))
-            _record_verify(ctx, repository, snap.id, not problems)
+            problems, unrecorded = verifylog.verify(engine_of(ctx).config.root, repository, snap,
+                                                    progress.task(f"verify {snap.id}", snap.size))
+            if unrecorded:
+                click.echo(f"WARNING: {unrecorded}", err=True)
             if problems:
                 bad += 1
                 for problem in problems:
@@ -242,16 +246,6 @@ def verify_cmd(ctx, snapshots, repo, password_file) -> None:
                 click.echo(f"{snap.id}: ok ({len(snap.parts)} parts, {human_size(snap.size)})")
     if bad:
         raise CorruptData(f"{bad} of {len(snaps)} snapshots failed verification")
-
-
-def _record_verify(ctx, repository, snapshot_id: str, ok: bool) -> None:
-    """Remember the outcome for the metrics (``dockerbank_backup_last_verify_*``); never fails the verify."""
-    from dockerbank.monitor import verifylog
-
-    try:
-        verifylog.record(engine_of(ctx).config.root, repository.url, snapshot_id, ok)
-    except OSError as exc:
-        click.echo(f"WARNING: cannot record the verify of {snapshot_id}: {exc}", err=True)
 
 
 @backup.command("rm")

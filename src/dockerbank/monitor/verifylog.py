@@ -47,6 +47,18 @@ def record(root: Path, repository: str | Path, snapshot_id: str, ok: bool, when:
     _update(Path(root) / FILENAME, add)
 
 
+def verify(root: Path, repository, snapshot, tick=None) -> tuple[list[str], str | None]:
+    """Verify ``snapshot`` of ``repository`` (a backup.repository.Repository) and remember the
+    outcome: (problems, why the outcome could not be recorded or None). Every transport verifies
+    through this, so the metrics see each verify."""
+    problems = repository.verify(snapshot, tick)
+    try:
+        record(root, repository.url, snapshot.id, not problems)
+    except OSError as exc:
+        return problems, f"cannot record the verify of {snapshot.id}: {exc}"
+    return problems, None
+
+
 COPY_FILENAME = "backup-copy.json"
 
 
