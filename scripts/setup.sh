@@ -13,6 +13,8 @@ packages=(
   iproute2 iptables nftables netavark aardvark-dns  # the network stack
   fuse-overlayfs uidmap procps psmisc zstd xz-utils ca-certificates
 )
+# npm installs the dashboard's browser libraries (xterm.js) from the npm registry by their lock file
+command -v npm >/dev/null || packages+=(npm)
 test_packages=(
   docker.io podman skopeo               # real peers for compatibility tests and benchmarks
   hyperfine
@@ -47,4 +49,6 @@ extra=""
 # Byte-compile up front: every CLI call pays its imports, and PYTHONDONTWRITEBYTECODE may be set.
 "$venv/bin/python" -m compileall -q -j 0 "$here/src" "$venv/lib" >/dev/null || true
 ln -sf "$venv/bin/dockerbank" /usr/local/bin/dockerbank
+# The dashboard's console (xterm.js): exactly the versions package-lock.json pins, served from node_modules.
+npm ci --prefix "$here/src/dockerbank/dashboard/frontend" --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
 echo "dockerbank installed: $(command -v dockerbank) ($("$venv/bin/python" --version))"

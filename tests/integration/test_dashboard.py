@@ -20,7 +20,7 @@ from tests.conftest import require_binary
 # the screenshots in the repository are refreshed with DOCKERBANK_UPDATE_SCREENSHOTS=1 (a plain run
 # writes them to its temporary directory, so the suite leaves the work tree clean)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "dashboard"
-PAGES = ["/", "/containers", "/images", "/volumes", "/events"]
+PAGES = ["/", "/containers", "/images", "/volumes", "/networks", "/stacks", "/backups", "/events"]
 
 
 def _free_port() -> int:
@@ -159,6 +159,20 @@ def test_csrf_and_viewer_are_refused(dashboard, cli):
     answer = viewer.post(url + f"/containers/{cid}/stop", data={"csrf": token}, allow_redirects=False)
     assert answer.status_code == 403 and "viewer" in answer.text
     assert "running" in cli("inspect", "-f", "{{.State.Status}}", cid).stdout.decode()
+    # the console is an admin's: a viewer is refused, and its socket wants the origin and the token
+    assert viewer.get(url + f"/containers/{cid}/console", allow_redirects=False).status_code == 403
+    socket_url = url + f"/containers/{cid}/console/socket"
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    answer = admin.get(socket_url, headers={**upgrade, "Origin": url}, allow_redirects=False)
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    token = _csrf(admin.get(url + f"/containers/{cid}").text)
+    answer = admin.get(socket_url, params={"csrf": token}, headers={**upgrade, "Origin": "http://evil.example"},
+                       allow_redirects=False)
+    assert answer.status_code == 403
+    # a stack deploy without a token changes nothing
+    answer = admin.post(url + "/stacks", data={"name": "x", "compose": "services: {}"}, allow_redirects=False)
+    assert answer.status_code == 403
 
 
 def test_refuses_a_public_address_without_tls(ctr, tmp_path):
@@ -200,6 +214,8 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli, 
     browser.get(url + "/")
     attention = _until(lambda: text("#attention"), 10, "the overview")
     assert "exited with code 3" in attention and "batch-job" in attention
+    host = text("#host")
+    assert "free on the root" in host and "free on the backup repository" in host and "CPU load" in host
     browser.save_screenshot(str(shots / "overview.png"))
 
     # live logs: a line written after the page opened appears without a reload
@@ -233,4 +249,102 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli, 
     assert re.search(r"dashboard:backup\s+lab-data\s+alice", events)
     browser.save_screenshot(str(shots / "events.png"))
     for name in ("overview", "containers", "container", "images", "volumes", "events"):
+        assert (shots / f"{name}.png").stat().st_size > 10_000, name
+
+
+def _browser_login(browser, url: str, user: str = "alice", password: str = "alice-pw") -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.get(url + "/login")
+    browser.find_element(By.ID, "username").send_keys(user)
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.ID, "login").click()
+    _until(lambda: "/login" not in browser.current_url, 10, "the login")
+
+
+STACK_FILE = """services:
+  app:
+    image: busybox
+    command: sh -c 'echo stack-up; exec sleep 300'
+    volumes:
+      - appdata:/data
+volumes:
+  appdata: {}
+"""
+
+
+def test_browser_console_backup_restore_and_stacks(dashboard, browser, cli, tmp_path):
+    """The console runs a command; a volume backed up and then damaged is restored from the
+    backups page; a stack is deployed from a pasted file and removed with its volume."""
+    from selenium.webdriver.common.by import By
+
+    shots = DOCS if os.environ.get("DOCKERBANK_UPDATE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    url, _ = dashboard
+
+    def text(css: str) -> str:
+        return browser.find_element(By.CSS_SELECTOR, css).text
+
+    cid = cli("run", "-d", "--name", "shell", "busybox", "sleep", "300").stdout.decode().strip()
+    cli("volume", "create", "lab-data")
+    cli("run", "--rm", "-v", "lab-data:/d", "busybox", "sh", "-c", "echo precious > /d/record")
+    _browser_login(browser, url)
+
+    # console: keys typed into xterm.js run in the container, the answer shows on its screen
+    browser.get(url + f"/containers/{cid}")
+    _until(lambda: browser.find_element(By.ID, "console-link"), 10, "the console link").click()
+    _until(lambda: text("#console-state") == "connected", 15, "the console to connect")
+    browser.find_element(By.CSS_SELECTOR, ".xterm-helper-textarea").send_keys(
+        "echo $((6*7))-from-the-console > /tmp/mark; cat /tmp/mark\n")
+    screen = "const t = document.getElementById('console').dockerbankTerminal; let s = '';" \
+             "for (let i = 0; i < t.buffer.active.length; i++) s += t.buffer.active.getLine(i).translateToString(true) + '\\n';" \
+             "return s;"
+    _until(lambda: "42-from-the-console" in browser.execute_script(screen), 15, "the console's answer")
+    assert cli("exec", "shell", "cat", "/tmp/mark").stdout.decode().strip() == "42-from-the-console"
+    browser.save_screenshot(str(shots / "console.png"))
+
+    # back up the volume, damage it, restore it from the backups page (a job with progress)
+    browser.get(url + "/volumes")
+    _until(lambda: browser.find_element(By.CSS_SELECTOR, 'tr[data-name="lab-data"] button'), 10, "volumes").click()
+    _until(lambda: "saved in snapshot" in text("#flash"), 30, "the backup")
+    cli("run", "--rm", "-v", "lab-data:/d", "busybox", "sh", "-c", "echo damaged > /d/record")
+    browser.get(url + "/backups")
+    row = _until(lambda: browser.find_element(By.CSS_SELECTOR, "#snapshots tbody tr[data-id]"), 10, "the snapshot")
+    row.find_element(By.CSS_SELECTOR, 'select[name="volume"] option[value="lab-data"]').click()
+    row.find_element(By.CSS_SELECTOR, 'input[name="force"]').click()
+    row.find_element(By.CSS_SELECTOR, 'button[value="restore"]').click()
+    _until(lambda: "restored" in text("tr.job.focus .job-result"), 60, "the restore job")
+    assert cli("run", "--rm", "-v", "lab-data:/d", "busybox", "cat", "/d/record").stdout.decode().strip() == "precious"
+    _until(lambda: browser.find_element(By.CSS_SELECTOR, "#snapshots button[value='verify']"), 10, "verify").click()
+    _until(lambda: "verified" in text("tr.job.focus .job-result"), 60, "the verify job")
+    browser.get(url + "/backups")
+    assert "ok" in _until(lambda: text("#snapshots tbody tr[data-id]"), 10, "the verified snapshot")
+    browser.save_screenshot(str(shots / "backups.png"))
+
+    # deploy a stack from a pasted file, see its service, remove it with its volume
+    browser.get(url + "/stacks")
+    _until(lambda: browser.find_element(By.ID, "stack-name"), 10, "the stacks page").send_keys("labstack")
+    browser.find_element(By.ID, "stack-file").send_keys(STACK_FILE)
+    browser.find_element(By.ID, "deploy-button").click()
+    _until(lambda: "deployed" in text("#flash"), 60, "the deploy")
+    service = _until(lambda: text('section.stack[data-name="labstack"] tr[data-service="app"]'), 10, "the service")
+    assert "running" in service
+    assert "labstack_appdata" in cli("volume", "ls", "-q").stdout.decode()
+    browser.save_screenshot(str(shots / "stacks.png"))
+    browser.get(url + "/networks")
+    assert "labstack_default" in _until(lambda: text("#networks"), 10, "the networks page")
+    browser.save_screenshot(str(shots / "networks.png"))
+    browser.get(url + "/stacks")
+    section = _until(lambda: browser.find_element(By.CSS_SELECTOR, 'section.stack[data-name="labstack"]'), 10, "stack")
+    section.find_element(By.CSS_SELECTOR, 'input[name="volumes"]').click()
+    section.find_element(By.CSS_SELECTOR, 'button[value="down"]').click()
+    browser.switch_to.alert.accept()
+    _until(lambda: "removed with its volumes" in text("#flash"), 60, "the down")
+    assert "labstack" not in cli("ps", "-a", "--format", "{{.Names}}").stdout.decode()
+    assert "labstack_appdata" not in cli("volume", "ls", "-q").stdout.decode()
+    browser.get(url + "/events")
+    events = _until(lambda: text("#events"), 10, "the events page")
+    for action in ("dashboard:console", "dashboard:restore", "dashboard:deploy", "dashboard:down"):
+        assert action in events, action
+    for name in ("console", "backups", "stacks", "networks"):
         assert (shots / f"{name}.png").stat().st_size > 10_000, name

@@ -99,3 +99,48 @@ def test_attention_lists_what_is_wrong_only():
                      ("logs", "no backup in the last 24 hours")]
     assert all(a.kind == "container" for a in views.attention(containers, ["logs"], None))  # backups unknown
     assert views.states(containers)["running"] == 2 and views.states(containers)["exited"] == 4
+
+
+def test_host_figures_parse_proc_and_name_what_cannot_be_read(tmp_path):
+    from dockerbank.dashboard import hostinfo
+
+    assert hostinfo.parse_loadavg("1.50 0.80 0.40 2/300 1234\n") == 1.5
+    total, available = hostinfo.parse_meminfo("MemTotal:  2048 kB\nMemFree: 100 kB\nMemAvailable: 1024 kB\n")
+    assert (total, available) == (2048 * 1024, 1024 * 1024)
+    proc = tmp_path / "proc"
+    proc.mkdir()
+    (proc / "loadavg").write_text("3.00 1 1 1/1 1\n")
+    figures = hostinfo.read(tmp_path, str(tmp_path / "repo" / "not-yet"), proc=proc)
+    assert figures.load1 == 3.0 and [d.what for d in figures.disks] == ["root", "backups"]
+    assert figures.disks[0].total > 0 and 0 <= figures.disks[0].used_percent <= 100
+    assert len(figures.problems) == 1 and figures.problems[0].startswith("memory")
+    assert [d.what for d in hostinfo.read(tmp_path, "oci://registry/x", proc=proc).disks] == ["root"]
+
+
+def test_jobs_add_progress_and_keep_the_failure():
+    import asyncio
+
+    from dockerbank.dashboard.jobs import JobProgress, Jobs
+    from dockerbank.errors import NotFound
+
+    async def scenario():
+        jobs = Jobs()
+
+        async def works(job):
+            tick = JobProgress(job).task("part", 10)
+            tick(4)
+            tick(6)
+            return "all done"
+
+        async def fails(job):
+            raise NotFound("no such snapshot: x")
+
+        good, bad = jobs.start("a", "alice", works), jobs.start("b", "alice", fails)
+        while good.state == "running" or bad.state == "running":
+            await asyncio.sleep(0)
+        return jobs, good, bad
+
+    jobs, good, bad = asyncio.run(scenario())
+    assert (good.state, good.message, good.done, good.total) == ("ok", "all done", 10, 10)
+    assert (bad.state, bad.message) == ("failed", "no such snapshot: x")
+    assert [j.id for j in jobs.recent()] == [bad.id, good.id] and jobs.get(good.id) is good

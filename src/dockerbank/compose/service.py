@@ -8,6 +8,7 @@ server does); a service waits until the ``depends_on`` conditions of its depende
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,22 @@ def projects(engine) -> list[dict[str, Any]]:
         entry["Status"] = ", ".join(f"{state}({n})" for state, n in sorted(entry["states"].items()))
         entry["running"] = entry["states"].get("running", 0) > 0
     return [found[n] for n in sorted(found)]
+
+
+def project_of(engine, name: str, environ: dict[str, str] | None = None) -> Project:
+    """A deployed project loaded again from the files its containers' labels name (what
+    ``compose -p NAME down`` without ``-f`` needs); NotFound when no container has it."""
+    from dockerbank.compose.loader import LoadOptions, load
+    from dockerbank.compose.model import normalize
+
+    found = next((p for p in projects(engine) if p["Name"] == name), None)
+    if found is None:
+        raise NotFound(f"no such stack: {name}")
+    files = [f for f in str(found["ConfigFiles"]).split(",") if f]
+    if not files:
+        raise NotFound(f"stack {name}: its containers name no compose file")
+    return normalize(load(LoadOptions(files=files, project_name=name, cwd=os.path.dirname(files[0]),
+                                      environ=dict(environ or {}))))
 
 
 def carry_anonymous(specs: list, keep: dict[str, str], image_volumes: set[str]) -> list:

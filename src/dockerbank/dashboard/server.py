@@ -236,10 +236,13 @@ async def overview(request: web.Request) -> web.Response:
         volumes = [v.name for v in engine.volumes.list()]
         return containers, volumes, _backed_up(engine, repo)
 
+    from dockerbank.dashboard import hostinfo
+
     containers, volumes, backed_up = await engine_call(request, gather)
+    host = hostinfo.read(request.app["config"].root, repo)
     return render(request, "overview.html", states=views.states(containers), total=len(containers),
                   attention=views.attention(containers, volumes, backed_up), volumes=len(volumes),
-                  recent=_recent_events(request, 10))
+                  recent=_recent_events(request, 10), host=host)
 
 
 def _recent_events(request: web.Request, count: int) -> list[dict[str, str]]:
@@ -341,6 +344,15 @@ async def volume_backup(request: web.Request) -> web.StreamResponse:
     record(request, "volume", "backup", name, name, snapshot=report.snapshot.id)
     raise back("/volumes", msg=f"volume {name} saved in snapshot {report.snapshot.id}")
 
+async def networks_page(request: web.Request) -> web.Response:
+    def gather(engine):
+        names = {e.container.id: e.container.name for e in engine.container_ops.list(_all())}
+        return [{"n": n, "containers": sorted(names.get(ep.container_id, ep.container_id[:12])
+                                              for ep in engine.networks.endpoints(network_id=n.id))}
+                for n in engine.networks.list()]
+
+    return render(request, "networks.html", rows=await engine_call(request, gather))
+
 async def events_page(request: web.Request) -> web.Response:
     return render(request, "events.html", lines=_recent_events(request, 200))
 
@@ -440,9 +452,16 @@ def make_app(config: Config, options: Options) -> web.Application:
     app.router.add_get("/images", images_page)
     app.router.add_get("/volumes", volumes_page)
     app.router.add_post("/volumes/{name}/backup", volume_backup)
+    app.router.add_get("/networks", networks_page)
     app.router.add_get("/events", events_page)
     app.router.add_get("/events/stream", events_stream)
     app.router.add_static("/static/", HERE / "static", show_index=False)
+    from dockerbank.dashboard import backups, console, stacks
+    from dockerbank.dashboard.jobs import Jobs
+
+    app["jobs"] = Jobs()
+    for module in (stacks, backups, console):
+        module.add_routes(app)
     return app
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
