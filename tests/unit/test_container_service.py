@@ -482,7 +482,8 @@ def test_auto_remove_after_the_exit_tears_down_later(service, world):
     # the runtime state and the mount go in Engine.later's work (at once for this long-lived fake)
     assert ("runtime.delete", container.id) in world.calls
     assert [c for c in world.calls if c[0] == "mounts.unmount"][-1][1].parent.name == f".rm-{container.id}"
-    assert ("network.down", container.id, False) in world.calls
+    # nobody can use a removed container's addresses again: its network goes down in the background too
+    assert ("network.down", container.id, True) in world.calls
 
 
 # --- restart policies and reconcile --------------------------------------------------------

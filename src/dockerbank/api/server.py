@@ -211,5 +211,8 @@ def run(config: Config, options: ServeOptions) -> None:
     except asyncio.CancelledError:
         pass
     finally:
+        from dockerbank.engine.workers import drain_background
+
         loop.run_until_complete(loop.shutdown_default_executor())
+        drain_background()  # teardowns handed over (an exited --rm container's network) complete
         loop.close()

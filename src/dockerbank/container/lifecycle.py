@@ -953,7 +953,9 @@ class ContainerService:
                     except DockerbankError:
                         pass
                     self._unmount_rootfs(cid)
-                self._network_down(container, background=not restart)
+                # in the background when nothing may need the addresses back at once: an attached
+                # client's own clean-up, or an exited --rm container (removed right below)
+                self._network_down(container, background=not restart or deferred)
 
                 def exited(s: ContainerState) -> None:
                     s.status = model.EXITED

@@ -28,11 +28,16 @@ class Engine:
     :meth:`after_close` then runs in a detached child once the database is closed (a forked
     child must not open SQLite while its parent's connection to the same file is open).
     Long-lived engines (the API service) get ``False`` and must not defer work.
+
+    ``background``: how a long-lived process runs work nobody waits for (the API service hands
+    it to a thread of its own, engine.workers); without it such work runs at once.
     """
 
-    def __init__(self, config: Config, *, short_lived: bool = False):
+    def __init__(self, config: Config, *, short_lived: bool = False,
+                 background: Callable[[Callable[[], None]], None] | None = None):
         self.config = config
         self.short_lived = short_lived
+        self.background = background
         self._after_close: list[Callable[[], None]] = []
 
     def after_close(self, work: Callable[[], None]) -> None:
@@ -43,9 +48,12 @@ class Engine:
 
     def later(self, work: Callable[[], None]) -> None:
         """Work the caller need not wait for, and that opens no database: after the close in a
-        CLI call, at once in a long-lived engine. ``work`` handles its own errors."""
+        CLI call, in a background thread of a long-lived process that has one (``background``),
+        else at once. ``work`` handles its own errors."""
         if self.short_lived:
             self._after_close.append(work)
+        elif self.background is not None:
+            self.background(work)
         else:
             work()
 
@@ -113,7 +121,7 @@ class Engine:
     def sibling(self) -> Engine:
         """Another engine of the same root for a worker thread (its own database connection);
         close it with ``close(defer_to=self)`` so its deferred work runs when this one closes."""
-        return Engine(self.config, short_lived=self.short_lived)
+        return Engine(self.config, short_lived=self.short_lived, background=self.background)
 
     def close(self, defer_to: Engine | None = None) -> None:
         """Close the database, then start the deferred work (inline where forking is unsafe);

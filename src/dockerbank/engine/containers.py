@@ -575,28 +575,35 @@ def _absolute(path: str) -> str:
 def _wait_for(service: ContainerService, found: model.Container, condition: str,
               cancelled: Callable[[], bool]) -> int | None:
     """Block until ``found`` meets ``condition``; its exit code (None: it ran and was removed
-    before this saw its exit; the one who removed it knows)."""
-    import time
+    before this saw its exit; the one who removed it knows).
 
+    Event-driven: a running container's exit wakes it through conmon's pidfd, any other change
+    (its clean-up, its removal, a start) through the event log's append (events.watch), so the
+    answer comes as soon as the state allows; the timeouts only bound how late ``cancelled()``
+    is noticed."""
+    from dockerbank.events.watch import EventWatch
     from dockerbank.runtime import conmon
 
     cid, initial_finished = found.id, found.state.finished_at
     seen_exit: int | None = None
-    while True:
-        if cancelled():
-            raise DockerbankError("the waiting client went away")
-        try:
-            current = service.get(cid)
-        except NotFound:  # removed meanwhile (``--rm``): the exit code seen, None when not seen
-            return seen_exit
-        state = current.state
-        if state.status in model.ACTIVE or state.status == model.RESTARTING:
-            code = conmon.wait_exit(service.dir(cid), state.conmon_pid, state.conmon_start, 0.5)
-            if code is not None:
-                seen_exit = code  # the next get() records the exit (reconcile)
-            continue
-        if condition == "not-running":
-            return state.exit_code
-        if condition == "next-exit" and (seen_exit is not None or state.finished_at != initial_finished):
-            return state.exit_code
-        time.sleep(0.1)
+    with EventWatch(service.config.run_root) as changes:  # opened before the first read: no change missed
+        while True:
+            if cancelled():
+                raise DockerbankError("the waiting client went away")
+            try:
+                current = service.get(cid)
+            except NotFound:  # removed meanwhile (``--rm``): the exit code seen, None when not seen
+                return seen_exit
+            state = current.state
+            if state.status in model.ACTIVE or state.status == model.RESTARTING:
+                code = conmon.wait_exit(service.dir(cid), state.conmon_pid, state.conmon_start, 0.5)
+                if code is not None:
+                    seen_exit = code  # the next get() records the exit (reconcile)
+                elif not conmon.alive(state.conmon_pid, state.conmon_start):
+                    changes.wait(0.5)  # restarting: its monitor is gone, the new one's start is an event
+                continue
+            if condition == "not-running":
+                return state.exit_code
+            if condition == "next-exit" and (seen_exit is not None or state.finished_at != initial_finished):
+                return state.exit_code
+            changes.wait(0.5)

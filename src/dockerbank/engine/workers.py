@@ -1,27 +1,76 @@
 """Engine calls from an event loop (the API service, the dashboard): SQLite and subprocesses
 block, so each call runs in a worker thread with an Engine of its own (a connection per call,
-nothing shared between threads)."""
+nothing shared between threads).
+
+Work an answer need not wait for (an exited ``--rm`` container's runtime state, overlay and
+directory; its network teardown) goes to the process's background threads
+(:func:`background`): a resident process does it in-process instead of starting an
+interpreter per container, and the request's answer does not wait for it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from concurrent.futures import ThreadPoolExecutor
     from typing import Any
 
     from dockerbank.config import Config
     from dockerbank.engine import Engine
 
+#: Threads for background work: teardowns take a host-wide network lock one at a time anyway,
+#: so a few threads keep up with any rate of exits without competing with the requests.
+BACKGROUND_THREADS = 4
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+log = logging.getLogger("dockerbank.engine")
+
+
+def background(work: Callable[[], None]) -> None:
+    """Run ``work`` in one of the process's background threads (``Engine(background=...)``).
+
+    The pool's threads are joined at the interpreter's exit, so work handed over before a
+    shutdown still completes; a killed process leaves what ``system check`` repairs."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool = ThreadPoolExecutor(max_workers=BACKGROUND_THREADS, thread_name_prefix="background")
+        pool = _pool
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # work handles its errors; one that escapes must not vanish silently
+            log.exception("background work failed")
+
+    pool.submit(run)
+
+
+def drain_background() -> None:
+    """Wait until the background work handed over so far is done (a service's shutdown)."""
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True)
+
 
 def in_worker(config: Config, fn: Callable[[Engine], Any]) -> asyncio.Future[Any]:
-    """Run ``fn(engine)`` in the loop's executor with a fresh Engine for ``config``'s root."""
+    """Run ``fn(engine)`` in the loop's executor with a fresh Engine for ``config``'s root; its
+    deferred work goes to :func:`background`."""
 
     def run() -> Any:
         from dockerbank.engine import Engine
 
-        engine = Engine(config)
+        engine = Engine(config, background=background)
         try:
             return fn(engine)
         finally:

@@ -43,16 +43,21 @@ class NetworkDriver:
     def down(self, container_id: str, *, background: bool = False) -> None:
         """Release the container's addresses, ports and netns (never raises).
 
-        ``background``: hand the teardown (netavark: 150-250 ms) to a detached process, so a
-        foreground ``run`` returns the exit code without waiting for it: a CLI call forks it
-        when its engine closes, the API service starts a new interpreter.
+        ``background``: hand the teardown (netavark: 150-250 ms) on, so a foreground ``run``
+        returns the exit code without waiting for it: a CLI call forks a child for it when its
+        engine closes; a resident process with background threads (the API service:
+        ``Engine.background``) runs it in one of them, with its own database connection; any
+        other long-lived engine starts a new interpreter (forking a threaded process is unsafe).
         """
         config = self.engine.config
+        root, run_root = str(config.root), str(config.run_root)
         if background and self.engine.short_lived:
-            root, run_root = str(config.root), str(config.run_root)
             self.engine.after_close(lambda: down_detached(root, run_root, container_id))
             return
-        if background:  # the API service: a new process (forking a threaded server is unsafe)
+        if background and self.engine.background is not None:
+            self.engine.background(lambda: down_detached(root, run_root, container_id))
+            return
+        if background:
             import subprocess
 
             code = "import sys; from dockerbank.network.driver import down_detached; down_detached(*sys.argv[1:])"
