@@ -312,7 +312,8 @@ def _image(engine, repo, record, report: Report, progress: Progress, tmp: Path) 
 
     path = tmp / f"image-{record.id.split(':')[-1][:12]}.tar"
     save(engine.images, list(record.tags) or [record.id], str(path))
-    meta = {"id": record.id, "tags": record.tags, "repo_digests": record.repo_digests}
+    meta = {"id": record.id, "tags": record.tags, "repo_digests": record.repo_digests,
+            "parent": engine.images.parent_of(record.id)}  # docker's image parent (build/commit)
     with open(path, "rb") as fh:
         part, stats = repo.write_part("image", record.id, "docker-archive", fh, meta=meta,
                                       progress=progress.task(f"image {record.tags[0] if record.tags else record.id[:19]}",

@@ -4,8 +4,9 @@ root on another machine (``--root``).
 Order: images, networks, volumes, containers, then dumps (each replayed into its restored,
 started database container). A volume that exists and is not empty is refused unless
 ``force`` (then it is emptied first, so it equals the backup). A container is recreated with
-its name, config and top layer (under a new ID), in state ``created``; its image must be in the root, in
-the snapshot (``--with-images``), or be pulled first.
+its ID (unless something on this host holds it), name, config and top layer, in state
+``created``; its image must be in the root, in the snapshot (``--with-images``), or be pulled
+first. Images keep their parents (``build``/``commit``) when both are restored.
 """
 
 from __future__ import annotations
@@ -87,9 +88,10 @@ def restore(engine, repo: Repository, ref: str, opts: RestoreOptions, progress: 
     try:
         if everything or containers:
             needed = {p.meta["image"]["id"] for p in containers}
-            for part in by_kind.get("image", []):
-                if everything or part.meta.get("id") in needed:
-                    _image(engine, repo, part, report, progress, tmp)
+            images = [p for p in by_kind.get("image", []) if everything or p.meta.get("id") in needed]
+            for part in images:
+                _image(engine, repo, part, report, progress, tmp)
+            _image_parents(engine, images)
         if everything:
             for part in by_kind.get("network", []):
                 _network(engine, part, report)
@@ -149,6 +151,43 @@ def _image(engine, repo, part: Part, report: RestoreReport, progress: Progress, 
     report.restored.append(("image", (part.meta.get("tags") or [part.name])[0]))
 
 
+def _image_parents(engine, parts: list[Part]) -> None:
+    """Each restored image's parent (what ``build``/``commit`` recorded), when the parent is in the root."""
+    for part in parts:
+        parent = part.meta.get("parent")
+        if not parent or engine.images.parent_of(part.meta["id"]):
+            continue
+        try:
+            engine.images.get(parent)
+        except NotFound:
+            continue  # not in the snapshot, nor in this root: the image stands alone as in a `load`
+        engine.images.set_parent(part.meta["id"], parent)
+
+
+def _container_id(engine, old: str | None) -> str:
+    """The container's own ID when nothing on this host holds it (docker keeps IDs), else a new one:
+    the ID names the container's cgroup, which a container of another root on the same host (the
+    original, when a copy is restored next to it) may still hold."""
+    from dockerbank.container.names import new_id
+    from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
+
+    if not old or len(old) != 64 or any(c not in "0123456789abcdef" for c in old):
+        return new_id()
+    try:
+        engine.containers.store.get(old)
+        return new_id()
+    except NotFound:
+        pass
+    if engine.containers.dir(old).exists():
+        return new_id()
+    try:
+        if Cgroup(detect_layout(), container_cgroups_path(old)).exists():
+            return new_id()
+    except (OSError, DockerbankError):
+        return new_id()
+    return old
+
+
 def _network(engine, part: Part, report: RestoreReport) -> None:
     meta = part.meta
     try:
@@ -198,11 +237,7 @@ def _container(engine, repo, part: Part, report: RestoreReport, progress: Progre
         names = ", ".join(meta["image"].get("repo_digests") or meta["image"].get("tags") or []) or image_id
         raise NotFound(f"container {part.name} needs image {image_id[:19]} ({names}), which is not in this root "
                        "and not in the backup: pull it first, or back up with --with-images") from exc
-    from dockerbank.container.names import new_id
-
-    # a new ID: the ID names the container's cgroup and runtime state, which a container of
-    # another root on the same host (the original, when restoring a copy) may still hold
-    cid = new_id()
+    cid = _container_id(engine, meta.get("id"))
     base = engine.containers.dir(cid)
     config = ContainerConfig.from_dict(meta["config"])
     try:
