@@ -219,3 +219,19 @@ def test_system_info_rendering_and_warnings():
     assert "WARNING: No blkio weight support" in warnings(bad)
     assert any("overlay" in w for w in warnings(bad))
     assert any("runtime" in w for w in warnings(bad))
+
+
+def test_remove_stale_goes_on_past_a_cgroup_it_cannot_remove(tmp_path):
+    """One cgroup that refuses its removal (another root's container moved in meanwhile) must not
+    keep ``system check --repair`` from removing the others; the refusal is reported."""
+    from dockerbank.host.cgroups import CgroupLayout, remove_stale
+
+    mount = tmp_path / "memory"
+    for name in ("aaa", "bbb", "ccc"):
+        (mount / "dockerbank" / name).mkdir(parents=True)
+    (mount / "dockerbank" / "aaa" / "stuck").write_text("")   # a plain file: rmdir fails (not empty)
+    layout = CgroupLayout(mode="v1", v1_mounts={"memory": mount})
+    report = remove_stale(layout, keep={"ccc"}, parent="dockerbank", timeout=0.1)
+    assert report.removed == ["bbb"] and list(report.failed) == ["aaa"]
+    assert "cannot remove cgroup" in report.failed["aaa"]
+    assert sorted(p.name for p in (mount / "dockerbank").iterdir()) == ["aaa", "ccc"]

@@ -521,6 +521,7 @@ class StaleCgroups:
 
     removed: list[str] = field(default_factory=list)
     busy: dict[str, list[int]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)   # name -> why it could not be removed
 
 
 def age(layout: CgroupLayout, path: str) -> float:
@@ -558,7 +559,11 @@ def remove_stale(layout: CgroupLayout, keep: set[str] | frozenset[str],
         if pids:
             report.busy[name] = pids
             continue
-        cgroup.remove(timeout)
+        try:
+            cgroup.remove(timeout)
+        except RuntimeFailure as exc:  # e.g. another root's container moved in meanwhile: the rest still go
+            report.failed[name] = exc.message
+            continue
         report.removed.append(name)
     return report
 

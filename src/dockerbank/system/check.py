@@ -52,4 +52,5 @@ def _stale_cgroups(live: set[str], known: set[str], repair: bool, grace: float =
     lines = [f"removed empty {parent}/{name}" for name in report.removed]
     lines += [f"{parent}/{name} of a stopped container still holds processes {pids}"
               for name, pids in report.busy.items() if name in known]
+    lines += [why for name, why in report.failed.items() if name in known]
     return lines
