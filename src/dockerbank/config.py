@@ -8,6 +8,24 @@ from pathlib import Path
 
 DEFAULT_ROOT = "/var/lib/dockerbank"
 DEFAULT_RUN_ROOT = "/run/dockerbank"
+USER_ENV = "DOCKERBANK_ROOTLESS_UID"   # rootless: the ordinary user's host uid (set on entering its namespace)
+
+
+def user_paths(uid: int, env: dict[str, str]) -> tuple[str, str]:
+    """(root, run root) of an ordinary user's engine (pure): ``$XDG_DATA_HOME/dockerbank``
+    (``~/.local/share/dockerbank``) and ``$XDG_RUNTIME_DIR/dockerbank`` (``/tmp/dockerbank-run-UID``
+    where no login session made one, as Podman's ``/tmp/podman-run-UID``)."""
+    data = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME") or f"/tmp/dockerbank-home-{uid}", ".local", "share")
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return os.path.join(data, "dockerbank"), (os.path.join(runtime, "dockerbank") if runtime
+                                              else f"/tmp/dockerbank-run-{uid}")
+
+
+def _rootless_uid() -> int | None:
+    if os.geteuid() != 0:
+        return os.geteuid()
+    value = os.environ.get(USER_ENV, "")
+    return int(value) if value.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -28,14 +46,18 @@ class Config:
         A non-default root gets its own run root (derived from the root's path) so that two
         roots on one host never share runtime state.
         """
-        root_path = Path(root or os.environ.get("DOCKERBANK_ROOT") or DEFAULT_ROOT).absolute()
+        default_root, default_run = DEFAULT_ROOT, DEFAULT_RUN_ROOT
+        user = _rootless_uid()
+        if user is not None:  # an ordinary user's engine: its own root and run root (rootless)
+            default_root, default_run = user_paths(user, dict(os.environ))
+        root_path = Path(root or os.environ.get("DOCKERBANK_ROOT") or default_root).absolute()
         explicit_run = run_root or os.environ.get("DOCKERBANK_RUNROOT")
         if explicit_run:
             run_path = Path(explicit_run).absolute()
-        elif str(root_path) == DEFAULT_ROOT:
-            run_path = Path(DEFAULT_RUN_ROOT)
+        elif str(root_path) == default_root:
+            run_path = Path(default_run)
         else:
-            run_path = Path(DEFAULT_RUN_ROOT) / ("root" + str(root_path).replace("/", "_"))
+            run_path = Path(default_run) / ("root" + str(root_path).replace("/", "_"))
         return cls(root=root_path, run_root=run_path)
 
     @property

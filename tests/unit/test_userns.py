@@ -103,5 +103,52 @@ def test_mode_lines_say_what_runs_and_what_cannot():
     assert "default --userns=auto" in root[1] and "2147483648-3221225471" in root[1] and "ID-mapped" in root[1]
     old = subids.ModeFacts(False, [], False, "host", False).lines()[1]
     assert "none yet" in old and "5.19" in old and "unshare(1) missing" in old
-    assert "runs as root only" in subids.ModeFacts(True, [], True, "host", True).lines()[0]
+    rootless = subids.ModeFacts(True, [Range("u", 100000, 65536)], True, "host", True).lines()
+    assert rootless[0].startswith(" Rootless: true") and "100000-165535" in rootless[0]
+    assert "--network none or host only" in rootless[1] and "cannot limit resources" in rootless[1]
     assert subids.kernel_idmaps_overlay("6.18.44-fc") and not subids.kernel_idmaps_overlay("5.15.0")
+
+
+def test_rootless_paths_follow_xdg_and_fall_back_like_podman():
+    from dockerbank.config import user_paths
+
+    assert user_paths(1000, {"HOME": "/home/a"}) == ("/home/a/.local/share/dockerbank", "/tmp/dockerbank-run-1000")
+    assert user_paths(1000, {"HOME": "/home/a", "XDG_DATA_HOME": "/d", "XDG_RUNTIME_DIR": "/run/user/1000"}) == (
+        "/d/dockerbank", "/run/user/1000/dockerbank")
+
+
+def test_config_of_a_rootless_engine_uses_the_users_paths(monkeypatch):
+    from dockerbank.config import USER_ENV, Config
+
+    monkeypatch.setenv(USER_ENV, "1234")
+    monkeypatch.setenv("HOME", "/home/u")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "/run/user/1234")
+    monkeypatch.delenv("DOCKERBANK_ROOT", raising=False)
+    monkeypatch.delenv("DOCKERBANK_RUNROOT", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    config = Config.from_env()
+    assert (str(config.root), str(config.run_root)) == ("/home/u/.local/share/dockerbank", "/run/user/1234/dockerbank")
+    other = Config.from_env("/srv/x")
+    assert str(other.run_root).startswith("/run/user/1234/dockerbank/")
+
+
+def test_identity_map_tells_the_host_namespace_apart():
+    from dockerbank.host.rootless import identity_map
+
+    assert identity_map("         0          0 4294967295\n")
+    assert not identity_map("0 1001 1\n1 100000 65536\n")
+
+
+def test_rootless_refuses_what_it_cannot_do_in_one_line():
+    from dockerbank.container.lifecycle import CreateOptions, _rootless_network
+    from dockerbank.errors import NotSupported
+
+    assert _rootless_network(CreateOptions(image="x")) == "none"
+    assert _rootless_network(CreateOptions(image="x", network="host")) == "host"
+    for opts in (CreateOptions(image="x", network="bridge"), CreateOptions(image="x", network="mynet"),
+                 CreateOptions(image="x", network_options={"ports": ["8080:80"]}),
+                 CreateOptions(image="x", memory=1 << 26), CreateOptions(image="x", pids_limit=10),
+                 CreateOptions(image="x", userns="auto")):
+        with pytest.raises(NotSupported) as err:
+            _rootless_network(opts)
+        assert err.value.exit_code == 125 and "rootless" in str(err.value) or "root's" in str(err.value)

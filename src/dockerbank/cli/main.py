@@ -7,6 +7,7 @@ code, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from dockerbank.cli.common import echo
@@ -22,6 +23,10 @@ def entry(argv: list[str] | None = None) -> None:
 
     faults.arm()  # the crash tests' plan is this process's only, not its children's
     try:
+        if os.geteuid() != 0:  # an ordinary user: rootless, as root of the user's own namespaces
+            from dockerbank.host.rootless import enter
+
+            enter()
         code = dispatch(args)
         if code is not None:
             _exit_at_once(code)

@@ -27,7 +27,7 @@ from dockerbank.container import model
 from dockerbank.container.model import Container, ContainerConfig, ContainerState
 from dockerbank.container.names import new_id, random_name, validate_name
 from dockerbank.container.store import ContainerStore
-from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound, RuntimeFailure
+from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound, NotSupported, RuntimeFailure
 from dockerbank.host.permissions import private_dir, write_private
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
@@ -122,6 +122,38 @@ class CreateOptions:
     mac_address: str = ""                                  # --mac-address
     isolation: str = ""                                    # --isolation (only "default" on Linux)
     userns: str = ""                            # --userns: host | auto[:size=N]; "": the root's default
+
+
+def _rootless() -> bool:
+    from dockerbank.host.rootless import in_user_namespace
+
+    return in_user_namespace()
+
+
+def _rootless_network(opts: CreateOptions) -> str:
+    """The network of a rootless container: none (the default there); anything else is refused."""
+    from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
+
+    net = opts.network_options or {}
+    if opts.network not in ("", "default", "none", "host") or net.get("ports") or net.get("publish_all"):
+        raise NotSupported(ROOTLESS_NETWORK, exit_code=125)
+    if opts.memory or opts.memory_swap or opts.nano_cpus or opts.cpu_shares or opts.pids_limit or opts.blkio_weight \
+            or opts.cpuset_cpus or opts.cpuset_mems:
+        raise NotSupported(ROOTLESS_LIMITS, exit_code=125)
+    if opts.userns and opts.userns != "host":
+        raise NotSupported("--userns=auto is root's: a rootless engine's containers share the user's own "
+                           "subordinate IDs", exit_code=125)
+    return "host" if opts.network == "host" else "none"
+
+
+def _host_sys_for_rootless(spec: dict) -> None:
+    """A rootless container in the host's network namespace cannot mount a sysfs (that needs a
+    network namespace its user namespace owns): it gets the host's /sys bound read-only instead,
+    cgroups included (Podman does the same)."""
+    mounts = [m for m in spec["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
+    mounts.insert(0, {"destination": "/sys", "type": "bind", "source": "/sys",
+                      "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    spec["mounts"] = mounts
 
 
 def _closed_ancestor(root: Path) -> Path | None:
@@ -341,7 +373,8 @@ class ContainerService:
                                                              self._default_log_config()))
         from dockerbank.container import userns
 
-        userns_mode = userns.parse(opts.userns or self.default_userns())
+        network_name = _rootless_network(opts) if _rootless() else opts.network  # refusals before anything exists
+        userns_mode = userns.parse(opts.userns or ("" if _rootless() else self.default_userns()))
         if userns_mode.kind == userns.AUTO:
             if opts.privileged:
                 raise InvalidArgument("privileged mode is incompatible with user namespaces: use --userns=host",
@@ -376,7 +409,7 @@ class ContainerService:
             env = [e for e in env if e.split("=", 1)[0] != key] + [item]
         labels = dict(image_cfg.get("Labels") or {})
         labels.update(opts.labels)
-        network_cfg = self.network.validate_create(opts.network, opts.network_options)
+        network_cfg = self.network.validate_create(network_name, opts.network_options)
         network = network_cfg["kind"]
         modes = self._check_host_modes(opts, network)
         cid = new_id()
@@ -690,7 +723,7 @@ class ContainerService:
         inputs = specs.SpecInputs(
             rootfs=str(rootfs), uid=uid, gid=gid, additional_gids=extra,
             hard_limits={"RLIMIT_NOFILE": resource.getrlimit(resource.RLIMIT_NOFILE)[1]},
-            cgroups_path=container_cgroups_path(container.id),
+            cgroups_path=None if _rootless() else container_cgroups_path(container.id),
             netns=None if cfg.network_mode == "host" else {"type": "network"},
             mounts=mnt.to_oci_mounts(resolved),
             etc_files={"/etc/hostname": str(base / "hostname"), "/etc/hosts": str(base / "hosts"),
@@ -700,7 +733,10 @@ class ContainerService:
             own_uts=cfg.uts_mode != "host", cgroupns=cfg.cgroupns_mode == "private",
             uid_mappings=list((cfg.userns or {}).get("uid") or []), gid_mappings=list((cfg.userns or {}).get("gid") or []),
         )
-        return specs.build_spec(cfg.to_dict(), inputs)
+        spec = specs.build_spec(cfg.to_dict(), inputs)
+        if cfg.network_mode == "host" and _rootless():
+            _host_sys_for_rootless(spec)
+        return spec
 
     def _pid_namespace(self, cfg: ContainerConfig) -> dict[str, Any] | None:
         """The OCI pid namespace of ``--pid``: a new one, None for the host's, or another container's."""

@@ -153,8 +153,12 @@ class ModeFacts:
     def lines(self) -> list[str]:
         """The ``system info`` lines (pure)."""
         if self.rootless:
-            return [" Rootless: not available: Dockerbank runs as root only (rootless mode, issue 21, is not "
-                    "implemented: run it with sudo or as root)"]
+            from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
+
+            given = ", ".join(f"{r.start}-{r.end - 1}" for r in self.ranges) or "none"
+            return [f" Rootless: true (the user is root of its own user namespace; its subordinate IDs {given} "
+                    "are IDs 1.. there)",
+                    f" Rootless Limits: {ROOTLESS_NETWORK}; {ROOTLESS_LIMITS}"]
         if self.ranges:
             given = ", ".join(f"{r.start}-{r.end - 1}" for r in self.ranges)
             source = f"user {USER} in {SUBUID}: {given}"
@@ -181,6 +185,10 @@ def mode_facts(default_userns: str) -> ModeFacts:
     """Gather :class:`ModeFacts` from the host (``default_userns``: the root's setting)."""
     import shutil
 
+    from dockerbank.host.rootless import rootless_uid, user_name
+
     default = default_userns or "host"
-    return ModeFacts(os.geteuid() != 0, user_ranges()[0], kernel_idmaps_overlay(os.uname().release), default,
+    uid = rootless_uid()
+    ranges = user_ranges(user_name(uid))[0] if uid is not None else user_ranges()[0]
+    return ModeFacts(uid is not None, ranges, kernel_idmaps_overlay(os.uname().release), default,
                      shutil.which("unshare") is not None)

@@ -176,6 +176,12 @@ class NetworkService:
                internal: bool = False, labels: dict[str, str] | None = None, driver: str = "bridge",
                options: dict[str, str] | None = None) -> Network:
         """Create a user network; Docker's errors for bad names, duplicates and overlapping pools."""
+        from dockerbank.host.rootless import ROOTLESS_NETWORK, in_user_namespace
+
+        if in_user_namespace():
+            from dockerbank.errors import NotSupported
+
+            raise NotSupported(ROOTLESS_NETWORK)
         if driver != "bridge":
             raise InvalidArgument(f"plugin \"{driver}\" not found: only the bridge driver is supported")
         if not _NAME_RE.match(name):
