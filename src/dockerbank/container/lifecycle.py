@@ -733,10 +733,10 @@ class ContainerService:
             own_uts=cfg.uts_mode != "host", cgroupns=cfg.cgroupns_mode == "private",
             uid_mappings=list((cfg.userns or {}).get("uid") or []), gid_mappings=list((cfg.userns or {}).get("gid") or []),
         )
-        spec = specs.build_spec(cfg.to_dict(), inputs)
+        oci_spec = specs.build_spec(cfg.to_dict(), inputs)
         if cfg.network_mode == "host" and _rootless():
-            _host_sys_for_rootless(spec)
-        return spec
+            _host_sys_for_rootless(oci_spec)
+        return oci_spec
 
     def _pid_namespace(self, cfg: ContainerConfig) -> dict[str, Any] | None:
         """The OCI pid namespace of ``--pid``: a new one, None for the host's, or another container's."""
