@@ -17,6 +17,8 @@ ALLOWED = {
     "container/lifecycle.py": "Attachment.run: the CLI's signal proxy, only ever in the main thread",
     "host/detach.py": "run_detached forks only when the process has a single thread; its child ignores "
                       "the terminal's SIGHUP/SIGINT (a process of its own)",
+    "host/rootless.py": "enter: a rootless CLI joins its user's namespaces at start, single-threaded, before "
+                        "any engine exists; setns(mnt) moves the cwd, which is put back",
 }
 
 
