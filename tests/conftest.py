@@ -157,6 +157,8 @@ def cli(root: Path):
 
     yield call
     if (root / "state.db").exists():
+        if _has_pods(root / "state.db"):  # pods take their infra containers along (rm refuses those)
+            run_cli(root, "pod", "rm", "-a", "-f", "-t", "0", check=False)
         left = run_cli(root, "ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
         if left:
             run_cli(root, "rm", "-f", "-v", *left, check=False)
@@ -168,6 +170,22 @@ def ctr(cli, busybox):
     """The CLI against a root holding busybox, for container tests (``cli`` removes what they leave)."""
     require_binary("conmon")
     return cli
+
+
+def _has_pods(db: Path) -> bool:
+    """Whether the root records a pod (one query, not a CLI start per test)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        return conn.execute("SELECT 1 FROM pods LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def wait_for_network_teardown(run_root: Path, timeout: float = 15.0) -> None:

@@ -126,7 +126,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         group_add=list(kw["group_add"]), device_cgroup_rules=list(kw["device_cgroup_rule"]),
         cpuset_cpus=kw["cpuset_cpus"], cpuset_mems=kw["cpuset_mems"], mac_address=kw["mac_address"],
         isolation=kw["isolation"],
-        userns=kw.get("userns") or "",
+        userns=kw.get("userns") or "", pod=kw.get("pod") or "",
     )
 
 
@@ -314,6 +314,8 @@ def ps(engine, kw: dict) -> int:
         return 0
     now = time.time()
     truncate = not no_trunc
+    show_pod = kw.get("show_pod", False)
+    pod_names = engine.pod_ops.names() if show_pod or (fmt and ".Pod" in fmt) else {}
     rows = []
     for entry in entries:
         c = entry.container
@@ -333,6 +335,8 @@ def ps(engine, kw: dict) -> int:
             "Size": "",
             "LocalVolumes": str(sum(1 for m in c.config.mounts if m.get("type") == "volume")),
             "Label": lambda key, labels=c.config.labels: labels.get(key, ""),  # docker's {{.Label "k"}}
+            "Pod": c.config.pod if no_trunc else c.config.pod[:12],   # podman's ps --pod
+            "PodName": pod_names.get(c.config.pod, ""),
         }
         if entry.size_rw is not None:
             row["Size"] = f"{human_size(entry.size_rw)} (virtual {human_size(entry.size_root_fs or 0)})"
@@ -344,6 +348,9 @@ def ps(engine, kw: dict) -> int:
         if size:
             headers.append("SIZE")
             keys.append("Size")
+        if show_pod:
+            headers += ["POD ID", "PODNAME"]
+            keys += ["Pod", "PodName"]
         print_table(headers, [[r[k] for k in keys] for r in items])
 
     print_formatted(rows, fmt, table, PS_HEADERS)
@@ -354,7 +361,7 @@ def ps(engine, kw: dict) -> int:
 PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
               "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
               "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
-              "LocalVolumes": "LOCAL VOLUMES"}
+              "LocalVolumes": "LOCAL VOLUMES", "Pod": "POD ID", "PodName": "PODNAME"}
 
 
 def go_time_text(iso: str) -> str:

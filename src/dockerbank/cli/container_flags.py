@@ -65,6 +65,7 @@ CREATE_FLAGS = [
     Flag("--pull", dest="pull_policy", kind=CHOICE, default="missing", choices=("always", "missing", "never"),
          help='Pull image before running ("always"|"missing"|"never")'),
     Flag("-q", "--quiet", kind=BOOL, help="Suppress the pull output"),
+    Flag("--pod", default="", help="Run container in an existing pod"),
     *NETWORK_FLAGS,
 ]
 
@@ -88,6 +89,7 @@ PS_FLAGS = [
     Flag("--no-trunc", kind=BOOL, help="Don't truncate output"),
     Flag("-f", "--filter", dest="filters", kind=MULTI, help="Filter output based on conditions provided"),
     Flag("--format", dest="fmt", help="Pretty-print containers using a Go template"),
+    Flag("--pod", dest="show_pod", kind=BOOL, help="Print the ID and name of the pod the containers are in"),
 ]
 
 EXEC_FLAGS = [

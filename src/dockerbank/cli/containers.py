@@ -363,7 +363,8 @@ def _image_inspect(engine, name: str) -> dict | None:
 @click.command("inspect", context_settings=CONTEXT)
 @click.option("-f", "--format", "fmt", default=None, help="Format the output using the given Go template")
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container")
-@click.option("--type", "kind", default=None, type=click.Choice(["container", "image"]), help="Return JSON for specified type")
+@click.option("--type", "kind", default=None, type=click.Choice(["container", "image", "pod"]),
+              help="Return JSON for specified type")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def inspect_cmd(ctx, fmt, size, kind, names):
@@ -378,19 +379,24 @@ def _inspect(ctx, fmt, size, kind, names) -> None:
     results, errors = [], []
     for name in names:
         try:
-            if kind != "image":
+            if kind not in ("image", "pod"):
                 try:
                     results.append(engine.container_ops.inspect(name, size=size))
                     continue
                 except NotFound:
                     if kind == "container":
                         raise
-            found = _image_inspect(engine, name)
+            found = _image_inspect(engine, name) if kind != "pod" else None
+            if found is None and kind in (None, "pod"):  # podman's order: container, image, ..., pod
+                try:
+                    found = engine.pod_ops.inspect(name)
+                except NotFound:
+                    found = None
             if found is None:
                 raise NotFound(f"No such object: {name}")
             results.append(found)
         except (NotFound, InvalidArgument):
-            errors.append(f"Error: No such {'container' if kind == 'container' else 'object'}: {name}")
+            errors.append(f"Error: No such {kind if kind in ('container', 'pod') else 'object'}: {name}")
     if fmt:
         for item in results:
             click.echo(render_template(fmt, item))

@@ -48,6 +48,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "export": "dockerbank.cli.containers",
     "update": "dockerbank.cli.containers",
     "commit": "dockerbank.cli.commit",
+    # pods
+    "pod": "dockerbank.cli.pods",
     # stacks
     "compose": "dockerbank.cli.compose",
     "kube": "dockerbank.cli.kube",

@@ -122,6 +122,11 @@ class CreateOptions:
     mac_address: str = ""                                  # --mac-address
     isolation: str = ""                                    # --isolation (only "default" on Linux)
     userns: str = ""                            # --userns: host | auto[:size=N]; "": the root's default
+    # pods (pod.service fills these): the pod's ID, whether this is its infra container, and the
+    # IPC namespace joined ("container:<ref>"; a member's UTS and PID are uts_mode/pid_mode above)
+    pod: str = ""
+    infra: bool = False
+    ipc_mode: str = ""
 
 
 def _rootless() -> bool:
@@ -165,6 +170,7 @@ def _closed_ancestor(root: Path) -> Path | None:
         except OSError:
             return parent
     return None
+
 
 
 def parse_restart(value: str) -> dict[str, Any]:
@@ -415,6 +421,8 @@ class ContainerService:
         cid = new_id()
         hostname = opts.hostname or (os.uname().nodename if network == "host" or modes["uts_mode"] == "host"
                                      else cid[:12])
+        if modes["uts_mode"].startswith("container:"):  # a pod's member sees its infra's hostname
+            hostname = self.store.get(modes["uts_mode"][len("container:"):]).config.hostname
         specs = list(opts.mounts)
         mnt.validate(specs, os.path.exists)
         for ref in opts.volumes_from:
@@ -449,7 +457,8 @@ class ContainerService:
             stop_signal=opts.stop_signal or image_cfg.get("StopSignal") or "SIGTERM", stop_timeout=opts.stop_timeout,
             exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
             attach=list(opts.attach), healthcheck=merge_healthcheck(opts.healthcheck, image_cfg.get("Healthcheck")),
-            log_config=log_config.to_dict(), volumes_from=list(opts.volumes_from), **modes,
+            log_config=log_config.to_dict(), volumes_from=list(opts.volumes_from), **modes, pod=opts.pod,
+            is_infra=opts.infra,
         )
         from dockerbank.runtime.spec import capabilities
 
@@ -528,7 +537,9 @@ class ContainerService:
             target, alias = hm.parse_link(link)
             links.append(f"{self.store.find(target).name}:{alias}")
         return {
-            "pid_mode": pid_mode, "uts_mode": hm.check_uts_mode(opts.uts_mode, bool(opts.hostname)),
+            "pid_mode": pid_mode, "uts_mode": self._joined_mode("UTS", opts.uts_mode) if opts.uts_mode.startswith(
+                "container:") else hm.check_uts_mode(opts.uts_mode, bool(opts.hostname)),
+            "ipc_mode": self._joined_mode("IPC", opts.ipc_mode),
             "cgroupns_mode": hm.check_cgroupns_mode(opts.cgroupns_mode), "isolation": hm.check_isolation(opts.isolation),
             "cpuset_cpus": hm.check_cpuset(opts.cpuset_cpus, host_cpus() if opts.cpuset_cpus else [], "cpus"),
             "cpuset_mems": hm.check_cpuset(opts.cpuset_mems, host_memory_nodes() if opts.cpuset_mems else [], "mems"),
@@ -591,6 +602,28 @@ class ContainerService:
         os.chmod(base, 0o710)
         for rel in ("upper", "hostname", "hosts", "resolv.conf"):
             os.chown(base / rel, uid, gid)
+
+    def _joined_mode(self, kind: str, value: str) -> str:
+        """A namespace joined from another container (a pod's member): ``container:<full id>``;
+        '' for a private one; docker's message for anything else."""
+        if value in ("", "private"):
+            return ""
+        if not value.startswith("container:") or not value[len("container:"):]:
+            raise InvalidArgument(f"invalid {kind} mode: {value}", exit_code=125)
+        return "container:" + self.store.find(value[len("container:"):]).id
+
+    def _namespace_paths(self, cfg: ContainerConfig) -> dict[str, str]:
+        """The IPC and UTS namespaces a starting container joins (kind -> /proc/<pid>/ns/<kind>;
+        a joined PID namespace is ``_pid_namespace``'s); each owner must run."""
+        paths = {}
+        for kind, mode in (("ipc", cfg.ipc_mode), ("uts", cfg.uts_mode)):
+            if not mode.startswith("container:"):
+                continue
+            owner = self.get(mode[len("container:"):])
+            if owner.state.status not in model.ACTIVE or owner.state.pid <= 0:
+                raise Conflict(f"cannot join {kind.upper()} of a non running container: {owner.id}")
+            paths[kind] = f"/proc/{owner.state.pid}/ns/{kind}"
+        return paths
 
     def _volumes_for(self, cid: str, specs: builtins.list) -> builtins.list:
         """Create named/anonymous volumes for the volume mounts; return the specs with names filled in."""
@@ -729,7 +762,8 @@ class ContainerService:
             etc_files={"/etc/hostname": str(base / "hostname"), "/etc/hosts": str(base / "hosts"),
                        "/etc/resolv.conf": str(base / "resolv.conf")},
             devices=devices, has_swap_limit=has_swap, has_blkio_weight=has_blkio, goarch=host_arch(),
-            kernel=kernel, init_path=init_path, host_caps=_host_caps(), pidns=self._pid_namespace(cfg),
+            kernel=kernel, init_path=init_path, host_caps=_host_caps(),
+            joined_namespaces=self._namespace_paths(cfg), pidns=self._pid_namespace(cfg),
             own_uts=cfg.uts_mode != "host", cgroupns=cfg.cgroupns_mode == "private",
             uid_mappings=list((cfg.userns or {}).get("uid") or []), gid_mappings=list((cfg.userns or {}).get("gid") or []),
         )
@@ -769,6 +803,8 @@ class ContainerService:
 
         container = self.get(ref)
         cid = container.id
+        if container.config.pod and not container.config.is_infra:
+            self._start_pod_infra(container)
         with self.lock(cid):
             container = self.reconcile(self.store.get(cid))
             status = container.state.status
@@ -863,6 +899,22 @@ class ContainerService:
         if attached:
             return Attachment(self, cid, base, sock, started.conmon_pid, start_time, cfg.tty, want_stdin)
         return None
+
+    def _start_pod_infra(self, container: Container) -> None:
+        """A pod's member starts after the infra container whose namespaces it joins (podman's
+        dependency order): started here when it does not run."""
+        cfg = container.config
+        owners = {mode[len("container:"):] for mode in (cfg.ipc_mode, cfg.uts_mode, cfg.pid_mode)
+                  if mode.startswith("container:")}
+        if (cfg.network or {}).get("kind") == "container" and cfg.network.get("container"):
+            owners.add(cfg.network["container"])
+        for ref in sorted(owners):
+            try:
+                owner = self.get(ref)
+            except NotFound:
+                continue  # the start below words the missing namespace
+            if owner.config.is_infra and owner.config.pod == cfg.pod and owner.state.status not in model.ACTIVE:
+                self.start(owner.id)
 
     @staticmethod
     def _health_at_start(cfg: ContainerConfig, previous: dict | None) -> dict | None:

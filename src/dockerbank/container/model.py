@@ -90,7 +90,7 @@ class ContainerConfig:
     volumes_from: list[str] = field(default_factory=list)   # as given: "other[:ro|rw]"
     links: list[str] = field(default_factory=list)          # "target-name:alias"
     pid_mode: str = ""                                     # "", "host", "container:<id>"
-    uts_mode: str = ""                                     # "", "host"
+    uts_mode: str = ""                                     # "", "host", "container:<id>" (a pod's member)
     cgroupns_mode: str = ""                                # "", "host", "private"
     group_add: list[str] = field(default_factory=list)
     device_cgroup_rules: list[str] = field(default_factory=list)
@@ -99,6 +99,9 @@ class ContainerConfig:
     mac_address: str = ""
     isolation: str = ""
     userns: dict[str, Any] | None = None                # --userns=auto: its ID mappings (container.userns); None: host
+    pod: str = ""                                 # the ID of the pod this container belongs to ('' none)
+    is_infra: bool = False                        # the pod's infra container (holds its namespaces)
+    ipc_mode: str = ""                            # docker's IpcMode: '' private, "container:<id>" joined
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

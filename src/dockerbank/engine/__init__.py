@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from dockerbank.container.lifecycle import ContainerService
     from dockerbank.image.store import ImageStore
     from dockerbank.network.service import NetworkService
+    from dockerbank.pod.service import PodService
     from dockerbank.registry.service import RegistryService
     from dockerbank.volume.store import VolumeStore
 
@@ -117,6 +118,20 @@ class Engine:
         from dockerbank.engine.stacks import StackEngine
 
         return StackEngine(self)
+
+    @cached_property
+    def pods(self) -> PodService:
+        """Pods: their records, infra containers and views."""
+        from dockerbank.pod.service import PodService
+
+        return PodService(self)
+
+    @cached_property
+    def pod_ops(self):
+        """The pod use cases every transport calls (engine.pods.PodEngine)."""
+        from dockerbank.engine.pods import PodEngine
+
+        return PodEngine(self)
 
     def sibling(self) -> Engine:
         """Another engine of the same root for a worker thread (its own database connection);

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from dockerbank.image.store import ImageRecord
 
 #: ``ps``/``GET /containers/json`` filters (docker's names).
-LIST_FILTERS = frozenset({"name", "label", "status", "ancestor", "id", "exited", "health"})
+LIST_FILTERS = frozenset({"name", "label", "status", "ancestor", "id", "exited", "health", "pod"})
 #: ``container prune`` filters (docker's: ``until``, ``label``, ``label!``).
 PRUNE_FILTERS = frozenset({"until", "label", "label!"})
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
@@ -197,7 +197,9 @@ class ContainerEngine:
 
     def create(self, opts: CreateOptions) -> model.Container:
         """``create``: the new container (the image must be in the store: pulling is the caller's
-        choice of policy and progress display)."""
+        choice of policy and progress display); ``opts.pod`` joins it to that pod."""
+        if opts.pod:
+            return self.engine.pod_ops.create_container(opts)
         return self.service.create(opts)
 
     def start(self, refs: Sequence[str]) -> list[ItemReport]:
@@ -252,7 +254,12 @@ class ContainerEngine:
         """``rm``: a running container only with ``force`` (killed first); ``volumes``: its
         anonymous volumes too."""
         def act(engine: Engine, ref: str) -> ItemReport:
-            return ItemReport(ref, engine.containers.remove(ref, force=force, volumes=volumes))
+            found = engine.containers.store.find(ref)
+            if found.config.is_infra:
+                pod = engine.pods.store.names().get(found.config.pod, found.config.pod)
+                raise Conflict(f"container {found.id} is the infra container of pod {pod} and cannot be removed "
+                               "without removing the pod (dockerbank pod rm)", exit_code=125)
+            return ItemReport(ref, engine.containers.remove(found.id, force=force, volumes=volumes))
 
         return self._batch(refs, act)
 
@@ -315,6 +322,11 @@ class ContainerEngine:
 
             check_filter(opts.filters)
         containers = self.service.list()
+        if "pod" in opts.filters:  # the pods named, by ID, name or prefix (the domain views know no pods)
+            pods = self.engine.pod_ops.member_filter(opts.filters["pod"])
+            containers = [c for c in containers if c.config.pod in pods]
+            opts = ListOptions(all=opts.all, last=opts.last, size=opts.size,
+                               filters={k: v for k, v in opts.filters.items() if k != "pod"})
         show_all = opts.all
         if opts.last > 0:
             containers, show_all = containers[:opts.last], True
@@ -420,8 +432,8 @@ class ContainerEngine:
         untils = [parse_since(value) for value in opts.filters.get("until", [])]
         report = PruneReport()
         for c in self.service.list():
-            if c.state.status in (*model.ACTIVE, model.RESTARTING):
-                continue
+            if c.state.status in (*model.ACTIVE, model.RESTARTING) or c.config.is_infra:
+                continue  # an infra container goes with its pod (pod rm, pod prune)
             if any(u is not None and parse_time(c.created) > u for u in untils):
                 continue
             if not all(match_label(c.config.labels, f) for f in opts.filters.get("label", [])):

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_BYTES = 1 << 20
-TYPES = ("container", "image", "volume", "network")
+TYPES = ("container", "image", "volume", "network", "pod")
 
 
 def event(kind: str, action: str, actor: str, attributes: dict[str, str] | None = None,

@@ -102,6 +102,8 @@ class SpecInputs:
     pidns: dict[str, Any] | None = field(default_factory=lambda: {"type": "pid"})  # None: the host's (--pid)
     own_uts: bool = True           # False: the host's UTS namespace (--uts host)
     cgroupns: bool = False         # a private cgroup namespace (--cgroupns private)
+    # namespaces joined rather than made ("ipc"/"uts"/"pid" -> /proc/<pid>/ns/<kind>): a pod's members
+    joined_namespaces: dict[str, str] = field(default_factory=dict)
 
 
 def normalize_cap(name: str) -> str:
@@ -311,6 +313,9 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
     namespaces: list[dict[str, Any]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
     if inputs.netns is not None:
         namespaces.insert(1, dict(inputs.netns))
+    for entry in namespaces:
+        if entry["type"] in inputs.joined_namespaces:
+            entry["path"] = inputs.joined_namespaces[entry["type"]]
     if inputs.uid_mappings:
         namespaces.append({"type": "user"})
     if inputs.pidns != {"type": "pid"} or not inputs.own_uts or inputs.cgroupns:
@@ -341,9 +346,10 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
         "linux": linux,
         "annotations": {"io.container.manager": "dockerbank"},
     }
-    if (inputs.netns is not None or hostname) and inputs.own_uts:  # no hostname without a UTS namespace
+    own_uts = inputs.own_uts and "uts" not in inputs.joined_namespaces  # a joined one keeps its owner's name
+    if (inputs.netns is not None or hostname) and own_uts:  # no hostname without a UTS namespace
         spec["hostname"] = hostname
-    if cfg.get("domainname") and inputs.own_uts:
+    if cfg.get("domainname") and own_uts:
         spec["domainname"] = cfg["domainname"]
     return spec
 

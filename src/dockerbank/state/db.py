@@ -123,6 +123,17 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE images SET parent = (SELECT b.parent FROM build_cache b WHERE b.image_id = images.id
                                 AND b.parent IS NOT NULL ORDER BY b.created DESC LIMIT 1);
     """,
+    # pods (pod/): the infra container holding the shared namespaces and the pod's fixed config;
+    # members name their pod in their container config (ContainerConfig.pod)
+    """
+    CREATE TABLE IF NOT EXISTS pods (
+        id         TEXT PRIMARY KEY,          -- 64 hex
+        name       TEXT NOT NULL UNIQUE,
+        created    TEXT NOT NULL,
+        infra_id   TEXT NOT NULL DEFAULT '',  -- the infra container ('' for a pod without one)
+        config     TEXT NOT NULL              -- JSON, fixed at create (pod.model.PodConfig)
+    );
+    """,
 )
 
 
