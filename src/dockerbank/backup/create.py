@@ -76,6 +76,9 @@ class Plan:
     image_refs: dict[str, dict]      # image id -> {"tags", "repo_digests"} of images not saved
     networks: bool
     state: bool
+    # the user-defined networks the saved containers use (all of them with ``networks``): a
+    # restored compose container needs its project's network back to start
+    network_names: list[str] = field(default_factory=list)
 
 
 def _stack_filter(spec: str) -> tuple[str, str]:
@@ -147,7 +150,10 @@ def make_plan(engine, opts: CreateOptions) -> Plan:
                 image_refs[record.id] = {"tags": record.tags, "repo_digests": record.repo_digests}
             except NotFound:
                 image_refs[container.config.image_id] = {"tags": [], "repo_digests": []}
-    return Plan(volumes, containers, images, image_refs, networks=opts.all, state=opts.all)
+    used = [n for c in containers for n in (c.config.network or {}).get("networks") or []
+            if n not in ("bridge", "host", "none")]
+    return Plan(volumes, containers, images, image_refs, networks=opts.all, state=opts.all,
+                network_names=list(dict.fromkeys(used)))
 
 
 def create(engine, repo: Repository, opts: CreateOptions, progress: Progress | None = None) -> Report:
@@ -177,8 +183,8 @@ def create(engine, repo: Repository, opts: CreateOptions, progress: Progress | N
                 _container(engine, repo, container, opts, report, progress, plan)
             for record in plan.images:
                 _image(engine, repo, record, report, progress, tmp)
-            if plan.networks:
-                _networks(engine, repo, report)
+            if plan.networks or plan.network_names:
+                _networks(engine, repo, report, None if plan.networks else plan.network_names)
             if plan.state:
                 _state(engine, repo, report, tmp)
             report.seconds = time.monotonic() - started
@@ -322,11 +328,13 @@ def _image(engine, repo, record, report: Report, progress: Progress, tmp: Path) 
     _add(report, part, stats)
 
 
-def _networks(engine, repo, report: Report) -> None:
+def _networks(engine, repo, report: Report, only: list[str] | None = None) -> None:
+    """Save the user-defined networks (those named in ``only`` when given)."""
     import io
 
     try:
-        networks = [n for n in engine.networks.list() if n.name not in ("bridge", "host", "none")]
+        networks = [n for n in engine.networks.list() if n.name not in ("bridge", "host", "none")
+                    and (only is None or n.name in only)]
     except Exception as exc:  # noqa: BLE001 - the network service may be unavailable on this host
         report.warnings.append(f"networks not saved: {exc}")
         return

@@ -64,6 +64,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "login": "dockerbank.cli.registry",
     "logout": "dockerbank.cli.registry",
     "registry": "dockerbank.cli.registry",
+    # the catalog of applications
+    "catalog": "dockerbank.cli.catalog",
     # backups
     "backup": "dockerbank.cli.backup",
     "restore": "dockerbank.cli.backup",
