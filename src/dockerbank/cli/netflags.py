@@ -14,6 +14,7 @@ NETWORK_FLAGS = [
     Flag("-P", "--publish-all", kind=BOOL, help="Publish all exposed ports to random ports"),
     Flag("--expose", kind=MULTI, help="Expose a port or a range of ports"),
     Flag("--ip", help="IPv4 address (e.g., 172.30.100.104)"),
+    Flag("--ip6", help="IPv6 address (e.g., 2001:db8::33)"),
     Flag("--network-alias", kind=MULTI, help="Add network-scoped alias for the container"),
     Flag("--dns", kind=MULTI, help="Set custom DNS servers"),
     Flag("--dns-search", kind=MULTI, help="Set custom DNS search domains"),
@@ -26,7 +27,7 @@ def network_options_from(kw: dict) -> dict:
     """The values of ``NETWORK_FLAGS`` as ``network.runtime.validate_create`` takes them."""
     return {
         "ports": list(kw.get("publish") or ()), "publish_all": bool(kw.get("publish_all")),
-        "expose": list(kw.get("expose") or ()), "ip": kw.get("ip"), "aliases": list(kw.get("network_alias") or ()),
+        "expose": list(kw.get("expose") or ()), "ip": kw.get("ip"), "ip6": kw.get("ip6"), "aliases": list(kw.get("network_alias") or ()),
         "dns": list(kw.get("dns") or ()), "dns_search": list(kw.get("dns_search") or ()),
         "dns_options": list(kw.get("dns_option") or ()), "add_hosts": list(kw.get("add_host") or ()),
     }

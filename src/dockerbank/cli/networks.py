@@ -33,16 +33,21 @@ def network() -> None:
 @network.command("create")
 @click.argument("name")
 @click.option("-d", "--driver", default="bridge", show_default=True, help="Driver to manage the network (bridge).")
-@click.option("--subnet", default=None, help="Subnet in CIDR format.")
-@click.option("--gateway", default=None, help="IPv4 gateway of the subnet.")
+@click.option("--subnet", "subnets", multiple=True, help="Subnet in CIDR format (one IPv4, one IPv6).")
+@click.option("--gateway", "gateways", multiple=True, help="Gateway of a subnet.")
+@click.option("--ip-range", "ranges", multiple=True, help="Allocate container IPs from a sub-range.")
+@click.option("--ipv6", is_flag=True, help="Enable IPv6 networking.")
 @click.option("--internal", is_flag=True, help="Restrict external access to the network.")
 @click.option("--label", "labels", multiple=True, help="Set metadata on a network (key=value).")
 @click.option("-o", "--opt", "opts", multiple=True, help="Driver-specific options (key=value).")
 @click.pass_context
-def create(ctx, name, driver, subnet, gateway, internal, labels, opts) -> None:
+def create(ctx, name, driver, subnets, gateways, ranges, ipv6, internal, labels, opts) -> None:
     """Create a network; prints its ID."""
-    created = engine_of(ctx).networks.create(name, subnet=subnet, gateway=gateway, internal=internal,
-                                             labels=parse_pairs(labels), driver=driver, options=parse_pairs(opts))
+    from dockerbank.network.ipam import configs_from_flags, create_arguments
+
+    pools = create_arguments(configs_from_flags(subnets, gateways, ranges), ipv6)
+    created = engine_of(ctx).networks.create(name, internal=internal, labels=parse_pairs(labels), driver=driver,
+                                             options=parse_pairs(opts), **pools)
     click.echo(created.id)
 
 
@@ -134,12 +139,13 @@ def prune(ctx, force, filters) -> None:
 @click.argument("container")
 @click.option("--alias", "aliases", multiple=True, help="Add network-scoped alias for the container.")
 @click.option("--ip", default=None, help="IPv4 address (e.g., 172.30.100.104).")
+@click.option("--ip6", default=None, help="IPv6 address (e.g., 2001:db8::33).")
 @click.pass_context
-def connect(ctx, network_ref, container, aliases, ip) -> None:
+def connect(ctx, network_ref, container, aliases, ip, ip6) -> None:
     """Connect a container to a network (one that does not run: at its next start)."""
     from dockerbank.network.runtime import connect_container
 
-    connect_container(engine_of(ctx), network_ref, container, aliases, ip)
+    connect_container(engine_of(ctx), network_ref, container, aliases, ip, ip6)
 
 
 @network.command("disconnect")

@@ -20,9 +20,13 @@ def bridge_name(network_id: str) -> str:
     return f"{BRIDGE_PREFIX}{network_id[:12]}"
 
 
+#: Network.options keys (hidden from inspect's Options) of the IPAM settings beyond the IPv4 subnet
+IP_RANGE, SUBNET6, GATEWAY6, IP_RANGE6 = "_ip_range", "_subnet6", "_gateway6", "_ip_range6"
+
+
 @dataclass(frozen=True)
 class Network:
-    """A network as stored: one IPv4 subnet on one Linux bridge."""
+    """A network as stored: one IPv4 subnet (and optionally one IPv6 subnet) on one Linux bridge."""
 
     id: str
     name: str
@@ -37,6 +41,32 @@ class Network:
     @property
     def interface(self) -> str:
         return bridge_name(self.id)
+
+    @property
+    def ip_range(self) -> str:
+        return self.options.get(IP_RANGE, "")
+
+    @property
+    def subnet6(self) -> str:
+        """The IPv6 subnet ("" for an IPv4-only network; docker's EnableIPv6)."""
+        return self.options.get(SUBNET6, "")
+
+    @property
+    def gateway6(self) -> str:
+        return self.options.get(GATEWAY6, "")
+
+    @property
+    def ip_range6(self) -> str:
+        return self.options.get(IP_RANGE6, "")
+
+    def ipam_config(self) -> list[dict[str, str]]:
+        """docker's IPAM.Config: the IPv4 pool, then the IPv6 one."""
+        v4 = {"Subnet": self.subnet, "Gateway": self.gateway, **({"IPRange": self.ip_range} if self.ip_range else {})}
+        if not self.subnet6:
+            return [v4]
+        v6 = {"Subnet": self.subnet6, "Gateway": self.gateway6,
+              **({"IPRange": self.ip_range6} if self.ip_range6 else {})}
+        return [v4, v6]
 
     @property
     def dns_enabled(self) -> bool:
@@ -82,6 +112,7 @@ class Endpoint:
     interface_name: str
     aliases: tuple[str, ...] = ()
     ports: tuple[PortMapping, ...] = ()
+    ip6: str = ""                      # on a network with an IPv6 subnet
 
     @property
     def endpoint_id(self) -> str:
@@ -97,6 +128,7 @@ class Endpoint:
             container_name=row["container_name"], ip=row["ip"], mac=row["mac"],
             interface_name=row["interface_name"], aliases=tuple(json.loads(row["aliases"])),
             ports=tuple(PortMapping.from_dict(p) for p in json.loads(row["ports"])),
+            ip6=row["ip6"] if "ip6" in row.keys() else "",
         )
 
 
@@ -113,9 +145,8 @@ def inspect_shape(network: Network, endpoints: list[Endpoint]) -> dict[str, Any]
         "Created": network.created,
         "Scope": "local",
         "Driver": network.driver,
-        "EnableIPv6": False,
-        "IPAM": {"Driver": "default", "Options": {},
-                 "Config": [{"Subnet": network.subnet, "Gateway": network.gateway}]},
+        "EnableIPv6": bool(network.subnet6),
+        "IPAM": {"Driver": "default", "Options": {}, "Config": network.ipam_config()},
         "Internal": network.internal,
         "Attachable": False,
         "Ingress": False,
@@ -123,7 +154,8 @@ def inspect_shape(network: Network, endpoints: list[Endpoint]) -> dict[str, Any]
         "ConfigOnly": False,
         "Containers": {
             ep.container_id: {"Name": ep.container_name, "EndpointID": ep.endpoint_id,
-                              "MacAddress": ep.mac, "IPv4Address": f"{ep.ip}/{prefix}", "IPv6Address": ""}
+                              "MacAddress": ep.mac, "IPv4Address": f"{ep.ip}/{prefix}",
+                              "IPv6Address": f"{ep.ip6}/{network.subnet6.split('/')[1]}" if ep.ip6 else ""}
             for ep in endpoints
         },
         "Options": options,

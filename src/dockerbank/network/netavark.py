@@ -64,8 +64,9 @@ def network_info(network: Network) -> dict[str, Any]:
         "id": network.id,
         "driver": "bridge",
         "network_interface": network.interface,
-        "subnets": [{"subnet": network.subnet, "gateway": network.gateway}],
-        "ipv6_enabled": False,
+        "subnets": [{"subnet": network.subnet, "gateway": network.gateway},
+                    *([{"subnet": network.subnet6, "gateway": network.gateway6}] if network.subnet6 else [])],
+        "ipv6_enabled": bool(network.subnet6),
         "internal": network.internal,
         "dns_enabled": network.dns_enabled,
         "options": {},
@@ -82,7 +83,7 @@ def build_options(container_id: str, container_name: str, hostname: str | None,
     for network, endpoint in attachments:
         networks[network.id] = {
             "interface_name": endpoint.interface_name,
-            "static_ips": [endpoint.ip],
+            "static_ips": [endpoint.ip, *([endpoint.ip6] if endpoint.ip6 else [])],
             "static_mac": endpoint.mac or None,
             "aliases": list(endpoint.aliases) if network.dns_enabled else [],
         }

@@ -44,9 +44,10 @@ class NetworkMode:
 
 def parse_mode(values: Iterable[str] = (), *, ports: Iterable[str] = (), publish_all: bool = False,
                ip: str | None = None, aliases: Iterable[str] = (), dns: Iterable[str] = (),
-               add_hosts: Iterable[str] = ()) -> NetworkMode:
+               add_hosts: Iterable[str] = (), ip6: str | None = None) -> NetworkMode:
     """Validate ``--network`` and the options that depend on it, with docker's messages."""
     values = [v for v in values if v]
+    ip = ip or ip6  # the same rules for --ip and --ip6
     if not values or values == ["default"]:
         values = [DEFAULT_NETWORK]
     specials = [v for v in values if v in ("none", "host") or v.startswith("container:")]
@@ -115,7 +116,7 @@ def prepare_container_network(service, container_id: str, name: str, mode: Netwo
                               ip: str | None = None, aliases: Iterable[str] = (), dns: Iterable[str] = (),
                               dns_search: Iterable[str] = (), dns_options: Iterable[str] = (),
                               add_hosts: Iterable[str] = (), joined_netns: str | None = None,
-                              mac: str | None = None) -> ContainerNetwork:
+                              mac: str | None = None, ip6: str | None = None) -> ContainerNetwork:
     """Set up the network of a starting container (``service`` is a NetworkService).
 
     ``joined_netns`` is the namespace path (``/proc/<pid>/ns/net`` or a SandboxKey) of the
@@ -144,7 +145,7 @@ def prepare_container_network(service, container_id: str, name: str, mode: Netwo
     if service.endpoints(container_id=container_id):
         service.detach(container_id)  # left from a run that ended without a stop (crash, OOM, reboot)
     request = AttachRequest(container_id, name, list(mode.networks), port_requests(ports, publish_all, exposed),
-                            list(aliases), ip, hostname, dns, mac or None)
+                            list(aliases), ip, hostname, dns, mac or None, ip6 or None)
     settings = service.attach(request)
     try:
         addresses = [n["IPAddress"] for n in settings["Networks"].values()][:1]
@@ -168,7 +169,8 @@ def config_of(mode: NetworkMode, options: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": mode.kind, "networks": list(mode.networks), "container": mode.container,
         "ports": list(options.get("ports") or []), "publish_all": bool(options.get("publish_all")),
-        "ip": options.get("ip") or None, "aliases": list(options.get("aliases") or []),
+        "ip": options.get("ip") or None, "ip6": options.get("ip6") or None,
+        "aliases": list(options.get("aliases") or []),
         "dns": list(options.get("dns") or []), "dns_search": list(options.get("dns_search") or []),
         "dns_options": list(options.get("dns_options") or []), "add_hosts": list(options.get("add_hosts") or []),
         "expose": [e if "/" in e else f"{e}/tcp" for e in options.get("expose") or []],
@@ -186,7 +188,7 @@ def validate_create(engine, network_value: str, options: dict[str, Any]) -> dict
         mode = parse_mode([network_value] if network_value else [], ports=options.get("ports") or (),
                           publish_all=bool(options.get("publish_all")), ip=options.get("ip"),
                           aliases=options.get("aliases") or (), dns=options.get("dns") or (),
-                          add_hosts=options.get("add_hosts") or ())
+                          add_hosts=options.get("add_hosts") or (), ip6=options.get("ip6"))
         for name in mode.networks:
             engine.networks.get(name)
     except DockerbankError as exc:
@@ -196,7 +198,7 @@ def validate_create(engine, network_value: str, options: dict[str, Any]) -> dict
 
 
 def rewire(net: dict[str, Any], network_name: str, container_name: str, *, connect: bool,
-           aliases: Iterable[str] = (), ip: str | None = None) -> tuple[dict[str, Any], str]:
+           aliases: Iterable[str] = (), ip: str | None = None, ip6: str | None = None) -> tuple[dict[str, Any], str]:
     """The stored network of a container that does not run, after ``network connect/disconnect``:
     (the new ``ContainerConfig.network``, the new ``network_mode``) (pure)."""
     from dockerbank.errors import Conflict, NotFound
@@ -212,6 +214,8 @@ def rewire(net: dict[str, Any], network_name: str, container_name: str, *, conne
         net["aliases"] = list(dict.fromkeys([*(net.get("aliases") or []), *aliases]))
         if ip:
             net["ip"] = ip
+        if ip6:
+            net["ip6"] = ip6
     else:
         if network_name not in names:
             raise NotFound(f"container {container_name} is not connected to network {network_name}")
@@ -224,16 +228,16 @@ def rewire(net: dict[str, Any], network_name: str, container_name: str, *, conne
 
 
 def connect_container(engine, network_ref: str, container_ref: str, aliases: Iterable[str] = (),
-                      ip: str | None = None) -> None:
+                      ip: str | None = None, ip6: str | None = None) -> None:
     """``network connect``: a running container gets its endpoint now; one that does not run has its
     stored network changed and gets the endpoint at its next start (as dockerd does; docker-compose
     1.29 disconnects and reconnects every created container before it starts it)."""
     container = engine.containers.get(container_ref)
     if container.state.status in ("running", "paused"):
-        engine.networks.connect(network_ref, container.id, container.name, list(aliases), ip)
+        engine.networks.connect(network_ref, container.id, container.name, list(aliases), ip, ip6)
         return
     network = engine.networks.get(network_ref)
-    _rewire_stored(engine, container, network.name, connect=True, aliases=aliases, ip=ip)
+    _rewire_stored(engine, container, network.name, connect=True, aliases=aliases, ip=ip, ip6=ip6)
 
 
 def disconnect_container(engine, network_ref: str, container_ref: str, force: bool = False) -> None:
@@ -281,7 +285,7 @@ def network_up(engine, container, base: Path) -> ContainerNetwork | None:
         ip=net.get("ip"),
         aliases=net.get("aliases") or (), dns=net.get("dns") or (), dns_search=net.get("dns_search") or (),
         dns_options=net.get("dns_options") or (), add_hosts=[*(net.get("add_hosts") or ()), *link_hosts(engine, cfg)],
-        joined_netns=joined, mac=getattr(cfg, "mac_address", "") or None)
+        joined_netns=joined, mac=getattr(cfg, "mac_address", "") or None, ip6=net.get("ip6"))
     try:
         (base / "hosts").write_text(result.hosts)
         (base / "resolv.conf").write_text(result.resolv)
@@ -362,9 +366,21 @@ def inspect_fields(engine, container) -> tuple[dict[str, Any], dict[str, Any]]:
         live = engine.networks.settings(container.id)
         if live.get("Networks"):
             settings = {k: v for k, v in live.items() if k not in ("DnsServers", "DnsSearch")}
+            first = (net.get("networks") or [None])[0]
+            if (net.get("ip") or net.get("ip6")) and first in settings["Networks"]:  # docker shows what was asked
+                settings["Networks"][first]["IPAMConfig"] = {
+                    **({"IPv4Address": net["ip"]} if net.get("ip") else {}),
+                    **({"IPv6Address": net["ip6"]} if net.get("ip6") else {})}
     elif net.get("kind") in ("bridge", "user"):
         empty = {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
                  "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                  "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
         settings = {"Networks": {name: dict(empty) for name in net.get("networks") or []}}
+        first = (net.get("networks") or [None])[0]
+        if first is not None:  # what the container asked for, as docker shows it before the start
+            if net.get("ip") or net.get("ip6"):
+                settings["Networks"][first]["IPAMConfig"] = {
+                    **({"IPv4Address": net["ip"]} if net.get("ip") else {}),
+                    **({"IPv6Address": net["ip6"]} if net.get("ip6") else {})}
+            settings["Networks"][first]["Aliases"] = list(net.get("aliases") or []) or None
     return host, settings

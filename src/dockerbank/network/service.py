@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
 
 from dockerbank.config import Config
@@ -34,6 +34,10 @@ from dockerbank.network.firewall import ensure_isolation
 from dockerbank.network.model import (
     BRIDGE_PREFIX,
     DEFAULT_NETWORK,
+    GATEWAY6,
+    IP_RANGE,
+    IP_RANGE6,
+    SUBNET6,
     Endpoint,
     Network,
     PortMapping,
@@ -113,6 +117,7 @@ class AttachRequest:
     hostname: str | None = None
     dns_servers: list[str] = field(default_factory=list)
     mac: str | None = None           # --mac-address: the first network's interface (netavark's static_mac)
+    ip6: str | None = None           # --ip6: the first network's IPv6 address
 
 
 class NetworkService:
@@ -174,14 +179,26 @@ class NetworkService:
 
     def create(self, name: str, *, subnet: str | None = None, gateway: str | None = None,
                internal: bool = False, labels: dict[str, str] | None = None, driver: str = "bridge",
-               options: dict[str, str] | None = None) -> Network:
-        """Create a user network; Docker's errors for bad names, duplicates and overlapping pools."""
+               options: dict[str, str] | None = None, ip_range: str | None = None, ipv6: bool = False,
+               subnet6: str | None = None, gateway6: str | None = None, ip_range6: str | None = None) -> Network:
+        """Create a user network; Docker's errors for bad names, duplicates and overlapping pools.
+
+        ``ip_range`` narrows the dynamic IPv4 addresses; ``ipv6``/``subnet6`` give the network an
+        IPv6 subnet besides (a unique local /64 when none is named), ``gateway6``/``ip_range6`` as for IPv4.
+        """
         from dockerbank.host.rootless import ROOTLESS_NETWORK, in_user_namespace
 
         if in_user_namespace():
             from dockerbank.errors import NotSupported
 
             raise NotSupported(ROOTLESS_NETWORK)
+        options = dict(options or {})
+        # a network's own stored options given back (backup's restore) carry its pools
+        kept = {key: options.pop(key, None) for key in (IP_RANGE, SUBNET6, GATEWAY6, IP_RANGE6, "_ipv6")}
+        ip_range, subnet6 = ip_range or kept[IP_RANGE], subnet6 or kept[SUBNET6]
+        gateway6, ip_range6 = gateway6 or kept[GATEWAY6], ip_range6 or kept[IP_RANGE6]
+        v6 = self._ipv6_options(subnet6, gateway6, ip_range6, ipv6 or bool(subnet6))
+        options.update(v6)
         if driver != "bridge":
             raise InvalidArgument(f"plugin \"{driver}\" not found: only the bridge driver is supported")
         if not _NAME_RE.match(name):
@@ -196,6 +213,14 @@ class NetworkService:
         if wanted is not None:
             gw = gw or ipam.default_gateway(wanted)
             ipam.check_gateway(wanted, gw)
+        if ip_range:
+            if wanted is None:
+                raise InvalidArgument("an ip-range needs a subnet")
+            pool = ipam.parse_ip_range(ip_range, wanted)
+            options[IP_RANGE] = str(pool)
+            if not gateway:  # dockerd's choice: the range's first address, not the subnet's
+                gw = pool.network_address if pool.network_address != wanted.network_address \
+                    else pool.network_address + 1
         self.default_network()  # the default bridge takes its pool before any user network
         with self.db.write() as conn:
             if conn.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
@@ -210,9 +235,46 @@ class NetworkService:
                 gw = ipam.default_gateway(wanted)
                 options = {**(options or {}), AUTO_SUBNET: "true"}
             assert gw is not None, "the given gateway or the subnet's default"
-            network = self._insert(conn, name, wanted, gw, internal, labels or {}, options or {})
+            if v6:
+                self._check_subnet6(conn, v6)
+            network = self._insert(conn, name, wanted, gw, internal, labels or {}, options)
+            if v6 and SUBNET6 not in v6:  # IPv6 asked for without a subnet: a ULA /64 from the id
+                subnet6_net = ipam.ula_subnet(network.id)
+                options.pop("_ipv6", None)
+                options.update({SUBNET6: str(subnet6_net), GATEWAY6: str(subnet6_net.network_address + 1)})
+                conn.execute("UPDATE networks SET options = ? WHERE id = ?", (json.dumps(options), network.id))
+                network = Network.from_row(conn.execute("SELECT * FROM networks WHERE id = ?", (network.id,)).fetchone())
         self._event("create", network)
         return network
+
+    @staticmethod
+    def _ipv6_options(subnet6: str | None, gateway6: str | None, ip_range6: str | None, enabled: bool) -> dict[str, str]:
+        """The hidden options holding a network's IPv6 pool ({} for IPv4 only; {"_ipv6": ...} when the
+        subnet is still to be chosen)."""
+        if not enabled:
+            if gateway6 or ip_range6:
+                raise InvalidArgument("an IPv6 gateway or ip-range needs an IPv6 subnet")
+            return {}
+        if not subnet6:
+            if gateway6 or ip_range6:
+                raise InvalidArgument("an IPv6 gateway or ip-range needs an IPv6 subnet")
+            return {"_ipv6": "true"}
+        net6 = ipam.parse_subnet6(subnet6)
+        gw6 = ipam.parse_address6(gateway6, "gateway") if gateway6 else net6.network_address + 1
+        ipam.check_gateway(net6, gw6)
+        result = {SUBNET6: str(net6), GATEWAY6: str(gw6)}
+        if ip_range6:
+            result[IP_RANGE6] = str(ipam.parse_ip_range(ip_range6, net6))
+        return result
+
+    def _check_subnet6(self, conn, v6: dict[str, str]) -> None:
+        if SUBNET6 not in v6:
+            return
+        wanted = IPv6Network(v6[SUBNET6])
+        for row in conn.execute("SELECT options FROM networks"):
+            other = json.loads(row["options"]).get(SUBNET6)
+            if other and IPv6Network(other).overlaps(wanted):
+                raise Conflict(f"Pool overlaps with other one on this address space ({wanted} overlaps {other})")
 
     def list(self, filters: dict[str, list[str]] | None = None) -> list[Network]:
         """Networks, the default one first created; filters: name, id, label, driver, type, dangling."""
@@ -305,23 +367,37 @@ class NetworkService:
     # -- endpoints ------------------------------------------------------------------------
     def _reserve(self, conn, container_id: str, container_name: str, network: Network, ip: str | None,
                  aliases: builtins.list[str], ports: builtins.list[PortMapping], index: int,
-                 mac: str | None = None) -> Endpoint:
+                 mac: str | None = None, ip6: str | None = None) -> Endpoint:
         subnet, gateway = IPv4Network(network.subnet), IPv4Address(network.gateway)
-        used = [r["ip"] for r in conn.execute("SELECT ip FROM network_endpoints WHERE network_id = ?", (network.id,))]
+        rows = conn.execute("SELECT ip, ip6 FROM network_endpoints WHERE network_id = ?", (network.id,)).fetchall()
+        used = [r["ip"] for r in rows]
         if ip:
             addr = ipam.parse_address(ip)
             ipam.check_static_address(addr, subnet, gateway, used)
         else:
-            addr = ipam.allocate_address(subnet, gateway, used)
+            addr = ipam.allocate_address(subnet, gateway, used, IPv4Network(network.ip_range) if network.ip_range else None)
+        addr6 = ""
+        if network.subnet6:
+            subnet6, gateway6 = IPv6Network(network.subnet6), ipam.parse_address6(network.gateway6)
+            used6 = [r["ip6"] for r in rows]
+            if ip6:
+                wanted6 = ipam.parse_address6(ip6)
+                ipam.check_static_address(wanted6, subnet6, gateway6, used6)
+            else:
+                wanted6 = ipam.allocate_address(subnet6, gateway6, used6,
+                                                IPv6Network(network.ip_range6) if network.ip_range6 else None)
+            addr6 = str(wanted6)
+        elif ip6:
+            raise InvalidArgument(f"Invalid address {ip6}: It does not belong to any of this network's subnets")
         names = [a for a in dict.fromkeys([*aliases, container_id[:12]]) if a and a != container_name]
         endpoint = Endpoint(container_id=container_id, network_id=network.id, container_name=container_name,
                             ip=str(addr), mac=mac or "", interface_name=f"eth{index}", aliases=tuple(names),
-                            ports=tuple(ports))
+                            ports=tuple(ports), ip6=addr6)
         conn.execute(
             "INSERT INTO network_endpoints (container_id, network_id, container_name, ip, mac, interface_name,"
-            " aliases, ports, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " aliases, ports, created, ip6) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (container_id, network.id, container_name, endpoint.ip, endpoint.mac, endpoint.interface_name,
-             json.dumps(list(endpoint.aliases)), json.dumps([p.to_dict() for p in ports]), _now()))
+             json.dumps(list(endpoint.aliases)), json.dumps([p.to_dict() for p in ports]), _now(), addr6))
         return endpoint
 
     def _float_subnet(self, conn, network: Network) -> Network:
@@ -400,7 +476,8 @@ class NetworkService:
                                          request.ip if index == 0 else None,
                                          request.aliases if index == 0 else [],
                                          mappings if index == 0 else [], index,
-                                         mac=request.mac if index == 0 else None)
+                                         mac=request.mac if index == 0 else None,
+                                         ip6=request.ip6 if index == 0 else None)
                 pairs.append((network, endpoint))
         return pairs
 
@@ -470,8 +547,10 @@ class NetworkService:
             nets[network.name] = {
                 "IPAMConfig": None, "Links": None, "Aliases": list(ep.aliases) or None,
                 "NetworkID": network.id, "EndpointID": ep.endpoint_id, "Gateway": network.gateway,
-                "IPAddress": ep.ip, "IPPrefixLen": prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "MacAddress": ep.mac, "DriverOpts": None,
+                "IPAddress": ep.ip, "IPPrefixLen": prefix, "IPv6Gateway": network.gateway6 if ep.ip6 else "",
+                "GlobalIPv6Address": ep.ip6,
+                "GlobalIPv6PrefixLen": int(network.subnet6.split("/")[1]) if ep.ip6 else 0,
+                "MacAddress": ep.mac, "DriverOpts": None,
             }
         first = pairs[0] if pairs else None
         dns_servers = list(dict.fromkeys(status_dns))
@@ -484,6 +563,9 @@ class NetworkService:
             "IPPrefixLen": IPv4Network(first[0].subnet).prefixlen if first else 0,
             "Gateway": first[0].gateway if first else "",
             "MacAddress": first[1].mac if first else "",
+            "GlobalIPv6Address": first[1].ip6 if first else "",
+            "GlobalIPv6PrefixLen": int(first[0].subnet6.split("/")[1]) if first and first[1].ip6 else 0,
+            "IPv6Gateway": first[0].gateway6 if first and first[1].ip6 else "",
             "Networks": nets,
             "DnsServers": dns_servers,
             "DnsSearch": list(dict.fromkeys(status_search)),
@@ -539,7 +621,7 @@ class NetworkService:
             self.driver.teardown(path, options)
 
     def connect(self, ref: str, container_id: str, container_name: str, aliases: Iterable[str] = (),
-                ip: str | None = None) -> dict[str, Any]:
+                ip: str | None = None, ip6: str | None = None) -> dict[str, Any]:
         """Join a running container (one with a pinned netns) to one more network."""
         network = self.get(ref)
         pairs = self._attached(container_id)
@@ -550,7 +632,8 @@ class NetworkService:
         used_ifaces = {ep.interface_name for _, ep in pairs}
         index = next(i for i in range(len(used_ifaces) + 1) if f"eth{i}" not in used_ifaces)
         with self.db.write() as conn:
-            endpoint = self._reserve(conn, container_id, container_name, network, ip, list(aliases), [], index)
+            endpoint = self._reserve(conn, container_id, container_name, network, ip, list(aliases), [], index,
+                                     ip6=ip6)
         return self._setup(container_id, container_name, None, [(network, endpoint)], [], fresh_netns=False)
 
     def disconnect(self, ref: str, container_id: str, force: bool = False) -> None:

@@ -134,6 +134,10 @@ MIGRATIONS: tuple[str, ...] = (
         config     TEXT NOT NULL              -- JSON, fixed at create (pod.model.PodConfig)
     );
     """,
+    # network endpoints: the IPv6 address on a network with an IPv6 subnet ('' without one)
+    """
+    ALTER TABLE network_endpoints ADD COLUMN ip6 TEXT NOT NULL DEFAULT '';
+    """,
 )
 
 

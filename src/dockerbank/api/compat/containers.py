@@ -91,6 +91,7 @@ def create_options(body: dict, name: str | None):
         "ports": port_flags(host.get("PortBindings") or {}), "publish_all": bool(host.get("PublishAllPorts")),
         "expose": list(body.get("ExposedPorts") or {}),
         "ip": ((first.get("IPAMConfig") or {}).get("IPv4Address")) or None,
+        "ip6": ((first.get("IPAMConfig") or {}).get("IPv6Address")) or None,
         "aliases": list(first.get("Aliases") or []), "dns": list(host.get("Dns") or []),
         "dns_search": list(host.get("DnsSearch") or []), "dns_options": list(host.get("DnsOptions") or []),
         "add_hosts": list(host.get("ExtraHosts") or []),

@@ -16,16 +16,14 @@ async def create(request: web.Request) -> web.Response:
     name = body.get("Name") or ""
     if not name:
         raise InvalidArgument("network name is required")
-    configs = (body.get("IPAM") or {}).get("Config") or []
-    if len(configs) > 1:
-        raise InvalidArgument("only one IPAM config (one IPv4 subnet) per network is supported")
-    subnet = (configs[0].get("Subnet") if configs else None) or None
-    gateway = (configs[0].get("Gateway") if configs else None) or None
+    from dockerbank.network.ipam import create_arguments
+
+    pools = create_arguments((body.get("IPAM") or {}).get("Config") or [], bool(body.get("EnableIPv6")))
 
     def run(engine):
-        created = engine.networks.create(name, subnet=subnet, gateway=gateway, internal=bool(body.get("Internal")),
+        created = engine.networks.create(name, internal=bool(body.get("Internal")),
                                          labels=dict(body.get("Labels") or {}), driver=body.get("Driver") or "bridge",
-                                         options=dict(body.get("Options") or {}))
+                                         options=dict(body.get("Options") or {}), **pools)
         return created.id
 
     return reply({"Id": await engine_call(request, run), "Warning": ""}, status=201)
@@ -66,11 +64,12 @@ async def connect(request: web.Request) -> web.Response:
     endpoint = body.get("EndpointConfig") or {}
     aliases = list(endpoint.get("Aliases") or [])
     ip = ((endpoint.get("IPAMConfig") or {}).get("IPv4Address")) or None
+    ip6 = ((endpoint.get("IPAMConfig") or {}).get("IPv6Address")) or None
 
     def run(engine):
         from dockerbank.network.runtime import connect_container
 
-        connect_container(engine, ref, body.get("Container") or "", aliases, ip)
+        connect_container(engine, ref, body.get("Container") or "", aliases, ip, ip6)
 
     await engine_call(request, run)
     return web.Response(status=200)
