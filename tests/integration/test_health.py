@@ -48,7 +48,7 @@ def run_root(root: Path) -> Path:
 
 
 def events(root: Path) -> list[dict]:
-    path = run_root(root) / "events.jsonl"
+    path = root / "events.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 

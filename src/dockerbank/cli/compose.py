@@ -234,9 +234,11 @@ def restart_cmd(ctx, timeout, services):
 @click.option("--tail", default="all", help="Number of lines to show from the end of the logs for each container")
 @click.option("--no-color", is_flag=True, help="Produce monochrome output")
 @click.option("--no-log-prefix", is_flag=True, help="Don't print prefix in logs")
+@click.option("--since", default=None, help="Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m)")
+@click.option("--until", default=None, help="Show logs before a timestamp or relative (e.g. 42m)")
 @click.argument("services", nargs=-1)
 @click.pass_context
-def logs_cmd(ctx, follow, timestamps, tail, no_color, no_log_prefix, services):
+def logs_cmd(ctx, follow, timestamps, tail, no_color, no_log_prefix, since, until, services):
     """View output from containers."""
     from dockerbank.errors import InvalidArgument
 
@@ -248,59 +250,22 @@ def logs_cmd(ctx, follow, timestamps, tail, no_color, no_log_prefix, services):
         except ValueError:
             raise InvalidArgument(f'invalid value for "tail": {tail}') from None
     ids = [c.id for c in stack.containers(list(services), all_=True)]
-    _follow_logs(ctx, stack, ids, follow=follow, timestamps=timestamps, tail=tail_n, prefix=not no_log_prefix)
+    _follow_logs(ctx, stack, ids, follow=follow, timestamps=timestamps, tail=tail_n, prefix=not no_log_prefix,
+                 since=since, until=until)
 
 
 def _follow_logs(ctx, stack, ids: list[str], *, follow: bool, timestamps: bool, tail: int | None,
-                 prefix: bool) -> None:
-    """Each container's log lines, prefixed ``NAME  | `` (compose's layout); ``follow`` goes on
-    until every container has stopped (or Ctrl-C)."""
-    import sys
-    import threading
+                 prefix: bool, since: str | None = None, until: str | None = None) -> None:
+    """The containers' logs through the engine's one method for several (``NAME  | `` prefixes,
+    compose's layout); ``follow`` goes on until every container has stopped (or Ctrl-C)."""
+    from dockerbank.container.logs import parse_since
+    from dockerbank.engine.container_options import LogsOptions
+    from dockerbank.engine.sinks import FdSink
 
-    from dockerbank.container import logs
-    from dockerbank.runtime.conmon import alive
-
-    service = engine_of(ctx).containers
-    containers = [service.get(cid) for cid in ids]
-    width = max((len(c.name) for c in containers), default=0)
-    lock = threading.Lock()
-
-    def write(name: str, entry) -> None:
-        head = f"{name.ljust(width)}  | ".encode() if prefix else b""
-        data = logs.format_entry(entry, timestamps)
-        if prefix and not data.endswith(b"\n"):
-            data += b"\n"
-        with lock:
-            stream = sys.stderr.buffer if entry.stream == "stderr" and not prefix else sys.stdout.buffer
-            stream.write(head + data)
-            stream.flush()
-
-    offsets = {}
-    merged = []
-    for c in containers:
-        entries, offsets[c.id] = logs.read_entries(str(service.log_path(c.id)), tail=tail)
-        merged += [(e.time, c.name, e) for e in entries]
-    for _time, name, entry in sorted(merged, key=lambda item: item[0]):
-        write(name, entry)
-    if not follow:
-        return
-
-    def tail_one(c) -> None:
-        state = c.state
-        if state.status not in ("running", "paused"):
-            return
-        for entry in logs.follow(str(service.log_path(c.id)), offsets[c.id],
-                                 lambda: alive(state.conmon_pid, state.conmon_start)):
-            write(c.name, entry)
-
-    threads = [threading.Thread(target=tail_one, args=(c,), daemon=True) for c in containers]
-    for thread in threads:
-        thread.start()
+    opts = LogsOptions(tail=tail, since=parse_since(since), until=parse_since(until), follow=follow,
+                       timestamps=timestamps)
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.2)
+        engine_of(ctx).container_ops.logs_many(ids, opts, FdSink(1), FdSink(2), prefix=prefix)
     except KeyboardInterrupt:
         return
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import click
 
@@ -202,43 +201,24 @@ def top_cmd(ctx, container, ps_args):
 def stats_cmd(ctx, show_all, no_stream, no_trunc, fmt, containers):
     """Display a live stream of container(s) resource usage statistics."""
     from dockerbank.container import stats as st
-    from dockerbank.engine.containers import ListOptions
 
-    ops = engine_of(ctx).container_ops
-    if containers:
-        chosen = [ops.get(ref) for ref in containers]
-    else:
-        chosen = [entry.container for entry in ops.list(ListOptions(all=show_all))]
-    previous: dict[str, st.StatsSample] = {}
+    rounds = engine_of(ctx).container_ops.stats_many(list(containers), all=show_all, no_trunc=no_trunc)
 
-    def sample(c):
-        return ops.stats(c).sample
-
-    def render() -> None:
-        rows = []
-        for c in chosen:
-            current = sample(c)
-            rows.append(st.stats_row(c.id, c.name, current, previous.get(c.id), no_trunc=no_trunc))
-            if current is not None:
-                previous[c.id] = current
+    def render(rows) -> None:
         if fmt:
-            print_formatted(rows, fmt, lambda items: None)
+            print_formatted(rows, fmt, lambda items: click.echo(st.render_stats_table(items), nl=False),
+                            headers={"Container": "CONTAINER", **dict(zip(("ID", "Name", "CPUPerc", "MemUsage",
+                                     "MemPerc", "NetIO", "BlockIO", "PIDs"), st.STATS_HEADERS))})
         else:
             click.echo(st.render_stats_table(rows), nl=False)
 
-    for c in chosen:
-        current = sample(c)
-        if current is not None:
-            previous[c.id] = current
-    time.sleep(1.0 if chosen else 0)
-    if no_stream:
-        render()
-        return
     try:
-        while True:
+        if no_stream:
+            render(next(rounds))
+            return
+        for rows in rounds:
             click.echo("\033[2J\033[H", nl=False)
-            render()
-            time.sleep(1.0)
+            render(rows)
     except KeyboardInterrupt:
         return
 
@@ -314,10 +294,11 @@ def export_cmd(ctx, output, container):
 @click.option("--since", default=None, help="Show logs since timestamp or relative (e.g. 42m)")
 @click.option("--until", default=None, help="Show logs before a timestamp or relative (e.g. 42m)")
 @click.option("--details", is_flag=True, hidden=True)
-@click.argument("container")
+@click.option("--no-log-prefix", is_flag=True, help="Do not prefix the lines of several containers with their names")
+@click.argument("containers", nargs=-1, required=True)
 @click.pass_context
-def logs_cmd(ctx, follow, tail, timestamps, since, until, details, container):
-    """Fetch the logs of a container."""
+def logs_cmd(ctx, follow, tail, timestamps, since, until, details, no_log_prefix, containers):
+    """Fetch the logs of a container (of several: merged by time, each line prefixed with its name)."""
     from dockerbank.container.logs import parse_since
     from dockerbank.engine.container_options import LogsOptions
     from dockerbank.engine.containers import parse_tail
@@ -325,7 +306,14 @@ def logs_cmd(ctx, follow, tail, timestamps, since, until, details, container):
 
     opts = LogsOptions(tail=parse_tail(tail), since=parse_since(since), until=parse_since(until), follow=follow,
                        timestamps=timestamps)
-    engine_of(ctx).container_ops.logs(container, opts, FdSink(1), FdSink(2))
+    ops = engine_of(ctx).container_ops
+    try:
+        if len(containers) == 1:
+            ops.logs(containers[0], opts, FdSink(1), FdSink(2))
+        else:
+            ops.logs_many(list(containers), opts, FdSink(1), FdSink(2), prefix=not no_log_prefix)
+    except KeyboardInterrupt:
+        return
 
 
 @click.command("attach", context_settings=CONTEXT)

@@ -78,6 +78,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "system": "dockerbank.cli.system",
     "info": "dockerbank.cli.system",
     "version": "dockerbank.cli.system",
+    "events": "dockerbank.cli.events",
 }
 
 

@@ -171,3 +171,7 @@ COMMANDS = {"system": system_group, "info": info_cmd, "version": version_cmd}
 from dockerbank.cli.service import service_cmd  # noqa: E402  (its own module; imports aiohttp only when run)
 
 system_group.add_command(service_cmd, "service")
+
+from dockerbank.cli.events import events_cmd  # noqa: E402
+
+system_group.add_command(events_cmd, "events")

@@ -6,7 +6,7 @@ pays only for what it touches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cached_property
 
 from dockerbank.config import Config
@@ -15,6 +15,7 @@ from dockerbank.state.db import Database
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up); services import on first use
 if TYPE_CHECKING:
     from dockerbank.container.lifecycle import ContainerService
+    from dockerbank.engine.events import EventsOptions
     from dockerbank.image.store import ImageStore
     from dockerbank.network.service import NetworkService
     from dockerbank.pod.service import PodService
@@ -132,6 +133,13 @@ class Engine:
         from dockerbank.engine.pods import PodEngine
 
         return PodEngine(self)
+
+    def events(self, opts: EventsOptions, cancelled: Callable[[], bool] = lambda: False) -> Iterator[list[dict]]:
+        """``events`` / ``GET /events``: batches of the persisted history, then of new events
+        (engine.events.stream)."""
+        from dockerbank.engine.events import stream
+
+        return stream(self.config, opts, cancelled)
 
     def sibling(self) -> Engine:
         """Another engine of the same root for a worker thread (its own database connection);

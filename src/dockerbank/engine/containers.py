@@ -22,7 +22,7 @@ from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFou
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from pathlib import Path
     from typing import Any, BinaryIO
 
@@ -360,40 +360,73 @@ class ContainerEngine:
              cancelled: Callable[[], bool] = lambda: False) -> LogsReport:
         """Write the container's log entries to ``stdout``/``stderr`` (a TTY container's all to
         ``stdout``); with ``follow`` until the container stops or ``cancelled()``."""
+        return self.logs_many([ref], opts, stdout, stderr, prefix=False, cancelled=cancelled)[0]
+
+    def logs_many(self, refs: Sequence[str], opts: LogsOptions, stdout: Sink, stderr: Sink, *,
+                  prefix: bool = True, cancelled: Callable[[], bool] = lambda: False) -> builtins.list[LogsReport]:
+        """Several containers' logs at once (``logs A B``, ``compose logs``, ``compose up``): the
+        stored entries merged by time, then with ``follow`` the running ones' new entries as they
+        come, until all have stopped or ``cancelled()``. ``prefix``: each line starts with
+        ``NAME  | `` (names padded to one width, compose's layout) and all goes to ``stdout``;
+        without it a non-TTY container's stderr lines go to ``stderr``."""
+        import heapq
+        import threading
+
         from dockerbank.container import logs as lg
         from dockerbank.engine.container_options import LogsReport
+        from dockerbank.errors import NotSupported
 
-        found = self.get(ref)
-        if (found.config.log_config or {}).get("Type") == "none":
-            from dockerbank.errors import NotSupported
+        found = [self.get(ref) for ref in refs]   # every name resolved before a line is written
+        for c in found:
+            if (c.config.log_config or {}).get("Type") == "none":
+                raise NotSupported("configured logging driver does not support reading"
+                                   + (f": {c.name}" if len(found) > 1 else ""))
+        width = max((len(c.name) for c in found), default=0)
+        reports = [LogsReport(c.id, c.config.tty) for c in found]
+        lock = threading.Lock()
 
-            raise NotSupported("configured logging driver does not support reading")
-        tty = found.config.tty
-        path = str(self.service.log_path(found.id))
-        report = LogsReport(found.id, tty)
-
-        def emit(entry: lg.LogEntry) -> None:
-            wanted = opts.stderr if entry.stream == "stderr" else opts.stdout
-            if not wanted:
+        def emit(index: int, entry: lg.LogEntry) -> None:
+            if not (opts.stderr if entry.stream == "stderr" else opts.stdout):
                 return
+            c = found[index]
             data = lg.format_entry(entry, opts.timestamps)
-            (stderr if entry.stream == "stderr" and not tty else stdout).write(data)
-            report.entries += 1
+            if prefix:
+                data = f"{c.name.ljust(width)}  | ".encode() + data + (b"" if data.endswith(b"\n") else b"\n")
+            with lock:
+                (stderr if entry.stream == "stderr" and not prefix and not c.config.tty else stdout).write(data)
+                reports[index].entries += 1
 
-        entries, offset = lg.read_entries(path, tail=opts.tail, since=opts.since, until=opts.until)
-        for entry in entries:
-            emit(entry)
-        if opts.follow and found.state.status in model.ACTIVE:
+        paths = [str(self.service.log_path(c.id)) for c in found]
+        stored = [lg.read_entries(path, tail=opts.tail, since=opts.since, until=opts.until) for path in paths]
+        ordered = [[(entry.epoch, index, entry) for entry in entries] for index, (entries, _) in enumerate(stored)]
+        for _epoch, index, entry in heapq.merge(*ordered, key=lambda item: item[0]):  # each log keeps its order
+            emit(index, entry)
+        if not opts.follow:
+            return reports
+
+        def follow_one(index: int) -> None:
             from dockerbank.runtime.conmon import alive
 
-            state = found.state
-            for entry in lg.follow(path, offset,
+            state = found[index].state
+            for entry in lg.follow(paths[index], stored[index][1],
                                    lambda: not cancelled() and alive(state.conmon_pid, state.conmon_start),
                                    until=opts.until):
                 if opts.since is None or entry.epoch >= opts.since:
-                    emit(entry)
-            self.service.reconcile(found)
-        return report
+                    emit(index, entry)
+
+        active = [i for i, c in enumerate(found) if c.state.status in model.ACTIVE]
+        if len(active) == 1:
+            follow_one(active[0])      # the usual ``logs -f``: no thread
+        else:
+            threads = [threading.Thread(target=follow_one, args=(i,), daemon=True) for i in active]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(0.2)
+        for i in active:
+            self.service.reconcile(found[i])
+        return reports
 
     def top(self, ref: str, ps_args: Sequence[str] | str | None = None) -> TopResult:
         """``top``: the host's ``ps`` rows of the container's processes."""
@@ -420,6 +453,38 @@ class ContainerEngine:
         except DockerbankError:
             sample = None
         return StatsReport(found, sample)
+
+    def stats_many(self, refs: Sequence[str] = (), *, all: bool = False, no_trunc: bool = False,
+                   interval: float = 1.0) -> Iterator[builtins.list[dict[str, str]]]:
+        """``stats`` of several containers: a list of docker's rows (container.stats.stats_row)
+        every ``interval`` seconds, each CPU share measured over the interval before it. Without
+        ``refs``: the running containers (every one with ``all``), listed anew each round as
+        docker does, so started ones appear and removed ones go; a stopped one shows zeros."""
+        import time
+
+        from dockerbank.container import stats as st
+
+        def chosen() -> builtins.list[tuple[str | None, model.Container]]:
+            if refs:
+                return [(ref, self.get(ref)) for ref in refs]
+            return [(None, entry.container) for entry in self.list(ListOptions(all=all))]
+
+        previous: dict[str, st.StatsSample] = {}
+        for _ref, c in chosen():
+            sample = self.stats(c).sample
+            if sample is not None:
+                previous[c.id] = sample
+        while True:
+            time.sleep(interval)
+            rows = []
+            for ref, c in chosen():
+                current = self.stats(c).sample
+                if current is None and c.state.status not in model.ACTIVE:
+                    current = st.StatsSample()       # docker's zeros for a stopped container
+                rows.append(st.stats_row(c.id, c.name, current, previous.get(c.id), no_trunc=no_trunc, container=ref))
+                if current is not None and current.read:
+                    previous[c.id] = current
+            yield rows
 
     def prune(self, opts: PruneOptions) -> PruneReport:
         """Remove every stopped container the filters take; a failure is reported, the rest go on."""

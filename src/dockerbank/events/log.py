@@ -1,9 +1,10 @@
-"""The event log: one JSON line per event in ``<run_root>/events.jsonl`` (Docker's event shape).
+"""The event log: one JSON line per event in ``<root>/events.jsonl`` (Docker's event shape).
 
 Appends are single ``write`` calls on an O_APPEND descriptor, so concurrent writers (CLI
-processes, the API server's threads) never interleave lines. The file is rotated once past
-``MAX_BYTES`` (the previous generation is kept as ``events.jsonl.1``), so it stays small; events
-die with the run root, like dockerd's in-memory ring.
+processes, the API server's threads) never interleave lines. The history is persisted (it
+survives a reboot, unlike dockerd's in-memory ring of 256 events, so ``events --since`` can look
+back) and bounded: the file is rotated once past ``MAX_BYTES`` and the previous generation is
+kept as ``events.jsonl.1``, so at most about 2 × MAX_BYTES (several thousand events) are kept.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class EventLog:
 
     @classmethod
     def of(cls, config) -> EventLog:
-        return cls(Path(config.run_root) / "events.jsonl")
+        return cls(Path(config.root) / "events.jsonl")
 
     def record(self, kind: str, action: str, actor: str, attributes: dict[str, str] | None = None) -> None:
         """Append one event; never fails the operation it reports."""

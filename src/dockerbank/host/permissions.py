@@ -117,7 +117,8 @@ def sensitive_paths(config: Config) -> Iterable[tuple[Path, int]]:
     subgids = _subordinate_gids()
     for suffix in ("", "-wal", "-shm"):
         yield config.db_path.with_name(config.db_path.name + suffix), PRIVATE_FILE
-    yield config.run_root / "events.jsonl", PRIVATE_FILE
+    yield config.root / "events.jsonl", PRIVATE_FILE
+    yield config.root / "events.jsonl.1", PRIVATE_FILE
     for base, names in ((config.containers_dir, ("config.json", "ctr.log")), (config.volumes_dir, ())):
         for entry in _children(base):
             yield entry, USERNS_DIR if _gid_of(entry) in subgids else PRIVATE_DIR

@@ -1,0 +1,49 @@
+"""``dockerbank events`` (and ``system events``): the engine's event stream, printed as docker does."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dockerbank.cli.common import echo, engine_of, parse_filters, render_template
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def go_fields(item: dict) -> dict:
+    """An event as docker's Go struct names it for ``--format`` templates (pure)."""
+    actor = item.get("Actor") or {}
+    return {"Status": item.get("status", ""), "ID": item.get("id", ""), "From": item.get("from", ""),
+            "Type": item.get("Type", ""), "Action": item.get("Action", ""),
+            "Actor": {"ID": actor.get("ID", ""), "Attributes": actor.get("Attributes") or {}},
+            "Scope": item.get("scope", ""), "Time": item.get("time", 0), "TimeNano": item.get("timeNano", 0)}
+
+
+@click.command("events", context_settings=CONTEXT)
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided")
+@click.option("--format", "fmt", default=None, help="Format output using a custom template ('json' or a Go template)")
+@click.option("--since", default=None, help="Show all events created since timestamp")
+@click.option("--until", default=None, help="Stream events until this timestamp")
+@click.pass_context
+def events_cmd(ctx, filters, fmt, since, until):
+    """Get real time events from the server."""
+    from dockerbank.container.logs import parse_since
+    from dockerbank.engine.events import FILTERS, EventsOptions, render
+
+    opts = EventsOptions(since=parse_since(since), until=parse_since(until),
+                         filters=parse_filters(filters, set(FILTERS)))
+    try:
+        for batch in engine_of(ctx).events(opts):
+            for item in batch:
+                if fmt == "json":
+                    echo(json.dumps(item))
+                elif fmt:
+                    echo(render_template(fmt, go_fields(item)))
+                else:
+                    echo(render(item))
+    except KeyboardInterrupt:
+        return
+
+
+COMMANDS = {"events": events_cmd}
