@@ -17,6 +17,7 @@ packages=(
 command -v npm >/dev/null || packages+=(npm)
 test_packages=(
   docker.io podman skopeo               # real peers for compatibility tests and benchmarks
+  catatonit                             # podman kube play's pause (infra) image: the peer of bench/kube_play.py
   hyperfine
   docker-registry                       # distribution 2.8 (the seed's registry:2): peer of the registry bench
   curl                                  # network tests fetch through published ports and from inside netns

@@ -1,9 +1,12 @@
 """Kubernetes objects as a compose project that compose's ``Stack`` runs (pure).
 
 - each container of a Pod, Deployment or StatefulSet is a compose service (``WORKLOAD`` for a
-  pod of one container, ``WORKLOAD-CONTAINER`` otherwise); the further containers of a pod join
-  the first one's network namespace (``network_mode: service:FIRST``), so they talk over
-  ``localhost``; ``replicas`` is the service's scale;
+  pod of one container, ``WORKLOAD-CONTAINER`` otherwise); ``replicas`` is the service's scale.
+  A ``Pod`` (with ``real_pods``, when the engine has pods) is run by the runner as a real pod
+  (:attr:`PlayPlan.pods`: an infra container holds its network, IPC and UTS namespaces, its
+  ports and DNS names); otherwise, and for the templates of Deployments and StatefulSets, the
+  further containers join the first one's network namespace (``network_mode: service:FIRST``):
+  either way they talk over ``localhost``;
 - a Service adds its name as a DNS alias of the workloads it selects, and publishes its ports on
   the host when it is a NodePort (``nodePort``) or LoadBalancer (``port``); a container's
   ``hostPort`` is published as podman does;
@@ -46,6 +49,18 @@ class KubeFileError(DockerbankError):
 
 
 @dataclass
+class PodPlan:
+    """A ``Pod`` run as a real pod: its name, its containers' compose services (the first holds
+    the pod's ports and DNS aliases) and their names (podman's ``POD-CONTAINER``)."""
+
+    name: str
+    services: list[str]
+    container_names: list[str]
+    hostname: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class PlayPlan:
     """What ``play`` creates: the project compose runs, the ConfigMap/Secret files it mounts,
     and the pod-own volumes ``down`` removes."""
@@ -53,6 +68,7 @@ class PlayPlan:
     project: Project
     files: dict[str, bytes] = field(default_factory=dict)
     pod_volumes: list[str] = field(default_factory=list)
+    pods: list[PodPlan] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -89,7 +105,8 @@ def project_name(docs: list[Any], path: str) -> str:
     return nm.dns_label(stem) if stem else "kube"
 
 
-def plan(docs: list[Any], path: str, files_dir: str, *, ignore_unsupported: bool = False) -> PlayPlan:
+def plan(docs: list[Any], path: str, files_dir: str, *, ignore_unsupported: bool = False,
+         real_pods: bool = False) -> PlayPlan:
     """The plan of ``docs`` (see the module's docstring). Problems refuse everything (raise
     KubeFileError) unless ``ignore_unsupported``; then they are warnings and those items are skipped."""
     problems = [line for doc in docs for line in fl.unsupported(doc)]
@@ -99,7 +116,7 @@ def plan(docs: list[Any], path: str, files_dir: str, *, ignore_unsupported: bool
     result = PlayPlan(project)
     kept = [d for d in docs if isinstance(d, dict) and d.get("kind") in fl.SCHEMAS]
     objects = _Objects(kept)
-    translator = _Translator(result, objects, files_dir)
+    translator = _Translator(result, objects, files_dir, real_pods)
     for doc in kept:
         if doc.get("kind") in WORKLOADS:
             translator.workload(doc)
@@ -140,8 +157,8 @@ class _Objects:
 
 
 class _Translator:
-    def __init__(self, result: PlayPlan, objects: _Objects, files_dir: str):
-        self.result, self.objects, self.files_dir = result, objects, files_dir
+    def __init__(self, result: PlayPlan, objects: _Objects, files_dir: str, real_pods: bool = False):
+        self.result, self.objects, self.files_dir, self.real_pods = result, objects, files_dir, real_pods
         self.project = result.project
         self.problems: list[str] = []
         self.pods: list[tuple[dict[str, str], str, list[str], dict[str, int]]] = []  # labels, first, services, port names
@@ -215,14 +232,18 @@ class _Translator:
                 self.project.services[first].setdefault("ports", []).extend(svc.pop("ports", []))
                 first_expose = self.project.services[first].setdefault("expose", [])
                 first_expose.extend(svc.pop("expose", []))
-                svc["network_mode"] = f"service:{first}"
-                svc.setdefault("depends_on", {})[first] = {"condition": "service_started"}
+                if kind != "Pod" or not self.real_pods:
+                    svc["network_mode"] = f"service:{first}"
+                    svc.setdefault("depends_on", {})[first] = {"condition": "service_started"}
                 if count != 1:
                     self.problems.append(f"{what}: spec.replicas {count} of a pod of several containers: "
                                          "not supported (use replicas: 1)")
                     svc.pop("scale", None)
             self.project.services[services[i]] = svc
         self.pods.append((labels, first, services, port_names))
+        if kind == "Pod" and self.real_pods:
+            self.result.pods.append(PodPlan(name, services, [f"{name}-{c.get('name')}" for c in containers],
+                                            str(pod["hostname"]) if pod.get("hostname") else None, labels))
 
     @staticmethod
     def _spec_path(kind: str) -> str:

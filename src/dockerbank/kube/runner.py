@@ -53,8 +53,11 @@ def project_of_stack(engine, stack: str, environ: dict[str, str]) -> Project:
     labels = containers[0].config.labels
     files = [f for f in (labels.get(LABEL_CONFIG_FILES) or "").split(",") if f]
     if files and all(os.path.isfile(f) for f in files):
-        return normalize(load(LoadOptions(files=files, project_name=stack, cwd=labels.get(LABEL_WORKING_DIR) or "/",
-                                          project_directory=labels.get(LABEL_WORKING_DIR), environ=environ)))
+        try:
+            return normalize(load(LoadOptions(files=files, project_name=stack, cwd=labels.get(LABEL_WORKING_DIR) or "/",
+                                              project_directory=labels.get(LABEL_WORKING_DIR), environ=environ)))
+        except DockerbankError:
+            pass  # no compose file (a stack kube play made from manifests) or one changed since: the containers say
     return project_of_containers(engine, containers, stack)
 
 
@@ -81,6 +84,12 @@ def files_dir(engine, project: str) -> str:
     return os.path.join(str(engine.config.root), "kube", project)
 
 
+def has_pods(engine) -> bool:
+    """Whether this engine runs pods (``engine.pod_ops``); without them a Pod's containers share
+    the first one's network namespace only."""
+    return hasattr(type(engine), "pod_ops")
+
+
 def read_plan(engine, path: str, ignore_unsupported: bool) -> pl.PlayPlan:
     try:
         with open(path, encoding="utf-8") as f:
@@ -91,7 +100,8 @@ def read_plan(engine, path: str, ignore_unsupported: bool) -> pl.PlayPlan:
         raise DockerbankError(f"{path}: not a UTF-8 text file", exit_code=125) from None
     docs = pl.load_documents(text, path)
     name = pl.project_name(docs, path)
-    return pl.plan(docs, path, files_dir(engine, name), ignore_unsupported=ignore_unsupported)
+    return pl.plan(docs, path, files_dir(engine, name), ignore_unsupported=ignore_unsupported,
+                   real_pods=has_pods(engine))
 
 
 def play(engine, path: str, *, ignore_unsupported: bool = False, out: Out | None = None) -> pl.PlayPlan:
@@ -107,15 +117,86 @@ def play(engine, path: str, *, ignore_unsupported: bool = False, out: Out | None
     if existing:
         raise Conflict(f"stack {plan.project.name} already has containers ({', '.join(c.name for c in existing)}): "
                        f"run kube down {path} (or compose down) first", exit_code=125)
+    for pod in plan.pods:
+        try:
+            engine.pod_ops.get(pod.name)
+        except NotFound:
+            continue
+        raise Conflict(f"pod {pod.name} already exists: run kube down {path} (or pod rm) first", exit_code=125)
     directory = files_dir(engine, plan.project.name)
     _write_files(directory, plan.files)
+    created: list[str] = []
     try:
-        Stack(engine, plan.project, out=say).up(UpOptions())
+        if plan.pods:
+            created = _play_pods(engine, plan, say)
+        Stack(engine, _without_pods(plan), out=say).up(UpOptions())
     except BaseException:
+        if created:
+            engine.pod_ops.remove(created, force=True, timeout=0, ignore=True)
         if not existing_of(engine, plan.project.name, None):
             shutil.rmtree(directory, ignore_errors=True)
         raise
     return plan
+
+
+def _without_pods(plan: pl.PlayPlan) -> Project:
+    """The project compose's Stack runs: all but the services of real pods (dependencies on
+    those hold already: pods start first)."""
+    from dataclasses import replace
+
+    in_pods = {s for pod in plan.pods for s in pod.services}
+    services = {}
+    for name, svc in plan.project.services.items():
+        if name in in_pods:
+            continue
+        svc = dict(svc)
+        if svc.get("depends_on"):
+            svc["depends_on"] = {k: v for k, v in svc["depends_on"].items() if k not in in_pods}
+        services[name] = svc
+    return replace(plan.project, services=services)
+
+
+def _play_pods(engine, plan: pl.PlayPlan, say: Out) -> list[str]:
+    """Create and start each Pod of the plan as a real pod (the engine's pod methods): the pod
+    with the project's network, its ports and DNS names, then its containers from compose's own
+    options. Returns the IDs of the pods made (the caller removes them when a later step fails)."""
+    from dockerbank.compose import plan as cpl
+    from dockerbank.compose.model import port_flag
+    from dockerbank.compose.options import create_options
+    from dockerbank.compose.service import Stack
+    from dockerbank.engine.pods import PodCreateOptions
+
+    project = plan.project
+    full = Stack(engine, project, out=say)
+    network_ids, volume_names = full.ensure_networks(), full.ensure_volumes()
+    created: list[str] = []
+    try:
+        for pod in plan.pods:
+            first = project.services[pod.services[0]]
+            key = next(iter(project.service_networks(pod.services[0])), "default")
+            aliases = list(dict.fromkeys([pod.name, *(((first.get("networks") or {}).get(key) or {}).get("aliases") or [])]))
+            expose = [str(e) for name in pod.services for e in project.services[name].get("expose") or []]
+            say(f"Creating pod {pod.name} ... ", err=True)
+            made = engine.pod_ops.create(PodCreateOptions(
+                name=pod.name, hostname=pod.hostname,
+                labels={**pod.labels, cpl.LABEL_PROJECT: project.name},
+                network=network_ids[key],
+                network_options={"ports": [port_flag(p) for p in first.get("ports") or []], "aliases": aliases,
+                                 "expose": expose}))
+            created.append(made.id)
+            for service, name in zip(pod.services, pod.container_names):
+                opts = create_options(project, service, 1, cpl.config_hash(project, service), network_ids=network_ids,
+                                      volume_names=volume_names, name=name)
+                opts.pod, opts.network, opts.network_options, opts.hostname = made.id, "", {}, None
+                engine.pod_ops.create_container(opts)
+            report = engine.pod_ops.start([made.id])[0]
+            if report.error is not None:
+                raise report.error
+    except BaseException:
+        if created:
+            engine.pod_ops.remove(created, force=True, timeout=0, ignore=True)
+        raise
+    return created
 
 
 def down(engine, path: str, *, volumes: bool = False, out: Out | None = None) -> list[str]:
@@ -125,8 +206,15 @@ def down(engine, path: str, *, volumes: bool = False, out: Out | None = None) ->
 
     say = out or (lambda *a, **k: None)
     plan = read_plan(engine, path, ignore_unsupported=True)
+    failures: list[str] = []
+    if plan.pods:
+        for report in engine.pod_ops.remove([p.name for p in plan.pods], force=True, ignore=True):
+            if report.error is not None:
+                failures.append(report.error.message)
+            elif report.id:
+                say(f"Removing pod {report.ref} ... ", err=True)
     stack = Stack(engine, plan.project, out=say)
-    failures = stack.down(volumes=volumes, remove_orphans=True)
+    failures += stack.down(volumes=volumes, remove_orphans=True)
     for name in plan.pod_volumes:
         if name in plan.project.volumes and engine.volumes.exists(name):
             try:
