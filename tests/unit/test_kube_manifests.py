@@ -147,7 +147,7 @@ def test_containers_become_a_project_and_valid_manifests():
         network={"ports": ["15432:5432"]}, memory=128 * 1024 ** 2, nano_cpus=1_500_000_000,
         healthcheck={"Test": ["CMD", "pg_isready"], "Interval": 2_000_000_000, "Retries": 3},
         restart_policy={"Name": "always"})
-    project = project_of([SimpleNamespace(name="pg", config=config)], "solo", {"postgres:16": ["PATH=/usr/bin"]})
+    project = project_of([SimpleNamespace(id="c1", name="pg", config=config)], "solo", {"postgres:16": ["PATH=/usr/bin"]})
     assert project.services["pg"]["environment"] == {"POSTGRES_PASSWORD": "pw"}
     assert project.volumes == {"pgdata": {"name": "pgdata"}}
     manifests = generate(project, GenerateOptions()).manifests
@@ -173,7 +173,7 @@ def test_play_of_what_generate_wrote_is_the_stack_again():
                               "read_only": False}]
     assert project.volumes["shop_dbdata"] == {"name": "shop_dbdata"}
     assert db["x-dockerbank-backup"] == "dump"
-    assert db["healthcheck"]["test"] == ["CMD", "/bin/sh", "-c", "pg_isready -U postgres"]
+    assert db["healthcheck"]["test"] == ["CMD-SHELL", "pg_isready -U postgres"]
     web = project.services["web"]
     assert web["scale"] == 2 and web["depends_on"] == {"db": {"condition": "service_healthy"}}
     assert {"target": 443, "published": 8443, "host_ip": "127.0.0.1"} in web["ports"]
@@ -249,3 +249,25 @@ def test_bad_yaml_is_one_line_naming_the_file():
     with pytest.raises(Exception) as err:
         play.load_documents("a: [1,\n", "broken.yaml")
     assert err.value.message.startswith("broken.yaml: line ") and "\n" not in err.value.message
+
+
+def test_the_members_of_a_pod_become_one_pod_of_several_containers():
+    server = ContainerConfig(image="busybox", image_id="x", path="httpd", cmd=["httpd", "-f", "-p", "8081"],
+                             network={"ports": ["18081:8081"]},
+                             mounts=[{"type": "volume", "source": "site", "target": "/www"}])
+    client = ContainerConfig(image="busybox", image_id="x", path="sh", cmd=["sh", "-c", "sleep 1d"],
+                             mounts=[{"type": "volume", "source": "site", "target": "/site", "read_only": True}])
+    members = [SimpleNamespace(id="a1", name="duo-server", config=server),
+               SimpleNamespace(id="b2", name="duo-client", config=client)]
+    project = project_of(members, "duo", pods={"a1": "duo", "b2": "duo"})
+    manifests = generate(project, GenerateOptions()).manifests
+    for doc in manifests:
+        kubernetes_validate.validate(doc, "1.33.0", strict=True)
+    pod = _by(manifests, "Pod", "duo")
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["client", "server"]
+    assert pod["spec"]["volumes"] == [{"name": "site", "persistentVolumeClaim": {"claimName": "site"}}]
+    assert [p["port"] for p in _by(manifests, "Service", "duo")["spec"]["ports"]] == [8081]
+    # and play makes them one pod again
+    result = play.plan(play.load_documents(to_yaml(manifests), "duo.yaml"), "/k/duo.yaml", "/f", real_pods=True)
+    assert [(p.name, p.container_names) for p in result.pods] == [("duo", ["duo-client", "duo-server"])]
+    assert "network_mode" not in result.project.services["duo-server"]

@@ -39,8 +39,7 @@ def generate_cmd(ctx, names, stack, registry, filename, kind, storage):
     if stack:
         project = runner.project_of_stack(engine, stack, dict(os.environ))
     else:
-        containers = [engine.containers.get(name) for name in names]
-        project = runner.project_of_containers(engine, containers, "")
+        project = runner.project_of_names(engine, list(names))
     result = runner.generate(engine, project, gen.GenerateOptions(kind=kind, registry=registry, storage=storage))
     for line in result.warnings:
         echo(f"WARN: {line}", err=True)

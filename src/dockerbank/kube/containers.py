@@ -88,9 +88,11 @@ def service_of(config: Any, image_env: list[str] | None = None) -> dict[str, Any
     return svc
 
 
-def project_of(containers: list[Any], name: str, image_env: dict[str, list[str]] | None = None) -> Project:
+def project_of(containers: list[Any], name: str, image_env: dict[str, list[str]] | None = None,
+               pods: dict[str, str] | None = None) -> Project:
     """A project of ``containers`` (each a ``Container`` with ``name`` and ``config``): one service
-    per container, or per compose service (its first container) when they carry compose labels.
+    per container, or per compose service (its first container) when they carry compose labels;
+    ``pods`` (container ID -> pod name) groups a pod's members into one Pod.
     Named volumes keep their names (``name:`` set), so ``play`` mounts the same data."""
     services: dict[str, dict[str, Any]] = {}
     volumes: dict[str, dict[str, Any]] = {}
@@ -102,6 +104,13 @@ def project_of(containers: list[Any], name: str, image_env: dict[str, list[str]]
             deploy["replicas"] = deploy.get("replicas", 1) + 1
             continue
         svc = service_of(container.config, (image_env or {}).get(container.config.image))
+        if svc.get("hostname") == container.id[:12]:
+            del svc["hostname"]  # the engine's default, not the user's choice
+        pod = (pods or {}).get(container.id)
+        if pod:
+            from dockerbank.kube.generate import POD_KEY
+
+            svc[POD_KEY] = pod
         for vol in svc.get("volumes") or []:
             if vol["type"] == "volume" and vol["source"]:
                 volumes[vol["source"]] = {"name": vol["source"]}

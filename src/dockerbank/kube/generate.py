@@ -30,6 +30,8 @@ KINDS = ("deployment", "pod")
 DUMP_FILE = ".dockerbank-dump.sql"
 #: environment variables whose values go into a Secret rather than the manifest in clear
 _SENSITIVE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL", re.IGNORECASE)
+#: a service that is a container of a pod (kube.containers sets it for a pod's members): the pod's name
+POD_KEY = "x-dockerbank-pod"
 _ANNOTATION_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 
 
@@ -136,8 +138,42 @@ class _Builder:
         self.services: list[dict[str, Any]] = []
         self.workloads: list[dict[str, Any]] = []
         self.claim_users: dict[str, int] = {}
+        self.groups: dict[str, dict[str, Any]] = {}   # Pods of several containers, by name
+
+    def _join_pod(self, name: str, labels: dict[str, str], container: dict[str, Any], volumes: list[dict[str, Any]],
+                  annotations: dict[str, str], ports: list[dict[str, Any]], svc: dict[str, Any]) -> None:
+        """Add a container to the Pod ``name`` of several containers (a Dockerbank pod's members)."""
+        pod = self.groups.setdefault(name, {"labels": labels, "containers": [], "volumes": {}, "annotations": {},
+                                            "ports": [], "restart": svc.get("restart")})
+        renamed = {}
+        for vol in volumes:
+            same = pod["volumes"].get(vol["name"])
+            if same is not None and same != vol:  # another volume of the same name in another container
+                new = nm.dns_label(f"{container['name']}-{vol['name']}")
+                renamed[vol["name"]] = new
+                vol = {**vol, "name": new}
+            pod["volumes"].setdefault(vol["name"], vol)
+        for mount in container.get("volumeMounts") or []:
+            mount["name"] = renamed.get(mount["name"], mount["name"])
+        pod["containers"].append(container)
+        pod["annotations"].update(annotations)
+        pod["ports"].extend(p for p in ports if p not in pod["ports"])
+
+    def _emit_pods(self) -> None:
+        for name, pod in self.groups.items():
+            volumes = list(pod["volumes"].values())
+            self._claims_of_pod(name, volumes)
+            meta: dict[str, Any] = {"name": name, "labels": dict(pod["labels"])}
+            if pod["annotations"]:
+                meta["annotations"] = pod["annotations"]
+            spec: dict[str, Any] = {"containers": pod["containers"], "restartPolicy": _restart_policy(pod["restart"])}
+            if volumes:
+                spec["volumes"] = volumes
+            self.workloads.append({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+            self.services.append(self._service_object(name, pod["labels"], pod["ports"], False))
 
     def ordered(self) -> list[dict[str, Any]]:
+        self._emit_pods()
         for key, claim in self.claims.items():
             if self.claim_users.get(key, 0) > 1:  # shared by several pods: Kubernetes must allow that
                 claim["spec"]["accessModes"] = ["ReadWriteMany"]
@@ -150,12 +186,14 @@ class _Builder:
     # one service ------------------------------------------------------------------------------
     def service(self, service: str) -> None:
         project, svc = self.project, self.project.services[service]
-        name = nm.dns_label(service)
+        group = svc.get(POD_KEY)
+        name = nm.dns_label(group or service)
+        cname = nm.dns_label(service.removeprefix(f"{group}-")) if group else name
         image = image_of(project, service)
         config = self.facts.get(image) or {}
         env = self._environment(svc)
         labels = {nm.LABEL_NAME: name, nm.LABEL_PART_OF: nm.dns_label(project.name)}
-        container: dict[str, Any] = {"name": name, "image": rewrite_image(image, self.opts.registry)
+        container: dict[str, Any] = {"name": cname, "image": rewrite_image(image, self.opts.registry)
                                      if self.opts.registry else image}
         if svc.get("entrypoint") is not None:
             container["command"] = _words(svc["entrypoint"])
@@ -163,7 +201,7 @@ class _Builder:
             container["args"] = _words(svc["command"])
         if svc.get("working_dir"):
             container["workingDir"] = svc["working_dir"]
-        container_env = self._env_entries(service, name, env, labels)
+        container_env = self._env_entries(service, cname if not group else f"{name}-{cname}", env, labels)
         if container_env:
             container["env"] = container_env
         ports = self._ports(service, svc, config)
@@ -194,7 +232,7 @@ class _Builder:
         grace = parse_duration(svc.get("stop_grace_period"))
         if grace is not None:
             pod["terminationGracePeriodSeconds"] = int(grace)
-        annotations = self._annotations(service, svc, name, image, env, db_mount)
+        annotations = self._annotations(service, svc, cname, image, env, db_mount)
         recipe_db = db_mount is not None and self._recipe(svc, image, env) is not None
         database = db_mount is not None and (recipe_db or svc.get(BACKUP_KEY) == "dump")
         meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
@@ -207,6 +245,9 @@ class _Builder:
         if annotations:
             template_meta["annotations"] = annotations
         count = replicas(svc)
+        if group:
+            self._join_pod(name, labels, container, volumes, annotations, ports, svc)
+            return
         if self.opts.kind == "pod":
             if count != 1:
                 self.warn(service, f"{count} replicas: a Pod runs one (use --type deployment)")

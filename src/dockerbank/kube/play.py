@@ -318,7 +318,10 @@ class _Translator:
             svc["deploy"] = {"resources": {"limits": deploy_limits}}
         probe = c.get("livenessProbe") or c.get("readinessProbe")
         if isinstance(probe, dict) and isinstance(probe.get("exec"), dict):
-            health: dict[str, Any] = {"test": ["CMD", *[str(x) for x in probe["exec"].get("command") or []]]}
+            command = [str(x) for x in probe["exec"].get("command") or []]
+            shell = len(command) == 3 and command[0] in ("/bin/sh", "sh") and command[1] == "-c"
+            # generate writes CMD-SHELL as sh -c: it comes back as CMD-SHELL
+            health: dict[str, Any] = {"test": ["CMD-SHELL", command[2]] if shell else ["CMD", *command]}
             for key, name, default in (("periodSeconds", "interval", 10), ("timeoutSeconds", "timeout", 1),
                                        ("initialDelaySeconds", "start_period", None)):
                 value = probe.get(key, default)

@@ -61,14 +61,46 @@ def project_of_stack(engine, stack: str, environ: dict[str, str]) -> Project:
     return project_of_containers(engine, containers, stack)
 
 
-def project_of_containers(engine, containers: list, name: str) -> Project:
+def project_of_names(engine, names: list[str]) -> Project:
+    """``kube generate NAME...``: containers, and pods (their members, as one Pod each, with the
+    ports the pod publishes) when the engine has pods."""
+    from dockerbank.compose.model import normalize_port
+
+    containers, pods, pod_ports = [], {}, {}
+    for name in names:
+        pod = None
+        if has_pods(engine):
+            try:
+                pod = engine.pod_ops.get(name)
+            except NotFound:
+                pod = None
+        if pod is None:
+            containers.append(engine.containers.get(name))
+            continue
+        members = engine.pods.members(pod)
+        for member in members:
+            if member.config.is_infra:
+                pod_ports[pod.name] = [p for raw in (member.config.network or {}).get("ports") or []
+                                       for p in normalize_port(raw, "pod", "ports")]
+                continue
+            containers.append(member)
+            pods[member.id] = pod.name
+    project = project_of_containers(engine, containers, "", pods)
+    for pod_name, ports in pod_ports.items():
+        first = next((s for s in project.services.values() if s.get("x-dockerbank-pod") == pod_name), None)
+        if first is not None and ports:
+            first["ports"] = [*(first.get("ports") or []), *ports]
+    return project
+
+
+def project_of_containers(engine, containers: list, name: str, pods: dict[str, str] | None = None) -> Project:
     """Containers as one project (their images' own environment left out)."""
     from dockerbank.kube.containers import project_of
 
     facts = image_facts(engine)
     image_env = {c.config.image: list(((facts(c.config.image) or {}).get("config") or {}).get("Env") or [])
                  for c in containers}
-    return project_of(containers, name, image_env)
+    return project_of(containers, name, image_env, pods)
 
 
 def generate(engine, project: Project, opts: gen.GenerateOptions) -> gen.Generated:
