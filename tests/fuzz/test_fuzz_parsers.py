@@ -157,3 +157,32 @@ def test_image_config_json(value):
     from dockerbank.image import load
 
     only_our_errors("image config", load._parse_config, json.dumps(value).encode(), "fuzz.json")
+
+
+kube_values = st.recursive(yaml_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(
+        ["name", "image", "containers", "ports", "containerPort", "hostPort", "env", "value", "valueFrom",
+         "volumeMounts", "mountPath", "volumes", "emptyDir", "configMap", "secret", "items", "key", "path",
+         "persistentVolumeClaim", "claimName", "livenessProbe", "exec", "command", "resources", "limits",
+         "memory", "cpu", "selector", "template", "spec", "metadata", "labels", "replicas", "subPath", "bogus"]),
+        inner, max_size=4)), max_leaves=14)
+kube_docs = st.lists(st.fixed_dictionaries(
+    {"kind": st.sampled_from(["Pod", "Deployment", "StatefulSet", "Service", "ConfigMap", "Secret",
+                              "PersistentVolumeClaim", "Job", 3]),
+     "metadata": st.one_of(st.fixed_dictionaries({"name": yaml_scalars}, optional={"labels": kube_values,
+                                                                                      "annotations": kube_values}),
+                           kube_values)},
+    optional={"spec": kube_values, "data": kube_values, "apiVersion": yaml_scalars}), max_size=3)
+
+
+@given(kube_docs, st.booleans())
+def test_kube_manifests(docs, ignore):
+    import yaml
+
+    from dockerbank.kube import play
+
+    def run():
+        return play.plan(play.load_documents(yaml.safe_dump_all(docs), "fuzz.yaml"), "/k/fuzz.yaml", "/files",
+                         ignore_unsupported=ignore, real_pods=True)
+
+    only_our_errors("kube manifests", run)

@@ -72,9 +72,16 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
+def kind_of(doc: dict[str, Any]) -> str:
+    """The document's kind ('' when it names none, or not as a string)."""
+    kind = doc.get("kind")
+    return kind if isinstance(kind, str) else ""
+
+
 def describe(doc: dict[str, Any]) -> str:
     """``KIND NAME`` of a document, for error lines."""
-    name = ((doc.get("metadata") or {}).get("name")) or "(unnamed)"
+    meta = doc.get("metadata")
+    name = (meta.get("name") if isinstance(meta, dict) else None) or "(unnamed)"
     return f"{doc.get('kind') or '(no kind)'} {name}"
 
 
@@ -82,15 +89,16 @@ def unsupported(doc: Any) -> list[str]:
     """One line per kind or field of ``doc`` that ``play`` cannot carry out."""
     if not isinstance(doc, dict):
         return [f"document of type {type(doc).__name__}: not a Kubernetes object"]
-    kind = doc.get("kind")
+    kind = kind_of(doc)
     if kind not in SCHEMAS:
         return [f"{describe(doc)}: kind {kind} not supported (supported: {', '.join(SUPPORTED_KINDS)})"]
     out: list[str] = []
     _walk(doc, SCHEMAS[kind], "", describe(doc), out)
+    doc = prune(doc)  # the checks below read the shapes the schema promises
     if kind == "Service":
-        kind_of = (doc.get("spec") or {}).get("type", "ClusterIP")
-        if kind_of not in ("ClusterIP", "NodePort", "LoadBalancer"):
-            out.append(f"{describe(doc)}: spec.type {kind_of}: not supported")
+        service_type = (doc.get("spec") or {}).get("type", "ClusterIP")
+        if service_type not in ("ClusterIP", "NodePort", "LoadBalancer"):
+            out.append(f"{describe(doc)}: spec.type {service_type}: not supported")
     for path, spec in _pod_specs(doc):
         for i, c in enumerate(spec.get("containers") or []):
             for probe in ("livenessProbe", "readinessProbe"):
@@ -126,3 +134,21 @@ def _walk(value: Any, schema: Any, path: str, what: str, out: list[str]) -> None
             out.append(f"{what}: {sub}: not supported")
         else:
             _walk(item, schema[key], sub, what, out)
+
+
+def prune(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` without what :func:`unsupported` names (``--ignore-unsupported``): unknown fields
+    and mappings or lists of the wrong shape are left out; a kind of no schema is kept as it is."""
+    schema = SCHEMAS.get(kind_of(doc))
+    return _pruned(doc, schema) if schema is not None else doc
+
+
+def _pruned(value: Any, schema: Any) -> Any:
+    if schema in (USED, IGNORED):
+        return value
+    if isinstance(schema, list):
+        return [_pruned(item, schema[0]) for item in value if isinstance(item, dict) or schema[0] in (USED, IGNORED)] \
+            if isinstance(value, list) else []
+    if not isinstance(value, dict):
+        return {}
+    return {k: _pruned(v, schema[k]) for k, v in value.items() if k in schema}

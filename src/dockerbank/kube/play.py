@@ -97,10 +97,11 @@ def load_documents(text: str, path: str) -> list[dict[str, Any]]:
 def project_name(docs: list[Any], path: str) -> str:
     """The stack's name: ``app.kubernetes.io/part-of`` (which ``generate`` writes), else the file's name."""
     for doc in docs:
-        if isinstance(doc, dict):
-            part = ((doc.get("metadata") or {}).get("labels") or {}).get(nm.LABEL_PART_OF)
-            if part:
-                return str(part)
+        meta = doc.get("metadata") if isinstance(doc, dict) else None
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        part = labels.get(nm.LABEL_PART_OF) if isinstance(labels, dict) else None
+        if part:
+            return nm.dns_label(str(part))
     stem = os.path.basename(path).rsplit(".", 1)[0]
     return nm.dns_label(stem) if stem else "kube"
 
@@ -110,22 +111,28 @@ def plan(docs: list[Any], path: str, files_dir: str, *, ignore_unsupported: bool
     """The plan of ``docs`` (see the module's docstring). Problems refuse everything (raise
     KubeFileError) unless ``ignore_unsupported``; then they are warnings and those items are skipped."""
     problems = [line for doc in docs for line in fl.unsupported(doc)]
+    if problems and not ignore_unsupported:
+        raise KubeFileError(path, problems)
+    docs = [fl.prune(doc) for doc in docs if isinstance(doc, dict) and fl.kind_of(doc) in fl.SCHEMAS]
     name = project_name(docs, path)
     project = Project(name=name, working_dir=os.path.dirname(os.path.abspath(path)),
                       config_files=[os.path.abspath(path)], services={})
     result = PlayPlan(project)
-    kept = [d for d in docs if isinstance(d, dict) and d.get("kind") in fl.SCHEMAS]
-    objects = _Objects(kept)
+    kept = docs
+    try:
+        objects = _Objects(kept)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DockerbankError(f"{path}: invalid ConfigMap or Secret data ({exc})", exit_code=125) from None
     translator = _Translator(result, objects, files_dir, real_pods)
-    for doc in kept:
-        if doc.get("kind") in WORKLOADS:
-            translator.workload(doc)
-    for doc in kept:
-        if doc.get("kind") == "Service":
-            translator.service(doc)
-    for doc in kept:
-        if doc.get("kind") == "PersistentVolumeClaim":
-            translator.claim(doc)
+    for kinds, step in ((WORKLOADS, translator.workload), (("Service",), translator.service),
+                        (("PersistentVolumeClaim",), translator.claim)):
+        for doc in kept:
+            if doc.get("kind") in kinds:
+                try:
+                    step(doc)
+                except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                    # a value of the wrong type where the schema has a field of ours
+                    translator.problems.append(f"{fl.describe(doc)}: invalid value ({type(exc).__name__}: {exc})")
     result.problems = problems + translator.problems
     if result.problems and not ignore_unsupported:
         raise KubeFileError(path, result.problems)
