@@ -111,8 +111,8 @@ def plan(docs: list[Any], path: str, files_dir: str, *, ignore_unsupported: bool
     """The plan of ``docs`` (see the module's docstring). Problems refuse everything (raise
     KubeFileError) unless ``ignore_unsupported``; then they are warnings and those items are skipped."""
     problems = [line for doc in docs for line in fl.unsupported(doc)]
-    if problems and not ignore_unsupported:
-        raise KubeFileError(path, problems)
+    # the rest is read from the pruned documents (shapes as the schema says), so the references
+    # they make (ConfigMaps, Secrets, volumes) are checked too before anything is refused or made
     docs = [fl.prune(doc) for doc in docs if isinstance(doc, dict) and fl.kind_of(doc) in fl.SCHEMAS]
     name = project_name(docs, path)
     project = Project(name=name, working_dir=os.path.dirname(os.path.abspath(path)),
