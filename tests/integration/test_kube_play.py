@@ -110,9 +110,12 @@ spec:
   - {name: site, configMap: {name: site}}
 """)
     ctr("kube", "play", str(manifest))
+    # duo-client in a real pod (podman's POD-CONTAINER), pod_duo-client_1 without pods
+    client = ctr("ps", "-q", "--filter", "name=duo-client").stdout.decode().split()
+    assert len(client) == 1
 
     def fetch():
-        done = ctr("exec", "pod_duo-client_1", "wget", "-qO-", "http://localhost:8081/index.html", check=False)
+        done = ctr("exec", client[0], "wget", "-qO-", "http://localhost:8081/index.html", check=False)
         return done.stdout if done.returncode == 0 else None
 
     assert _wait(fetch, "the client to reach the server over localhost") == b"hello-from-configmap"

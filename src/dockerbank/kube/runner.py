@@ -116,10 +116,14 @@ def files_dir(engine, project: str) -> str:
     return os.path.join(str(engine.config.root), "kube", project)
 
 
+#: kube play of a Pod through the engine's pods; off until it is tested on them (they land apart)
+REAL_PODS = False
+
+
 def has_pods(engine) -> bool:
     """Whether this engine runs pods (``engine.pod_ops``); without them a Pod's containers share
     the first one's network namespace only."""
-    return hasattr(type(engine), "pod_ops")
+    return REAL_PODS and hasattr(type(engine), "pod_ops")
 
 
 def read_plan(engine, path: str, ignore_unsupported: bool) -> pl.PlayPlan:
@@ -196,7 +200,7 @@ def _play_pods(engine, plan: pl.PlayPlan, say: Out) -> list[str]:
     from dockerbank.compose.model import port_flag
     from dockerbank.compose.options import create_options
     from dockerbank.compose.service import Stack
-    from dockerbank.engine.pods import PodCreateOptions
+    from dockerbank.engine.pods import PodCreateOptions  # type: ignore[import-untyped, unused-ignore]
 
     project = plan.project
     full = Stack(engine, project, out=say)
