@@ -37,3 +37,30 @@ def test_licensed_source_is_labelled_shown_by_audit_and_kept_from_public_registr
     labels = json.loads(cli("image", "inspect", "--format", "{{json .Config.Labels}}", plain).stdout) or {}
     assert "org.dockerbank.redistributable" not in labels
     cli("push", "-q", plain, env=env)
+
+
+def test_a_component_licensed_against_redistribution_labels_the_build(cli, busybox, server, tmp_path):
+    """No marker, but the image ships an npm package that is UNLICENSED (npm's "no rights
+    granted"): the build labels the image itself, and the push policy keeps it in the house."""
+    env = {"DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    ctx = tmp_path / "viewer"
+    package = ctx / "node_modules" / "@lab" / "viewer"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": "@lab/viewer", "version": "2.0.1",
+                                                      "license": "UNLICENSED"}))
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY node_modules /usr/lib/node_modules\n")
+    name = f"{server.address}/clinic/viewer:2"
+    built = cli("build", "-t", name, str(ctx)).stdout.decode()
+    assert "[LICENSE]: npm @lab/viewer 2.0.1: a license that forbids redistribution" in built
+    labels = json.loads(cli("image", "inspect", "--format", "{{json .Config.Labels}}", name).stdout)
+    assert labels["org.dockerbank.redistributable"] == "false"
+    refused = cli("push", name, check=False, env=env)
+    assert refused.returncode == 1 and "org.dockerbank.redistributable=false" in refused.stderr.decode()
+
+    # the same package under MIT is an ordinary image, pushed as usual
+    (package / "package.json").write_text(json.dumps({"name": "@lab/viewer", "version": "2.0.1", "license": "MIT"}))
+    plain = f"{server.address}/clinic/viewer:2-mit"
+    assert "[LICENSE]" not in cli("build", "-t", plain, str(ctx)).stdout.decode()
+    labels = json.loads(cli("image", "inspect", "--format", "{{json .Config.Labels}}", plain).stdout) or {}
+    assert "org.dockerbank.redistributable" not in labels
+    cli("push", "-q", plain, env=env)

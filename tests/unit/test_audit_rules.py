@@ -355,3 +355,12 @@ def test_a_missing_linter_warns_in_warn_mode_and_fails_in_error_mode(tmp_path):
         assert lines and lines[0].startswith("[LINT] not linted: --lint needs hadolint")
         with pytest.raises(NotSupported):
             builder._lint(context, "error")
+
+
+def test_names_without_a_right_to_redistribute_become_the_proprietary_ref():
+    from dockerbank.audit import licenses
+
+    for name in ("UNLICENSED", "Proprietary", "Other/Proprietary License", "LicenseRef-proprietary"):
+        assert licenses.expression([name]) == "LicenseRef-proprietary", name
+    assert licenses.expression(["Unlicense"]) == "Unlicense"   # the public-domain one is not UNLICENSED
+    assert licenses.expression(["MIT"]) == "MIT"

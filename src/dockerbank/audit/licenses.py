@@ -22,6 +22,9 @@ _CLASSIFIERS = {
     "GNU Lesser General Public License v3 (LGPLv3)": "LGPL-3.0-only", "Python Software Foundation License": "PSF-2.0",
     "GNU Affero General Public License v3": "AGPL-3.0-only", "The Unlicense (Unlicense)": "Unlicense",
 }
+# names packages give to licenses that grant no right to redistribute: npm's UNLICENSED ("do not
+# use"), the trove classifier "Other/Proprietary License", plain "proprietary"
+_PROPRIETARY = {"unlicensed", "proprietary", "other/proprietary license", "commercial"}
 # licenses that forbid redistribution of the software (SPDX ids and LicenseRefs)
 NON_REDISTRIBUTABLE = {"LicenseRef-proprietary", "LicenseRef-non-redistributable", "LicenseRef-REDCap",
                        "LicenseRef-Oracle-OTN"}
@@ -49,6 +52,10 @@ def spdx_id(name: str) -> str:
     """One license name -> an SPDX id, or a LicenseRef when SPDX has none."""
     name = name.strip()
     lowered = name.lower()
+    if name.startswith("LicenseRef-"):
+        return name
+    if lowered in _PROPRIETARY:
+        return "LicenseRef-proprietary"
     if lowered in _DEBIAN:
         return _DEBIAN[lowered]
     gnu = _GNU.match(name)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 
 from dockerbank.build import copy as copying
 from dockerbank.build.context import BuildContext
+from dockerbank.build.licensed import LicenseScan
 from dockerbank.build.expand import ArgScope, Lexer, env_dict, meta_scope, set_env
 from dockerbank.build.parser import Dockerfile, DockerfileError, Instruction, parse
 from dockerbank.build.plan import Plan, Stage, cache_key, content_digest, make_plan, stage_ref
@@ -46,6 +47,9 @@ class BuildOptions:
     no_cache: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     lint: str = "off"        # hadolint: off, warn (print its findings), error (fail on warnings/errors)
+    # finds components whose license forbids redistribution (the audit's inventory); the image
+    # is then labelled org.dockerbank.redistributable=false. None: only the context's markers count.
+    license_scan: LicenseScan | None = None
 
 
 @dataclass
@@ -133,11 +137,16 @@ class Builder:
         unused = sorted(set(options.build_args) - self.used_args - set(_predefined()))
         if unused:
             self.out(f"[Warning] One or more build-args [{' '.join(unused)}] were not consumed")
-        self.out(f"Successfully built {dg.short_id(final.image_id)}")
+        image_id = final.image_id
+        if options.license_scan is not None:
+            from dockerbank.build.licensed import relabel_if_forbidden
+
+            image_id = relabel_if_forbidden(self.store, image_id, options.license_scan, self.out)
+        self.out(f"Successfully built {dg.short_id(image_id)}")
         for tag in options.tags:
-            ref = self._tag(final.image_id, tag)
+            ref = self._tag(image_id, tag)
             self.out(f"Successfully tagged {ref.familiar()}")
-        return final.image_id
+        return image_id
 
     def _lint(self, context: BuildContext, mode: str) -> None:
         from dockerbank.build import lint

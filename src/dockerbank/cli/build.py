@@ -48,7 +48,10 @@ def build_cmd(ctx, tags, dockerfile, build_args, target, no_cache, labels, quiet
 
     engine = engine_of(ctx)
     check_tags(tags)
-    options = BuildOptions(list(tags), parse_build_args(build_args), target, no_cache, _pairs(labels, "label"), lint)
+    from dockerbank.audit.buildcheck import license_scan
+
+    options = BuildOptions(list(tags), parse_build_args(build_args), target, no_cache, _pairs(labels, "label"), lint,
+                           license_scan=license_scan(engine))
     stdin = sys.stdin.buffer
     dockerfile_text = None
     if dockerfile == "-":

@@ -270,6 +270,7 @@ class Stack:
 
     def build_service(self, service: str, no_cache: bool = False) -> str:
         """Build a service's image with the engine's builder; returns the image ID."""
+        from dockerbank.audit.buildcheck import license_scan
         from dockerbank.build import context as contexts
         from dockerbank.build.executor import BuildOptions, Builder
         from dockerbank.build.run import run_step_for
@@ -280,7 +281,8 @@ class Stack:
         options = BuildOptions(tags=[image], build_args={k: str(v) for k, v in (spec.get("args") or {}).items()
                                                          if v is not None},
                                target=spec.get("target"), labels=dict(spec.get("labels") or {}),
-                               no_cache=no_cache or bool(spec.get("no_cache")))
+                               no_cache=no_cache or bool(spec.get("no_cache")),
+                               license_scan=license_scan(self.engine))
         with contexts.from_directory(spec["context"], spec.get("dockerfile"), None) as context:
             return Builder(self.engine, lambda text: self._say(text.rstrip("\n")),
                            run_step=run_step_for(self.engine), quiet=True).build(context, options)

@@ -74,9 +74,14 @@ async def build(request: web.Request) -> web.StreamResponse:
         await resp.prepare(request)
 
         def job(engine) -> str:
+            from dataclasses import replace
+
+            from dockerbank.audit.buildcheck import license_scan
+
             with open(context_path, "rb") as handle:
                 context = contexts.from_stdin(handle, config.tmp_dir, parsed.dockerfile)
-            return engine.container_ops.build(context, options, out, quiet=parsed.quiet)
+            return engine.container_ops.build(context, replace(options, license_scan=license_scan(engine)), out,
+                                              quiet=parsed.quiet)
 
         try:
             image_id = await lines.drain_into(resp, engine_call(request, job))
