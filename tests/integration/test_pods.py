@@ -43,6 +43,7 @@ def test_a_pod_of_two_shares_localhost_hostname_ipc_and_its_published_port(ctr, 
     web_ns = ctr("exec", "web", "sh", "-c", f"hostname; {NS}").stdout.decode().splitlines()
     assert out[0] == "hello from the pod"
     assert out[1:] == web_ns and web_ns[0] == "app"
+    ctr("exec", "web", "grep", "-w", "app", "/etc/hosts")  # the infra's /etc/hosts: the pod's name resolves
     infra = json.loads(ctr("pod", "inspect", "app").stdout)[0]["InfraContainerID"]
     own = ctr("run", "--rm", "busybox", "sh", "-c", NS).stdout.decode().splitlines()
     assert not set(own) & set(web_ns[1:])  # a container outside the pod has namespaces of its own
@@ -67,6 +68,8 @@ def test_a_pod_of_two_shares_localhost_hostname_ipc_and_its_published_port(ctr, 
     assert doc["InfraConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
     member = json.loads(ctr("inspect", "web").stdout)[0]
     assert member["HostConfig"]["NetworkMode"] == f"container:{infra}"
+    assert (member["HostConfig"]["IpcMode"], member["HostConfig"]["UTSMode"]) == (f"container:{infra}",) * 2
+    assert (member["Pod"], member["IsInfra"]) == (pod_id, False)
     assert json.loads(ctr("inspect", "--type", "pod", "app").stdout)[0]["Id"] == pod_id
     assert [e["Action"] for e in _events(root) if e["Type"] == "pod"] == ["create"]
     ctr("pod", "rm", "-f", "-t", "0", "app")

@@ -224,3 +224,34 @@ def test_nothing_is_left_when_the_infra_or_the_record_fails(engine, world, monke
     with pytest.raises(Conflict, match="pod already exists"):
         engine.pod_ops.create(PodCreateOptions(name="p"))
     assert engine.containers.list() == []
+
+
+def test_pod_new_name_gets_the_containers_ports_and_goes_again_when_the_container_fails(engine):
+    web = engine.container_ops.create(CreateOptions(image="busybox", name="web", pod="new:np", hostname="hh",
+                                                    network_options={"ports": ["8080:80"], "expose": ["81"]}))
+    pod = engine.pods.get("np")
+    infra = engine.containers.get(pod.infra_id)
+    assert pod.config.network_options["ports"] == ["8080:80"] and pod.config.hostname == "hh"
+    assert infra.config.hostname == "hh" and web.config.pod == pod.id and web.config.hostname == "hh"
+    assert web.config.network_mode == f"container:{infra.id}"
+    with pytest.raises(Conflict, match='name "/web" is already in use'):
+        engine.container_ops.create(CreateOptions(image="busybox", name="web", pod="new:np2"))
+    assert [p.name for p in engine.pods.list()] == ["np"] and len(engine.containers.list()) == 2
+
+
+def test_pause_and_unpause_take_the_running_members(engine, world):
+    engine.pod_ops.create(PodCreateOptions(name="p"))
+    _member(engine, "web")
+    refused = engine.pod_ops.pause(["p"])[0]
+    assert isinstance(refused.error, Conflict) and "are running" in refused.error.message
+    engine.pod_ops.start(["p"])
+    assert engine.pod_ops.pause(["p"])[0].ok
+    assert engine.pod_ops.list(PodListOptions())[0].status == "Paused"
+    assert engine.pod_ops.unpause(["p"])[0].ok
+    assert engine.pod_ops.list(PodListOptions())[0].status == "Running"
+
+
+def test_an_infra_whose_pod_record_is_gone_can_be_removed(engine):
+    pod = engine.pod_ops.create(PodCreateOptions(name="p"))
+    engine.pods.store.delete(pod.id)  # a pod create that crashed between the infra and its record
+    assert engine.container_ops.remove([pod.infra_id])[0].ok

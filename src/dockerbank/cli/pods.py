@@ -1,4 +1,4 @@
-"""``dockerbank pod create|ls|ps|inspect|start|stop|restart|kill|rm|prune|exists``: podman's pod
+"""``dockerbank pod create|ls|ps|inspect|start|stop|restart|kill|pause|unpause|rm|prune|exists``: podman's pod
 commands, their flags, output and exit codes. Parsing and rendering only; the work is done by
 ``engine.pod_ops`` (engine.pods)."""
 
@@ -257,6 +257,28 @@ def kill_cmd(ctx, all_pods, latest, sig, pods):
     ctx.exit(_reports(engine.pod_ops.kill(_targets(engine, pods, all_pods, latest), sig)))
 
 
+@click.command("pause", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_pods", is_flag=True, help="Pause all running pods")
+@click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
+@click.argument("pods", nargs=-1)
+@click.pass_context
+def pause_cmd(ctx, all_pods, latest, pods):
+    """Pause one or more pods."""
+    engine = engine_of(ctx)
+    ctx.exit(_reports(engine.pod_ops.pause(_targets(engine, pods, all_pods, latest))))
+
+
+@click.command("unpause", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_pods", is_flag=True, help="Unpause all paused pods")
+@click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
+@click.argument("pods", nargs=-1)
+@click.pass_context
+def unpause_cmd(ctx, all_pods, latest, pods):
+    """Unpause one or more pods."""
+    engine = engine_of(ctx)
+    ctx.exit(_reports(engine.pod_ops.unpause(_targets(engine, pods, all_pods, latest))))
+
+
 @click.command("rm", context_settings=CONTEXT)
 @click.option("-a", "--all", "all_pods", is_flag=True, help="Remove all pods")
 @click.option("-f", "--force", is_flag=True, help="Stop and remove the pod's running containers too")
@@ -309,7 +331,8 @@ def pod_group():
 
 for _name, _command in (("create", create_cmd), ("ps", ls_cmd), ("ls", ls_cmd), ("list", ls_cmd),
                         ("inspect", inspect_cmd), ("start", start_cmd), ("stop", stop_cmd),
-                        ("restart", restart_cmd), ("kill", kill_cmd), ("rm", rm_cmd), ("prune", prune_cmd),
+                        ("restart", restart_cmd), ("kill", kill_cmd),
+                        ("pause", pause_cmd), ("unpause", unpause_cmd), ("rm", rm_cmd), ("prune", prune_cmd),
                         ("exists", exists_cmd)):
     pod_group.add_command(_command, _name)
 

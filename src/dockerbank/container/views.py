@@ -190,7 +190,7 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
             "Dns": [], "DnsOptions": [], "DnsSearch": [], "ExtraHosts": None,
             "CgroupnsMode": cfg.cgroupns_mode or "host",   # this engine's default: the host's
             "GroupAdd": list(cfg.group_add) or None,
-            "IpcMode": "private",
+            "IpcMode": cfg.ipc_mode or "private",
             "Cgroup": "",
             "Links": [_docker_link(link, container.name) for link in cfg.links] or None,
             "OomScoreAdj": 0,
@@ -285,6 +285,9 @@ def inspect_container(engine, container, with_size: bool = False) -> dict:
         result["NetworkSettings"].update(settings)
     if cfg.stop_timeout is not None:
         result["Config"]["StopTimeout"] = cfg.stop_timeout
+    if cfg.pod:  # podman's fields of a pod's container (docker has no pods: absent otherwise)
+        result["Pod"] = cfg.pod
+        result["IsInfra"] = cfg.is_infra
     if cfg.mac_address:  # docker omits it when unset (API < 1.44 reads it here)
         result["Config"]["MacAddress"] = cfg.mac_address
     if with_size:

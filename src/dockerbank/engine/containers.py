@@ -255,8 +255,8 @@ class ContainerEngine:
         anonymous volumes too."""
         def act(engine: Engine, ref: str) -> ItemReport:
             found = engine.containers.store.find(ref)
-            if found.config.is_infra:
-                pod = engine.pods.store.names().get(found.config.pod, found.config.pod)
+            pod = engine.pods.store.names().get(found.config.pod) if found.config.is_infra else None
+            if pod is not None:  # an infra left by a pod create that crashed before its record may go
                 raise Conflict(f"container {found.id} is the infra container of pod {pod} and cannot be removed "
                                "without removing the pod (dockerbank pod rm)", exit_code=125)
             return ItemReport(ref, engine.containers.remove(found.id, force=force, volumes=volumes))
@@ -496,8 +496,9 @@ class ContainerEngine:
         check_filters(opts.filters, PRUNE_FILTERS)
         untils = [parse_since(value) for value in opts.filters.get("until", [])]
         report = PruneReport()
+        pods = self.engine.pods.store.names()
         for c in self.service.list():
-            if c.state.status in (*model.ACTIVE, model.RESTARTING) or c.config.is_infra:
+            if c.state.status in (*model.ACTIVE, model.RESTARTING) or (c.config.is_infra and c.config.pod in pods):
                 continue  # an infra container goes with its pod (pod rm, pod prune)
             if any(u is not None and parse_time(c.created) > u for u in untils):
                 continue

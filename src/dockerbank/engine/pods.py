@@ -101,8 +101,24 @@ class PodEngine:
 
     def create_container(self, opts: CreateOptions) -> Container:
         """``create --pod REF`` / ``run --pod REF``: a container joined to the pod (the
-        namespaces it shares; the ports, network and hostname are the pod's)."""
-        return self.service.create_member(opts)
+        namespaces it shares; the ports, network and hostname are the pod's). ``new:NAME``
+        (podman's): a pod made for it, given the container's network, ports and hostname; the pod
+        goes again when the container cannot be created."""
+        if not opts.pod.startswith("new:"):
+            return self.service.create_member(opts)
+        from dataclasses import replace
+
+        net = dict(opts.network_options or {})
+        pod = self.create(PodCreateOptions(name=opts.pod[len("new:"):] or None, hostname=opts.hostname,
+                                           network=opts.network,
+                                           network_options={k: v for k, v in net.items() if k != "expose"}))
+        member = replace(opts, pod=pod.id, network="", hostname=None,
+                         network_options={"expose": list(net.get("expose") or [])})
+        try:
+            return self.service.create_member(member)
+        except BaseException:
+            self.remove([pod.id], force=True)
+            raise
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -175,6 +191,31 @@ class PodEngine:
             if started.ok:
                 self.service.event(self.service.get(started.id), "restart")
             return started
+
+        return self._batch(refs, act)
+
+    def pause(self, refs: Sequence[str]) -> builtins.list[PodReport]:
+        """Freeze every running container of each pod."""
+        return self._each_running(refs, "pause", lambda ids: self.engine.container_ops.pause(ids), ("running",))
+
+    def unpause(self, refs: Sequence[str]) -> builtins.list[PodReport]:
+        """Thaw every paused container of each pod."""
+        return self._each_running(refs, "unpause", lambda ids: self.engine.container_ops.unpause(ids), ("paused",))
+
+    def _each_running(self, refs: Sequence[str], action: str, batch, states: tuple[str, ...]) -> builtins.list[PodReport]:
+        def act(ref: str) -> PodReport:
+            pod = self.service.get(ref)
+            report = PodReport(ref, pod.id)
+            chosen = [c.id for c in self.service.members(pod) if c.state.status in states]
+            if not chosen:
+                report.error = Conflict(f"no containers in pod {pod.id} are {states[0]}", exit_code=125)
+                return report
+            report.errors = [item.error for item in batch(chosen) if item.error is not None]
+            if report.errors:
+                report.error = report.errors[0]
+            else:
+                self.service.event(pod, action)
+            return report
 
         return self._batch(refs, act)
 

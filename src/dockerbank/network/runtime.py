@@ -286,6 +286,14 @@ def network_up(engine, container, base: Path) -> ContainerNetwork | None:
         aliases=net.get("aliases") or (), dns=net.get("dns") or (), dns_search=net.get("dns_search") or (),
         dns_options=net.get("dns_options") or (), add_hosts=[*(net.get("add_hosts") or ()), *link_hosts(engine, cfg)],
         joined_netns=joined, mac=getattr(cfg, "mac_address", "") or None, ip6=net.get("ip6"))
+    if kind == "container" and not net.get("add_hosts") and not net.get("dns"):
+        # docker's --network container:X (and a pod's member) sees X's /etc/hosts and resolv.conf
+        owner_dir = engine.containers.dir(other.id)
+        try:
+            result.hosts = (owner_dir / "hosts").read_text() or result.hosts
+            result.resolv = (owner_dir / "resolv.conf").read_text() or result.resolv
+        except OSError:
+            pass  # the files this container's own options make
     try:
         (base / "hosts").write_text(result.hosts)
         (base / "resolv.conf").write_text(result.resolv)
