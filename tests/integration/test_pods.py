@@ -19,8 +19,10 @@ NS = "for n in ipc uts net; do readlink /proc/self/ns/$n; done"
 
 
 def _events(root: Path) -> list[dict]:
-    path = Path(str(root) + "-run") / "events.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    from dockerbank.config import Config
+    from dockerbank.events.log import EventLog
+
+    return EventLog.of(Config(root=root, run_root=Path(str(root) + "-run"))).read()[0]
 
 
 def _rows(root: Path, table: str) -> int:
