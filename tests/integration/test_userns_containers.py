@@ -77,6 +77,11 @@ def test_root_in_the_container_is_a_subordinate_id_on_the_host(uroot):
     assert "open to other users" not in check     # (other roots' leftovers in the shared cgroup may show)
     assert not [f for f in json.loads(db(uroot, "audit", "host", "--format", "json").stdout)["Findings"]
                 if f["rule"] == "root-dir-perms"]
+    # cp into it: the files become the container root's (host: its subordinate ID), not nobody's
+    source = uroot.parent / "cp-source"
+    source.write_text("copied\n")
+    db(uroot, "cp", str(source), "ua:/copied")
+    assert os.stat(upper / "copied").st_uid == host
     # commit writes the container's view of owners (0), never the subordinate host IDs
     db(uroot, "commit", "ua", "snap:1")
     saved = db(uroot, "save", "snap:1").stdout

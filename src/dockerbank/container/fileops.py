@@ -172,14 +172,20 @@ def copy_to(service, ref: str, src: str, dest: str, *, follow_link: bool = False
 
     if not dest.startswith("/"):
         dest = "/" + dest
-    owner = None if archive else (0, 0)
     with mounted_rootfs(service, ref) as (container, rootfs):
+        from dockerbank.container.userns import host_root
+        from dockerbank.image.unpack import IdMapping
+
+        # a user-namespaced container's root is a subordinate host ID: files it gets are its own
+        base_uid, base_gid = host_root(container.config.userns)  # type: ignore[attr-defined]
+        owner = None if archive else (base_uid, base_gid)
+        idmap = IdMapping(base_uid, base_gid)
         where = locate(service, container, rootfs, dest)
         _writable(where)
         rootfs, dest = where.root, where.path
         if src == "-":
             assert stdin is not None, "a tar from stdin needs stdin"
-            extract_into(stdin, rootfs, dest, owner=owner)
+            extract_into(stdin, rootfs, dest, owner=owner, idmap=idmap)
             return
         source = Path(src)
         if not os.path.lexists(source):
@@ -200,7 +206,7 @@ def copy_to(service, ref: str, src: str, dest: str, *, follow_link: bool = False
             pack_path(parent if not contents_only else source.resolve(),
                       source.name if not contents_only else ".", spool, name=name, follow_link=follow_link)
             spool.seek(0)
-            extract_into(spool, rootfs, target, owner=owner)
+            extract_into(spool, rootfs, target, owner=owner, idmap=idmap)
 
 
 def split_cp_arg(arg: str) -> tuple[str | None, str]:

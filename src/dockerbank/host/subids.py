@@ -91,9 +91,9 @@ def user_ranges(user: str = USER, *, uid_file: Path = SUBUID, gid_file: Path = S
     return of_user(read(uid_file), names), of_user(read(gid_file), names)
 
 
-def ensure_user_ranges(user: str = USER, *, uid_file: Path = SUBUID,
-                       gid_file: Path = SUBGID) -> tuple[list[Range], list[Range], bool]:
-    """The user's ranges, adding ``DEFAULT_COUNT`` IDs to both files when the user has none in
+def ensure_user_ranges(user: str = USER, *, uid_file: Path = SUBUID, gid_file: Path = SUBGID,
+                       count: int = DEFAULT_COUNT) -> tuple[list[Range], list[Range], bool]:
+    """The user's ranges, adding ``count`` IDs to both files when the user has none in
     either (the same start in both, free in both). Returns (uids, gids, added). A user with a
     range in only one file is an operator's half-done edit: one line says what to add, nothing
     is written."""
@@ -104,11 +104,11 @@ def ensure_user_ranges(user: str = USER, *, uid_file: Path = SUBUID,
         missing, present = (gid_file, uid_file) if uids else (uid_file, gid_file)
         raise InvalidArgument(f"user {user} has subordinate IDs in {present} but none in {missing}: "
                               f"add a line '{user}:<start>:<count>' to {missing}", exit_code=125)
-    start = free_start(read(uid_file) + read(gid_file), DEFAULT_COUNT)
+    start = free_start(read(uid_file) + read(gid_file), count)
     if start is None:
-        raise InvalidArgument(f"no free range of {DEFAULT_COUNT} subordinate IDs for user {user}: add a line "
+        raise InvalidArgument(f"no free range of {count} subordinate IDs for user {user}: add a line "
                               f"'{user}:<start>:<count>' to {uid_file} and {gid_file}", exit_code=125)
-    line = f"{user}:{start}:{DEFAULT_COUNT}\n"
+    line = f"{user}:{start}:{count}\n"
     written: list[tuple[Path, str | None]] = []
     try:
         for path in (uid_file, gid_file):
@@ -192,3 +192,10 @@ def mode_facts(default_userns: str) -> ModeFacts:
     ranges = user_ranges(user_name(uid))[0] if uid is not None else user_ranges()[0]
     return ModeFacts(uid is not None, ranges, kernel_idmaps_overlay(os.uname().release), default,
                      shutil.which("unshare") is not None)
+
+
+def drop_user_ranges(user: str, *, uid_file: Path = SUBUID, gid_file: Path = SUBGID) -> None:
+    """Remove the user's lines from both files (what a benchmark added for a peer)."""
+    for path in (uid_file, gid_file):
+        lines = path.read_text().splitlines(keepends=True)
+        _write(path, "".join(line for line in lines if not line.startswith(f"{user}:")))

@@ -1,0 +1,152 @@
+"""User namespaces and rootless mode (issue 21): `run --rm true` side by side with podman.
+
+Rows (median of N rounds, tools interleaved round by round, the same busybox rootfs in both):
+
+- root, `run --rm --network none true` without a user namespace (the reference);
+- root, `--userns=auto`: Dockerbank's own range of the ``dockerbank`` user's subordinate IDs and
+  ID-mapped image layers, against podman's ``--userns=auto`` (ranges of the ``containers`` user,
+  added to /etc/subuid and /etc/subgid here when missing, as podman's docs ask);
+- rootless, `run --rm --network none true` by the same ordinary user (made here with useradd,
+  removed afterwards): Dockerbank in its namespace holder against podman rootless.
+
+podman runs with ``--runtime runc`` and explicit ``--ulimit``s (crun refuses this host's hybrid
+cgroups, as in bench/benchmarks/containers.py). The ordinary user runs Dockerbank with the host's
+python of the same version and this tree on PYTHONPATH (Python start-up included).
+
+    /opt/dockerbank-venv/bin/python bench/userns_rootless.py [--rounds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import Case, run_cases, section, sh, write_section  # noqa: E402
+
+from dockerbank.host import subids  # noqa: E402
+
+USER = "dbbench"
+PODMAN = ["podman", "--runtime", "runc"]
+PODMAN_RUN = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+PYTHON = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def as_user(uid: int, gid: int, home: str, argv: list[str], env: dict[str, str]):
+    """A callable that runs ``argv`` as the ordinary user (fails loudly)."""
+    def run() -> None:
+        done = subprocess.run(argv, user=uid, group=gid, extra_groups=[], cwd=home, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} as {USER} exited {done.returncode}: {done.stderr.decode()[-400:]}")
+    return run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
+    args = parser.parse_args(argv)
+    for tool in ("podman", "runc", "conmon", "newuidmap"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed (scripts/setup.sh --with-tests)")
+    from dockerbank.image.baseimage import busybox_rootfs_tar
+
+    work = Path(tempfile.mkdtemp(prefix="dbbench-userns-", dir="/var/tmp"))
+    os.chmod(work, 0o755)
+    rootfs = busybox_rootfs_tar(work / "busybox.tar")
+    os.chmod(rootfs, 0o644)
+    root = work / "root"
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    db = [sys.executable, "-m", "dockerbank"]
+    created_user = added = False
+    try:
+        sh(*db, "import", str(rootfs), "bb:1", env=env)
+        sh(*PODMAN, "import", str(rootfs), "localhost/bbbench:1")
+        # podman's --userns=auto takes its IDs from user "containers" (removed again afterwards if added here)
+        added = subids.ensure_user_ranges("containers", count=65536 * 64)[2]
+        try:
+            pwd.getpwnam(USER)
+        except KeyError:
+            sh("useradd", "-m", "-s", "/bin/sh", USER)
+            created_user = True
+        user = pwd.getpwnam(USER)
+        uid, gid, home = user.pw_uid, user.pw_gid, user.pw_dir
+        runtime = f"/tmp/{USER}-xdg"
+        os.makedirs(runtime, mode=0o700, exist_ok=True)
+        os.chown(runtime, uid, gid)
+        uenv = {"HOME": home, "USER": USER, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": runtime,
+                "PYTHONPATH": f"{SRC}:{sysconfig.get_paths()['purelib']}"}
+        udb = [PYTHON, "-m", "dockerbank"]
+        as_user(uid, gid, home, [*udb, "import", str(rootfs), "bb:1"], uenv)()
+        as_user(uid, gid, home, [*PODMAN, "import", str(rootfs), "localhost/bbbench:1"], uenv)()
+        cases = [
+            Case("root: run --rm (no userns)", "dockerbank",
+                 lambda: sh(*db, "run", "--rm", "--network", "none", "bb:1", "true", env=env)),
+            Case("root: run --rm (no userns)", "podman",
+                 lambda: sh(*PODMAN, "run", *PODMAN_RUN, "--rm", "--network", "none", "localhost/bbbench:1", "true")),
+            Case("root: run --rm --userns=auto", "dockerbank",
+                 lambda: sh(*db, "run", "--rm", "--userns=auto", "--network", "none", "bb:1", "true", env=env)),
+            Case("root: run --rm --userns=auto", "podman",
+                 lambda: sh(*PODMAN, "run", *PODMAN_RUN, "--rm", "--userns=auto", "--network", "none",
+                            "localhost/bbbench:1", "true")),
+            Case("rootless: run --rm", "dockerbank",
+                 as_user(uid, gid, home, [*udb, "run", "--rm", "--network", "none", "bb:1", "true"], uenv)),
+            Case("rootless: run --rm", "podman",
+                 as_user(uid, gid, home, [*PODMAN, "run", *PODMAN_RUN, "--rm", "--network", "none",
+                                          "localhost/bbbench:1", "true"], uenv)),
+        ]
+        for case in cases:   # warm both (first namespace holder, podman's pause process, caches)
+            case.run()
+        load_before = os.getloadavg()[0]
+        results = run_cases(cases, args.rounds)
+        load_after = os.getloadavg()[0]
+        notes = [
+            "Rows time the CLI process end to end on the same busybox rootfs (`true`, `--network none`: rootless "
+            "podman's default network needs slirp4netns, not installed here, and rootless Dockerbank has only "
+            "none/host). podman 4.3 runs with `--runtime runc` and explicit `--ulimit`s (this host's hybrid cgroups).",
+            "`--userns=auto`: each container its own range of subordinate IDs (Dockerbank: user `dockerbank`, "
+            "podman: user `containers`" + (", added for this run" if added else "") + "); Dockerbank mounts the "
+            "image layers ID-mapped (Linux 6.18), nothing is copied or chowned.",
+            f"Rootless: user `{USER}` (useradd's subordinate IDs); Dockerbank joins its namespace holder (started by "
+            "the warm-up run) with setns, podman its pause process; both with runc, no cgroups (none delegated).",
+            f"Host load (1 min) {load_before:.2f} before, {load_after:.2f} after; 2 CPUs shared with other sessions.",
+        ]
+        text = section("userns_rootless", "User namespaces and rootless mode (issue 21)", results,
+                       ["dockerbank", "podman"], args.rounds, notes)
+        write_section("userns_rootless", text)
+        print(text)
+    finally:
+        try:
+            user = pwd.getpwnam(USER)
+            pause = Path(f"/tmp/{USER}-xdg/dockerbank/pause.pid")
+            if pause.exists():
+                try:
+                    os.kill(int(pause.read_text().split()[0]), 9)
+                except (ProcessLookupError, ValueError):
+                    pass
+            if created_user:
+                subprocess.run(["pkill", "-KILL", "-U", str(user.pw_uid)], check=False)  # the bench user's own
+                subprocess.run(["userdel", "-r", "-f", USER], check=False, capture_output=True)
+                shutil.rmtree(f"/tmp/{USER}-xdg", ignore_errors=True)
+        except KeyError:
+            pass
+        subprocess.run([*PODMAN, "rmi", "-f", "localhost/bbbench:1"], capture_output=True, check=False)
+        if added:
+            subids.drop_user_ranges("containers")
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(str(root) + "-run", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
