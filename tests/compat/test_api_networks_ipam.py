@@ -74,6 +74,14 @@ def test_ipv6_ipam_labels_aliases_and_static_addresses(client):
     assert (joined["IPAddress"], joined["GlobalIPv6Address"]) == ("10.77.9.60", "fd00:77::60")
     assert "late" in joined["Aliases"]
     assert other.status in ("created", "running")
+    # networks cannot reach each other over IPv6 either (the isolation chain is in ip6tables too)
+    client.networks.create("apart", ipam=docker.types.IPAMConfig(pool_configs=[_pool(subnet="fd00:78::/64")]))
+    apart = client.containers.run("busybox", ["sleep", "60"], network="apart", detach=True)
+    apart.reload()
+    far = apart.attrs["NetworkSettings"]["Networks"]["apart"]["GlobalIPv6Address"]
+    assert far.startswith("fd00:78::")
+    assert finder.exec_run(["ping", "-c1", "-W1", far])[0] != 0
+    assert finder.exec_run(["ping", "-c1", "-W1", "fd00:77::2"])[0] == 0  # its own network answers
 
 
 def test_ipv6_without_a_subnet_and_refusals(client):

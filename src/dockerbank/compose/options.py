@@ -121,11 +121,17 @@ def create_options(project: Project, service: str, number: int, digest: str, *, 
         if "healthcheck" not in known:
             raise fail(where, f"{path}.healthcheck", "healthchecks need an engine with healthcheck support")
         extra["healthcheck"] = hc
+    pid = svc.get("pid") or ""
+    if pid.startswith("service:"):
+        if container_of_service is None:
+            raise fail(where, f"{path}.pid", f"service {pid.split(':', 1)[1]!r} has no container")
+        pid = f"container:{container_of_service(pid.split(':', 1)[1])}"
     extra_hosts = svc.get("extra_hosts") or {}
     network_options = {
         "ports": [port_flag(p) for p in svc.get("ports") or []], "publish_all": False,
         "expose": [str(p) for p in svc.get("expose") or []],
         "ip": (networks[first].get("ipv4_address") if first else None) or None,
+        "ip6": (networks[first].get("ipv6_address") if first else None) or None,
         "aliases": aliases if first not in (None,) and not network_mode else [],
         "dns": list(svc.get("dns") or []), "dns_search": list(svc.get("dns_search") or []),
         "dns_options": list(svc.get("dns_opt") or []),
@@ -149,6 +155,9 @@ def create_options(project: Project, service: str, number: int, digest: str, *, 
         pids_limit=int(pids or 0),
         network=network_mode or (network_ids[first] if first else "none"), network_options=network_options,
         stop_signal=svc.get("stop_signal"), stop_timeout=int(stop_timeout) if stop_timeout is not None else None,
+        pid_mode=pid, cgroupns_mode=svc.get("cgroup") or "", isolation=svc.get("isolation") or "",
+        mac_address=svc.get("mac_address") or "", group_add=[str(g) for g in svc.get("group_add") or []],
+        cpuset_cpus=str(svc.get("cpuset") or ""),
         **extra,
     )
 

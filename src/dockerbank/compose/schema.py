@@ -184,7 +184,7 @@ DEPENDS_ON = OneOf(Array(STR, unique=True), Obj(values=Obj({
     "restart": BOOL, "required": BOOL,
 }), extensions=False))
 SERVICE_NETWORKS = OneOf(Array(STR, unique=True), Obj(values=OneOf(NULLABLE_OBJ, Obj({
-    "aliases": STRS, "ipv4_address": STR, "priority": INT,
+    "aliases": STRS, "ipv4_address": STR, "ipv6_address": STR, "priority": INT,
 })), extensions=False))
 
 SERVICE = Obj({
@@ -201,10 +201,11 @@ SERVICE = Obj({
     "memswap_limit": NUM_OR_STR, "cpus": NUM_OR_STR, "cpu_shares": NUM_OR_STR, "pids_limit": NUM_OR_STR,
     "extends": OneOf(STR, Obj({"service": STR, "file": STR}, extensions=False)),
     "pull_policy": Scalar("string", choices=("always", "never", "missing", "if_not_present", "build")),
-    "scale": INT, "volumes_from": STRS, "platform": STR,
-}, unsupported=("shm_size", "sysctls", "ulimits", "ipc", "pid", "links", "external_links", "logging",
-                "cgroup_parent", "userns_mode", "isolation", "mac_address", "oom_score_adj", "group_add",
-                "blkio_config", "cpuset", "storage_opt", "runtime", "credential_spec", "develop", "attach"))
+    "scale": INT, "volumes_from": STRS, "platform": STR, "pid": STR, "cgroup": Scalar("string", choices=(
+        "host", "private")), "isolation": STR, "mac_address": STR, "group_add": Array(NUM_OR_STR), "cpuset": STR,
+}, unsupported=("shm_size", "sysctls", "ulimits", "ipc", "links", "external_links", "logging",
+                "cgroup_parent", "userns_mode", "oom_score_adj",
+                "blkio_config", "storage_opt", "runtime", "credential_spec", "develop", "attach"))
 
 NETWORK = OneOf(NULLABLE_OBJ, Obj({
     "driver": STR, "driver_opts": Obj(values=NUM_OR_STR, extensions=False), "internal": BOOL,

@@ -157,15 +157,20 @@ class Stack:
             except NotFound:
                 if definition.get("external"):
                     raise NotFound(f"network {name} declared as external, but could not be found") from None
-            ipam = ((definition.get("ipam") or {}).get("config") or [{}])[0]
+            from dockerbank.network.ipam import create_arguments
+
+            pools = create_arguments([{"Subnet": c.get("subnet"), "Gateway": c.get("gateway"),
+                                       "IPRange": c.get("ip_range")}
+                                      for c in (definition.get("ipam") or {}).get("config") or []],
+                                     bool(definition.get("enable_ipv6")))
             labels = dict(definition.get("labels") or {})
             labels.update({pl.LABEL_PROJECT: self.project.name, pl.LABEL_NETWORK: key,
                            pl.LABEL_VERSION: pl.COMPOSE_VERSION})
             self._say(f'Creating network "{name}" with {"driver " + repr(definition["driver"]) if definition.get("driver") else "the default driver"}')
-            self.engine.networks.create(name, subnet=ipam.get("subnet"), gateway=ipam.get("gateway"),
-                                        internal=bool(definition.get("internal")), labels=labels,
+            self.engine.networks.create(name, internal=bool(definition.get("internal")), labels=labels,
                                         driver=definition.get("driver") or "bridge",
-                                        options={k: str(v) for k, v in (definition.get("driver_opts") or {}).items()})
+                                        options={k: str(v) for k, v in (definition.get("driver_opts") or {}).items()},
+                                        **pools)
         return names
 
     def ensure_volumes(self) -> dict[str, str]:

@@ -38,16 +38,23 @@ def plan(filter_rules: str) -> str | None:
     return "\n".join(script)
 
 
-def ensure_isolation() -> None:
-    """Install the isolation chain first in FORWARD (one read; one atomic write when needed)."""
+def ensure_isolation(ipv6: bool = False) -> None:
+    """Install the isolation chain first in FORWARD (one read; one atomic write when needed); with
+    ``ipv6`` in ip6tables' FORWARD as well (networks with an IPv6 subnet route through it)."""
+    if ipv6:
+        _ensure("ip6tables")
+    _ensure("iptables")
+
+
+def _ensure(tool: str) -> None:
     try:
-        current = subprocess.run(["iptables", "-w", "-t", "filter", "-S"], capture_output=True, text=True, timeout=30, check=False)
+        current = subprocess.run([tool, "-w", "-t", "filter", "-S"], capture_output=True, text=True, timeout=30, check=False)
         if current.returncode != 0:
-            raise RuntimeFailure(f"iptables -S failed: {current.stderr.strip()}")
+            raise RuntimeFailure(f"{tool} -S failed: {current.stderr.strip()}")
         script = plan(current.stdout)
         if script is None:
             return
-        done = subprocess.run(["iptables-restore", "-w", "--noflush"], input=script, capture_output=True,
+        done = subprocess.run([f"{tool}-restore", "-w", "--noflush"], input=script, capture_output=True,
                               text=True, timeout=30, check=False)
         if done.returncode != 0:
             raise RuntimeFailure(f"cannot install network isolation rules: {done.stderr.strip()}")

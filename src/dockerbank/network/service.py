@@ -502,7 +502,7 @@ class NetworkService:
         options = build_options(container_id, container_name, hostname, pairs, ports, dns_servers)
         try:
             with self.driver.locked():
-                ensure_isolation()  # before the first veth exists, so no window without it
+                ensure_isolation(ipv6=any(n.subnet6 for n, _ in pairs))  # before the first veth exists
                 if fresh_netns:
                     netns.create(path)
                 status = self.driver.setup(path, options)
