@@ -52,3 +52,12 @@ def test_host_audit_reports_open_socket_insecure_registry_and_open_files(cli, bu
         ("root-dir-perms", str(root / "volumes" / "data")),
         ("api-socket-perms", str(run_root / "docker.sock")),
     }
+    # a volume older than the allowed age without a backup is overdue, until it is backed up
+    def overdue(max_age: str) -> list[tuple[str, str]]:
+        found = json.loads(cli("audit", "host", "--format", "json", "--backup-max-age", max_age).stdout)["Findings"]
+        return [(f["where"], f["detail"]) for f in found if f["rule"] == "backup-overdue"]
+
+    assert [(where, detail.split(" (")[0]) for where, detail in overdue("0s")] == [("volume data", "never backed up")]
+    cli("backup", "create", "data")
+    assert overdue("1h") == []
+    assert overdue("0s")[0][1].startswith("last backup 0 hours ago (repository ")

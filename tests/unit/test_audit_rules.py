@@ -323,6 +323,11 @@ def test_host_rules_over_facts():
     assert [f.rule for f in hostcheck.check(hostcheck.HostFacts("s", registries=open_registry))] == [
         "registry-without-auth"]
     assert hostcheck.check(hostcheck.HostFacts("s", registries=local)) == []
+    late = hostcheck.HostFacts("s", backup_repository="/srv/backups",
+                               unprotected={"labdata": None, "wiki": 30 * 3600.0})
+    assert [(f.rule, f.severity, f.where, f.detail) for f in hostcheck.check(late)] == [
+        ("backup-overdue", "medium", "volume labdata", "never backed up (repository /srv/backups)"),
+        ("backup-overdue", "medium", "volume wiki", "last backup 30 hours ago (repository /srv/backups)")]
 
 
 def test_secrets_in_build_history_and_labels():

@@ -48,6 +48,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("not-redistributable", "info", "not redistributable (license)",
          "push it only to registries listed as private"),
     Rule("vulnerability", "high", "known vulnerability", "update the package to a fixed version"),
+    Rule("backup-overdue", "medium", "a volume without a recent backup",
+         "back it up (dockerbank backup create NAME) and schedule it (dockerbank backup schedule)"),
     Rule("unreadable", "medium", "content that could not be read",
          "check the image's layers (dockerbank system check) or rebuild it; results are incomplete"),
     # containers (CIS Docker Benchmark v1.6, section 5)

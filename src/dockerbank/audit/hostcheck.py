@@ -24,6 +24,9 @@ class HostFacts:
     userns_default: str = "auto"       # the root's default --userns (host: containers' root is host root)
     userns_problem: str = ""           # why --userns=auto cannot work here ("" when it can)
     rootless: bool = False             # audited by an ordinary user (Dockerbank runs as root only)
+    backup_repository: str = ""        # where the volumes' backups are looked for
+    unprotected: dict[str, float | None] = field(default_factory=dict)  # volume -> seconds since its
+    #                                    last backup (None: never), only those past the allowed age
 
 
 def check(facts: HostFacts) -> list[Finding]:
@@ -63,6 +66,9 @@ def check(facts: HostFacts) -> list[Finding]:
     if facts.rootless:
         out.append(finding("rootless-unavailable", "rootless",
                            "run by an ordinary user: Dockerbank runs as root only (rootless mode is not implemented)"))
+    for volume, age in sorted(facts.unprotected.items()):
+        since = "never backed up" if age is None else f"last backup {age / 3600:.0f} hours ago"
+        out.append(finding("backup-overdue", f"volume {volume}", f"{since} (repository {facts.backup_repository})"))
     for problem in facts.problems:
         out.append(finding("unreadable", "host", problem, "low"))
     return out

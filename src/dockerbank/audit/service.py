@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dockerbank.audit.findings import Finding, sort_findings
 from dockerbank.audit.inventory import Inventory, Package
+from dockerbank.errors import DockerbankError
 from dockerbank.oci import digest as dg
 
 CACHE_VERSION = 4   # bump when rules or the inventory change what a scan produces
@@ -106,8 +107,10 @@ class AuditService:
         findings = containercheck.check(view, sockets, view.get("SizeRw"))
         return Audit("container", container.name, container.id, sort_findings(findings))
 
-    def audit_host(self) -> Audit:
-        """Audit the host's Dockerbank set-up: API socket and listeners, registries, directory modes."""
+    def audit_host(self, backup_repo: str | None = None, backup_max_age: float = 24 * 3600) -> Audit:
+        """Audit the host's Dockerbank set-up: API socket and listeners, registries, directory modes,
+        user namespaces, and volumes whose last backup in ``backup_repo`` (default: the root's own
+        repository) is older than ``backup_max_age`` seconds."""
         from dockerbank.audit import hostcheck
 
         socket = Path(self.config.run_root) / "docker.sock"
@@ -138,8 +141,32 @@ class AuditService:
             facts.userns_problem = "this kernel cannot ID-map overlay layers: --userns=auto needs Linux >= 5.19"
         elif not mode.unshare:
             facts.userns_problem = "--userns=auto needs unshare(1) from util-linux"
+        try:
+            facts.backup_repository, facts.unprotected = self._unprotected(backup_repo, backup_max_age)
+        except (DockerbankError, OSError) as exc:
+            facts.problems.append(f"the backup repository could not be read: {exc}")
         findings = hostcheck.check(facts)
         return Audit("host", os.uname().nodename, str(self.config.root), sort_findings(findings))
+
+    def _unprotected(self, repo: str | None, max_age: float) -> tuple[str, dict[str, float | None]]:
+        """(repository, volume -> seconds since its last backup or None for never) of the volumes
+        unprotected for longer than ``max_age`` (the same summary as the backup metrics)."""
+        import time
+        from types import SimpleNamespace
+
+        from dockerbank.backup.repository import open_repository
+        from dockerbank.monitor import backups, verifylog
+        from dockerbank.monitor.readings import parse_rfc3339
+
+        repository = open_repository(self.engine, repo)
+        snapshots = repository.snapshots() if repository.exists() else []
+        volumes = [SimpleNamespace(name=v.name, created=parse_rfc3339(v.created)) for v in self.engine.volumes.list()]
+        containers = [SimpleNamespace(name=c.name, labels=c.config.labels) for c in self.engine.containers.list()]
+        summary = backups.summarize(snapshots, verifylog.load(self.config.root, repository.url), volumes,
+                                    containers, time.time())
+        saved = {name for kind, name in summary.items if kind == "volume"}
+        return repository.url, {name: age if name in saved else None
+                                for name, age in summary.volume_age.items() if age > max_age}
 
     # --- the cached, content-derived part --------------------------------------------------
 

@@ -64,12 +64,19 @@ def container_cmd(ctx, container, fmt, fail_on) -> None:
 
 @audit.command("host", context_settings=CONTEXT)
 @_common
+@click.option("--backup-repo", default=None, help="Repository the volumes' backups go to (default: the root's own)")
+@click.option("--backup-max-age", default="24h", show_default=True,
+              help="A volume whose last backup is older than this is overdue")
 @click.pass_context
-def host_cmd(ctx, fmt, fail_on) -> None:
-    """Audit this host's Dockerbank set-up (API socket, listeners, registries, directory modes)."""
+def host_cmd(ctx, fmt, fail_on, backup_repo, backup_max_age) -> None:
+    """Audit this host's Dockerbank set-up (API socket, listeners, registries, directory modes,
+    user namespaces, overdue backups)."""
     from dockerbank.audit.service import AuditService
+    from dockerbank.container.health import parse_go_duration
 
-    _show(ctx, AuditService.of(engine_of(ctx)).audit_host(), fmt, fail_on)
+    max_age = parse_go_duration(backup_max_age, "--backup-max-age") / 1e9
+    report = AuditService.of(engine_of(ctx)).audit_host(backup_repo, max_age)
+    _show(ctx, report, fmt, fail_on)
 
 
 def _show(ctx, report, fmt: str, fail_on: str | None) -> None:
