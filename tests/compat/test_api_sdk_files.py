@@ -20,6 +20,7 @@ pytestmark = pytest.mark.compat
 def client(tmp_path, busybox_tar):
     server = start_server(tmp_path, busybox_tar)
     sdk = docker.DockerClient(base_url=server.url, version="1.41", timeout=60)
+    sdk.server = server
     yield sdk
     for container in sdk.containers.list(all=True):
         container.remove(force=True)
@@ -81,3 +82,28 @@ def test_kill_exit_code_commit_of_a_stopped_container_and_exec_tty(client):
     assert client.containers.run(image.id, remove=True, network_mode="none") == b"c\n"
     box.reload()
     assert box.status == "exited"  # the commit left it as it was
+
+
+def test_build_cache_pruned_by_the_sdk_and_both_clis(client):
+    import os
+    import subprocess
+
+    context = io.BytesIO(_tar("Dockerfile", b"FROM busybox\nRUN echo step > /s\n"))
+
+    def build() -> list[str]:
+        context.seek(0)
+        _image, logs = client.images.build(fileobj=context, custom_context=True, tag="cached:1")
+        return [line.get("stream", "") for line in logs]
+
+    build()
+    assert any("Using cache" in line for line in build())
+    pruned = client.api.prune_builds(all=True)
+    assert pruned["CachesDeleted"] and pruned["SpaceReclaimed"] == 0
+    assert not any("Using cache" in line for line in build())  # every step runs again
+    assert client.api.prune_builds()["CachesDeleted"] is None   # nothing dangling left
+    for binary in [p for p in ("/usr/bin/docker", "/usr/local/bin/docker") if os.path.exists(p)]:
+        done = subprocess.run([binary, "system", "prune", "-f"], capture_output=True, text=True, timeout=60,
+                              env=client.server.env())
+        assert done.returncode == 0 and "Total reclaimed space" in done.stdout, done.stderr
+    with pytest.raises(docker.errors.APIError, match="image search is not supported"):
+        client.images.search("busybox")

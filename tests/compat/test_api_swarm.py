@@ -43,6 +43,8 @@ def test_swarm_endpoints_answer_503_and_plugins_none(server):
     assert init.value.status_code == 501 and "no swarm mode" in init.value.explanation
     assert sdk.info()["Swarm"]["LocalNodeState"] == "inactive"
     assert sdk.plugins.list() == []
+    checkpoints = sdk.api._get(sdk.api._url("/containers/{0}/checkpoints", "x"))
+    assert checkpoints.status_code == 501 and "checkpoints are not supported" in checkpoints.json()["message"]
     with pytest.raises(docker.errors.NotFound, match='plugin "x" not found'):
         sdk.plugins.get("x")
     sdk.close()

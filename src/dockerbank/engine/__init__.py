@@ -134,6 +134,12 @@ class Engine:
 
         return PodEngine(self)
 
+    def prune_build_cache(self, all_entries: bool = False) -> list[str]:
+        """``builder prune`` / ``POST /build/prune``: the step cache's entries dropped (build.cache)."""
+        from dockerbank.build.cache import prune
+
+        return prune(self.db, all_entries)
+
     def events(self, opts: EventsOptions, cancelled: Callable[[], bool] = lambda: False) -> Iterator[list[dict]]:
         """``events`` / ``GET /events``: batches of the persisted history, then of new events
         (engine.events.stream)."""

@@ -117,4 +117,11 @@ async def commit(request: web.Request) -> web.Response:
     return reply({"Id": record.id}, status=201)
 
 
-ROUTES = [("POST", "/build", build), ("POST", "/commit", commit)]
+async def prune(request: web.Request) -> web.Response:
+    """``POST /build/prune`` (``docker builder prune``, ``docker system prune``): the step cache."""
+    everything = qbool(request, "all")
+    keys = await engine_call(request, lambda e: e.prune_build_cache(everything))
+    return reply({"CachesDeleted": keys or None, "SpaceReclaimed": 0})
+
+
+ROUTES = [("POST", "/build", build), ("POST", "/commit", commit), ("POST", "/build/prune", prune)]

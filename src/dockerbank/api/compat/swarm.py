@@ -3,7 +3,8 @@ endpoints (``/swarm``, ``/services``, ``/nodes``, ``/tasks``, ``/secrets``, ``/c
 outside any swarm (503), plugins as an engine with none installed (an empty list, 404 for a name).
 
 A swarm cannot be created or joined here: stacks run with ``compose`` and scale out through
-Kubernetes (``kube generate``), so ``swarm init``/``join`` and plugin installs are refused (501).
+Kubernetes (``kube generate``), so ``swarm init``/``join``, plugin installs, checkpoints and image
+search are refused (501).
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ async def no_plugins(request: web.Request) -> web.Response:
     raise NotSupported("Dockerbank has no plugins: volumes use the local driver, networks netavark's bridge")
 
 
+async def no_checkpoints(request: web.Request) -> web.Response:
+    raise NotSupported("checkpoints are not supported: Dockerbank has no CRIU checkpoint/restore")
+
+
+async def no_search(request: web.Request) -> web.Response:
+    raise NotSupported("image search is not supported: registries speak the OCI distribution API, which has no "
+                       "search; list a registry's repositories with its own catalog")
+
+
 _SWARM_PREFIXES = ("/swarm", "/services", "/nodes", "/tasks", "/secrets", "/configs")
 
 ROUTES: list[tuple[str, str, Any]] = [
@@ -56,4 +66,5 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/plugins/pull", no_plugins), ("POST", "/plugins/create", no_plugins),
     ("GET", "/plugins/{name:.+}/json", plugin), ("DELETE", "/plugins/{name:.+}", plugin),
     ("POST", "/plugins/{name:.+}/{action:enable|disable|upgrade|push|set}", plugin),
+    ("*", "/containers/{id}/checkpoints{tail:(/.*)?}", no_checkpoints), ("GET", "/images/search", no_search),
 ]

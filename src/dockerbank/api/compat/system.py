@@ -55,13 +55,15 @@ def info_of(engine) -> dict:
         len(statuses) - statuses.count("running") - statuses.count("paused"),
         "Images": len(engine.images.list()), "ServerVersion": _version(), "Debug": False,
         "OomKillDisable": False, "IPv4Forwarding": True, "BridgeNfIptables": False, "BridgeNfIp6tables": False,
-        "LoggingDriver": "k8s-file", "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "none"],
+        "LoggingDriver": "k8s-file", "Plugins": {"Authorization": None, "Volume": ["local"], "Network": ["bridge", "host", "none"],
                                                  "Log": ["k8s-file", "json-file", "local", "none",
                                                          "syslog", "gelf"]},
         "SecurityOptions": ["name=seccomp,profile=builtin"], "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
         "Labels": [], "ExperimentalBuild": False, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
-        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "Swarm": {"LocalNodeState": "inactive"},
+        "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False, "Error": "",
+                  "RemoteManagers": None},  # no swarm member (api/compat/swarm.py)
+        "CPUSet": True, "GenericResources": None, "OSVersion": "", "NFd": 0, "NGoroutines": 0, "NEventsListener": 0,
         "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
         "SystemTime": __import__("datetime").datetime.now().astimezone().isoformat(),
     })
