@@ -94,6 +94,7 @@ def test_a_database_with_a_volume_is_a_statefulset_with_velero_dump_hooks():
     assert command == ["/bin/sh", "-c",
                        'pg_dumpall -U "${POSTGRES_USER:-postgres}" > /var/lib/postgresql/data/.dockerbank-dump.sql']
     assert annotations["pre.hook.backup.velero.io/container"] == "db"
+    assert annotations["backup.velero.io/backup-volumes"] == "dbdata"
     assert json.loads(annotations["post.hook.backup.velero.io/command"])[-1].startswith("rm -f ")
     template = db["spec"]["volumeClaimTemplates"][0]
     assert template["metadata"] == {"name": "dbdata", "annotations": {"dockerbank.org/volume-name": "shop_dbdata"}}

@@ -233,6 +233,11 @@ class _Builder:
         if grace is not None:
             pod["terminationGracePeriodSeconds"] = int(grace)
         annotations = self._annotations(service, svc, cname, image, env, db_mount)
+        if "pre.hook.backup.velero.io/command" in annotations:
+            # Velero's file-system backup takes these volumes (with the dump in them) where no
+            # volume snapshots are set up
+            annotations["backup.velero.io/backup-volumes"] = ",".join(
+                v["name"] for v in volumes if "_dockerbank_volume" in v)
         recipe_db = db_mount is not None and self._recipe(svc, image, env) is not None
         database = db_mount is not None and (recipe_db or svc.get(BACKUP_KEY) == "dump")
         meta: dict[str, Any] = {"name": name, "labels": dict(labels)}
