@@ -142,9 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         "The same manifest file for both (5 Pods of one container, a PVC, Services; written by "
         "`dockerbank kube generate --type pod`); the image built by `dockerbank build` and loaded into "
         "podman 4.3 from `dockerbank save`.",
-        "`kube play` is timed until the command returns with every container started; Dockerbank runs "
-        "the file through compose's Stack (one network, parallel starts), podman makes a pod with an "
-        "infra container per Pod.",
+        "`kube play` is timed until the command returns with every container started; both make a pod "
+        "with an infra container per Pod (Dockerbank: the engine's pods, independent pods in parallel, on "
+        "one network of the stack; its `kube down` removes the pods in parallel, then the network).",
         f"`kube generate` of the compose file: {med(rows[0], 'dockerbank'):.3f} s (bound: 0.5 s), a whole "
         "CLI call (Python start-up included).",
         "podman 4.3.1 cannot play Velero's hook annotations (it limits annotation values to 63 "

@@ -119,6 +119,10 @@ spec:
         return done.stdout if done.returncode == 0 else None
 
     assert _wait(fetch, "the client to reach the server over localhost") == b"hello-from-configmap"
+    # generate of the pod: one Pod of its two containers
+    docs = list(yaml.safe_load_all(ctr("kube", "generate", "duo").stdout))
+    pod = next(d for d in docs if d["kind"] == "Pod")
+    assert sorted(c["name"] for c in pod["spec"]["containers"]) == ["client", "server"]
     ctr("kube", "down", str(manifest))
     assert ctr("ps", "-aq").stdout == b""
 
@@ -152,7 +156,7 @@ spec:
 
     ran = ctr("kube", "play", "--ignore-unsupported", str(manifest))
     assert b"WARN: Pod odd: spec.initContainers: not supported" in ran.stderr
-    assert ctr("ps", "-q", "--filter", "name=bad_odd_1").stdout.strip()
+    assert ctr("ps", "-aq", "--filter", "name=odd-main").stdout.strip()  # in pod odd (podman's POD-CONTAINER)
     ctr("kube", "down", str(manifest))
 
 

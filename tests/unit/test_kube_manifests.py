@@ -272,3 +272,18 @@ def test_the_members_of_a_pod_become_one_pod_of_several_containers():
     result = play.plan(play.load_documents(to_yaml(manifests), "duo.yaml"), "/k/duo.yaml", "/f", real_pods=True)
     assert [(p.name, p.container_names) for p in result.pods] == [("duo", ["duo-client", "duo-server"])]
     assert "network_mode" not in result.project.services["duo-server"]
+
+
+def test_pods_start_after_the_pods_they_depend_on():
+    from dockerbank.kube.runner import _pod_order
+
+    text = "".join(f"""---
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, annotations: {{dockerbank.org/depends-on: '{deps}'}}}}
+spec: {{containers: [{{name: c, image: busybox}}]}}
+""" for name, deps in (("app", '{"db": "service_healthy"}'), ("db", '{"store": "service_started"}'),
+                       ("store", "{}")))
+    result = play.plan(play.load_documents(text, "x.yaml"), "/k/x.yaml", "/f", real_pods=True)
+    assert [p.name for p in result.pods] == ["app", "db", "store"]
+    assert [p.name for p in _pod_order(result)] == ["store", "db", "app"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -117,7 +118,7 @@ def files_dir(engine, project: str) -> str:
 
 
 #: kube play of a Pod through the engine's pods; off until it is tested on them (they land apart)
-REAL_PODS = False
+REAL_PODS = True
 
 
 def has_pods(engine) -> bool:
@@ -165,7 +166,7 @@ def play(engine, path: str, *, ignore_unsupported: bool = False, out: Out | None
     try:
         if plan.pods:
             created = _play_pods(engine, plan, say)
-        Stack(engine, _without_pods(plan), out=say).up(UpOptions())
+        Stack(engine, _without_pods(plan), out=_not_orphans(say) if plan.pods else say).up(UpOptions())
     except BaseException:
         if created:
             engine.pod_ops.remove(created, force=True, timeout=0, ignore=True)
@@ -173,6 +174,60 @@ def play(engine, path: str, *, ignore_unsupported: bool = False, out: Out | None
             shutil.rmtree(directory, ignore_errors=True)
         raise
     return plan
+
+
+def _not_orphans(say: Out) -> Out:
+    """``say`` without compose's orphan warning: the pods' containers belong to the stack (its
+    label: ``compose ps`` and ``backup create --stack`` see them) but are no service of compose's."""
+    def out(text: str, *args, **kwargs) -> None:
+        if not text.startswith("WARN: Found orphan containers"):
+            say(text, *args, **kwargs)
+
+    return out
+
+
+def _pod_waves(plan: pl.PlayPlan) -> list[list[pl.PodPlan]]:
+    """The pods in waves: each wave's pods depend (``dockerbank.org/depends-on``) only on pods of
+    earlier waves; a cycle is broken in file order."""
+    owner = {s: pod.name for pod in plan.pods for s in pod.services}
+    needs = {pod.name: {owner[d] for s in pod.services for d in plan.project.services[s].get("depends_on") or {}
+                        if d in owner and owner[d] != pod.name} for pod in plan.pods}
+    waves: list[list[pl.PodPlan]] = []
+    done: set[str] = set()
+    while len(done) < len(plan.pods):
+        wave = [p for p in plan.pods if p.name not in done and needs[p.name] <= done] \
+            or [p for p in plan.pods if p.name not in done][:1]
+        waves.append(wave)
+        done.update(p.name for p in wave)
+    return waves
+
+
+def _pod_order(plan: pl.PlayPlan) -> list[pl.PodPlan]:
+    """The pods, each after the pods it depends on."""
+    return [pod for wave in _pod_waves(plan) for pod in wave]
+
+
+def _in_parallel(engine, items: list, work: Callable[[Any, Any], Any]) -> list:
+    """``work(engine, item)`` for each item, in threads with an engine each (SQLite connections
+    are not shared between threads), as compose runs independent services; raises the first error
+    after all have ended."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item):
+        own = engine.sibling()
+        try:
+            return work(own, item)
+        finally:
+            own.close(defer_to=engine)
+
+    if len(items) <= 1:
+        return [work(engine, item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), 8)) as pool:
+        futures = [pool.submit(one, item) for item in items]
+    errors = [e for e in (f.exception() for f in futures) if e is not None]
+    if errors:
+        raise errors[0]
+    return [f.result() for f in futures]
 
 
 def _without_pods(plan: pl.PlayPlan) -> Project:
@@ -200,37 +255,43 @@ def _play_pods(engine, plan: pl.PlayPlan, say: Out) -> list[str]:
     from dockerbank.compose.model import port_flag
     from dockerbank.compose.options import create_options
     from dockerbank.compose.service import Stack
-    from dockerbank.engine.pods import PodCreateOptions  # type: ignore[import-untyped, unused-ignore]
+    from dockerbank.engine.pods import PodCreateOptions
 
     project = plan.project
     full = Stack(engine, project, out=say)
     network_ids, volume_names = full.ensure_networks(), full.ensure_volumes()
     created: list[str] = []
-    try:
-        for pod in plan.pods:
-            first = project.services[pod.services[0]]
-            key = next(iter(project.service_networks(pod.services[0])), "default")
-            aliases = list(dict.fromkeys([pod.name, *(((first.get("networks") or {}).get(key) or {}).get("aliases") or [])]))
-            expose = [str(e) for name in pod.services for e in project.services[name].get("expose") or []]
-            say(f"Creating pod {pod.name} ... ", err=True)
-            made = engine.pod_ops.create(PodCreateOptions(
-                name=pod.name, hostname=pod.hostname,
-                labels={**pod.labels, cpl.LABEL_PROJECT: project.name},
-                network=network_ids[key],
-                network_options={"ports": [port_flag(p) for p in first.get("ports") or []], "aliases": aliases,
-                                 "expose": expose}))
+    lock = threading.Lock()
+
+    def play_one(eng, pod: pl.PodPlan) -> None:
+        first = project.services[pod.services[0]]
+        key = next(iter(project.service_networks(pod.services[0])), "default")
+        aliases = list(dict.fromkeys([pod.name, *(((first.get("networks") or {}).get(key) or {}).get("aliases") or [])]))
+        expose = [str(e) for name in pod.services for e in project.services[name].get("expose") or []]
+        say(f"Creating pod {pod.name} ... ", err=True)
+        made = eng.pod_ops.create(PodCreateOptions(
+            name=pod.name, hostname=pod.hostname, labels={**pod.labels, cpl.LABEL_PROJECT: project.name},
+            network=network_ids[key],
+            network_options={"ports": [port_flag(p) for p in first.get("ports") or []], "aliases": aliases,
+                             "expose": expose}))
+        with lock:
             created.append(made.id)
-            for service, name in zip(pod.services, pod.container_names):
-                opts = create_options(project, service, 1, cpl.config_hash(project, service), network_ids=network_ids,
-                                      volume_names=volume_names, name=name)
-                opts.pod, opts.network, opts.network_options, opts.hostname = made.id, "", {}, None
-                engine.pod_ops.create_container(opts)
-            report = engine.pod_ops.start([made.id])[0]
-            if report.error is not None:
-                raise report.error
+        for service, name in zip(pod.services, pod.container_names):
+            opts = create_options(project, service, 1, cpl.config_hash(project, service), network_ids=network_ids,
+                                  volume_names=volume_names, name=name)
+            opts.pod, opts.network, opts.network_options, opts.hostname = made.id, "", {}, None
+            eng.pod_ops.create_container(opts)
+        report = eng.pod_ops.start([made.id])[0]
+        if report.error is not None:
+            raise report.error
+
+    try:
+        for wave in _pod_waves(plan):  # pods a wave depends on run before it starts
+            _in_parallel(engine, wave, play_one)
     except BaseException:
         if created:
-            engine.pod_ops.remove(created, force=True, timeout=0, ignore=True)
+            _in_parallel(engine, created, lambda eng, pod_id: eng.pod_ops.remove([pod_id], force=True, timeout=0,
+                                                                                 ignore=True))
         raise
     return created
 
@@ -244,7 +305,9 @@ def down(engine, path: str, *, volumes: bool = False, out: Out | None = None) ->
     plan = read_plan(engine, path, ignore_unsupported=True)
     failures: list[str] = []
     if plan.pods:
-        for report in engine.pod_ops.remove([p.name for p in plan.pods], force=True, ignore=True):
+        reports = _in_parallel(engine, [p.name for p in plan.pods],
+                               lambda eng, name: eng.pod_ops.remove([name], force=True, ignore=True)[0])
+        for report in reports:
             if report.error is not None:
                 failures.append(report.error.message)
             elif report.id:
