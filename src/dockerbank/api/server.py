@@ -179,11 +179,15 @@ async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | No
         metrics_runner = await metrics.start(config, options.metrics_addr, options.backup_repo,
                                              options.backup_password_file)
         print(f"Metrics listening on http://{options.metrics_addr}/metrics", file=sys.stderr, flush=True)
+    from dockerbank.engine.workers import start_exit_handler, stop_exit_handler
+
+    start_exit_handler(config)  # detached containers' exits handled here, not by an interpreter each
     if ready is not None:
         ready.set()
     try:
         await asyncio.Event().wait()
     finally:
+        stop_exit_handler()  # from here on their exit commands clean up
         if metrics_runner is not None:
             await metrics_runner.cleanup()
         await runner.cleanup()

@@ -790,9 +790,16 @@ class ContainerService:
         return SeccompCache(self.config.run_root / "seccomp", self.runtime.path)
 
     def _exit_command(self, cid: str) -> builtins.list[str]:
-        """conmon's ``--exit-command`` (conmon adds nothing to it: the ID is ours to pass)."""
-        return [sys.executable, "-m", "dockerbank", "--root", str(self.config.root), "--runroot",
-                str(self.config.run_root), "container", "cleanup", cid]
+        """conmon's ``--exit-command`` (conmon adds nothing to it: the ID is ours to pass); behind
+        the lock of a resident exit handler when this engine's process holds one (engine.exits)."""
+        command = [sys.executable, "-m", "dockerbank", "--root", str(self.config.root), "--runroot",
+                   str(self.config.run_root), "container", "cleanup", cid]
+        guard = getattr(self.engine, "exit_guard", None)
+        if guard is None:
+            return command
+        from dockerbank.runtime.conmon import guarded_exit_command
+
+        return guarded_exit_command(command, guard)
 
     def start(self, ref: str, *, attached: bool = False, stdin: bool | None = None):
         """Start a container. Detached: returns when it runs. Attached: returns an ``Attachment``

@@ -14,6 +14,8 @@ from dockerbank.state.db import Database
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up); services import on first use
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dockerbank.container.lifecycle import ContainerService
     from dockerbank.engine.events import EventsOptions
     from dockerbank.image.store import ImageStore
@@ -33,13 +35,17 @@ class Engine:
 
     ``background``: how a long-lived process runs work nobody waits for (the API service hands
     it to a thread of its own, engine.workers); without it such work runs at once.
+    ``exit_guard``: the lock of a resident exit handler this process holds (engine.exits): the
+    containers it starts get conmon's exit command behind it.
     """
 
     def __init__(self, config: Config, *, short_lived: bool = False,
-                 background: Callable[[Callable[[], None]], None] | None = None):
+                 background: Callable[[Callable[[], None]], None] | None = None,
+                 exit_guard: Path | None = None):
         self.config = config
         self.short_lived = short_lived
         self.background = background
+        self.exit_guard = exit_guard
         self._after_close: list[Callable[[], None]] = []
 
     def after_close(self, work: Callable[[], None]) -> None:
@@ -150,7 +156,8 @@ class Engine:
     def sibling(self) -> Engine:
         """Another engine of the same root for a worker thread (its own database connection);
         close it with ``close(defer_to=self)`` so its deferred work runs when this one closes."""
-        return Engine(self.config, short_lived=self.short_lived, background=self.background)
+        return Engine(self.config, short_lived=self.short_lived, background=self.background,
+                      exit_guard=self.exit_guard)
 
     def close(self, defer_to: Engine | None = None) -> None:
         """Close the database, then start the deferred work (inline where forking is unsafe);

@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 
     from dockerbank.config import Config
     from dockerbank.engine import Engine
+    from dockerbank.engine.exits import ExitHandler
 
 #: Threads for background work: teardowns take a host-wide network lock one at a time anyway,
 #: so a few threads keep up with any rate of exits without competing with the requests.
 BACKGROUND_THREADS = 4
 
 _pool: ThreadPoolExecutor | None = None
+_exit_handler: ExitHandler | None = None
 _pool_lock = threading.Lock()
 log = logging.getLogger("dockerbank.engine")
 
@@ -63,14 +65,41 @@ def drain_background() -> None:
         pool.shutdown(wait=True)
 
 
+def start_exit_handler(config: Config) -> ExitHandler:
+    """Handle the exits of ``config``'s containers in this process (engine.exits) until
+    :func:`stop_exit_handler`; the engines of :func:`in_worker` start containers behind its lock."""
+    from dockerbank.engine.exits import ExitHandler
+
+    global _exit_handler
+    handler = ExitHandler(config, background)
+    handler.start()
+    _exit_handler = handler
+    return handler
+
+
+def stop_exit_handler() -> None:
+    global _exit_handler
+    handler, _exit_handler = _exit_handler, None
+    if handler is not None:
+        handler.stop()
+
+
+def _exit_guard(config: Config):
+    handler = _exit_handler
+    if handler is None or handler.config.run_root != config.run_root:
+        return None
+    return handler.guard
+
+
 def in_worker(config: Config, fn: Callable[[Engine], Any]) -> asyncio.Future[Any]:
     """Run ``fn(engine)`` in the loop's executor with a fresh Engine for ``config``'s root; its
-    deferred work goes to :func:`background`."""
+    deferred work goes to :func:`background`, the containers it starts behind the exit
+    handler's lock while this process holds it."""
 
     def run() -> Any:
         from dockerbank.engine import Engine
 
-        engine = Engine(config, background=background)
+        engine = Engine(config, background=background, exit_guard=_exit_guard(config))
         try:
             return fn(engine)
         finally:

@@ -161,6 +161,17 @@ def spawn(runtime: OciRuntime, cid: str, bundle: Path, *, log_path: Path, termin
     return Started(pid, conmon_pid, sock)
 
 
+def guarded_exit_command(exit_command: list[str], lock: Path) -> list[str]:
+    """``exit_command`` run only when no resident exit handler holds ``lock`` exclusively
+    (engine.exits): ``flock --shared --nonblock`` exits 0 at once while one does, else takes the
+    shared lock (exit commands never exclude each other) and runs the command. As is when
+    util-linux's flock is missing: then both clean up, which is idempotent."""
+    flock = shutil.which("flock")
+    if flock is None:
+        return exit_command
+    return [flock, "--shared", "--nonblock", "--conflict-exit-code", "0", str(lock), *exit_command]
+
+
 # --- after the start --------------------------------------------------------------------
 
 def proc_starttime(pid: int) -> int:
