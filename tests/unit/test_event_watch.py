@@ -28,7 +28,7 @@ def _append_soon(run_root: Path, started: threading.Event, action: str = "destro
 
 
 def test_an_append_by_another_writer_wakes_the_watch(tmp_path):
-    with EventWatch(tmp_path) as watch:
+    with EventWatch(tmp_path / "events.jsonl") as watch:
         assert watch.fd >= 0, "inotify is available on Linux"
         assert watch.wait(0.0) is False  # nothing appended yet
         ready = threading.Event()
@@ -41,13 +41,21 @@ def test_an_append_by_another_writer_wakes_the_watch(tmp_path):
 
 
 def test_appends_after_the_watch_opened_are_not_missed(tmp_path):
-    with EventWatch(tmp_path) as watch:
+    with EventWatch(tmp_path / "events.jsonl") as watch:
         EventLog(tmp_path / "events.jsonl").record("container", "die", "c1")  # before anybody waits
         assert watch.wait(30) is True
 
 
+def test_other_files_of_the_directory_wake_nothing(tmp_path):
+    with EventWatch(tmp_path / "events.jsonl") as watch:
+        (tmp_path / "state.db-wal").write_bytes(b"x" * 100)  # the database beside the log
+        assert watch.wait(0.2) is False
+        EventLog(tmp_path / "events.jsonl").record("container", "start", "c1")
+        assert watch.wait(30) is True
+
+
 def test_without_inotify_the_watch_polls(tmp_path):
-    watch = EventWatch(tmp_path)
+    watch = EventWatch(tmp_path / "events.jsonl")
     watch.close()  # fd -1: the fallback sleeps a poll interval and reports no event
     assert watch.wait(5) is False
 
@@ -56,7 +64,7 @@ class _Store:
     """A fake container service: one exited container until ``remove`` is called."""
 
     def __init__(self, run_root: Path):
-        self.config = types.SimpleNamespace(run_root=run_root)
+        self.config = types.SimpleNamespace(root=run_root, run_root=run_root)
         self.present = True
         self.reads = 0
 

@@ -664,7 +664,7 @@ def _wait_for(service: ContainerService, found: model.Container, condition: str,
 
     cid, initial_finished = found.id, found.state.finished_at
     seen_exit: int | None = None
-    with EventWatch(service.config.run_root) as changes:  # opened before the first read: no change missed
+    with EventWatch.of(service.config) as changes:  # opened before the first read: no change missed
         while True:
             if cancelled():
                 raise DockerbankError("the waiting client went away")

@@ -114,7 +114,7 @@ class ExitHandler:
         from dockerbank.events.watch import EventWatch
 
         engine = Engine(self.config)
-        changes = EventWatch(self.config.run_root)  # before the scan: no start between them is missed
+        changes = EventWatch.of(self.config)  # before the scan: no start between them is missed
         events = EventLog.of(self.config)
         try:
             offset = events.path.stat().st_size

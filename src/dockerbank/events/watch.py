@@ -1,10 +1,11 @@
 """Wake-ups on the event log: a waiter sleeps until some process appends an event (or a timeout).
 
-Every state change of a container is recorded in ``<run_root>/events.jsonl`` by whoever makes
+Every state change of a container is recorded in the event log (events.log) by whoever makes
 it (a CLI, conmon's exit command, the API service's threads), so an append is the one signal
 that "something may have changed" which reaches every process. A waiter (``wait`` with a
-condition, the API's ``/containers/{id}/wait``) watches the run root with inotify and re-reads
-the state when it fires, instead of polling every 100 ms: it answers as soon as the state allows.
+condition, the API's ``/containers/{id}/wait``) watches the log's directory with inotify (other
+files there, the database's, wake nothing) and re-reads the state when the log grows, instead of
+polling every 100 ms: it answers as soon as the state allows.
 
 Without inotify (not Linux, no descriptors left) :meth:`EventWatch.wait` sleeps a short poll
 interval instead, so callers work the same, only later.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import select
+import struct
 import time
 from pathlib import Path
 
@@ -48,35 +50,60 @@ def _inotify_fd(directory: Path) -> int:
 
 
 class EventWatch:
-    """Watches one run root's event log from its creation until :meth:`close`: events appended
-    after the watch began wake :meth:`wait`, so a caller that reads the state after opening the
-    watch misses no change (open the watch, read, wait, read again)."""
+    """Watches one event log from its creation until :meth:`close`: events appended after the
+    watch began wake :meth:`wait`, so a caller that reads the state after opening the watch
+    misses no change (open the watch, read, wait, read again)."""
 
-    def __init__(self, run_root: Path):
-        run_root = Path(run_root)
+    def __init__(self, log_path: Path):
+        log_path = Path(log_path)
+        self.name = os.fsencode(log_path.name)
         try:
-            run_root.mkdir(parents=True, exist_ok=True)
+            log_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             pass
-        self.fd = _inotify_fd(run_root)
+        self.fd = _inotify_fd(log_path.parent)
+
+    @classmethod
+    def of(cls, config) -> EventWatch:
+        """A watch of ``config``'s event log."""
+        from dockerbank.events.log import EventLog
+
+        return cls(EventLog.of(config).path)
+
+    def _drain(self) -> bool:
+        """Read the queued inotify records; whether one is about the log (append, creation,
+        rotation into place)."""
+        relevant = False
+        try:
+            while True:
+                data = os.read(self.fd, 65536)
+                if not data:
+                    break
+                offset = 0
+                while offset + 16 <= len(data):
+                    _wd, _mask, _cookie, length = struct.unpack_from("iIII", data, offset)
+                    name = data[offset + 16: offset + 16 + length].rstrip(b"\0")
+                    relevant = relevant or name == self.name
+                    offset += 16 + length
+        except BlockingIOError:
+            pass
+        return relevant
 
     def wait(self, timeout: float) -> bool:
         """Block until an event is appended or ``timeout`` seconds pass; True when woken by an event."""
         if self.fd < 0:
             time.sleep(min(timeout, POLL))
             return False
-        try:
-            ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
-        except InterruptedError:
-            return False
-        if not ready:
-            return False
-        try:
-            while os.read(self.fd, 4096):  # drain: one wake-up per batch of appends
-                pass
-        except BlockingIOError:
-            pass
-        return True
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            try:
+                ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+            except InterruptedError:
+                ready = []
+            if ready and self._drain():
+                return True
+            if time.monotonic() >= deadline:
+                return False
 
     def close(self) -> None:
         if self.fd >= 0:
