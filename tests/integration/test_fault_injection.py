@@ -39,6 +39,33 @@ def env_of(root: Path, **extra: str) -> dict[str, str]:
     return dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run", **extra)
 
 
+def kill_group(pgid: int, timeout: float = 30.0) -> None:
+    """The whole killed command goes, as when the OOM killer or a power loss takes it: its own
+    children (a tar, a runtime call) must not race the repair that follows. Containers and their
+    conmon live in sessions of their own and stay."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = False
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                fields = stat.rsplit(")", 1)[1].split()
+                if int(fields[2]) == pgid and fields[0] != "Z":
+                    alive = True
+                    break
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the killed command's process group {pgid} did not end")
+
+
 def cli_quiet(root: Path, *args: str) -> None:
     run_cli(root, *args, check=False)
 
@@ -176,13 +203,30 @@ def world(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("faults")
     registry = start_in_thread(RegistryStorage(work / "registry"))
-    world = World(work / "root", work, registry.address)
-    yield world
-    run_cli(world.root, "rm", "-f", "runner", check=False)
-    left = run_cli(world.root, "ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
-    if left:
-        run_cli(world.root, "rm", "-f", *left, check=False)
-    wait_for_network_teardown(Path(str(world.root) + "-run"))
+    # a cgroup parent of its own: `system check` judges this root's cgroups alone, not those that
+    # other roots' containers (other tests, other users of a shared host) leave while they end
+    parent = f"/dockerbank-faults-{os.getpid()}"
+    os.environ["DOCKERBANK_CGROUP_PARENT"] = parent
+    try:
+        world = World(work / "root", work, registry.address)
+        yield world
+        run_cli(world.root, "rm", "-f", "runner", check=False)
+        left = run_cli(world.root, "ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
+        if left:
+            run_cli(world.root, "rm", "-f", *left, check=False)
+        wait_for_network_teardown(Path(str(world.root) + "-run"))
+    finally:
+        os.environ.pop("DOCKERBANK_CGROUP_PARENT", None)
+        for hierarchy in Path("/sys/fs/cgroup").glob("*/" + parent.strip("/")):
+            for sub in sorted(hierarchy.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+                try:
+                    sub.rmdir()
+                except OSError:
+                    pass
+        try:
+            Path("/sys/fs/cgroup" + parent).rmdir()   # a pure cgroup v2 host
+        except OSError:
+            pass
     registry.stop()
     report = os.environ.get("FAULT_REPORT")
     if report:
@@ -210,8 +254,12 @@ def test_killed_at_each_step_loses_nothing(world, name):
         if prepare:
             prepare()
         started = time.monotonic()
-        done = subprocess.run([sys.executable, "-m", "dockerbank", *argv], capture_output=True, timeout=300,
-                              env=env_of(world.root, DOCKERBANK_FAULT=point))
+        proc = subprocess.Popen([sys.executable, "-m", "dockerbank", *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env_of(world.root, DOCKERBANK_FAULT=point),
+                                start_new_session=True)
+        out, err = proc.communicate(timeout=300)
+        kill_group(proc.pid)
+        done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
         duration = max(duration, time.monotonic() - started)
         if done.returncode == -signal.SIGKILL:
             killed_at += 1
@@ -229,10 +277,11 @@ def test_killed_at_each_step_loses_nothing(world, name):
         if prepare:
             prepare()
         proc = subprocess.Popen([sys.executable, "-m", "dockerbank", *argv], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env_of(world.root))
-        time.sleep(random.uniform(0.05, max(0.1, duration)))
+                                stderr=subprocess.DEVNULL, env=env_of(world.root), start_new_session=True)
+        time.sleep(random.uniform(0.05, max(0.1, duration)))  # the kill's moment is random by design
         proc.send_signal(signal.SIGKILL)
         killed = proc.wait() == -signal.SIGKILL
+        kill_group(proc.pid)
         REPORT["random kills"] += int(killed)
         REPORT["kills"] += int(killed)
         world.check(f"{name} killed at a random time")

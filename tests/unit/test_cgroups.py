@@ -235,3 +235,12 @@ def test_remove_stale_goes_on_past_a_cgroup_it_cannot_remove(tmp_path):
     assert report.removed == ["bbb"] and list(report.failed) == ["aaa"]
     assert "cannot remove cgroup" in report.failed["aaa"]
     assert sorted(p.name for p in (mount / "dockerbank").iterdir()) == ["aaa", "ccc"]
+
+
+def test_cgroup_parent_from_the_environment(monkeypatch):
+    from dockerbank.host.cgroups import _parent_from_env
+
+    for value, expected in (("", "/dockerbank"), ("/lab/dockerbank/", "/lab/dockerbank"), ("x", "/x"),
+                            ("/../etc", "/dockerbank"), ("//", "/dockerbank")):
+        monkeypatch.setenv("DOCKERBANK_CGROUP_PARENT", value)
+        assert _parent_from_env() == expected, value

@@ -27,8 +27,19 @@ from pathlib import Path
 
 from dockerbank.errors import NotFound, NotSupported, RuntimeFailure
 
+def _parent_from_env() -> str:
+    """``$DOCKERBANK_CGROUP_PARENT`` (dockerd's ``--cgroup-parent``), else ``/dockerbank``. Roots that
+    share a host and want to judge their cgroups alone (``system check``) each take their own; every
+    process of a root (CLI, conmon's cleanup, the API service) inherits it from the environment."""
+    value = os.environ.get("DOCKERBANK_CGROUP_PARENT", "").strip("/")
+    parts = [p for p in value.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        return "/dockerbank"
+    return "/" + "/".join(parts)
+
+
 #: Parent of every container cgroup (the OCI ``cgroupsPath`` prefix).
-CGROUP_PARENT = "/dockerbank"
+CGROUP_PARENT = _parent_from_env()
 
 #: v1 controllers Dockerbank reads or limits, in the order tried for "which dir holds
 #: the pids" (``devices`` first like runc, which always joins it).
