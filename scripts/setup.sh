@@ -12,6 +12,7 @@ packages=(
   busybox-static debootstrap            # base images built locally: nothing is pulled
   iproute2 iptables nftables netavark aardvark-dns  # the network stack
   fuse-overlayfs uidmap procps psmisc zstd xz-utils ca-certificates
+  slirp4netns                           # rootless Dockerbank: its networks' way out and published ports
 )
 # npm installs the dashboard's browser libraries (xterm.js) from the npm registry by their lock file
 command -v npm >/dev/null || packages+=(npm)

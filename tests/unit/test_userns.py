@@ -105,7 +105,8 @@ def test_mode_lines_say_what_runs_and_what_cannot():
     assert "none yet" in old and "5.19" in old and "unshare(1) missing" in old
     rootless = subids.ModeFacts(True, [Range("u", 100000, 65536)], True, "host", True).lines()
     assert rootless[0].startswith(" Rootless: true") and "100000-165535" in rootless[0]
-    assert "--network none or host only" in rootless[1] and "cannot limit resources" in rootless[1]
+    assert "user networks (DNS)" in rootless[1] and "cannot limit resources" in rootless[2]
+    assert "apt-get install slirp4netns" in subids.ModeFacts(True, [], True, "host", True, False).lines()[1]
     assert subids.kernel_idmaps_overlay("6.18.44-fc") and not subids.kernel_idmaps_overlay("5.15.0")
 
 
@@ -139,16 +140,24 @@ def test_identity_map_tells_the_host_namespace_apart():
     assert not identity_map("0 1001 1\n1 100000 65536\n")
 
 
-def test_rootless_refuses_what_it_cannot_do_in_one_line():
+def test_rootless_refuses_what_it_cannot_do_in_one_line(monkeypatch):
+    import shutil
+
     from dockerbank.container.lifecycle import CreateOptions, _rootless_network
     from dockerbank.errors import NotSupported
 
-    assert _rootless_network(CreateOptions(image="x")) == "none"
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert _rootless_network(CreateOptions(image="x")) == "bridge"
     assert _rootless_network(CreateOptions(image="x", network="host")) == "host"
-    for opts in (CreateOptions(image="x", network="bridge"), CreateOptions(image="x", network="mynet"),
-                 CreateOptions(image="x", network_options={"ports": ["8080:80"]}),
-                 CreateOptions(image="x", memory=1 << 26), CreateOptions(image="x", pids_limit=10),
+    assert _rootless_network(CreateOptions(image="x", network="mynet")) == "mynet"
+    assert _rootless_network(CreateOptions(image="x", network_options={"ports": ["8080:80"]})) == "bridge"
+    for opts in (CreateOptions(image="x", memory=1 << 26), CreateOptions(image="x", pids_limit=10),
                  CreateOptions(image="x", userns="auto")):
         with pytest.raises(NotSupported) as err:
             _rootless_network(opts)
-        assert err.value.exit_code == 125 and "rootless" in str(err.value) or "root's" in str(err.value)
+        assert err.value.exit_code == 125 and ("rootless" in str(err.value) or "root's" in str(err.value))
+    monkeypatch.setattr(shutil, "which", lambda name: None)   # no slirp4netns: no way out, no -p
+    assert _rootless_network(CreateOptions(image="x")) == "none"
+    with pytest.raises(NotSupported) as err:
+        _rootless_network(CreateOptions(image="x", network_options={"ports": ["8080:80"]}))
+    assert "apt-get install slirp4netns" in str(err.value)

@@ -140,7 +140,7 @@ def _rootless_network(opts: CreateOptions) -> str:
     from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
 
     net = opts.network_options or {}
-    if opts.network not in ("", "default", "none", "host") or net.get("ports") or net.get("publish_all"):
+    if (net.get("ports") or net.get("publish_all")) and not shutil.which("slirp4netns"):
         raise NotSupported(ROOTLESS_NETWORK, exit_code=125)
     if opts.memory or opts.memory_swap or opts.nano_cpus or opts.cpu_shares or opts.pids_limit or opts.blkio_weight \
             or opts.cpuset_cpus or opts.cpuset_mems:
@@ -148,7 +148,9 @@ def _rootless_network(opts: CreateOptions) -> str:
     if opts.userns and opts.userns != "host":
         raise NotSupported("--userns=auto is root's: a rootless engine's containers share the user's own "
                            "subordinate IDs", exit_code=125)
-    return "host" if opts.network == "host" else "none"
+    if opts.network in ("", "default"):   # Docker's default: the bridge, when slirp4netns gives it a way out
+        return "bridge" if shutil.which("slirp4netns") else "none"
+    return opts.network
 
 
 def _host_sys_for_rootless(spec: dict) -> None:

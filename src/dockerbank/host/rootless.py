@@ -15,8 +15,10 @@ from dockerbank.config import USER_ENV, user_paths
 IDENTITY = "0 0 4294967295"
 
 #: what an ordinary user's engine cannot do yet, and why (one line each)
-ROOTLESS_NETWORK = ("rootless Dockerbank runs containers with --network none or host only: container networks and "
-                    "published ports need slirp4netns or pasta, which it does not drive yet (run as root for them)")
+ROOTLESS_NETWORK = ("rootless Dockerbank publishes ports through slirp4netns, which is not installed: "
+                    "apt-get install slirp4netns (then stop the user's namespace holder: kill $(cut -d' ' -f1 "
+                    "$XDG_RUNTIME_DIR/dockerbank/pause.pid))")
+SLIRP_GUEST = "10.0.2.100"   # slirp4netns --configure: the tap address in the user's network namespace
 ROOTLESS_LIMITS = ("rootless Dockerbank cannot limit resources: this host delegates no cgroups to ordinary users "
                    "(cgroup v1/hybrid, no systemd); run as root for --memory/--cpus/--pids-limit/--blkio-weight")
 
@@ -87,8 +89,9 @@ def _pause_alive(run_root: str) -> int | None:
         pid_text, start = open(os.path.join(run_root, "pause.pid")).read().split()
         pid = int(pid_text)
         with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[1].split()[19] != start:
-                return None
+            fields = f.read().rsplit(")", 1)[1].split()
+        if fields[19] != start or fields[0] in ("Z", "X"):   # another process, or a dead one not yet reaped
+            return None
         return pid
     except (OSError, ValueError, IndexError):
         return None
@@ -96,7 +99,9 @@ def _pause_alive(run_root: str) -> int | None:
 
 def _start_pause(run_root: str, uid: int) -> int:
     """Start the process that holds the user's user and mount namespaces (Podman's pause
-    process): ``unshare`` maps the user to root and its subordinate IDs to 1..N through newuidmap."""
+    process): ``unshare`` maps the user to root and its subordinate IDs to 1..N through newuidmap.
+    It holds a network namespace of the user's too (Podman's "rootless netns"): the bridges,
+    veths, firewall rules and aardvark-dns of the user's networks live there, never on the host."""
     import subprocess
     import time
 
@@ -105,7 +110,7 @@ def _start_pause(run_root: str, uid: int) -> int:
     ustart, ucount, gstart, gcount = ranges_or_error(uid)
     child = subprocess.Popen(
         ["unshare", "--map-root-user", f"--map-users={ustart},1,{ucount}", f"--map-groups={gstart},1,{gcount}",
-         "--mount", "--propagation", "private", "sleep", "infinity"],
+         "--mount", "--propagation", "private", "--net", "sleep", "infinity"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         cwd="/")
     deadline = time.monotonic() + 10
@@ -128,11 +133,34 @@ def _start_pause(run_root: str, uid: int) -> int:
         child.stderr.close()
     with open(f"/proc/{child.pid}/stat") as f:
         start = f.read().rsplit(")", 1)[1].split()[19]
+    _start_slirp(run_root, child.pid)
     tmp = os.path.join(run_root, "pause.pid.tmp")
     with open(tmp, "w") as f:
         f.write(f"{child.pid} {start}\n")
     os.replace(tmp, os.path.join(run_root, "pause.pid"))
     return child.pid
+
+
+def _start_slirp(run_root: str, pid: int) -> None:
+    """Connect the user's network namespace to the host's network with slirp4netns (user-mode
+    TCP/IP: the way out for containers, and published ports through its API socket). Without
+    slirp4netns the user's networks stay internal and ``-p`` says what to install."""
+    import shutil
+    import subprocess
+    import time
+
+    binary = shutil.which("slirp4netns")
+    if binary is None:
+        return
+    sock = os.path.join(run_root, "slirp4netns.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    proc = subprocess.Popen([binary, "--configure", "--mtu=65520", "--disable-host-loopback", "--api-socket", sock,
+                             str(pid), "tap0"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
+    deadline = time.monotonic() + 10
+    while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 def enter(run_root: str | None = None) -> None:
@@ -172,3 +200,74 @@ def enter(run_root: str | None = None) -> None:
         os.chdir(cwd)
     except OSError:
         os.chdir("/")
+
+
+def holder_pid() -> int | None:
+    """The pid of this rootless engine's namespace holder (None when not rootless)."""
+    uid = rootless_uid()
+    if uid is None:
+        return None
+    return _pause_alive(user_paths(uid, dict(os.environ))[1])
+
+
+def net_prefix() -> list[str]:
+    """argv prefix that runs a network tool (netavark, iptables) in the user's network namespace
+    when this engine is rootless; [] for root's engine (the host's namespace)."""
+    pid = holder_pid()
+    if pid is None:
+        return []
+    return ["nsenter", f"--net=/proc/{pid}/ns/net", "--"]
+
+
+def _slirp(request: dict) -> dict:
+    """One call of slirp4netns's API (JSON over its unix socket)."""
+    import json
+    import socket
+
+    from dockerbank.errors import NotSupported, RuntimeFailure
+
+    uid = rootless_uid()
+    sock_path = os.path.join(user_paths(uid if uid is not None else os.geteuid(), dict(os.environ))[1],
+                             "slirp4netns.sock")
+    if not os.path.exists(sock_path):
+        raise NotSupported(ROOTLESS_NETWORK, exit_code=125)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(10)
+        conn.connect(sock_path)
+        conn.sendall(json.dumps(request).encode())
+        conn.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    reply = json.loads(data or b"{}")
+    if "error" in reply:
+        raise RuntimeFailure(f"slirp4netns {request['execute']}: {reply['error'].get('desc', reply['error'])}")
+    return dict(reply.get("return") or {})
+
+
+def publish(mappings: list) -> None:
+    """Rootless: forward each published host port (``network.model.PortMapping``) from the host
+    into the user's network namespace, where netavark's rules take it to the container. No-op for
+    root's engine."""
+    if holder_pid() is None:
+        return
+    for m in mappings:
+        if m.protocol not in ("tcp", "udp"):
+            continue
+        _slirp({"execute": "add_hostfwd", "arguments": {
+            "proto": m.protocol, "host_addr": m.host_ip or "0.0.0.0", "host_port": m.host_port,
+            "guest_addr": SLIRP_GUEST, "guest_port": m.host_port}})
+
+
+def unpublish(mappings: list) -> None:
+    """Undo :func:`publish` (never raises: a teardown goes on)."""
+    if holder_pid() is None or not mappings:
+        return
+    try:
+        entries = _slirp({"execute": "list_hostfwd"}).get("entries") or []
+        wanted = {(m.protocol, m.host_port) for m in mappings}
+        for entry in entries:
+            if (entry.get("proto"), entry.get("host_port")) in wanted:
+                _slirp({"execute": "remove_hostfwd", "arguments": {"id": entry["id"]}})
+    except Exception:  # noqa: BLE001 - the namespace holder may be gone: nothing left to undo
+        pass

@@ -149,6 +149,7 @@ class ModeFacts:
     idmapped_layers: bool          # the kernel ID-maps overlay lower layers (>= 5.19)
     default_userns: str            # the root's default --userns ("host" when never set)
     unshare: bool                  # util-linux's unshare(1), which makes the mapping namespaces
+    slirp: bool = True             # slirp4netns: rootless networks' way out and published ports
 
     def lines(self) -> list[str]:
         """The ``system info`` lines (pure)."""
@@ -156,9 +157,11 @@ class ModeFacts:
             from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
 
             given = ", ".join(f"{r.start}-{r.end - 1}" for r in self.ranges) or "none"
+            nets = ("Rootless Networks: bridge and user networks (DNS) in the user's own network namespace; "
+                    "slirp4netns is the way out and carries published ports" if self.slirp
+                    else f"Rootless Networks: internal only: {ROOTLESS_NETWORK}")
             return [f" Rootless: true (the user is root of its own user namespace; its subordinate IDs {given} "
-                    "are IDs 1.. there)",
-                    f" Rootless Limits: {ROOTLESS_NETWORK}; {ROOTLESS_LIMITS}"]
+                    "are IDs 1.. there)", f" {nets}", f" Rootless Limits: {ROOTLESS_LIMITS}"]
         if self.ranges:
             given = ", ".join(f"{r.start}-{r.end - 1}" for r in self.ranges)
             source = f"user {USER} in {SUBUID}: {given}"
@@ -191,7 +194,7 @@ def mode_facts(default_userns: str) -> ModeFacts:
     uid = rootless_uid()
     ranges = user_ranges(user_name(uid))[0] if uid is not None else user_ranges()[0]
     return ModeFacts(uid is not None, ranges, kernel_idmaps_overlay(os.uname().release), default,
-                     shutil.which("unshare") is not None)
+                     shutil.which("unshare") is not None, shutil.which("slirp4netns") is not None)
 
 
 def drop_user_ranges(user: str, *, uid_file: Path = SUBUID, gid_file: Path = SUBGID) -> None:

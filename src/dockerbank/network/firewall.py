@@ -47,14 +47,17 @@ def ensure_isolation(ipv6: bool = False) -> None:
 
 
 def _ensure(tool: str) -> None:
+    from dockerbank.host.rootless import net_prefix
+
+    prefix = net_prefix()   # rootless: the user's network namespace
     try:
-        current = subprocess.run([tool, "-w", "-t", "filter", "-S"], capture_output=True, text=True, timeout=30, check=False)
+        current = subprocess.run([*prefix, tool, "-w", "-t", "filter", "-S"], capture_output=True, text=True, timeout=30, check=False)
         if current.returncode != 0:
             raise RuntimeFailure(f"{tool} -S failed: {current.stderr.strip()}")
         script = plan(current.stdout)
         if script is None:
             return
-        done = subprocess.run([f"{tool}-restore", "-w", "--noflush"], input=script, capture_output=True,
+        done = subprocess.run([*prefix, f"{tool}-restore", "-w", "--noflush"], input=script, capture_output=True,
                               text=True, timeout=30, check=False)
         if done.returncode != 0:
             raise RuntimeFailure(f"cannot install network isolation rules: {done.stderr.strip()}")

@@ -136,7 +136,12 @@ class Netavark:
         self.aardvark = aardvark or find_helper("aardvark-dns")
         # Host-wide by default: concurrent teardowns race on the shared iptables chains (seen
         # here: a FORWARD rule of a network left behind), whatever root they belong to.
-        self.lock_path = lock_path or (Path("/run/lock/dockerbank-netavark.lock") if Path("/run/lock").is_dir()
+        from dockerbank.host.rootless import net_prefix
+
+        # rootless: the user's own network namespace (netavark and its rules run there)
+        self.prefix = net_prefix()
+        self.lock_path = lock_path or (Path("/run/lock/dockerbank-netavark.lock")
+                                       if Path("/run/lock").is_dir() and not self.prefix
                                        else config_dir.parent / "netavark.lock")
 
     @contextmanager
@@ -152,7 +157,7 @@ class Netavark:
 
     def _run(self, command: str, netns: Path, options: dict[str, Any]) -> str:
         self.config_dir.mkdir(parents=True, exist_ok=True)
-        argv = [self.binary, "--config", str(self.config_dir), "--aardvark-binary", self.aardvark, command, str(netns)]
+        argv = [*self.prefix, self.binary, "--config", str(self.config_dir), "--aardvark-binary", self.aardvark, command, str(netns)]
         try:
             proc = subprocess.run(argv, input=json.dumps(options).encode(), capture_output=True, timeout=60, check=False)
         except (OSError, subprocess.TimeoutExpired) as exc:

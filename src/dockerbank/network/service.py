@@ -65,6 +65,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _in_user_netns(ports: list[PortMapping]) -> list[PortMapping]:
+    """The mappings netavark gets: rootless, a port arrives from slirp4netns at its tap address (the
+    host address a port is published on is slirp4netns's to keep), so netavark matches any address."""
+    from dockerbank.host.rootless import holder_pid
+
+    if not ports or holder_pid() is None:
+        return ports
+    from dataclasses import replace
+
+    return [replace(p, host_ip="") for p in ports]
+
+
 def host_port_free(host_ip: str, port: int, protocol: str) -> bool:
     """Probe the host: can a socket bind this address now? (SO_REUSEADDR so TIME_WAIT is no obstacle.)"""
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
@@ -186,12 +198,6 @@ class NetworkService:
         ``ip_range`` narrows the dynamic IPv4 addresses; ``ipv6``/``subnet6`` give the network an
         IPv6 subnet besides (a unique local /64 when none is named), ``gateway6``/``ip_range6`` as for IPv4.
         """
-        from dockerbank.host.rootless import ROOTLESS_NETWORK, in_user_namespace
-
-        if in_user_namespace():
-            from dockerbank.errors import NotSupported
-
-            raise NotSupported(ROOTLESS_NETWORK)
         options = dict(options or {})
         # a network's own stored options given back (backup's restore) carry its pools
         kept = {key: options.pop(key, None) for key in (IP_RANGE, SUBNET6, GATEWAY6, IP_RANGE6, "_ipv6")}
@@ -499,15 +505,23 @@ class NetworkService:
 
         path = self.netns_path(container_id)
         ports = [p for _, ep in pairs for p in ep.ports]
-        options = build_options(container_id, container_name, hostname, pairs, ports, dns_servers)
+        options = build_options(container_id, container_name, hostname, pairs, _in_user_netns(ports), dns_servers)
         try:
             with self.driver.locked():
                 ensure_isolation(ipv6=any(n.subnet6 for n, _ in pairs))  # before the first veth exists
                 if fresh_netns:
                     netns.create(path)
                 status = self.driver.setup(path, options)
+                if ports:
+                    from dockerbank.host.rootless import publish
+
+                    publish(ports)   # rootless: from the host into the user's network namespace
         except BaseException as exc:
             with self.driver.locked():
+                if ports:
+                    from dockerbank.host.rootless import unpublish
+
+                    unpublish(ports)
                 self._undo(path, options, pairs, drop_netns=fresh_netns)
             if isinstance(exc, DockerbankError):
                 raise
@@ -583,8 +597,12 @@ class NetworkService:
             from dockerbank.network.netavark import build_options
 
             ports = [p for _, ep in pairs for p in ep.ports]
-            options = build_options(container_id, pairs[0][1].container_name, None, pairs, ports)
+            options = build_options(container_id, pairs[0][1].container_name, None, pairs, _in_user_netns(ports))
             with self.driver.locked():
+                if ports:
+                    from dockerbank.host.rootless import unpublish
+
+                    unpublish(ports)
                 self._teardown(path, options)
         netns.remove(path)
         with self.db.write() as conn:
@@ -645,7 +663,8 @@ class NetworkService:
         if not pairs:
             raise NotFound(f"container {container_id[:12]} is not connected to network {network.name}")
         path = self.netns_path(container_id)
-        options = build_options(container_id, pairs[0][1].container_name, None, pairs, list(pairs[0][1].ports))
+        options = build_options(container_id, pairs[0][1].container_name, None, pairs,
+                                _in_user_netns(list(pairs[0][1].ports)))
         if netns.is_pinned(path):
             try:
                 with self.driver.locked():
