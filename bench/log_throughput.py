@@ -1,6 +1,6 @@
 """Log throughput: a container printing 100 MB of lines, Dockerbank (conmon's k8s-file) vs docker
-(json-file), and both with the gelf driver (Dockerbank: local copy + shipper; docker 20.10: its
-gelf driver with its local cache).
+(json-file), the same rotated (max-size 10m, max-file 3, compress), and both with the gelf driver
+(Dockerbank: local copy + shipper; docker: its gelf driver with its local cache).
 
     /opt/dockerbank-venv/bin/python bench/log_throughput.py            # 100 MB (gelf: 2 MB), 3 rounds
     /opt/dockerbank-venv/bin/python bench/log_throughput.py --mb 20 -r 1
@@ -29,7 +29,20 @@ sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 
 LINE = "x" * 99
+ROTATED = "rotated: max-size 10m, max-file 3, compress"
 IMAGE = "dockerbank-bench/log-busybox"
+
+
+def _kept_files(live: Path, timeout: float = 30.0) -> str:
+    """The log files left once rotation has settled (Dockerbank's keeper gzips after the exit)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(".pending." in p.name or p.name.endswith(".tmp") for p in live.parent.iterdir()):
+            break
+        time.sleep(0.1)
+    files = sorted(p for p in live.parent.iterdir() if p.name.startswith(live.name))
+    return f"{len(files)} files (" + ", ".join(f"{p.name[len(live.name):] or 'live'} {p.stat().st_size / 1e6:.1f} MB"
+                                             for p in files) + ")"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,15 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     def script(mb: int) -> str:
         return f"yes {LINE} | head -c {mb * 1024 * 1024}"
 
-    size_of = {"k8s-file / json-file": args.mb, "gelf over UDP": args.gelf_mb}
-    rows = {"k8s-file / json-file": ([], ["--log-driver", "json-file"]), "gelf over UDP": (gelf, gelf)}
+    rotated = ["--log-opt", "max-size=10m", "--log-opt", "max-file=3", "--log-opt", "compress=true"]
+    size_of = {"k8s-file / json-file": args.mb, ROTATED: args.mb, "gelf over UDP": args.gelf_mb}
+    rows = {"k8s-file / json-file": ([], ["--log-driver", "json-file"]),
+            ROTATED: (rotated, ["--log-driver", "json-file", *rotated]), "gelf over UDP": (gelf, gelf)}
+    kept: dict[str, str] = {}
+    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                             text=True).stdout.strip()
     times: dict[tuple[str, str], list[float]] = {}
     sizes: dict[str, int] = {}
     load_start = os.getloadavg()[0]
     for n in range(args.rounds):
         for row, (own, theirs) in rows.items():
             for tool in ("dockerbank", "docker"):
-                name = f"logbench{n}{'g' if row.startswith('gelf') else 'f'}"
+                name = f"logbench{n}{ {'k8s-file / json-file': 'f', ROTATED: 'r'}.get(row, 'g') }"
                 if tool == "dockerbank":
                     cmd, extra, image, e = db, own, "busybox", env
                 else:
@@ -76,10 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                 code = subprocess.run([*cmd, "wait", cid], env=e, capture_output=True, check=True).stdout.strip()
                 elapsed = time.perf_counter() - start
                 assert code == b"0", (tool, code)
-                if n == 0 and row.startswith("k8s"):
+                if n == 0 and row != "gelf over UDP":
                     path = subprocess.run([*cmd, "inspect", "-f", "{{.LogPath}}", cid], env=e, capture_output=True,
                                           check=True).stdout.decode().strip()
-                    sizes[tool] = os.path.getsize(path)
+                    if row == ROTATED:
+                        kept[tool] = _kept_files(Path(path))
+                    else:
+                        sizes[tool] = os.path.getsize(path)
                 subprocess.run([*cmd, "rm", "-f", cid], env=e, capture_output=True)
                 times.setdefault((row, tool), []).append(elapsed)
                 print(f"  round {n + 1} {row:<22} {tool:<10} {elapsed:7.2f} s", flush=True)
@@ -102,9 +123,14 @@ def main(argv: list[str] | None = None) -> int:
                "container's writes were held up. Dockerbank: conmon's k8s-file (`<RFC3339Nano> stdout F <line>`, "
                f"{sizes.get('dockerbank', 0) / 1e6:.0f} MB on disk); docker: dockerd's json-file via "
                f"containerd-shim's FIFO ({sizes.get('docker', 0) / 1e6:.0f} MB on disk)."),
+              (f"- {ROTATED}: the same output rotated as docker's `--log-opt max-size=10m --log-opt max-file=3 "
+               "--log-opt compress=true`. Dockerbank: conmon starts a new file past 10 MiB and the log keeper "
+               "process keeps and gzips the replaced ones (in a thread, beside the container); docker: dockerd "
+               f"rotates and compresses in its json-file writer. Kept after the run: Dockerbank "
+               f"{kept.get('dockerbank', '?')}; docker {kept.get('docker', '?')}."),
               ("- gelf (a smaller output: docker's gelf driver is slow here, see MB/s): Dockerbank's container writes only to conmon's local log; the shipper follows it on its "
                "own (to a UDP socket that never reads: datagrams dropped), so the container is never slower than "
-               "with k8s-file. docker 20.10 encodes and sends each line in dockerd and keeps its local cache too."),
+               f"with k8s-file. docker {version} encodes and sends each line in dockerd and keeps its local cache too."),
               "", "<!-- /bench:log_throughput -->"]
     section = "\n".join(lines)
     harness.write_section("log_throughput", section)

@@ -188,6 +188,7 @@ def test_keeper_keeps_at_most_max_file_files_and_logs_reads_them_in_order(tmp_pa
     for n in range(1, 6):
         _conmon_replaces(path, _entry(n))
         assert keeper.step() is True
+    keeper.close()                                      # the gzips of the worker thread are done
     names = sorted(p.name for p in tmp_path.glob("ctr.log*"))
     suffix = ".gz" if compress else ""
     assert names == ["ctr.log", f"ctr.log.1{suffix}", f"ctr.log.2{suffix}"]

@@ -8,10 +8,12 @@ past ``max-file`` files in all the oldest goes. So at most ``max-file`` files of
 are kept, as docker's json-file does. The container's output never waits for any of this: conmon
 writes its file whatever the keeper does.
 
-The keeper runs in the log keeper process (container.logship) and once in the starter before the
-container's process starts, so the first file is held before a line is written. A file that conmon
-replaced twice between two looks of the keeper (50 ms apart) is lost from the rotated history (only
-with a max-size far smaller than 50 ms of output).
+The keeper runs in the log keeper process (container.logship), woken by inotify on each of
+conmon's renames, and once in the starter before the container's process starts, so the first
+file is held before a line is written. It holds the new file before it moves the old one, and
+gzips in a worker thread, so it is back at once; a file that conmon replaced twice before the
+keeper's process got the CPU would be missing from the rotated history (only with a max-size far
+smaller than what the container writes in one scheduling delay).
 
 The readers (``logs``) take :func:`log_files` oldest first; :func:`read_file` opens gzipped ones.
 """
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import gzip
 import os
+import queue
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,12 +70,22 @@ def _rotated(path: Path) -> dict[int, Path]:
     return found
 
 
+def _pending(path: Path) -> list[Path]:
+    """Replaced files waiting to be compressed, oldest first (``.ctr.log.pending.<seq>``)."""
+    prefix = f".{path.name}.pending."
+    try:
+        names = [n for n in os.listdir(path.parent) if n.startswith(prefix) and n[len(prefix):].isdigit()]
+    except FileNotFoundError:
+        return []
+    return [path.with_name(n) for n in sorted(names, key=lambda n: int(n[len(prefix):]))]
+
+
 def log_files(path: Path) -> list[Path]:
-    """Every file of a container's log, oldest first, the live one last. A held file that conmon
-    has replaced and the keeper has not moved yet comes before the live one."""
+    """Every file of a container's log, oldest first, the live one last. Replaced files that the
+    keeper has not moved yet (being compressed, or not seen yet) come before the live one."""
     path = Path(path)
     rotated = _rotated(path)
-    files = [rotated[n] for n in sorted(rotated, reverse=True)]
+    files = [rotated[n] for n in sorted(rotated, reverse=True)] + _pending(path)
     held = held_path(path)
     try:
         if os.stat(held).st_ino != os.stat(path).st_ino:
@@ -99,9 +113,14 @@ class Keeper:
         self.path = Path(path)
         self.rotation = rotation
         self.held = held_path(self.path)
+        self._queue: queue.Queue[Path | None] | None = None
+        self._worker: threading.Thread | None = None
+        self._seq = 0
 
     def step(self) -> bool:
-        """Hold the live file; when conmon replaced it, rotate the held one. True when it rotated."""
+        """Hold the live file; when conmon replaced it, rotate the held one. True when it rotated.
+        The new live file is held before the old one is rotated; compressing happens in a worker
+        thread, so the keeper never misses a replacement while it gzips."""
         try:
             live = os.stat(self.path)
         except FileNotFoundError:
@@ -113,14 +132,46 @@ class Keeper:
             return False
         if held.st_ino == live.st_ino:
             return False
-        self._retire(self.held)
+        if not self.rotation.compress:
+            self._retire(self.held)
+            self._hold()
+            return True
+        self._seq = max([self._seq, *(int(p.name.rsplit(".", 1)[1]) for p in _pending(self.path))]) + 1
+        pending = self.path.with_name(f".{self.path.name}.pending.{self._seq}")
+        os.replace(self.held, pending)
         self._hold()
+        self._later(pending)
         return True
+
+    def _later(self, pending: Path) -> None:
+        if self._queue is None:
+            self._queue = queue.Queue()
+            self._worker = threading.Thread(target=self._work, name="logrotate", daemon=True)
+            self._worker.start()
+        self._queue.put(pending)
+
+    def _work(self) -> None:
+        assert self._queue is not None
+        while (item := self._queue.get()) is not None:
+            try:
+                self._retire(item)
+            except OSError:
+                pass   # a full disk: the pending file stays readable and is retried at the next start
+
+    def close(self) -> None:
+        """Wait until the files handed to the worker are rotated."""
+        if self._queue is not None and self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._queue = self._worker = None
 
     def start_afresh(self) -> None:
         """Before a (re)start: the previous run's lines become the newest rotated file, so conmon,
         which counts max-size from its own start, begins an empty file."""
+        for pending in _pending(self.path):   # left by a keeper that was killed
+            self._retire(pending)
         self.step()
+        self.close()
         try:
             if os.stat(self.path).st_size == 0:
                 return
@@ -224,3 +275,4 @@ def keep(keeper: Keeper, running, timeout: float = 1.0) -> None:
         keeper.step()
     finally:
         watch.close()
+        keeper.close()

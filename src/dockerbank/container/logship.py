@@ -281,6 +281,7 @@ def run(spec: dict) -> None:
     save()
     if keeper is not None:
         keeper.step()
+        keeper.close()
 
 
 def spawn(bundle: Path, log_path: Path, log_config: dict, source: Source, conmon_pid: int, conmon_start: int,
