@@ -123,3 +123,49 @@ def test_links_and_mac_address_on_a_network(client):
     assert json.dumps(box.attrs["Config"]["MacAddress"]) == '"02:42:ac:11:00:09"'
     with pytest.raises(docker.errors.APIError, match="mac-address and the network mode"):
         client.containers.create("busybox", ["true"], mac_address="02:42:ac:11:00:0a", network_mode="host")
+
+
+LIMITS = ["ShmSize", "Ulimits", "Sysctls", "OomScoreAdj", "CpuPeriod", "CpuQuota", "MemoryReservation", "IpcMode"]
+
+
+def test_limits_and_kernel_knobs_honoured_inspected_or_refused(client):
+    plain = client.containers.create("busybox", ["true"], network_mode="none")
+    assert {k: plain.attrs["HostConfig"].get(k, "MISSING") for k in LIMITS} == {
+        "ShmSize": 67108864, "Ulimits": None, "Sysctls": "MISSING", "OomScoreAdj": 0, "CpuPeriod": 0, "CpuQuota": 0,
+        "MemoryReservation": 0, "IpcMode": "private"}
+    script = ("df -k /dev/shm | tail -1 | awk '{print $2}'; ulimit -n; ulimit -Hn; cat /proc/sys/net/core/somaxconn;"
+              " cat /proc/self/oom_score_adj")
+    box = client.containers.create(
+        "busybox", ["sh", "-c", script], shm_size="128m", ulimits=[docker.types.Ulimit(name="nofile", soft=1024,
+                                                                                       hard=2048)],
+        sysctls={"net.core.somaxconn": "1024"}, oom_score_adj=200, cpu_period=50000, cpu_quota=25000,
+        mem_reservation="64m", ipc_mode="shareable")
+    assert {k: box.attrs["HostConfig"].get(k) for k in LIMITS} == {
+        "ShmSize": 134217728, "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+        "Sysctls": {"net.core.somaxconn": "1024"}, "OomScoreAdj": 200, "CpuPeriod": 50000, "CpuQuota": 25000,
+        "MemoryReservation": 67108864, "IpcMode": "shareable"}
+    box.start()
+    assert box.wait()["StatusCode"] == 0, box.logs()
+    assert box.logs().decode().split() == ["131072", "1024", "2048", "1024", "200"]  # as docker 20.10 shows
+    before = len(client.containers.list(all=True))
+    for kwargs, message in [
+        ({"device_requests": [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]},
+         'could not select device driver "" with capabilities: [[gpu]]'),
+        ({"sysctls": {"vm.swappiness": "1"}}, "sysctl 'vm.swappiness' is not whitelisted"),
+        ({"oom_score_adj": 2000}, "Invalid value 2000, range for oom score adj is [-1000, 1000]"),
+        ({"ulimits": [docker.types.Ulimit(name="nofile", soft=20, hard=10)]}, "ulimit soft limit must be less"),
+        ({"nano_cpus": 10**9, "cpu_period": 50000}, "Conflicting options: Nano CPUs and CPU Period cannot both be set"),
+        ({"ipc_mode": "bogus"}, "invalid IPC mode: bogus"),
+        ({"storage_opt": {"size": "1G"}}, "--storage-opt is supported only for overlay over xfs"),
+    ]:
+        with pytest.raises(docker.errors.APIError) as refused:
+            client.containers.create("busybox", ["true"], **kwargs)
+        assert refused.value.status_code in (400, 501) and message in refused.value.explanation, kwargs
+    assert len(client.containers.list(all=True)) == before
+    shared = client.containers.run("busybox", ["sh", "-c", "df -k /dev/shm | tail -1 | awk '{print $2}'"],
+                                   ipc_mode="host", network_mode="none", detach=True)
+    assert shared.wait()["StatusCode"] == 0
+    import os
+
+    assert int(shared.logs().decode().strip()) == os.statvfs("/dev/shm").f_blocks * os.statvfs("/dev/shm").f_frsize \
+        // 1024  # the host's /dev/shm

@@ -15,6 +15,11 @@ services:
     mac_address: 02:42:ac:11:00:09
     group_add: [audio, 100]
     cpuset: "0"
+    shm_size: 128m
+    ipc: host
+    oom_score_adj: 200
+    sysctls: ["net.core.somaxconn=1024"]
+    ulimits: {nproc: 65535, nofile: {soft: 1024, hard: 2048}}
     networks:
       front: {ipv4_address: 10.77.0.5, ipv6_address: "fd00:77::5"}
   side:
@@ -34,6 +39,10 @@ def test_service_keys_become_create_options():
     assert (opts.pid_mode, opts.cgroupns_mode, opts.isolation, opts.mac_address) == \
         ("host", "private", "default", "02:42:ac:11:00:09")
     assert (opts.group_add, opts.cpuset_cpus) == (["audio", "100"], "0")
+    assert (opts.shm_size, opts.ipc_mode, opts.oom_score_adj) == (128 << 20, "host", 200)
+    assert opts.sysctls == {"net.core.somaxconn": "1024"}
+    assert opts.ulimits == [{"Name": "nproc", "Soft": 65535, "Hard": 65535},
+                            {"Name": "nofile", "Soft": 1024, "Hard": 2048}]
     assert (opts.network_options["ip"], opts.network_options["ip6"]) == ("10.77.0.5", "fd00:77::5")
     side = create_options(project, "side", 1, "d", network_ids={"default": "p_default"}, volume_names={},
                           container_of_service=lambda s: f"id-of-{s}")

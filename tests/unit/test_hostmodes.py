@@ -70,3 +70,45 @@ def test_spec_namespaces_cpuset_and_device_rules():
         {"allow": True, "type": "b", "access": "rwm"}]
     with pytest.raises(InvalidArgument, match="invalid device cgroup rule format: 'c 1 r'"):
         sp.device_rule("c 1 r")
+
+
+def test_limits_and_kernel_knobs_checked_and_in_the_spec():
+    assert hm.parse_ulimit("nofile=1024:2048") == {"Name": "nofile", "Soft": 1024, "Hard": 2048}
+    assert hm.parse_ulimit("nproc=50") == {"Name": "nproc", "Soft": 50, "Hard": 50}
+    for bad, message in [("x=1", "invalid ulimit type: x"), ("nofile", "invalid ulimit argument"),
+                         ("nofile=20:10", "ulimit soft limit must be less than or equal to hard limit: 20 > 10")]:
+        with pytest.raises(InvalidArgument, match=message):
+            hm.parse_ulimit(bad)
+    assert hm.check_sysctls({"net.core.somaxconn": "1024", "kernel.shmmax": "1"}, "bridge", "") == {
+        "net.core.somaxconn": "1024", "kernel.shmmax": "1"}
+    with pytest.raises(InvalidArgument, match="sysctl 'vm.swappiness' is not whitelisted"):
+        hm.check_sysctls({"vm.swappiness": "1"}, "bridge", "")
+    with pytest.raises(InvalidArgument, match="not allowed in host network namespace"):
+        hm.check_sysctls({"net.core.somaxconn": "1"}, "host", "")
+    limits = dict(oom_score_adj=0, cpu_period=0, cpu_quota=0, nano_cpus=0, memory=0, memory_reservation=0, shm_size=0)
+    for change, message in [({"oom_score_adj": 2000}, "range for oom score adj is"),
+                            ({"nano_cpus": 10**9, "cpu_period": 50000}, "Nano CPUs and CPU Period"),
+                            ({"cpu_period": 10}, "CPU cfs period"), ({"cpu_quota": 10}, "CPU cfs quota"),
+                            ({"memory_reservation": 1024}, "Minimum memory reservation allowed is 6MB"),
+                            ({"memory": 10 << 20, "memory_reservation": 20 << 20}, "memory reservation limit")]:
+        with pytest.raises(InvalidArgument, match=message):
+            hm.check_limits(**{**limits, **change})
+    assert hm.check_ipc_mode("private") == "" and hm.check_ipc_mode("shareable") == "shareable"
+    with pytest.raises(InvalidArgument, match="invalid IPC mode: bogus"):
+        hm.check_ipc_mode("bogus")
+    cfg = {"path": "sh", "args": [], "env": [], "hostname": "h", "shm_size": 128 << 20, "oom_score_adj": 200,
+           "ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}], "sysctls": {"net.core.somaxconn": "1024"},
+           "cpu_period": 50000, "cpu_quota": 25000, "memory_reservation": 64 << 20}
+    spec = sp.build_spec(cfg, sp.SpecInputs(rootfs="/r"))
+    shm = next(m for m in spec["mounts"] if m["destination"] == "/dev/shm")
+    assert f"size={128 << 20}" in shm["options"] and "size=65536k" not in shm["options"]
+    assert {"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1024} in spec["process"]["rlimits"]
+    assert len([r for r in spec["process"]["rlimits"] if r["type"] == "RLIMIT_NOFILE"]) == 1
+    assert spec["process"]["oomScoreAdj"] == 200 and spec["linux"]["sysctl"] == {"net.core.somaxconn": "1024"}
+    assert spec["linux"]["resources"]["cpu"] == {"period": 50000, "quota": 25000}
+    assert spec["linux"]["resources"]["memory"] == {"reservation": 64 << 20}
+    host_ipc = sp.build_spec({**cfg, "ipc_mode": "host"}, sp.SpecInputs(rootfs="/r"))
+    assert "ipc" not in [n["type"] for n in host_ipc["linux"]["namespaces"]]
+    assert next(m for m in host_ipc["mounts"] if m["destination"] == "/dev/shm")["source"] == "/dev/shm"
+    no_shm = sp.build_spec({**cfg, "ipc_mode": "none"}, sp.SpecInputs(rootfs="/r"))
+    assert "/dev/shm" not in [m["destination"] for m in no_shm["mounts"]]

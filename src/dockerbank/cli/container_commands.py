@@ -105,6 +105,7 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         entrypoint = [kw["entrypoint"]] if kw["entrypoint"] else []
     specs = mnt.parse_all(volumes=kw["volume"], mounts=kw["mount"], tmpfs=kw["tmpfs"])
     pids = kw["pids_limit"]
+    from dockerbank.container import hostmodes
     from dockerbank.container.health import from_flags
 
     healthcheck = from_flags(kw["health_cmd"], kw["health_interval"], kw["health_timeout"],
@@ -127,6 +128,10 @@ def build_create_options(image: str, command: tuple[str, ...], kw: dict):
         cpuset_cpus=kw["cpuset_cpus"], cpuset_mems=kw["cpuset_mems"], mac_address=kw["mac_address"],
         isolation=kw["isolation"],
         userns=kw.get("userns") or "", pod=kw.get("pod") or "",
+        ipc_mode=kw["ipc"], shm_size=ram_in_bytes(kw["shm_size"], "--shm-size"),
+        ulimits=[hostmodes.parse_ulimit(u) for u in kw["ulimit"]], sysctls=parse_pairs(kw["sysctl"]),
+        oom_score_adj=kw["oom_score_adj"], cpu_period=kw["cpu_period"], cpu_quota=kw["cpu_quota"],
+        memory_reservation=ram_in_bytes(kw["memory_reservation"], "--memory-reservation"),
     )
 
 

@@ -157,9 +157,27 @@ def create_options(project: Project, service: str, number: int, digest: str, *, 
         stop_signal=svc.get("stop_signal"), stop_timeout=int(stop_timeout) if stop_timeout is not None else None,
         pid_mode=pid, cgroupns_mode=svc.get("cgroup") or "", isolation=svc.get("isolation") or "",
         mac_address=svc.get("mac_address") or "", group_add=[str(g) for g in svc.get("group_add") or []],
-        cpuset_cpus=str(svc.get("cpuset") or ""),
+        cpuset_cpus=str(svc.get("cpuset") or ""), ipc_mode=_ipc(svc.get("ipc") or "", container_of_service),
+        shm_size=parse_bytes(svc["shm_size"], where, f"{path}.shm_size") if svc.get("shm_size") else 0,
+        ulimits=[{"Name": name, "Soft": v if isinstance(v, int) else v.get("soft", 0),
+                  "Hard": v if isinstance(v, int) else v.get("hard", 0)} for name, v in (svc.get("ulimits") or {}).items()],
+        sysctls=_pairs(svc.get("sysctls")), oom_score_adj=int(svc.get("oom_score_adj") or 0),
         **extra,
     )
+
+
+def _ipc(value: str, container_of_service) -> str:
+    """compose's ``ipc``: a mode, or ``service:NAME`` (that service's container, as ``container:``)."""
+    if value.startswith("service:") and container_of_service is not None:
+        return f"container:{container_of_service(value.split(':', 1)[1])}"
+    return value
+
+
+def _pairs(value: Any) -> dict[str, str]:
+    """``sysctls`` as a mapping or a list of ``KEY=VALUE``."""
+    if isinstance(value, list):
+        return {k: v for k, _, v in (str(item).partition("=") for item in value)}
+    return {str(k): str(v) for k, v in (value or {}).items()}
 
 
 def extra_networks(project: Project, service: str, network_ids: dict[str, str]) -> list[tuple[str, list[str]]]:

@@ -203,8 +203,9 @@ SERVICE = Obj({
     "pull_policy": Scalar("string", choices=("always", "never", "missing", "if_not_present", "build")),
     "scale": INT, "volumes_from": STRS, "platform": STR, "pid": STR, "cgroup": Scalar("string", choices=(
         "host", "private")), "isolation": STR, "mac_address": STR, "group_add": Array(NUM_OR_STR), "cpuset": STR,
-}, unsupported=("shm_size", "sysctls", "ulimits", "ipc", "links", "external_links", "logging",
-                "cgroup_parent", "userns_mode", "oom_score_adj",
+    "shm_size": NUM_OR_STR, "sysctls": LIST_OR_DICT, "ipc": STR, "oom_score_adj": INT,
+    "ulimits": Obj(values=OneOf(INT, Obj({"soft": INT, "hard": INT})), extensions=False),
+}, unsupported=("links", "external_links", "logging", "cgroup_parent", "userns_mode",
                 "blkio_config", "storage_opt", "runtime", "credential_spec", "develop", "attach"))
 
 NETWORK = OneOf(NULLABLE_OBJ, Obj({

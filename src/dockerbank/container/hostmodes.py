@@ -123,3 +123,81 @@ def parse_link(value: str) -> tuple[str, str]:
     if not name:
         raise InvalidArgument(f"invalid link: {value}", exit_code=125)
     return name, alias or name
+
+
+# --- resources and kernel knobs: ShmSize, Ulimits, Sysctls, OomScoreAdj, CpuPeriod/Quota, MemoryReservation
+
+ULIMIT_NAMES = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
+                "rss", "rtprio", "rttime", "sigpending", "stack")
+# namespaced sysctls docker lets a container set (moby's validateSysctl / runc's whitelist)
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax",
+                "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def parse_ulimit(text: str) -> dict:
+    """``--ulimit nofile=1024[:2048]`` as docker's ``{"Name", "Soft", "Hard"}``."""
+    name, eq, values = text.partition("=")
+    if not eq:
+        raise InvalidArgument(f"invalid ulimit argument: {text}", exit_code=125)
+    soft, _, hard = values.partition(":")
+    try:
+        limit = {"Name": name, "Soft": int(soft), "Hard": int(hard or soft)}
+    except ValueError:
+        raise InvalidArgument(f"invalid ulimit argument: {text}", exit_code=125) from None
+    return check_ulimits([limit])[0]
+
+
+def check_ulimits(ulimits: list[dict]) -> list[dict]:
+    for limit in ulimits:
+        if limit.get("Name") not in ULIMIT_NAMES:
+            raise InvalidArgument(f"invalid ulimit type: {limit.get('Name')}", exit_code=125)
+        if int(limit.get("Soft") or 0) > int(limit.get("Hard") or 0) >= 0:
+            raise InvalidArgument(f"ulimit soft limit must be less than or equal to hard limit: "
+                                  f"{limit['Soft']} > {limit['Hard']}", exit_code=125)
+    return [{"Name": u["Name"], "Soft": int(u.get("Soft") or 0), "Hard": int(u.get("Hard") or 0)} for u in ulimits]
+
+
+def check_sysctls(sysctls: dict[str, str], network: str, ipc_mode: str) -> dict[str, str]:
+    """Only sysctls of the container's own namespaces (IPC, network, fs.mqueue), as docker allows."""
+    for key in sysctls:
+        ipc = key in _IPC_SYSCTLS or key.startswith("fs.mqueue.")
+        if not ipc and not key.startswith("net."):
+            raise InvalidArgument(f"sysctl '{key}' is not whitelisted", exit_code=125)
+        if key.startswith("net.") and network == "host":
+            raise InvalidArgument(f"sysctl '{key}' not allowed in host network namespace", exit_code=125)
+        if ipc and ipc_mode == "host":
+            raise InvalidArgument(f"sysctl '{key}' not allowed in host IPC namespace", exit_code=125)
+    return {str(k): str(v) for k, v in sysctls.items()}
+
+
+def check_limits(*, oom_score_adj: int, cpu_period: int, cpu_quota: int, nano_cpus: int, memory: int,
+                 memory_reservation: int, shm_size: int) -> None:
+    """dockerd's checks of the plain numbers (messages as it gives them)."""
+    if not -1000 <= oom_score_adj <= 1000:
+        raise InvalidArgument(f"Invalid value {oom_score_adj}, range for oom score adj is [-1000, 1000]", exit_code=125)
+    if nano_cpus and cpu_period:
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Period cannot both be set", exit_code=125)
+    if nano_cpus and cpu_quota:
+        raise InvalidArgument("Conflicting options: Nano CPUs and CPU Quota cannot both be set", exit_code=125)
+    if cpu_period and not 1000 <= cpu_period <= 1000000:
+        raise InvalidArgument("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s "
+                              "(i.e. 1000000)", exit_code=125)
+    if cpu_quota and 0 < cpu_quota < 1000:
+        raise InvalidArgument("CPU cfs quota can not be less than 1ms (i.e. 1000)", exit_code=125)
+    if memory_reservation and memory_reservation < 6 * 1024 * 1024:
+        raise InvalidArgument("Minimum memory reservation allowed is 6MB", exit_code=125)
+    if memory and memory_reservation and memory < memory_reservation:
+        raise InvalidArgument("Minimum memory limit can not be less than memory reservation limit, see usage",
+                              exit_code=125)
+    if shm_size < 0:
+        raise InvalidArgument("SHM size can not be less than 0", exit_code=125)
+
+
+def check_ipc_mode(value: str) -> str:
+    """IpcMode besides a pod's ``container:``: ``private``/``shareable`` (a private namespace),
+    ``host``, ``none`` (no /dev/shm)."""
+    if value in ("", "private"):
+        return ""
+    if value in ("host", "none", "shareable"):  # shareable: a private namespace others may join
+        return value
+    raise InvalidArgument(f"invalid IPC mode: {value}", exit_code=125)

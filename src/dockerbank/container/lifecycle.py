@@ -126,7 +126,14 @@ class CreateOptions:
     # IPC namespace joined ("container:<ref>"; a member's UTS and PID are uts_mode/pid_mode above)
     pod: str = ""
     infra: bool = False
-    ipc_mode: str = ""
+    ipc_mode: str = ""                          # --ipc private|shareable|host|none (or a pod's container:)
+    shm_size: int = 0                           # --shm-size (bytes)
+    ulimits: list[dict] = field(default_factory=list)   # --ulimit, as docker's {"Name", "Soft", "Hard"}
+    sysctls: dict[str, str] = field(default_factory=dict)   # --sysctl
+    oom_score_adj: int = 0                      # --oom-score-adj
+    cpu_period: int = 0                         # --cpu-period
+    cpu_quota: int = 0                          # --cpu-quota
+    memory_reservation: int = 0                 # --memory-reservation
 
 
 def _rootless() -> bool:
@@ -541,13 +548,27 @@ class ContainerService:
         return {
             "pid_mode": pid_mode, "uts_mode": self._joined_mode("UTS", opts.uts_mode) if opts.uts_mode.startswith(
                 "container:") else hm.check_uts_mode(opts.uts_mode, bool(opts.hostname)),
-            "ipc_mode": self._joined_mode("IPC", opts.ipc_mode),
+            "ipc_mode": self._joined_mode("IPC", opts.ipc_mode) if opts.ipc_mode.startswith("container:")
+            else hm.check_ipc_mode(opts.ipc_mode),
             "cgroupns_mode": hm.check_cgroupns_mode(opts.cgroupns_mode), "isolation": hm.check_isolation(opts.isolation),
             "cpuset_cpus": hm.check_cpuset(opts.cpuset_cpus, host_cpus() if opts.cpuset_cpus else [], "cpus"),
             "cpuset_mems": hm.check_cpuset(opts.cpuset_mems, host_memory_nodes() if opts.cpuset_mems else [], "mems"),
             "device_cgroup_rules": list(opts.device_cgroup_rules), "group_add": list(opts.group_add),
-            "mac_address": mac, "links": links,
+            "mac_address": mac, "links": links, **self._check_limits(opts, network),
         }
+
+    @staticmethod
+    def _check_limits(opts: CreateOptions, network: str) -> dict[str, Any]:
+        """The resource and kernel options checked (container.hostmodes), as stored."""
+        from dockerbank.container import hostmodes as hm
+
+        hm.check_limits(oom_score_adj=opts.oom_score_adj, cpu_period=opts.cpu_period, cpu_quota=opts.cpu_quota,
+                        nano_cpus=opts.nano_cpus, memory=opts.memory, memory_reservation=opts.memory_reservation,
+                        shm_size=opts.shm_size)
+        return {"shm_size": opts.shm_size, "ulimits": hm.check_ulimits(opts.ulimits),
+                "sysctls": hm.check_sysctls(opts.sysctls, network, opts.ipc_mode), "oom_score_adj": opts.oom_score_adj,
+                "cpu_period": opts.cpu_period, "cpu_quota": opts.cpu_quota,
+                "memory_reservation": opts.memory_reservation}
 
     def default_userns(self) -> str:
         """The root's default ``--userns`` (``userns`` in ``<root>/config.json``; "" : host)."""

@@ -102,6 +102,14 @@ class ContainerConfig:
     pod: str = ""                                 # the ID of the pod this container belongs to ('' none)
     is_infra: bool = False                        # the pod's infra container (holds its namespaces)
     ipc_mode: str = ""                            # docker's IpcMode: '' private, "container:<id>" joined
+    # resources and kernel knobs (container.hostmodes checks them; runtime.spec applies them)
+    shm_size: int = 0                              # bytes of /dev/shm; 0: docker's 64 MiB
+    ulimits: list[dict] = field(default_factory=list)     # docker's [{"Name", "Soft", "Hard"}]
+    sysctls: dict[str, str] = field(default_factory=dict)
+    oom_score_adj: int = 0
+    cpu_period: int = 0
+    cpu_quota: int = 0
+    memory_reservation: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -247,10 +247,16 @@ def resources(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
             else:
                 mem["swap"] = swap
         res["memory"] = mem
+    if cfg.get("memory_reservation"):
+        res.setdefault("memory", {})["reservation"] = int(cfg["memory_reservation"])
     cpu: dict[str, Any] = {}
     if cfg.get("nano_cpus"):
         period = 100000
         cpu.update(period=period, quota=int(cfg["nano_cpus"]) * period // 1_000_000_000)
+    if cfg.get("cpu_period"):
+        cpu["period"] = int(cfg["cpu_period"])
+    if cfg.get("cpu_quota"):
+        cpu["quota"] = int(cfg["cpu_quota"])
     if cfg.get("cpu_shares"):
         cpu["shares"] = int(cfg["cpu_shares"])
     if cfg.get("cpuset_cpus"):
@@ -282,7 +288,7 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
     args = [cfg["path"], *cfg.get("args", [])] if cfg.get("path") else list(cfg.get("args", []))
     if not args:
         raise InvalidArgument("No command specified", exit_code=125)
-    mounts = default_mounts(privileged)
+    mounts = _ipc_mounts(default_mounts(privileged), cfg)
     if inputs.init_path:
         mounts.append({"destination": "/dev/init", "type": "bind", "source": inputs.init_path,
                        "options": ["bind", "ro"]})
@@ -303,11 +309,13 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
         "env": env,
         "cwd": cfg.get("workdir") or "/",
         "capabilities": {k: list(caps) for k in ("bounding", "effective", "permitted")},
-        "rlimits": rlimits(inputs.hard_limits),
+        "rlimits": _with_ulimits(rlimits(inputs.hard_limits), cfg.get("ulimits") or []),
         "noNewPrivileges": no_new_privs,
     }
     if inputs.additional_gids:
         process["user"]["additionalGids"] = list(inputs.additional_gids)
+    if cfg.get("oom_score_adj"):
+        process["oomScoreAdj"] = int(cfg["oom_score_adj"])
     if inputs.uid == 0 or privileged:
         process["capabilities"]["inheritable"] = []
     namespaces: list[dict[str, Any]] = [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]
@@ -318,6 +326,8 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
             entry["path"] = inputs.joined_namespaces[entry["type"]]
     if inputs.uid_mappings:
         namespaces.append({"type": "user"})
+    if cfg.get("ipc_mode") == "host":
+        namespaces = [n for n in namespaces if n["type"] != "ipc"]
     if inputs.pidns != {"type": "pid"} or not inputs.own_uts or inputs.cgroupns:
         namespaces = with_modes(namespaces, pid=inputs.pidns, uts=inputs.own_uts, cgroup=inputs.cgroupns)
     linux: dict[str, Any] = {
@@ -328,6 +338,8 @@ def build_spec(cfg: dict, inputs: SpecInputs) -> dict[str, Any]:
     }
     if inputs.cgroups_path:
         linux["cgroupsPath"] = inputs.cgroups_path
+    if cfg.get("sysctls"):
+        linux["sysctl"] = {str(k): str(v) for k, v in cfg["sysctls"].items()}
     if inputs.uid_mappings:
         linux["uidMappings"] = [dict(m) for m in inputs.uid_mappings]
         linux["gidMappings"] = [dict(m) for m in inputs.gid_mappings]
@@ -386,3 +398,27 @@ def with_modes(base: list[dict[str, Any]], *, pid: dict[str, Any] | None, uts: b
     if cgroup and not any(e.get("type") == "cgroup" for e in result):
         result.append({"type": "cgroup"})
     return result
+
+
+def _ipc_mounts(mounts: list[dict], cfg: dict) -> list[dict]:
+    """/dev/shm after ``--shm-size`` and ``--ipc``: ``host`` binds the host's, ``none`` has none
+    (docker's modes; /dev/mqueue is mounted from the IPC namespace the container is in)."""
+    mode, size = cfg.get("ipc_mode") or "", int(cfg.get("shm_size") or 0)
+    result = []
+    for mount in mounts:
+        if mount["destination"] == "/dev/shm":
+            if mode == "none":
+                continue
+            if mode == "host":
+                mount = {"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]}
+            elif size:
+                mount = {**mount, "options": [o for o in mount["options"] if not o.startswith("size=")] + [f"size={size}"]}
+        result.append(mount)
+    return result
+
+
+def _with_ulimits(limits: list[dict], ulimits: list[dict]) -> list[dict]:
+    """``--ulimit`` values over the defaults (docker's names, RLIMIT_<NAME> in the spec)."""
+    wanted = {f"RLIMIT_{u['Name'].upper()}": {"type": f"RLIMIT_{u['Name'].upper()}", "hard": int(u["Hard"]),
+                                               "soft": int(u["Soft"])} for u in ulimits}
+    return [wanted.pop(limit["type"], limit) for limit in limits] + list(wanted.values())

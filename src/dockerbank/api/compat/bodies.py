@@ -49,6 +49,9 @@ HOST_CONFIG = {
     "MemorySwappiness": "int", "OomKillDisable": "bool", "PidsLimit": "int",
     "Ulimits": [{"Name": "string", "Soft": "int", "Hard": "int"}], "CpuCount": "int", "CpuPercent": "int",
     "Init": "bool", "Mounts": [MOUNT], "MaskedPaths": STRINGS, "ReadonlyPaths": STRINGS,
+    "KernelMemory": "int", "KernelMemoryTCP": "int",
+    "BlkioDeviceReadBps": [{"Path": "string", "Rate": "int"}], "BlkioDeviceWriteBps": [{"Path": "string", "Rate": "int"}],
+    "BlkioDeviceReadIOps": [{"Path": "string", "Rate": "int"}], "BlkioDeviceWriteIOps": [{"Path": "string", "Rate": "int"}],
 }
 ENDPOINT = {"IPAMConfig": {"IPv4Address": "string", "IPv6Address": "string", "LinkLocalIPs": STRINGS},
             "Links": STRINGS, "Aliases": STRINGS, "MacAddress": "string", "DriverOpts": STRING_MAP,

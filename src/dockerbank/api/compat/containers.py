@@ -59,6 +59,7 @@ def create_options(body: dict, name: str | None):
     from dockerbank.container.lifecycle import CreateOptions
 
     host = body.get("HostConfig") or {}
+    _refuse_unsupported(host)
     image = body.get("Image") or ""
     if not image:
         raise InvalidArgument("Config cannot be empty in order to create a container")
@@ -118,7 +119,33 @@ def create_options(body: dict, name: str | None):
         cpuset_mems=host.get("CpusetMems") or "", isolation=host.get("Isolation") or "",
         mac_address=body.get("MacAddress") or first.get("MacAddress") or "",
         userns=host.get("UsernsMode") or "",
+        ipc_mode=host.get("IpcMode") or "", shm_size=host.get("ShmSize") or 0, ulimits=list(host.get("Ulimits") or []),
+        sysctls=dict(host.get("Sysctls") or {}), oom_score_adj=host.get("OomScoreAdj") or 0,
+        cpu_period=host.get("CpuPeriod") or 0, cpu_quota=host.get("CpuQuota") or 0,
+        memory_reservation=host.get("MemoryReservation") or 0,
     )
+
+
+def _refuse_unsupported(host: dict) -> None:
+    """HostConfig fields this engine cannot honour, refused when set (never dropped in silence)."""
+    from dockerbank.errors import NotSupported
+
+    if host.get("DeviceRequests"):
+        first = host["DeviceRequests"][0] if isinstance(host["DeviceRequests"][0], dict) else {}
+        caps = str(first.get("Capabilities") or []).replace("'", "").replace(", ", " ")
+        raise InvalidArgument(f'could not select device driver "{first.get("Driver") or ""}" with capabilities: {caps}')
+    if host.get("StorageOpt"):
+        raise InvalidArgument("--storage-opt is supported only for overlay over xfs with 'pquota' mount option")
+    if host.get("CpuRealtimePeriod") or host.get("CpuRealtimeRuntime"):
+        raise NotSupported("real-time CPU scheduling (CpuRealtimePeriod/Runtime) is not supported by Dockerbank")
+    for key in ("BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+                "BlkioDeviceWriteIOps"):
+        if host.get(key):
+            raise NotSupported(f"per-device block IO limits ({key}) are not supported by Dockerbank: use BlkioWeight")
+    if host.get("KernelMemory") or host.get("KernelMemoryTCP"):
+        raise NotSupported("kernel memory limits are not supported (deprecated by docker, gone from cgroup v2)")
+    if host.get("CgroupParent"):
+        raise NotSupported("CgroupParent is not supported: Dockerbank's containers live under /dockerbank")
 
 
 def port_flags(bindings: dict) -> list[str]:
