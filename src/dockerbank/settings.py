@@ -67,3 +67,12 @@ def update(root: Path, key: str, value: Any) -> None:
         data[key] = value
     parse(json.dumps(data), str(path(root)))
     write_private(path(root), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def default_log_driver(root: Path) -> str:
+    """The root's default log driver as ``info`` shows it (``k8s-file`` when none is set, or when
+    the file is broken: ``info`` still answers; a create says what is wrong)."""
+    try:
+        return load(root).get("log-driver") or "k8s-file"
+    except InvalidArgument:
+        return "k8s-file"

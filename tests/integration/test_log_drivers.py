@@ -343,6 +343,7 @@ def test_root_default_log_driver_from_config_json(ctr, root):
     files = _log_files(root, cid)
     assert len(files) <= 2 and all(_unpacked_size(p) <= 2048 for p in files)
     assert ctr("logs", "--tail", "1", "defaulted").stdout.decode() == "line 199\n"
+    assert ctr("info", "--format", "{{.LoggingDriver}}").stdout.decode() == "local\n"
     # a container that names its driver keeps its own
     ctr("create", "--name", "own", "--log-driver", "json-file", "busybox", "true")
     assert json.loads(ctr("inspect", "-f", "{{json .HostConfig.LogConfig}}", "own").stdout)["Type"] == "json-file"
@@ -352,6 +353,7 @@ def test_root_default_log_driver_from_config_json(ctr, root):
     err = done.stderr.decode().strip()
     assert done.returncode == 125 and "config.json: unknown log opt 'max-sise'" in err and len(err.splitlines()) == 1
     assert "never" not in ctr("ps", "-a", "--format", "{{.Names}}").stdout.decode().split()
+    assert ctr("info", "--format", "{{.LoggingDriver}}").stdout.decode() == "k8s-file\n"   # info still answers
 
 
 def test_an_endpoint_that_never_reads_does_not_block_the_container(ctr):

@@ -55,6 +55,7 @@ def version_cmd(fmt: str | None) -> None:
 def info_cmd(ctx: click.Context, fmt: str | None) -> None:
     """Show system-wide information: runtime, cgroups, storage, counts."""
     from dockerbank.host import system
+    from dockerbank.settings import default_log_driver
 
     engine = engine_of(ctx)
     facts, choice = _facts(engine)
@@ -76,6 +77,7 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
         "Containers": len(containers), "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"], "ContainersStopped": counts["stopped"],
         "Images": images, "ServerVersion": __version__, "RuntimeReason": choice.reason,
+        "LoggingDriver": default_log_driver(engine.config.root),
     })
     if _emit_formatted(data, fmt):
         return
@@ -86,6 +88,7 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
     click.echo(f" Server Version: {__version__} (daemonless)")
     for line in system.render_info(facts):
         click.echo(line)
+    click.echo(f" Logging Driver: {data['LoggingDriver']}")
     for line in mode.lines():
         click.echo(line)
     if choice.reason:

@@ -40,6 +40,7 @@ def info_of(engine) -> dict:
     """``docker info``'s object: host facts (host/system.py) plus counts of this root."""
     from dockerbank.host.system import collect, to_api
     from dockerbank.runtime.detect import detect
+    from dockerbank.settings import default_log_driver
 
     try:
         runtime = detect(engine.config.run_root).name
@@ -55,7 +56,7 @@ def info_of(engine) -> dict:
         len(statuses) - statuses.count("running") - statuses.count("paused"),
         "Images": len(engine.images.list()), "ServerVersion": _version(), "Debug": False,
         "OomKillDisable": False, "IPv4Forwarding": True, "BridgeNfIptables": False, "BridgeNfIp6tables": False,
-        "LoggingDriver": "k8s-file", "Plugins": {"Authorization": None, "Volume": ["local"], "Network": ["bridge", "host", "none"],
+        "LoggingDriver": default_log_driver(engine.config.root), "Plugins": {"Authorization": None, "Volume": ["local"], "Network": ["bridge", "host", "none"],
                                                  "Log": ["k8s-file", "json-file", "local", "none",
                                                          "syslog", "gelf"]},
         "SecurityOptions": ["name=seccomp,profile=builtin"], "IndexServerAddress": "https://index.docker.io/v1/",
