@@ -20,6 +20,7 @@ import os
 import socket
 import stat
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -32,9 +33,11 @@ pytestmark = pytest.mark.integration
 
 ENTRIES = Path(__file__).resolve().parents[2] / "src" / "dockerbank" / "catalog" / "entries"
 # the images the tests need, by the build contexts that make them
-CONTEXTS = ["postgresql/image", "mariadb/image", "orthanc/image", "redcap/php-apache"]
+CONTEXTS = ["postgresql/image", "mariadb/image", "orthanc/image", "redcap/php-apache", "redmine/image",
+            "wordpress/image", "jupyter/image", "shiny/image"]
 IMAGES = ["dockerbank-catalog/postgresql:15", "dockerbank-catalog/mariadb:10.11", "dockerbank-catalog/orthanc:1.10",
-          "dockerbank-catalog/php-apache:8.2"]
+          "dockerbank-catalog/php-apache:8.2", "dockerbank-catalog/redmine:5.0", "dockerbank-catalog/wordpress:6.1",
+          "dockerbank-catalog/jupyter:6.4", "dockerbank-catalog/shiny:1.7"]
 
 
 def _standin_zip(path: Path, text: str = "REDCap stand-in") -> Path:
@@ -69,7 +72,7 @@ def catalog_archive(tmp_path_factory) -> Path:
         build_root = work / "root"
         build_root.mkdir()
         run_cli(build_root, "base-image", "debian", "--cache", str(CACHE_DIR), timeout=1800)
-        for name in ("postgresql", "mariadb", "orthanc"):
+        for name in ("postgresql", "mariadb", "orthanc", "redmine", "wordpress", "jupyter", "shiny"):
             run_cli(build_root, "catalog", "build", "-q", name, timeout=1800)
         # REDCap's Apache+PHP base comes with a stand-in build; the stand-in itself is not kept
         run_cli(build_root, "catalog", "build", "-q", "redcap", "--source", str(_standin_zip(work / "redcap0.zip")),
@@ -257,3 +260,37 @@ def test_redcap_build_needs_its_zip_and_its_image_stays_private(lab, tmp_path):
     refused = _error(lab("push", "docker.io/mylab/redcap:14.5.0", check=False))
     assert "refusing to push" in refused and "org.dockerbank.redistributable=false" in refused
     lab("rmi", "docker.io/mylab/redcap:14.5.0", "dockerbank-catalog/redcap:local")
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:   # follows redirects
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+# entry, its port setting, the path of its front page, what the page must show, its service
+FRONT_PAGES = [
+    ("wordpress", "HTTP_PORT", "/", "WordPress &rsaquo; Installation", "wordpress"),   # install page: the DB answers
+    ("redmine", "HTTP_PORT", "/", "<title>Redmine</title>", "redmine"),           # after migrations on PostgreSQL
+    ("jupyter", "HTTP_PORT", "/api", '"version": "6.4', "notebook"),
+    ("shiny", "HTTP_PORT", "/", "Dockerbank catalog: Shiny", "shiny"),             # the example app runs in R
+]
+
+
+@pytest.mark.parametrize("name,setting,path,shows,service", FRONT_PAGES, ids=[f[0] for f in FRONT_PAGES])
+def test_web_entry_deploys_healthy_and_answers_its_front_page(lab, name, setting, path, shows, service):
+    port = _free_port()
+    project = f"web{name}"
+    lab("catalog", "deploy", name, "-p", project, "--set", f"{setting}={port}", timeout=600)
+    try:
+        assert _health(lab, f"{project}_{service}_1") == "healthy"
+        status, body = _get(f"http://127.0.0.1:{port}{path}")
+        assert status == 200 and shows in body, body[:300]
+        if name == "jupyter":   # the API beyond /api wants the generated token
+            token = (lab.root / "catalog" / "projects" / project / "secrets" / "TOKEN").read_text()
+            assert _get(f"http://127.0.0.1:{port}/api/contents")[0] == 403
+            assert _get(f"http://127.0.0.1:{port}/api/contents?token={token}")[0] == 200
+    finally:
+        lab("catalog", "rm", "-v", "--purge", project)

@@ -20,7 +20,8 @@ from dockerbank.errors import Conflict, CorruptData, DockerbankError, InvalidArg
 def test_every_bundled_entry_loads_with_license_source_volumes_and_backup():
     catalog = Catalog()
     names = catalog.names()
-    for wanted in ("postgresql", "mariadb", "orthanc", "wordpress", "jupyter", "shiny", "redcap", "nextcloud"):
+    for wanted in ("postgresql", "mariadb", "orthanc", "redmine", "wordpress", "jupyter", "shiny", "redcap",
+                   "nextcloud"):
         assert wanted in names
     for entry in catalog.entries():
         assert entry.license and entry.source and entry.purpose and entry.version
