@@ -170,8 +170,11 @@ def test_postgresql_deploys_answers_sql_and_comes_back_from_its_backup(lab, tmp_
 
     repo = tmp_path / "repo"
     lab("backup", "create", "--stack", "lab", "--repo", str(repo))
+    deployed = lab("catalog", "ls", "--deployed").stdout.decode().splitlines()
+    assert [line.split() for line in deployed[1:]] == [["lab", "postgresql", "15", "deployed"]]
     lab("catalog", "rm", "-v", "lab")
     assert "lab_data" not in lab("volume", "ls", "-q").stdout.decode()
+    assert "removed (settings kept)" in lab("catalog", "ls", "--deployed").stdout.decode()
     restored = lab("restore", "--repo", str(repo), _snapshot(lab, repo)).stdout.decode()
     assert "restored dump lab_db_1" in restored and "restored network lab_default" in restored
     assert _psql(port, password, "select string_agg(id, ',' order by id) from samples") == "S-001,S-002"

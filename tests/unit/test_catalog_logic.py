@@ -64,7 +64,11 @@ def test_settings_resolve_unknown_required_secret_kept_and_port():
 
 
 class FakeRunner:
-    def __init__(self, fail: str | None = None):
+    """Compose's part: ``up`` fails with ``fail`` after making the project's volume, as a real
+    up whose service never gets healthy does."""
+
+    def __init__(self, engine, fail: str | None = None):
+        self.engine = engine
         self.fail = fail
         self.calls: list[tuple] = []
 
@@ -72,7 +76,7 @@ class FakeRunner:
         self.calls.append(("up", project))
         assert (directory / "secrets" / "POSTGRES_PASSWORD").stat().st_mode & 0o777 == 0o600
         if self.fail:
-            engine.volumes.made.add(f"{project}_data")
+            self.engine.volumes.made.add(f"{project}_data")
             raise DockerbankError(self.fail)
 
     def down(self, directory: Path, project: str, volumes: bool) -> list[str]:
@@ -107,11 +111,9 @@ class FakeImages:
         return SimpleNamespace(id="sha256:" + "a" * 64)
 
 
-engine = SimpleNamespace()
-
-
 @pytest.fixture
 def fake_engine(tmp_path):
+    engine = SimpleNamespace()
     engine.config = SimpleNamespace(root=tmp_path / "root", tmp_dir=tmp_path / "root" / "tmp")
     engine.volumes = FakeVolumes()
     engine.images = FakeImages({"dockerbank-catalog/postgresql:15", "debian:latest"})
@@ -119,7 +121,7 @@ def fake_engine(tmp_path):
 
 
 def test_deploy_refuses_before_writing_anything(fake_engine):
-    runner = FakeRunner()
+    runner = FakeRunner(fake_engine)
     service = CatalogService(fake_engine, runner=runner)
     with pytest.raises(Conflict, match="project taken is already deployed"):
         service.deploy("postgresql", "taken", {})
@@ -135,7 +137,7 @@ def test_deploy_refuses_before_writing_anything(fake_engine):
 
 
 def test_failed_up_is_taken_down_with_the_volumes_it_made(fake_engine):
-    runner = FakeRunner(fail="container lab_db_1 is unhealthy")
+    runner = FakeRunner(fake_engine, fail="container lab_db_1 is unhealthy")
     service = CatalogService(fake_engine, runner=runner)
     fake_engine.volumes.made.add("other_data")
     with pytest.raises(DockerbankError, match="deploy of postgresql as lab failed, nothing was left: "
@@ -147,7 +149,7 @@ def test_failed_up_is_taken_down_with_the_volumes_it_made(fake_engine):
 
 
 def test_deploy_writes_private_secrets_and_keeps_them_for_a_redeploy(fake_engine):
-    runner = FakeRunner()
+    runner = FakeRunner(fake_engine)
     service = CatalogService(fake_engine, runner=runner)
     first = service.deploy("postgresql", "lab", {"PORT": "25998"})
     secret = service.project_dir("lab") / "secrets" / "POSTGRES_PASSWORD"
