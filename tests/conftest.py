@@ -128,13 +128,13 @@ def postgres_image_archive(tmp_path_factory) -> Path:
 
 
 def run_cli(root: Path, *args: str, input: bytes | None = None, check: bool = True, timeout: int = 120,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+            env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the dockerbank CLI as a subprocess against ``root`` (the e2e way users run it)."""
     full_env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
     full_env.update(env or {})
     result = subprocess.run(
         [sys.executable, "-m", "dockerbank", *args],
-        input=input, capture_output=True, timeout=timeout, env=full_env,
+        input=input, capture_output=True, timeout=timeout, env=full_env, cwd=cwd,
     )
     if check and result.returncode != 0:
         raise AssertionError(

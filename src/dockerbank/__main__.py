@@ -1,3 +1,3 @@
-from dockerbank.cli.main import entry
+from dockerbank.warm.client import main
 
-entry()
+main()

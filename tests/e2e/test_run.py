@@ -9,6 +9,7 @@ import select
 import sys
 import time
 
+import pytest
 
 from tests.conftest import require_binary
 
@@ -64,8 +65,9 @@ def test_start_attach_and_prune(ctr):
     assert ctr("ps", "-aq").stdout == b""
 
 
-def test_interactive_tty_through_a_pty(ctr, root):
-    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+@pytest.mark.parametrize("warm", ["0", "force"])  # in-process, and through the warm helper (fds passed)
+def test_interactive_tty_through_a_pty(ctr, root, warm):
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run", DOCKERBANK_WARM=warm)
     pid, fd = pty.fork()
     if pid == 0:
         os.execve(sys.executable, [sys.executable, "-m", "dockerbank", "run", "-it", "--rm", "busybox", "sh"], env)

@@ -19,6 +19,9 @@ ALLOWED = {
                       "the terminal's SIGHUP/SIGINT (a process of its own)",
     "host/rootless.py": "enter: a rootless CLI joins its user's namespaces at start, single-threaded, before "
                         "any engine exists; setns(mnt) moves the cwd, which is put back",
+    "warm/client.py": "the CLI's own process (one thread): reads its umask, forwards its signals, forks the helper",
+    "warm/helper.py": "the helper has one thread and forks a process per command, which takes on the caller's "
+                      "directory, umask and environment (each command's process-wide state is its own)",
 }
 
 

@@ -16,9 +16,18 @@ from dockerbank.errors import DockerbankError
 
 def entry(argv: list[str] | None = None) -> None:
     """Run the CLI; map every error to one line on stderr and a Docker-like exit code."""
+    code, fast = run_command(sys.argv[1:] if argv is None else list(argv))
+    if fast:
+        _exit_at_once(code)
+    sys.exit(code)
+
+
+def run_command(args: list[str]) -> tuple[int, bool]:
+    """Run one command line: its exit code (an error worded as one line on stderr) and whether
+    the fast path ran it (nothing then needs the interpreter's orderly shutdown). The warm
+    helper's command process calls this too (dockerbank.warm.helper)."""
     from dockerbank.cli.fastpath import dispatch
 
-    args = sys.argv[1:] if argv is None else list(argv)
     from dockerbank import faults
 
     faults.arm()  # the crash tests' plan is this process's only, not its children's
@@ -29,21 +38,20 @@ def entry(argv: list[str] | None = None) -> None:
             enter()
         code = dispatch(args)
         if code is not None:
-            _exit_at_once(code)
+            return code, True
         from dockerbank.cli.group import run_click
 
-        code = run_click(args)
+        return run_click(args), False
     except DockerbankError as exc:
         echo(f"Error: {exc.message}", err=True)
-        sys.exit(exc.exit_code)
+        return exc.exit_code, False
     except BrokenPipeError:
-        sys.exit(0)
+        return 0, False
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130, False
     except OSError as exc:  # what the engine does not word itself, e.g. output to a full disk
         _last_words(f"Error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
-        sys.exit(1)
-    sys.exit(code)
+        return 1, False
 
 
 def _last_words(message: str) -> None:
