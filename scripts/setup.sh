@@ -50,7 +50,11 @@ extra=""
 "$venv/bin/pip" install -q --disable-pip-version-check -e "$here$extra"
 # Byte-compile up front: every CLI call pays its imports, and PYTHONDONTWRITEBYTECODE may be set.
 "$venv/bin/python" -m compileall -q -j 0 "$here/src" "$venv/lib" >/dev/null || true
-ln -sf "$venv/bin/dockerbank" /usr/local/bin/dockerbank
+# The command on PATH: the warm helper's client in two lines (pip's console script imports `re`
+# first, a few ms of every call; docs/warm.md). Written beside and renamed: never through a link.
+printf '#!%s\nfrom dockerbank.warm.client import main\nmain()\n' "$venv/bin/python3" > /usr/local/bin/.dockerbank.new
+chmod 755 /usr/local/bin/.dockerbank.new
+mv -f /usr/local/bin/.dockerbank.new /usr/local/bin/dockerbank
 # The dashboard's console (xterm.js): exactly the versions package-lock.json pins, served from node_modules.
 npm ci --prefix "$here/src/dockerbank/dashboard/frontend" --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
 echo "dockerbank installed: $(command -v dockerbank) ($("$venv/bin/python" --version))"

@@ -210,3 +210,27 @@ def test_helper_memory_is_stated_and_small(ctr):
         rss_kib = int(next(line for line in handle if line.startswith("VmRSS:")).split()[1])
     assert rss_kib < 48 * 1024, f"helper RSS {rss_kib} KiB"
     assert wire.socket_dir() is not None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+def test_a_client_killed_mid_command_takes_its_command_along(ctr, root):
+    """As a CLI killed with SIGKILL stops where it is, so does the command it handed over."""
+    ctr("ps", env=WARM)
+    helper = _helper()[0]
+    proc = _popen(root, "run", "--rm", "--name", "orphan", "busybox", "sleep", "30", env=WARM)
+    _wait_for(lambda: b"orphan" in run_cli(root, "ps", "--format", "{{.Names}}", env=COLD).stdout,
+              "the container started through the helper")
+    assert _children(helper), "the command runs in a process of the helper"
+    proc.kill()
+    proc.wait()
+    _wait_for(lambda: not _children(helper), "the command process's end after its client's", timeout=10)
+    # the container itself lives on, as after a killed in-process CLI; rm -f ends it
+    assert run_cli(root, "ps", "--format", "{{.Names}}", env=COLD).stdout == b"orphan\n"
+    ctr("rm", "-f", "orphan", env=WARM)

@@ -9,6 +9,7 @@ both call these, so the two roads cannot drift apart.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -304,8 +305,10 @@ def exec_in(engine, kw: dict) -> int:
 
 
 def ps(engine, kw: dict) -> int:
-    """``ps``: list containers (running ones unless ``-a``), as docker's table or ``--format``."""
-    from dockerbank.container.views import _command_text, _image_display, _since, ps_ports, status_text
+    """``ps``: list containers (running ones unless ``-a``), as docker's table or ``--format``;
+    only the columns the output prints are computed (the ports of all listed containers in one
+    query, and only when printed)."""
+    from dockerbank.container.views import _command_text, _image_display, _since, ps_ports_of, status_text
     from dockerbank.engine.containers import LIST_FILTERS, ListOptions
 
     size, fmt, no_trunc = kw["size"], kw["fmt"], kw["no_trunc"]
@@ -320,46 +323,57 @@ def ps(engine, kw: dict) -> int:
     now = time.time()
     truncate = not no_trunc
     show_pod = kw.get("show_pod", False)
-    pod_names = engine.pod_ops.names() if show_pod or (fmt and ".Pod" in fmt) else {}
-    rows = []
-    for entry in entries:
-        c = entry.container
-        row = {
-            "ID": c.id if no_trunc else c.short_id,
-            "Image": _image_display(c, truncate),
-            "Command": _command_text(c, truncate),
-            "CreatedAt": go_time_text(c.created),
-            "RunningFor": human_duration(_since(c.created, now)) + " ago",
-            "Ports": ps_ports(engine, c),
-            "State": c.state.status,
-            "Status": status_text(c, now),
-            "Names": c.name,
-            "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.config.labels.items())),
-            "Mounts": ",".join(m.get("source") or m.get("target", "") for m in c.config.mounts),
-            "Networks": "bridge" if c.config.network_mode == "default" else c.config.network_mode,
-            "Size": "",
-            "LocalVolumes": str(sum(1 for m in c.config.mounts if m.get("type") == "volume")),
-            "Label": lambda key, labels=c.config.labels: labels.get(key, ""),  # docker's {{.Label "k"}}
-            "Pod": c.config.pod if no_trunc else c.config.pod[:12],   # podman's ps --pod
-            "PodName": pod_names.get(c.config.pod, ""),
-        }
-        if entry.size_rw is not None:
-            row["Size"] = f"{human_size(entry.size_rw)} (virtual {human_size(entry.size_root_fs or 0)})"
-        rows.append(row)
+    keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"] + (["Size"] if size else [])
+    keys += ["Pod", "PodName"] if show_pod else []
+    printed = ps_fields(fmt, keys)
+    pod_names = engine.pod_ops.names() if printed is None or "PodName" in printed else {}
+    ports = ps_ports_of(engine, [e.container for e in entries]) if printed is None or "Ports" in printed else {}
+    columns = {
+        "ID": lambda c, e: c.id if no_trunc else c.short_id,
+        "Image": lambda c, e: _image_display(c, truncate),
+        "Command": lambda c, e: _command_text(c, truncate),
+        "CreatedAt": lambda c, e: go_time_text(c.created),
+        "RunningFor": lambda c, e: human_duration(_since(c.created, now)) + " ago",
+        "Ports": lambda c, e: ports.get(c.id, ""),
+        "State": lambda c, e: c.state.status,
+        "Status": lambda c, e: status_text(c, now),
+        "Names": lambda c, e: c.name,
+        "Labels": lambda c, e: ",".join(f"{k}={v}" for k, v in sorted(c.config.labels.items())),
+        "Mounts": lambda c, e: ",".join(m.get("source") or m.get("target", "") for m in c.config.mounts),
+        "Networks": lambda c, e: "bridge" if c.config.network_mode == "default" else c.config.network_mode,
+        "Size": lambda c, e: ("" if e.size_rw is None else
+                              f"{human_size(e.size_rw)} (virtual {human_size(e.size_root_fs or 0)})"),
+        "LocalVolumes": lambda c, e: str(sum(1 for m in c.config.mounts if m.get("type") == "volume")),
+        # docker's {{.Label "k"}}
+        "Label": lambda c, e: (lambda key, labels=c.config.labels: labels.get(key, "")),
+        "Pod": lambda c, e: c.config.pod if no_trunc else c.config.pod[:12],   # podman's ps --pod
+        "PodName": lambda c, e: pod_names.get(c.config.pod, ""),
+    }
+    if printed is not None:
+        columns = {name: make for name, make in columns.items() if name in printed}
+    rows = [{name: make(entry.container, entry) for name, make in columns.items()} for entry in entries]
 
     def table(items):
-        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
-        keys = ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-        if size:
-            headers.append("SIZE")
-            keys.append("Size")
-        if show_pod:
-            headers += ["POD ID", "PODNAME"]
-            keys += ["Pod", "PodName"]
+        headers = ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"] + (["SIZE"] if size else [])
+        headers += ["POD ID", "PODNAME"] if show_pod else []
         print_table(headers, [[r[k] for k in keys] for r in items])
 
     print_formatted(rows, fmt, table, PS_HEADERS)
     return 0
+
+
+_FIELD = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)")
+_WHOLE = re.compile(r"(?<![\w)\]$])\.(?![A-Za-z_])")  # a bare ``.`` (``{{json .}}``): the whole row
+
+
+def ps_fields(fmt: str | None, table_keys: list[str]) -> set[str] | None:
+    """The row fields ``ps`` prints with ``fmt``: the table's columns, those a template names,
+    or None for every field (``json``, or a template that uses the whole row)."""
+    if not fmt or fmt == "table":
+        return set(table_keys)
+    if fmt == "json" or _WHOLE.search(fmt):
+        return None
+    return set(_FIELD.findall(fmt))
 
 
 # docker's column names of ``ps --format "table ..."`` (cli/command/formatter/container.go)

@@ -16,7 +16,7 @@ import shutil
 import signal as signals
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -290,8 +290,10 @@ class ContainerService:
         """A container by ID, name or prefix, reconciled with reality."""
         return self.reconcile(self.store.find(ref))
 
-    def list(self) -> list[Container]:
-        return [self.reconcile(c) for c in self.store.list()]
+    def list(self, statuses: Sequence[str] | None = None) -> list[Container]:
+        """Containers newest first, each reconciled with its monitor; only those recorded in one
+        of ``statuses`` when given."""
+        return [self.reconcile(c) for c in self.store.list(statuses)]
 
     def reconcile(self, container: Container) -> Container:
         """A container recorded active whose conmon is gone becomes exited (cheap check via /proc)."""

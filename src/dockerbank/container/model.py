@@ -39,8 +39,13 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def _from_dict(cls, data: dict[str, Any]):
-    names = {f.name for f in fields(cls)}
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = frozenset(f.name for f in fields(cls))  # once per class: ps reads many rows
     return cls(**{k: v for k, v in data.items() if k in names})
+
+
+_FIELDS: dict[type, frozenset[str]] = {}
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from dockerbank.container.model import Container, ContainerConfig, ContainerState
 from dockerbank.container.names import is_hex_prefix
@@ -68,9 +68,15 @@ class ContainerStore:
                 return _row_to_container(rows[0])
         raise NotFound(f"No such container: {ref}")
 
-    def list(self) -> list[Container]:
-        """All containers, newest first (one query)."""
-        rows = self.db.query("SELECT * FROM containers ORDER BY created DESC, rowid DESC")
+    def list(self, statuses: Sequence[str] | None = None) -> list[Container]:
+        """All containers, newest first (one query); only those recorded in one of ``statuses``
+        when given (``ps`` without ``-a`` parses no exited container's rows)."""
+        if statuses is None:
+            rows = self.db.query("SELECT * FROM containers ORDER BY created DESC, rowid DESC")
+        else:
+            marks = ", ".join("?" * len(statuses))
+            rows = self.db.query(f"SELECT * FROM containers WHERE json_extract(state, '$.status') IN ({marks}) "
+                                 "ORDER BY created DESC, rowid DESC", tuple(statuses))
         return [_row_to_container(r) for r in rows]
 
     def update_state(self, cid: str, change: Callable[[ContainerState], ContainerState | None]) -> ContainerState:

@@ -321,7 +321,10 @@ class ContainerEngine:
             from dockerbank.container.health import check_filter
 
             check_filter(opts.filters)
-        containers = self.service.list()
+        live = (*model.ACTIVE, model.RESTARTING)
+        running_only = not opts.all and opts.last <= 0 and "status" not in opts.filters and "exited" not in opts.filters
+        # without -a only live rows are read (reconciling may still find one of them exited)
+        containers = self.service.list(live if running_only else None)
         if "pod" in opts.filters:  # the pods named, by ID, name or prefix (the domain views know no pods)
             pods = self.engine.pod_ops.member_filter(opts.filters["pod"])
             containers = [c for c in containers if c.config.pod in pods]
@@ -331,7 +334,7 @@ class ContainerEngine:
         if opts.last > 0:
             containers, show_all = containers[:opts.last], True
         if not show_all and "status" not in opts.filters and "exited" not in opts.filters:
-            containers = [c for c in containers if c.state.status in (*model.ACTIVE, model.RESTARTING)]
+            containers = [c for c in containers if c.state.status in live]
         image_ids: dict[str, str] = {}
         for ref in opts.filters.get("ancestor", []):
             try:

@@ -14,7 +14,7 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
@@ -588,6 +588,19 @@ class NetworkService:
     def port_mappings(self, container_id: str) -> builtins.list[PortMapping]:
         """The host ports a container publishes (for ``port`` and ``ps``)."""
         return [p for ep in self.endpoints(container_id=container_id) for p in ep.ports]
+
+    def port_mappings_of(self, container_ids: Sequence[str]) -> dict[str, builtins.list[PortMapping]]:
+        """The host ports of many containers, a few queries in all (``ps`` of many)."""
+        found: dict[str, builtins.list[PortMapping]] = {cid: [] for cid in container_ids}
+        ids = list(found)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self.db.query(f"SELECT * FROM network_endpoints WHERE container_id IN ({', '.join('?' * len(chunk))}) "
+                                 "ORDER BY rowid", tuple(chunk))
+            for row in rows:
+                endpoint = Endpoint.from_row(row)
+                found[endpoint.container_id].extend(endpoint.ports)
+        return found
 
     def detach(self, container_id: str) -> None:
         """Tear down everything attach made; safe to call twice or after a crash."""

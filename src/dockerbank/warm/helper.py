@@ -19,6 +19,7 @@ import fcntl
 import gc
 import os
 import select
+import signal
 import socket
 import struct
 import sys
@@ -95,6 +96,7 @@ class _Server:
         self.listener, self.lock, self.mine, self.sources = listener, lock, mine, sources
         self.served = 0
         self.running: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, connection)
+        self.clients: dict[int, int] = {}  # a running command's connection (fd) -> its pidfd
 
     def stale(self) -> bool:
         """True when a source file changed since the import: this interpreter runs old code."""
@@ -120,7 +122,11 @@ class _Server:
             for fd, _ in events:
                 if fd in self.running:
                     poller.unregister(fd)
-                    self._ended(fd)
+                    self._ended(fd, poller)
+                    continue
+                if fd in self.clients:
+                    poller.unregister(fd)
+                    self._client_gone(self.clients.pop(fd))
                     continue
                 try:
                     conn, _ = self.listener.accept()
@@ -155,13 +161,28 @@ class _Server:
                     continue
                 self.running[pidfd] = (pid, conn)
                 poller.register(pidfd, select.POLLIN)
+                # only the hang-up: the command process reads this connection, the helper never does
+                self.clients[conn.fileno()] = pidfd
+                poller.register(conn.fileno(), select.POLLRDHUP)
         _leave(path, bound)
         return 0
 
-    def _ended(self, pidfd: int) -> None:
+    def _client_gone(self, pidfd: int) -> None:
+        """The client vanished before its command ended: it was killed (every other signal it
+        forwards, and it leaves only after the exit code). A CLI killed in the middle of a
+        command stops there; so does its command process (SIGKILL, as the client got)."""
+        if pidfd in self.running:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def _ended(self, pidfd: int, poller: select.poll) -> None:
         """A command process ended: its wait status to the client (which has it already from
         the process itself unless it died of a signal)."""
         pid, conn = self.running.pop(pidfd)
+        if self.clients.pop(conn.fileno(), None) is not None:
+            poller.unregister(conn.fileno())
         try:
             _, status = os.waitpid(pid, 0)
             _answer(conn, b"W%d" % status)
@@ -179,6 +200,7 @@ class _Server:
                 os.close(pidfd)
                 other.close()
             self.running.clear()
+            self.clients.clear()
             os.setsid()  # no part of the helper's process group: killing one spares the other
             command = _session(conn, self.mine)
         except BaseException:  # noqa: BLE001  (nothing of the command ran: the client falls back)
