@@ -28,6 +28,9 @@ LABEL = "dockerbank-bench=containers"
 RUNNING = int(os.environ.get("BENCH_RUNNING", "50"))
 EXTRA_TOOLS = ["crun", "runc"]   # bare OCI runtimes: the floor under every engine
 ENGINES = ("dockerbank", "docker", "podman")
+# Dockerbank with its warm helper off (DOCKERBANK_WARM=0: every command in-process), on the same
+# root and containers as "dockerbank"; `--tools dockerbank,dockerbank-inproc,docker,podman`
+INPROC = "dockerbank-inproc"
 # podman on this host: crun refuses the hybrid cgroups and its default rlimits exceed the hard ones
 PODMAN_GLOBAL = ["--runtime", "runc"]
 PODMAN_RUN = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -41,6 +44,10 @@ NOTES = [
     "`crun`/`runc` run a bundle (`<runtime> spec` + the rootfs, no network set-up, no image store); crun is "
     "started from a private mount namespace without /sys/fs/cgroup/unified (the hybrid-cgroup workaround "
     "Dockerbank uses, runtime/oci.py)."),
+    ("`dockerbank` is the CLI as installed: its client hands each command to the warm helper (docs/warm.md; started "
+     "on demand by the preparation's first call, as by a user's first command); `dockerbank-inproc` is the same "
+     "CLI with `DOCKERBANK_WARM=0` (every command in its own interpreter, imports included) on the same root and "
+     "containers."),
 ]
 
 
@@ -57,6 +64,8 @@ class State:
 
 def _engine(tool: str, *args: str) -> list[str]:
     """argv of an engine command; podman gets this host's runtime and rlimit options."""
+    if tool == INPROC:
+        return ["dockerbank", *args]
     if tool == "podman":
         if args and args[0] in ("run", "create"):
             return ["podman", *PODMAN_GLOBAL, args[0], *PODMAN_RUN, *args[1:]]
@@ -164,6 +173,8 @@ def prepare(ctx: Context) -> State:
             with ThreadPoolExecutor(4) as pool:
                 state.many[tool] = list(pool.map(lambda n, t=tool: _start_detached(t, env, n), names))
             state.running[tool] = state.many[tool][0]
+        if INPROC in ctx.tools and "dockerbank" in state.running:
+            state.running[INPROC] = state.running["dockerbank"]  # same root, same containers
         for runtime in ("crun", "runc"):
             if runtime in ctx.tools:
                 cid = f"bench-exec-{secrets.token_hex(4)}"
@@ -173,7 +184,7 @@ def prepare(ctx: Context) -> State:
     except BaseException:
         cleanup(ctx, state)
         raise
-    NOTES[1:] = [_memory_note(state, ctx.tools)]
+    NOTES[2:] = [_memory_note(state, ctx.tools)]
     state.load_at_start = _load()
     return state
 
@@ -235,11 +246,56 @@ def _memory_note(state: State, tools: list[str]) -> str:
         pss = sum(_pss_kib(pid) for pid, comm, _ in procs if comm == name)
         if pss:
             daemons.append(f"{name} {pss / 1024:.1f} MiB")
+    helpers = _helpers()
+    helper = ""
+    if helpers:
+        rss = sum(_status_kib(pid, "VmRSS:") for pid in helpers)
+        helper = (f" Dockerbank's warm helper (docs/warm.md, the CLI's resident interpreter; no container depends "
+                  f"on it): {sum(_pss_kib(p) for p in helpers) / 1024:.1f} MiB PSS, {rss / 1024:.1f} MiB RSS"
+                  f" ({len(helpers)} process{'es' if len(helpers) > 1 else ''}).")
     text = (f"Memory per running container (median PSS of its monitor process, {RUNNING} running `sleep` "
             f"containers per engine): " + ", ".join(parts) + ". Resident daemons: " +
             (", ".join(daemons) + " (docker)" if daemons else "none") +
-            "; Dockerbank and podman keep none (conmon is the only process besides the container's own).")
+            "; Dockerbank and podman keep none (conmon is the only process besides the container's own)." + helper)
     return text
+
+
+def _helpers() -> list[int]:
+    """The warm helpers of the ``dockerbank`` on PATH: the pids in the socket directory's lock
+    files (the command processes they fork share their command line, and other installations'
+    helpers are not ours)."""
+    found = []
+    venv_bin = os.path.dirname(_interpreter())
+    for lock in Path("/run/dockerbank-warm").glob("*.lock"):
+        try:
+            pid = int(lock.read_text().split()[0])
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+        if "dockerbank.warm.helper" in cmd and cmd.startswith(venv_bin + "/"):
+            found.append(pid)
+    return found
+
+
+def _interpreter() -> str:
+    """The interpreter of the ``dockerbank`` on PATH (other installations' helpers are not ours)."""
+    try:
+        with open(shutil.which("dockerbank") or "", "rb") as handle:
+            first = handle.readline().decode(errors="replace")
+    except OSError:
+        return "?"
+    return first[2:].strip().split()[0] if first.startswith("#!") else "?"
+
+
+def _status_kib(pid: int, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -286,34 +342,39 @@ def _bare_delete(runtime: str, holder: dict):
     return after
 
 
+def _env(tool: str, env: dict) -> dict:
+    return dict(env, DOCKERBANK_WARM="0") if tool == INPROC else env
+
+
 def cases(ctx: Context, state: State) -> list[Case]:
-    env = state.env
-    engines = [t for t in ctx.tools if t in ENGINES]
+    engines = [t for t in ctx.tools if t in ENGINES or t == INPROC]
     bares = [t for t in ctx.tools if t in EXTRA_TOOLS]
     sleeper = _bundle_with(state.bundle, ["sleep", "100000"])
     out: list[Case] = []
+    env = state.env
     for tool in engines:
-        out.append(Case("run --rm true", tool, _timed(_engine(tool, "run", "--rm", IMAGE, "true"), env)))
+        out.append(Case("run --rm true", tool, _timed(_engine(tool, "run", "--rm", IMAGE, "true"), _env(tool, env))))
     for tool in engines:
         out.append(Case("run --rm --network none true", tool,
-                        _timed(_engine(tool, "run", "--rm", "--network", "none", IMAGE, "true"), env)))
+                        _timed(_engine(tool, "run", "--rm", "--network", "none", IMAGE, "true"), _env(tool, env))))
     for runtime in bares:
         out.append(Case("run --rm --network none true", runtime, _bare_run(runtime, state.bundle)))
     holder: dict[str, str] = {}
     for tool in engines:
-        out.append(Case("create + start (detached sleep)", tool, _create_start(tool, env, holder),
+        out.append(Case("create + start (detached sleep)", tool, _create_start(tool, _env(tool, env), holder),
                         after=_remove_created(tool, env, holder)))
     for runtime in bares:
         out.append(Case("create + start (detached sleep)", runtime, _bare_create_start(runtime, sleeper, holder),
                         after=_bare_delete(runtime, holder)))
     for tool in engines:
-        out.append(Case("exec CTR true", tool, _timed(_engine(tool, "exec", state.running[tool], "true"), env)))
+        out.append(Case("exec CTR true", tool,
+                        _timed(_engine(tool, "exec", state.running[tool], "true"), _env(tool, env))))
     for runtime in bares:
         cid = state.running[runtime]
         out.append(Case("exec CTR true", runtime, lambda r=runtime, c=cid: _bare(r, "exec", c, "true")))
     for tool in engines:
         out.append(Case(f"ps ({RUNNING} running)", tool,
-                        _timed(_engine(tool, "ps", "--filter", f"label={LABEL}"), env)))
+                        _timed(_engine(tool, "ps", "--filter", f"label={LABEL}"), _env(tool, env))))
     return out
 
 

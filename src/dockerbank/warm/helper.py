@@ -60,6 +60,7 @@ def main(argv: list[str]) -> int:
     temporary = f"{path}.{os.getpid()}"
     listener.bind(temporary)
     listener.listen(64)
+    listener.setblocking(False)
     os.replace(temporary, path)  # a client sees the old socket (or none) or this one, never half of it
     bound = os.stat(path)
     os.ftruncate(lock, 0)
@@ -80,10 +81,10 @@ def _preload() -> dict[str, int]:
         except Exception:  # noqa: BLE001  (a module that fails here fails in the command, worded there)
             pass
     sources = {}
+    tree = wire.package_dir() + os.sep
     for module in list(sys.modules.values()):
-        name = getattr(module, "__name__", "") or ""
         file = getattr(module, "__file__", None)
-        if file and (name == "dockerbank" or name.startswith("dockerbank.")):
+        if file and os.path.abspath(file).startswith(tree):  # this module too: it runs as __main__
             try:
                 sources[file] = os.stat(file).st_mtime_ns
             except OSError:
@@ -128,10 +129,13 @@ class _Server:
                     poller.unregister(fd)
                     self._client_gone(self.clients.pop(fd))
                     continue
+                if fd != self.listener.fileno():
+                    continue  # an event of a connection whose command ended earlier in this batch
                 try:
                     conn, _ = self.listener.accept()
-                except OSError:
+                except OSError:  # BlockingIOError too: the listener never blocks the loop
                     continue
+                conn.setblocking(True)
                 last = time.monotonic()
                 if not _same_user(conn):
                     conn.close()
@@ -277,17 +281,23 @@ def _run(conn: socket.socket, argv0: str, argv: list[str]) -> None:
 
         _last_words("".join(traceback.format_exception(exc)).rstrip())
         code, fast = 1, False
-    if fast:
+    threads = sys.modules.get("threading")
+    if fast and (threads is None or threads.active_count() == 1):
         report(code)
-        os._exit(code & 0xFF)  # as the CLI's fast path: no interpreter shutdown
+        os._exit(code & 0xFF)  # as the CLI's fast path (cli.main._exit_at_once): no interpreter shutdown
     import atexit
     import threading
 
     # the CLI's other commands end through the interpreter's shutdown: threads joined, atexit
-    # work done; the client hears the code after it
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # work done (its final teardown of modules is skipped, as on the fast path); the client
+    # hears the code after it
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()  # the interpreter's own step: thread pools told to end (their atexits), then joined
+    else:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
     atexit.register(report, code)
     atexit._run_exitfuncs()  # LIFO: the command's own first, the report last
     os._exit(code & 0xFF)
