@@ -74,6 +74,11 @@ def test_kill_exit_code_commit_of_a_stopped_container_and_exec_tty(client):
                                 detach=True)
     assert box.exec_run(["sh", "-c", "echo a; echo b"], tty=True) == (0, b"a\r\nb\r\n")  # onlcr, as docker
     assert box.exec_run(["sh", "-c", "echo a; echo b"]) == (0, b"a\nb\n")
+    # users and groups as docker hands them to the runtime (read from docker 20.10 with the same image)
+    assert box.exec_run(["id"]).output == b"uid=0(root) gid=0(root) groups=0(root)\n"
+    assert box.exec_run(["id"], user="1000").output == b"uid=1000 gid=0(root) groups=0(root)\n"
+    assert client.containers.run("busybox", ["id"], user="nobody:100", group_add=["0"], remove=True,
+                                 network_mode="none") == b"uid=65534(nobody) gid=100 groups=0(root),100\n"
     box.kill()
     assert box.wait()["StatusCode"] == 137
     box.reload()

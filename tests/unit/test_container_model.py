@@ -36,9 +36,11 @@ def test_state_machine():
 def test_resolve_user():
     passwd = "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"
     group = "root:x:0:\napp:x:1001:\nstaff:x:50:app,other\n"
-    assert resolve_user("app", passwd, group) == (1000, 1001, (50,))
-    assert resolve_user("1234:5", passwd, group) == (1234, 5, ())
-    assert resolve_user("app:root", passwd, group) == (1000, 0, (50,))
+    # docker's AdditionalGids: the primary group first (``id`` inside shows it), an unknown uid gid 0
+    assert resolve_user("app", passwd, group) == (1000, 1001, (1001, 50))
+    assert resolve_user("1234:5", passwd, group) == (1234, 5, (5,))
+    assert resolve_user("1234", passwd, group) == (1234, 0, (0,))
+    assert resolve_user("app:root", passwd, group) == (1000, 0, (0, 50))
     with pytest.raises(InvalidArgument):
         resolve_user("nobody", passwd, group)
 

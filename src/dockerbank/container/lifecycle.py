@@ -710,8 +710,7 @@ class ContainerService:
             except OSError:
                 return ""
 
-        uid, gid, extra = resolve_user(cfg.user or "0", read("etc/passwd"), read("etc/group")) if cfg.user \
-            else (0, 0, ())
+        uid, gid, extra = resolve_user(cfg.user or "0", read("etc/passwd"), read("etc/group"))
         if cfg.group_add:
             from dockerbank.container.hostmodes import group_ids
 

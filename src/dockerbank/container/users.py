@@ -19,8 +19,9 @@ def _entries(text: str, minimum: int) -> list[list[str]]:
 def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, tuple[int, ...]]:
     """(uid, gid, additional gids) for ``spec`` like Docker (runc's user.GetExecUser).
 
-    Numeric values need no entry; names must exist. The supplementary groups are the groups
-    listing the user by name.
+    Numeric values need no entry (an unknown uid gets gid 0, as docker gives it); names must exist.
+    The supplementary groups are the primary group, then the groups listing the user by name (what
+    docker hands the runtime: ``id`` shows ``groups=0(root)`` for root).
     """
     user, _, grp = (spec or "0").partition(":")
     users = _entries(passwd, 7)
@@ -32,7 +33,7 @@ def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, tuple[in
         if match:
             gid, name = int(match[3]), match[0]
         else:
-            gid, name = 0 if uid == 0 else uid, ""
+            gid, name = 0, ""
     else:
         match = next((u for u in users if u[0] == user), None)
         if match is None:
@@ -47,4 +48,4 @@ def resolve_user(spec: str, passwd: str, group: str) -> tuple[int, int, tuple[in
                 raise InvalidArgument(f"unable to find group {grp}: no matching entries in group file", exit_code=126)
             gid = int(match[2])
     extra = tuple(sorted({int(g[2]) for g in groups if name and name in g[3].split(",") and int(g[2]) != gid}))
-    return uid, gid, extra
+    return uid, gid, (gid, *extra)

@@ -614,7 +614,8 @@ async def exec_create(request: web.Request) -> web.Response:
         "OpenStdin": bool(body.get("AttachStdin")), "OpenStdout": bool(body.get("AttachStdout", True)),
         "OpenStderr": bool(body.get("AttachStderr", True)), "CanRemove": False, "DetachKeys": "",
         "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": body["Cmd"][0], "arguments": body["Cmd"][1:],
-                          "privileged": bool(body.get("Privileged")), "user": body.get("User") or ""},
+                          "privileged": bool(body.get("Privileged")),
+                          **({"user": body["User"]} if body.get("User") else {})},  # omitted when empty
         "_env": list(body.get("Env") or []), "_workdir": body.get("WorkingDir") or None, "_work": None,
     }
     return reply({"Id": exec_id}, status=201)
@@ -640,7 +641,7 @@ async def exec_start(request: web.Request) -> web.StreamResponse:
     command = [proc["entrypoint"], *proc["arguments"]]
 
     opts = ExecOptions(command, interactive=info["OpenStdin"], tty=tty, detach=detach, env=info["_env"],
-                       user=proc["user"] or None, workdir=info["_workdir"], privileged=proc["privileged"])
+                       user=proc.get("user") or None, workdir=info["_workdir"], privileged=proc["privileged"])
 
     def run(engine):
         return engine.container_ops.exec(info["ContainerID"], opts)
