@@ -191,7 +191,8 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli, 
     shots = DOCS if os.environ.get("DOCKERBANK_UPDATE_SCREENSHOTS") == "1" else tmp_path / "screenshots"
 
     url, _ = dashboard
-    cid = cli("run", "-d", "--name", "web", "-p", "18080:80", "busybox", "sh", "-c",
+    published = _free_port()
+    cid = cli("run", "-d", "--name", "web", "-p", f"{published}:80", "busybox", "sh", "-c",
               "echo started; exec sleep 300").stdout.decode().strip()
     cli("run", "-d", "--name", "batch-job", "busybox", "sh", "-c", "exit 3")
     cli("volume", "create", "lab-data")
@@ -208,7 +209,7 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli, 
     browser.find_element(By.ID, "password").send_keys("alice-pw")
     browser.find_element(By.ID, "login").click()
     row = _until(lambda: browser.find_element(By.CSS_SELECTOR, 'tr[data-name="web"]').text, 10, "the login")
-    assert browser.current_url.endswith("/containers") and "running" in row and "18080" in row
+    assert browser.current_url.endswith("/containers") and "running" in row and str(published) in row
     browser.save_screenshot(str(shots / "containers.png"))
 
     browser.get(url + "/")
@@ -235,7 +236,13 @@ def test_browser_login_logs_stop_start_and_screenshots(dashboard, browser, cli, 
 
     browser.get(url + "/images")
     assert "busybox:latest" in _until(lambda: text("#images"), 10, "the images page")
+    row = browser.find_element(By.XPATH, "//table[@id='images']//tr[td[contains(., 'busybox:latest')]]")
+    row.find_element(By.CSS_SELECTOR, 'button[value="audit"]').click()
+    _until(lambda: "audit of busybox:latest: " in text("#flash"), 30, "the audit")
+    assert "high" in browser.find_element(By.XPATH, "//table[@id='images']//tr[td[contains(., 'busybox:latest')]]").text
     browser.save_screenshot(str(shots / "images.png"))
+    browser.get(url + "/")
+    assert "audit: 1 high (runs-as-root)" in _until(lambda: text("#attention"), 10, "the overview")
     browser.get(url + "/volumes")
     assert "lab-data" in _until(lambda: text("#volumes"), 10, "the volumes page")
     browser.find_element(By.CSS_SELECTOR, 'tr[data-name="lab-data"] button').click()

@@ -144,3 +144,16 @@ def test_jobs_add_progress_and_keep_the_failure():
     assert (good.state, good.message, good.done, good.total) == ("ok", "all done", 10, 10)
     assert (bad.state, bad.message) == ("failed", "no such snapshot: x")
     assert [j.id for j in jobs.recent()] == [bad.id, good.id] and jobs.get(good.id) is good
+
+
+def test_audit_counts_and_images_needing_attention():
+    from dockerbank.audit.findings import finding
+    from dockerbank.dashboard import views
+
+    findings = [finding("runs-as-root", "config", "root"), finding("secret-in-env", "ENV", "token"),
+                finding("no-healthcheck", "config", "none")]
+    assert views.severity_counts(None) is None and views.severity_counts([]) == {}
+    assert views.severity_counts(findings) == {"high": 2, "low": 1}
+    shown = views.image_attention([("lab/app:1", findings), ("busybox:latest", []), ("never:1", None)])
+    assert [(a.kind, a.name, a.why) for a in shown] == [
+        ("image", "lab/app:1", "audit: 2 high (runs-as-root, secret-in-env)")]

@@ -96,6 +96,17 @@ class AuditService:
         return ImageAudit(record.id, shown, str(image_config.get("created") or ""), sort_findings(findings),
                           packages, scan.get("os") or {}, scan["complete"], cached)
 
+    def cached_findings(self, image_id: str) -> list[Finding] | None:
+        """The content findings of an earlier audit of ``image_id`` (every build audits its image),
+        None when it was never audited; reads the cache only, never scans."""
+        try:
+            data = json.loads((self.cache_dir / f"{dg.hex_of(image_id)}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if data.get("version") != CACHE_VERSION or data.get("image") != image_id:
+            return None
+        return sort_findings([Finding.from_dict(f) for f in data["findings"]])
+
     def audit_container(self, name: str) -> Audit:
         """Audit a container's configuration (CIS Docker Benchmark section 5) and what it wrote."""
         from dockerbank.audit import containercheck

@@ -232,17 +232,22 @@ async def overview(request: web.Request) -> web.Response:
     repo = request.app["options"].backup_repo
 
     def gather(engine):
+        from dockerbank.audit.service import AuditService
+
         containers = [e.container for e in engine.container_ops.list(_all())]
         volumes = [v.name for v in engine.volumes.list()]
-        return containers, volumes, _backed_up(engine, repo)
+        audits = AuditService.of(engine)
+        images = [(views.familiar(r.tags[0]) if r.tags else r.short_id, audits.cached_findings(r.id))
+                  for r in engine.images.list()]
+        return containers, volumes, _backed_up(engine, repo), images
 
     from dockerbank.dashboard import hostinfo
 
-    containers, volumes, backed_up = await engine_call(request, gather)
+    containers, volumes, backed_up, images = await engine_call(request, gather)
     host = hostinfo.read(request.app["config"].root, repo)
+    attention = views.attention(containers, volumes, backed_up) + views.image_attention(images)
     return render(request, "overview.html", states=views.states(containers), total=len(containers),
-                  attention=views.attention(containers, volumes, backed_up), volumes=len(volumes),
-                  recent=_recent_events(request, 10), host=host)
+                  attention=attention, volumes=len(volumes), recent=_recent_events(request, 10), host=host)
 
 
 def _recent_events(request: web.Request, count: int) -> list[dict[str, str]]:
@@ -297,18 +302,41 @@ async def container_action(request: web.Request) -> web.StreamResponse:
 
 async def images_page(request: web.Request) -> web.Response:
     def gather(engine):
+        from dockerbank.audit.service import AuditService
         from dockerbank.registry.policy import LABEL, labels_of
 
+        audits = AuditService.of(engine)
         rows = []
         for record_ in engine.images.list():
             try:
                 labels = labels_of(engine.images.image_config(record_.id))
             except DockerbankError:
                 labels = {}
-            rows.append({"r": record_, "redistributable": labels.get(LABEL, "")})
+            rows.append({"r": record_, "redistributable": labels.get(LABEL, ""),
+                         "audit": views.severity_counts(audits.cached_findings(record_.id))})
         return rows
 
     return render(request, "images.html", rows=await engine_call(request, gather))
+
+async def image_audit(request: web.Request) -> web.StreamResponse:
+    """``audit image`` now (cached by image ID afterwards): the counts come back as the message."""
+    require_admin(request)
+    ref = request.match_info["id"]
+
+    def run(engine):
+        from dockerbank.audit.service import AuditService
+
+        found = engine.images.resolve(ref)
+        return AuditService.of(engine).audit_image(found.tags[0] if found.tags else found.id)
+
+    try:
+        report = await engine_call(request, run)
+    except DockerbankError as exc:
+        raise back("/images", err=str(exc)) from None
+    record(request, "image", "audit", report.image_id, report.name, findings=str(len(report.findings)))
+    counts = views.severity_counts(report.findings) or {}
+    summary = ", ".join(f"{n} {severity}" for severity, n in counts.items()) or "no findings"
+    raise back("/images", msg=f"audit of {views.familiar(report.name)}: {summary}")
 
 async def volumes_page(request: web.Request) -> web.Response:
     repo = request.app["options"].backup_repo
@@ -450,6 +478,7 @@ def make_app(config: Config, options: Options) -> web.Application:
     app.router.add_get("/containers/{id}/logs", logs_stream)
     app.router.add_post("/containers/{id}/{action}", container_action)
     app.router.add_get("/images", images_page)
+    app.router.add_post("/images/{id}/audit", image_audit)
     app.router.add_get("/volumes", volumes_page)
     app.router.add_post("/volumes/{name}/backup", volume_backup)
     app.router.add_get("/networks", networks_page)

@@ -54,6 +54,36 @@ def attention(containers, volumes: list[str] | None = None, backed_up: set[str] 
     return out
 
 
+def familiar(name: str) -> str:
+    """An image name as docker shows it (``busybox:latest``, not ``docker.io/library/busybox:latest``)."""
+    from dockerbank.errors import DockerbankError
+    from dockerbank.oci.reference import parse
+
+    try:
+        return parse(name).familiar()
+    except DockerbankError:
+        return name
+
+
+def severity_counts(findings) -> dict[str, int] | None:
+    """Findings counted by severity, worst first, only the severities found (None: not audited)."""
+    if findings is None:
+        return None
+    counts = Counter(f.severity for f in findings)
+    return {s: counts[s] for s in ("high", "medium", "low", "info") if counts.get(s)}
+
+
+def image_attention(images) -> list[Attention]:
+    """Images whose last audit found high-severity problems (``images``: (name, findings or None))."""
+    out = []
+    for name, findings in images:
+        high = [f for f in findings or [] if f.severity == "high"]
+        if high:
+            rules = sorted({f.rule for f in high})
+            out.append(Attention("image", name, f"audit: {len(high)} high ({', '.join(rules)})", "/images"))
+    return out
+
+
 def inspect_summary(data: dict[str, Any]) -> list[tuple[str, str]]:
     """The lines of docker's inspect object an operator reads first."""
     cfg = data.get("Config") or {}
