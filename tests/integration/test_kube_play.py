@@ -123,6 +123,8 @@ spec:
     docs = list(yaml.safe_load_all(ctr("kube", "generate", "duo").stdout))
     pod = next(d for d in docs if d["kind"] == "Pod")
     assert sorted(c["name"] for c in pod["spec"]["containers"]) == ["client", "server"]
+    assert {"name": "configmap-site", "configMap": {"name": "site"}} in pod["spec"]["volumes"]
+    assert next(d for d in docs if d["kind"] == "ConfigMap")["data"] == {"index.html": "hello-from-configmap"}
     ctr("kube", "down", str(manifest))
     assert ctr("ps", "-aq").stdout == b""
 

@@ -287,3 +287,23 @@ spec: {{containers: [{{name: c, image: busybox}}]}}
     result = play.plan(play.load_documents(text, "x.yaml"), "/k/x.yaml", "/f", real_pods=True)
     assert [p.name for p in result.pods] == ["app", "db", "store"]
     assert [p.name for p in _pod_order(result)] == ["store", "db", "app"]
+
+
+def test_files_kube_play_wrote_become_their_configmap_and_secret_again():
+    config = ContainerConfig(image="busybox", image_id="x", path="httpd",
+                             mounts=[{"type": "bind", "source": "/r/kube/web/configmap/site", "target": "/www",
+                                      "read_only": True},
+                                     {"type": "bind", "source": "/r/kube/web/secret/tok/key", "target": "/run/key",
+                                      "read_only": True}])
+    project = project_of([SimpleNamespace(id="c1", name="web", config=config)], "web")
+    files = {"/r/kube/web/configmap/site": {"index.html": b"hi"}, "/r/kube/web/secret/tok": {"key": b"k"}}
+    manifests = generate(project, GenerateOptions(played_files="/r/kube"), read_dir=files.__getitem__).manifests
+    for doc in manifests:
+        kubernetes_validate.validate(doc, "1.33.0", strict=True)
+    assert _by(manifests, "ConfigMap", "site")["data"] == {"index.html": "hi"}
+    assert _by(manifests, "Secret", "tok")["data"] == {"key": "aw=="}
+    pod = _by(manifests, "Deployment", "web")["spec"]["template"]["spec"]
+    assert {"name": "configmap-site", "configMap": {"name": "site"}} in pod["volumes"]
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["/run/key"]["subPath"] == "key" and "subPath" not in mounts["/www"]
+    assert not any("hostPath" in v for v in pod["volumes"])

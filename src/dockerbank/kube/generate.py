@@ -42,6 +42,9 @@ class GenerateOptions:
     kind: str = "deployment"        # the workload of a service that is no database: deployment | pod
     registry: str | None = None     # rewrite image references to this registry
     storage: str = "1Gi"            # the storage request of each PersistentVolumeClaim
+    #: where kube play keeps the files of ConfigMaps and Secrets (``<root>/kube``): a bind mount
+    #: from there is that ConfigMap or Secret again, not a hostPath
+    played_files: str | None = None
 
 
 @dataclass
@@ -90,7 +93,8 @@ def check_images(images: dict[str, dict[str, Any] | None], registry: str, is_pri
 
 def generate(project: Project, opts: GenerateOptions, *, image_facts: ImageFacts = _no_facts,
              read_file: Callable[[str], bytes] | None = None,
-             is_private: Callable[[str], bool] = lambda host: False) -> Generated:
+             is_private: Callable[[str], bool] = lambda host: False,
+             read_dir: Callable[[str], dict[str, bytes]] | None = None) -> Generated:
     """The manifests of ``project`` (see the module's docstring)."""
     from dockerbank.errors import UsageError
 
@@ -101,10 +105,18 @@ def generate(project: Project, opts: GenerateOptions, *, image_facts: ImageFacts
         check_images(facts, opts.registry, is_private)
     out = Generated()
     builder = _Builder(project, opts, facts, read_file or _read_bytes, out)
+    builder.read_dir = read_dir or _read_dir
     for service in project.services:
         builder.service(service)
     out.manifests = builder.ordered()
     return out
+
+
+def _read_dir(path: str) -> dict[str, bytes]:
+    import os
+
+    return {name: _read_bytes(os.path.join(path, name)) for name in sorted(os.listdir(path))
+            if os.path.isfile(os.path.join(path, name))}
 
 
 def _read_bytes(path: str) -> bytes:
@@ -139,6 +151,7 @@ class _Builder:
         self.workloads: list[dict[str, Any]] = []
         self.claim_users: dict[str, int] = {}
         self.groups: dict[str, dict[str, Any]] = {}   # Pods of several containers, by name
+        self.read_dir: Callable[[str], dict[str, bytes]] = _read_dir
 
     def _join_pod(self, name: str, labels: dict[str, str], container: dict[str, Any], volumes: list[dict[str, Any]],
                   annotations: dict[str, str], ports: list[dict[str, Any]], svc: dict[str, Any]) -> None:
@@ -381,6 +394,14 @@ class _Builder:
             elif vol["type"] == "volume":
                 vname = volume_name("anonymous")
                 volumes.append({"name": vname, "emptyDir": {}})
+            elif vol["type"] == "bind" and self._played(vol["source"]) is not None:
+                kind, obj, sub = self._played(vol["source"])  # type: ignore[misc]
+                vname = volume_name(f"{kind}-{obj}")
+                ref = {"configMap": {"name": obj}} if kind == "configmap" else {"secret": {"secretName": obj}}
+                volumes.append({"name": vname, **ref})
+                mount["readOnly"] = True
+                if sub:
+                    mount["subPath"] = sub
             elif vol["type"] == "bind":
                 vname = volume_name("host-" + vol["source"].strip("/").replace("/", "-"))
                 volumes.append({"name": vname, "hostPath": {"path": vol["source"]}})
@@ -415,6 +436,36 @@ class _Builder:
                     volumes.append({"name": vname, "configMap": {"name": obj, "items": [{"key": key, "path": key}]}})
                 mounts.append({"name": vname, "mountPath": target, "subPath": key, "readOnly": True})
         return volumes, mounts, first_named
+
+    def _played(self, source: str) -> tuple[str, str, str] | None:
+        """``(configmap|secret, NAME, KEY or '')`` of a bind mount of kube play's files, whose
+        ConfigMap or Secret is written once from those files; None for any other path."""
+        base = (self.opts.played_files or "").rstrip("/")
+        if not base or not source.startswith(base + "/"):
+            return None
+        parts = source[len(base) + 1:].split("/")
+        if len(parts) not in (3, 4) or parts[1] not in ("configmap", "secret"):
+            return None
+        kind, obj = parts[1], nm.dns_label(parts[2], limit=253)
+        target = self.configmaps if kind == "configmap" else self.secrets
+        if obj not in target:
+            data = self.read_dir("/".join([base, *parts[:3]]))
+            meta = {"name": obj, "labels": {nm.LABEL_PART_OF: nm.dns_label(self.project.name)}}
+            if kind == "secret":
+                target[obj] = {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque",
+                               "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+            else:
+                text = {}
+                for k, v in data.items():
+                    try:
+                        text[k] = v.decode()
+                    except UnicodeDecodeError:
+                        text = {}
+                        break
+                body = {"data": text} if text or not data else \
+                    {"binaryData": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+                target[obj] = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, **body}
+        return kind, obj, parts[3] if len(parts) == 4 else ""
 
     def _file_object(self, kind: str, source: str) -> str | None:
         """The Secret or ConfigMap holding compose's ``secrets``/``configs`` entry ``source``."""

@@ -108,7 +108,10 @@ def generate(engine, project: Project, opts: gen.GenerateOptions) -> gen.Generat
     """The manifests of ``project`` with the store's image facts and the root's private registries."""
     from dockerbank.registry.registries import RegistriesConfig
 
+    from dataclasses import replace
+
     registries = RegistriesConfig.load(engine.config.root)
+    opts = replace(opts, played_files=os.path.join(str(engine.config.root), "kube"))
     return gen.generate(project, opts, image_facts=image_facts(engine), is_private=registries.is_private)
 
 
@@ -117,14 +120,10 @@ def files_dir(engine, project: str) -> str:
     return os.path.join(str(engine.config.root), "kube", project)
 
 
-#: kube play of a Pod through the engine's pods; off until it is tested on them (they land apart)
-REAL_PODS = True
-
-
 def has_pods(engine) -> bool:
-    """Whether this engine runs pods (``engine.pod_ops``); without them a Pod's containers share
-    the first one's network namespace only."""
-    return REAL_PODS and hasattr(type(engine), "pod_ops")
+    """Whether this engine runs pods (``engine.pod_ops``; a remote engine may not): without them
+    a Pod's containers share the first one's network namespace only."""
+    return hasattr(type(engine), "pod_ops")
 
 
 def read_plan(engine, path: str, ignore_unsupported: bool) -> pl.PlayPlan:
