@@ -112,3 +112,32 @@ def test_build_cache_pruned_by_the_sdk_and_both_clis(client):
         assert done.returncode == 0 and "Total reclaimed space" in done.stdout, done.stderr
     with pytest.raises(docker.errors.APIError, match="image search is not supported"):
         client.images.search("busybox")
+
+
+def test_attach_over_a_websocket(client):
+    """``/containers/{id}/attach/ws`` (Portainer's console): stdin in, stdout and stderr out as raw
+    binary messages; the socket closes when the container ends."""
+    import asyncio
+
+    import aiohttp
+
+    box = client.containers.run("busybox", ["sh", "-c", "read l; echo got:$l; echo err:$l >&2"], stdin_open=True,
+                                detach=True, network_mode="none")
+    sock_path = client.server.sock
+
+    async def talk() -> tuple[bytes, set]:
+        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(sock_path))) as session:
+            url = f"http://x/v1.41/containers/{box.id}/attach/ws?stream=1&stdin=1&stdout=1&stderr=1"
+            async with session.ws_connect(url) as ws:
+                await ws.send_str("hello\n")
+                got, kinds = b"", set()
+                async for message in ws:
+                    kinds.add(message.type)
+                    got += message.data
+                    if message.type != aiohttp.WSMsgType.BINARY:
+                        break
+                return got, kinds
+
+    got, kinds = asyncio.run(asyncio.wait_for(talk(), 30))
+    assert b"got:hello\n" in got and b"err:hello\n" in got and kinds == {aiohttp.WSMsgType.BINARY}
+    assert box.wait()["StatusCode"] == 0

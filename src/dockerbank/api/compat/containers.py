@@ -426,6 +426,24 @@ async def attach(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def attach_ws(request: web.Request) -> web.WebSocketResponse:
+    """``GET /containers/{id}/attach/ws``: attach over a websocket (Portainer's console, web UIs)."""
+    ref = request.match_info["id"]
+    want_stdin, want_out, want_err = qbool(request, "stdin"), qbool(request, "stdout"), qbool(request, "stderr")
+    if not (want_out or want_err or want_stdin):  # dockerd's default for a bare ws attach: everything
+        want_stdin = want_out = want_err = True
+    attachment = await engine_call(request, lambda e: e.container_ops.attach(ref, stdin=want_stdin))
+    ws = web.WebSocketResponse()
+    try:
+        await ws.prepare(request)
+        await hijack.pump_websocket(ws, attachment.sock, stdin=want_stdin, stdout=want_out, stderr=want_err)
+    finally:
+        attachment.sock.close()
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
 async def resize(request: web.Request) -> web.Response:
     ref, h, w = request.match_info["id"], qint(request, "h", 0), qint(request, "w", 0)
     await engine_call(request, lambda e: e.container_ops.resize(ref, h or 0, w or 0))
@@ -704,6 +722,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/containers/{id}/unpause", unpause),
     ("POST", "/containers/{id}/wait", wait),
     ("POST", "/containers/{id}/attach", attach),
+    ("GET", "/containers/{id}/attach/ws", attach_ws),
     ("POST", "/containers/{id}/resize", resize),
     ("POST", "/containers/{id}/rename", rename),
     ("POST", "/containers/{id}/update", update),

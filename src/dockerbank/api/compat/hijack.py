@@ -144,3 +144,39 @@ def close(request: web.Request) -> None:
     transport = request.transport
     if transport is not None and not transport.is_closing():
         transport.close()
+
+
+async def pump_websocket(ws: web.WebSocketResponse, sock: socket.socket, *, stdin: bool, stdout: bool = True,
+                         stderr: bool = True) -> None:
+    """``attach/ws``: conmon's attach socket to binary websocket messages (raw, no multiplexing, as
+    dockerd sends them), the client's messages (text or binary) to the process's stdin."""
+    from aiohttp import WSMsgType
+
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+
+    async def client_to_process() -> None:
+        async for message in ws:
+            if message.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not stdin:
+                continue
+            data = message.data.encode() if isinstance(message.data, str) else message.data
+            try:
+                await loop.sock_sendall(sock, data)
+            except OSError:
+                return
+
+    reader = asyncio.ensure_future(client_to_process())
+    try:
+        while not ws.closed:
+            try:
+                data = await loop.sock_recv(sock, BUF_SIZE)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            is_err = data[0] == STDERR
+            if data[1:] and ((is_err and stderr) or (not is_err and stdout)):
+                await ws.send_bytes(data[1:])
+    finally:
+        reader.cancel()
+        sock.close()
