@@ -355,3 +355,41 @@ def test_browser_console_backup_restore_and_stacks(dashboard, browser, cli, tmp_
         assert action in events, action
     for name in ("console", "backups", "stacks", "networks"):
         assert (shots / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_the_dashboard_served_by_system_service(root, tmp_path):
+    """``system service --dashboard``: one process answers the docker CLI on its socket and the
+    dashboard over HTTP; a dashboard without users is refused before anything starts."""
+    from dockerbank.registry.server.auth import make_htpasswd_line
+
+    docker = require_binary("docker")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(make_htpasswd_line("alice", "alice-pw", rounds=4) + "\n")
+    sock, port = tmp_path / "d.sock", _free_port()
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    refused = subprocess.run([sys.executable, "-m", "dockerbank", "system", "service", "-H", f"unix://{sock}",
+                              "--dashboard", f"127.0.0.1:{port}"], env=env, capture_output=True, timeout=60)
+    assert refused.returncode == 125 and b"--dashboard-htpasswd" in refused.stderr and b"Traceback" not in refused.stderr
+    log = open(tmp_path / "service.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "dockerbank", "system", "service", "-H", f"unix://{sock}",
+                             "--dashboard", f"127.0.0.1:{port}", "--dashboard-htpasswd", str(htpasswd)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return sock.exists() and requests.get(url + "/login", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            assert proc.poll() is None, (tmp_path / "service.log").read_text()
+            return False
+
+    try:
+        _until(up, 30, "the service and its dashboard")
+        version = subprocess.run([docker, "-H", f"unix://{sock}", "version", "--format", "{{.Server.Version}}"],
+                                 capture_output=True, timeout=60, env=dict(os.environ, DOCKER_CONFIG=str(tmp_path)))
+        assert version.returncode == 0 and version.stdout.strip(), version.stderr
+        assert "Overview" in _login(url, "alice", "alice-pw").get(url + "/").text
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        log.close()

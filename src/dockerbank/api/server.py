@@ -13,8 +13,10 @@ import logging
 import os
 import ssl
 import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -193,21 +195,31 @@ async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | No
         await runner.cleanup()
 
 
-def run(config: Config, options: ServeOptions) -> None:
-    """Blocking entry for the CLI: serve until SIGINT/SIGTERM."""
-    import signal
-
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+def check(options: ServeOptions) -> None:
+    """Refuse a bad address or TLS set-up before anything starts."""
     if options.metrics_addr:
         from dockerbank.api.metrics import parse_addr
 
         parse_addr(options.metrics_addr)
     for url in options.hosts:
-        Listen.parse(url)  # refuse a bad address before anything starts
+        Listen.parse(url)
         if url.startswith("tcp://") and not options.insecure_tcp:
             options.tls.context()
+
+
+def run(config: Config, options: ServeOptions, *beside: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Blocking entry for the CLI: serve until SIGINT/SIGTERM; ``beside``: other servers of the
+    same process (the dashboard) that run in the same loop and end with it."""
+    import signal
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    check(options)
     loop = asyncio.new_event_loop()
-    task = loop.create_task(serve(config, options))
+
+    async def together() -> None:
+        await asyncio.gather(serve(config, options), *(start() for start in beside))
+
+    task = loop.create_task(together())
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
     try:

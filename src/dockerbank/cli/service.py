@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from dockerbank.cli.common import engine_of
@@ -20,16 +22,35 @@ from dockerbank.cli.common import engine_of
               help="Backup repository the metrics report on (default: <root>/backups)")
 @click.option("--backup-password-file", default=None, metavar="FILE",
               help="Passphrase of an encrypted backup repository (else $DOCKERBANK_BACKUP_PASSWORD)")
+@click.option("--dashboard", "dashboard_listen", default=None, metavar="HOST:PORT",
+              help="Serve the web dashboard too, in this process (needs --dashboard-htpasswd)")
+@click.option("--dashboard-htpasswd", default=None, metavar="FILE", help="The dashboard's users (bcrypt htpasswd)")
+@click.option("--dashboard-viewers", default="", metavar="USER,...", help="Dashboard users who may only look")
+@click.option("--dashboard-tls-cert", default=None, metavar="FILE", help="Serve the dashboard over HTTPS")
+@click.option("--dashboard-tls-key", default=None, metavar="FILE", help="Key of --dashboard-tls-cert")
 @click.pass_context
 def service_cmd(ctx: click.Context, hosts: tuple[str, ...], tlscacert: str | None, tlscert: str | None,
                 tlskey: str | None, insecure_tcp: bool, metrics_addr: str | None, backup_repo: str | None,
-                backup_password_file: str | None) -> None:
+                backup_password_file: str | None, dashboard_listen: str | None, dashboard_htpasswd: str | None,
+                dashboard_viewers: str, dashboard_tls_cert: str | None, dashboard_tls_key: str | None) -> None:
     """Serve the Docker Engine API (docker CLI, docker-py, docker-compose) until interrupted."""
     from dockerbank.api.server import ServeOptions, TlsFiles, run
+    from dockerbank.errors import UsageError
 
     engine = engine_of(ctx)
+    beside = []
+    if dashboard_listen:
+        if not dashboard_htpasswd:
+            raise UsageError("--dashboard needs --dashboard-htpasswd (every page needs a login)")
+        from dockerbank.dashboard.auth import Users
+        from dockerbank.dashboard.server import Options, prepare, serve
+
+        users = Users.load(dashboard_htpasswd, [v.strip() for v in dashboard_viewers.split(",") if v.strip()])
+        options = Options(users, backup_repo=backup_repo)
+        host, port, ssl_context = prepare(options, dashboard_listen, dashboard_tls_cert, dashboard_tls_key)
+        beside.append(functools.partial(serve, engine.config, options, host, port, ssl_context))
     run(engine.config, ServeOptions(list(hosts), TlsFiles(tlscacert, tlscert, tlskey), insecure_tcp,
-                                    metrics_addr, backup_repo, backup_password_file))
+                                    metrics_addr, backup_repo, backup_password_file), *beside)
 
 
 COMMANDS = {"service": service_cmd}

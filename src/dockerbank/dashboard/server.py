@@ -511,7 +511,11 @@ async def serve(config: Config, options: Options, host: str, port: int, ssl_cont
     runner = web.AppRunner(make_app(config, options), access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise InvalidArgument(f"dashboard: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     scheme = "https" if ssl_context else "http"
     print(f"Dashboard listening on {scheme}://{host if ':' not in host else f'[{host}]'}:{port}/",
           file=sys.stderr, flush=True)
@@ -520,16 +524,23 @@ async def serve(config: Config, options: Options, host: str, port: int, ssl_cont
     finally:
         await runner.cleanup()
 
-def run(config: Config, options: Options, listen: str, tls_cert: str | None, tls_key: str | None) -> None:
-    """Blocking entry for the CLI: serve until SIGINT/SIGTERM."""
-    import signal
-
+def prepare(options: Options, listen: str, tls_cert: str | None,
+            tls_key: str | None) -> tuple[str, int, ssl.SSLContext | None]:
+    """Check the address and TLS set-up before anything starts: (host, port, TLS context)."""
     host, port = parse_listen(listen)
     if bool(tls_cert) != bool(tls_key):
         raise UsageError("--tls-cert and --tls-key go together")
     check_exposure(host, bool(tls_cert))
     ssl_context = tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
     options.secure = ssl_context is not None
+    return host, port, ssl_context
+
+
+def run(config: Config, options: Options, listen: str, tls_cert: str | None, tls_key: str | None) -> None:
+    """Blocking entry for the CLI: serve until SIGINT/SIGTERM."""
+    import signal
+
+    host, port, ssl_context = prepare(options, listen, tls_cert, tls_key)
 
     async def main():
         task = asyncio.current_task()
