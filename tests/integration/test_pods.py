@@ -60,12 +60,12 @@ def test_a_pod_of_two_shares_localhost_hostname_ipc_and_its_published_port(ctr, 
     ls = ctr("pod", "ls").stdout.decode().splitlines()
     assert ls[0].split() == ["POD", "ID", "NAME", "STATUS", "CREATED", "INFRA", "ID", "#", "OF", "CONTAINERS"]
     assert ls[1].split()[:3] == [pod_id[:12], "app", "Running"] and ls[1].split()[-1] == "2"
-    assert ctr("pod", "ps", "-q").stdout.decode() == pod_id[:12] + "\n"
+    assert ctr("pod", "ps", "-q").stdout.decode() == pod_id + "\n"
     assert ctr("pod", "ls", "--format", "{{.Name}} {{.Status}} {{.NumberOfContainers}} {{.Labels.team}}",
                "--filter", "label=team=lab").stdout == b"app Running 2 lab\n"
     assert ctr("pod", "ls", "-q", "--filter", "status=exited").stdout == b""
     doc = json.loads(ctr("pod", "inspect", "app").stdout)[0]
-    assert doc["Id"] == pod_id and doc["State"] == "Running" and doc["Hostname"] == "app"
+    assert doc["Id"] == pod_id and doc["State"] == "Running" and doc["Hostname"] == ""  # podman: as given
     assert doc["SharedNamespaces"] == ["ipc", "net", "uts"] and doc["NumContainers"] == 2
     assert doc["InfraConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
     member = json.loads(ctr("inspect", "web").stdout)[0]
@@ -112,11 +112,13 @@ def test_a_pod_starts_stops_restarts_and_goes_as_one(ctr, root):
 
 
 def test_pod_errors_are_one_line_with_podmans_codes_and_create_nothing(ctr, root):
-    for args in (("pod", "start", "nope"), ("pod", "stop", "nope"), ("pod", "inspect", "nope"),
+    for args in (("pod", "start", "nope"), ("pod", "stop", "nope"), ("pod", "kill", "nope"),
                  ("run", "--pod", "nope", "busybox", "true")):
         result = ctr(*args, check=False)
         assert result.returncode == 125, args
         assert result.stderr == b"Error: no pod with name or ID nope found: no such pod\n", args
+    missing = ctr("pod", "inspect", "nope", check=False)
+    assert (missing.returncode, missing.stderr) == (125, b"Error: inspecting object: no such pod nope\n")
     assert ctr("pod", "rm", "nope", check=False).returncode == 1  # podman's pod rm: 1 for a missing pod
     assert ctr("pod", "rm", "-i", "nope").returncode == 0
     assert ctr("pod", "exists", "nope", check=False).returncode == 1

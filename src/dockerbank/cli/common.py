@@ -78,10 +78,11 @@ def _label_header(key: str) -> str:
 
 
 def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[list[Any]], None],
-                    headers: dict[str, str] | None = None) -> None:
+                    headers: dict[str, str] | None = None, tabs: tuple[int, int] = (10, 3)) -> None:
     """Print rows as docker does with ``--format``: ``json`` (one object a line), ``table TEMPLATE``
-    (a header row, columns aligned by Go's tabwriter rules) or a template per row; else the
-    default table."""
+    (a header row, columns aligned by Go's tabwriter rules: ``tabs`` is its minimum width and
+    padding, docker's by default, podman's (12, 2) for podman's commands) or a template per row;
+    else the default table."""
     from dockerbank import gotemplate
 
     if not fmt or fmt == "table":
@@ -104,7 +105,7 @@ def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[l
             echo(line)
         return
     out = "\n".join([_execute(header, _Headers(headers))] + lines)
-    for line in gotemplate.tabwriter(out.split("\n")):
+    for line in gotemplate.tabwriter(out.split("\n"), *tabs):
         echo(line)
 
 

@@ -132,11 +132,11 @@ def _ls_row(entry, no_trunc: bool, now: float) -> dict:
 def _ls_json(entries) -> str:
     """podman's ``pod ps --format json``: one array of its ListPodsReport objects."""
     return json.dumps([{
-        "Cgroup": "", "Containers": [{"Id": c.id, "Names": c.name, "Status": c.state.status,
-                                      "RestartCount": c.state.restart_count} for c in e.containers],
+        "Cgroup": "", "Containers": [{"Id": c.id, "Names": c.name, "Status": c.state.status}
+                                     for c in e.containers],
         "Created": e.pod.created, "Id": e.pod.id, "InfraId": e.pod.infra_id, "Name": e.pod.name,
         "Namespace": "", "Networks": _networks(e), "Status": e.status, "Labels": dict(e.pod.config.labels),
-    } for e in entries], indent=4)
+    } for e in entries], indent=2)
 
 
 _SORT_KEYS = {"created": lambda e: e.pod.created, "id": lambda e: e.pod.id, "name": lambda e: e.pod.name,
@@ -160,7 +160,7 @@ def ls_cmd(ctx, **kw):
     no_trunc = kw["no_trunc"]
     if kw["quiet"]:
         for entry in entries:
-            echo(entry.pod.id if no_trunc else entry.pod.short_id)
+            echo(entry.pod.id)  # podman prints the full ID here, truncated or not
         return
     fmt = kw["fmt"]
     if fmt == "json":
@@ -176,7 +176,8 @@ def ls_cmd(ctx, **kw):
     if not (kw["ctr_ids"] or kw["ctr_names"] or kw["ctr_status"]):
         columns.append("{{.NumberOfContainers}}")
     default = "table " + "\t".join(columns)
-    print_formatted(rows, default if not fmt or fmt == "table" else fmt, lambda items: None, LS_HEADERS)
+    print_formatted(rows, default if not fmt or fmt == "table" else fmt, lambda items: None, LS_HEADERS,
+                    tabs=(12, 2))  # podman's tabwriter (minwidth 12, padding 2)
 
 
 @click.command("inspect", context_settings=CONTEXT)
@@ -193,15 +194,15 @@ def inspect_cmd(ctx, fmt, latest, pods):
     for ref in _targets(engine, pods, False, latest):
         try:
             results.append(engine.pod_ops.inspect(ref))
-        except NotFound as missing:
-            errors.append(missing)
+        except NotFound:
+            errors.append(f"inspecting object: no such pod {ref}")  # podman's words
     if fmt:
         for item in results:
             echo(render_template(fmt, item))
     elif results or not errors:
         echo(json.dumps(results, indent=4))
     for error in errors:
-        echo(f"Error: {error.message}", err=True)
+        echo(f"Error: {error}", err=True)
     if errors:
         ctx.exit(125)
 

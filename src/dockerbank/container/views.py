@@ -44,29 +44,39 @@ def status_text(container, now: float) -> str:
 
 
 def ps_ports(engine, container) -> str:
-    """The PORTS column of ``ps`` for a running container ("" otherwise, as docker shows)."""
-    if not _may_publish(container):
+    """The PORTS column of ``ps`` for a running container ("" otherwise, as docker shows); a
+    pod's member shows the ports of the infra whose network it shares (as podman shows them)."""
+    owner = _port_owner(container)
+    if owner is None:
         return ""  # no network module imported for containers without one
     from dockerbank.network.ports import format_ps_ports
 
-    return format_ps_ports(engine.networks.port_mappings(container.id))
+    return format_ps_ports(engine.networks.port_mappings(owner))
 
 
 def ps_ports_of(engine, containers) -> dict[str, str]:
     """The PORTS column of many containers with one query (``ps`` of many): by ID, "" for those
     that publish nothing."""
-    wired = [c.id for c in containers if _may_publish(c)]
-    if not wired:
+    owners = {c.id: owner for c in containers if (owner := _port_owner(c)) is not None}
+    if not owners:
         return {}
     from dockerbank.network.ports import format_ps_ports
 
-    return {cid: format_ps_ports(ports) for cid, ports in engine.networks.port_mappings_of(wired).items()}
+    mappings = engine.networks.port_mappings_of(sorted(set(owners.values())))
+    return {cid: format_ps_ports(mappings.get(owner, [])) for cid, owner in owners.items()}
 
 
-def _may_publish(container) -> bool:
-    if (getattr(container.config, "network", None) or {}).get("kind") not in ("bridge", "user"):
-        return False
-    return container.state.status in ("running", "paused")
+def _port_owner(container) -> str | None:
+    """The container whose published ports ``ps`` shows for a running ``container``: itself on a
+    bridge or user network, its pod's infra for a member sharing the pod's network; else None."""
+    if container.state.status not in ("running", "paused"):
+        return None
+    net = getattr(container.config, "network", None) or {}
+    if net.get("kind") in ("bridge", "user"):
+        return container.id
+    if net.get("kind") == "container" and getattr(container.config, "pod", ""):
+        return net.get("container") or None
+    return None
 
 
 def _command_text(container, truncate: bool) -> str:

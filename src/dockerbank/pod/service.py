@@ -106,13 +106,13 @@ class PodService:
         else:
             name = random_name(self.store.name_taken)
         pod_id = new_id()
-        config = replace(config, hostname=config.hostname or name)  # podman: the pod's name
+        hostname = config.hostname or name  # podman: the pod's name (inspect shows what was given)
         infra_id = ""
         if config.infra:
             shares_net = "net" in config.share
             infra = self.containers.create(CreateOptions(
                 image=self.infra_image(), name=f"{pod_id[:12]}-infra",
-                hostname=config.hostname if "uts" in config.share else None,
+                hostname=hostname if "uts" in config.share else None,
                 network=config.network if shares_net else "none",
                 network_options=dict(config.network_options) if shares_net else {},
                 pod=pod_id, infra=True))
@@ -203,6 +203,7 @@ class PodService:
                 "HostAdd": list(opts.get("add_hosts") or []) or None,
                 "Networks": networks,
                 "NetworkOptions": None,
+                "pid_ns": "private", "userns": "host", "uts_ns": "private",
             } if pod.infra_id else None,
             "SharedNamespaces": list(cfg.share),
             "NumContainers": len(members),
