@@ -85,6 +85,15 @@ def test_generate_down_play_brings_the_stack_back(ctr, tmp_path):
     assert ctr("ps", "-aq", "--filter", "label=com.docker.compose.project=kshop").stdout == b""
     assert b"kshop_data" in ctr("volume", "ls", "-q").stdout  # user data stays
 
+    # the same stack as Pods: real pods, the db's pod first, the web's reaching it by name
+    pods = tmp_path / "kshop-pods.yaml"
+    ctr("kube", "generate", "--stack", str(project / "compose.yaml"), "--type", "pod", "-f", str(pods))
+    ctr("kube", "play", str(pods))
+    assert sorted(ctr("pod", "ls", "--format", "{{.Name}}").stdout.split()) == [b"db", b"web"]
+    assert _wait(lambda: _fetch(ctr, "web-web"), "web to reach db in pods") == b"stored-before\n"
+    ctr("kube", "down", str(pods))
+    assert ctr("pod", "ls", "-q").stdout == b"" and b"kshop_data" in ctr("volume", "ls", "-q").stdout
+
 
 def test_pod_of_two_containers_shares_localhost_and_configmap_files(ctr, tmp_path):
     manifest = tmp_path / "pod.yaml"
@@ -125,6 +134,8 @@ spec:
     assert sorted(c["name"] for c in pod["spec"]["containers"]) == ["client", "server"]
     assert {"name": "configmap-site", "configMap": {"name": "site"}} in pod["spec"]["volumes"]
     assert next(d for d in docs if d["kind"] == "ConfigMap")["data"] == {"index.html": "hello-from-configmap"}
+    stack = list(yaml.safe_load_all(ctr("kube", "generate", "--stack", "pod").stdout))  # the stack play named
+    assert [len(d["spec"]["containers"]) for d in stack if d["kind"] == "Pod"] == [2]
     ctr("kube", "down", str(manifest))
     assert ctr("ps", "-aq").stdout == b""
 

@@ -59,10 +59,13 @@ def project_of_stack(engine, stack: str, environ: dict[str, str]) -> Project:
                                               project_directory=labels.get(LABEL_WORKING_DIR), environ=environ)))
         except DockerbankError:
             pass  # no compose file (a stack kube play made from manifests) or one changed since: the containers say
-    return project_of_containers(engine, containers, stack)
+    # the members of a pod (a stack kube play made) as that pod, the other containers as they are
+    pod_ids = {c.config.pod for c in containers if getattr(c.config, "pod", "")}
+    names = [c.id for c in containers if not getattr(c.config, "pod", "")] + sorted(pod_ids)
+    return project_of_names(engine, names, stack)
 
 
-def project_of_names(engine, names: list[str]) -> Project:
+def project_of_names(engine, names: list[str], project_name: str = "") -> Project:
     """``kube generate NAME...``: containers, and pods (their members, as one Pod each, with the
     ports the pod publishes) when the engine has pods."""
     from dockerbank.compose.model import normalize_port
@@ -86,7 +89,7 @@ def project_of_names(engine, names: list[str]) -> Project:
                 continue
             containers.append(member)
             pods[member.id] = pod.name
-    project = project_of_containers(engine, containers, "", pods)
+    project = project_of_containers(engine, containers, project_name, pods)
     for pod_name, ports in pod_ports.items():
         first = next((s for s in project.services.values() if s.get("x-dockerbank-pod") == pod_name), None)
         if first is not None and ports:
