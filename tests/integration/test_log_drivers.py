@@ -356,6 +356,22 @@ def test_root_default_log_driver_from_config_json(ctr, root):
     assert ctr("info", "--format", "{{.LoggingDriver}}").stdout.decode() == "k8s-file\n"   # info still answers
 
 
+def test_an_unreachable_gelf_endpoint_does_not_block_the_container(ctr):
+    """GELF over UDP to a port nobody listens on: every line kept locally, the lost ones counted."""
+    closed = free_port(socket.SOCK_DGRAM)
+    started = time.monotonic()
+    ctr("run", "--name", "nograylog", "--log-driver", "gelf", "--log-opt", f"gelf-address=udp://127.0.0.1:{closed}",
+        "busybox", "sh", "-c", "i=0; while [ $i -lt 5000 ]; do echo line $i; i=$((i+1)); done")
+    assert time.monotonic() - started < 30
+    assert len(ctr("logs", "nograylog").stdout.splitlines()) == 5000
+
+    def lost() -> float:
+        found = [v for (name, labels), v in metrics(ctr).items()
+                 if name == "dockerbank_container_log_messages_lost_total" and ("name", "nograylog") in labels]
+        return found[0] if found and found[0] > 0 else 0
+    wait_for("lost GELF messages in the metrics", lost)
+
+
 def test_an_endpoint_that_never_reads_does_not_block_the_container(ctr):
     """A syslog endpoint that accepts connections and never reads: the container's 20,000 lines are
     written at conmon's pace and all kept locally (the closed-port test above counts the lost ones)."""

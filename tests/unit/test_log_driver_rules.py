@@ -107,6 +107,13 @@ def test_follow_reads_a_log_that_conmon_started_afresh(tmp_path):
 def test_sender_counts_an_unreachable_endpoint_as_lost():
     assert logship.Sender("tcp://127.0.0.1:9", timeout=0.5).send([b"x"]) is False
     assert logship.Sender("unixgram:///nonexistent/dev-log").send([b"x"]) is False
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:   # a UDP port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    udp = logship.Sender(f"udp://127.0.0.1:{port}")
+    assert False in [udp.send([b"x"]) for _ in range(3)]   # the host's "port unreachable" counts as lost
 
 
 def test_stream_framing_and_tls_or_tcp_options():

@@ -92,12 +92,15 @@ def read_entries(path: str, *, tail: int | None = None, since: float | None = No
     files = log_files(Path(path))
     entries: list[LogEntry] = []
     offset = 0
-    for file in files:
+    for file in reversed(files):   # newest first: a --tail stops once it has its lines
         data = read_file(file)
         end = data.rfind(b"\n") + 1
         if file == files[-1]:
             offset = end
-        entries += [e for e in (parse_line(line) for line in data[:end].splitlines()) if e is not None]
+        entries[:0] = [e for e in (parse_line(line) for line in data[:end].splitlines()) if e is not None]
+        if tail is not None and until is None and 0 <= tail < sum(e.data.endswith(b"\n") for e in entries) \
+                and (since is None or (entries and entries[0].epoch < since)):
+            break
     if since is not None or until is not None:
         entries = [e for e in entries if (since is None or e.epoch >= since) and (until is None or e.epoch <= until)]
     if tail is not None and tail >= 0:

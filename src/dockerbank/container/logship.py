@@ -7,7 +7,8 @@ with rotated files to keep (``max-file`` > 1, container.logrotate), runs beside 
 writes, sends each line, keeps the rotated files, and ends when the container's conmon ends
 (after the last lines). It never sits between the container and its output: conmon writes the
 file whatever happens here, so an unreachable endpoint only loses remote copies; those are
-counted in ``<bundle>/logship.json`` (``sent``/``lost``), which the metrics report.
+counted in ``<bundle>/logship.json`` (``sent``/``lost``), which the metrics report (over UDP a
+loss is seen only when the host answers "port unreachable", so there it is a lower bound).
 
 The formatters are pure; :class:`Sender` objects hold the sockets.
 """
@@ -184,6 +185,12 @@ class Sender:
                     else:
                         self.sock.send(data)
                 return True
+            except ConnectionRefusedError:
+                if self.scheme == "udp":
+                    # the host said "port unreachable" for an earlier datagram; this one goes the
+                    # same way: lost (UDP losses are only seen when the host answers so)
+                    return False
+                self.close()
             except OSError:
                 self.close()
         return False
