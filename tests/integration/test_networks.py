@@ -220,6 +220,14 @@ def test_connect_and_disconnect_a_running_endpoint(net):
     addrs = subprocess.run(["nsenter", f"--net={s1['SandboxKey']}", "ip", "-o", "-4", "addr"],
                            capture_output=True, text=True, check=True).stdout
     assert settings["Networks"]["two"]["IPAddress"] in addrs
+    # the list's bulk read (GET /containers/json) gives what one container's reads give
+    c2, _ = attach(net, "single", ["one"], ports=["8089:80"])
+    bulk = net.settings_of([c1, c2, "no-such-container"])
+    assert set(bulk) == {c1, c2}
+    for cid in (c1, c2):
+        assert bulk[cid] == (net.settings(cid), net.port_mappings(cid))
+    assert [p.host_port for p in bulk[c2][1]] == [8089]
+    net.detach(c2)
     with pytest.raises(Conflict):
         net.remove("two")
     net.disconnect("two", c1)

@@ -174,8 +174,9 @@ async def create(request: web.Request) -> web.Response:
 
 # --- list, inspect ---------------------------------------------------------------------------
 
-def summary(engine, c, size_rw: int | None = None, size_root_fs: int | None = None) -> dict:
-    """One element of ``GET /containers/json``."""
+def summary(engine, c, size_rw: int | None = None, size_root_fs: int | None = None, net=None) -> dict:
+    """One element of ``GET /containers/json``; ``net``: its (settings, port mappings) when the
+    caller read them for the whole list (``NetworkService.settings_of``)."""
     from dockerbank.volume import mounts as mnt
     from dockerbank.container.logs import parse_time
     from dockerbank.container.views import status_text
@@ -189,9 +190,11 @@ def summary(engine, c, size_rw: int | None = None, size_root_fs: int | None = No
     ports, networks = [], {c.config.network_mode: {"NetworkID": "", "IPAddress": ""}}
     if (getattr(c.config, "network", None) or {}).get("kind") in ("bridge", "user", "container"):
         try:
+            settings, mappings = net if net is not None else (engine.networks.settings(c.id),
+                                                              engine.networks.port_mappings(c.id))
             ports = [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port, "PublicPort": p.host_port,
-                      "Type": p.protocol} for p in engine.networks.port_mappings(c.id)]
-            networks = engine.networks.settings(c.id)["Networks"] or networks
+                      "Type": p.protocol} for p in mappings]
+            networks = settings["Networks"] or networks
         except DockerbankError:
             pass
     item = {
@@ -215,8 +218,11 @@ async def list_containers(request: web.Request) -> web.Response:
                        size=qbool(request, "size"))
 
     def run(engine):
-        return [summary(engine, entry.container, entry.size_rw, entry.size_root_fs)
-                for entry in engine.container_ops.list(opts)]
+        entries = engine.container_ops.list(opts)
+        nets = engine.networks.settings_of(e.container.id for e in entries) if entries else {}
+        no_endpoints: tuple[dict, list] = ({"Networks": {}}, [])
+        return [summary(engine, entry.container, entry.size_rw, entry.size_root_fs,
+                        nets.get(entry.container.id, no_endpoints)) for entry in entries]
 
     return reply(await engine_call(request, run))
 
