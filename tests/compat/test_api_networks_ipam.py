@@ -104,3 +104,25 @@ def test_ipv6_without_a_subnet_and_refusals(client):
                                        networking_config=api.create_networking_config(
                                            {"v4only": api.create_endpoint_config(ipv6_address="fd00::5")}))
         api.start(created["Id"])
+
+
+def test_network_removed_right_after_its_last_container(client):
+    """``run --rm`` / ``rm -f`` then ``network rm``, as scripts do: the removed container's detached
+    teardown is waited for (dockerd tears down before it answers)."""
+    for attempt in range(2):
+        net = client.networks.create(f"brief{attempt}")
+        client.containers.run("busybox", ["true"], network=net.name, remove=True)
+        net.remove()
+        net = client.networks.create(f"auto{attempt}")  # the docker CLI's run --rm: the engine removes it
+        box = client.containers.run("busybox", ["true"], network=net.name, auto_remove=True, detach=True)
+        box.wait(condition="removed")
+        net.remove()
+        net = client.networks.create(f"forced{attempt}")
+        box = client.containers.run("busybox", ["sleep", "60"], network=net.name, detach=True)
+        box.remove(force=True)
+        net.remove()
+    assert [n.name for n in client.networks.list()] == ["bridge"]
+    busy = client.networks.create("busy")
+    client.containers.run("busybox", ["sleep", "60"], network="busy", detach=True)
+    with pytest.raises(docker.errors.APIError, match="has active endpoints"):
+        busy.remove()

@@ -345,12 +345,28 @@ class NetworkService:
         network = self.get(ref)
         if network.name == DEFAULT_NETWORK:
             raise Conflict(f"{network.name} is a pre-defined network and cannot be removed")
+        self._release_removed(network)
         with self.db.write() as conn:
             if conn.execute("SELECT 1 FROM network_endpoints WHERE network_id = ?", (network.id,)).fetchone():
                 raise Conflict(f"error while removing network: network {network.name} id {network.id} has active endpoints")
             conn.execute("DELETE FROM networks WHERE id = ?", (network.id,))
         self._event("destroy", network)
         return network
+
+    def _release_removed(self, network: Network) -> None:
+        """Endpoints of containers already removed (``run --rm``, ``rm -f``) whose teardown runs
+        detached: waited for, then torn down here, so ``network rm`` right after works as with
+        dockerd (whose removal tears down before it answers)."""
+        def gone() -> builtins.list[str]:
+            return [r["container_id"] for r in self.db.query(
+                "SELECT DISTINCT container_id FROM network_endpoints WHERE network_id = ? AND container_id NOT IN "
+                "(SELECT id FROM containers)", (network.id,))]
+
+        deadline = time.monotonic() + self.release_wait
+        while gone() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for container_id in gone():
+            self.detach(container_id)  # safe twice: a teardown finishing meanwhile leaves nothing to undo
 
     def _event(self, action: str, network: Network) -> None:
         from dockerbank.events.log import emit
