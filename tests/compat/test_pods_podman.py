@@ -1,8 +1,8 @@
 """``dockerbank pod`` against the real podman (4.3, Debian's) on the same command lines: the
 ``pod ps`` table and its --format fields, ``pod inspect``'s object, ``ps --pod``'s columns and
-the errors' words and exit codes. Only created pods are compared: podman's containers do not
-start on these hosts with its default rlimits (tests/compat/test_image_interop.py), which no pod
-flag changes."""
+the errors' words and exit codes. Only created pods are compared (podman starts containers on
+these hosts only with runc and explicit ulimits, tests/compat/test_image_interop.py; the running
+pods are compared in bench/pod_lifecycle.py)."""
 
 from __future__ import annotations
 

@@ -255,3 +255,18 @@ def test_an_infra_whose_pod_record_is_gone_can_be_removed(engine):
     pod = engine.pod_ops.create(PodCreateOptions(name="p"))
     engine.pods.store.delete(pod.id)  # a pod create that crashed between the infra and its record
     assert engine.container_ops.remove([pod.infra_id])[0].ok
+
+
+def test_members_left_running_by_a_stopped_infra_rejoin_the_new_one(engine, world):
+    pod = engine.pod_ops.create(PodCreateOptions(name="p"))
+    web = _member(engine, "web")
+    engine.pod_ops.start(["p"])
+    engine.container_ops.stop([pod.infra_id])
+    old_pid = world.procs[web.id].pid
+    assert engine.pod_ops.list(PodListOptions())[0].status == "Degraded"
+    assert engine.pod_ops.start(["p"])[0].ok
+    assert world.procs[web.id].pid != old_pid  # started again, in the new infra's namespaces
+    spec = json.loads((engine.containers.dir(web.id) / "config.json").read_text())
+    paths = {n["type"]: n.get("path") for n in spec["linux"]["namespaces"]}
+    assert paths["ipc"] == f"/proc/{world.procs[pod.infra_id].pid}/ns/ipc"
+    assert engine.pod_ops.list(PodListOptions())[0].status == "Running"

@@ -140,6 +140,13 @@ class PodEngine:
             report = PodReport(ref, pod.id)
             infra = [c.id for c in members if c.config.is_infra]
             others = [c.id for c in members if not c.config.is_infra]
+            stale = [c.id for c in members if not c.config.is_infra and c.state.status in ("running", "paused")]
+            if stale and any(c.config.is_infra and c.state.status not in ("running", "paused") for c in members):
+                # members still running in the namespaces of an infra that stopped: a new infra makes
+                # new namespaces, so they stop and start again to join them
+                for item in self.engine.container_ops.stop(stale):
+                    if item.error is not None:
+                        report.errors.append(item.error)
             for step in (infra, others):
                 for item in self.engine.container_ops.start(step):
                     if item.error is not None:
