@@ -29,6 +29,7 @@ test_packages=(
   rsyslog                               # receives containers' lines through the syslog log driver in tests
   chromium chromium-driver              # the dashboard's tests drive a real headless browser (Selenium)
   rpm                                   # rpmbuild + rpm make a real rpmdb.sqlite for the audit's rpm inventory test
+  postgresql-client                     # psql: the catalog's test queries the deployed PostgreSQL over its port
 )
 want=("${packages[@]}")
 if [ "${1:-}" = "--with-tests" ]; then want+=("${test_packages[@]}"); fi

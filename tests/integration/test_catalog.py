@@ -259,6 +259,8 @@ def test_redcap_build_needs_its_zip_and_its_image_stays_private(lab, tmp_path):
     # the zip's content is in the image
     assert lab("run", "--rm", "--network", "none", "dockerbank-catalog/redcap:local", "cat",
                "/var/www/html/redcap/index.php").stdout.decode().startswith("<?php")
+    audit = lab("audit", "image", "dockerbank-catalog/redcap:local", check=False).stdout.decode()
+    assert "not-redistributable" in audit and "org.dockerbank.redistributable=false" in audit
     lab("tag", "dockerbank-catalog/redcap:local", "docker.io/mylab/redcap:14.5.0")
     refused = _error(lab("push", "docker.io/mylab/redcap:14.5.0", check=False))
     assert "refusing to push" in refused and "org.dockerbank.redistributable=false" in refused
