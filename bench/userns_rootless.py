@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
         uenv = {"HOME": home, "USER": USER, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR": runtime,
                 "PYTHONPATH": f"{SRC}:{sysconfig.get_paths()['purelib']}"}
         udb = [PYTHON, "-m", "dockerbank"]
+        context = str(work / "ctx")
+        os.mkdir(context)
+        (Path(context) / "Dockerfile").write_text("FROM bb:1\nRUN echo built > /built\nCOPY data /data\n")
+        (Path(context) / "Containerfile").write_text("FROM localhost/bbbench:1\nRUN echo built > /built\n"
+                                                     "COPY data /data\n")
+        (Path(context) / "data").write_bytes(os.urandom(1 << 20))
+        for entry in Path(context).iterdir():
+            os.chmod(entry, 0o644)
         as_user(uid, gid, home, [*udb, "import", str(rootfs), "bb:1"], uenv)()
         as_user(uid, gid, home, [*PODMAN, "import", str(rootfs), "localhost/bbbench:1"], uenv)()
         cases = [
@@ -104,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
             Case("rootless: run --rm", "podman",
                  as_user(uid, gid, home, [*PODMAN, "run", *PODMAN_RUN, "--rm", "--network", "none",
                                           "localhost/bbbench:1", "true"], uenv)),
+            Case("rootless: run --rm (default network)", "dockerbank",
+                 as_user(uid, gid, home, [*udb, "run", "--rm", "bb:1", "true"], uenv)),
+            Case("rootless: run --rm (default network)", "podman",
+                 as_user(uid, gid, home, [*PODMAN, "run", *PODMAN_RUN, "--rm", "localhost/bbbench:1", "true"], uenv)),
+            Case("rootless: build (2 steps, no cache)", "dockerbank",
+                 as_user(uid, gid, home, [*udb, "build", "-q", "--lint=off", "--no-cache", "-t", "b:1", context], uenv)),
+            Case("rootless: build (2 steps, no cache)", "podman",
+                 as_user(uid, gid, home, [*PODMAN, "build", "-q", "--no-cache", "--network", "host", "-t", "b:1",
+                                          "-f", f"{context}/Containerfile", context], uenv)),
         ]
         for case in cases:   # warm both (first namespace holder, podman's pause process, caches)
             case.run()
@@ -111,9 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         results = run_cases(cases, args.rounds)
         load_after = os.getloadavg()[0]
         notes = [
-            "Rows time the CLI process end to end on the same busybox rootfs (`true`, `--network none`: rootless "
-            "podman's default network needs slirp4netns, not installed here, and rootless Dockerbank has only "
-            "none/host). podman 4.3 runs with `--runtime runc` and explicit `--ulimit`s (this host's hybrid cgroups).",
+            "Rows time the CLI process end to end on the same busybox rootfs (`true`). `--network none` rows: no "
+            "network work; default network: rootless Dockerbank's bridge (netavark in the user's network namespace, "
+            "slirp4netns started once with it) against rootless podman's per-container slirp4netns. podman 4.3 runs "
+            "with `--runtime runc` and explicit `--ulimit`s (this host's hybrid cgroups).",
+            "build: `FROM` the busybox image, `RUN echo`, `COPY` of 1 MB, `--no-cache` (podman: buildah inside, "
+            "`--network host` as Dockerbank's RUN steps).",
             "`--userns=auto`: each container its own range of subordinate IDs (Dockerbank: user `dockerbank`, "
             "podman: user `containers`" + (", added for this run" if added else "") + "); Dockerbank mounts the "
             "image layers ID-mapped (Linux 6.18), nothing is copied or chowned.",

@@ -162,6 +162,10 @@ def test_an_ordinary_user_builds_runs_serves_pulls_and_backs_up(user, tmp_path):
     db("volume", "rm", "data")
     db("restore", "--volume", "data")
     assert db("run", "--rm", "-v", "data:/data", "busybox", "cat", "/data/f").stdout == b"kept\n"
+    import json
+
+    audit = {f["rule"] for f in json.loads(db("audit", "host", "--format", "json").stdout)["Findings"]}
+    assert "rootless-limits" in audit and "root-dir-perms" not in audit and "userns-not-default" not in audit
     info = db("info").stdout.decode()
     assert "Rootless: true" in info and f"Dockerbank Root Dir: {root}" in info
     # what cannot work rootless says why, in one line, and creates nothing

@@ -87,8 +87,8 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "chmod 700 the root and run directories and 600 the database and configuration"),
     Rule("userns-not-default", "low", "user namespaces not enabled by default (CIS 2.8)",
          "run 'dockerbank system userns-default auto' (or --userns=auto per container)"),
-    Rule("rootless-unavailable", "info", "rootless mode unavailable",
-         "run Dockerbank as root (sudo); ordinary users may use podman rootless meanwhile"),
+    Rule("rootless-limits", "info", "rootless engine: what it cannot do",
+         "run as root for resource limits; install slirp4netns for networks' way out and published ports"),
     Rule("unscanned-file", "info", "file too large to scan for secrets",
          "check these files by hand or keep large data out of images (volumes)"),
 )}

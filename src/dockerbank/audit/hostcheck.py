@@ -23,7 +23,8 @@ class HostFacts:
     registries: list[list[str]] = field(default_factory=list)  # argv of running ``registry serve`` processes
     userns_default: str = "auto"       # the root's default --userns (host: containers' root is host root)
     userns_problem: str = ""           # why --userns=auto cannot work here ("" when it can)
-    rootless: bool = False             # audited by an ordinary user (Dockerbank runs as root only)
+    rootless: bool = False             # an ordinary user's engine (rootless mode)
+    rootless_limits: list[str] = field(default_factory=list)   # what it cannot do here, one line each
     backup_repository: str = ""        # where the volumes' backups are looked for
     unprotected: dict[str, float | None] = field(default_factory=dict)  # volume -> seconds since its
     #                                    last backup (None: never), only those past the allowed age
@@ -64,8 +65,8 @@ def check(facts: HostFacts) -> list[Finding]:
                            "containers run without a user namespace by default: their root is the host's root"
                            + (f" ({facts.userns_problem})" if facts.userns_problem else "")))
     if facts.rootless:
-        out.append(finding("rootless-unavailable", "rootless",
-                           "run by an ordinary user: Dockerbank runs as root only (rootless mode is not implemented)"))
+        for line in facts.rootless_limits:
+            out.append(finding("rootless-limits", "rootless", line))
     for volume, age in sorted(facts.unprotected.items()):
         since = "never backed up" if age is None else f"last backup {age / 3600:.0f} hours ago"
         out.append(finding("backup-overdue", f"volume {volume}", f"{since} (repository {facts.backup_repository})"))

@@ -148,6 +148,11 @@ class AuditService:
         mode = mode_facts(self.engine.containers.default_userns())
         facts.userns_default = mode.default_userns.partition(":")[0]
         facts.rootless = mode.rootless
+        if mode.rootless:
+            from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
+
+            facts.rootless_limits = [ROOTLESS_LIMITS] + ([] if mode.slirp else [ROOTLESS_NETWORK])
+            facts.userns_default = "auto"   # its containers are in the user's namespace already (CIS 2.8 holds)
         if not mode.idmapped_layers:
             facts.userns_problem = "this kernel cannot ID-map overlay layers: --userns=auto needs Linux >= 5.19"
         elif not mode.unshare:

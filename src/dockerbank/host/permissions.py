@@ -46,7 +46,7 @@ def private_dir(path: Path, allow: int = PRIVATE_DIR) -> Path:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)  # e.g. <root>/containers: closed too
         try:
             os.mkdir(path, PRIVATE_DIR)
         except FileExistsError:

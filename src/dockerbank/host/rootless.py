@@ -83,10 +83,11 @@ def ranges_or_error(uid: int) -> tuple[int, int, int, int]:
     return big_u.start, big_u.count, big_g.start, big_g.count
 
 
-def _pause_alive(run_root: str) -> int | None:
-    """The pid of the user's namespace holder, if it still runs (pid and start time recorded)."""
+def _pause_alive(run_root: str, name: str = "pause.pid") -> int | None:
+    """The pid of the user's namespace holder (or of another helper recorded in ``name``), if it
+    still runs (pid and start time recorded)."""
     try:
-        pid_text, start = open(os.path.join(run_root, "pause.pid")).read().split()
+        pid_text, start = open(os.path.join(run_root, name)).read().split()
         pid = int(pid_text)
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -155,12 +156,22 @@ def _start_slirp(run_root: str, pid: int) -> None:
     sock = os.path.join(run_root, "slirp4netns.sock")
     if os.path.exists(sock):
         os.unlink(sock)
+    old = _pause_alive(run_root, "slirp4netns.pid")
+    if old is not None:   # the one of a holder that is gone
+        try:
+            os.kill(old, 9)
+        except OSError:
+            pass
     proc = subprocess.Popen([binary, "--configure", "--mtu=65520", "--disable-host-loopback", "--api-socket", sock,
                              str(pid), "tap0"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
     deadline = time.monotonic() + 10
     while not os.path.exists(sock) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
+    with open(f"/proc/{proc.pid}/stat") as f:
+        start = f.read().rsplit(")", 1)[1].split()[19]
+    with open(os.path.join(run_root, "slirp4netns.pid"), "w") as f:
+        f.write(f"{proc.pid} {start}\n")
 
 
 def enter(run_root: str | None = None) -> None:
