@@ -38,6 +38,7 @@ class State:
     env: dict
     root: Path
     ids: dict[str, list[str]] = field(default_factory=dict)
+    load_at_start: str = ""
 
 
 def _engine(tool: str, *args: str) -> list[str]:
@@ -84,7 +85,18 @@ def prepare(ctx: Context) -> State:
             _remove_labelled(tool, env)
             subprocess.run(_engine(tool, "rmi", "-f", IMAGE), env=env, capture_output=True, check=False)
             sh(*_engine(tool, "import", "--change", 'CMD ["sh"]', str(rootfs_tar), IMAGE), env=env)
+    state.load_at_start = _load()
     return state
+
+
+def _load() -> str:
+    """The host's load (the machine is shared: absolute times move with it, ratios much less)."""
+    try:
+        loadavg = Path("/proc/loadavg").read_text().split()[0]
+        pressure = Path("/proc/pressure/cpu").read_text().split()[2].split("=")[1]
+    except (OSError, IndexError):
+        return "unknown"
+    return f"loadavg {loadavg}, CPU pressure {pressure}%"
 
 
 def cases(ctx: Context, state: State) -> list[Case]:
@@ -111,6 +123,9 @@ def cases(ctx: Context, state: State) -> list[Case]:
 
 
 def cleanup(ctx: Context, state: State) -> None:
+    if state.load_at_start:
+        NOTES[1:] = [f"Host load (shared machine): at the first timing {state.load_at_start}; at the last {_load()} "
+                     "(PSI avg10: the share of time some task waited for a CPU)."]
     for tool in ctx.tools:
         if tool in ENGINES:
             _remove_labelled(tool, state.env)

@@ -36,7 +36,10 @@ REPORT: Counter[str] = Counter()
 
 
 def env_of(root: Path, **extra: str) -> dict[str, str]:
-    return dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run", **extra)
+    # in-process (no warm helper): kill_group must reach the killed command's own children, and a
+    # command the helper runs is in a session of its own (tests/integration/test_warm.py kills there)
+    return dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run",
+                DOCKERBANK_WARM="0", **extra)
 
 
 def kill_group(pgid: int, timeout: float = 30.0) -> None:
