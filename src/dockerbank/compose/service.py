@@ -401,11 +401,12 @@ class Stack:
         except NotFound:
             return set()
 
-    def _remove(self, engine, container: pl.Existing, timeout: int | None) -> None:
+    def _remove(self, engine, container: pl.Existing, timeout: int | None,
+                exited: Callable[[], None] | None = None) -> None:
         self._say(f"Removing {container.name} ... ")
         if container.status in RUNNING:
             try:
-                engine.containers.stop(container.id, timeout)
+                engine.containers.stop(container.id, timeout, exited=exited)
             except NotFound:
                 return
         try:
@@ -527,24 +528,25 @@ class Stack:
     # other commands ---------------------------------------------------------------------------
     def _parallel(self, jobs: list[Callable[[Any], Any]]) -> list[str]:
         """Run ``job(engine)`` for each job in parallel; the error lines of those that failed."""
-        failures: list[str] = []
-
-        def run(job) -> None:
-            engine = self._engine()
-            try:
-                job(engine)
-            except DockerbankError as exc:
-                with self._lock:
-                    failures.append(exc.message)
-            finally:
-                engine.close()
-
         if len(jobs) == 1:
-            run(jobs[0])
+            results = [self._run_job(jobs[0])]
         elif jobs:
             with ThreadPoolExecutor(max_workers=min(len(jobs), 16)) as pool:
-                list(pool.map(run, jobs))
-        return failures
+                results = list(pool.map(self._run_job, jobs))
+        else:
+            results = []
+        return [r for r in results if r is not None]
+
+    def _run_job(self, job: Callable[[Any], Any]) -> str | None:
+        """``job(engine)`` with an engine of this thread's own; its error line, None when it worked."""
+        engine = self._engine()
+        try:
+            job(engine)
+        except DockerbankError as exc:
+            return exc.message
+        finally:
+            engine.close()
+        return None
 
     def _selected(self, services: list[str], oneoff: bool | None = False) -> list[pl.Existing]:
         for name in services:
@@ -569,10 +571,7 @@ class Stack:
             containers = [c for c in containers if c.service in self.project.services]
             if orphans:
                 self._say(f"WARN: Found orphan containers ({', '.join(c.name for c in orphans)}) for this project.")
-        failures: list[str] = []
-        # dependents first; each container is removed right after its own stop, all of a wave at once
-        for wave in self._reverse_waves(containers):
-            failures += self._parallel([functools.partial(self._remove, container=c, timeout=timeout) for c in wave])
+        failures = self._remove_in_waves(containers, timeout)
         networks = [n.name for n in self.engine.networks.list() if n.labels.get(pl.LABEL_PROJECT) == self.project.name]
         failures += self._parallel([functools.partial(self._remove_network, name=n) for n in networks])
         if volumes:
@@ -601,6 +600,32 @@ class Stack:
                         remove_image(self.engine.images, image)
                     except DockerbankError as exc:
                         failures.append(exc.message)
+        return failures
+
+    def _remove_in_waves(self, containers: list[pl.Existing], timeout: int | None) -> list[str]:
+        """Stop and remove ``containers`` dependents first, as compose does: a wave is stopped
+        together, and the next one is signalled as soon as the wave's processes have ended; each
+        container's clean-up (its network teardown) and removal go on meanwhile."""
+        ended = {c.id: threading.Event() for c in containers}
+
+        def job(container: pl.Existing) -> Callable[[Any], None]:
+            def run(engine) -> None:
+                try:
+                    self._remove(engine, container, timeout, exited=ended[container.id].set)
+                finally:
+                    ended[container.id].set()
+            return run
+
+        failures: list[str] = []
+        if not containers:
+            return failures
+        with ThreadPoolExecutor(max_workers=min(len(containers), 16)) as pool:
+            futures = []
+            for wave in self._reverse_waves(containers):
+                futures += [pool.submit(self._run_job, job(c)) for c in wave]
+                for c in wave:
+                    ended[c.id].wait()
+            failures += [error for error in (f.result() for f in futures) if error is not None]
         return failures
 
     def _remove_network(self, engine, name: str) -> None:

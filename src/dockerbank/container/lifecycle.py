@@ -16,7 +16,7 @@ import shutil
 import signal as signals
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -1154,8 +1154,10 @@ class ContainerService:
         self._event(container, "kill", signal=str(number))
         return container
 
-    def stop(self, ref: str, timeout: int | None = None) -> Container:
-        """STOPSIGNAL, then SIGKILL after ``timeout`` seconds (the container's own default, else 10)."""
+    def stop(self, ref: str, timeout: int | None = None, exited: Callable[[], None] | None = None) -> Container:
+        """STOPSIGNAL, then SIGKILL after ``timeout`` seconds (the container's own default, else 10);
+        ``exited()`` is told as soon as the process has ended, before the clean-up (compose's
+        ``down`` stops the next wave then)."""
         conmon = self.conmon
 
         container = self.get(ref)
@@ -1176,6 +1178,8 @@ class ContainerService:
         if code is None:
             self._signal(container, signals.SIGKILL)
             conmon.wait_exit(base, state.conmon_pid, state.conmon_start, timeout=10)
+        if exited is not None:
+            exited()
         self.cleanup(container.id)
         self._event(container, "stop")
         try:

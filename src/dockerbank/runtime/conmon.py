@@ -212,7 +212,12 @@ def oom_reported(work: Path) -> bool:
 
 
 def wait_exit(work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float | None = None) -> int | None:
-    """Block until conmon has written the exit file (or is gone); return the code or None on timeout."""
+    """Block until conmon has written the exit file (or is gone); return the code or None on timeout.
+
+    Wakes on the exit file's creation (inotify on ``work``): conmon writes it first and runs the
+    exit command before it exits itself, so waiting for conmon alone answered up to 200 ms late."""
+    from dockerbank.host.inotify import DirWatch
+
     deadline = None if timeout is None else time.monotonic() + timeout
     pidfd = -1
     if conmon_pid > 0 and alive(conmon_pid, conmon_start):
@@ -220,6 +225,7 @@ def wait_exit(work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float
             pidfd = os.pidfd_open(conmon_pid)
         except OSError:
             pidfd = -1
+    watch = DirWatch(work)
     try:
         while True:
             code = read_exit(work)
@@ -228,14 +234,14 @@ def wait_exit(work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float
             if not alive(conmon_pid, conmon_start):
                 time.sleep(0.01)  # conmon writes the file just before it exits
                 return read_exit(work)
-            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            poll = 0.2 if watch.fd >= 0 and pidfd >= 0 else 0.02
+            wait = poll if deadline is None else max(0.0, min(poll, deadline - time.monotonic()))
             if deadline is not None and time.monotonic() >= deadline:
                 return None
-            if pidfd >= 0:
-                select.select([pidfd], [], [], wait)
-            else:
-                time.sleep(min(wait, 0.02))
+            watch.wait(wait, pidfd)
+            watch.names()
     finally:
+        watch.close()
         if pidfd >= 0:
             os.close(pidfd)
 
