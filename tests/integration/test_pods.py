@@ -40,8 +40,10 @@ def test_a_pod_of_two_shares_localhost_hostname_ipc_and_its_published_port(ctr, 
     ctr("run", "-d", "--pod", "app", "--name", "web", "-v", f"{www}:/www:ro", "busybox", "httpd", "-f", "-p", "80",
         "-h", "/www")
     # the other member: the web server on localhost, the pod's hostname, the same namespaces
+    # (waiting, up to 10 s, for the server to listen: it starts while this member starts)
     out = ctr("run", "--rm", "--pod", "app", "busybox", "sh", "-c",
-              f"wget -qO- http://localhost/; hostname; {NS}").stdout.decode().splitlines()
+              "for i in $(seq 100); do wget -qO- http://localhost/ 2>/dev/null && break; sleep 0.1; done; "
+              f"hostname; {NS}").stdout.decode().splitlines()
     web_ns = ctr("exec", "web", "sh", "-c", f"hostname; {NS}").stdout.decode().splitlines()
     assert out[0] == "hello from the pod"
     assert out[1:] == web_ns and web_ns[0] == "app"
