@@ -128,9 +128,11 @@ class Bench:
 
     def start_service(self) -> None:
         log = open(self.work / "api-service.log", "wb")
+        # in this process, not a warm helper's (docs/warm.md): its pid is the service whose memory is stated
         self.service = subprocess.Popen(
             [sys.executable, "-m", "dockerbank", "--root", str(self.root), "--runroot", str(self.root) + "-run",
-             "system", "service", "-H", f"unix://{self.sock}"], stdout=subprocess.DEVNULL, stderr=log)
+             "system", "service", "-H", f"unix://{self.sock}"], stdout=subprocess.DEVNULL, stderr=log,
+            env=dict(os.environ, DOCKERBANK_WARM="0"))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -304,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Client: {bench.version(None)} CLI (API version negotiated with each engine) and docker-compose 1.29; "
         f"dockerd {bench.docker('dockerd', 'version', '--format', '{{.Server.Version}}', check=False)} with "
         "containerd and runc; Dockerbank: `dockerbank system service` on a unix socket, its own root, started by "
-        "this script. Same busybox rootfs in both, default bridge network. Each row: one untimed warm-up per "
+        "this script (DOCKERBANK_WARM=0: in its own process, not a warm helper's). Same busybox rootfs in "
+        "both, default bridge network. Each row: one untimed warm-up per "
         "engine, then the rounds interleaved; medians.",
         *bench.notes,
         f"Host load at start: {load_start}; at end: {load()}. This VM's 2 CPUs are shared by ~9 engineers "
