@@ -393,3 +393,25 @@ def test_the_dashboard_served_by_system_service(root, tmp_path):
         proc.terminate()
         proc.wait(20)
         log.close()
+
+
+def test_catalog_on_the_stacks_page_and_a_refused_deploy(dashboard):
+    """The catalog's entries with their license; a deploy with an unknown setting fails as a job
+    with one line and creates nothing (a real deploy is tests/integration/test_catalog.py's)."""
+    url, _ = dashboard
+    admin = _login(url, "alice", "alice-pw")
+    page = admin.get(url + "/stacks").text
+    assert 'data-entry="postgresql"' in page and 'data-entry="redcap"' in page
+    redcap = page[page.index('data-entry="redcap"'):].split("</tr>")[0]
+    assert "stays in the house" in redcap
+    token = _csrf(page)
+    bad = admin.post(url + "/catalog/postgresql/deploy", data={"csrf": token, "settings": "no equals sign"},
+                     allow_redirects=False)
+    assert bad.status_code == 303 and "KEY%3DVALUE" in bad.headers["Location"].replace("=", "%3D")
+    started = admin.post(url + "/catalog/postgresql/deploy", data={"csrf": token, "project": "labdb",
+                                                                 "settings": "NO_SUCH_SETTING=1"}, allow_redirects=False)
+    job = started.headers["Location"].split("job=")[1]
+    state = _until(lambda: (lambda j: j if j["state"] != "running" else None)(admin.get(url + f"/jobs/{job}").json()),
+                   60, "the deploy job")
+    assert state["state"] == "failed" and "NO_SUCH_SETTING" in state["message"] and "\n" not in state["message"]
+    assert 'data-name="labdb"' not in admin.get(url + "/stacks").text   # no stack was made

@@ -31,7 +31,8 @@ async def backups_page(request: web.Request) -> web.Response:
 
     snapshots, verified = ([], {}) if not repo else await engine_call(request, gather)
     return render(request, "backups.html", snapshots=snapshots, verified=verified,
-                  jobs=request.app["jobs"].recent(), focus=request.query.get("job", ""))
+                  jobs=[j for j in request.app["jobs"].recent() if not j.what.startswith("deploy ")],
+                  focus=request.query.get("job", ""))
 
 
 def _start(request: web.Request, what: str, work) -> web.HTTPSeeOther:

@@ -44,7 +44,51 @@ def _rows(engine) -> list[dict[str, Any]]:
 
 
 async def stacks_page(request: web.Request) -> web.Response:
-    return render(request, "stacks.html", stacks=await engine_call(request, _rows))
+    from dockerbank.catalog.model import Catalog
+
+    return render(request, "stacks.html", stacks=await engine_call(request, _rows), catalog=Catalog().entries(),
+                  jobs=[j for j in request.app["jobs"].recent() if j.what.startswith("deploy ")],
+                  focus=request.query.get("job", ""))
+
+
+def parse_settings(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` lines of the deploy form (blank lines skipped) -> settings (pure)."""
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise InvalidArgument(f"setting on line {number}: use KEY=VALUE, got {line!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+async def deploy_entry(request: web.Request) -> web.StreamResponse:
+    """``catalog deploy NAME -p PROJECT --set ...`` as a job: the catalog builds what is missing,
+    deploys and waits for health (or takes it all down again and says why)."""
+    require_admin(request)
+    name = request.match_info["name"]
+    form = await request.post()
+    project = str(form.get("project", "")).strip() or None
+    try:
+        sets = parse_settings(str(form.get("settings", "")))
+    except DockerbankError as exc:
+        raise back("/stacks", err=str(exc)) from None
+    record(request, "stack", "catalog-deploy", project or name, project or name, entry=name)
+    user = request["session"].user
+
+    def work(engine, job) -> str:
+        from dockerbank.catalog.service import CatalogService
+        from dockerbank.compose.runner import ComposeRunner
+
+        report = CatalogService(engine, runner=ComposeRunner(engine)).deploy(name, project, sets)
+        return f"{report.entry.name} deployed as stack {report.project}"
+
+    job = request.app["jobs"].start(f"deploy {name}" + (f" as {project}" if project else ""), user,
+                                    lambda job: engine_call(request, lambda e: work(e, job)))
+    raise web.HTTPSeeOther(f"/stacks?job={job.id}")
 
 
 async def deploy(request: web.Request) -> web.StreamResponse:
@@ -121,3 +165,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/stacks", stacks_page)
     app.router.add_post("/stacks", deploy)
     app.router.add_post("/stacks/{name}/down", down)
+    app.router.add_post("/catalog/{name}/deploy", deploy_entry)
