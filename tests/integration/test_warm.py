@@ -14,6 +14,7 @@ import pytest
 
 from dockerbank.warm import client, wire
 from tests.conftest import run_cli
+from tests.integration.test_rootless import PYTHON, user  # noqa: F401  (an ordinary user of the host)
 
 pytestmark = pytest.mark.integration
 
@@ -234,3 +235,19 @@ def test_a_client_killed_mid_command_takes_its_command_along(ctr, root):
     # the container itself lives on, as after a killed in-process CLI; rm -f ends it
     assert run_cli(root, "ps", "--format", "{{.Names}}", env=COLD).stdout == b"orphan\n"
     ctr("rm", "-f", "orphan", env=WARM)
+
+
+def test_an_ordinary_user_gets_a_helper_of_its_own(user):  # noqa: F811
+    """Rootless: the user's helper (its socket in the user's runtime directory) serves its commands,
+    which join the user's namespaces in the command process as the CLI does."""
+    env = user.env(DOCKERBANK_WARM="force")
+    for _ in range(2):
+        assert user.db("ps", "-a", env=env).stdout.startswith(b"CONTAINER ID")
+    asked = subprocess.run([PYTHON, "-c", "from dockerbank.warm.client import status; print(status())"],
+                           user=user.uid, group=user.gid, extra_groups=[], cwd=user.home, env=user.env(),
+                           capture_output=True, text=True)
+    found = asked.stdout.strip()
+    assert found.startswith("("), asked.stderr
+    pid, served = (int(x) for x in found.strip("()").split(","))
+    assert served >= 1 and os.stat(f"/proc/{pid}").st_uid == user.uid
+    assert (_helper() or (0, 0))[0] != pid

@@ -243,7 +243,9 @@ def start_helper(path: str) -> None:
                 os.dup2(devnull, fd)
             os.closerange(3, 1 << 16)
             os.chdir("/")
-            os.execv(sys.executable, [sys.executable, "-m", "dockerbank.warm.helper", path])
+            # the caller's UTF-8 mode, which the C locale's coercion (PEP 538) would not pass on
+            os.execv(sys.executable, [sys.executable, "-X", "utf8=%d" % sys.flags.utf8_mode,
+                                      "-m", "dockerbank.warm.helper", path])
     except BaseException:  # noqa: BLE001  (the caller runs its command in-process anyway)
         pass
     os._exit(0)
