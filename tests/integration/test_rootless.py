@@ -130,6 +130,8 @@ def test_an_ordinary_user_builds_runs_serves_pulls_and_backs_up(user, tmp_path):
        "mkdir -p /www && echo hello > /www/index.html && httpd -f -p 80 -h /www")
     assert _wait_http(f"http://127.0.0.1:{port}/index.html") == b"hello\n"
     db("rm", "-f", "web")
+    db("run", "-d", "--name", "web2", "-p", f"127.0.0.1:{port}:80", "busybox", "sleep", "60")   # the port was let go
+    db("rm", "-f", "web2")
     # a user network: two containers find each other by name (aardvark-dns in the user's namespace)
     db("network", "create", "lab")
     db("run", "-d", "--name", "server", "--network", "lab", "busybox", "sh", "-c",

@@ -253,7 +253,7 @@ def _slirp(request: dict) -> dict:
     reply = json.loads(data or b"{}")
     if "error" in reply:
         raise RuntimeFailure(f"slirp4netns {request['execute']}: {reply['error'].get('desc', reply['error'])}")
-    return dict(reply.get("return") or {})
+    return dict(reply.get("return", reply) or {})   # list_hostfwd answers without the "return" wrapper
 
 
 def publish(mappings: list) -> None:

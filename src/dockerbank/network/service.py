@@ -717,6 +717,10 @@ class NetworkService:
         if netns.is_pinned(path):
             try:
                 with self.driver.locked():
+                    if pairs[0][1].ports:
+                        from dockerbank.host.rootless import unpublish
+
+                        unpublish(list(pairs[0][1].ports))   # rootless: the host's side of its ports
                     self.driver.teardown(path, options)
             except RuntimeFailure:
                 if not force:
