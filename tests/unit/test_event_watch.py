@@ -94,6 +94,19 @@ def test_wait_for_removed_answers_on_the_destroy_event(tmp_path):
     assert store.reads <= 4  # woken by the event, not spinning
 
 
+def test_wait_for_removed_gives_the_exit_code_its_die_event_recorded(tmp_path):
+    """The client that cleaned up and removed it (an attached run --rm) may be faster than
+    the waiter: the code comes from the die event, not from whoever else saw it."""
+    store = _Store(tmp_path)
+    found = store.get("c1")
+    store.present = False
+    log = EventLog(tmp_path / "events.jsonl")
+    log.record("container", "die", "c10", {"exitCode": "9"})  # another container, an ID sharing the prefix
+    log.record("container", "die", "c1", {"exitCode": "3"})
+    log.record("container", "destroy", "c1")
+    assert _wait_for(store, found, "removed", lambda: False) == 3
+
+
 def test_wait_for_not_running_of_an_exited_container_is_immediate(tmp_path):
     store = _Store(tmp_path)
     assert _wait_for(store, store.get("c1"), "not-running", lambda: False) == 3

@@ -653,6 +653,34 @@ def _absolute(path: str) -> str:
     return path if path.startswith("/") else "/" + path
 
 
+def _exit_code_of_removed(config, cid: str, window: int = 256 * 1024) -> int | None:
+    """The exit code a removed container's last ``die`` event recorded (whoever cleaned it up:
+    an attached client, conmon's exit command, a reconcile), from the event log's tail; None
+    when it is not there."""
+    import json
+
+    from dockerbank.events.log import EventLog
+
+    needle = cid.encode()
+    try:
+        with open(EventLog.of(config).path, "rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - window))
+            tail = handle.read()
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        if needle not in line or b'"die"' not in line:
+            continue
+        try:
+            item = json.loads(line)
+            if item.get("Action") == "die" and (item.get("Actor") or {}).get("ID") == cid:
+                return int(item["Actor"]["Attributes"]["exitCode"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 def _wait_for(service: ContainerService, found: model.Container, condition: str,
               cancelled: Callable[[], bool]) -> int | None:
     """Block until ``found`` meets ``condition``; its exit code (None: it ran and was removed
@@ -673,8 +701,8 @@ def _wait_for(service: ContainerService, found: model.Container, condition: str,
                 raise DockerbankError("the waiting client went away")
             try:
                 current = service.get(cid)
-            except NotFound:  # removed meanwhile (``--rm``): the exit code seen, None when not seen
-                return seen_exit
+            except NotFound:  # removed meanwhile (``--rm``): the exit code seen, else its die event's
+                return seen_exit if seen_exit is not None else _exit_code_of_removed(service.config, cid)
             state = current.state
             if state.status in model.ACTIVE or state.status == model.RESTARTING:
                 code = conmon.wait_exit(service.dir(cid), state.conmon_pid, state.conmon_start, 0.5)
