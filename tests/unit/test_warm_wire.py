@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dockerbank.warm import wire
+from dockerbank.warm import client, wire
 
 
 def test_request_round_trip_keeps_every_byte():
@@ -51,3 +51,12 @@ def test_socket_directory_must_be_private(tmp_path):
     link.symlink_to(fresh)
     assert wire.private_dir(str(link), uid) is None
     assert wire.private_dir(str(tmp_path / "missing" / "deeper"), uid) is None
+
+
+def test_conmons_exit_command_never_starts_a_helper():
+    assert client.exit_command(["--root", "/r", "--runroot", "/rr", "container", "cleanup", "abc"])
+    assert client.exit_command(["--root=/r", "container", "cleanup", "abc"])
+    assert client.exit_command(["container", "cleanup", "abc"])
+    assert not client.exit_command(["container", "ls"])
+    assert not client.exit_command(["--root", "/r", "ps"])
+    assert not client.exit_command(["run", "--rm", "busybox", "container", "cleanup"])

@@ -29,8 +29,6 @@ HANDSHAKE_TIMEOUT = 2.0  # a stopped or overloaded helper must not hold a comman
 # the signals a user or a supervisor sends to a CLI; they reach the command's process
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
              _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT)
-# conmon's exit command runs when a container ends: it uses a helper but never starts one
-NO_START = ("container",)
 
 
 def main() -> None:
@@ -85,7 +83,7 @@ def run_warm(argv: list[str]) -> int | None:
     path = socket_path(who)
     if path is None:
         return None
-    may_start = argv[:1] != ["container"] or argv[1:2] != ["cleanup"]
+    may_start = not exit_command(argv)
     sock = _connect(path)
     if sock is None and may_start:
         start_helper(path)
@@ -97,6 +95,15 @@ def run_warm(argv: list[str]) -> int | None:
         return _exchange(sock, who, argv, path, may_start)
     finally:
         sock.close()
+
+
+def exit_command(argv: list[str]) -> bool:
+    """Whether this is conmon's exit command (``[--root R --runroot RR] container cleanup ID``),
+    run when a container ends: it uses a running helper but never starts one."""
+    i = 0
+    while i < len(argv) and argv[i].startswith(("--root", "--runroot")):
+        i += 1 if "=" in argv[i] else 2
+    return argv[i:i + 2] == ["container", "cleanup"]
 
 
 def _connect(path: str):
