@@ -251,3 +251,15 @@ def test_an_ordinary_user_gets_a_helper_of_its_own(user):  # noqa: F811
     pid, served = (int(x) for x in found.strip("()").split(","))
     assert served >= 1 and os.stat(f"/proc/{pid}").st_uid == user.uid
     assert (_helper() or (0, 0))[0] != pid
+
+
+def test_many_commands_at_once_through_one_helper(ctr, root):
+    """Concurrent commands: every one runs once, with its own output and exit code (the helper
+    handles many endings and connections in one wake-up)."""
+    ctr("ps", env=WARM)
+    procs = [_popen(root, "run", "--rm", "--network", "none", "busybox", "sh", "-c", f"echo {n}; exit {n % 4}",
+                    env=WARM) for n in range(12)]
+    for n, proc in enumerate(procs):
+        out, err = proc.communicate(timeout=120)
+        assert (proc.returncode, out) == (n % 4, f"{n}\n".encode()), err
+    assert run_cli(root, "ps", "-aq", env=COLD).stdout == b""

@@ -120,17 +120,17 @@ class _Server:
                 if time.monotonic() - last > idle or not _still_mine(path, bound) or self.stale():
                     break
                 continue
+            # Ended commands and vanished clients first, accepting only after them: a descriptor
+            # closed in this batch may be reused by an accept, and a later event of the batch
+            # for the old one must not be taken for the new one's (a new command killed).
             for fd, _ in events:
                 if fd in self.running:
                     poller.unregister(fd)
                     self._ended(fd, poller)
-                    continue
-                if fd in self.clients:
+                elif fd in self.clients:
                     poller.unregister(fd)
                     self._client_gone(self.clients.pop(fd))
-                    continue
-                if fd != self.listener.fileno():
-                    continue  # an event of a connection whose command ended earlier in this batch
+            if any(fd == self.listener.fileno() for fd, _ in events):
                 try:
                     conn, _ = self.listener.accept()
                 except OSError:  # BlockingIOError too: the listener never blocks the loop
