@@ -23,6 +23,7 @@ test_packages=(
   docker-registry                       # distribution 2.8 (the seed's registry:2): peer of the registry bench
   curl                                  # network tests fetch through published ports and from inside netns
   docker-compose                        # compose 1.29 (Python): a real client of the Engine API service
+  podman-compose                        # peer of the compose bench on podman
   restic                                # peer of the encrypted-backup bench (bench/backup_remote.py)
   openssh-server                        # sshd started by tests/integration/test_backup_sftp.py on 127.0.0.1
   prometheus                            # scrapes `system service --metrics-addr` in tests; promtool checks the rules

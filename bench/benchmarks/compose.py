@@ -16,9 +16,17 @@ from harness import Case, Context, sh
 TITLE = "compose: up -d / unchanged up -d / down -v of a 5-service stack"
 IMAGE = "dockerbank-bench/busybox:compose"
 PROJECT = "benchstack"
-TOOLS = ("dockerbank", "docker")
+TOOLS = ("dockerbank", "docker", "podman")
+# podman on this host: runc (crun refuses the hybrid cgroups) and explicit ulimits, as bench/benchmarks/containers.py
+PODMAN_CONF = """[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+"""
 NOTES = [
-    "docker = docker-compose 1.29 (Python) against dockerd 20.10; dockerbank = `dockerbank compose`. "
+    "docker = docker-compose 1.29 (Python) against dockerd 20.10; podman = podman-compose 1.0.3 (Debian's) on "
+    "podman 4.3 (runc, explicit ulimits; it starts services one after the other and does not wait for "
+    "service_healthy); dockerbank = `dockerbank compose`. "
     "Stack: db (healthcheck every 200 ms, web waits for service_healthy), cache, web, worker, proxy; "
     "networks front and back, volumes dbdata, cachedata, webdata. Containers trap SIGTERM, so stop is quick.",
 ]
@@ -77,6 +85,8 @@ class State:
 def _compose(tool: str, file: Path, *args: str) -> list[str]:
     if tool == "dockerbank":
         return ["dockerbank", "compose", "-f", str(file), "-p", PROJECT, *args]
+    if tool == "podman":
+        return ["podman-compose", "-f", str(file), "-p", PROJECT, *args]
     return ["docker-compose", "--no-ansi", "-f", str(file), "-p", PROJECT, *args]
 
 
@@ -96,7 +106,9 @@ def prepare(ctx: Context) -> State:
     work.mkdir(parents=True, exist_ok=True)
     rootfs_tar = busybox_rootfs_tar(work / "busybox.tar")
     root = ctx.work / "dockerbank-compose-root"
-    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    conf = work / "containers.conf"
+    conf.write_text(PODMAN_CONF)
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run", CONTAINERS_CONF=str(conf))
     file = work / "compose.yaml"
     file.write_text(STACK)
     if "dockerbank" in ctx.tools and root.exists():
