@@ -43,10 +43,21 @@ def _rows(engine) -> list[dict[str, Any]]:
             for p in projects(engine)]
 
 
-async def stacks_page(request: web.Request) -> web.Response:
-    from dockerbank.catalog.model import Catalog
+async def _catalog(request: web.Request) -> list:
+    """The catalog's entries, read and validated once per process in a worker thread (they are
+    files shipped with Dockerbank: ~0.7 s of YAML and SPDX checks, too much for every page)."""
+    import asyncio
 
-    return render(request, "stacks.html", stacks=await engine_call(request, _rows), catalog=Catalog().entries(),
+    cache = request.app["catalog_cache"]
+    if "entries" not in cache:
+        from dockerbank.catalog.model import Catalog
+
+        cache["entries"] = await asyncio.get_running_loop().run_in_executor(None, lambda: Catalog().entries())
+    return cache["entries"]
+
+
+async def stacks_page(request: web.Request) -> web.Response:
+    return render(request, "stacks.html", stacks=await engine_call(request, _rows), catalog=await _catalog(request),
                   jobs=[j for j in request.app["jobs"].recent() if j.what.startswith("deploy ")],
                   focus=request.query.get("job", ""))
 
@@ -162,6 +173,7 @@ async def down(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
+    app["catalog_cache"] = {}
     app.router.add_get("/stacks", stacks_page)
     app.router.add_post("/stacks", deploy)
     app.router.add_post("/stacks/{name}/down", down)
