@@ -66,6 +66,9 @@ def test_user_network_names_isolation_ports_and_cleanup(cli, busybox, root, www)
         with pytest.raises(OSError):  # the container also listens on nothing else published
             urllib.request.urlopen(f"http://127.0.0.1:{free_port()}/", timeout=2)
         # the same host port again: docker's message, exit 125, nothing half set up
+        deadline = time.monotonic() + 20   # the run --rm above is torn down in the background: wait for it
+        while len(endpoints(root)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         before = len(endpoints(root))
         clash = cli("run", "--rm", "-p", f"127.0.0.1:{port}:80", "busybox", "true", check=False)
         assert clash.returncode == 125

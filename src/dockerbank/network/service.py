@@ -355,8 +355,10 @@ class NetworkService:
 
     def _release_removed(self, network: Network) -> None:
         """Endpoints of containers already removed (``run --rm``, ``rm -f``) whose teardown runs
-        detached: waited for, then torn down here, so ``network rm`` right after works as with
-        dockerd (whose removal tears down before it answers)."""
+        detached are waited for (up to ``release_wait``), so ``network rm`` right after works as
+        with dockerd (whose removal tears down before it answers). They are not torn down here:
+        an endpoint whose teardown never comes is a crash's leftover for ``system check``, and
+        the remove refuses as for any endpoint."""
         def gone() -> builtins.list[str]:
             return [r["container_id"] for r in self.db.query(
                 "SELECT DISTINCT container_id FROM network_endpoints WHERE network_id = ? AND container_id NOT IN "
@@ -365,8 +367,6 @@ class NetworkService:
         deadline = time.monotonic() + self.release_wait
         while gone() and time.monotonic() < deadline:
             time.sleep(0.05)
-        for container_id in gone():
-            self.detach(container_id)  # safe twice: a teardown finishing meanwhile leaves nothing to undo
 
     def _event(self, action: str, network: Network) -> None:
         from dockerbank.events.log import emit

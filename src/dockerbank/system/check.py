@@ -38,7 +38,8 @@ def _stale_cgroups(live: set[str], known: set[str], repair: bool, grace: float =
     """Empty container cgroups. The cgroup parent is host-wide and other roots' containers start
     and end in it at any time, so an empty cgroup is this root's to judge when one of its
     containers is named so, or when nobody has used it for ``grace`` seconds (a container removed
-    by a crash); busy cgroups are reported only when they belong to this root."""
+    by a crash: the repair removes it, the dry run does not count it as this root's problem);
+    busy cgroups are reported only when they belong to this root."""
     from dockerbank.host import cgroups
 
     layout = cgroups.detect_layout()
@@ -46,8 +47,10 @@ def _stale_cgroups(live: set[str], known: set[str], repair: bool, grace: float =
     keep = {name for name in cgroups.list_children(layout, parent)
             if name in live or (name not in known and cgroups.age(layout, f"{parent}/{name}") < grace)}
     if not repair:
+        # another root's container may be ending right now (its cgroup empty for a moment, however
+        # old): only this root's are reported; the repair removes old foreign ones quietly
         return [f"found empty {parent}/{name}" for name in cgroups.list_children(layout, parent)
-                if name not in keep and not cgroups.Cgroup(layout, f"{parent}/{name}").pids()]
+                if name not in keep and name in known and not cgroups.Cgroup(layout, f"{parent}/{name}").pids()]
     report = cgroups.remove_stale(layout, keep, drain=known - live)
     lines = [f"removed empty {parent}/{name}" for name in report.removed]
     lines += [f"{parent}/{name} of a stopped container still holds processes {pids}"
