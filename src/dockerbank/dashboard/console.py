@@ -53,7 +53,7 @@ def _same_origin(request: web.Request) -> bool:
 async def console_socket(request: web.Request) -> web.StreamResponse:
     """One exec session with a TTY, streamed both ways until the process ends or the page closes."""
     from dockerbank.engine.containers import ExecOptions
-    from dockerbank.runtime.conmon import BUF_SIZE
+    from dockerbank.runtime.conmon import output_frames
 
     session = require_admin(request)
     if not _same_origin(request) or not csrf_ok(session, request.query.get("csrf")):
@@ -92,15 +92,10 @@ async def console_socket(request: web.Request) -> web.StreamResponse:
 
     typing = asyncio.ensure_future(keys())
     try:
-        while not ws.closed:
-            try:
-                data = await loop.sock_recv(sock, BUF_SIZE)
-            except OSError:
-                data = b""
-            if not data:
+        async for _stderr, payload in output_frames(sock):  # a TTY has one stream
+            if ws.closed:
                 break
-            if data[1:]:
-                await ws.send_bytes(data[1:])  # first byte: conmon's stream number
+            await ws.send_bytes(payload)
     finally:
         typing.cancel()
     if ws.closed:  # the page went away first: end the shell, as closing a terminal would

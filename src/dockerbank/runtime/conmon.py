@@ -22,6 +22,7 @@ from dockerbank.errors import RuntimeFailure
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:  # spawn's callers hold a runtime already; ps and reconcile need none of it
     import socket
+    from collections.abc import AsyncIterator
 
     from dockerbank.runtime.oci import OciRuntime
 
@@ -244,6 +245,25 @@ def wait_exit(work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float
         watch.close()
         if pidfd >= 0:
             os.close(pidfd)
+
+
+async def output_frames(sock: socket.socket) -> AsyncIterator[tuple[bool, bytes]]:
+    """conmon's attach socket read in an event loop: (from stderr, bytes) per packet with
+    output, until the output ends (the process exited) or the socket fails. Every transport
+    that relays a process's output to a client asynchronously reads it here."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    while True:
+        try:
+            data = await loop.sock_recv(sock, BUF_SIZE)
+        except OSError:
+            return
+        if not data:
+            return
+        if data[1:]:
+            yield data[0] == STDERR, data[1:]  # the first byte names the stream
 
 
 def connect_attach(work: Path) -> socket.socket:

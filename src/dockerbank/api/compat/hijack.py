@@ -14,7 +14,7 @@ import struct
 
 from aiohttp import web
 
-from dockerbank.runtime.conmon import BUF_SIZE, STDERR
+from dockerbank.runtime.conmon import BUF_SIZE, STDERR, output_frames
 
 STREAM_STDOUT, STREAM_STDERR = 1, 2
 
@@ -167,16 +167,11 @@ async def pump_websocket(ws: web.WebSocketResponse, sock: socket.socket, *, stdi
 
     reader = asyncio.ensure_future(client_to_process())
     try:
-        while not ws.closed:
-            try:
-                data = await loop.sock_recv(sock, BUF_SIZE)
-            except OSError:
-                data = b""
-            if not data:
+        async for is_err, payload in output_frames(sock):
+            if ws.closed:
                 break
-            is_err = data[0] == STDERR
-            if data[1:] and ((is_err and stderr) or (not is_err and stdout)):
-                await ws.send_bytes(data[1:])
+            if (is_err and stderr) or (not is_err and stdout):
+                await ws.send_bytes(payload)
     finally:
         reader.cancel()
         sock.close()
