@@ -182,6 +182,31 @@ def test_postgresql_deploys_answers_sql_and_comes_back_from_its_backup(lab, tmp_
     assert not secret.parent.exists()
 
 
+def _mariadb(lab, container: str, password: str, query: str) -> str:
+    """A query as the entry's application user, over TCP inside the container (the host has no client)."""
+    return lab("exec", container, "mariadb", "-h", "127.0.0.1", "-u", "research", f"-p{password}", "research",
+               "-N", "-B", "-e", query).stdout.decode().strip()
+
+
+def test_mariadb_deploys_answers_sql_and_comes_back_from_its_backup(lab, tmp_path):
+    port = _free_port()
+    assert lab("catalog", "deploy", "mariadb", "-p", "mlab", "--set", f"PORT={port}").stdout.decode() == "mlab\n"
+    assert _health(lab, "mlab_db_1") == "healthy"
+    secret = lab.root / "catalog" / "projects" / "mlab" / "secrets" / "MARIADB_PASSWORD"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    password = secret.read_text()
+    _mariadb(lab, "mlab_db_1", password, "create table samples (id varchar(16) primary key); "
+                                         "insert into samples values ('S-001'), ('S-002')")
+    repo = tmp_path / "repo"
+    lab("backup", "create", "--stack", "mlab", "--repo", str(repo))
+    lab("catalog", "rm", "-v", "mlab")
+    assert "mlab_data" not in lab("volume", "ls", "-q").stdout.decode()
+    restored = lab("restore", "--repo", str(repo), _snapshot(lab, repo)).stdout.decode()
+    assert "restored dump mlab_db_1" in restored
+    assert _mariadb(lab, "mlab_db_1", password, "select group_concat(id order by id) from samples") == "S-001,S-002"
+    lab("catalog", "rm", "-v", "--purge", "mlab")
+
+
 def _orthanc(port: int, password: str, method: str, path: str, data: bytes | None = None):
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method)
     request.add_header("Authorization", "Basic " + base64.b64encode(f"admin:{password}".encode()).decode())
