@@ -350,7 +350,13 @@ class ContainerService:
                     continue
                 findings.append(f"directory of unknown container {entry.name[:16]}: removed")
                 if repair:
-                    shutil.rmtree(entry, ignore_errors=True)
+                    try:
+                        shutil.rmtree(entry)
+                    except FileNotFoundError:
+                        pass
+                    except OSError as exc:  # say so rather than claim it: the next check finds it again
+                        findings[-1] = (f"directory of unknown container {entry.name[:16]}: cannot remove it "
+                                        f"({exc.filename}: {exc.strerror or exc})")
         state_root = self.config.run_root / "runtime"
         if state_root.is_dir():
             for entry in state_root.iterdir():
