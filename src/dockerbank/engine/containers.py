@@ -653,6 +653,20 @@ def _absolute(path: str) -> str:
     return path if path.startswith("/") else "/" + path
 
 
+def _die_code_soon(config, cid: str, changes, timeout: float = 2.0) -> int | None:
+    """The removed container's exit code from its ``die`` event, which the process that cleaned it
+    up may append a moment after the removal became visible here (under load): the log's appends
+    are watched for up to ``timeout`` seconds before giving up."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        code = _exit_code_of_removed(config, cid)
+        if code is not None or time.monotonic() >= deadline:
+            return code
+        changes.wait(min(0.2, max(0.0, deadline - time.monotonic())))
+
+
 def _exit_code_of_removed(config, cid: str, window: int = 256 * 1024) -> int | None:
     """The exit code a removed container's last ``die`` event recorded (whoever cleaned it up:
     an attached client, conmon's exit command, a reconcile), from the event log's tail; None
@@ -702,7 +716,9 @@ def _wait_for(service: ContainerService, found: model.Container, condition: str,
             try:
                 current = service.get(cid)
             except NotFound:  # removed meanwhile (``--rm``): the exit code seen, else its die event's
-                return seen_exit if seen_exit is not None else _exit_code_of_removed(service.config, cid)
+                if seen_exit is not None:
+                    return seen_exit
+                return _die_code_soon(service.config, cid, changes)
             state = current.state
             if state.status in model.ACTIVE or state.status == model.RESTARTING:
                 code = conmon.wait_exit(service.dir(cid), state.conmon_pid, state.conmon_start, 0.5)
