@@ -15,38 +15,12 @@ from __future__ import annotations
 
 import os
 import select
-import struct
 import time
 from pathlib import Path
 
-IN_MODIFY = 0x00000002
-IN_MOVED_TO = 0x00000080
-IN_CREATE = 0x00000100
-IN_NONBLOCK = 0o4000
-IN_CLOEXEC = 0o2000000
+from dockerbank.host.inotify import IN_CREATE, IN_MODIFY, IN_MOVED_TO, DirWatch
+
 POLL = 0.1  # seconds between reads when inotify is unavailable
-
-_libc = None
-
-
-def _inotify_fd(directory: Path) -> int:
-    """An inotify descriptor watching appends to and renames into ``directory``; -1 if impossible."""
-    global _libc
-    try:
-        if _libc is None:
-            import ctypes
-            import ctypes.util
-
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:
-            return -1
-    except (OSError, AttributeError):
-        return -1
-    if _libc.inotify_add_watch(fd, os.fsencode(str(directory)), IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0:
-        os.close(fd)
-        return -1
-    return fd
 
 
 class EventWatch:
@@ -61,7 +35,8 @@ class EventWatch:
             log_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             pass
-        self.fd = _inotify_fd(log_path.parent)
+        self._watch = DirWatch(log_path.parent, IN_MODIFY | IN_CREATE | IN_MOVED_TO)
+        self.fd = self._watch.fd
 
     @classmethod
     def of(cls, config) -> EventWatch:
@@ -73,21 +48,7 @@ class EventWatch:
     def _drain(self) -> bool:
         """Read the queued inotify records; whether one is about the log (append, creation,
         rotation into place)."""
-        relevant = False
-        try:
-            while True:
-                data = os.read(self.fd, 65536)
-                if not data:
-                    break
-                offset = 0
-                while offset + 16 <= len(data):
-                    _wd, _mask, _cookie, length = struct.unpack_from("iIII", data, offset)
-                    name = data[offset + 16: offset + 16 + length].rstrip(b"\0")
-                    relevant = relevant or name == self.name
-                    offset += 16 + length
-        except BlockingIOError:
-            pass
-        return relevant
+        return self.name in self._watch.names()
 
     def wait(self, timeout: float) -> bool:
         """Block until an event is appended or ``timeout`` seconds pass; True when woken by an event."""
@@ -106,9 +67,8 @@ class EventWatch:
                 return False
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        self._watch.close()
+        self.fd = -1
 
     def __enter__(self) -> EventWatch:
         return self

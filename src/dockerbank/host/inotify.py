@@ -62,6 +62,8 @@ class DirWatch:
                 return out
             except OSError:
                 return out
+            if not data:
+                return out
             offset = 0
             while offset + _HEADER.size <= len(data):
                 _wd, _mask, _cookie, length = _HEADER.unpack_from(data, offset)
