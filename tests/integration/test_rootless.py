@@ -194,3 +194,78 @@ def test_bad_input_of_a_user_is_one_line_and_creates_nothing():
         assert not (person.runtime / "dockerbank").exists()
     finally:
         person.remove()
+
+
+STACK = """\
+services:
+  server:
+    image: busybox
+    command: sh -c 'trap "exit 0" TERM; mkdir -p /www && echo from-server > /www/index.html; httpd -f -p 8000 -h /www'
+    networks: [lab]
+  client:
+    image: busybox
+    command: sh -c 'trap "exit 0" TERM; while true; do sleep 0.2; done'
+    depends_on: [server]
+    networks: [lab]
+    volumes: [data:/data]
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /data/got http://server:8000/index.html"]
+      interval: 1s
+      start_interval: 100ms
+      start_period: 20s
+      retries: 30
+volumes:
+  data: {}
+networks:
+  lab: {}
+"""
+
+
+def test_an_ordinary_users_api_service_serves_the_docker_cli_and_compose_runs_a_stack(user):
+    db = user.db
+    db("base-image", "busybox")
+    sock = user.runtime / "dockerbank" / "docker.sock"
+    service = user.popen("system", "service", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not sock.exists():
+            assert service.poll() is None, service.stderr.read().decode() if service.stderr else ""
+            assert time.monotonic() < deadline, "the user's API socket never appeared"
+            time.sleep(0.05)
+        assert os.stat(sock).st_uid == user.uid        # the user's own socket, under $XDG_RUNTIME_DIR
+
+        def docker(*args: str) -> subprocess.CompletedProcess:
+            done = subprocess.run(["docker", "-H", f"unix://{sock}", *args], user=user.uid, group=user.gid,
+                                  extra_groups=[], cwd=user.home, capture_output=True, timeout=60,
+                                  env=user.env(DOCKER_CONFIG=str(user.home / ".docker")))
+            assert done.returncode == 0, (args, done.stderr.decode(errors="replace"))
+            return done
+
+        assert docker("run", "--rm", "busybox", "sh", "-c", "echo hi; id -u").stdout == b"hi\n0\n"
+        docker("run", "-d", "--name", "idle", "busybox", "sleep", "60")
+        assert docker("ps", "--format", "{{.Names}}").stdout == b"idle\n"
+        docker("rm", "-f", "idle")
+        assert "name=rootless" in docker("info", "--format", "{{json .SecurityOptions}}").stdout.decode()
+        # no cgroups delegated on this host: a limit is refused in one line, nothing created
+        limited = subprocess.run(["docker", "-H", f"unix://{sock}", "run", "--rm", "-m", "64m", "busybox", "true"],
+                                 user=user.uid, group=user.gid, extra_groups=[], capture_output=True, timeout=60,
+                                 env=user.env(DOCKER_CONFIG=str(user.home / ".docker")))
+        err = limited.stderr.decode().strip()
+        assert limited.returncode == 125 and "cannot limit resources" in err and len(err.splitlines()) <= 2, err
+        assert docker("ps", "-aq").stdout == b""
+        # compose (the user's CLI, same root) while the service runs
+        project = user.home / "stack"
+        project.mkdir()
+        (project / "compose.yaml").write_text(STACK)
+        os.chown(project, user.uid, user.gid)
+        compose = ("compose", "-f", str(project / "compose.yaml"), "-p", "lab")
+        db(*compose, "up", "-d", "--wait", timeout=90)
+        assert db("exec", "lab_client_1", "cat", "/data/got").stdout == b"from-server\n"   # DNS on the user network
+        names = docker("ps", "--format", "{{.Names}}").stdout.decode().split()
+        assert sorted(names) == ["lab_client_1", "lab_server_1"]
+        db(*compose, "down", "-v")
+        assert db("ps", "-aq").stdout == b"" and b"lab_data" not in db("volume", "ls", "-q").stdout
+        assert b"lab_lab" not in db("network", "ls").stdout
+    finally:
+        service.terminate()
+        service.wait(timeout=20)

@@ -36,6 +36,13 @@ async def version(request: web.Request) -> web.Response:
     })
 
 
+def _security_options() -> list[str]:
+    """dockerd's list: ``name=rootless`` for an ordinary user's engine (``docker info`` shows it)."""
+    from dockerbank.host.rootless import rootless
+
+    return ["name=seccomp,profile=builtin", *(["name=rootless"] if rootless() else [])]
+
+
 def info_of(engine) -> dict:
     """``docker info``'s object: host facts (host/system.py) plus counts of this root."""
     from dockerbank.host.system import collect, to_api
@@ -59,7 +66,7 @@ def info_of(engine) -> dict:
         "LoggingDriver": default_log_driver(engine.config.root), "Plugins": {"Authorization": None, "Volume": ["local"], "Network": ["bridge", "host", "none"],
                                                  "Log": ["k8s-file", "json-file", "local", "none",
                                                          "syslog", "gelf"]},
-        "SecurityOptions": ["name=seccomp,profile=builtin"], "IndexServerAddress": "https://index.docker.io/v1/",
+        "SecurityOptions": _security_options(), "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": []},
         "Labels": [], "ExperimentalBuild": False, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False, "Error": "",
