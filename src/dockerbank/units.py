@@ -53,6 +53,31 @@ def human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365} years"
 
 
+_GO_UNIT_NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_DAY_NS = 24 * 3600 * 10**9
+
+
+def go_duration_ns(text: str, *, days: bool = False) -> int | None:
+    """Go's ``time.ParseDuration`` (``1m30s``, ``.5s``, ``-1s``, ``0``) in nanoseconds; None when
+    ``text`` is not one. ``days``: compose-go also knows ``d``. Callers word their own error."""
+    import re
+
+    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
+    if body == "0":
+        return 0
+    pos, total = 0, 0.0
+    pattern = r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h" + ("|d)" if days else ")")
+    for match in re.finditer(pattern, body):
+        if match.start() != pos:
+            break
+        unit = match.group(2)
+        total += float(match.group(1)) * (_DAY_NS if unit == "d" else _GO_UNIT_NS[unit])
+        pos = match.end()
+    if not body or pos != len(body):
+        return None
+    return sign * int(total)
+
+
 def since(moment: datetime, now: datetime) -> str:
     """``5 minutes ago``, as docker's CREATED columns print it."""
     return human_duration(max(0.0, (now - moment).total_seconds())) + " ago"

@@ -446,23 +446,13 @@ def _h_onbuild(inst: Instruction, escape: str) -> None:
     inst.sub = _instruction(inst.rest, escape, [])
 
 
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
 def parse_duration(text: str, flag: str = "duration") -> int:
-    """Go's time.ParseDuration subset (``30s``, ``1m30s``, ``500ms``) -> nanoseconds; 0 stays 0."""
-    if text == "0":
-        return 0
-    pos, total = 0, 0.0
-    for match in _DURATION_RE.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
+    """A HEALTHCHECK flag's duration (``30s``, ``1m30s``, ``500ms``) -> nanoseconds; 0 stays 0."""
+    from dockerbank.units import go_duration_ns
+
+    value = None if text.startswith(("-", "+")) else go_duration_ns(text)
+    if value is None:
         raise InvalidArgument(f"invalid duration for --{flag}: {text!r}")
-    value = int(total)
     if 0 < value < 10**6:
         raise InvalidArgument(f"{flag} cannot be less than 1ms")
     return value

@@ -167,23 +167,22 @@ def orphans(project: Project, mine: list[Existing]) -> list[Existing]:
 
 
 def parse_duration(text: str | int | float | None, where: str = "", path: str = "") -> float | None:
-    """A compose duration (``1m30s``, ``500ms``, ``2h``, a bare number of seconds) in seconds."""
-    import re
+    """A compose duration (``1m30s``, ``500ms``, ``2h``, ``1d``, a bare number of seconds) in seconds."""
+    from dockerbank.units import go_duration_ns
 
     if text is None:
         return None
     if isinstance(text, (int, float)):
         return float(text)
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d)", text)
-    if not parts or "".join(n + u for n, u in parts) != text.replace(" ", ""):
-        try:
-            return float(text)
-        except ValueError:
-            from dockerbank.compose.schema import fail
+    value = go_duration_ns(text.replace(" ", ""), days=True)
+    if value is not None:
+        return value / 1e9
+    try:
+        return float(text)
+    except ValueError:
+        from dockerbank.compose.schema import fail
 
-            raise fail(where, path, f"invalid duration {text!r} (use e.g. 1m30s, 500ms)") from None
-    return sum(float(n) * units[u] for n, u in parts)
+        raise fail(where, path, f"invalid duration {text!r} (use e.g. 1m30s, 500ms)") from None
 
 
 def healthcheck_config(svc: dict[str, Any], where: str, path: str) -> dict[str, Any] | None:

@@ -106,24 +106,14 @@ def from_flags(cmd: str | None, interval: str | None, timeout: str | None, start
 def parse_go_duration(text: str, flag: str) -> int:
     """Go's ``time.ParseDuration`` (``1m30s``, ``500ms``, ``-1s``) -> nanoseconds, with the docker
     CLI's message for what it cannot read."""
-    import re
-
     from dockerbank.errors import InvalidArgument
+    from dockerbank.units import go_duration_ns
 
-    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
-    units = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": SECOND, "m": 60 * SECOND, "h": 3600 * SECOND}
-    if body == "0":
-        return 0
-    pos, total = 0, 0.0
-    for match in re.finditer(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", body):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * units[match.group(2)]
-        pos = match.end()
-    if not body or pos != len(body):
+    value = go_duration_ns(text)
+    if value is None:
         raise InvalidArgument(f'invalid argument "{text}" for "{flag}" flag: time: invalid duration "{text}"',
                               exit_code=125)
-    return sign * int(total)
+    return value
 
 
 def enabled(config: dict[str, Any] | None) -> bool:
