@@ -222,56 +222,20 @@ class Keeper:
         source.unlink(missing_ok=True)
 
 
-IN_MOVED_TO = 0x00000080
-
-
-class DirWatch:
-    """Wakes when a file is renamed into a directory (inotify ``IN_MOVED_TO``: conmon's rename of
-    a new log over the old one), so the keeper reacts at once and sleeps otherwise; it polls every
-    50 ms where inotify cannot be had."""
-
-    def __init__(self, directory: Path):
-        import ctypes
-
-        self.fd = -1
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
-            if fd >= 0 and libc.inotify_add_watch(fd, os.fsencode(directory), IN_MOVED_TO) < 0:
-                os.close(fd)
-                fd = -1
-            self.fd = fd
-        except (OSError, AttributeError):
-            self.fd = -1
-
-    def wait(self, timeout: float) -> None:
-        """Return after a rename into the directory, or after ``timeout`` seconds."""
-        import select
-        import time
-
-        if self.fd < 0:
-            time.sleep(min(timeout, 0.05))
-            return
-        ready, _, _ = select.select([self.fd], [], [], timeout)
-        while ready:
-            try:
-                os.read(self.fd, 65536)
-            except BlockingIOError:
-                break
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
 def keep(keeper: Keeper, running, timeout: float = 1.0) -> None:
-    """Rotate while ``running()`` (a container with a local driver only), then once more."""
-    watch = DirWatch(keeper.path.parent)
+    """Rotate while ``running()`` (a container with a local driver only), then once more.
+
+    Woken by inotify when conmon renames a new log over the old one (``IN_MOVED_TO``), so the
+    keeper reacts at once and sleeps otherwise; it polls every 50 ms where inotify cannot be had."""
+    from dockerbank.host.inotify import IN_MOVED_TO, DirWatch
+
+    watch = DirWatch(keeper.path.parent, IN_MOVED_TO)
+    pause = timeout if watch.fd >= 0 else min(timeout, 0.05)
     try:
         while running():
             keeper.step()
-            watch.wait(timeout)
+            watch.wait(pause)
+            watch.names()   # drain the records: the next wait sleeps until a new rename
         keeper.step()
     finally:
         watch.close()
