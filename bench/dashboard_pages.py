@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -47,12 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(HERE / "work"))
     args = parser.parse_args(argv)
 
-    scratch = Path(args.work) / "dashboard-pages"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    root = scratch / "root"
-    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
-    db = [sys.executable, "-m", "dockerbank"]
+    box = harness.scratch_root(args.work, "dashboard-pages")
+    scratch, env, db = box.dir, box.env, box.db
     harness.sh(*db, "base-image", "busybox", env=env)
     from dockerbank.image.baseimage import busybox_rootfs_tar
 
@@ -162,8 +157,7 @@ def main(argv: list[str] | None = None) -> int:
               ("- No peer: Portainer cannot run here (nothing is pulled from public registries)."),
               "", "<!-- /bench:dashboard_pages -->"]
     section = "\n".join(lines)
-    harness.write_section("dashboard_pages", section)
-    print(section)
+    harness.publish("dashboard_pages", section)
     return 0
 
 

@@ -124,6 +124,49 @@ def write_section(name: str, section: str) -> None:
     output.write_text(merge(existing, {name: section}))
 
 
+def publish(name: str, section: str, scratch: Path | None = None) -> None:
+    """The end of a standalone bench script: its section into RESULTS.md and onto stdout, its
+    scratch directory removed."""
+    write_section(name, section)
+    print(section)
+    if scratch is not None:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass
+class Scratch:
+    """An emptied work directory with a Dockerbank root of its own inside."""
+
+    dir: Path
+    root: Path
+    env: dict[str, str]              # selects the root for the CLI
+    db: list[str]                    # the Dockerbank CLI as this interpreter runs it
+
+
+def scratch_root(work: str | Path, name: str) -> Scratch:
+    """``work/name`` emptied and created, with ``root`` (and ``root-run``) as Dockerbank's root."""
+    import shutil
+    import sys
+
+    directory = Path(work) / name
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    root = directory / "root"
+    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
+    return Scratch(directory, root, env, [sys.executable, "-m", "dockerbank"])
+
+
+def podman_env(directory: Path) -> dict[str, str]:
+    """podman 4.3 as it works on this host: runc (its crun fails on the hybrid cgroups) and explicit
+    ulimits, through a containers.conf written into ``directory``."""
+    conf = directory / "containers.conf"
+    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
+                    '[engine]\nruntime = "runc"\n')
+    return dict(os.environ, CONTAINERS_CONF=str(conf))
+
+
 def merge(existing: str, sections: dict[str, str]) -> str:
     """Put each new section in place of the old one of the same benchmark; keep the rest in order."""
     blocks: dict[str, str] = {}

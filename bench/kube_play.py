@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -81,16 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--rounds", type=int, default=5)
     parser.add_argument("--work", default=str(HERE / "work"))
     args = parser.parse_args(argv)
-    scratch = Path(args.work) / "kube-play"
-    shutil.rmtree(scratch, ignore_errors=True)
-    (scratch / "context").mkdir(parents=True)
-    root = scratch / "root"
-    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
-    conf = scratch / "containers.conf"
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
-                    '[engine]\nruntime = "runc"\n')
-    penv = dict(os.environ, CONTAINERS_CONF=str(conf))
-    db = [sys.executable, "-m", "dockerbank"]
+    box = harness.scratch_root(args.work, "kube-play")
+    scratch, env, db = box.dir, box.env, box.db
+    (scratch / "context").mkdir()
+    penv = harness.podman_env(scratch)
     compose = scratch / "compose.yaml"
     compose.write_text(STACK)
     manifest = scratch / "kbench.yaml"
@@ -155,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     section = harness.section("kube_play", "kube generate / play / down: a 5-service stack against podman",
                               results, ["dockerbank", "podman"], args.rounds, notes)
-    harness.write_section("kube_play", section)
-    print(section)
+    harness.publish("kube_play", section)
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -52,12 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--rounds", type=int, default=3)
     parser.add_argument("--work", default=str(HERE / "work"))
     args = parser.parse_args(argv)
-    scratch = Path(args.work) / "log-throughput"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    root = scratch / "root"
-    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
-    db = [sys.executable, "-m", "dockerbank"]
+    box = harness.scratch_root(args.work, "log-throughput")
+    scratch, env, db = box.dir, box.env, box.db
     harness.sh(*db, "base-image", "busybox", env=env)
     if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
         from dockerbank.image.baseimage import busybox_rootfs_tar
@@ -133,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                f"with k8s-file. docker {version} encodes and sends each line in dockerd and keeps its local cache too."),
               "", "<!-- /bench:log_throughput -->"]
     section = "\n".join(lines)
-    harness.write_section("log_throughput", section)
-    print(section)
-    shutil.rmtree(scratch, ignore_errors=True)
+    harness.publish("log_throughput", section, scratch)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import socket
 import statistics
@@ -66,12 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(HERE / "work"))
     args = parser.parse_args(argv)
 
-    scratch = Path(args.work) / "metrics-scrape"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    root = scratch / "root"
-    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
-    db = [sys.executable, "-m", "dockerbank"]
+    box = harness.scratch_root(args.work, "metrics-scrape")
+    scratch, root, env, db = box.dir, box.root, box.env, box.db
     harness.sh(*db, "base-image", "busybox", env=env)
     for i in range(5):
         harness.sh(*db, "volume", "create", f"vol{i}", env=env)
@@ -174,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                "the HTTP GET as the bench client sees it on 127.0.0.1."),
               "", "<!-- /bench:metrics_scrape -->"]
     section = "\n".join(lines)
-    harness.write_section("metrics_scrape", section)
-    print(section)
-    shutil.rmtree(scratch, ignore_errors=True)
+    harness.publish("metrics_scrape", section, scratch)
     return 0
 
 

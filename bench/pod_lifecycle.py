@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -67,16 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--rounds", type=int, default=5)
     parser.add_argument("--work", default=str(HERE / "work"))
     args = parser.parse_args(argv)
-    scratch = Path(args.work) / "pod-lifecycle"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    root = scratch / "root"
-    env = dict(os.environ, DOCKERBANK_ROOT=str(root), DOCKERBANK_RUNROOT=str(root) + "-run")
-    conf = scratch / "containers.conf"
-    conf.write_text('[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
-                    '[engine]\nruntime = "runc"\n')
-    penv = dict(os.environ, CONTAINERS_CONF=str(conf))
-    db = [sys.executable, "-m", "dockerbank"]
+    box = harness.scratch_root(args.work, "pod-lifecycle")
+    scratch, env, db = box.dir, box.env, box.db
+    penv = harness.podman_env(scratch)
     run(*db, "base-image", "busybox", "-t", IMAGE, env=env)
     run(*db, "save", "-o", str(scratch / "image.tar"), IMAGE, env=env)
     run("podman", "load", "-i", str(scratch / "image.tar"), env=penv)
@@ -110,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     section = harness.section("pod_lifecycle", "Pods: create, members, stop/start/restart, rm against podman",
                               results, ["dockerbank", "podman"], args.rounds, notes)
-    harness.write_section("pod_lifecycle", section)
-    print(section)
+    harness.publish("pod_lifecycle", section)
     return 0
 
 

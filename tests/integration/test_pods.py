@@ -98,6 +98,10 @@ def test_a_pod_starts_stops_restarts_and_goes_as_one(ctr, root):
     assert ctr("ps", "-a", "--filter", "name=one", "--format", "{{.Status}}").stdout.startswith(b"Exited (3)")
     ctr("pod", "restart", "duo")
     assert ctr("pod", "ls", "--format", "{{.Status}}").stdout == b"Running\n"
+    assert ctr("pod", "pause", "duo").stdout.decode().strip() == pod_id
+    assert ctr("pod", "ls", "--format", "{{.Status}}").stdout == b"Paused\n"
+    assert ctr("pod", "unpause", "--all").stdout.decode().strip() == pod_id
+    assert ctr("pod", "ls", "--format", "{{.Status}}").stdout == b"Running\n"
     # a member started alone brings the infra whose namespaces it joins
     ctr("pod", "stop", "duo")
     ctr("start", "one")

@@ -207,15 +207,25 @@ def inspect_cmd(ctx, fmt, latest, pods):
         ctx.exit(125)
 
 
-@click.command("start", context_settings=CONTEXT)
-@click.option("-a", "--all", "all_pods", is_flag=True, help="Start all pods")
-@click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
-@click.argument("pods", nargs=-1)
-@click.pass_context
-def start_cmd(ctx, all_pods, latest, pods):
-    """Start one or more pods."""
-    engine = engine_of(ctx)
-    ctx.exit(_reports(engine.pod_ops.start(_targets(engine, pods, all_pods, latest))))
+def _plain_batch(name: str, all_help: str, doc: str) -> click.Command:
+    """``pod start|restart|pause|unpause``: one engine batch over the named, all or latest pods."""
+    @click.command(name, context_settings=CONTEXT, help=doc)
+    @click.option("-a", "--all", "all_pods", is_flag=True, help=all_help)
+    @click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
+    @click.argument("pods", nargs=-1)
+    @click.pass_context
+    def command(ctx, all_pods, latest, pods):
+        engine = engine_of(ctx)
+        operation = getattr(engine.pod_ops, name)
+        ctx.exit(_reports(operation(_targets(engine, pods, all_pods, latest))))
+
+    return command
+
+
+start_cmd = _plain_batch("start", "Start all pods", "Start one or more pods.")
+restart_cmd = _plain_batch("restart", "Restart all pods", "Restart one or more pods.")
+pause_cmd = _plain_batch("pause", "Pause all running pods", "Pause one or more pods.")
+unpause_cmd = _plain_batch("unpause", "Unpause all paused pods", "Unpause one or more pods.")
 
 
 @click.command("stop", context_settings=CONTEXT)
@@ -235,17 +245,6 @@ def stop_cmd(ctx, all_pods, ignore, latest, timeout, pods):
     ctx.exit(_reports(reports))
 
 
-@click.command("restart", context_settings=CONTEXT)
-@click.option("-a", "--all", "all_pods", is_flag=True, help="Restart all pods")
-@click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
-@click.argument("pods", nargs=-1)
-@click.pass_context
-def restart_cmd(ctx, all_pods, latest, pods):
-    """Restart one or more pods."""
-    engine = engine_of(ctx)
-    ctx.exit(_reports(engine.pod_ops.restart(_targets(engine, pods, all_pods, latest))))
-
-
 @click.command("kill", context_settings=CONTEXT)
 @click.option("-a", "--all", "all_pods", is_flag=True, help="Kill all running pods")
 @click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
@@ -256,28 +255,6 @@ def kill_cmd(ctx, all_pods, latest, sig, pods):
     """Send the specified signal or SIGKILL to containers in a pod."""
     engine = engine_of(ctx)
     ctx.exit(_reports(engine.pod_ops.kill(_targets(engine, pods, all_pods, latest), sig)))
-
-
-@click.command("pause", context_settings=CONTEXT)
-@click.option("-a", "--all", "all_pods", is_flag=True, help="Pause all running pods")
-@click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
-@click.argument("pods", nargs=-1)
-@click.pass_context
-def pause_cmd(ctx, all_pods, latest, pods):
-    """Pause one or more pods."""
-    engine = engine_of(ctx)
-    ctx.exit(_reports(engine.pod_ops.pause(_targets(engine, pods, all_pods, latest))))
-
-
-@click.command("unpause", context_settings=CONTEXT)
-@click.option("-a", "--all", "all_pods", is_flag=True, help="Unpause all paused pods")
-@click.option("-l", "--latest", is_flag=True, help="Act on the latest pod")
-@click.argument("pods", nargs=-1)
-@click.pass_context
-def unpause_cmd(ctx, all_pods, latest, pods):
-    """Unpause one or more pods."""
-    engine = engine_of(ctx)
-    ctx.exit(_reports(engine.pod_ops.unpause(_targets(engine, pods, all_pods, latest))))
 
 
 @click.command("rm", context_settings=CONTEXT)
