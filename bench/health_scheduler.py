@@ -103,7 +103,7 @@ def dockerbank_window(work: Path, count: int, interval: int, window: float) -> d
     from dockerbank.config import Config
     from dockerbank.container.health import epoch
     from dockerbank.container.healthscheduler import running
-    from dockerbank.container.lifecycle import CreateOptions
+    from dockerbank.container.options import CreateOptions
     from dockerbank.engine import Engine
     from dockerbank.image.baseimage import busybox_rootfs_tar
     from dockerbank.image.importer import import_rootfs

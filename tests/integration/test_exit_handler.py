@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from dockerbank.container.lifecycle import CreateOptions
+from dockerbank.container.options import CreateOptions
 from dockerbank.engine import Engine
 from dockerbank.engine import exits as ex
 from dockerbank.engine import workers

@@ -17,7 +17,8 @@ import pytest
 
 from dockerbank.config import Config
 from dockerbank.container import model
-from dockerbank.container.lifecycle import ContainerService, CreateOptions, should_restart
+from dockerbank.container.lifecycle import ContainerService, should_restart
+from dockerbank.container.options import CreateOptions
 from dockerbank.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from dockerbank.host.mounts import MountInfo
 from dockerbank.runtime.conmon import Started

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from dockerbank.container import model as cmodel
-from dockerbank.container.lifecycle import ContainerService, CreateOptions
+from dockerbank.container.lifecycle import ContainerService
+from dockerbank.container.options import CreateOptions
 from dockerbank.engine.containers import ContainerEngine
 from dockerbank.engine.pods import PodCreateOptions, PodEngine, PodListEntry, PodListOptions, _matches
 from dockerbank.errors import Conflict, InvalidArgument, NotFound

@@ -143,7 +143,8 @@ def test_identity_map_tells_the_host_namespace_apart():
 def test_rootless_refuses_what_it_cannot_do_in_one_line(monkeypatch):
     import shutil
 
-    from dockerbank.container.lifecycle import CreateOptions, _rootless_network
+    from dockerbank.container.lifecycle import _rootless_network
+    from dockerbank.container.options import CreateOptions
     from dockerbank.errors import NotSupported
 
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")

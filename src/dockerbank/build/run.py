@@ -57,7 +57,7 @@ class _Discard:
 
 @contextmanager
 def _run(engine, builder, state, argv: list[str], env: dict[str, str], stdout, stderr) -> Iterator[Path]:
-    from dockerbank.container.lifecycle import CreateOptions
+    from dockerbank.container.options import CreateOptions
 
     if state.image_id is None:
         raise NotSupported("RUN needs a base image with a shell: this stage starts FROM scratch and has no files yet")

@@ -81,7 +81,7 @@ def expand_env(values: tuple[str, ...]) -> list[str]:
 def build_create_options(image: str, command: tuple[str, ...], kw: dict):
     from dockerbank.cli.netflags import network_options_from
     from dockerbank.volume import mounts as mnt
-    from dockerbank.container.lifecycle import CreateOptions
+    from dockerbank.container.options import CreateOptions
 
     env: list[str] = []
     for path in kw["env_file"]:

@@ -44,7 +44,7 @@ def create_options(project: Project, service: str, number: int, digest: str, *, 
     """The ``CreateOptions`` of container ``number`` of ``service`` (its first network only:
     the others are joined by ``extra_networks``)."""
     from dockerbank.volume import mounts as mnt
-    from dockerbank.container.lifecycle import CreateOptions
+    from dockerbank.container.options import CreateOptions
 
     svc = project.services[service]
     where = project.where(service)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from dockerbank.build.executor import BuildOptions
     from dockerbank.container.changes import Change
     from dockerbank.container.commit import CommitOptions
-    from dockerbank.container.lifecycle import Attachment, ContainerService, CreateOptions
+    from dockerbank.container.lifecycle import Attachment, ContainerService
+    from dockerbank.container.options import CreateOptions
     from dockerbank.container.top import TopResult
     from dockerbank.engine import Engine
     from dockerbank.engine.container_options import (
@@ -233,7 +234,7 @@ class ContainerEngine:
 
     def kill(self, refs: Sequence[str], signal: str | int = "KILL") -> list[ItemReport]:
         """Send ``signal`` to each container (refused as a whole for an unknown signal)."""
-        from dockerbank.container.lifecycle import parse_signal
+        from dockerbank.container.options import parse_signal
 
         parse_signal(signal)
 

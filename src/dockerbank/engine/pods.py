@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from dockerbank.container.lifecycle import CreateOptions
+    from dockerbank.container.options import CreateOptions
     from dockerbank.container.model import Container
     from dockerbank.engine import Engine
     from dockerbank.pod.model import Pod
@@ -228,7 +228,7 @@ class PodEngine:
 
     def kill(self, refs: Sequence[str], signal: str | int = "KILL") -> builtins.list[PodReport]:
         """Send ``signal`` to each running container of each pod."""
-        from dockerbank.container.lifecycle import parse_signal
+        from dockerbank.container.options import parse_signal
 
         parse_signal(signal)
 

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from typing import Any
 
-    from dockerbank.container.lifecycle import ContainerService, CreateOptions
+    from dockerbank.container.lifecycle import ContainerService
+    from dockerbank.container.options import CreateOptions
     from dockerbank.container.model import Container
 
 

@@ -56,7 +56,7 @@ def _mount_text(m: dict) -> str:
 def create_options(body: dict, name: str | None):
     """The Docker API's create body -> the engine's CreateOptions (pure)."""
     from dockerbank.volume import mounts as mnt
-    from dockerbank.container.lifecycle import CreateOptions
+    from dockerbank.container.options import CreateOptions
 
     host = body.get("HostConfig") or {}
     _refuse_unsupported(host)
