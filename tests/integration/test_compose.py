@@ -196,3 +196,37 @@ volumes:
     assert db["State"]["Running"] and db["State"]["StartedAt"] != db_started  # stopped and started again
     assert app["State"]["StartedAt"] == app_started
     ctr("compose", "-f", str(file), "-p", "lab", "down", "-v")
+
+
+def test_build_push_and_pull_through_a_registry(ctr, cli, server, tmp_path):
+    """``compose push`` sends the images the file builds, ``compose pull`` fetches every service's
+    image on another root; a missing image is one error line (exit 1) unless failures are ignored."""
+    from tests.conftest import run_cli
+
+    registry = server.address
+    ctr("tag", "busybox", f"{registry}/lab/db:1")
+    ctr("push", "-q", f"{registry}/lab/db:1")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built\n")
+    (tmp_path / "compose.yaml").write_text(
+        f"services:\n  app:\n    build: ./app\n    image: {registry}/lab/app:1\n"
+        f"  db:\n    image: {registry}/lab/db:1\n")
+    ctr("compose", "build", cwd=tmp_path)
+    pushed = ctr("compose", "push", cwd=tmp_path)
+    assert f"Pushing app ({registry}/lab/app:1)" in pushed.stderr.decode() + pushed.stdout.decode()
+
+    other = tmp_path / "elsewhere"
+    run_cli(other, "compose", "pull", cwd=tmp_path)
+    images = run_cli(other, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()
+    assert sorted(images) == [f"{registry}/lab/app:1", f"{registry}/lab/db:1"]
+    built = run_cli(other, "run", "--rm", "--network", "none", f"{registry}/lab/app:1", "cat", "/built")
+    assert built.stdout == b"built\n"
+
+    (tmp_path / "compose.yaml").write_text(
+        f"services:\n  gone:\n    image: {registry}/lab/nothing:1\n  db:\n    image: {registry}/lab/db:1\n")
+    failed = run_cli(other, "compose", "pull", cwd=tmp_path, check=False)
+    err = failed.stderr.decode()
+    assert failed.returncode == 1 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("Error: gone: ")
+    ignored = run_cli(other, "compose", "pull", "--ignore-pull-failures", cwd=tmp_path, check=False)
+    assert ignored.returncode == 0 and "gone: " in ignored.stderr.decode()

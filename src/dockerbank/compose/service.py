@@ -498,30 +498,29 @@ class Stack:
             pass
 
     def pull(self, services: list[str], ignore_failures: bool = False) -> list[str]:
-        failures: list[str] = []
-        for name in services or list(self.project.services):
-            svc = self.project.service(name)
-            if not svc.get("image"):
-                continue
-            self._say(f"Pulling {name} ({svc['image']})...")
-            try:
-                self.engine.registry.pull(svc["image"])
-            except DockerbankError as exc:
-                if not ignore_failures:
-                    failures.append(f"{name}: {exc.message}")
-        return failures
+        """Pull each named service's image (all services with an image when none are named)."""
+        return self._transfer(services, ignore_failures, "Pulling",
+                              lambda svc: bool(svc.get("image")), self.engine.registry.pull)
 
     def push(self, services: list[str], ignore_failures: bool = False) -> list[str]:
+        """Push the images of the services that build one and name it."""
+        return self._transfer(services, ignore_failures, "Pushing",
+                              lambda svc: bool(svc.get("build") and svc.get("image")), self.engine.registry.push)
+
+    def _transfer(self, services: list[str], ignore_failures: bool, verb: str,
+                  wanted: Callable[[dict], bool], move: Callable[[str], Any]) -> list[str]:
         failures: list[str] = []
         for name in services or list(self.project.services):
             svc = self.project.service(name)
-            if not (svc.get("build") and svc.get("image")):
+            if not wanted(svc):
                 continue
-            self._say(f"Pushing {name} ({svc['image']})...")
+            self._say(f"{verb} {name} ({svc['image']})...")
             try:
-                self.engine.registry.push(svc["image"])
+                move(svc["image"])
             except DockerbankError as exc:
-                if not ignore_failures:
+                if ignore_failures:   # said, not hidden: the user asked to go on, not to be kept unaware
+                    self._say(f"{name}: {exc.message} (ignored)")
+                else:
                     failures.append(f"{name}: {exc.message}")
         return failures
 
