@@ -6,6 +6,7 @@ here="$(cd "$(dirname "$0")/.." && pwd)"
 report="${2:-$here/bench/work/fault-report.json}"
 mkdir -p "$(dirname "$report")"
 cd "$here"
+# PYTHON: the interpreter whose dockerbank is tested (a worktree's own venv)
 FAULT_POINTS=0 FAULT_RANDOM="${1:-10}" FAULT_REPORT="$report" \
-  /opt/dockerbank-venv/bin/python -m pytest tests/integration/test_fault_injection.py -q -p no:cacheprovider
+  "${PYTHON:-/opt/dockerbank-venv/bin/python}" -m pytest tests/integration/test_fault_injection.py -q -p no:cacheprovider
 cat "$report"

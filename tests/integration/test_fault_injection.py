@@ -17,10 +17,13 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +36,15 @@ pytestmark = pytest.mark.integration
 POINTS = int(os.environ.get("FAULT_POINTS", "3"))       # 0: every step
 RANDOM_KILLS = int(os.environ.get("FAULT_RANDOM", "1"))
 REPORT: Counter[str] = Counter()
+STEPS: dict[str, list[str]] = {}   # operation -> the names of the points it passes (the report's coverage)
+
+
+def write_report() -> None:
+    """The counts and the points covered per operation, as JSON to ``FAULT_REPORT`` (scripts/faults.sh)."""
+    report = os.environ.get("FAULT_REPORT")
+    if report:
+        steps = {f"steps {name}": sorted({p.rsplit(":", 1)[0] for p in points}) for name, points in STEPS.items()}
+        Path(report).write_text(json.dumps(dict(REPORT) | steps, indent=2, sort_keys=True))
 
 
 def env_of(root: Path, **extra: str) -> dict[str, str]:
@@ -73,9 +85,9 @@ def cli_quiet(root: Path, *args: str) -> None:
     run_cli(root, *args, check=False)
 
 
-def _rootfs_tar(path: Path, marker: str) -> Path:
+def _rootfs_tar(path: Path, marker: str, size: int = 300_000) -> Path:
     with tarfile.open(path, "w") as tar:
-        for name, data in (("etc/marker", marker.encode()), ("data.bin", os.urandom(300_000))):
+        for name, data in (("etc/marker", marker.encode()), ("data.bin", os.urandom(size))):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -179,7 +191,11 @@ def operations(world: World) -> dict[str, tuple]:
         "volume rm": (lambda: (cli_quiet(root, "volume", "create", "tmpv"),
                                (root / "volumes" / "tmpv" / "_data" / "f").write_text("y")),
                       ["volume", "rm", "tmpv"], lambda: cli_quiet(root, "volume", "rm", "tmpv")),
-        "backup create": (None, ["backup", "create", "--repo", str(world.repo), "precious"], None),
+        # fresh data each time: chunks already in the repository are skipped, and the chunk writes
+        # (backup.chunks) must be killed too, not only the snapshot's
+        "backup create": (lambda: (cli_quiet(root, "volume", "create", "fresh"),
+                                   (root / "volumes" / "fresh" / "_data" / "f").write_bytes(os.urandom(4 << 20))),
+                          ["backup", "create", "--repo", str(world.repo), "precious", "fresh"], None),
         "restore": (None, ["restore", "--repo", str(world.repo), "--volume", "precious:restored"],
                     lambda: cli_quiet(root, "volume", "rm", "restored")),
         "push": (None, ["push", f"{reg}/team/bb:1"], None),
@@ -237,9 +253,7 @@ def world(tmp_path_factory):
         except OSError:
             pass
     registry.stop()
-    report = os.environ.get("FAULT_REPORT")
-    if report:
-        Path(report).write_text(json.dumps(dict(REPORT), indent=2, sort_keys=True))
+    write_report()
 
 
 OPERATION_NAMES = ["load", "import", "create", "start", "run --rm", "rm", "commit", "build", "volume rm",
@@ -282,6 +296,7 @@ def test_killed_at_each_step_loses_nothing(world, name):
             undo()
     assert killed_at, f"{name}: no kill landed on any of its steps {_chosen(points)}"
     REPORT[f"points {name}"] = len(points)
+    STEPS[name] = points
     for _ in range(RANDOM_KILLS):
         if prepare:
             prepare()
@@ -296,3 +311,324 @@ def test_killed_at_each_step_loses_nothing(world, name):
         world.check(f"{name} killed at a random time")
         if undo:
             undo()
+
+
+# --- the registry server's own operations: `registry serve` killed while it takes a push, `registry gc` ---
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class RegistryWorld:
+    """A registry served by its own process (``registry serve``, the fault plan in its environment)
+    over a storage directory, a Dockerbank root that pushes to it, and an image pushed at the start
+    that every kill must leave whole and served."""
+
+    def __init__(self, work: Path):
+        self.work = work
+        self.storage = work / "registry-storage"
+        self.root = work / "registry-client"
+        self.address = f"127.0.0.1:{_free_port()}"
+        self.server: subprocess.Popen | None = None
+        self.serial = 0
+        self.took = 0.0   # how long the last operation ran (the range of the random kills' moments)
+        self.start()
+        self.keep = self.new_image("keep/img")
+        run_cli(self.root, "push", self.keep)
+        self.stop()
+
+    # --- the server process
+
+    def start(self, **plan: str) -> subprocess.Popen:
+        """Start ``registry serve`` (with ``plan``: DOCKERBANK_FAULT or _TRACE) and wait until it answers."""
+        with open(self.work / "registry-server.log", "ab") as log:
+            self.server = subprocess.Popen(
+                [sys.executable, "-m", "dockerbank", "registry", "serve", "--listen", self.address,
+                 "--storage", str(self.storage)],
+                stdout=subprocess.DEVNULL, stderr=log, env=env_of(self.root, **plan), start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.server.poll() is not None:
+                raise AssertionError(f"registry serve exited {self.server.returncode} at start "
+                                     f"(see {self.work / 'registry-server.log'})")
+            try:
+                with urllib.request.urlopen(f"http://{self.address}/v2/", timeout=5) as response:
+                    response.read()
+                return self.server
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("registry serve did not answer within 60 s") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        """End a running server as an operator would (Ctrl-C); a server killed already is reaped."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        if server.poll() is None:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        kill_group(server.pid)
+
+    def server_died(self, timeout: float = 10.0) -> bool:
+        """Whether the server ended by SIGKILL (its fault point), waiting a moment for it."""
+        assert self.server is not None
+        try:
+            return self.server.wait(timeout=timeout) == -signal.SIGKILL
+        except subprocess.TimeoutExpired:
+            return False
+
+    # --- HTTP without Dockerbank's client (the check must not share the code it checks)
+
+    def http(self, method: str, path: str, accept: str = "") -> tuple[int, bytes, dict]:
+        request = urllib.request.Request(f"http://{self.address}{path}", method=method)
+        request.add_header("Accept", accept or ", ".join([
+            "application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.distribution.manifest.list.v2+json"]))
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, response.read(), dict(response.headers)
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read(), dict(exc.headers)
+
+    # --- images
+
+    def new_image(self, repo: str) -> str:
+        """A fresh image (a 2.5 MB layer of random bytes: several chunks) tagged for the registry."""
+        self.serial += 1
+        ref = f"{self.address}/{repo}:{self.serial}"
+        tar = _rootfs_tar(self.work / "registry-image.tar", f"image {self.serial}", size=2_500_000)
+        run_cli(self.root, "import", str(tar), ref)
+        return ref
+
+    def image_id(self, ref: str) -> str:
+        return run_cli(self.root, "image", "inspect", "--format", "{{.Id}}", ref).stdout.decode().strip()
+
+    def delete_remote(self, ref: str) -> None:
+        """Delete the manifest ``ref`` names from the registry (its blobs become garbage for gc)."""
+        path, tag = ref.split("/", 1)[1].rsplit(":", 1)
+        status, _body, headers = self.http("HEAD", f"/v2/{path}/manifests/{tag}")
+        if status == 200:
+            status, body, _ = self.http("DELETE", f"/v2/{path}/manifests/{headers['Docker-Content-Digest']}")
+            assert status == 202, f"DELETE of {ref}: {status} {body!r}"
+
+    def served_whole(self, what: str, ref: str) -> bool:
+        """``ref``'s manifest and every blob it names as served: each matches its digest. False if absent."""
+        path, tag = ref.split("/", 1)[1].rsplit(":", 1)
+        status, body, headers = self.http("GET", f"/v2/{path}/manifests/{tag}")
+        if status == 404:
+            return False
+        assert status == 200, f"{what}: GET manifest {ref}: {status} {body!r}"
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        assert headers.get("Docker-Content-Digest") == digest, f"{what}: manifest {ref} served with another digest"
+        doc = json.loads(body)
+        for descriptor in [doc["config"], *doc["layers"]]:
+            status, blob, _ = self.http("GET", f"/v2/{path}/blobs/{descriptor['digest']}")
+            assert status == 200, f"{what}: {ref} names blob {descriptor['digest']}, served {status}"
+            assert "sha256:" + hashlib.sha256(blob).hexdigest() == descriptor["digest"], \
+                f"{what}: blob {descriptor['digest']} of {ref} is served with other bytes (a half upload?)"
+            assert len(blob) == descriptor["size"], f"{what}: blob {descriptor['digest']} of {ref} has another size"
+        return True
+
+    # --- the storage, read as files
+
+    def check_storage(self, what: str, after_gc: bool) -> None:
+        """Every blob matches its digest, no manifest names a missing blob, every tag names a manifest
+        of its repository; after a completed gc also: no link to a missing blob, no unreferenced blob."""
+        blobs_dir = self.storage / "blobs" / "sha256"
+        blobs = set(os.listdir(blobs_dir))
+        for hex_ in blobs:
+            assert _sha256_file(blobs_dir / hex_) == hex_, f"{what}: blob {hex_[:12]} does not match its digest"
+        referenced: set[str] = set()
+        for dirpath, dirnames, _files in os.walk(self.storage / "repositories"):
+            repo = Path(dirpath)
+            dirnames[:] = [d for d in dirnames if not d.startswith("_")]
+            name = repo.relative_to(self.storage / "repositories").as_posix()
+            manifests = set(os.listdir(repo / "_manifests")) if (repo / "_manifests").is_dir() else set()
+            links = set(os.listdir(repo / "_layers")) if (repo / "_layers").is_dir() else set()
+            for hex_ in manifests:
+                assert hex_ in blobs, f"{what}: manifest {hex_[:12]} of {name} has no blob"
+                referenced.add(hex_)
+                doc = json.loads((blobs_dir / hex_).read_bytes())
+                for descriptor in [doc.get("config"), *(doc.get("layers") or []), *(doc.get("manifests") or [])]:
+                    if not descriptor:
+                        continue
+                    child = descriptor["digest"].split(":", 1)[1]
+                    referenced.add(child)
+                    assert child in blobs, f"{what}: manifest {hex_[:12]} of {name} names missing blob {child[:12]}"
+                    if descriptor is doc.get("config") or descriptor in (doc.get("layers") or []):
+                        assert child in links, f"{what}: blob {child[:12]} of {name}'s manifest is not linked there"
+            tags = repo / "_tags"
+            for tag in (os.listdir(tags) if tags.is_dir() else []):
+                digest = (tags / tag).read_text().strip()
+                assert digest.split(":", 1)[1] in manifests, f"{what}: tag {name}:{tag} names a missing manifest"
+            if after_gc:
+                dangling = links - blobs
+                assert not dangling, f"{what}: {name} links {len(dangling)} blobs that are gone"
+        if after_gc:
+            garbage = blobs - referenced
+            assert not garbage, f"{what}: registry gc left {len(garbage)} unreferenced blobs"
+
+    def gc(self, what: str) -> None:
+        done = run_cli(self.root, "registry", "gc", "--storage", str(self.storage), check=False)
+        assert done.returncode == 0, f"{what}: registry gc after the kill: {done.stderr.decode()}"
+
+    def check(self, what: str, ref: str | None) -> None:
+        """After a kill: the storage as files, a completed gc, a restarted server serving whole images,
+        and a new push and pull (of ``ref``, the image the killed push carried, else a new one)."""
+        assert self.server is None or self.server.poll() is not None, f"{what}: the server still runs"
+        self.server = None
+        self.check_storage(what, after_gc=False)
+        self.gc(what)
+        self.check_storage(what, after_gc=True)
+        self.start()
+        try:
+            assert self.served_whole(what, self.keep), f"{what}: the image pushed before is gone"
+            if ref is None:
+                ref = self.new_image("after/img")
+            pushed = run_cli(self.root, "push", ref, check=False)
+            assert pushed.returncode == 0, f"{what}: a new push after the kill: {pushed.stderr.decode()}"
+            assert self.served_whole(what, ref), f"{what}: {ref} pushed but not served"
+            image = self.image_id(ref)
+            run_cli(self.root, "rmi", ref)
+            pulled = run_cli(self.root, "pull", ref, check=False)
+            assert pulled.returncode == 0, f"{what}: a pull after the kill: {pulled.stderr.decode()}"
+            assert self.image_id(ref) == image, f"{what}: {ref} pulled back as another image"
+            # a second client, skopeo, reads the image pushed before (it verifies every digest)
+            copied = subprocess.run([require_binary("skopeo"), "copy", "--quiet", "--src-tls-verify=false",
+                                     f"docker://{self.keep}", f"dir:{self.work / 'skopeo-copy'}"],
+                                    capture_output=True, timeout=120)
+            assert copied.returncode == 0, f"{what}: skopeo reads {self.keep}: {copied.stderr.decode()}"
+            self.delete_remote(ref)   # garbage for the next gc: the store stays small
+            run_cli(self.root, "rmi", ref)
+        finally:
+            self.stop()
+            subprocess.run(["rm", "-rf", str(self.work / "skopeo-copy")], check=False)
+
+    # --- the two operations: (run with a plan) -> (killed, ref to push again after the kill)
+
+    def upload(self, plan: dict[str, str], kill_after: float | None = None) -> tuple[bool, str]:
+        """Push a fresh image to a server started with ``plan``; with ``kill_after``, SIGKILL the server
+        that many seconds into the push (a random time) instead."""
+        ref = self.new_image("up/img")
+        self.start(**plan)
+        if kill_after is None:
+            started = time.monotonic()
+            pushed = run_cli(self.root, "push", ref, check=False)
+            self.took = time.monotonic() - started
+            # the server dies at its point before it answers: a push that succeeded was not cut
+            killed = pushed.returncode != 0 and self.server_died()
+            if not killed:
+                assert pushed.returncode == 0, f"push with {plan}: {pushed.stderr.decode()}"
+                self.stop()
+            else:
+                self._failed_in_one_line(pushed)
+            return killed, ref
+        push = subprocess.Popen([sys.executable, "-m", "dockerbank", "push", ref], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, env=env_of(self.root))
+        time.sleep(kill_after)   # the kill's moment is random by design
+        during = push.poll() is None
+        assert self.server is not None
+        self.server.kill()
+        self.server.wait()
+        _out, err = push.communicate(timeout=120)
+        self._failed_in_one_line(subprocess.CompletedProcess(push.args, push.returncode, b"", err))
+        return during, ref
+
+    @staticmethod
+    def _failed_in_one_line(pushed: subprocess.CompletedProcess) -> None:
+        if pushed.returncode != 0:   # the push the kill interrupted fails as a user sees it: one line
+            lines = pushed.stderr.decode().strip().splitlines()
+            assert lines and "Traceback" not in pushed.stderr.decode() and pushed.returncode in (1, 125), \
+                f"the interrupted push: exit {pushed.returncode}: {pushed.stderr.decode()}"
+
+    def garbage(self) -> None:
+        """Garbage for gc: an image pushed, then its manifest deleted (3 blobs and 2 links to sweep)."""
+        ref = self.new_image("gc/img")
+        self.start()
+        try:
+            run_cli(self.root, "push", ref)
+            self.delete_remote(ref)
+        finally:
+            self.stop()
+        run_cli(self.root, "rmi", ref)
+
+    def collect(self, plan: dict[str, str], kill_after: float | None = None) -> tuple[bool, None]:
+        """``registry gc`` (the server stopped, as its help says) with ``plan``, or killed at a random time."""
+        self.garbage()
+        argv = [sys.executable, "-m", "dockerbank", "registry", "gc", "--storage", str(self.storage)]
+        started = time.monotonic()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env_of(self.root, **plan), start_new_session=True)
+        if kill_after is not None:
+            time.sleep(kill_after)   # the kill's moment is random by design
+            proc.send_signal(signal.SIGKILL)
+        _out, err = proc.communicate(timeout=120)
+        self.took = time.monotonic() - started
+        kill_group(proc.pid)
+        if proc.returncode != -signal.SIGKILL:
+            assert proc.returncode == 0, f"registry gc with {plan}: {err.decode()}"
+        return proc.returncode == -signal.SIGKILL, None
+
+
+@pytest.fixture(scope="module")
+def registry_world(tmp_path_factory):
+    require_binary("skopeo")
+    world = RegistryWorld(tmp_path_factory.mktemp("registry-faults"))
+    yield world
+    world.stop()
+    write_report()
+
+
+REGISTRY_OPERATIONS = ["registry upload", "registry gc"]
+
+
+@pytest.mark.parametrize("name", REGISTRY_OPERATIONS)
+def test_registry_killed_at_each_step_loses_nothing(registry_world, name):
+    world = registry_world
+    operation = world.upload if name == "registry upload" else world.collect
+    trace = world.work / "trace-registry"
+    points: list[str] = []
+    for _ in range(2):  # the second run's steps: the first may do once-only work (a repository's folders)
+        trace.unlink(missing_ok=True)
+        killed, ref = operation({"DOCKERBANK_FAULT_TRACE": str(trace)})
+        duration = world.took
+        assert not killed
+        points = trace.read_text().split() if trace.exists() else []
+        world.check(f"{name} traced", ref)
+    assert points, f"{name} passes no injection point: the test would prove nothing"
+    killed_at = 0
+    for point in _chosen(points):
+        what = f"{name} killed at {point}"
+        killed, ref = operation({"DOCKERBANK_FAULT": point})
+        if killed:
+            killed_at += 1
+            REPORT[f"kills {name}"] += 1
+            REPORT["kills"] += 1
+        else:  # this run took another path: it succeeded (asserted by the operation)
+            REPORT["points not reached"] += 1
+        world.check(what, ref)
+    assert killed_at, f"{name}: no kill landed on any of its steps {_chosen(points)}"
+    REPORT[f"points {name}"] = len(points)
+    STEPS[name] = points
+    for _ in range(RANDOM_KILLS):
+        killed, ref = operation({}, kill_after=random.uniform(0.05, max(0.1, duration)))
+        REPORT["random kills"] += int(killed)
+        REPORT["kills"] += int(killed)
+        world.check(f"{name} killed at a random time", ref)

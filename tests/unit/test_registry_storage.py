@@ -168,6 +168,40 @@ def test_gc_removes_only_unreferenced_blobs(storage):
     assert storage.get_manifest("app", "v1")[2] == keep
 
 
+def test_gc_finishes_what_a_killed_gc_left(storage):
+    """A gc killed after sweeping a blob and before its link leaves a link to nothing: the next
+    gc removes it (it used to drop only the links of the blobs it swept itself)."""
+    gone = push_image(storage, "app", "v2", layer=b"dropped layer")
+    storage.delete_manifest("app", gone)
+    storage.blob_path(digest_of(b"dropped layer")).unlink()   # the killed run's sweep
+    layers = storage.repos_dir / "app" / "_layers"
+    assert (layers / digest_of(b"dropped layer").split(":")[1]).exists()
+    storage.gc()
+    assert not (layers / digest_of(b"dropped layer").split(":")[1]).exists()
+    with pytest.raises(RegistryError):
+        storage.blob_in_repo("app", digest_of(b"dropped layer"))
+
+
+def test_gc_removes_stale_temporary_files(storage):
+    (storage.tmp_dir / "w-killed").write_bytes(b"half")
+    assert storage.gc(upload_max_age=3600).uploads_removed == 0   # young: a write in progress
+    assert storage.gc(upload_max_age=-1).uploads_removed == 1
+    assert not (storage.tmp_dir / "w-killed").exists()
+
+
+def test_upload_killed_after_its_data_moved_is_unknown(storage):
+    """A server killed between the rename of a finished upload and the session's removal: after a
+    restart the session is unknown (404), not a 500 from its missing data file."""
+    upload = storage.start_upload("app")
+    with storage.open_upload(upload) as handle:
+        handle.write(b"data")
+    (storage.uploads_dir / upload.id / "data").unlink()
+    restarted = RegistryStorage(storage.root)
+    with pytest.raises(RegistryError) as info:
+        restarted.get_upload("app", upload.id)
+    assert info.value.code == "BLOB_UPLOAD_UNKNOWN"
+
+
 def test_read_only_refuses_writes(tmp_path):
     RegistryStorage(tmp_path / "reg")
     ro = RegistryStorage(tmp_path / "reg", read_only=True)

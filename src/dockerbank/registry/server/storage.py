@@ -11,6 +11,12 @@ Layout (one writer process; every file lands under a temporary name and is renam
     tmp/                                        scratch on the same filesystem (atomic renames)
 
 Errors are ``RegistryError`` with the distribution spec's codes; the HTTP app renders them.
+
+Crash safety: a blob reaches ``blobs/`` only after its digest was verified, a link only after its
+blob, a manifest only after every blob it names, a tag only after its manifest. A process killed
+between two steps leaves garbage (``tmp/``, ``uploads/``, unreferenced blobs) that ``gc`` removes,
+never a served object that is half there. Each step is a named point of ``dockerbank.faults``
+(``registry.upload.start`` ... ``registry.tag``, ``registry.gc.*``) so the crash tests kill there.
 """
 
 from __future__ import annotations
@@ -131,13 +137,14 @@ class RegistryStorage:
     def _repo(self, name: str) -> Path:
         return self.repos_dir / check_name(name)
 
-    def _atomic_write(self, path: Path, data: bytes) -> None:
+    def _atomic_write(self, path: Path, data: bytes, step: str) -> None:
+        """Write ``path`` under a temporary name and rename it into place (``step``: the fault point)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix="w-", dir=self.tmp_dir)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            faults.point("registry.write")
+            faults.point(step)
             os.replace(tmp, path)
         except BaseException:
             _unlink(tmp)
@@ -167,7 +174,7 @@ class RegistryStorage:
     def link_blob(self, name: str, digest: str) -> None:
         link = self._repo(name) / "_layers" / check_digest(digest).split(":", 1)[1]
         if not link.exists():
-            self._atomic_write(link, b"")
+            self._atomic_write(link, b"", "registry.blob.link")
 
     def delete_blob(self, name: str, digest: str) -> None:
         """Unlink a blob from a repository; its bytes go at the next garbage collection."""
@@ -196,7 +203,7 @@ class RegistryStorage:
             raise RegistryError("DIGEST_INVALID", 400, "provided digest did not match uploaded content",
                                 {"expected": expected, "actual": actual})
         if not self.has_blob(actual):
-            self._atomic_write(self.blob_path(actual), data)
+            self._atomic_write(self.blob_path(actual), data, "registry.blob")
         self.link_blob(name, actual)
         return actual
 
@@ -210,6 +217,7 @@ class RegistryStorage:
         folder.mkdir(parents=True)
         (folder / "data").touch()
         (folder / "name").write_text(name)
+        faults.point("registry.upload.start")
         self._uploads[upload.id] = upload
         return upload
 
@@ -218,7 +226,8 @@ class RegistryStorage:
         if upload is None:
             # a session from before a restart: rebuild its state from disk (hash recomputed at the end)
             folder = self.uploads_dir / upload_id
-            if not re.fullmatch(r"[a-f0-9]{32}", upload_id) or not (folder / "name").exists():
+            if not re.fullmatch(r"[a-f0-9]{32}", upload_id) or not (folder / "name").exists() \
+                    or not (folder / "data").exists():  # a session killed after its data moved into place
                 raise upload_unknown(upload_id)
             upload = Upload(upload_id, (folder / "name").read_text(), (folder / "data").stat().st_size, None)
             self._uploads[upload_id] = upload
@@ -239,6 +248,7 @@ class RegistryStorage:
         if upload.hasher is not None:
             upload.hasher.update(chunk)
         upload.size += len(chunk)
+        faults.point("registry.upload.chunk")
 
     def finish_upload(self, upload: Upload, expected: str) -> str:
         """Verify the session's data against ``expected``, move it into the blob store, link it."""
@@ -258,11 +268,12 @@ class RegistryStorage:
             raise RegistryError("DIGEST_INVALID", 400, "provided digest did not match uploaded content",
                                 {"expected": expected, "actual": actual})
         target = self.blob_path(actual)
-        faults.point("registry.blob")
+        faults.point("registry.upload.commit")
         if target.exists():
             data.unlink()
         else:
             os.replace(data, target)
+        faults.point("registry.upload.committed")
         self.cancel_upload(upload)
         self.link_blob(upload.name, actual)
         return actual
@@ -295,8 +306,8 @@ class RegistryStorage:
         self._check_references(repo, doc, media_type)
         hex_ = digest.split(":", 1)[1]
         if not self.has_blob(digest):
-            self._atomic_write(self.blob_path(digest), body)
-        self._atomic_write(repo / "_manifests" / hex_, media_type.encode())
+            self._atomic_write(self.blob_path(digest), body, "registry.manifest.blob")
+        self._atomic_write(repo / "_manifests" / hex_, media_type.encode(), "registry.manifest")
         subject = doc.get("subject")
         subject_digest = None
         if isinstance(subject, dict) and DIGEST_RE.match(str(subject.get("digest", ""))):
@@ -308,9 +319,9 @@ class RegistryStorage:
             if doc.get("annotations"):
                 descriptor["annotations"] = doc["annotations"]
             self._atomic_write(repo / "_referrers" / subject_digest.split(":", 1)[1] / hex_,
-                               json.dumps(descriptor).encode())
+                               json.dumps(descriptor).encode(), "registry.referrer")
         if not is_digest(reference):
-            self._atomic_write(repo / "_tags" / reference, digest.encode())
+            self._atomic_write(repo / "_tags" / reference, digest.encode(), "registry.tag")
         return digest, subject_digest
 
     def _check_references(self, repo: Path, doc: dict, media_type: str) -> None:
@@ -421,7 +432,10 @@ class RegistryStorage:
         """Delete blobs no manifest of any repository references (mark and sweep).
 
         Run it while no client pushes (stop the server or serve ``--read-only``): a blob
-        uploaded but not yet referenced by its manifest would count as garbage.
+        uploaded but not yet referenced by its manifest would count as garbage. A run killed
+        midway leaves only a consistent store (links to swept blobs are never served); the
+        next run finishes its work. Stale uploads and temporary files older than
+        ``upload_max_age`` go too (counted as ``uploads_removed``).
         """
         marked: set[str] = set()
         for name in self.repositories():
@@ -439,6 +453,8 @@ class RegistryStorage:
                                    + list(doc.get("manifests") or [])):
                     if isinstance(descriptor, dict) and DIGEST_RE.match(str(descriptor.get("digest", ""))):
                         marked.add(descriptor["digest"])
+        if not dry_run:
+            faults.point("registry.gc.marked")
         deleted, freed = [], 0
         for hex_ in os.listdir(self.blobs_dir):
             digest = "sha256:" + hex_
@@ -449,14 +465,17 @@ class RegistryStorage:
             deleted.append(digest)
             if not dry_run:
                 path.unlink()
+                faults.point("registry.gc.swept")
         if not dry_run:
-            doomed = {d.split(":", 1)[1] for d in deleted}
+            # links to a blob that is gone: this run's and those a killed earlier run left (it
+            # swept the blob, then died before its link); a link must not outlive its blob
             for name in self.repositories():
                 layers = self._repo(name) / "_layers"
                 if layers.is_dir():
                     for hex_ in os.listdir(layers):
-                        if hex_ in doomed:
+                        if not (self.blobs_dir / hex_).exists():
                             _unlink(layers / hex_)
+                            faults.point("registry.gc.unlinked")
         removed = 0
         now = time.time()
         for entry in os.listdir(self.uploads_dir):
@@ -465,6 +484,12 @@ class RegistryStorage:
                 removed += 1
                 if not dry_run:
                     shutil.rmtree(path, ignore_errors=True)
+        for entry in os.listdir(self.tmp_dir):   # files of writes a killed server never renamed
+            path = self.tmp_dir / entry
+            if now - path.stat().st_mtime > upload_max_age:
+                removed += 1
+                if not dry_run:
+                    _unlink(path)
         return GcReport(len(marked), deleted, freed, removed)
 
 
