@@ -142,3 +142,89 @@ def test_userns_bad_input_is_one_line_and_creates_nothing(uroot):
               "/proc/self/uid_map").stdout.split()[:2] == [b"0", b"0"]
     info = db(uroot, "info").stdout.decode()
     assert "Rootless: false" in info and "default --userns=auto" in info
+
+
+COPY_ROAD = {"DOCKERBANK_IDMAP": "off"}   # the fallback of kernels that cannot ID-map overlay layers
+
+
+def _wait(condition, what: str, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_the_copy_road_keeps_the_same_properties_and_removes_copies_with_the_last_user(uroot):
+    shared = Path(tempfile.mkdtemp(dir="/var/tmp"))
+    copies = uroot / "overlay-idmap"
+    try:
+        os.chmod(shared, 0o1777)
+        db(uroot, "run", "-d", "--name", "one", "--userns=auto", "--network", "none", "-v", f"{shared}:/s", "busybox",
+           "sh", "-c", "stat -c %u:%g /bin/busybox > /s/owner; echo secret > /s/own; chmod 600 /s/own; echo x > /f; "
+                       "touch /s/done; sleep 60", env=COPY_ROAD)
+        _wait(lambda: (shared / "done").exists(), "the first container never wrote its file")
+        assert (shared / "owner").read_text() == "0:0\n"        # the image's files are root's inside
+        container = inspect(uroot, "one")
+        host = int(Path(f"/proc/{container['State']['Pid']}/uid_map").read_text().split()[1])
+        upper = Path(container["GraphDriver"]["Data"]["UpperDir"])
+        assert os.stat(upper / "f").st_uid == host and host != 0   # root's file: a subordinate ID on the host
+        # the copy: one per mapping, owned by the mapping's root; the shared layer on disk unchanged
+        [folder] = [p for p in copies.iterdir() if p.is_dir()]
+        layer = next(p for p in folder.iterdir() if p.name != "users")
+        assert os.stat(layer / "bin" / "busybox").st_uid == host and os.stat(folder / "users" / container["Id"])
+        lower = Path(container["GraphDriver"]["Data"]["LowerDir"].split(":")[-1])
+        assert os.stat(lower / "bin" / "busybox").st_uid == 0
+        # a second mapping: its own copy, and the first one's file stays unreadable to it
+        other = db(uroot, "run", "--rm", "--userns=auto", "--network", "none", "-v", f"{shared}:/s", "busybox", "sh",
+                   "-c", "cat /proc/self/uid_map; stat -c %u /bin/busybox; cat /s/own", check=False, env=COPY_ROAD)
+        theirs = other.stdout.decode().split()
+        assert int(theirs[1]) != host and theirs[3] == "0"
+        assert other.returncode == 1 and b"Permission denied" in other.stderr and b"secret" not in other.stdout
+        # the --rm container's copies go with it (its teardown runs after the command), the first one's stay
+        _wait(lambda: [p.name for p in copies.iterdir() if p.is_dir()] == [folder.name],
+              "the removed container's layer copies stayed")
+        assert db(uroot, "exec", "one", "cat", "/s/own").stdout == b"secret\n"
+        info = db(uroot, "info", env=COPY_ROAD).stdout.decode()
+        assert "copied per mapping" in info and "DOCKERBANK_IDMAP=off" in info
+        notes = json.loads(db(uroot, "audit", "host", "--format", "json", env=COPY_ROAD).stdout)["Notes"]
+        assert "image layers copied per mapping" in notes[0]
+        assert "image layers ID-mapped" in db(uroot, "audit", "host", check=False).stdout.decode()  # the kernel's road
+        db(uroot, "rm", "-f", "one")
+        assert not [p for p in copies.iterdir() if p.is_dir()]   # removed with the last user
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_a_shifted_layer_copy_keeps_links_devices_xattrs_setuid_and_capabilities(tmp_path):
+    import struct
+
+    from dockerbank.host.layercopy import copy_shifted
+
+    src = tmp_path / "layer"
+    (src / "d").mkdir(parents=True)
+    os.setxattr(src / "d", "trusted.overlay.opaque", b"y")
+    (src / "tool").write_bytes(b"#!/bin/sh\n")
+    os.chmod(src / "tool", 0o4755)
+    os.link(src / "tool", src / "d" / "tool-link")
+    os.chown(src / "d", 1000, 1000)
+    os.mknod(src / "gone", stat.S_IFCHR | 0o000, os.makedev(0, 0))     # an overlay whiteout
+    os.symlink("tool", src / "ln")
+    (src / "ping").write_bytes(b"")
+    caps = struct.pack("<IIIII", 0x02000001, 1 << 13, 0, 0, 0)          # cap_net_raw, effective (v2)
+    os.setxattr(src / "ping", "security.capability", caps)
+    maps = [{"containerID": 0, "hostID": 300000, "size": 65536}]
+    copy_shifted(src, tmp_path / "copy", maps, maps)
+    out = tmp_path / "copy"
+    assert os.stat(out).st_uid == 300000 and os.stat(out / "d").st_uid == 301000
+    assert os.getxattr(out / "d", "trusted.overlay.opaque") == b"y"
+    st = os.stat(out / "tool")
+    assert st.st_uid == 300000 and stat.S_IMODE(st.st_mode) == 0o4755 and st.st_nlink == 2   # shifted once
+    assert os.stat(out / "d" / "tool-link").st_ino == st.st_ino
+    gone = os.lstat(out / "gone")
+    assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == 0 and gone.st_uid == 300000
+    assert os.readlink(out / "ln") == "tool" and os.lstat(out / "ln").st_uid == 300000
+    value = os.getxattr(out / "ping", "security.capability")
+    assert struct.unpack("<IIIIII", value)[0] >> 24 == 3 and struct.unpack("<IIIIII", value)[5] == 300000
+    assert os.stat(src / "tool").st_uid == 0 and not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]

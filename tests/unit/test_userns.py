@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dockerbank.container import userns
@@ -98,16 +100,63 @@ def test_an_unwritable_second_file_leaves_the_first_as_it_was(tmp_path):
 
 def test_mode_lines_say_what_runs_and_what_cannot():
     ranges = [Range("dockerbank", 2 ** 31, 2 ** 30)]
-    root = subids.ModeFacts(False, ranges, True, "auto", True).lines()
+    from dockerbank.host.idmaproad import COPY, IDMAPPED, Road
+
+    mapped = Road(IDMAPPED, "kernel probe").describe()
+    root = subids.ModeFacts(False, ranges, mapped, "auto", True).lines()
     assert root[0] == " Rootless: false (root's engine)"
     assert "default --userns=auto" in root[1] and "2147483648-3221225471" in root[1] and "ID-mapped" in root[1]
-    old = subids.ModeFacts(False, [], False, "host", False).lines()[1]
-    assert "none yet" in old and "5.19" in old and "unshare(1) missing" in old
-    rootless = subids.ModeFacts(True, [Range("u", 100000, 65536)], True, "host", True).lines()
+    old = subids.ModeFacts(False, [], Road(COPY, "DOCKERBANK_IDMAP=off").describe(), "host", False).lines()[1]
+    assert "none yet" in old and "copied per mapping" in old and "DOCKERBANK_IDMAP=off" in old
+    assert "unshare(1) missing" in old
+    rootless = subids.ModeFacts(True, [Range("u", 100000, 65536)], "", "host", True).lines()
     assert rootless[0].startswith(" Rootless: true") and "100000-165535" in rootless[0]
     assert "user networks (DNS)" in rootless[1] and "cannot limit resources" in rootless[2]
-    assert "apt-get install slirp4netns" in subids.ModeFacts(True, [], True, "host", True, False).lines()[1]
-    assert subids.kernel_idmaps_overlay("6.18.44-fc") and not subids.kernel_idmaps_overlay("5.15.0")
+    assert "apt-get install slirp4netns" in subids.ModeFacts(True, [], "", "host", True, False).lines()[1]
+
+
+def test_the_idmap_road_is_forced_by_the_environment_or_read_from_the_cache():
+    from dockerbank.errors import InvalidArgument
+    from dockerbank.host import idmaproad as r
+
+    assert r.forced(None) is None and r.forced("auto") is None
+    assert r.forced("off") == r.COPY and r.forced("on") == r.IDMAPPED
+    with pytest.raises(InvalidArgument) as err:
+        r.forced("maybe")
+    assert "DOCKERBANK_IDMAP" in str(err.value) and err.value.exit_code == 125
+    assert r.parse_cache("6.18.44 idmapped kernel probe\n", "6.18.44") == r.Road(r.IDMAPPED, "kernel probe")
+    assert r.parse_cache("5.15.0 copy the kernel refused\n", "5.15.0").name == r.COPY
+    assert r.parse_cache("5.15.0 copy x\n", "6.1.0") is None      # another kernel: asked again
+    assert r.parse_cache("", "6.1.0") is None and r.parse_cache("6.1.0 bogus", "6.1.0") is None
+    assert r.road(Path("/nonexistent"), {"DOCKERBANK_IDMAP": "off"}) == r.Road(r.COPY, "DOCKERBANK_IDMAP=off")
+
+
+def test_layer_copies_are_named_by_mapping_and_layer():
+    from dockerbank.container import mappedlayers as m
+    from dockerbank.container import userns
+
+    record = userns.mapping(2 ** 31, 2 ** 31 + 5, 65536)
+    assert m.mapping_key(record) == "u2147483648-g2147483653-65536"
+    odd = {"uid": [{"containerID": 0, "hostID": 1, "size": 1}, {"containerID": 1, "hostID": 9, "size": 9}],
+           "gid": [{"containerID": 0, "hostID": 1, "size": 10}]}
+    assert m.mapping_key(odd).startswith("m") and m.mapping_key(odd) != m.mapping_key(record)
+    assert m.copy_name(Path("/r/layers/abc/diff"), Path("/r/layers")) == "abc"
+    assert m.copy_name(Path("/r/containers/c/init"), Path("/r/layers")) is None
+    assert m.live_users(["a", "b", "c"], {"b"}.__contains__) == ["b"]
+
+
+def test_shifted_owners_and_namespaced_capabilities():
+    import struct
+
+    from dockerbank.host.layercopy import namespaced_caps, shifted
+
+    maps = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    assert shifted(maps, 0) == 100000 and shifted(maps, 1000) == 101000
+    assert shifted(maps, 70000) == 100000 + 65534          # unmapped: the mapping's nobody
+    v2 = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)   # cap_net_bind_service, effective
+    v3 = namespaced_caps(v2, 100000)
+    assert len(v3) == 24 and struct.unpack("<IIIIII", v3) == (0x03000001, 1 << 10, 0, 0, 0, 100000)
+    assert namespaced_caps(b"short", 1) == b"short"
 
 
 def test_rootless_paths_follow_xdg_and_fall_back_like_podman():
@@ -162,3 +211,21 @@ def test_rootless_refuses_what_it_cannot_do_in_one_line(monkeypatch):
     with pytest.raises(NotSupported) as err:
         _rootless_network(CreateOptions(image="x", network_options={"ports": ["8080:80"]}))
     assert "apt-get install slirp4netns" in str(err.value)
+
+
+def test_system_check_removes_layer_copies_no_container_holds(tmp_path):
+    from dockerbank.config import Config
+    from dockerbank.container.mappedlayers import MappedLayers
+
+    config = Config(tmp_path / "root", tmp_path / "run")
+    layers = MappedLayers(config)
+    for key, cid in (("u1-g1-65536", "a" * 64), ("u2-g2-65536", "b" * 64)):
+        (layers.base / key / "users").mkdir(parents=True)
+        (layers.base / key / "users" / cid).touch()
+    (config.containers_dir / ("b" * 64)).mkdir(parents=True)     # b's container still exists
+    assert layers.check(repair=False, grace=600) == []          # too young: a start may be copying
+    assert layers.check(repair=True, grace=0) == [
+        "image layer copies of ID mapping u1-g1-65536 that no container uses: removed"]
+    assert sorted(p.name for p in layers.base.iterdir() if p.is_dir()) == ["u2-g2-65536"]
+    layers.release("b" * 64)                                     # b's rm (its directory may remain a moment)
+    assert not (layers.base / "u2-g2-65536").exists()            # the last user gone, the copies go with it

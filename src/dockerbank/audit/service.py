@@ -59,10 +59,11 @@ class Audit:
     id: str
     findings: list[Finding]
     complete: bool = True
+    notes: list[str] = field(default_factory=list)   # facts worth knowing that are no finding
 
     def to_dict(self) -> dict:
         return {"Kind": self.kind, "Name": self.name, "ID": self.id, "Complete": self.complete,
-                "Findings": [f.to_dict() for f in self.findings]}
+                "Findings": [f.to_dict() for f in self.findings], "Notes": list(self.notes)}
 
 
 class AuditService:
@@ -145,7 +146,7 @@ class AuditService:
         facts.open_paths = open_paths(self.config, repair=False)
         from dockerbank.host.subids import mode_facts
 
-        mode = mode_facts(self.engine.containers.default_userns())
+        mode = mode_facts(self.engine.containers.default_userns(), self.config.root)
         facts.userns_default = mode.default_userns.partition(":")[0]
         facts.rootless = mode.rootless
         if mode.rootless:
@@ -153,16 +154,15 @@ class AuditService:
 
             facts.rootless_limits = [ROOTLESS_LIMITS] + ([] if mode.slirp else [ROOTLESS_NETWORK])
             facts.userns_default = "auto"   # its containers are in the user's namespace already (CIS 2.8 holds)
-        if not mode.idmapped_layers:
-            facts.userns_problem = "this kernel cannot ID-map overlay layers: --userns=auto needs Linux >= 5.19"
-        elif not mode.unshare:
+        notes = [f"user namespaces (--userns=auto): {mode.layers}"] if mode.layers else []
+        if not mode.unshare:
             facts.userns_problem = "--userns=auto needs unshare(1) from util-linux"
         try:
             facts.backup_repository, facts.unprotected = self._unprotected(backup_repo, backup_max_age)
         except (DockerbankError, OSError) as exc:
             facts.problems.append(f"the backup repository could not be read: {exc}")
         findings = hostcheck.check(facts)
-        return Audit("host", os.uname().nodename, str(self.config.root), sort_findings(findings))
+        return Audit("host", os.uname().nodename, str(self.config.root), sort_findings(findings), notes=notes)
 
     def _unprotected(self, repo: str | None, max_age: float) -> tuple[str, dict[str, float | None]]:
         """(repository, volume -> seconds since its last backup or None for never) of the volumes

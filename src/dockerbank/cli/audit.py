@@ -87,6 +87,8 @@ def _show(ctx, report, fmt: str, fail_on: str | None) -> None:
     else:
         shown = report.id[:12] if report.kind == "container" else report.id
         echo(f"{report.kind.capitalize()}: {report.name} ({shown})")
+        for note in getattr(report, "notes", []):
+            echo(f"Note: {note}")
         _rows(report.findings)
     if fails(report.findings, fail_on):
         ctx.exit(1)

@@ -68,7 +68,7 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
     images = len(engine.images.list())
     from dockerbank.host.subids import mode_facts
 
-    mode = mode_facts(engine.containers.default_userns())
+    mode = mode_facts(engine.containers.default_userns(), engine.config.root)
     data = system.to_api(facts)
     data["SecurityOptions"] = ["name=seccomp,profile=builtin"] + (["name=userns"] if mode.default_userns != "host"
                                                                   else []) + (["name=rootless"] if mode.rootless else [])

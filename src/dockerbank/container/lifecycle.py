@@ -155,6 +155,13 @@ class ContainerService:
         return HostMounts()
 
     @cached_property
+    def mapped_layers(self):
+        """The image layers of user-namespaced containers: ID-mapped or copied per mapping."""
+        from dockerbank.container.mappedlayers import MappedLayers
+
+        return MappedLayers(self.config)
+
+    @cached_property
     def network(self) -> Network:
         from dockerbank.network.driver import NetworkDriver
 
@@ -254,6 +261,7 @@ class ContainerService:
                     except OSError as exc:  # say so rather than claim it: the next check finds it again
                         findings[-1] = (f"directory of unknown container {entry.name[:16]}: cannot remove it "
                                         f"({exc.filename}: {exc.strerror or exc})")
+        findings += self.mapped_layers.check(repair, grace)
         state_root = self.config.run_root / "runtime"
         if state_root.is_dir():
             for entry in state_root.iterdir():
@@ -587,7 +595,10 @@ class ContainerService:
             (base / "empty").mkdir(exist_ok=True)
             lowers = [base / "empty"]
         record = container.config.userns
-        extra = {"idmap": (record["uid"], record["gid"])} if record else {}
+        extra = {}
+        if record:   # ID-mapped layers, or copies with shifted owners where the kernel cannot
+            lowers, idmap = self.mapped_layers.lowers(container.id, lowers, record)
+            extra = {"idmap": idmap} if idmap else {}
         self.mounts.mount_overlay(merged, lowers, base / "upper", base / "work", layers_dir=self.config.layers_dir,
                                   **extra)
         return merged
@@ -1262,10 +1273,12 @@ class ContainerService:
                     shutil.rmtree(trash, ignore_errors=True)
         self._drop_lock_file(cid)
         if teardown_later:
-            self._teardown_detached(cid, trash)
+            self._teardown_detached(cid, trash, bool(current.config.userns))
+        elif current.config.userns:
+            self.mapped_layers.release(cid)
         return cid
 
-    def _teardown_detached(self, cid: str, trash: Path) -> None:
+    def _teardown_detached(self, cid: str, trash: Path, userns: bool = False) -> None:
         """``<runtime> delete``, unmount ``trash/merged`` and remove ``trash``, in a CLI call in a
         detached child after the engine closes (``Engine.later``; a long-lived engine does it now).
 
@@ -1286,7 +1299,10 @@ class ContainerService:
             except DockerbankError:
                 return  # system check repairs what is left
             shutil.rmtree(trash, ignore_errors=True)  # only once nothing is mounted below it
+            if userns:
+                release(cid)
 
+        release = self.mapped_layers.release
         self.engine.later(teardown)
 
     def update(self, ref: str, *, memory: int | None = None, memory_swap: int | None = None,

@@ -146,7 +146,7 @@ class ModeFacts:
 
     rootless: bool                 # this process is not root
     ranges: list[Range]            # the dockerbank user's subordinate UIDs (empty: added at first use)
-    idmapped_layers: bool          # the kernel ID-maps overlay lower layers (>= 5.19)
+    layers: str                    # how --userns=auto containers get their image layers (idmaproad.Road)
     default_userns: str            # the root's default --userns ("host" when never set)
     unshare: bool                  # util-linux's unshare(1), which makes the mapping namespaces
     slirp: bool = True             # slirp4netns: rootless networks' way out and published ports
@@ -167,25 +167,15 @@ class ModeFacts:
             source = f"user {USER} in {SUBUID}: {given}"
         else:
             source = f"user {USER} has none yet: the first --userns=auto adds {DEFAULT_COUNT} IDs to {SUBUID}, {SUBGID}"
-        layers = ("image layers ID-mapped, shared" if self.idmapped_layers
-                  else "kernel < 5.19 cannot ID-map overlay layers: --userns=auto cannot start containers")
+        layers = self.layers
         return [" Rootless: false (root's engine)",
                 f" User Namespaces: default --userns={self.default_userns}; auto: {source}; {layers}"
                 + ("" if self.unshare else "; unshare(1) missing (util-linux)")]
 
 
-def kernel_idmaps_overlay(release: str) -> bool:
-    """overlayfs accepts ID-mapped lower layers since Linux 5.19 (pure)."""
-    parts = release.split(".")
-    try:
-        major, minor = int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
-        return False
-    return (major, minor) >= (5, 19)
-
-
-def mode_facts(default_userns: str) -> ModeFacts:
-    """Gather :class:`ModeFacts` from the host (``default_userns``: the root's setting)."""
+def mode_facts(default_userns: str, root: Path) -> ModeFacts:
+    """Gather :class:`ModeFacts` from the host (``default_userns``: the root's setting; ``root``:
+    whose cached answer says which road the image layers of --userns=auto take)."""
     import shutil
 
     from dockerbank.host.rootless import rootless_uid, user_name
@@ -193,7 +183,12 @@ def mode_facts(default_userns: str) -> ModeFacts:
     default = default_userns or "host"
     uid = rootless_uid()
     ranges = user_ranges(user_name(uid))[0] if uid is not None else user_ranges()[0]
-    return ModeFacts(uid is not None, ranges, kernel_idmaps_overlay(os.uname().release), default,
+    layers = ""
+    if uid is None:   # a rootless engine has no --userns=auto (its containers share the user's namespace)
+        from dockerbank.host.idmaproad import road
+
+        layers = road(root).describe()
+    return ModeFacts(uid is not None, ranges, layers, default,
                      shutil.which("unshare") is not None, shutil.which("slirp4netns") is not None)
 
 
