@@ -154,10 +154,28 @@ class NetworkService:
     @property
     def driver(self):
         if self._driver is None:
-            from dockerbank.network.netavark import Netavark
-
-            self._driver = Netavark(self.config.run_root / "netavark")
+            self._driver = make_driver(self.config.run_root / "netavark")
         return self._driver
+
+    def _change_lock(self):
+        """The lock around one endpoint's set-up or teardown: netavark's host-wide one; none for
+        the in-process driver, which locks per network itself."""
+        if getattr(self.driver, "in_process", False):
+            from contextlib import nullcontext
+
+            return nullcontext()
+        return self.driver.locked()
+
+    def _reservation_lock(self, networks: builtins.list[Network]):
+        """Host-wide while an idle network with a store-chosen subnet may move (two roots must not
+        pick one subnet); otherwise the database's write transaction is enough (in-process driver)."""
+        if getattr(self.driver, "in_process", False) and not any(
+                n.options.get(AUTO_SUBNET) == "true" and not self.db.query_one(
+                    "SELECT 1 FROM network_endpoints WHERE network_id = ? LIMIT 1", (n.id,)) for n in networks):
+            from contextlib import nullcontext
+
+            return nullcontext()
+        return self.driver.locked()
 
     # -- networks -----------------------------------------------------------------------
     def _taken_subnets(self, conn) -> list[IPv4Network]:
@@ -475,7 +493,7 @@ class NetworkService:
         while True:
             try:
                 # under the host-wide lock: two roots moving idle networks must not pick one subnet
-                with self.driver.locked():
+                with self._reservation_lock(networks):
                     pairs = self._reserve_all(request, networks)
                 break
             except Conflict:
@@ -523,8 +541,9 @@ class NetworkService:
         ports = [p for _, ep in pairs for p in ep.ports]
         options = build_options(container_id, container_name, hostname, pairs, _in_user_netns(ports), dns_servers)
         try:
-            with self.driver.locked():
-                ensure_isolation(ipv6=any(n.subnet6 for n, _ in pairs))  # before the first veth exists
+            with self._change_lock():
+                if not getattr(self.driver, "in_process", False):  # the in-process driver checks it in its one read
+                    ensure_isolation(ipv6=any(n.subnet6 for n, _ in pairs))  # before the first veth exists
                 if fresh_netns:
                     netns.create(path)
                 status = self.driver.setup(path, options)
@@ -533,7 +552,7 @@ class NetworkService:
 
                     publish(ports)   # rootless: from the host into the user's network namespace
         except BaseException as exc:
-            with self.driver.locked():
+            with self._change_lock():
                 if ports:
                     from dockerbank.host.rootless import unpublish
 
@@ -647,7 +666,7 @@ class NetworkService:
 
             ports = [p for _, ep in pairs for p in ep.ports]
             options = build_options(container_id, pairs[0][1].container_name, None, pairs, _in_user_netns(ports))
-            with self.driver.locked():
+            with self._change_lock():
                 if ports:
                     from dockerbank.host.rootless import unpublish
 
@@ -659,7 +678,10 @@ class NetworkService:
 
     def _teardown(self, path: Path, options: dict[str, Any]) -> None:
         """netavark teardown; a namespace lost to a reboot or crash gets an empty stand-in,
-        so the firewall rules and bridges still go."""
+        so the firewall rules and bridges still go (the in-process driver needs none)."""
+        if getattr(self.driver, "in_process", False):
+            self.driver.teardown(path, options)
+            return
         stand_in = not netns.is_pinned(path)
         if stand_in:
             path.unlink(missing_ok=True)
@@ -716,7 +738,7 @@ class NetworkService:
                                 _in_user_netns(list(pairs[0][1].ports)))
         if netns.is_pinned(path):
             try:
-                with self.driver.locked():
+                with self._change_lock():
                     if pairs[0][1].ports:
                         from dockerbank.host.rootless import unpublish
 
@@ -783,6 +805,30 @@ class NetworkService:
     def _ours(self, bridge: str) -> bool:
         prefix = bridge[len(BRIDGE_PREFIX):]
         return self.db.query_one("SELECT 1 FROM networks WHERE id LIKE ?", (prefix + "%",)) is not None
+
+
+BACKEND_ENV = "DOCKERBANK_NETWORK_BACKEND"
+
+
+def make_driver(config_dir: Path):
+    """The bridge driver: in-process (netlink + one iptables-restore per family) for root; netavark
+    for rootless (its rules live in the user's namespace, reached through ``nsenter``) and when
+    ``DOCKERBANK_NETWORK_BACKEND=netavark`` asks for the old road. Both write the same bridge,
+    rules and aardvark-dns files, so either tears down what the other set up."""
+    import os
+
+    from dockerbank.host.rootless import net_prefix
+
+    backend = os.environ.get(BACKEND_ENV, "").strip().lower() or "inprocess"
+    if backend not in ("inprocess", "netavark"):
+        raise InvalidArgument(f"{BACKEND_ENV}={backend!r}: use inprocess or netavark")
+    if backend == "netavark" or net_prefix():
+        from dockerbank.network.netavark import Netavark
+
+        return Netavark(config_dir)
+    from dockerbank.network.bridge import InProcessBridge
+
+    return InProcessBridge(config_dir)
 
 
 def _netns_in_use(path: Path) -> bool:
