@@ -16,7 +16,10 @@ from harness import Case, Context, sh
 TITLE = "compose: up -d / unchanged up -d / down -v of a 5-service stack"
 IMAGE = "dockerbank-bench/busybox:compose"
 PROJECT = "benchstack"
-TOOLS = ("dockerbank", "docker", "podman")
+TOOLS = ("dockerbank", "docker", "podman", "dockerbank-netavark")
+# Dockerbank with the netavark subprocess for networks (DOCKERBANK_NETWORK_BACKEND=netavark) on a root of its
+# own; `--tools dockerbank,dockerbank-netavark,docker`
+NETAVARK = "dockerbank-netavark"
 # podman on this host: runc (crun refuses the hybrid cgroups) and explicit ulimits, as bench/benchmarks/containers.py
 PODMAN_CONF = """[containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
@@ -83,7 +86,7 @@ class State:
 
 
 def _compose(tool: str, file: Path, *args: str) -> list[str]:
-    if tool == "dockerbank":
+    if tool in ("dockerbank", NETAVARK):
         return ["dockerbank", "compose", "-f", str(file), "-p", PROJECT, *args]
     if tool == "podman":
         return ["podman-compose", "-f", str(file), "-p", PROJECT, *args]
@@ -114,26 +117,38 @@ def prepare(ctx: Context) -> State:
     if "dockerbank" in ctx.tools and root.exists():
         subprocess.run(_compose("dockerbank", file, "down", "-v"), env=env, capture_output=True, check=False)
     shutil.rmtree(root, ignore_errors=True)
+    if NETAVARK in ctx.tools:
+        shutil.rmtree(str(root) + "-netavark", ignore_errors=True)
     for tool in [t for t in ctx.tools if t in TOOLS]:
-        subprocess.run(_compose(tool, file, "down", "-v"), env=env, capture_output=True, check=False)
-        sh(tool, "import", "--change", 'CMD ["sh"]', str(rootfs_tar), IMAGE, env=env)
+        subprocess.run(_compose(tool, file, "down", "-v"), env=_env(tool, env), capture_output=True, check=False)
+        sh("dockerbank" if tool == NETAVARK else tool, "import", "--change", 'CMD ["sh"]', str(rootfs_tar), IMAGE,
+           env=_env(tool, env))
     state = State(env, file)
     NOTES[1:] = []
     state.load_at_start = _load()
     return state
 
 
+def _env(tool: str, env: dict) -> dict:
+    """The netavark column: the same CLI on a root of its own with the old network road."""
+    if tool != NETAVARK:
+        return env
+    return dict(env, DOCKERBANK_NETWORK_BACKEND="netavark", DOCKERBANK_ROOT=env["DOCKERBANK_ROOT"] + "-netavark",
+                DOCKERBANK_RUNROOT=env["DOCKERBANK_ROOT"] + "-netavark-run")
+
+
 def cases(ctx: Context, state: State) -> list[Case]:
     out = []
     for tool in [t for t in ctx.tools if t in TOOLS]:
         def up(t=tool):
-            sh(*_compose(t, state.file, "up", "-d"), env=state.env)
+            sh(*_compose(t, state.file, "up", "-d"), env=_env(t, state.env))
 
         def down(t=tool):
-            sh(*_compose(t, state.file, "down", "-v"), env=state.env)
+            sh(*_compose(t, state.file, "down", "-v"), env=_env(t, state.env))
 
         def ensure_down(t=tool):
-            subprocess.run(_compose(t, state.file, "down", "-v"), env=state.env, capture_output=True, check=False)
+            subprocess.run(_compose(t, state.file, "down", "-v"), env=_env(t, state.env), capture_output=True,
+                           check=False)
 
         out += [Case("up -d (5 services)", tool, up, before=ensure_down),
                 Case("up -d again, unchanged", tool, up),
@@ -143,5 +158,6 @@ def cases(ctx: Context, state: State) -> list[Case]:
 
 def cleanup(ctx: Context, state: State) -> None:
     for tool in [t for t in ctx.tools if t in TOOLS]:
-        subprocess.run(_compose(tool, state.file, "down", "-v"), env=state.env, capture_output=True, check=False)
+        subprocess.run(_compose(tool, state.file, "down", "-v"), env=_env(tool, state.env), capture_output=True,
+                       check=False)
     NOTES.append(f"host load at start: {state.load_at_start}; at end: {_load()} (2 CPUs shared with other work)")

@@ -31,6 +31,10 @@ ENGINES = ("dockerbank", "docker", "podman")
 # Dockerbank with its warm helper off (DOCKERBANK_WARM=0: every command in-process), on the same
 # root and containers as "dockerbank"; `--tools dockerbank,dockerbank-inproc,docker,podman`
 INPROC = "dockerbank-inproc"
+# Dockerbank with the netavark subprocess for networks (DOCKERBANK_NETWORK_BACKEND=netavark), same root and
+# containers as "dockerbank"; `--tools dockerbank,dockerbank-netavark,docker`
+NETAVARK = "dockerbank-netavark"
+VARIANTS = (INPROC, NETAVARK)
 # podman on this host: crun refuses the hybrid cgroups and its default rlimits exceed the hard ones
 PODMAN_GLOBAL = ["--runtime", "runc"]
 PODMAN_RUN = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -64,7 +68,7 @@ class State:
 
 def _engine(tool: str, *args: str) -> list[str]:
     """argv of an engine command; podman gets this host's runtime and rlimit options."""
-    if tool == INPROC:
+    if tool in VARIANTS:
         return ["dockerbank", *args]
     if tool == "podman":
         if args and args[0] in ("run", "create"):
@@ -173,8 +177,9 @@ def prepare(ctx: Context) -> State:
             with ThreadPoolExecutor(4) as pool:
                 state.many[tool] = list(pool.map(lambda n, t=tool: _start_detached(t, env, n), names))
             state.running[tool] = state.many[tool][0]
-        if INPROC in ctx.tools and "dockerbank" in state.running:
-            state.running[INPROC] = state.running["dockerbank"]  # same root, same containers
+        for variant in VARIANTS:
+            if variant in ctx.tools and "dockerbank" in state.running:
+                state.running[variant] = state.running["dockerbank"]  # same root, same containers
         for runtime in ("crun", "runc"):
             if runtime in ctx.tools:
                 cid = f"bench-exec-{secrets.token_hex(4)}"
@@ -343,11 +348,13 @@ def _bare_delete(runtime: str, holder: dict):
 
 
 def _env(tool: str, env: dict) -> dict:
+    if tool == NETAVARK:
+        return dict(env, DOCKERBANK_NETWORK_BACKEND="netavark")
     return dict(env, DOCKERBANK_WARM="0") if tool == INPROC else env
 
 
 def cases(ctx: Context, state: State) -> list[Case]:
-    engines = [t for t in ctx.tools if t in ENGINES or t == INPROC]
+    engines = [t for t in ctx.tools if t in ENGINES or t in VARIANTS]
     bares = [t for t in ctx.tools if t in EXTRA_TOOLS]
     sleeper = _bundle_with(state.bundle, ["sleep", "100000"])
     out: list[Case] = []
