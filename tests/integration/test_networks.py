@@ -403,3 +403,53 @@ def test_parallel_starts_and_stops_on_one_network_are_race_free(net, engine):
     for w in range(workers):
         for i in range(rounds):
             assert f"--dport {base + 100 * w + i} " not in rules
+
+
+def test_forwarding_out_of_the_host_with_dockerds_drop_policy(net, procs, docroot):
+    """Traffic a container sends beyond its subnet crosses the host's FORWARD chain, whose policy
+    dockerd sets to DROP: it must still get out (masqueraded), and the reply back in. The "outside"
+    is a namespace behind a veth of the host (a /30 of 198.18.0.0/15, the benchmarking range)."""
+    from dockerbank.network import netns
+
+    policy = subprocess.run(["iptables", "-w", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
+    outside = netns.create(net.netns_dir.parent / f"outside-{secrets.token_hex(4)}")
+    host_end = f"nfo{secrets.token_hex(4)}"
+    third = secrets.randbelow(250) + 1
+    host_ip, far_ip = f"198.18.{third}.1", f"198.18.{third}.2"
+    try:
+        subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", str(outside)],
+                       check=True)
+        subprocess.run(["ip", "addr", "add", f"{host_ip}/30", "dev", host_end], check=True)
+        subprocess.run(["ip", "link", "set", host_end, "up"], check=True)
+        for cmd in (["ip", "addr", "add", f"{far_ip}/30", "dev", "eth0"], ["ip", "link", "set", "eth0", "up"],
+                    ["ip", "link", "set", "lo", "up"], ["ip", "route", "add", "default", "via", host_ip]):
+            subprocess.run(["nsenter", f"--net={outside}", *cmd], check=True)
+        httpd(procs, {"SandboxKey": str(outside)}, 80, docroot)
+        web = net.create("out")
+        c1, s1 = attach(net, "client", ["out"])
+        got = fetch(s1, f"http://{far_ip}/", 5)
+        assert got.stdout == "hello from the container\n", (policy, got.stderr)
+        net.detach(c1)
+        assert_no_traces(net, [c1], [web])
+    finally:
+        subprocess.run(["ip", "link", "delete", host_end], capture_output=True, check=False)
+        netns.remove(outside)
+
+
+def test_ipv6_network_addresses_routes_and_names(net):
+    dual = net.create("dual6", ipv6=True)
+    c1, s1 = attach(net, "six1", ["dual6"])
+    c2, s2 = attach(net, "six2", ["dual6"])
+    assert s1["GlobalIPv6Address"] and s1["GlobalIPv6Address"] != s2["GlobalIPv6Address"]
+    routes = subprocess.run(["nsenter", f"--net={s2['SandboxKey']}", "ip", "-6", "route"],
+                            capture_output=True, text=True, check=True).stdout
+    assert f"default via {dual.gateway6}" in routes
+    ping = in_ns(s2, "ping", "-6", "-c", "1", "-W", "5", s1["GlobalIPv6Address"])
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    names = in_ns(s2, "nslookup", "six1", s2["DnsServers"][0])
+    assert s1["IPAddress"] in names.stdout and s1["GlobalIPv6Address"] in names.stdout, names.stdout + names.stderr
+    net.detach(c1)
+    net.detach(c2)
+    assert_no_traces(net, [c1, c2], [dual])
+    assert f"NETAVARK-{hashlib.sha512(dual.id.encode()).hexdigest()[:13].upper()}" not in subprocess.run(
+        ["ip6tables-save"], capture_output=True, text=True, check=True).stdout

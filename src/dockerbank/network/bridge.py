@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import subprocess
 import time
@@ -147,7 +148,23 @@ class InProcessBridge:
 
     # -- set-up --------------------------------------------------------------------------
     def setup(self, netns: Path, options: dict[str, Any]) -> dict[str, Attachment]:
-        """Configure the namespace for every network of ``options``; returns what each got."""
+        """Configure the namespace for every network of ``options``; returns what each got.
+        Errors are one-line RuntimeFailures; the caller tears down what a failed set-up left."""
+        try:
+            return self._setup(netns, options)
+        except OSError as exc:   # a netlink refusal, a sysctl or lock file that cannot be written
+            raise RuntimeFailure(f"network setup: {exc.strerror or exc}") from exc
+
+    def teardown(self, netns: Path, options: dict[str, Any]) -> None:
+        """Undo :meth:`setup` (or netavark's set-up): aardvark entries, the container's interfaces
+        (when its namespace is still there), its rules; the bridge and the network's rules go with
+        the last endpoint. Idempotent: what is already gone is skipped."""
+        try:
+            self._teardown(netns, options)
+        except OSError as exc:
+            raise RuntimeFailure(f"network teardown: {exc.strerror or exc}") from exc
+
+    def _setup(self, netns: Path, options: dict[str, Any]) -> dict[str, Attachment]:
         container_id = options["container_id"]
         links = [Link.from_options(options, name) for name in options["networks"]]
         mappings = [PortMapping(p["host_ip"] or "", int(p["host_port"]), int(p["container_port"]), p["protocol"])
@@ -226,7 +243,7 @@ class InProcessBridge:
                     os.close(fd)
                 if any(s.v6 for s in link.subnets):
                     rtnl.write_sysctl(f"/proc/sys/net/ipv6/conf/{veth}/accept_dad", "0")
-                rtnl.in_netns(netns, lambda nl, link=link: _configure_inside(nl, link))
+                rtnl.in_netns(netns, functools.partial(_configure_inside, link=link))
                 macs[link.id] = mac
         return macs
 
@@ -288,10 +305,7 @@ class InProcessBridge:
         return {v6: _read(v6) for v6 in families}
 
     # -- teardown --------------------------------------------------------------------------
-    def teardown(self, netns: Path, options: dict[str, Any]) -> None:
-        """Undo :meth:`setup` (or netavark's set-up): aardvark entries, the container's interfaces
-        (when its namespace is still there), its rules; the bridge and the network's rules go with
-        the last endpoint. Idempotent: what is already gone is skipped."""
+    def _teardown(self, netns: Path, options: dict[str, Any]) -> None:
         container_id = options["container_id"]
         links = [Link.from_options(options, name) for name in options["networks"]]
         mappings = [PortMapping(p["host_ip"] or "", int(p["host_port"]), int(p["container_port"]), p["protocol"])

@@ -35,7 +35,7 @@ PRELOAD = (
     "dockerbank.engine", "dockerbank.engine.containers", "dockerbank.container.lifecycle",
     "dockerbank.container.views", "dockerbank.container.logs", "dockerbank.container.health",
     "dockerbank.gotemplate", "dockerbank.runtime.oci", "dockerbank.runtime.conmon", "dockerbank.runtime.spec",
-    "dockerbank.network.service", "dockerbank.image.store", "dockerbank.volume.store", "dockerbank.volume.mounts",
+    "dockerbank.network.service", "dockerbank.network.bridge", "dockerbank.image.store", "dockerbank.volume.store", "dockerbank.volume.mounts",
     "dockerbank.state.db", "dockerbank.host.permissions", "dockerbank.host.detach",
     "sqlite3", "json", "subprocess", "tempfile", "termios", "tty", "datetime",
 )
