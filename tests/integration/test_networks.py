@@ -453,3 +453,28 @@ def test_ipv6_network_addresses_routes_and_names(net):
     assert_no_traces(net, [c1, c2], [dual])
     assert f"NETAVARK-{hashlib.sha512(dual.id.encode()).hexdigest()[:13].upper()}" not in subprocess.run(
         ["ip6tables-save"], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_setup_killed_at_any_moment_is_repaired_by_cleanup(net, engine):
+    """SIGKILL an attach (its own process, as a CLI) at spread-out moments of its set-up: the
+    rows, namespace, veth, rules and bridge it leaves are all repaired by ``cleanup`` (system check)."""
+    import sys
+
+    network = net.create("killed")
+    worker = PARALLEL_WORKER.replace("engine.networks.detach(cid)", "import time; time.sleep(60)")
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2, 0.4):
+        proc = subprocess.Popen([sys.executable, "-c", worker, str(engine.config.root), str(engine.config.run_root),
+                                 "killed", "1", str(42000 + secrets.randbelow(20000))],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # wait until the worker's attach has begun (its reservation row), then a little more
+        deadline = time.monotonic() + 30
+        while not net.db.query("SELECT 1 FROM network_endpoints") and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.002)
+        assert net.db.query("SELECT 1 FROM network_endpoints"), "the worker never began its attach"
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        net.cleanup(live_containers=[])
+        assert_no_traces(net, [], [network])

@@ -123,10 +123,14 @@ class AardvarkFiles:
                 self._notify(start=False)
 
     def _pid(self) -> int | None:
+        """The running server's pid; None when the file is missing or names another process
+        (a pid reused after a reboot or a crash must not get our SIGHUP)."""
         try:
-            return int((self.dir / "aardvark.pid").read_text().strip())
+            pid = int((self.dir / "aardvark.pid").read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
+        return pid if b"aardvark-dns" in cmdline else None
 
     def _notify(self, start: bool) -> None:
         pid = self._pid()

@@ -170,7 +170,7 @@ class InProcessBridge:
         mappings = [PortMapping(p["host_ip"] or "", int(p["host_port"]), int(p["container_port"]), p["protocol"])
                     for p in options.get("port_mappings") or ()]
         modes = {link.id: fcntl.LOCK_SH for link in links}
-        for _ in range(3):
+        for _ in range(len(links) + 2):  # each round may only add exclusive locks
             with self._network_locks(modes):
                 states = self._read_firewall(links)
                 wanted = self._needs_exclusive(links, mappings, states, container_id)
@@ -322,7 +322,7 @@ class InProcessBridge:
             for link in links:
                 host.delete(link.host_veth(container_id))  # gone with its peer, unless the netns was lost
         modes = {link.id: fcntl.LOCK_SH for link in links}
-        for _ in range(3):
+        for _ in range(len(links) + 2):  # each round may only add exclusive locks
             with self._network_locks(modes):
                 last = [link for link in links if _bridge_empty(link.bridge)]
                 escalate = [link.id for link in last if modes[link.id] != fcntl.LOCK_EX]
