@@ -22,6 +22,10 @@ from pathlib import Path
 
 from dockerbank.errors import DockerbankError, InvalidArgument
 
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 ENV = "DOCKERBANK_IDMAP"
 IDMAPPED = "idmapped"
 COPY = "copy"
@@ -63,12 +67,12 @@ def parse_cache(text: str, release: str) -> Road | None:
     return Road(parts[1], parts[2] if len(parts) > 2 else "kernel probe")
 
 
-def road(root: Path, env: dict[str, str] | None = None) -> Road:
+def road(root: Path, env: Mapping[str, str] | None = None) -> Road:
     """The road of this root (forced by the environment, else the cached or a new probe)."""
-    env = os.environ if env is None else env
-    force = forced(env.get(ENV))
+    value = (os.environ if env is None else env).get(ENV)
+    force = forced(value)
     if force is not None:
-        return Road(force, f"{ENV}={env.get(ENV)}")
+        return Road(force, f"{ENV}={value}")
     release = os.uname().release
     cache = root / CACHE_DIR / "road"
     try:
