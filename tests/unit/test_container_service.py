@@ -149,7 +149,8 @@ class FakeConmon:
     def oom_reported(self, work: Path) -> bool:
         return False
 
-    def wait_exit(self, work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float | None = None) -> int | None:
+    def wait_exit(self, work: Path, conmon_pid: int, conmon_start: int = 0, timeout: float | None = None, *,
+                  exit_command: bool = True) -> int | None:
         self.world.calls.append(("conmon.wait_exit", timeout))
         return self.read_exit(work)  # the fake processes exit at once or never: nothing to wait for
 

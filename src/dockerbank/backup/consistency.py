@@ -148,7 +148,7 @@ def exec_piped(engine, cid: str, command: str, *, stdout_fd: int, stdin_fd: int 
         if attachment.sock is not None:
             conmon.pump(attachment.sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=err_fd, detach_keys=None)
             attachment.sock.close()
-        conmon.wait_exit(attachment.work, attachment.conmon_pid, attachment.conmon_start)
+        conmon.wait_exit(attachment.work, attachment.conmon_pid, attachment.conmon_start, exit_command=False)
         code = conmon.read_exit(attachment.work)
     finally:
         if stderr_fd is None:

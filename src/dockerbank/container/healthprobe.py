@@ -57,11 +57,11 @@ def run_probe(service, cid: str, argv: list[str], timeout: float) -> tuple[int, 
         code = None
         if not timed_out:
             code = conmon.wait_exit(session.work, session.conmon_pid, session.conmon_start,
-                                    timeout=max(0.0, deadline - time.monotonic()))
+                                    timeout=max(0.0, deadline - time.monotonic()), exit_command=False)
             timed_out = code is None
         if timed_out or code is None:  # code is None exactly when timed out
             _kill_exec(session.work)
-            conmon.wait_exit(session.work, session.conmon_pid, session.conmon_start, timeout=5)
+            conmon.wait_exit(session.work, session.conmon_pid, session.conmon_start, timeout=5, exit_command=False)
             text = f"Health check exceeded timeout ({health.go_duration(timeout)})"
             if output:
                 text += ": " + bytes(output[:health.MAX_OUTPUT]).decode(errors="replace")

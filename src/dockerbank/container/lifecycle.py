@@ -1490,7 +1490,7 @@ class Attachment:
                 self.sock.close()
             if not ended:
                 return None
-            conmon.wait_exit(self.work, self.conmon_pid, self.conmon_start)
+            conmon.wait_exit(self.work, self.conmon_pid, self.conmon_start, exit_command=False)
         finally:
             if restore is not None:
                 import termios
@@ -1509,7 +1509,8 @@ class Attachment:
         from dockerbank.runtime import conmon
 
         service = service or self.service
-        conmon.wait_exit(self.work, self.conmon_pid, self.conmon_start)
+        # an attachment's conmon (exec session, attached run) has no exit command
+        conmon.wait_exit(self.work, self.conmon_pid, self.conmon_start, exit_command=False)
         code = conmon.read_exit(self.work)
         if exited is not None and code is not None:
             exited(code)

@@ -32,7 +32,7 @@ _UNMOUNT_THEN_EXEC = f'umount -l {HYBRID_UNIFIED} 2>/dev/null; exec "$0" "$@"'
 # (start, state, kill, pause, resume, delete) work from the host's namespace (crun 1.8 here: a
 # paused container's freezer reads FROZEN, delete removes the cgroups in every hierarchy), so they
 # run without the prefix's two extra execs and a start's critical path has none of them.
-NAMESPACED = frozenset({"create", "run", "exec", "update"})
+NAMESPACED = frozenset({"create", "run", "update"})  # exec joins the cgroups: no prefix (runtime.conmon)
 
 
 def private_ns_prefix() -> list[str]:
@@ -101,15 +101,16 @@ class OciRuntime:
         prefix = self.prefix if args and args[0] in NAMESPACED else []
         return [*prefix, self.choice.path, f"--root={self.state_root}", *args]
 
-    def conmon_args(self, private_ns_here: bool) -> list[str]:
+    def conmon_args(self, private_ns_here: bool, sets_cgroups_up: bool = True) -> list[str]:
         """conmon's runtime options. A conmon started in our private namespace (``private_ns_here``,
-        behind :attr:`prefix`) runs the runtime as is. One that stays in the host's mount namespace
-        (its exit command unmounts the container's root and tears its network down there) gets, on
-        hybrid-cgroup hosts, a wrapper doing for crun what :attr:`prefix` does for this process's
-        own calls (three more small execs per create). The wrapper is run by /bin/sh, so a
-        run root mounted noexec does not matter."""
+        behind :attr:`prefix`) runs the runtime as is, and so does one whose runtime call sets no
+        cgroups up (``sets_cgroups_up`` False: an exec joins the container's). One that stays in
+        the host's mount namespace (its exit command unmounts the container's root and tears its
+        network down there) gets, on hybrid-cgroup hosts, a wrapper doing for crun what
+        :attr:`prefix` does for this process's own calls (three more small execs per create).
+        The wrapper is run by /bin/sh, so a run root mounted noexec does not matter."""
         root = f"--runtime-arg=--root={self.state_root}"
-        if private_ns_here or not self.choice.private_ns:
+        if private_ns_here or not sets_cgroups_up or not self.choice.private_ns:
             return ["-r", self.choice.path, root]
         wrapper = self.state_root.parent / "runtime-private-ns.sh"
         text = (
