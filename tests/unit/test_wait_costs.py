@@ -138,3 +138,32 @@ def test_rows_parse_the_same_through_the_fast_path(kind):
     partial = {k: v for k, v in full.items() if k not in ("labels", "health")}  # an older row
     partial["unknown_later_field"] = 1  # a newer one's field is ignored
     assert kind.from_dict(partial) == base
+
+
+def test_stored_text_is_what_asdict_gives():
+    import json
+    from dataclasses import dataclass
+
+    from dockerbank.container.store import _text
+
+    @dataclass
+    class Inner:
+        a: int = 1
+
+    config = ContainerConfig(image="busybox", image_id="sha256:x", path="sh", labels={"k": "v"})
+    config.mounts = [Inner()]  # a dataclass value is stored as asdict stores it
+    assert json.loads(_text(config)) == config.to_dict()
+    assert json.loads(_text(ContainerState(health={"Status": "starting"}))) == ContainerState(
+        health={"Status": "starting"}).to_dict()
+
+
+def test_the_seccomp_identity_names_libseccomp_without_listing_lib(monkeypatch):
+    from dockerbank.runtime import seccomp_cache
+
+    listed = []
+    real_glob = seccomp_cache.glob.glob
+    monkeypatch.setattr(seccomp_cache.glob, "glob", lambda p: listed.append(p) or real_glob(p))
+    identity = seccomp_cache.runtime_identity("/usr/bin/crun")
+    assert all(p.endswith("libseccomp.so.2") for p in listed)  # a stat each, no directory listing
+    if any(os.path.exists(p) for p in ("/usr/lib/x86_64-linux-gnu/libseccomp.so.2", "/lib64/libseccomp.so.2")):
+        assert "libseccomp.so.2." in identity  # the versioned file the link names: an upgrade changes it
