@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dockerbank.container.model import ContainerConfig, ContainerState
-from dockerbank.host import detach, inotify
+from dockerbank.host import inotify
 from dockerbank.host.inotify import DirWatch
 from dockerbank.runtime import conmon
 from dockerbank.runtime.detect import RuntimeChoice
@@ -111,18 +111,23 @@ def test_an_exec_conmon_runs_without_the_namespace_prefix(tmp_path):
     assert hybrid.argv("exec", "c1")[0] == "/usr/bin/crun"
 
 
-def test_run_detached_does_not_wait_for_the_work(tmp_path, monkeypatch):
+def test_run_detached_does_not_wait_for_the_work(tmp_path):
+    # in a process of its own: run_detached forks only a single-threaded process (this test
+    # process may have other tests' threads)
+    script = f"""
+import pathlib, sys, time
+from dockerbank.host.detach import run_detached
+done, go = pathlib.Path({str(tmp_path / 'done')!r}), pathlib.Path({str(tmp_path / 'go')!r})
+def work():  # runs only once the parent has returned and said go
+    deadline = time.monotonic() + 30
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done.write_text("ok" if go.exists() else "not told")
+assert run_detached(work) is True
+go.write_text("")  # the parent got here while the child still waits: nothing was waited for
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     done = tmp_path / "done"
-    go = tmp_path / "go"
-
-    def work() -> None:  # runs only once the parent has returned and said go
-        deadline = time.monotonic() + 30
-        while not go.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        done.write_text("ok")
-
-    assert detach.run_detached(work) is True
-    go.write_text("")  # the parent got here while the child still waits: nothing was waited for
     deadline = time.monotonic() + 30
     while not done.exists() and time.monotonic() < deadline:
         time.sleep(0.01)
