@@ -64,16 +64,21 @@ def copy_shifted(src: Path, dest: Path, uid_maps: list[dict[str, Any]], gid_maps
         reason = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["cp failed"]
         raise RuntimeFailure(f"cannot copy image layer {src} for a user namespace: {reason[0]}")
     try:
-        root_uid = shifted(uid_maps, 0)
-        linked: set[int] = set()   # inodes of hard links already shifted (once, not twice)
-        _shift(tmp, uid_maps, gid_maps, root_uid, linked)
-        for dirpath, dirnames, filenames in os.walk(tmp):
-            for name in (*dirnames, *filenames):
-                _shift(os.path.join(dirpath, name), uid_maps, gid_maps, root_uid, linked)
+        shift_tree(tmp, uid_maps, gid_maps)
         os.rename(tmp, dest)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeFailure(f"cannot shift the owners of image layer {src}: {exc.strerror or exc}") from None
+
+
+def shift_tree(top: Path, uid_maps: list[dict[str, Any]], gid_maps: list[dict[str, Any]]) -> None:
+    """Shift the owners of ``top`` and everything below it from container IDs to host IDs."""
+    root_uid = shifted(uid_maps, 0)
+    linked: set[int] = set()   # inodes of hard links already shifted (once, not twice)
+    _shift(top, uid_maps, gid_maps, root_uid, linked)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (*dirnames, *filenames):
+            _shift(os.path.join(dirpath, name), uid_maps, gid_maps, root_uid, linked)
 
 
 def _shift(path: str | Path, uid_maps: list[dict[str, Any]], gid_maps: list[dict[str, Any]], root_uid: int,
