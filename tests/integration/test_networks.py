@@ -476,3 +476,28 @@ def test_a_setup_killed_at_any_moment_is_repaired_by_cleanup(net, engine):
         proc.wait()
         net.cleanup(live_containers=[])
         assert_no_traces(net, [], [network])
+
+
+@pytest.mark.parametrize("first,then", [("netavark", "inprocess"), ("inprocess", "netavark")])
+def test_an_endpoint_set_up_by_one_driver_is_torn_down_by_the_other(net, procs, docroot, monkeypatch, first, then):
+    """An upgrade leaves containers whose network netavark set up (and DOCKERBANK_NETWORK_BACKEND may
+    switch back): the other driver's teardown removes everything, and a container set up by the other
+    driver beside it on the same network works meanwhile (same bridge, chains and aardvark-dns files)."""
+    from dockerbank.network.service import make_driver
+
+    monkeypatch.setenv("DOCKERBANK_NETWORK_BACKEND", first)
+    net._driver = make_driver(net.config.run_root / "netavark")
+    shared = net.create("mixed")
+    port = free_port()
+    old, s_old = attach(net, "old", ["mixed"], ports=[f"127.0.0.1:{port}:80"])
+    monkeypatch.setenv("DOCKERBANK_NETWORK_BACKEND", then)
+    net._driver = make_driver(net.config.run_root / "netavark")
+    new, s_new = attach(net, "new", ["mixed"])
+    httpd(procs, s_old, 80, docroot)
+    assert s_old["IPAddress"] in in_ns(s_new, "nslookup", "old", s_new["DnsServers"][0]).stdout
+    assert fetch(s_new, f"http://{s_old['IPAddress']}/").stdout == "hello from the container\n"
+    assert urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read() == b"hello from the container\n"
+    net.detach(old)
+    assert s_old["IPAddress"] not in in_ns(s_new, "nslookup", "old", s_new["DnsServers"][0]).stdout
+    net.detach(new)
+    assert_no_traces(net, [old, new], [shared])
