@@ -172,3 +172,24 @@ def test_the_seccomp_identity_names_libseccomp_without_listing_lib(monkeypatch):
     assert all(p.endswith("libseccomp.so.2") for p in listed)  # a stat each, no directory listing
     if any(os.path.exists(p) for p in ("/usr/lib/x86_64-linux-gnu/libseccomp.so.2", "/lib64/libseccomp.so.2")):
         assert "libseccomp.so.2." in identity  # the versioned file the link names: an upgrade changes it
+
+
+def test_listed_configs_are_parsed_once_and_copied(tmp_path, monkeypatch):
+    from dockerbank.container import store as store_module
+    from dockerbank.container.model import Container
+    from dockerbank.container.store import ContainerStore
+    from dockerbank.state.db import Database
+
+    store = ContainerStore(Database(tmp_path / "state.db"))
+    config = ContainerConfig(image="busybox", image_id="sha256:x", path="sh", labels={"a": "1"})
+    store.insert(Container("c" * 64, "one", "2026-01-01T00:00:00Z", config, ContainerState()))
+    first = store.list()[0]
+    parsed = []
+    real = ContainerConfig.from_dict
+    monkeypatch.setattr(ContainerConfig, "from_dict", classmethod(lambda cls, d: parsed.append(d) or real(d)))
+    first.config.path = "changed by a caller"  # an attribute of the caller's copy only
+    second = store.list()[0]
+    assert parsed == [] and second.config == config and second.config is not first.config
+    store.update_config("c" * 64, lambda c: setattr(c, "labels", {"a": "2"}))  # a new text: parsed anew
+    assert store.list()[0].config.labels == {"a": "2"} and len(parsed) == 2  # the update's parse and the list's
+    assert store_module._LISTED["c" * 64][1].labels == {"a": "2"}

@@ -33,6 +33,33 @@ def _row_to_container(row: sqlite3.Row) -> Container:
                      ContainerState.from_dict(json.loads(row["state"])))
 
 
+# Parsed configs of listed rows by container ID, with the text they were parsed from. A config is
+# fixed at create (update_config changes it only while the container does not run, and a changed
+# text is parsed anew), so a long-lived process (the API service: ``GET /containers/json`` every
+# few seconds from dashboards and pipelines) parses each container's config once instead of at
+# every list; a CLI call lists once and gains nothing, loses nothing.
+_LISTED: dict[str, tuple[str, ContainerConfig]] = {}
+_LISTED_MAX = 4096
+
+
+def _listed(row: sqlite3.Row) -> Container:
+    """A listed row as a Container; its config from :data:`_LISTED` when the text is the same
+    (a shallow copy: callers may set attributes of theirs; none changes nested values in place)."""
+    cid, text = row["id"], row["config"]
+    cached = _LISTED.get(cid)
+    if cached is not None and cached[0] == text:
+        config = object.__new__(ContainerConfig)
+        config.__dict__.update(cached[1].__dict__)
+    else:
+        config = ContainerConfig.from_dict(json.loads(text))
+        if len(_LISTED) >= _LISTED_MAX:
+            _LISTED.clear()
+        kept = object.__new__(ContainerConfig)
+        kept.__dict__.update(config.__dict__)
+        _LISTED[cid] = (text, kept)
+    return Container(cid, row["name"], row["created"], config, ContainerState.from_dict(json.loads(row["state"])))
+
+
 def name_conflict(name: str, owner: str) -> Conflict:
     return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{owner}". '
                     "You have to remove (or rename) that container to be able to reuse that name.", exit_code=125)
@@ -92,7 +119,7 @@ class ContainerStore:
             marks = ", ".join("?" * len(statuses))
             rows = self.db.query(f"SELECT * FROM containers WHERE json_extract(state, '$.status') IN ({marks}) "
                                  "ORDER BY created DESC, rowid DESC", tuple(statuses))
-        return [_row_to_container(r) for r in rows]
+        return [_listed(r) for r in rows]
 
     def update_state(self, cid: str, change: Callable[[ContainerState], ContainerState | None]) -> ContainerState:
         """Read, change and write the state in one write transaction; ``change`` may mutate in place."""
