@@ -54,6 +54,8 @@ def _contexts_key() -> str:
             if path.is_file():
                 digest.update(str(path.relative_to(ENTRIES)).encode() + b"\0" + path.read_bytes())
     digest.update((ENTRIES / "redcap" / "entry.yaml").read_bytes())   # the base image's labels
+    for lock in sorted(ENTRIES.glob("*/packages.lock")):                # the pinned versions
+        digest.update(lock.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -138,6 +140,12 @@ def test_postgresql_deploys_answers_sql_and_comes_back_from_its_backup(lab, tmp_
     assert "postgresql" in listing and "redcap" in listing and "LicenseRef-REDCap" in listing
     shown = lab("catalog", "show", "postgresql").stdout.decode()
     assert "license:          PostgreSQL (redistributable)" in shown and "dump: pg_dumpall -U postgres" in shown
+    # the exact versions, from the lock the image was built from (its digest is the image's label)
+    lock = (ENTRIES / "postgresql" / "packages.lock").read_text()
+    version = next(line.split("=", 1)[1] for line in lock.splitlines() if line.startswith("postgresql-15="))
+    assert "pinned (dockerbank-catalog/postgresql:15): " in shown and f"postgresql-15 {version}" in shown
+    labels = json.loads(lab("image", "inspect", "dockerbank-catalog/postgresql:15").stdout)[0]["Config"]["Labels"]
+    assert labels["org.dockerbank.catalog.lock"] == "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
     port = _free_port()
     # bad input refuses with one line and creates nothing
     assert _error(lab("catalog", "deploy", "postgresql", "-p", "lab", "--set", "PASWORD=x", check=False)) == (

@@ -94,12 +94,14 @@ class Builder:
         self.built: dict[int, StageState] = {}
         self._new_digests: list[tuple[str, str]] = []
         self.used_args: set[str] = set()
+        self.epoch: int | None = None     # SOURCE_DATE_EPOCH of a reproducible build
 
     # --- the whole build ----------------------------------------------------------------
 
     def build(self, context: BuildContext, options: BuildOptions) -> str:
         """Build; return the image ID and tag it. Raises DockerbankError naming the failing line."""
         self._context = context
+        self.epoch = source_date_epoch(options.build_args)
         dockerfile = parse(context.dockerfile, context.dockerfile_name)
         if options.lint != "off":
             self._lint(context, options.lint)
@@ -195,7 +197,7 @@ class Builder:
             parent = self.built[ref]
             image_id, config = parent.image_id, _copy.deepcopy(parent.config)
         elif base.lower() == "scratch":
-            image_id, config = None, imageconfig.new_config(now_rfc3339(), [], [], {})
+            image_id, config = None, imageconfig.new_config(self._now(), [], [], {})
         else:
             try:
                 record = self.store.resolve(base)
@@ -248,9 +250,22 @@ class Builder:
     def _word(self, state: StageState, lexer: Lexer, word: str) -> str:
         return lexer.process_word(word, self._env(state))
 
+    def _now(self) -> str:
+        """The time a step records: SOURCE_DATE_EPOCH's when the build has one (reproducible)."""
+        if self.epoch is None:
+            return now_rfc3339()
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(self.epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _epoch_key(self, key: str) -> str:
+        # a step made under another (or no) SOURCE_DATE_EPOCH carries other timestamps: not a hit
+        return key if self.epoch is None else f"{key}@epoch={self.epoch}"
+
     def _cached(self, key: str, options: BuildOptions) -> str | None:
         if options.no_cache:
             return None
+        key = self._epoch_key(key)
         row = self.engine.db.query_one("SELECT image_id FROM build_cache WHERE key = ?", (key,))
         if row is None:
             return None
@@ -283,6 +298,7 @@ class Builder:
                              [(key, digest, now_rfc3339()) for key, digest in rows])
 
     def _remember(self, key: str, image_id: str, parent: str | None) -> None:
+        key = self._epoch_key(key)
         with self.engine.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO build_cache (key, image_id, created, parent) VALUES (?,?,?,?)",
                          (key, image_id, now_rfc3339(), parent))
@@ -308,7 +324,7 @@ class Builder:
             return
         config = _copy.deepcopy(state.config)
         mutate(config)
-        now = now_rfc3339()
+        now = self._now()
         config["created"] = now
         config.setdefault("history", []).append({"created": now, "created_by": created_by, "empty_layer": True})
         record = self.store.record_image(imageconfig.canonical_bytes(config))
@@ -325,7 +341,7 @@ class Builder:
         store = self.store
         if not any(os.scandir(staging)):
             config = _copy.deepcopy(state.config)
-            now = now_rfc3339()
+            now = self._now()
             config["created"] = now
             config.setdefault("history", []).append({"created": now, "created_by": created_by, "empty_layer": True})
             record = store.record_image(imageconfig.canonical_bytes(config))
@@ -340,7 +356,7 @@ class Builder:
             from dockerbank.image.pack import pack_dir
 
             with os.fdopen(fd, "wb") as handle:
-                pack_dir(staging, handle, overlay_upper=overlay_upper)
+                pack_dir(staging, handle, overlay_upper=overlay_upper, clamp_mtime=self.epoch)
             with open(tar_name, "rb") as handle:
                 blob, size = store.blobs.put_stream(handle)
         finally:
@@ -350,7 +366,7 @@ class Builder:
             layer = store.layers.add(parent_chain, handle, expected_diff_id=blob)
         store.add_layer_blob(layer.diff_id, blob, compression.MEDIA_TAR, size)
         config = _copy.deepcopy(state.config)
-        now = now_rfc3339()
+        now = self._now()
         config["created"] = now
         config.setdefault("rootfs", {"type": "layers", "diff_ids": []}).setdefault("diff_ids", []).append(layer.diff_id)
         config.setdefault("history", []).append({"created": now, "created_by": created_by})
@@ -655,6 +671,19 @@ class Builder:
         with self.run_step(self, state, argv, run_env) as upper:
             image_id = self._commit_layer(state, created_by, key, upper, overlay_upper=True, announce=False)
         self._use(state, image_id, False)  # after "Removing intermediate container", as docker prints it
+
+
+def source_date_epoch(build_args: Mapping[str, str]) -> int | None:
+    """The build-arg SOURCE_DATE_EPOCH (seconds since 1970) of a reproducible build, or None.
+
+    With it, every step records that time and no file of a new layer is newer (BuildKit's
+    SOURCE_DATE_EPOCH with rewrite-timestamp): the same inputs give the same image ID."""
+    value = build_args.get("SOURCE_DATE_EPOCH")
+    if value is None or value == "":
+        return None
+    if not value.isdigit():
+        raise InvalidArgument(f"SOURCE_DATE_EPOCH={value!r}: expected a number of seconds since 1970")
+    return int(value)
 
 
 def _shebang_runner(script: str) -> str:

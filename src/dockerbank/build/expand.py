@@ -20,10 +20,12 @@ from dockerbank.errors import InvalidArgument
 # expansion to the shell at run time, MAINTAINER and HEALTHCHECK are taken literally.
 EXPANDING = {"ADD", "COPY", "ENV", "EXPOSE", "FROM", "LABEL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR", "ARG"}
 
-# ARGs every build knows without an ARG line; they reach RUN but stay out of history and cache keys.
+# ARGs every build knows without an ARG line; they reach RUN but stay out of history and cache keys
+# (SOURCE_DATE_EPOCH, as BuildKit's: the build's timestamps, so that tools in RUN honour it too; the
+# builder keys its cache by it separately).
 PREDEFINED_ARGS = (
     "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
-    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
+    "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "SOURCE_DATE_EPOCH",
 )
 _SPECIAL = set("@*#?-$!0")
 

@@ -88,6 +88,23 @@ def _run(engine, builder, state, argv: list[str], env: dict[str, str], stdout, s
         builder.out(f"Removing intermediate container {cid[:12]}")
 
 
+def run_command(engine, image: str, argv: list[str], stdout, stderr) -> int:
+    """Run ``argv`` once in a throwaway container of ``image`` as a RUN step would (host network,
+    no entrypoint), its output to the sinks; the container is removed; the exit code."""
+    from dockerbank.container.lifecycle import CreateOptions
+
+    service = engine.containers
+    container = service.create(CreateOptions(image=image, command=list(argv), entrypoint=[], network="host",
+                                             labels={"org.dockerbank.build": "intermediate"}))
+    try:
+        return _attached_run(service, container.id, stdout, stderr)
+    finally:
+        try:
+            service.remove(container.id, force=True, volumes=True)
+        except DockerbankError:
+            pass
+
+
 def _attached_run(service, cid: str, stdout, stderr) -> int:
     """Start attached and stream the output to the sinks; the exit code."""
     attachment = service.start(cid, attached=True, stdin=False)

@@ -63,6 +63,9 @@ class ImageSpec:
     license: str | None = None
     source: str | None = None
     redistributable: bool | None = None
+    # the image that installs the entry's Debian packages, pinned by the entry's packages.lock (its
+    # Dockerfile takes them as ARG PACKAGES: NAME=VERSION ... from the lock)
+    apt: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,16 @@ class Entry:
     def ports_of(self, service: str) -> list[str]:
         return [str(p) for p in self.services()[service].get("ports") or []]
 
+    @property
+    def lock_file(self) -> Path:
+        from dockerbank.catalog.lock import FILE_NAME
+
+        return self.directory / FILE_NAME
+
+    def apt_image(self) -> ImageSpec | None:
+        """The entry's own image that installs its Debian packages (locked), if any."""
+        return next((i for i in self.images if i.apt), None)
+
     def user_files(self) -> list[UserFile]:
         return [i.user_file for i in self.images if i.user_file is not None]
 
@@ -154,14 +167,23 @@ def load_entry(directory: Path) -> Entry:
         user_file = UserFile(_str(user, "pattern", meta_path), _str(user, "what", meta_path),
                              _str(user, "origin", meta_path), _str(user, "target", meta_path)) if user else None
         image = ImageSpec(key, _str(spec, "tag", meta_path), spec.get("context"), spec.get("entry"), user_file,
-                          spec.get("license"), spec.get("source"), spec.get("redistributable"))
+                          spec.get("license"), spec.get("source"), spec.get("redistributable"), bool(spec.get("apt")))
         if image.license is not None:
             _check_spdx(image.license, meta_path)
         if (image.context is None) == (image.entry is None):
             raise _fail(meta_path, f"image {key}: give either context (a directory here) or entry (another entry)")
         if image.context is not None and not (directory / image.context / "Dockerfile").is_file():
             raise _fail(meta_path, f"image {key}: {image.context}/Dockerfile is missing")
+        if image.apt and (image.context is None or not re.search(
+                r"^ARG PACKAGES\s*$", (directory / image.context / "Dockerfile").read_text(), re.M)):
+            raise _fail(meta_path, f"image {key}: an apt image is built here from a Dockerfile that declares "
+                        "ARG PACKAGES (the lock's NAME=VERSION list)")
         images.append(image)
+    packages = [str(p) for p in meta.get("packages") or []]
+    if sum(i.apt for i in images) > 1:
+        raise _fail(meta_path, "only one image of an entry installs its packages (apt: true)")
+    if bool(packages) != any(i.apt for i in images):
+        raise _fail(meta_path, "packages are what the entry's apt image (apt: true) installs: give both or neither")
     tags = {i.tag for i in images}
     for service, svc in services.items():
         if (svc or {}).get("image") not in tags:
@@ -182,7 +204,7 @@ def load_entry(directory: Path) -> Entry:
         raise _fail(meta_path, f"volumes must describe exactly the compose file's volumes ({', '.join(sorted(declared))})")
     return Entry(name=name, title=_str(meta, "title", meta_path), purpose=_str(meta, "purpose", meta_path),
                  version=_str(meta, "version", meta_path), license=license_, redistributable=redistributable,
-                 source=_str(meta, "source", meta_path), packages=[str(p) for p in meta.get("packages") or []],
+                 source=_str(meta, "source", meta_path), packages=packages,
                  images=images, volumes=volumes, settings=settings,
                  resources={str(k): str(v) for k, v in (meta.get("resources") or {}).items()},
                  directory=directory, compose=compose)

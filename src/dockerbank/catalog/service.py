@@ -1,6 +1,11 @@
-"""``catalog build|deploy|rm`` over an engine: images built by the engine's builder from the
+"""``catalog lock|build|deploy|rm`` over an engine: images built by the engine's builder from the
 entry's contexts (plus the user's file, marked as licensed source when the entry is not
 redistributable), deployments run as compose projects by a stack runner handed in.
+
+An entry's Debian packages are pinned by its lock (``catalog.lock``): ``lock`` resolves them with
+apt against the mirror of the base image, ``build`` checks that the mirror still has every pinned
+version before the first build, then installs exactly those with the lock's time as
+SOURCE_DATE_EPOCH (same lock and base, same image ID) and labels the image with the lock's digest.
 
 A deployment lives in ``<root>/catalog/projects/<project>/``: the entry's ``compose.yaml``,
 ``.env`` (plain settings), ``secrets/<KEY>`` (0600, mounted by compose as secrets) and
@@ -24,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dockerbank.catalog import lock as locks
 from dockerbank.catalog.model import Catalog, Entry, ImageSpec, UserFile
 from dockerbank.catalog.settings import Resolved, env_file, resolve
 from dockerbank.errors import Conflict, CorruptData, DockerbankError, InvalidArgument, NotFound
@@ -31,6 +37,7 @@ from dockerbank.errors import Conflict, CorruptData, DockerbankError, InvalidArg
 PROJECT = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 ENTRY_LABEL = "org.dockerbank.catalog.entry"
 LICENSE_MARKER = ".dockerbank-license"   # build.licensed's marker: the builder labels the image non-redistributable
+LOCK_LABEL = "org.dockerbank.catalog.lock"   # the digest of the lock an image was built from
 
 
 class StackRunner(Protocol):
@@ -44,6 +51,36 @@ class StackRunner(Protocol):
 
     def projects(self) -> set[str]:
         """Names of the compose projects that have containers."""
+
+
+class Resolver(Protocol):
+    """Runs apt's resolution (``lock.resolve_argv``) in a container of a base image."""
+
+    def resolve(self, base: str, packages: list[str]) -> tuple[int, str, str]:
+        """Exit code, stdout and stderr of the resolution of ``packages`` (names or NAME=VERSION)."""
+
+
+class EngineResolver:
+    """The engine's resolver: a throwaway container of the base, as a build's RUN step."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def resolve(self, base: str, packages: list[str]) -> tuple[int, str, str]:
+        from dockerbank.build.run import run_command
+        from dockerbank.engine.sinks import BufferSink
+
+        out, err = BufferSink(), BufferSink()
+        code = run_command(self.engine, base, locks.resolve_argv(packages), out, err)
+        return code, out.getvalue().decode(errors="replace"), err.getvalue().decode(errors="replace")
+
+
+@dataclass
+class LockReport:
+    entry: Entry
+    path: Path
+    lock: locks.Lock
+    changed: bool
 
 
 @dataclass
@@ -65,10 +102,11 @@ class CatalogService:
     """The catalog's operations on one engine."""
 
     def __init__(self, engine, catalog: Catalog | None = None, runner: StackRunner | None = None,
-                 out: Callable[[str], None] | None = None):
+                 out: Callable[[str], None] | None = None, resolver: Resolver | None = None):
         self.engine = engine
         self.catalog = catalog or Catalog()
         self.runner = runner
+        self.resolver = resolver or EngineResolver(engine)
         self.out = out or (lambda text: None)
 
     # places -------------------------------------------------------------------------------
@@ -83,6 +121,88 @@ class CatalogService:
     def project_dir(self, project: str) -> Path:
         return self.home / "projects" / project
 
+    # lock ---------------------------------------------------------------------------------
+    def lock(self, names: list[str] | None = None) -> list[LockReport]:
+        """Resolve the Debian packages of the entries ``names`` (all that install any when None)
+        against the mirror of their base image and write each entry's lock; a refresh that finds
+        the same versions leaves the file as it was."""
+        import time
+
+        entries = [self.catalog.get(n) for n in names] if names else self.catalog.entries()
+        chosen = [(e, e.apt_image()) for e in entries]
+        for entry, image in chosen:
+            if image is None and names:
+                raise InvalidArgument(f"{entry.name} installs no Debian packages of its own (its images come "
+                                      "from other entries or from a file you supply): nothing to lock")
+        reports = []
+        for entry, image in chosen:
+            if image is None:
+                continue
+            base = self._apt_base(entry, image)
+            code, stdout, stderr = self.resolver.resolve(base, list(entry.packages))
+            sources, pins = locks.parse_resolution(stdout)
+            if code != 0 or not pins:
+                raise DockerbankError(locks.failure(entry.name, stderr, code))
+            new = locks.Lock(base, self._image_id(base), int(time.time()), list(entry.packages), pins, sources)
+            old = self._read_lock(entry, missing_ok=True)
+            if old is not None and old[0].same_resolution(new):
+                new = locks.Lock(new.base, new.base_id, old[0].epoch, new.requested, new.pins, new.sources)
+            text = new.text(entry.name)
+            changed = old is None or old[1] != text
+            if changed:
+                _write(entry.lock_file, text)
+            reports.append(LockReport(entry, entry.lock_file, new, changed))
+        return reports
+
+    def locked(self, entry: Entry) -> tuple[locks.Lock, str] | None:
+        """The lock of an entry that installs packages, with its digest; None for one that does not."""
+        if entry.apt_image() is None:
+            return None
+        found = self._read_lock(entry, missing_ok=False)
+        assert found is not None
+        return found[0], locks.digest(found[1])
+
+    def _read_lock(self, entry: Entry, missing_ok: bool) -> tuple[locks.Lock, str] | None:
+        try:
+            text = entry.lock_file.read_text()
+        except FileNotFoundError:
+            if missing_ok:
+                return None
+            raise NotFound(f"{entry.name} has no lock ({entry.lock_file}): make it with "
+                           f"`dockerbank catalog lock {entry.name}`") from None
+        return locks.parse(text, entry.lock_file), text
+
+    def _apt_base(self, entry: Entry, image: ImageSpec) -> str:
+        froms = _froms(entry, image)
+        base = froms[0] if froms else "debian:latest"
+        if not self._image_id(base):
+            raise NotFound(f"the base image {base} of {entry.name} is missing: make it here with "
+                           f"`dockerbank base-image {base.split(':')[0]}` (nothing is pulled)")
+        return base
+
+    def _verify_lock(self, entry: Entry, image: ImageSpec) -> tuple[locks.Lock, str]:
+        """The entry's lock, checked before anything is built: made for the packages entry.yaml
+        lists, every pinned version still on the mirror, nothing new pulled in."""
+        lock, digest = self.locked(entry) or (None, "")
+        assert lock is not None
+        refresh = f"refresh the lock with `dockerbank catalog lock {entry.name}` (and commit it)"
+        if lock.requested != entry.packages:
+            raise DockerbankError(f"the lock of {entry.name} was made for {' '.join(lock.requested)}, entry.yaml "
+                                  f"lists {' '.join(entry.packages)}: {refresh}")
+        base = self._apt_base(entry, image)
+        code, stdout, stderr = self.resolver.resolve(base, lock.pinned())
+        if code != 0:
+            raise DockerbankError(locks.failure(entry.name, stderr, code, lock))
+        extra = locks.unpinned(lock, locks.parse_resolution(stdout)[1])
+        if extra is not None:
+            raise DockerbankError(f"with the lock of {entry.name}, apt now also installs {extra[0]}={extra[1]}, "
+                                  f"which the lock does not pin: {refresh}")
+        base_id = self._image_id(base)
+        if base_id != lock.base_id:
+            self.out(f"note: {entry.name}'s lock was made on {lock.base} {lock.base_id[:19]}, this {lock.base} is "
+                     f"{base_id[:19]}: the same packages, but not the same image ID as a build on the lock's base")
+        return lock, digest
+
     # build --------------------------------------------------------------------------------
     def build(self, name: str, source: str | None = None, sha256: str | None = None,
               force: bool = False, sink=None) -> BuildReport:
@@ -91,6 +211,8 @@ class CatalogService:
         return self._build(entry, source, sha256, force, sink)
 
     def _build(self, entry: Entry, source: str | None, sha256: str | None, force: bool, sink) -> BuildReport:
+        # ``force`` builds again from nothing (no build cache): a rebuild from the same lock must
+        # give the same image ID on its own, not by reusing the first build's steps
         report = BuildReport()
         needed = self.catalog.images_for(entry)
         todo = []
@@ -109,9 +231,11 @@ class CatalogService:
                 if base not in made and not self._image_id(base):
                     raise NotFound(f"the base image {base} of {owner.name} is missing: make it here with "
                                    f"`dockerbank base-image {base.split(':')[0]}` (nothing is pulled)")
+        pinned = {image.tag: self._verify_lock(owner, image) for owner, image in todo if image.apt}
         for owner, image in todo:
             self.out(f"Building {image.tag} ({owner.name})")
-            report.built.append((image.tag, self._build_one(owner, image, files.get(image.tag), sink)))
+            report.built.append((image.tag, self._build_one(owner, image, files.get(image.tag), sink,
+                                                            pinned.get(image.tag), force)))
         return report
 
     def user_file(self, entry: Entry, wanted: UserFile, source: str | None, sha256: str | None) -> Path:
@@ -140,7 +264,8 @@ class CatalogService:
                                       "another release; fetch it again")
         return path
 
-    def _build_one(self, entry: Entry, image: ImageSpec, user_file: Path | None, sink) -> str:
+    def _build_one(self, entry: Entry, image: ImageSpec, user_file: Path | None, sink,
+                   pinned: tuple[locks.Lock, str] | None = None, no_cache: bool = False) -> str:
         from dockerbank.build import context as contexts
         from dockerbank.build.executor import BuildOptions
 
@@ -168,10 +293,16 @@ class CatalogService:
             }
             if entry.packages and image.source is None:
                 labels["org.dockerbank.catalog.packages"] = " ".join(entry.packages)
+            args: dict[str, str] = {}
+            if pinned is not None:
+                lock, digest = pinned
+                labels[LOCK_LABEL] = digest
+                args = {"PACKAGES": " ".join(lock.pinned()), "SOURCE_DATE_EPOCH": str(lock.epoch)}
+                _set_mtimes(ctx, lock.epoch)   # the checkout's times are not the entry's
             out = sink if sink is not None else _NullSink()
             context = contexts.from_directory(ctx)
-            return self.engine.container_ops.build(context, BuildOptions(tags=[image.tag], labels=labels), out,
-                                                   quiet=sink is None)
+            options = BuildOptions(tags=[image.tag], labels=labels, build_args=args, no_cache=no_cache)
+            return self.engine.container_ops.build(context, options, out, quiet=sink is None)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -303,6 +434,13 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def _set_mtimes(directory: Path, when: int) -> None:
+    """Every file and directory below ``directory`` (itself too) gets mtime ``when``."""
+    for path in sorted(directory.rglob("*"), reverse=True):
+        os.utime(path, (when, when), follow_symlinks=False)
+    os.utime(directory, (when, when))
 
 
 def _sha256(path: Path) -> str:

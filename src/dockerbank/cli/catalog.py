@@ -1,10 +1,11 @@
-"""``dockerbank catalog ls|show|build|deploy|rm``: parse, call catalog.service, render."""
+"""``dockerbank catalog ls|show|lock|build|deploy|rm``: parse, call catalog.service, render."""
 
 from __future__ import annotations
 
 import click
 
 from dockerbank.cli.common import echo, engine_of, print_table
+from dockerbank.errors import DockerbankError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -58,6 +59,7 @@ def show_cmd(ctx, name):
     echo(f"  source:           {entry.source}")
     if entry.packages:
         echo(f"  Debian packages:  {' '.join(entry.packages)}")
+    _show_pins(service, entry)
     for wanted in entry.user_files():
         echo(f"  user file:        {wanted.what} ({wanted.pattern}) from {wanted.origin}; "
              f"put it into {service.sources_dir(entry)}/ or pass --source")
@@ -84,11 +86,53 @@ def show_cmd(ctx, name):
         echo(f"    {key}: {setting.help} ({how})")
 
 
+def _show_pins(service, entry) -> None:
+    """The exact versions the entry's images install, from the locks of the entries that build them."""
+    import textwrap
+
+    seen = set()
+    for owner, image in service.catalog.images_for(entry):
+        if not image.apt or owner.name in seen:
+            continue
+        seen.add(owner.name)
+        try:
+            found = service.locked(owner)
+        except DockerbankError as exc:
+            echo(f"  pinned:           none ({exc.message})")
+            continue
+        assert found is not None
+        lock, digest = found
+        versions = dict(lock.pins)
+        echo(f"  pinned ({image.tag}): {len(lock.pins)} packages on {lock.base} {lock.base_id[:19]}, "
+             f"lock {digest[:19]}")
+        echo("    " + ", ".join(f"{name} {versions.get(name, '(in the base)')}" for name in lock.requested))
+        deps = [f"{name}={version}" for name, version in lock.pins if name not in lock.requested]
+        if deps:
+            echo("\n".join(textwrap.wrap("and: " + " ".join(deps), width=110, initial_indent="    ",
+                                         subsequent_indent="      ", break_on_hyphens=False)))
+
+
+@catalog.command("lock", context_settings=CONTEXT)
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="Lock every entry that installs Debian packages")
+@click.pass_context
+def lock_cmd(ctx, names, all_):
+    """Pin an entry's Debian packages (and their dependencies) to the versions the mirror has now."""
+    from dockerbank.errors import UsageError
+
+    if bool(names) == all_:
+        raise UsageError("give entry names or --all")
+    for report in _service(ctx).lock(None if all_ else list(names)):
+        state = "written" if report.changed else "unchanged"
+        echo(f"{report.entry.name}: {len(report.lock.pins)} packages pinned on {report.lock.base} "
+             f"({report.path}, {state})")
+
+
 @catalog.command("build", context_settings=CONTEXT)
 @click.argument("name")
 @click.option("--source", default=None, help="The file the entry is built from, when it needs one")
 @click.option("--sha256", default=None, help="The SHA-256 that file must have")
-@click.option("--force", is_flag=True, help="Build the images again even when they exist")
+@click.option("--force", is_flag=True, help="Build the images again, without the build cache, even when they exist")
 @click.option("-q", "--quiet", is_flag=True, help="Do not show the builds' output")
 @click.pass_context
 def build_cmd(ctx, name, source, sha256, force, quiet):
@@ -129,8 +173,6 @@ def deploy_cmd(ctx, name, project, sets, source, sha256):
 @click.pass_context
 def rm_cmd(ctx, project, volumes, purge):
     """Remove a deployment (its settings and secrets stay for a redeploy or a restore unless --purge)."""
-    from dockerbank.errors import DockerbankError
-
     failures = _service(ctx, runner=True).rm(project, volumes=volumes, purge=purge)
     if failures:
         for line in failures[:-1]:

@@ -44,6 +44,7 @@ def pack_dir(
     overlay_upper: bool = False,
     paths: Iterable[str] | None = None,
     idmap: tuple[list[dict], list[dict]] | None = None,
+    clamp_mtime: int | None = None,
 ) -> int:
     """Write the tree below ``src`` (not ``src`` itself) as an uncompressed tar to ``out``.
 
@@ -53,7 +54,8 @@ def pack_dir(
     everything below it), plus their parent directories. ``idmap``: the (uid, gid) OCI mappings
     of a user-namespaced container whose files these are: owners are written as the container
     sees them (its root is 0 in the tar, not a subordinate host ID; unmapped IDs are nobody).
-    Returns the bytes written.
+    ``clamp_mtime``: no mtime later than this (a reproducible build's SOURCE_DATE_EPOCH: files a
+    step made get that time, older ones keep theirs). Returns the bytes written.
     """
     selected = None
     if paths is not None:
@@ -62,6 +64,7 @@ def pack_dir(
     try:
         writer = _TarWriter(out, overlay_upper=overlay_upper, selected=selected)
         writer.idmap = idmap
+        writer.clamp_mtime = clamp_mtime
         writer.add_children(root_fd, "", "")
         return writer.close()
     except OSError as exc:
@@ -256,6 +259,7 @@ class _TarWriter:
         self.selected = selected
         self.inodes: dict[tuple[int, int], str] = {}
         self.idmap: tuple[list[dict], list[dict]] | None = None
+        self.clamp_mtime: int | None = None
 
     def close(self) -> int:
         self.tar.close()
@@ -335,6 +339,8 @@ class _TarWriter:
             member.gid = _or_nobody(to_container(self.idmap[1], info.st_gid))
         member.uname = member.gname = ""
         member.mtime = int(info.st_mtime)
+        if self.clamp_mtime is not None and member.mtime > self.clamp_mtime:
+            member.mtime = self.clamp_mtime
         xattr_path: str | int = f"/proc/self/fd/{dir_fd}/{name}" if name is not None else dir_fd
         if self.overlay_upper and stat.S_ISCHR(mode) and info.st_rdev == 0:
             head, _, base = arcname.rpartition("/")
