@@ -143,7 +143,7 @@ def test_postgresql_deploys_answers_sql_and_comes_back_from_its_backup(lab, tmp_
     # the exact versions, from the lock the image was built from (its digest is the image's label)
     lock = (ENTRIES / "postgresql" / "packages.lock").read_text()
     version = next(line.split("=", 1)[1] for line in lock.splitlines() if line.startswith("postgresql-15="))
-    assert "pinned (dockerbank-catalog/postgresql:15): " in shown and f"postgresql-15 {version}" in shown
+    assert "pinned (dockerbank-catalog/postgresql:15): " in shown and f"\n    postgresql-15={version}\n" in shown
     labels = json.loads(lab("image", "inspect", "dockerbank-catalog/postgresql:15").stdout)[0]["Config"]["Labels"]
     assert labels["org.dockerbank.catalog.lock"] == "sha256:" + hashlib.sha256(lock.encode()).hexdigest()
     port = _free_port()

@@ -105,7 +105,9 @@ def _show_pins(service, entry) -> None:
         versions = dict(lock.pins)
         echo(f"  pinned ({image.tag}): {len(lock.pins)} packages on {lock.base} {lock.base_id[:19]}, "
              f"lock {digest[:19]}")
-        echo("    " + ", ".join(f"{name} {versions.get(name, '(in the base)')}" for name in lock.requested))
+        echo("\n".join(textwrap.wrap(" ".join(f"{name}={versions.get(name, '(base)')}" for name in lock.requested),
+                                     width=110, initial_indent="    ", subsequent_indent="    ",
+                                     break_on_hyphens=False)))
         deps = [f"{name}={version}" for name, version in lock.pins if name not in lock.requested]
         if deps:
             echo("\n".join(textwrap.wrap("and: " + " ".join(deps), width=110, initial_indent="    ",
