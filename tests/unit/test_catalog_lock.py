@@ -215,3 +215,17 @@ def test_source_date_epoch_is_a_number_and_clamps_a_layers_mtimes(tmp_path):
     pack_dir(tree, out, clamp_mtime=5000)
     with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as archive:
         assert {m.name: m.mtime for m in archive.getmembers()} == {"d": 5000, "d/new": 5000, "old": 1000}
+
+
+def test_an_image_from_the_users_file_takes_the_time_of_its_packages_lock(lab, tmp_path):
+    lab.engine.images.ids.update({"dockerbank-catalog/php-apache:8.2": BASE_ID,
+                                  "dockerbank-catalog/mariadb:10.11": BASE_ID})
+    service = CatalogService(lab.engine, resolver=lab.resolver)
+    standin = tmp_path / "redcap1.zip"
+    standin.write_bytes(b"PK stand-in")
+    service.build("redcap", source=str(standin))
+    [(options, mtimes)] = lab.engine.builds
+    found = service.locked(service.catalog.get("redcap"))
+    assert found is not None
+    assert options.build_args == {"SOURCE_DATE_EPOCH": str(found[0].epoch)} and mtimes == {found[0].epoch}
+    assert LOCK_LABEL not in options.labels and lab.resolver.calls == []   # its base carries the lock's label

@@ -232,10 +232,17 @@ class CatalogService:
                     raise NotFound(f"the base image {base} of {owner.name} is missing: make it here with "
                                    f"`dockerbank base-image {base.split(':')[0]}` (nothing is pulled)")
         pinned = {image.tag: self._verify_lock(owner, image) for owner, image in todo if image.apt}
+        # an image built on top (from the user's file) takes the time of the lock its Debian packages
+        # come from (the first locked image the entry needs): same file, same lock, same image ID
+        first = next(((o, i) for o, i in needed if i.apt), None)
+        epoch = None
+        if first is not None:
+            found = pinned.get(first[1].tag) or self.locked(first[0])
+            epoch = found[0].epoch if found else None
         for owner, image in todo:
             self.out(f"Building {image.tag} ({owner.name})")
             report.built.append((image.tag, self._build_one(owner, image, files.get(image.tag), sink,
-                                                            pinned.get(image.tag), force)))
+                                                            pinned.get(image.tag), force, epoch)))
         return report
 
     def user_file(self, entry: Entry, wanted: UserFile, source: str | None, sha256: str | None) -> Path:
@@ -265,7 +272,8 @@ class CatalogService:
         return path
 
     def _build_one(self, entry: Entry, image: ImageSpec, user_file: Path | None, sink,
-                   pinned: tuple[locks.Lock, str] | None = None, no_cache: bool = False) -> str:
+                   pinned: tuple[locks.Lock, str] | None = None, no_cache: bool = False,
+                   epoch: int | None = None) -> str:
         from dockerbank.build import context as contexts
         from dockerbank.build.executor import BuildOptions
 
@@ -297,8 +305,11 @@ class CatalogService:
             if pinned is not None:
                 lock, digest = pinned
                 labels[LOCK_LABEL] = digest
-                args = {"PACKAGES": " ".join(lock.pinned()), "SOURCE_DATE_EPOCH": str(lock.epoch)}
-                _set_mtimes(ctx, lock.epoch)   # the checkout's times are not the entry's
+                args = {"PACKAGES": " ".join(lock.pinned())}
+                epoch = lock.epoch
+            if epoch is not None:
+                args["SOURCE_DATE_EPOCH"] = str(epoch)
+                _set_mtimes(ctx, epoch)   # the checkout's (and the user's file's) times are not the entry's
             out = sink if sink is not None else _NullSink()
             context = contexts.from_directory(ctx)
             options = BuildOptions(tags=[image.tag], labels=labels, build_args=args, no_cache=no_cache)
