@@ -124,3 +124,42 @@ def test_connect_and_disconnect_from_the_cli_running_or_not(cli, busybox):
     assert missing.returncode == 1 and b"is not connected to network lab" in missing.stderr
     cli("rm", "idle")
     cli("network", "rm", "lab")
+
+
+def test_parallel_runs_on_one_network_resolve_each_other_and_leave_nothing(cli, busybox, root):
+    """Six containers started at once on one user network (a compose up), each reaching another by
+    name, then removed at once: no lock queue breaks them, and no rule, bridge, netns or row stays."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    require_binary("iptables-save")
+    cli("network", "create", "swarm6")
+    names = [f"p{i}" for i in range(6)]
+
+    def start(name: str) -> subprocess.CompletedProcess:
+        return cli("run", "-d", "--name", name, "--network", "swarm6", "busybox", "sleep", "300", check=False)
+
+    try:
+        with ThreadPoolExecutor(len(names)) as pool:
+            started = list(pool.map(start, names))
+        assert all(r.returncode == 0 for r in started), [r.stderr for r in started]
+        with ThreadPoolExecutor(len(names)) as pool:
+            pings = list(pool.map(lambda i: cli("exec", names[i], "ping", "-c", "1", "-W", "5",
+                                                names[(i + 1) % len(names)], check=False), range(len(names))))
+        assert all(r.returncode == 0 for r in pings), [r.stdout + r.stderr for r in pings]
+        with ThreadPoolExecutor(len(names)) as pool:
+            removed = list(pool.map(lambda n: cli("rm", "-f", n, check=False), names))
+        assert all(r.returncode == 0 for r in removed), [r.stderr for r in removed]
+    finally:
+        cli("rm", "-f", *names, check=False)
+    network_id = json.loads(cli("network", "inspect", "swarm6").stdout)[0]["Id"]
+    deadline = time.monotonic() + 20   # teardowns of rm -f may finish in the background
+    while endpoints(root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert endpoints(root) == []
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert f"dbk{network_id[:12]}" not in links
+    import hashlib
+
+    chain = "NETAVARK-" + hashlib.sha512(network_id.encode()).hexdigest()[:13].upper()
+    assert chain not in subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    cli("network", "rm", "swarm6")

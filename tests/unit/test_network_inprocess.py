@@ -151,3 +151,17 @@ def test_netlink_messages_are_encoded_as_the_kernel_reads_them():
     mac = rtnl.random_mac()
     first = int(mac.split(":")[0], 16)
     assert first & 0x02 and not first & 0x01 and len(rtnl.mac_bytes(mac)) == 6
+
+
+def test_mac_follows_the_address_as_dockers_does():
+    from dockerbank.network.bridge import mac_for
+
+    assert mac_for("172.17.0.2") == "02:42:ac:11:00:02"
+    assert mac_for("10.90.1.130") == "02:42:0a:5a:01:82" and mac_for(None) is None
+
+
+def test_dns_sockets_are_found_as_proc_net_udp_prints_them():
+    from dockerbank.network import aardvark
+
+    assert aardvark._proc_address("10.90.0.1", 53) == "01005A0A:0035"
+    assert aardvark._proc_address("fd00::1", 53) == "000000FD000000000000000001000000:0035"

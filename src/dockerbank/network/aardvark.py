@@ -20,7 +20,10 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import socket
+import struct
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -98,7 +101,7 @@ class AardvarkFiles:
                     os.write(fd, entry_line(entry).encode())
                 finally:
                     os.close(fd)
-            self._notify(start=True)
+            self._notify(start=True, gateways={gw for entry in entries for gw in entry.gateways})
 
     def remove(self, container_id: str, networks: Iterable[str]) -> None:
         """Drop the container's lines from these networks' files and tell the server (if it runs)."""
@@ -107,6 +110,7 @@ class AardvarkFiles:
             return
         with self.locked():
             changed = False
+            kept: set[str] = set()
             for network in networks:
                 path = self.dir / network
                 try:
@@ -116,11 +120,13 @@ class AardvarkFiles:
                 rest = without_container(text, container_id)
                 if rest is None:
                     path.unlink(missing_ok=True)
-                elif rest != text:
-                    path.write_text(rest)
+                else:
+                    if rest != text:
+                        path.write_text(rest)
+                    kept.update(text.split("\n", 1)[0].split(" ")[0].split(","))
                 changed = True
             if changed:
-                self._notify(start=False)
+                self._notify(start=False, gateways=kept)
 
     def _pid(self) -> int | None:
         """The running server's pid; None when the file is missing or names another process
@@ -132,16 +138,46 @@ class AardvarkFiles:
             return None
         return pid if b"aardvark-dns" in cmdline else None
 
-    def _notify(self, start: bool) -> None:
+    def _notify(self, start: bool, gateways: set[str]) -> None:
+        """SIGHUP the server (or start it), then wait until it serves again: aardvark-dns 1.4
+        answers a SIGHUP by closing every socket and binding anew, and a second SIGHUP that
+        arrives in that gap is lost (a container's name never loaded); a container that resolves
+        a name at once would also meet the gap. So the next change (this lock) and the container's
+        start come after the new sockets on ``gateways`` exist (at most RELOAD_WAIT; never an error)."""
         pid = self._pid()
         if pid is not None and pid > 0:
+            before = dns_sockets(gateways, self.port)
             try:
                 os.kill(pid, signal.SIGHUP)
-                return
             except ProcessLookupError:
                 pass
+            else:
+                if not gateways:
+                    return  # no file left: it exits
+                if self._await_reload(pid, gateways, before):
+                    return
+                # it was exiting (a teardown had just removed its last file): a new one below
         if start:
+            before = dns_sockets(gateways, self.port)
             self._start()
+            # its "ready" comes before it binds and installs its SIGHUP handler (a SIGHUP before
+            # that would end it): wait for its sockets too
+            pid = self._pid()
+            if pid is not None and gateways:
+                self._await_reload(pid, gateways, before)
+
+    def _await_reload(self, pid: int, gateways: set[str], before: dict[str, set[int]]) -> bool:
+        """True once new sockets serve ``gateways`` (or after RELOAD_WAIT), False when the
+        process ended instead."""
+        deadline = time.monotonic() + RELOAD_WAIT
+        while time.monotonic() < deadline:
+            now = dns_sockets(gateways, self.port)
+            if all(now.get(gw, set()) - before.get(gw, set()) for gw in gateways):
+                return True
+            if not _alive(pid):
+                return False
+            time.sleep(0.002)
+        return True
 
     def _start(self) -> None:
         # netavark runs it under ``systemd-run --scope`` only where systemd is the init (sd_booted)
@@ -163,6 +199,43 @@ class AardvarkFiles:
                 errors.seek(0)
                 lines = errors.read().decode(errors="replace").strip().splitlines()
                 raise RuntimeFailure(f"cannot start aardvark-dns: {lines[-1] if lines else done.returncode}")
+
+
+RELOAD_WAIT = 2.0
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _proc_address(ip: str, port: int) -> str:
+    """An address as /proc/net/udp{,6} prints it (32-bit words in host order, here little-endian)."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    packed = socket.inet_pton(family, ip)
+    words = "".join(f"{struct.unpack('<I', packed[i:i + 4])[0]:08X}" for i in range(0, len(packed), 4))
+    return f"{words}:{port:04X}"
+
+
+def dns_sockets(addresses: set[str], port: int = 53) -> dict[str, set[int]]:
+    """Inodes of the UDP sockets bound to each address and port (the host's namespace)."""
+    wanted = {_proc_address(ip, port): ip for ip in addresses if ip}
+    found: dict[str, set[int]] = {}
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as handle:
+                next(handle, None)
+                for line in handle:
+                    fields = line.split()
+                    if len(fields) > 9 and fields[1] in wanted:
+                        found.setdefault(wanted[fields[1]], set()).add(int(fields[9]))
+        except OSError:
+            continue
+    return found
 
 
 def _which(name: str) -> bool:

@@ -98,6 +98,16 @@ class Link:
         return "veth" + hashlib.sha256(f"{container_id}/{self.id}".encode()).hexdigest()[:11]
 
 
+def mac_for(ipv4: str | None) -> str | None:
+    """Docker's MAC for an address: ``02:42`` and the IPv4 address's four bytes. An address handed
+    out again a moment after its previous holder left keeps its MAC, so the neighbours' ARP entries
+    (which the kernel will not override for ``locktime``, 1 s) stay right (with random MACs, a quick
+    reuse answered to the old MAC and the new container could not reach its gateway)."""
+    if not ipv4:
+        return None
+    return "02:42:" + ":".join(f"{int(part):02x}" for part in ipv4.split("."))
+
+
 def firewall_plans(container_id: str, link: Link, mappings: list[PortMapping], v6: bool,
                    ) -> tuple[iptrules.Plan, iptrules.Plan]:
     """(the network's plan, the container's plan) of one family (pure)."""
@@ -225,7 +235,7 @@ class InProcessBridge:
                         rtnl.write_sysctl(f"/proc/sys/net/ipv6/conf/{link.bridge}/forwarding", "0")
                 elif with_ports:  # DNAT from 127.0.0.1 to the bridge's network needs it
                     rtnl.write_sysctl(f"/proc/sys/net/ipv4/conf/{link.bridge}/route_localnet", "1")
-                mac = link.mac or rtnl.random_mac()
+                mac = link.mac or mac_for(link.ip(False)) or rtnl.random_mac()
                 veth = link.host_veth(container_id)
                 fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
                 try:
