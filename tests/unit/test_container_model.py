@@ -98,3 +98,16 @@ def test_store_names_prefixes_and_state(tmp_path):
     assert store.find("web2").id == first.id
     store.delete(first.id)
     assert [c.name for c in store.list()] == ["db"]
+
+
+def test_a_drawn_name_taken_meanwhile_is_drawn_again(tmp_path):
+    """Two concurrent creates may draw the same random name: the second draws again (as dockerd's
+    reservation does) instead of failing with a Conflict nobody asked for."""
+    store = ContainerStore(Database(tmp_path / "state.db"))
+    store.insert(_container("eager_curie"))
+    draws = iter(["eager_curie", "calm_noether"])
+    late = _container("eager_curie")
+    store.insert(late, rename=lambda: next(draws))
+    assert late.name == "calm_noether" and store.find("calm_noether").id == late.id
+    with pytest.raises(Conflict):  # a name the user gave is never changed
+        store.insert(_container("calm_noether"))

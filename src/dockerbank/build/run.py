@@ -91,7 +91,7 @@ def _run(engine, builder, state, argv: list[str], env: dict[str, str], stdout, s
 def run_command(engine, image: str, argv: list[str], stdout, stderr) -> int:
     """Run ``argv`` once in a throwaway container of ``image`` as a RUN step would (host network,
     no entrypoint), its output to the sinks; the container is removed; the exit code."""
-    from dockerbank.container.lifecycle import CreateOptions
+    from dockerbank.container.options import CreateOptions
 
     service = engine.containers
     container = service.create(CreateOptions(image=image, command=list(argv), entrypoint=[], network="host",

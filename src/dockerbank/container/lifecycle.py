@@ -417,9 +417,9 @@ class ContainerService:
             resolv_text = resolv_conf(servers)
         (base / "hosts").write_text(hosts_text)
         (base / "resolv.conf").write_text(resolv_text)
-        if name is None:
-            name = random_name(self.store.name_taken)
-        container = Container(cid, name, now_rfc3339(), config, ContainerState())
+        drawn = None if name is not None else (lambda: random_name(self.store.name_taken))
+        container = Container(cid, name or random_name(self.store.name_taken), now_rfc3339(), config,
+                              ContainerState())
         try:
             resolved_specs = self._volumes_for(cid, specs)
             config.mounts = [s.to_dict() for s in resolved_specs]
@@ -427,9 +427,9 @@ class ContainerService:
                 with self.lock("userns"):  # from the choice of IDs until the row that holds them exists
                     config.userns = self._allocate_userns(userns_mode.size)
                     self._give_to_userns(base, config.userns)
-                    self.store.insert(container)
+                    self.store.insert(container, rename=drawn)
             else:
-                self.store.insert(container)
+                self.store.insert(container, rename=drawn)
         except BaseException:
             try:
                 self.engine.volumes.remove_anonymous_of(cid)

@@ -71,20 +71,28 @@ class ContainerStore:
     def __init__(self, db: Database):
         self.db = db
 
-    def insert(self, container: Container) -> None:
-        """Record a new container; a taken name fails with Docker's conflict message."""
-        try:
-            with self.db.write() as conn:
-                conn.execute(
-                    "INSERT INTO containers (id, name, image_id, created, config, state) VALUES (?,?,?,?,?,?)",
-                    (container.id, container.name, container.config.image_id, container.created,
-                     _text(container.config), _text(container.state)),
-                )
-        except sqlite3.IntegrityError as exc:
-            row = self.db.query_one("SELECT id FROM containers WHERE name = ?", (container.name,))
-            if row is not None:
-                raise name_conflict(container.name, row["id"]) from exc
-            raise
+    def insert(self, container: Container, rename: Callable[[], str] | None = None) -> None:
+        """Record a new container; a taken name fails with Docker's conflict message.
+
+        ``rename``: the name was drawn, not given; when a concurrent create took it between the
+        draw and this insert, draw again (as dockerd's name reservation does) instead of failing.
+        """
+        for attempt in range(5):
+            try:
+                with self.db.write() as conn:
+                    conn.execute(
+                        "INSERT INTO containers (id, name, image_id, created, config, state) VALUES (?,?,?,?,?,?)",
+                        (container.id, container.name, container.config.image_id, container.created,
+                         _text(container.config), _text(container.state)),
+                    )
+                return
+            except sqlite3.IntegrityError as exc:
+                row = self.db.query_one("SELECT id FROM containers WHERE name = ?", (container.name,))
+                if row is None:
+                    raise
+                if rename is None or attempt == 4:
+                    raise name_conflict(container.name, row["id"]) from exc
+                container.name = rename()
 
     def name_taken(self, name: str) -> bool:
         return self.db.query_one("SELECT 1 FROM containers WHERE name = ?", (name,)) is not None

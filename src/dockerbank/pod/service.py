@@ -96,7 +96,8 @@ class PodService:
     def create(self, name: str | None, config: PodConfig) -> Pod:
         """A new pod and (unless ``config.infra`` is off) its infra container, created, not
         started. Checked before anything exists; the infra goes again when the record fails."""
-        from dockerbank.container.lifecycle import CreateOptions, now_rfc3339
+        from dockerbank.container.lifecycle import now_rfc3339
+        from dockerbank.container.options import CreateOptions
         from dockerbank.container.names import new_id, random_name
 
         check_create(config)
