@@ -170,12 +170,16 @@ def test_an_ordinary_user_builds_runs_serves_pulls_and_backs_up(user, tmp_path):
     assert "rootless-limits" in audit and "root-dir-perms" not in audit and "userns-not-default" not in audit
     info = db("info").stdout.decode()
     assert "Rootless: true" in info and f"Dockerbank Root Dir: {root}" in info
+    # this host is cgroup v1/hybrid: nothing can be delegated, and info says so and why
+    assert " Rootless Limits: rootless Dockerbank cannot limit resources: this host has cgroup v1/hybrid" in info
+    assert " Cgroup Driver: none" in info
     # what cannot work rootless says why, in one line, and creates nothing
     before = db("ps", "-aq").stdout
     for args in (["run", "--rm", "--memory", "64m", "busybox", "true"], ["run", "--rm", "--userns=auto", "busybox", "true"]):
         done = db(*args, check=False)
         err = done.stderr.decode()
         assert done.returncode in (1, 125) and len(err.strip().splitlines()) == 1 and "root" in err, (args, err)
+        assert "--memory" not in args or "cgroup v1/hybrid" in err, err   # the refusal says why
     assert db("ps", "-aq").stdout == before
 
 
@@ -246,12 +250,18 @@ def test_an_ordinary_users_api_service_serves_the_docker_cli_and_compose_runs_a_
         assert docker("ps", "--format", "{{.Names}}").stdout == b"idle\n"
         docker("rm", "-f", "idle")
         assert "name=rootless" in docker("info", "--format", "{{json .SecurityOptions}}").stdout.decode()
-        # no cgroups delegated on this host: a limit is refused in one line, nothing created
+        import json
+
+        cgroup = json.loads(docker("info", "--format", "{{json .}}").stdout)
+        assert cgroup["CgroupDriver"] == "none" and cgroup["CgroupVersion"] == "1"
+        assert any("rootless-mode without cgroups" in w and "v1/hybrid" in w for w in cgroup["Warnings"]), cgroup
+        # no cgroups delegated on this host: a limit is refused in one line (saying why), nothing created
         limited = subprocess.run(["docker", "-H", f"unix://{sock}", "run", "--rm", "-m", "64m", "busybox", "true"],
                                  user=user.uid, group=user.gid, extra_groups=[], capture_output=True, timeout=60,
                                  env=user.env(DOCKER_CONFIG=str(user.home / ".docker")))
         err = limited.stderr.decode().strip()
         assert limited.returncode == 125 and "cannot limit resources" in err and len(err.splitlines()) <= 2, err
+        assert "cgroup v1/hybrid" in err, err
         assert docker("ps", "-aq").stdout == b""
         # compose (the user's CLI, same root) while the service runs
         project = user.home / "stack"

@@ -109,9 +109,13 @@ def test_mode_lines_say_what_runs_and_what_cannot():
     old = subids.ModeFacts(False, [], Road(COPY, "DOCKERBANK_IDMAP=off").describe(), "host", False).lines()[1]
     assert "none yet" in old and "copied per mapping" in old and "DOCKERBANK_IDMAP=off" in old
     assert "unshare(1) missing" in old
-    rootless = subids.ModeFacts(True, [Range("u", 100000, 65536)], "", "host", True).lines()
+    from dockerbank.host.cgdelegation import V1, Delegation
+
+    limits = Delegation(why=V1, reason="cgroup v1/hybrid").statement()
+    rootless = subids.ModeFacts(True, [Range("u", 100000, 65536)], "", "host", True, True, limits).lines()
     assert rootless[0].startswith(" Rootless: true") and "100000-165535" in rootless[0]
-    assert "user networks (DNS)" in rootless[1] and "cannot limit resources" in rootless[2]
+    assert "user networks (DNS)" in rootless[1] and rootless[2] == f" Rootless Limits: {limits}"
+    assert "cannot limit resources: cgroup v1/hybrid" in rootless[2]
     assert "apt-get install slirp4netns" in subids.ModeFacts(True, [], "", "host", True, False).lines()[1]
 
 
@@ -196,6 +200,9 @@ def test_rootless_refuses_what_it_cannot_do_in_one_line(monkeypatch):
     from dockerbank.container.options import CreateOptions
     from dockerbank.errors import NotSupported
 
+    from dockerbank.host import cgdelegation
+
+    monkeypatch.setattr(cgdelegation, "current", lambda: cgdelegation.Delegation(why=cgdelegation.V1, reason="v1"))
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     assert _rootless_network(CreateOptions(image="x")) == "bridge"
     assert _rootless_network(CreateOptions(image="x", network="host")) == "host"

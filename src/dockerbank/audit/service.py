@@ -150,11 +150,13 @@ class AuditService:
         facts.userns_default = mode.default_userns.partition(":")[0]
         facts.rootless = mode.rootless
         if mode.rootless:
-            from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
+            from dockerbank.host.rootless import ROOTLESS_NETWORK
 
-            facts.rootless_limits = [ROOTLESS_LIMITS] + ([] if mode.slirp else [ROOTLESS_NETWORK])
+            facts.rootless_limits = ([] if mode.limits_full else [mode.limits]) + ([] if mode.slirp else [ROOTLESS_NETWORK])
             facts.userns_default = "auto"   # its containers are in the user's namespace already (CIS 2.8 holds)
         notes = [f"user namespaces (--userns=auto): {mode.layers}"] if mode.layers else []
+        if mode.rootless and mode.limits_full:   # nothing to fix: the note says which controllers it uses
+            notes.append(f"rootless resource limits: {mode.limits}")
         if not mode.unshare:
             facts.userns_problem = "--userns=auto needs unshare(1) from util-linux"
         try:

@@ -61,20 +61,28 @@ def _rootless() -> bool:
 
 def _rootless_network(opts: CreateOptions) -> str:
     """The network of a rootless container: none (the default there); anything else is refused."""
-    from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
+    from dockerbank.host.rootless import ROOTLESS_NETWORK
 
     net = opts.network_options or {}
     if (net.get("ports") or net.get("publish_all")) and not shutil.which("slirp4netns"):
         raise NotSupported(ROOTLESS_NETWORK, exit_code=125)
-    if opts.memory or opts.memory_swap or opts.nano_cpus or opts.cpu_shares or opts.pids_limit or opts.blkio_weight \
-            or opts.cpuset_cpus or opts.cpuset_mems:
-        raise NotSupported(ROOTLESS_LIMITS, exit_code=125)
+    _rootless_limits(opts)
     if opts.userns and opts.userns != "host":
         raise NotSupported("--userns=auto is root's: a rootless engine's containers share the user's own "
                            "subordinate IDs", exit_code=125)
     if opts.network in ("", "default"):   # Docker's default: the bridge, when slirp4netns gives it a way out
         return "bridge" if shutil.which("slirp4netns") else "none"
     return opts.network
+
+
+def _rootless_limits(limits: Any) -> None:
+    """Refuse, in one line, the limits (attributes of ``limits``) whose cgroup controller the
+    host does not delegate to the rootless engine's user (host/cgdelegation.py)."""
+    from dockerbank.host import cgdelegation
+
+    refused = cgdelegation.refusal(cgdelegation.current(), limits)
+    if refused:
+        raise NotSupported(refused, exit_code=125)
 
 
 def _host_sys_for_rootless(spec: dict) -> None:
@@ -673,7 +681,7 @@ class ContainerService:
             if cfg.blkio_weight and layout.mode != "v2" and "blkio" in layout.v1_mounts:
                 # the runtimes write blkio.weight itself; bfq-only hosts discard the weight like Docker
                 has_blkio = has_blkio and (layout.v1_mounts["blkio"] / "blkio.weight").exists()
-        from dockerbank.host.cgroups import container_cgroups_path
+        from dockerbank.host.cgroups import spec_cgroups_path
 
         init_path = None
         if cfg.init:
@@ -694,7 +702,7 @@ class ContainerService:
         inputs = specs.SpecInputs(
             rootfs=str(rootfs), uid=uid, gid=gid, additional_gids=extra,
             hard_limits={"RLIMIT_NOFILE": resource.getrlimit(resource.RLIMIT_NOFILE)[1]},
-            cgroups_path=None if _rootless() else container_cgroups_path(container.id),
+            cgroups_path=spec_cgroups_path(container.id),
             netns=None if cfg.network_mode == "host" else {"type": "network"},
             mounts=mnt.to_oci_mounts(resolved),
             etc_files={"/etc/hostname": str(base / "hostname"), "/etc/hosts": str(base / "hosts"),
@@ -1322,6 +1330,10 @@ class ContainerService:
         given = {"memory": memory, "memory_swap": memory_swap, "nano_cpus": nano_cpus, "cpu_shares": cpu_shares,
                  "pids_limit": pids_limit, "blkio_weight": blkio_weight}
         limits: dict[str, int] = {k: v for k, v in given.items() if v is not None}
+        if _rootless():
+            from types import SimpleNamespace
+
+            _rootless_limits(SimpleNamespace(**limits))
         new_memory = limits.get("memory", container.config.memory)
         new_swap = limits.get("memory_swap", container.config.memory_swap)
         if new_swap > 0 and new_memory and new_swap < new_memory:

@@ -23,6 +23,7 @@ import errno
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from dockerbank.errors import NotFound, NotSupported, RuntimeFailure
@@ -190,9 +191,34 @@ def detect_layout(mountinfo_path: str | Path = "/proc/self/mountinfo") -> Cgroup
     return parse_layout(text, lambda p: (Path(p) / "cgroup.controllers").read_text())
 
 
+@cache
+def _rootless_parent() -> str | None:
+    """A rootless engine's container parent: ``dockerbank`` below the user's delegated cgroup
+    (host/cgdelegation.py), None for root's engine or when the host delegates nothing."""
+    from dockerbank.host.rootless import in_user_namespace
+
+    if os.geteuid() == 0 and not in_user_namespace():
+        return None
+    from dockerbank.host.cgdelegation import current
+
+    return current().parent(CGROUP_PARENT)
+
+
 def container_cgroups_path(container_id: str) -> str:
-    """The OCI ``linux.cgroupsPath`` Dockerbank gives a container: ``/dockerbank/<id>``."""
-    return f"{CGROUP_PARENT}/{container_id}"
+    """Where a container's cgroup is: ``/dockerbank/<id>`` for root's engine, below the user's
+    delegated cgroup for a rootless one (the path of a cgroup that does not exist when the host
+    delegates nothing: readers then find no cgroup)."""
+    return f"{_rootless_parent() or CGROUP_PARENT}/{container_id}"
+
+
+def spec_cgroups_path(container_id: str) -> str | None:
+    """The OCI ``linux.cgroupsPath`` of a container: :func:`container_cgroups_path`, None for a
+    rootless engine the host delegates no controller to (crun then makes no cgroup)."""
+    from dockerbank.host.rootless import in_user_namespace
+
+    if (os.geteuid() != 0 or in_user_namespace()) and _rootless_parent() is None:
+        return None
+    return container_cgroups_path(container_id)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,6 @@ ROOTLESS_NETWORK = ("rootless Dockerbank publishes ports through slirp4netns, wh
                     "apt-get install slirp4netns (then stop the user's namespace holder: kill $(cut -d' ' -f1 "
                     "$XDG_RUNTIME_DIR/dockerbank/pause.pid))")
 SLIRP_GUEST = "10.0.2.100"   # slirp4netns --configure: the tap address in the user's network namespace
-ROOTLESS_LIMITS = ("rootless Dockerbank cannot limit resources: this host delegates no cgroups to ordinary users "
-                   "(cgroup v1/hybrid, no systemd); run as root for --memory/--cpus/--pids-limit/--blkio-weight")
 
 
 def identity_map(uid_map_text: str) -> bool:

@@ -150,18 +150,20 @@ class ModeFacts:
     default_userns: str            # the root's default --userns ("host" when never set)
     unshare: bool                  # util-linux's unshare(1), which makes the mapping namespaces
     slirp: bool = True             # slirp4netns: rootless networks' way out and published ports
+    limits: str = ""               # rootless: which cgroup controllers it may use (cgdelegation statement)
+    limits_full: bool = False      # rootless: every controller Docker's limits need is delegated
 
     def lines(self) -> list[str]:
         """The ``system info`` lines (pure)."""
         if self.rootless:
-            from dockerbank.host.rootless import ROOTLESS_LIMITS, ROOTLESS_NETWORK
+            from dockerbank.host.rootless import ROOTLESS_NETWORK
 
             given = ", ".join(f"{r.start}-{r.end - 1}" for r in self.ranges) or "none"
             nets = ("Rootless Networks: bridge and user networks (DNS) in the user's own network namespace; "
                     "slirp4netns is the way out and carries published ports" if self.slirp
                     else f"Rootless Networks: internal only: {ROOTLESS_NETWORK}")
             return [f" Rootless: true (the user is root of its own user namespace; its subordinate IDs {given} "
-                    "are IDs 1.. there)", f" {nets}", f" Rootless Limits: {ROOTLESS_LIMITS}"]
+                    "are IDs 1.. there)", f" {nets}", f" Rootless Limits: {self.limits}"]
         if self.ranges:
             given = ", ".join(f"{r.start}-{r.end - 1}" for r in self.ranges)
             source = f"user {USER} in {SUBUID}: {given}"
@@ -188,8 +190,13 @@ def mode_facts(default_userns: str, root: Path) -> ModeFacts:
         from dockerbank.host.idmaproad import road
 
         layers = road(root).describe()
+    limits, full = "", False
+    if uid is not None:
+        from dockerbank.host.cgdelegation import current
+
+        limits, full = current().statement(), not current().missing
     return ModeFacts(uid is not None, ranges, layers, default,
-                     shutil.which("unshare") is not None, shutil.which("slirp4netns") is not None)
+                     shutil.which("unshare") is not None, shutil.which("slirp4netns") is not None, limits, full)
 
 
 def drop_user_ranges(user: str, *, uid_file: Path = SUBUID, gid_file: Path = SUBGID) -> None:

@@ -59,6 +59,7 @@ class SystemFacts:
     blkio_weight: bool
     freezer: bool
     runtime_versions: dict[str, str] = field(default_factory=dict)
+    rootless_limits: str = ""   # a rootless engine: what it can limit and why not (host/cgdelegation.py)
 
 
 # ---------------------------------------------------------------- pure parts
@@ -100,6 +101,8 @@ def warnings(facts: SystemFacts) -> list[str]:
         out.append("WARNING: the backing filesystem does not support d_type; overlay needs it")
     if not facts.runtimes:
         out.append("WARNING: no OCI runtime (crun or runc) found in PATH")
+    if facts.rootless_limits and facts.cgroup_driver == "none":   # dockerd's rootless warning, with our reason
+        out.append(f"WARNING: Running in rootless-mode without cgroups: {facts.rootless_limits}")
     if not facts.memory_limit:
         out.append("WARNING: No memory limit support")
     if not facts.swap_limit:
@@ -283,7 +286,7 @@ def collect(root_dir: str | Path, *, default_runtime: str | None = None,
         os_name = "Linux"
     v2 = layout.mode == "v2"
     cpu_dir = (layout.unified if v2 else layout.v1_mounts.get("cpu"))
-    return SystemFacts(
+    facts = SystemFacts(
         kernel_version=os.uname().release,
         operating_system=os_name,
         os_type="linux",
@@ -311,3 +314,24 @@ def collect(root_dir: str | Path, *, default_runtime: str | None = None,
         freezer=layout.has("freezer"),
         runtime_versions={n: runtime_version(p) for n, p in runtimes.items()} if with_versions else {},
     )
+    from dockerbank.host.rootless import rootless
+
+    if rootless():
+        from dockerbank.host.cgdelegation import current
+
+        facts = rootless_facts(facts, current())
+    return facts
+
+
+def rootless_facts(facts: SystemFacts, delegation) -> SystemFacts:
+    """``facts`` as a rootless engine sees them (pure): only the delegated controllers limit
+    anything, and without any the cgroup driver is ``none`` (dockerd's rootless answer)."""
+    from dataclasses import replace
+
+    has = delegation.controllers
+    return replace(facts, cgroup_driver=facts.cgroup_driver if has else "none",
+                   rootless_limits=delegation.statement(),
+                   memory_limit=facts.memory_limit and "memory" in has,
+                   swap_limit=facts.swap_limit and "memory" in has, cpu_cfs=facts.cpu_cfs and "cpu" in has,
+                   cpu_shares=facts.cpu_shares and "cpu" in has, pids_limit=facts.pids_limit and "pids" in has,
+                   blkio_weight=facts.blkio_weight and "io" in has)
