@@ -405,7 +405,8 @@ def test_parallel_starts_and_stops_on_one_network_are_race_free(net, engine):
 
 def test_forwarding_out_of_the_host_with_dockerds_drop_policy(net, procs, docroot):
     """Traffic a container sends beyond its subnet crosses the host's FORWARD chain, whose policy
-    dockerd sets to DROP: it must still get out (masqueraded), and the reply back in. The "outside"
+    dockerd sets to DROP: it must still get out (masqueraded), and the reply back in; a port published
+    on all addresses must be reached from outside (DNAT'd, then forwarded). The "outside"
     is a namespace behind a veth of the host (a /30 of 198.18.0.0/15, the benchmarking range)."""
     from dockerbank.network import netns
 
@@ -424,9 +425,14 @@ def test_forwarding_out_of_the_host_with_dockerds_drop_policy(net, procs, docroo
             subprocess.run(["nsenter", f"--net={outside}", *cmd], check=True)
         httpd(procs, {"SandboxKey": str(outside)}, 80, docroot)
         web = net.create("out")
-        c1, s1 = attach(net, "client", ["out"])
+        port = free_port()
+        c1, s1 = attach(net, "client", ["out"], ports=[f"{port}:80"])
         got = fetch(s1, f"http://{far_ip}/", 5)
         assert got.stdout == "hello from the container\n", (policy, got.stderr)
+        # and the other way: from the outside to a port published on all addresses (DNAT, then FORWARD)
+        httpd(procs, s1, 80, docroot)
+        inbound = fetch({"SandboxKey": str(outside)}, f"http://{host_ip}:{port}/", 5)
+        assert inbound.stdout == "hello from the container\n", (policy, inbound.stderr)
         net.detach(c1)
         assert_no_traces(net, [c1], [web])
     finally:
@@ -501,3 +507,5 @@ def test_an_endpoint_set_up_by_one_driver_is_torn_down_by_the_other(net, procs, 
     assert s_old["IPAddress"] not in in_ns(s_new, "nslookup", "old", s_new["DnsServers"][0]).stdout
     net.detach(new)
     assert_no_traces(net, [old, new], [shared])
+    # nor the one rule netavark does not write (the DNAT accept), whichever driver tore down last
+    assert f"-d {shared.subnet} -m conntrack --ctstate DNAT" not in firewall_text()

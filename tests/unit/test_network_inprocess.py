@@ -17,7 +17,8 @@ HASH = hashlib.sha512(NAME.encode()).hexdigest()[:13].upper()
 CID = "ab" * 32
 
 # what iptables-save (1.8.9, nf_tables) printed for netavark 1.4's rules of one container with
-# -p 127.0.0.1:8080:80 on 10.89.0.0/24 (the lines below are copied from its output)
+# -p 127.0.0.1:8080:80 on 10.89.0.0/24 (the lines below are copied from its output), plus the one rule
+# the in-process driver adds (the DNAT accept in NETAVARK_FORWARD)
 SAVED = f"""*filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
@@ -26,6 +27,7 @@ SAVED = f"""*filter
 -A FORWARD -m comment --comment "netavark firewall plugin rules" -j NETAVARK_FORWARD
 -A NETAVARK_FORWARD -d 10.89.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
 -A NETAVARK_FORWARD -s 10.89.0.0/24 -j ACCEPT
+-A NETAVARK_FORWARD -d 10.89.0.0/24 -m conntrack --ctstate DNAT -j ACCEPT
 COMMIT
 *nat
 :PREROUTING ACCEPT [0:0]
@@ -61,6 +63,15 @@ def test_rules_are_netavarks_text_as_iptables_save_prints_it():
     for plan in plans:
         assert not state.missing(plan), [r.line for r in plan.rules if not state.has_rule(r)]
     assert iptrules.setup_script(state, plans) is None  # all there: no write at all
+
+
+def test_a_netavark_made_network_gets_only_the_dnat_accept_added():
+    netavarks = iptrules.Tables.parse(SAVED.replace(
+        "-A NETAVARK_FORWARD -d 10.89.0.0/24 -m conntrack --ctstate DNAT -j ACCEPT\n", ""))
+    plan = iptrules.network(NAME, "10.89.0.0/24", False, with_ports=True)
+    assert netavarks.missing(plan)
+    assert iptrules.setup_script(netavarks, [plan]) == (
+        "*filter\n-A NETAVARK_FORWARD -d 10.89.0.0/24 -m conntrack --ctstate DNAT -j ACCEPT\nCOMMIT\n")
 
 
 def test_setup_script_declares_only_missing_chains_and_inserts_position_rules():

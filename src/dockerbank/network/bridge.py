@@ -373,6 +373,26 @@ class InProcessBridge:
                 _restore(v6, script, lambda: iptrules.teardown_script(_read(v6), [*rules, *by_id], chains))
 
 
+def drop_extra_rules(options: dict[str, Any]) -> None:
+    """After a netavark teardown: the rules netavark does not know (the DNAT accept, which this
+    driver adds to a network it set up) of every network whose bridge netavark removed."""
+    try:
+        for v6 in (False, True):
+            extra = []
+            for name in options["networks"]:
+                link = Link.from_options(options, name)
+                subnet = link.subnet(v6)
+                if subnet is None or link.internal or Path(f"/sys/class/net/{link.bridge}").exists():
+                    continue
+                extra += [r for r in iptrules.network(link.id, subnet.subnet, v6).rules if "--ctstate DNAT" in r.spec]
+            if extra:
+                script = iptrules.teardown_script(_read(v6), extra)
+                if script:
+                    _restore(v6, script, lambda: iptrules.teardown_script(_read(v6), extra))
+    except (OSError, RuntimeFailure, KeyError):
+        pass  # best effort: an accept for a subnet without a bridge forwards nothing
+
+
 def _configure_inside(nl: rtnl.Netlink, link: Link) -> None:
     """In the container's namespace: lo up, the interface's addresses, up, default routes."""
     lo = nl.link("lo")

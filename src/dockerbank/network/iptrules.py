@@ -1,6 +1,7 @@
 """netavark 1.4's iptables rules as text, and the one ``iptables-restore`` script that gets there (pure).
 
-The in-process driver writes exactly the rules netavark 1.4 writes (``src/firewall/varktables``),
+The in-process driver writes the rules netavark 1.4 writes (``src/firewall/varktables``; plus one:
+an accept for connections DNAT'd to the network, see :func:`network`),
 in the form ``iptables-save`` prints them, so that (a) a set-up by either driver is torn down by
 either, (b) what exists is found by comparing lines of one ``iptables-save``, and (c) the rules
 live in the kernel's ``ip filter``/``ip nat`` tables that iptables-nft and dockerd use: dockerd
@@ -87,6 +88,9 @@ def network(name: str, subnet: str, v6: bool, with_ports: bool = False) -> Plan:
         Rule("nat", "POSTROUTING", f"-s {subnet} -j {chain}"),
         Rule("filter", FORWARD_CHAIN, f"-d {subnet} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"),
         Rule("filter", FORWARD_CHAIN, f"-s {subnet} -j ACCEPT"),
+        # not netavark 1.4's: a published port reached from another host is forwarded (DNAT'd) to the
+        # bridge; with dockerd's FORWARD policy DROP on the host nothing else accepts that first packet
+        Rule("filter", FORWARD_CHAIN, f"-d {subnet} -m conntrack --ctstate DNAT -j ACCEPT"),
     ))
 
 

@@ -181,5 +181,10 @@ class Netavark:
             raise RuntimeFailure(f"netavark setup printed an unexpected status: {out[:200]}") from exc
 
     def teardown(self, netns: Path, options: dict[str, Any]) -> None:
-        """Undo setup: veths, firewall rules, port forwards; the bridge goes with its last endpoint."""
+        """Undo setup: veths, firewall rules, port forwards; the bridge goes with its last endpoint
+        (and with it the one rule the in-process driver adds to a network, when it set one up)."""
         self._run("teardown", netns, options)
+        if not self.prefix:   # root: the in-process driver may have set this network up before
+            from dockerbank.network.bridge import drop_extra_rules
+
+            drop_extra_rules(options)
