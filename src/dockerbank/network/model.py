@@ -43,6 +43,11 @@ class Network:
         return bridge_name(self.id)
 
     @property
+    def prefix(self) -> int:
+        """The IPv4 subnet's prefix length (stored in CIDR form: no parse of the address needed)."""
+        return int(self.subnet.rpartition("/")[2])
+
+    @property
     def ip_range(self) -> str:
         return self.options.get(IP_RANGE, "")
 

@@ -612,7 +612,7 @@ class NetworkService:
         ports = [p for _, ep in pairs for p in ep.ports]
         nets: dict[str, Any] = {}
         for network, ep in pairs:
-            prefix = IPv4Network(network.subnet).prefixlen
+            prefix = network.prefix
             nets[network.name] = {
                 "IPAMConfig": None, "Links": None, "Aliases": list(ep.aliases) or None,
                 "NetworkID": network.id, "EndpointID": ep.endpoint_id, "Gateway": network.gateway,
@@ -626,10 +626,10 @@ class NetworkService:
         if not dns_servers:
             dns_servers = [n.gateway for n, _ in pairs if n.dns_enabled]
         return {
-            "SandboxKey": str(self.netns_path(container_id)) if pairs else "",
+            "SandboxKey": f"{self.config.run_root}/netns/{container_id}" if pairs else "",  # netns_path, per row
             "Ports": ports_shape(ports),
             "IPAddress": first[1].ip if first else "",
-            "IPPrefixLen": IPv4Network(first[0].subnet).prefixlen if first else 0,
+            "IPPrefixLen": first[0].prefix if first else 0,
             "Gateway": first[0].gateway if first else "",
             "MacAddress": first[1].mac if first else "",
             "GlobalIPv6Address": first[1].ip6 if first else "",
