@@ -10,12 +10,13 @@ copying and removal.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
+
+from dockerbank.host.fs import flocked
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
@@ -147,10 +148,5 @@ class MappedLayers:
     @contextmanager
     def _locked(self, key: str) -> Iterator[None]:
         self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self.base / f".{key}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with flocked(self.base / f".{key}.lock"):
             yield
-        finally:
-            os.close(fd)

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dockerbank.errors import InvalidArgument
+
+
+@contextmanager
+def flocked(path: Path, how: int = fcntl.LOCK_EX) -> Iterator[None]:
+    """Hold an flock (``how``: LOCK_EX or LOCK_SH) on ``path`` for the block; the file is created
+    0600 and its directory as needed. Closing the descriptor releases the lock, also on error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, how)
+        yield
+    finally:
+        os.close(fd)
 
 
 def tree_size(path: Path) -> int:

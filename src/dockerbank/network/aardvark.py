@@ -17,7 +17,6 @@ The text functions are pure; :class:`AardvarkFiles` does the file and process wo
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import socket
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockerbank.errors import RuntimeFailure
+from dockerbank.host.fs import flocked
 
 
 @dataclass(frozen=True)
@@ -79,8 +79,7 @@ class AardvarkFiles:
     @contextmanager
     def locked(self) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.config_dir / "aardvark.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with flocked(self.config_dir / "aardvark.lock"):
             yield
 
     def add(self, entries: Iterable[Entry]) -> None:

@@ -27,12 +27,13 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from ipaddress import ip_network
 from pathlib import Path
 
 from dockerbank.errors import RuntimeFailure
+from dockerbank.host.fs import flocked
 from dockerbank.network import iptrules, rtnl
 from dockerbank.network.aardvark import AardvarkFiles, Entry
 from dockerbank.network.model import PortMapping
@@ -138,22 +139,16 @@ class InProcessBridge:
         self.lock_dir = config_dir / "locks"
 
     # -- locks ---------------------------------------------------------------------------
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """The host-wide lock (the netavark driver's file): only for what every network shares."""
-        HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
-        with open(HOST_LOCK, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+        return flocked(HOST_LOCK)
 
     @contextmanager
     def _network_locks(self, modes: dict[str, int]) -> Iterator[None]:
         """Each network's flock in its mode (LOCK_SH / LOCK_EX), taken in id order (no deadlock)."""
-        self.lock_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
             for network_id in sorted(modes):
-                handle = stack.enter_context(open(self.lock_dir / network_id, "a"))
-                fcntl.flock(handle, modes[network_id])
+                stack.enter_context(flocked(self.lock_dir / network_id, modes[network_id]))
             yield
 
     # -- set-up --------------------------------------------------------------------------

@@ -8,7 +8,6 @@ netavark's ``src/network/types.rs``; it prints a map network name -> ``StatusBlo
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockerbank.errors import NotSupported, RuntimeFailure
+from dockerbank.host.fs import flocked
 from dockerbank.network.model import Endpoint, Network, PortMapping
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
@@ -147,13 +147,8 @@ class Netavark:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Serialise network changes on this host (Podman does the same around netavark)."""
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with flocked(self.lock_path):
+            yield
 
     def _run(self, command: str, netns: Path, options: dict[str, Any]) -> str:
         self.config_dir.mkdir(parents=True, exist_ok=True)
