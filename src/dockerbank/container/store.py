@@ -47,16 +47,12 @@ def _listed(row: sqlite3.Row) -> Container:
     (a shallow copy: callers may set attributes of theirs; none changes nested values in place)."""
     cid, text = row["id"], row["config"]
     cached = _LISTED.get(cid)
-    if cached is not None and cached[0] == text:
-        config = object.__new__(ContainerConfig)
-        config.__dict__.update(cached[1].__dict__)
-    else:
-        config = ContainerConfig.from_dict(json.loads(text))
+    if cached is None or cached[0] != text:
         if len(_LISTED) >= _LISTED_MAX:
             _LISTED.clear()
-        kept = object.__new__(ContainerConfig)
-        kept.__dict__.update(config.__dict__)
-        _LISTED[cid] = (text, kept)
+        cached = _LISTED[cid] = (text, ContainerConfig.from_dict(json.loads(text)))
+    config = object.__new__(ContainerConfig)   # the caller's own shallow copy, without __init__
+    config.__dict__.update(cached[1].__dict__)
     return Container(cid, row["name"], row["created"], config, ContainerState.from_dict(json.loads(row["state"])))
 
 
