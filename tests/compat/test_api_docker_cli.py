@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from api_server import start_server
@@ -270,3 +272,29 @@ def test_build_commit_pause(docker, tmp_path):
     assert out(docker("run", "--rm", "committed:1", "cat", "/x")) == "changed"
     assert out(docker("inspect", "-f", "{{.State.Status}}", "snap-src")) == "running"
     docker("rm", "-f", "snap-src")
+
+
+def test_ps_follows_what_other_processes_and_conmon_exits_change(docker):
+    """The service answers repeated lists from memory (engine.stateversion): a change made by
+    another process (the dockerbank CLI) or a conmon killed outright shows in the next list."""
+    first = out(docker("run", "-d", "--name", "one", "busybox", "sleep", "600"))
+    second = out(docker("run", "-d", "--name", "two", "busybox", "sleep", "600"))
+
+    def running() -> list[str]:
+        return out(docker("ps", "--format", "{{.Names}}")).split()
+
+    assert sorted(running()) == ["one", "two"] and running() == running()   # the second list: from memory
+    server = docker.server
+    assert server.dockerbank("rename", "one", "uno").returncode == 0
+    assert sorted(running()) == ["two", "uno"]
+    assert server.dockerbank("stop", "-t", "0", first).returncode == 0
+    assert running() == ["two"]
+    pid = int(out(docker("inspect", "-f", "{{.State.Pid}}", second)))
+    conmon = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])  # its parent
+    assert Path(f"/proc/{conmon}/comm").read_text().strip() == "conmon"
+    os.kill(conmon, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while running() and time.monotonic() < deadline:   # the exit handler's clean-up is in the background
+        time.sleep(0.05)
+    assert running() == []
+    assert out(docker("ps", "-a", "--filter", "name=two", "--format", "{{.State}}")) == "exited"

@@ -117,3 +117,23 @@ def test_event_shape_filters_and_log(tmp_path):
     assert next(follow) == []
     log.record("volume", "destroy", "v1")
     assert [i["Action"] for i in next(follow)] == ["destroy"]
+
+
+def test_a_memo_answers_only_at_the_same_version_and_age(monkeypatch):
+    from dockerbank.api import base
+
+    clock = [100.0]
+    monkeypatch.setattr(base.time, "monotonic", lambda: clock[0])
+    memo = base.VersionedMemo(max_age=2.0, size=2)
+    memo.put("/containers/json", (1, 2), ["a"], computed_at=100.0)
+    assert memo.get("/containers/json", (1, 2)) == ["a"]
+    assert memo.get("/containers/json", (1, 3)) is None       # something changed
+    assert memo.get("/containers/json?all=1", (1, 2)) is None  # another query
+    assert memo.get("/containers/json", None) is None          # no version: never from memory
+    memo.put("/x", None, ["b"], computed_at=100.0)
+    assert memo.get("/x", None) is None
+    clock[0] = 102.5                                            # older than max_age
+    assert memo.get("/containers/json", (1, 2)) is None
+    memo.put("/one", (1,), 1, computed_at=102.5)
+    memo.put("/two", (1,), 2, computed_at=102.5)                # full: the old answers go
+    assert memo.get("/one", (1,)) is None and memo.get("/two", (1,)) == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 
 from aiohttp import web
@@ -94,6 +95,33 @@ async def read_json(request: web.Request) -> dict:
 
 def reply(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=json.dumps(data).encode() + b"\n", status=status, content_type="application/json")
+
+
+class VersionedMemo:
+    """Answers kept with the state version they were computed at (engine.stateversion) and
+    given again while the version is the same, for at most ``max_age`` seconds: a change the
+    version misses (a container started by a process killed before its start event, so nobody
+    watches its conmon) shows within that time. Used from the event loop's thread only."""
+
+    def __init__(self, max_age: float = 2.0, size: int = 64):
+        self.max_age, self.size = max_age, size
+        self._kept: dict[str, tuple[object, float, Any]] = {}
+
+    def get(self, key: str, version: object) -> Any | None:
+        """The answer kept for ``key`` at ``version``; None when there is none (or no version)."""
+        kept = self._kept.get(key)
+        if version is None or kept is None or kept[0] != version or time.monotonic() - kept[1] > self.max_age:
+            return None
+        return kept[2]
+
+    def put(self, key: str, version: object, value: Any, computed_at: float) -> None:
+        """Keep ``value``, computed from ``computed_at`` (time.monotonic()) on, read at ``version``
+        (read before the computation started: a change during it makes the next version differ)."""
+        if version is None:
+            return
+        if len(self._kept) >= self.size and key not in self._kept:
+            self._kept.clear()
+        self._kept[key] = (version, computed_at, value)
 
 
 class LineQueue:

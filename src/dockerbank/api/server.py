@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from dockerbank.api import errors as api_errors
-from dockerbank.api.base import API_VERSION
+from dockerbank.api.base import API_VERSION, VersionedMemo
 from dockerbank.config import Config
 from dockerbank.errors import InvalidArgument, UsageError
 
@@ -66,6 +66,7 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 def make_app(config: Config) -> web.Application:
     """The application for one Dockerbank root."""
     from dockerbank.api.routes import add_routes
+    from dockerbank.engine.workers import state_version
 
     app = web.Application(middlewares=[error_middleware], client_max_size=0)
     app["config"] = config
@@ -73,7 +74,14 @@ def make_app(config: Config) -> web.Application:
     app["hijacks"] = {}   # container id -> attach connections waiting for the start (compat/containers.py)
     app["exits"] = {}     # container id -> exit code seen by an attached stream (for wait?condition=removed)
     app["execs"] = {}     # exec id -> exec instance (create and start are separate API calls)
+    app["lists"] = VersionedMemo()               # GET /containers/json answers by query (compat/containers.py)
+    app["state_version"] = state_version(config)  # ... kept while this holds
     app.on_response_prepare.append(_headers)
+
+    async def close_version(app: web.Application) -> None:
+        app["state_version"].close()
+
+    app.on_cleanup.append(close_version)
     add_routes(app)
     return app
 

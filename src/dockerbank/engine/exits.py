@@ -71,6 +71,9 @@ class ExitHandler:
         self._thread: threading.Thread | None = None
         self._watched: dict[int, str] = {}       # pidfd -> container ID
         self._ids: dict[str, int] = {}           # container ID -> pidfd
+        self._attached: set[str] = set()         # watched only to count the exit: their client cleans up
+        #: conmon exits seen so far; other threads read it (engine.stateversion), only this one counts
+        self.seen_exits = 0
 
     @property
     def guard(self) -> Path | None:
@@ -105,6 +108,7 @@ class ExitHandler:
             os.close(fd)
         self._watched.clear()
         self._ids.clear()
+        self._attached.clear()
 
     # --- the thread --------------------------------------------------------------------------
 
@@ -140,7 +144,7 @@ class ExitHandler:
                         for cid in start_event_ids(next(batches)):
                             self._watch(engine, cid, poller)
                 for fd in fds & set(self._watched):
-                    self._exited(self._unwatch(fd, poller))
+                    self._gone(self._unwatch(fd, poller))
         except Exception:  # never silently: without the handler the exit commands take over
             log.exception("exit handler stopped")
         finally:
@@ -151,7 +155,8 @@ class ExitHandler:
             engine.close()
 
     def _watch(self, engine, cid: str, poller: select.poll) -> None:
-        """Watch ``cid``'s conmon when it runs detached; an exit already past is handled now."""
+        """Watch ``cid``'s conmon while it is live; an exit already past is handled now. An
+        attached container's exit is only counted: its client cleans up after it."""
         from dockerbank.container import model
         from dockerbank.errors import NotFound
         from dockerbank.runtime import conmon
@@ -160,8 +165,12 @@ class ExitHandler:
             state = engine.containers.store.get(cid).state
         except NotFound:
             return
-        if state.status not in model.ACTIVE or state.attached or cid in self._ids:
-            return  # an attached client cleans up after its own container
+        if state.status not in model.ACTIVE or cid in self._ids:
+            return
+        if state.attached:
+            self._attached.add(cid)
+        else:
+            self._attached.discard(cid)
         try:
             pidfd = os.pidfd_open(state.conmon_pid) if state.conmon_pid > 0 else -1
         except OSError:
@@ -169,7 +178,7 @@ class ExitHandler:
         if pidfd < 0 or not conmon.alive(state.conmon_pid, state.conmon_start):
             if pidfd >= 0:
                 os.close(pidfd)
-            self._exited(cid)  # gone before it was watched (or a pid that is another process now)
+            self._gone(cid)  # gone before it was watched (or a pid that is another process now)
             return
         self._watched[pidfd], self._ids[cid] = cid, pidfd
         poller.register(pidfd, select.POLLIN)
@@ -180,6 +189,15 @@ class ExitHandler:
         cid = self._watched.pop(fd)
         self._ids.pop(cid, None)
         return cid
+
+    def _gone(self, cid: str) -> None:
+        """``cid``'s conmon has exited: counted at once, cleaned up in the background unless
+        an attached client does that."""
+        self.seen_exits += 1
+        if cid in self._attached:
+            self._attached.discard(cid)
+            return
+        self._exited(cid)
 
     def _exited(self, cid: str) -> None:
         config = self.config

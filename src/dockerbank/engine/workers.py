@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from dockerbank.config import Config
     from dockerbank.engine import Engine
     from dockerbank.engine.exits import ExitHandler
+    from dockerbank.engine.stateversion import StateVersion
 
 #: Threads for background work: teardowns take a host-wide network lock one at a time anyway,
 #: so a few threads keep up with any rate of exits without competing with the requests.
@@ -82,6 +83,18 @@ def stop_exit_handler() -> None:
     handler, _exit_handler = _exit_handler, None
     if handler is not None:
         handler.stop()
+
+
+def state_version(config: Config) -> StateVersion:
+    """The version of ``config``'s containers as this process can know it (engine.stateversion):
+    known while this process's exit handler handles that root's exits."""
+    from dockerbank.engine.stateversion import StateVersion
+
+    def handler() -> ExitHandler | None:
+        current = _exit_handler
+        return current if current is not None and current.config.run_root == config.run_root else None
+
+    return StateVersion(config.db_path, handler)
 
 
 def _exit_guard(config: Config):

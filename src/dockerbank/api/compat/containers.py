@@ -212,6 +212,10 @@ def summary(engine, c, size_rw: int | None = None, size_root_fs: int | None = No
 
 
 async def list_containers(request: web.Request) -> web.Response:
+    """``GET /containers/json``. While the state version holds (engine.stateversion), the
+    containers and their items come from the last list with the same query, and only the
+    Status texts (which move with the clock) are written anew."""
+    from dockerbank.container.views import status_text
     from dockerbank.engine.containers import ListOptions
 
     opts = ListOptions(all=qbool(request, "all"), last=qint(request, "limit", -1) or -1, filters=qfilters(request),
@@ -221,10 +225,19 @@ async def list_containers(request: web.Request) -> web.Response:
         entries = engine.container_ops.list(opts)
         nets = engine.networks.settings_of(e.container.id for e in entries) if entries else {}
         no_endpoints: tuple[dict, list] = ({"Networks": {}}, [])
-        return [summary(engine, entry.container, entry.size_rw, entry.size_root_fs,
-                        nets.get(entry.container.id, no_endpoints)) for entry in entries]
+        return [(entry.container, summary(engine, entry.container, entry.size_rw, entry.size_root_fs,
+                                          nets.get(entry.container.id, no_endpoints))) for entry in entries]
 
-    return reply(await engine_call(request, run))
+    memo, key = request.app["lists"], request.path_qs
+    # sizes are read from the disk, which no version covers
+    version = None if opts.size else request.app["state_version"].current()
+    listed = memo.get(key, version)
+    if listed is None:
+        started = time.monotonic()
+        listed = await engine_call(request, run)
+        memo.put(key, version, listed, started)
+    now = time.time()
+    return reply([dict(item, Status=status_text(container, now)) for container, item in listed])
 
 
 def _get(engine, ref: str):
