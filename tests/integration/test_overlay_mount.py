@@ -99,3 +99,25 @@ def test_mounts_from_threads_keep_the_working_directory(tmp_path):
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_a_start_over_a_stale_mount_leaves_one_overlay_and_the_stop_none(engine, busybox):
+    """A mount no row records (a crash between a mount and its record) is replaced at the start,
+    not stacked on; the stop leaves the container's root unmounted."""
+    from dockerbank.container.options import CreateOptions
+    from dockerbank.host.mounts import read_mounts
+
+    def mounts_at(path) -> int:
+        return sum(1 for m in read_mounts() if m.mount_point == str(path))
+
+    service = engine.containers
+    container = service.create(CreateOptions(image="busybox", command=["sleep", "60"], network="none"))
+    merged = service.dir(container.id) / "merged"
+    service._mount_rootfs(container)   # the crash: mounted, never recorded
+    assert mounts_at(merged) == 1 and not service.store.get(container.id).state.mounted
+    service.start(container.id)
+    try:
+        assert mounts_at(merged) == 1
+    finally:
+        service.stop(container.id, 0)
+    assert mounts_at(merged) == 0

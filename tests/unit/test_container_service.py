@@ -327,6 +327,16 @@ def test_start_mounts_sets_up_the_network_spawns_conmon_then_starts(service, wor
     assert world.calls == []
 
 
+def test_a_stale_mount_no_row_records_is_unmounted_before_the_start_mounts(service, world):
+    container = service.create(CreateOptions(image="busybox"))
+    merged = service.dir(container.id) / "merged"
+    world.mounted.add(merged)  # a crash between a mount and its record: the row says not mounted
+    service.start(container.id)
+    names = world.names()
+    assert names[0] == "mounts.unmount" and names.count("mounts.mount") == 1  # never a second overlay on top
+    assert merged in world.mounted and service.get(container.id).state.mounted
+
+
 def test_no_network_set_up_for_network_none(service, world):
     container = service.create(CreateOptions(image="busybox", network="none"))
     service.start(container.id)

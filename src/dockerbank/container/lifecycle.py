@@ -593,8 +593,12 @@ class ContainerService:
         """Mount the overlay (image layers below, the container's own layer on top)."""
         base = self.dir(container.id)
         merged = base / "merged"
-        if container.state.mounted and self.mounts.is_mounted(merged):
-            return merged
+        if self.mounts.is_mounted(merged):
+            if container.state.mounted:
+                return merged
+            # mounted though no row says so (a crash between a mount and its record): a second
+            # overlay would stack on the stale one and hide it from every later unmount
+            self._unmount_rootfs(container.id)
         image = self.engine.images.get(container.config.image_id)
         lowers = list(self.engine.images.layers.lower_dirs(image.top_chain))
         if (base / "init").is_dir():
@@ -612,9 +616,12 @@ class ContainerService:
         return merged
 
     def _unmount_rootfs(self, cid: str) -> None:
+        """Unmount the container's root, each overlay stacked there (a bounded number) included."""
         merged = self.dir(cid) / "merged"
         try:
-            self.mounts.unmount(merged, lazy=True)
+            for _ in range(8):
+                if not self.mounts.unmount(merged, lazy=True):
+                    break
         except DockerbankError:
             pass
 

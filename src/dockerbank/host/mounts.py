@@ -161,8 +161,11 @@ class HostMounts:
         return unmount(path, lazy)
 
     def is_mounted(self, path: str | Path) -> bool:
-        """See :func:`is_mounted`."""
-        return is_mounted(path)
+        """Whether a filesystem of its own is mounted at ``path`` (its device differs from its
+        parent's, as for every overlay): two stats, where :func:`is_mounted` reads the whole
+        mount table (every container's mount) at each start. A bind mount inside one
+        filesystem is not seen; container roots are overlays."""
+        return os.path.ismount(path)
 
     def overlay_mounts_under(self, root: str | Path) -> list[MountInfo]:
         """See :func:`overlay_mounts_under`."""
