@@ -19,8 +19,8 @@ each from one tarball (nothing is pulled). Rows:
 
 The notes give the service's memory (RSS and PSS of its process, idle and with the containers
 running) beside dockerd's and containerd's, and the host's load at the start and the end:
-this machine has 2 CPUs shared by ~9 engineers, so single figures move; the medians and the
-interleaving are what to read.
+other work on the machine moves single figures; the medians and the interleaving are what to
+read.
 """
 
 from __future__ import annotations
@@ -310,9 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "both, default bridge network. Each row: one untimed warm-up per "
         "engine, then the rounds interleaved; medians.",
         *bench.notes,
-        f"Host load at start: {load_start}; at end: {load()}. This VM's 2 CPUs are shared by ~9 engineers "
-        "working at the same time, so the absolute figures move between runs; the ratios compare interleaved "
-        "rounds.",
+        f"Host load at start: {load_start}; at end: {load()} (the {os.cpu_count()} CPUs' load includes this "
+        "run's own containers). Absolute figures move with the load; the ratios compare interleaved rounds.",
     ]
     text = harness.section(NAME, "Docker Engine API: the docker CLI and docker-compose against the service and "
                            "dockerd", list(results.values()), ["dockerbank", "docker"], args.rounds, notes)

@@ -175,7 +175,7 @@ def main() -> int:
         "(start_interval 200 ms; docker's compose file uses interval 200 ms, 20.10 having no start_interval)",
         "docker: docker-compose 1.29.2 on dockerd 20.10 with the same image (dockerbank save | docker load); "
         "its time ends when docker inspect (polled every 20 ms) says healthy",
-        f"host load before/after: {loads[0]} / {loads[1]} (2 CPUs shared with other engineers' test runs)",
+        f"host load before/after: {loads[0]} / {loads[1]} ({os.cpu_count()} CPUs)",
     ]
     section = harness.section("catalog", "Catalog: deploy of the PostgreSQL entry (image built) until healthy",
                               results, ["dockerbank", "docker"], args.rounds, notes)
