@@ -205,3 +205,16 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} is not installed: run scripts/setup.sh --with-tests")
     return path
+
+
+def until(check, timeout: float = 20.0, interval: float = 0.02) -> bool:
+    """Whether ``check()`` came true within ``timeout`` seconds, polled every ``interval``
+    (tests wait on states, never on fixed sleeps)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return bool(check())

@@ -8,9 +8,9 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
-import time
 
 import pytest
+from conftest import until
 
 from dockerbank.container.options import CreateOptions
 from dockerbank.engine import Engine
@@ -29,14 +29,6 @@ def _status(config, cid: str) -> str:
     finally:
         eng.close()
 
-
-def _until(check, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _start(engine: Engine, guard, *cmd: str, restart: str = "no") -> str:
@@ -60,7 +52,7 @@ def test_the_guarded_exit_command_defers_to_a_holder_of_the_lock(engine, busybox
         guarded = Engine(engine.config, exit_guard=lock).containers._exit_command(cid)
         assert guarded[0].endswith("flock") and guarded[-2:] == ["cleanup", cid]
         conmon_pid = engine.containers.store.get(cid).state.conmon_pid
-        assert _until(lambda: not os.path.exists(f"/proc/{conmon_pid}"))
+        assert until(lambda: not os.path.exists(f"/proc/{conmon_pid}"))
         assert subprocess.run(guarded, capture_output=True, timeout=60).returncode == 0
         assert _status(engine.config, cid) == "running"  # neither conmon's nor this one did anything
     finally:
@@ -73,11 +65,11 @@ def test_the_handler_records_exits_and_restarts_and_hands_over_when_stopped(engi
     handler = ex.ExitHandler(engine.config, workers.background)
     handler.start()
     try:
-        assert _until(lambda: handler.guard is not None)
+        assert until(lambda: handler.guard is not None)
         cid = _start(engine, handler.guard, "sleep", "0.2")
-        assert _until(lambda: _status(engine.config, cid) == "exited")
+        assert until(lambda: _status(engine.config, cid) == "exited")
         flaky = _start(engine, handler.guard, "false", restart="on-failure:2")
-        assert _until(lambda: engine.containers.store.get(flaky).state.restart_count == 2
+        assert until(lambda: engine.containers.store.get(flaky).state.restart_count == 2
                       and _status(engine.config, flaky) == "exited")
         late = _start(engine, handler.guard, "sleep", "1")
     finally:
@@ -85,7 +77,7 @@ def test_the_handler_records_exits_and_restarts_and_hands_over_when_stopped(engi
         workers.drain_background()
     assert handler.guard is None
     # started behind the lock, exited after the handler left: its exit command did the work
-    assert _until(lambda: _status(engine.config, late) == "exited")
+    assert until(lambda: _status(engine.config, late) == "exited")
     guarded = guarded_exit_command(["cleanup"], ex.lock_path(engine.config))
     assert guarded[1:5] == ["--shared", "--nonblock", "--conflict-exit-code", "0"] and guarded[-1] == "cleanup"
 

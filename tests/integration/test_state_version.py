@@ -8,9 +8,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from conftest import until
 
 from dockerbank.container.options import CreateOptions
 from dockerbank.engine import Engine
@@ -20,14 +20,6 @@ from dockerbank.engine.stateversion import StateVersion
 pytestmark = pytest.mark.integration
 
 
-def _until(check, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return False
-
 
 def test_the_version_moves_with_other_processes_commits_and_conmon_exits(engine, busybox):
     # a handler whose background never runs: the killed conmon's row stays "running", so only
@@ -36,13 +28,13 @@ def test_the_version_moves_with_other_processes_commits_and_conmon_exits(engine,
     version = StateVersion(engine.config.db_path, lambda: handler)
     assert version.current() is None  # not started: exits go unseen here, no version
     handler.start()
-    assert _until(lambda: handler.guard is not None)
+    assert until(lambda: handler.guard is not None)
     eng = Engine(engine.config, exit_guard=handler.guard)
     container = eng.containers.create(CreateOptions(image="busybox", command=["sleep", "600"], network="none"))
     try:
         eng.containers.start(container.id)
         state = eng.containers.store.get(container.id).state
-        assert _until(lambda: container.id in handler._ids)  # learned from the start event
+        assert until(lambda: container.id in handler._ids)  # learned from the start event
         before = version.current()
         assert before is not None and version.current() == before
         renamed = subprocess.run([sys.executable, "-m", "dockerbank", "--root", str(engine.config.root),
@@ -52,7 +44,7 @@ def test_the_version_moves_with_other_processes_commits_and_conmon_exits(engine,
         after_rename = version.current()
         assert after_rename != before and version.current() == after_rename
         os.kill(state.conmon_pid, signal.SIGKILL)
-        assert _until(lambda: version.current() != after_rename)
+        assert until(lambda: version.current() != after_rename)
         assert engine.containers.store.get(container.id).state.status == "running"  # no row changed
     finally:
         handler.stop()
