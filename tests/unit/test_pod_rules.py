@@ -271,3 +271,28 @@ def test_members_left_running_by_a_stopped_infra_rejoin_the_new_one(engine, worl
     paths = {n["type"]: n.get("path") for n in spec["linux"]["namespaces"]}
     assert paths["ipc"] == f"/proc/{world.procs[pod.infra_id].pid}/ns/ipc"
     assert engine.pod_ops.list(PodListOptions())[0].status == "Running"
+
+
+def test_a_drawn_name_a_concurrent_create_took_is_drawn_again(engine, world, monkeypatch):
+    other = engine.sibling()  # another CLI on the same state database
+    made = engine.pods._create_infra
+    raced = []
+
+    def racing(pod_id, name, config):
+        if not raced:  # between the draw and the record, a concurrent create takes the drawn name
+            raced.append(other.pod_ops.create(PodCreateOptions(name=name)))
+        return made(pod_id, name, config)
+
+    monkeypatch.setattr(engine.pods, "_create_infra", racing)
+    pod = engine.pod_ops.create(PodCreateOptions())
+    assert pod.name != raced[0].name and sorted(p.name for p in engine.pods.list()) == sorted([pod.name, raced[0].name])
+    infras = [c for c in engine.containers.list() if c.config.is_infra]
+    assert sorted(c.id for c in infras) == sorted([pod.infra_id, raced[0].infra_id])  # the first infra went
+    assert engine.containers.get(pod.infra_id).config.hostname == pod.name  # made again with the new name
+
+    raced.clear()
+    with pytest.raises(Conflict, match="pod already exists"):  # a name given is not drawn again
+        engine.pod_ops.create(PodCreateOptions(name="given"))
+    assert [p.name for p in engine.pods.list()].count("given") == 1 and len(raced) == 1
+    assert len([c for c in engine.containers.list() if c.config.is_infra]) == 3
+    other.db.close()

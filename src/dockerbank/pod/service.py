@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import cached_property
 
-from dockerbank.errors import DockerbankError, InvalidArgument
+from dockerbank.errors import Conflict, DockerbankError, InvalidArgument
 from dockerbank.pod.model import (
     Pod,
     PodConfig,
@@ -95,12 +95,16 @@ class PodService:
 
     def create(self, name: str | None, config: PodConfig) -> Pod:
         """A new pod and (unless ``config.infra`` is off) its infra container, created, not
-        started. Checked before anything exists; the infra goes again when the record fails."""
+        started. Checked before anything exists; the infra goes again when the record fails.
+
+        A drawn name (none given) that a concurrent create took between the draw and the
+        record is drawn again, as containers' names are (ContainerStore.insert): the infra is
+        made again too, since its hostname may be the pod's name."""
         from dockerbank.container.lifecycle import now_rfc3339
-        from dockerbank.container.options import CreateOptions
         from dockerbank.container.names import new_id, random_name
 
         check_create(config)
+        drawn = not name
         if name:
             name = validate_name(name)
             if self.store.name_taken(name):
@@ -108,26 +112,34 @@ class PodService:
         else:
             name = random_name(self.store.name_taken)
         pod_id = new_id()
-        hostname = config.hostname or name  # podman: the pod's name (inspect shows what was given)
-        infra_id = ""
-        if config.infra:
-            shares_net = "net" in config.share
-            infra = self.containers.create(CreateOptions(
-                image=self.infra_image(), name=f"{pod_id[:12]}-infra",
-                hostname=hostname if "uts" in config.share else None,
-                network=config.network if shares_net else "none",
-                network_options=dict(config.network_options) if shares_net else {},
-                pod=pod_id, infra=True))
-            infra_id = infra.id
-        pod = Pod(pod_id, name, now_rfc3339(), infra_id, config)
-        try:
-            self.store.insert(pod)
-        except BaseException:
-            if infra_id:
-                self.containers.remove(infra_id, force=True)
-            raise
+        for attempt in range(5):
+            infra_id = self._create_infra(pod_id, name, config) if config.infra else ""
+            pod = Pod(pod_id, name, now_rfc3339(), infra_id, config)
+            try:
+                self.store.insert(pod)
+                break
+            except BaseException as exc:
+                if infra_id:
+                    self.containers.remove(infra_id, force=True)
+                if not (drawn and isinstance(exc, Conflict)) or attempt == 4:
+                    raise
+                name = random_name(self.store.name_taken)
         self.event(pod, "create")
         return pod
+
+    def _create_infra(self, pod_id: str, name: str, config: PodConfig) -> str:
+        """Create the pod's infra container (holder of the namespaces it shares); its ID."""
+        from dockerbank.container.options import CreateOptions
+
+        hostname = config.hostname or name  # podman: the pod's name (inspect shows what was given)
+        shares_net = "net" in config.share
+        infra = self.containers.create(CreateOptions(
+            image=self.infra_image(), name=f"{pod_id[:12]}-infra",
+            hostname=hostname if "uts" in config.share else None,
+            network=config.network if shares_net else "none",
+            network_options=dict(config.network_options) if shares_net else {},
+            pod=pod_id, infra=True))
+        return infra.id
 
     def join_options(self, opts: CreateOptions) -> tuple[Pod, CreateOptions]:
         """``run/create --pod REF``: the pod and the options of a member of it (the namespaces
