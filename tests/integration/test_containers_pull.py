@@ -65,6 +65,16 @@ def test_run_of_an_image_no_registry_has_fails_with_125(tmp_path):
     assert err.count("\n") <= 3 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["run", "create"])
+def test_a_malformed_userns_is_refused_before_the_image_lookup(tmp_path, command):
+    """As docker's ``--userns: invalid USER mode``: one line, 125, and no pull of the missing image."""
+    fresh = tmp_path / "fresh-root"
+    result = run_cli(fresh, command, "--userns=bogus", "127.0.0.1:9/nothing/here:1", "true", check=False)
+    assert result.returncode == 125
+    assert result.stderr.decode() == "Error: --userns: invalid USER mode 'bogus': use 'host' or 'auto' " \
+                                     "(or 'auto:size=N')\n"
+
+
 def test_run_rm_tears_down_after_returning(busybox, engine, cli, root):
     """``run --rm`` returns before its detached child has unmounted and removed the container;
     soon after, nothing is left: no row, no directory, no overlay mount, no runtime state."""

@@ -126,7 +126,7 @@ def test_a_container_of_one_mapping_cannot_read_anothers_files(uroot, tmp_path):
 
 def test_userns_bad_input_is_one_line_and_creates_nothing(uroot):
     before = db(uroot, "ps", "-aq").stdout
-    for args, words in ((["--userns=auto:size=2147483648"], "no free range"), (["--userns=keep-id"], "invalid --userns"),
+    for args, words in ((["--userns=auto:size=2147483648"], "no free range"), (["--userns=keep-id"], "invalid USER mode"),
                         (["--userns=auto", "--privileged"], "incompatible"),
                         (["--userns=auto", "--network", "host"], "incompatible")):
         done = db(uroot, "run", "--rm", *args, "busybox", "true", check=False)

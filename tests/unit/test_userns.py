@@ -24,6 +24,12 @@ def test_parse_modes():
         assert err.value.exit_code == 125 and "\n" not in str(err.value)
 
 
+def test_a_malformed_mode_is_refused_in_dockers_words():
+    with pytest.raises(InvalidArgument) as err:
+        userns.parse("bogus")
+    assert str(err.value).startswith("--userns: invalid USER mode 'bogus'") and err.value.exit_code == 125
+
+
 def test_allocate_first_fit_without_overlap():
     ranges = [Range("dockerbank", 1000, 300), Range("dockerbank", 5000, 100)]
     assert userns.allocate(ranges, [], 100) == 1000

@@ -81,8 +81,10 @@ def expand_env(values: tuple[str, ...]) -> list[str]:
 def build_create_options(image: str, command: tuple[str, ...], kw: dict):
     from dockerbank.cli.netflags import network_options_from
     from dockerbank.volume import mounts as mnt
+    from dockerbank.container import userns
     from dockerbank.container.options import CreateOptions
 
+    userns.parse(kw.get("userns"))  # as docker: a malformed --userns is refused before the image lookup or pull
     env: list[str] = []
     for path in kw["env_file"]:
         env += parse_env_file(path)

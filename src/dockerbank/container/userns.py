@@ -41,7 +41,9 @@ def parse(value: str | None) -> Mode:
         return Mode()
     kind, _, options = text.partition(":")
     if kind != AUTO:
-        raise InvalidArgument(f"invalid --userns {value!r}: use 'host' or 'auto' (or 'auto:size=N')", exit_code=125)
+        # docker's words (``--userns: invalid USER mode``), then what Dockerbank takes
+        raise InvalidArgument(f"--userns: invalid USER mode {value!r}: use 'host' or 'auto' (or 'auto:size=N')",
+                              exit_code=125)
     size = DEFAULT_SIZE
     for option in filter(None, options.split(",")):
         key, _, number = option.partition("=")
