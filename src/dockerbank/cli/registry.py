@@ -162,7 +162,7 @@ def _storage_dir(ctx: click.Context, storage: str | None) -> Path:
 @click.pass_context
 def serve_cmd(ctx: click.Context, listen: str, storage: str | None, htpasswd: str | None, tls_cert: str | None,
               tls_key: str | None, read_only: bool) -> None:
-    """Serve a registry until interrupted."""
+    """Serve a registry until SIGTERM or SIGINT (requests in flight get 2 s to finish; exit 0)."""
     from dockerbank.registry.server.app import parse_listen, serve_forever, ssl_context
     from dockerbank.registry.server.storage import RegistryStorage
 
@@ -178,9 +178,10 @@ def serve_cmd(ctx: click.Context, listen: str, storage: str | None, htpasswd: st
         click.echo(f"Serving{mode} registry on {scheme}://{listen} from {folder}{auth}", err=True)
 
     try:
-        serve_forever(store, host, port, Path(htpasswd) if htpasswd else None, tls, ready)
+        signame = serve_forever(store, host, port, Path(htpasswd) if htpasswd else None, tls, ready)
     except OSError as exc:
         raise InvalidArgument(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    click.echo(f"Registry on {scheme}://{listen} stopped ({signame})", err=True)
 
 
 @registry_group.command("gc")

@@ -39,6 +39,53 @@ STORAGE_KEY = web.AppKey("storage", RegistryStorage)
 AUTH_KEY: web.AppKey[Htpasswd | None] = web.AppKey("auth")
 
 
+class InFlight:
+    """The requests whose handler runs, so that a stop can let them finish: aiohttp's own shutdown
+    closes every connection to further input first (an upload whose body is still arriving could
+    only be cut), so ``registry serve`` waits on this before it hands over to it."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._idle is None:   # made in the serving loop (start_in_thread's is another thread's)
+            self._idle = asyncio.Event()
+            if not self.count:
+                self._idle.set()
+        return self._idle
+
+    def enter(self) -> None:
+        self.count += 1
+        self._event().clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if not self.count:
+            self._event().set()
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until no handler runs; whether that happened."""
+        try:
+            await asyncio.wait_for(self._event().wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
+
+
+@web.middleware
+async def _count_in_flight(request: web.Request, handler):
+    in_flight = request.app[IN_FLIGHT_KEY]
+    in_flight.enter()
+    try:
+        return await handler(request)
+    finally:
+        in_flight.leave()
+
+
 def _error_response(error: RegistryError) -> web.Response:
     headers = {"Docker-Distribution-API-Version": "registry/2.0", **error.headers}
     return web.json_response(error.body(), status=error.status, headers=headers)
@@ -322,8 +369,9 @@ def _referrers(request: web.Request, name: str, subject: str) -> web.Response:
 
 def make_app(storage: RegistryStorage, htpasswd: Path | None = None) -> web.Application:
     """The aiohttp application serving ``storage`` (with Basic auth when ``htpasswd`` is given)."""
-    app = web.Application(middlewares=[_middleware], client_max_size=4 << 20)
+    app = web.Application(middlewares=[_count_in_flight, _middleware], client_max_size=4 << 20)
     app[STORAGE_KEY] = storage
+    app[IN_FLIGHT_KEY] = InFlight()
     app[AUTH_KEY] = Htpasswd(htpasswd) if htpasswd else None
     app.router.add_route("*", "/v2/{tail:.*}", _dispatch)
     app.router.add_route("*", "/v2", _base)
@@ -353,27 +401,47 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+#: seconds requests in flight get to finish after SIGTERM/SIGINT, twice: handlers (an upload's body
+#: still arriving) while nothing else changes, then responses still being sent (a blob download)
+#: during aiohttp's own shutdown, which takes no more input; what still runs then is cancelled
+GRACE = 2.0
+
+
 def serve_forever(storage: RegistryStorage, host: str, port: int, htpasswd: Path | None = None,
-                  tls: ssl.SSLContext | None = None, on_ready=None) -> None:
-    """Serve until interrupted (the CLI's ``registry serve``)."""
+                  tls: ssl.SSLContext | None = None, on_ready=None, grace: float = GRACE) -> str:
+    """Serve until SIGTERM or SIGINT (the CLI's ``registry serve``); return the signal's name.
+
+    On the signal the listening socket closes at once; handlers still running get ``grace``
+    seconds to finish (an upload whose body is still arriving completes), then aiohttp's shutdown
+    closes idle connections and gives the responses still going out ``grace`` seconds more before
+    it cancels what is left. A cut chunked upload stays a session on disk (a client may resume it
+    after a restart, ``registry gc`` removes it when stale), a cut monolithic one is dropped.
+    Nothing half-written is ever visible as a blob: a blob enters the store by rename after its
+    digest was checked (the same as after a SIGKILL, see tests/integration/test_fault_injection.py)."""
+    from dockerbank.host.stopsignals import StopSignals
+
     app = make_app(storage, htpasswd)
 
-    async def main() -> None:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=tls, backlog=512)
-        await site.start()
-        if on_ready:
-            on_ready()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+    async def main() -> str:
+        with StopSignals() as stop:   # before listening: a SIGTERM right after the ready line is clean too
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
+            await runner.setup()
+            try:
+                site = web.TCPSite(runner, host, port, ssl_context=tls, backlog=512)
+                await site.start()
+                if on_ready:
+                    on_ready()
+                await stop.wait()
+                await site.stop()     # no new connection from here on
+                await app[IN_FLIGHT_KEY].settled(grace)
+            finally:
+                await runner.cleanup()
+            return stop.name
 
     try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+        return asyncio.run(main())
+    except KeyboardInterrupt:   # a Ctrl-C before the handlers were in place
+        return "SIGINT"
 
 
 @dataclass
