@@ -139,7 +139,8 @@ def test_pod_errors_are_one_line_with_podmans_codes_and_create_nothing(ctr, root
             (("pod", "create", "--share", "cgroup"), "cgroup namespace is not supported"),
             (("pod", "create", "--share", "mnt"), "invalid kernel namespace to share: mnt"),
             (("pod", "create", "--network", "missing-net"), "missing-net"),
-            (("pod", "create", "-p", "80:80", "--share", "ipc"), "does not share its network namespace")):
+            (("pod", "create", "-p", "80:80", "--share", "ipc"), "does not share its network namespace"),
+            (("pod", "create", "--shm-size", "-1"), "SHM size can not be less than 0")):
         result = ctr(*args, check=False)
         assert result.returncode == 125, args
         err = result.stderr.decode()
@@ -153,3 +154,42 @@ def test_pod_errors_are_one_line_with_podmans_codes_and_create_nothing(ctr, root
     assert ctr("ps", "-aq", "--no-trunc").stdout.decode().split() == [infra]
     ctr("pod", "rm", "p")  # not running: no force needed
     assert ctr("ps", "-aq").stdout == b""
+
+
+def _shm_mounts(run_root: Path) -> list[str]:
+    """The host's mountinfo lines of the pods' /dev/shm tmpfs under ``run_root``."""
+    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if f" {run_root}/pods/" in line]
+
+
+def test_pod_members_share_the_pods_dev_shm_and_it_goes_with_the_pod(ctr, root):
+    from dockerbank.host.mounts import mount_tmpfs
+
+    run_root = Path(str(root) + "-run")
+    pod_id = ctr("pod", "create", "--name", "shm", "--shm-size", "32m").stdout.decode().strip()
+    # one member writes and stays; another (its own --shm-size gives way, as podman's) reads and writes
+    ctr("run", "-d", "--pod", "shm", "--name", "one", "busybox", "sh", "-c",
+        "echo from-one > /dev/shm/one; trap 'exit 0' TERM; sleep 600 & wait")
+    out = ctr("run", "--rm", "--pod", "shm", "--shm-size", "8m", "busybox", "sh", "-c",
+              "for i in $(seq 100); do [ -e /dev/shm/one ] && break; sleep 0.05; done; cat /dev/shm/one; echo from-two > /dev/shm/two; "
+              "df -k /dev/shm | tail -1").stdout.decode().splitlines()
+    assert out[0] == "from-one" and out[1].split()[1] == "32768"  # the pod's 32 MiB
+    assert ctr("exec", "one", "cat", "/dev/shm/two").stdout == b"from-two\n"
+    assert ctr("run", "--rm", "busybox", "ls", "-A", "/dev/shm").stdout == b""  # outside the pod: its own
+    mounts = _shm_mounts(run_root)
+    assert len(mounts) == 1 and f"/pods/{pod_id}/shm " in mounts[0] and " tmpfs " in mounts[0]
+    assert "size=32768k" in mounts[0] and (run_root / "pods" / pod_id / "shm").stat().st_mode & 0o7777 == 0o1777
+    ctr("pod", "rm", "-f", "-t", "0", "shm")
+    assert _shm_mounts(run_root) == [] and not (run_root / "pods" / pod_id).exists()
+    # a pod rm killed between its containers and its record: system check takes the leftover
+    pod_id = ctr("pod", "create").stdout.decode().strip()
+    ctr("pod", "start", pod_id)
+    assert len(_shm_mounts(run_root)) == 1
+    ctr("pod", "rm", "-f", "-t", "0", pod_id)  # the pod's containers go...
+    leftover = run_root / "pods" / pod_id / "shm"  # ...and a mount left as by a crash before the record went
+    leftover.mkdir(parents=True)
+    mount_tmpfs(leftover, "size=1m")
+    assert len(_shm_mounts(run_root)) == 1
+    assert f"pod: /dev/shm of removed pod {pod_id[:12]}: unmounted and removed" in \
+        ctr("system", "check").stdout.decode()
+    assert _shm_mounts(run_root) == [] and not (run_root / "pods" / pod_id).exists()

@@ -178,6 +178,10 @@ class FakeMounts:
     def is_mounted(self, path) -> bool:
         return Path(path) in self.world.mounted
 
+    def mount_tmpfs(self, target, data: str) -> None:
+        self.world.calls.append(("mounts.tmpfs", Path(target), data))
+        self.world.mounted.add(Path(target))
+
     def overlay_mounts_under(self, root) -> list[MountInfo]:
         return [MountInfo(1, 1, "0:1", "/", str(p), (), (), "overlay", "overlay", ())
                 for p in sorted(self.world.mounted) if str(p).startswith(str(root) + "/")]

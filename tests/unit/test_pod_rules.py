@@ -296,3 +296,55 @@ def test_a_drawn_name_a_concurrent_create_took_is_drawn_again(engine, world, mon
     assert [p.name for p in engine.pods.list()].count("given") == 1 and len(raced) == 1
     assert len([c for c in engine.containers.list() if c.config.is_infra]) == 3
     other.db.close()
+
+
+def test_a_pods_containers_bind_its_shm_unless_a_mount_of_theirs_is_there():
+    def shm(cfg, mounts=()):
+        spec = sp.build_spec({"path": "sh", **cfg}, sp.SpecInputs(rootfs="/r", mounts=list(mounts)))
+        return [m for m in spec["mounts"] if m["destination"] == "/dev/shm"]
+
+    shared = {"shm_dir": "/run/x/pods/p/shm", "ipc_mode": "container:abc", "shm_size": 1 << 30}
+    assert shm(shared) == [{"destination": "/dev/shm", "type": "bind", "source": "/run/x/pods/p/shm",
+                            "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]}]
+    assert shm({"shm_dir": "/run/x/pods/p/shm"})[0]["source"] == "/run/x/pods/p/shm"  # the infra's own
+    assert shm({"shm_size": 1 << 20})[0] == {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": [
+        "nosuid", "noexec", "nodev", "mode=1777", "size=1048576"]}
+    mine = {"destination": "/dev/shm", "type": "bind", "source": "/srv/shm", "options": ["rbind"]}
+    assert shm(shared, [mine]) == [mine]
+
+
+def test_the_pods_shm_is_the_infras_tmpfs_bound_by_members_and_goes_with_the_pod(engine, world):
+    pod = engine.pod_ops.create(PodCreateOptions(name="p", shm_size=128 << 20))
+    shm = engine.config.run_root / "pods" / pod.id / "shm"
+    infra = engine.containers.get(pod.infra_id)
+    web = _member(engine, "web", shm_size=1 << 20)  # a member's own --shm-size gives way (podman)
+    assert (infra.config.shm_dir, infra.config.shm_size, web.config.shm_dir) == (str(shm), 128 << 20, str(shm))
+    assert world.calls.count(("mounts.tmpfs", shm, "mode=1777,size=134217728")) == 0  # not before a start
+    engine.container_ops.start([web.id])  # the infra first: it mounts the tmpfs, the member binds it
+    mounted = [i for i, c in enumerate(world.calls) if c[0] == "mounts.tmpfs"]
+    assert [world.calls[i] for i in mounted] == [("mounts.tmpfs", shm, "mode=1777,size=134217728")]
+    assert mounted[0] < world.calls.index(("runtime.start", pod.infra_id)) and shm.is_dir()
+    for cid in (pod.infra_id, web.id):
+        spec = json.loads((engine.containers.dir(cid) / "config.json").read_text())
+        assert [m["source"] for m in spec["mounts"] if m["destination"] == "/dev/shm"] == [str(shm)]
+    assert engine.pod_ops.restart(["p"])[0].ok
+    assert len([c for c in world.calls if c[0] == "mounts.tmpfs"]) == 1  # still there: not mounted twice
+    assert engine.pods.check(repair=True) == []
+    assert engine.pod_ops.remove(["p"], force=True)[0].ok
+    assert shm not in world.mounted and not shm.parent.exists()
+
+    net_only = engine.pod_ops.create(PodCreateOptions(name="n", share=["net"]))
+    alone = engine.container_ops.create(CreateOptions(image="busybox", name="alone", pod="n"))
+    assert engine.containers.get(net_only.infra_id).config.shm_dir == "" and alone.config.shm_dir == ""
+
+
+def test_system_check_takes_the_shm_of_a_pod_that_is_gone(engine, world):
+    pod = engine.pod_ops.create(PodCreateOptions(name="p"))
+    engine.pod_ops.start(["p"])
+    shm = engine.config.run_root / "pods" / pod.id / "shm"
+    assert shm in world.mounted and engine.pods.check() == []
+    engine.pods.store.delete(pod.id)  # a pod rm killed after its containers went
+    found = [f"/dev/shm of removed pod {pod.id[:12]}: unmounted and removed"]
+    assert engine.pods.check() == found and shm in world.mounted  # the dry run touches nothing
+    assert engine.pods.check(repair=True) == found
+    assert shm not in world.mounted and not shm.parent.exists() and engine.pods.check() == []

@@ -27,6 +27,7 @@ CREATE_FLAGS = [
     Flag("--infra", kind=BOOL, default=True, off="--no-infra", help="Create an infra container for the pod"),
     Flag("--network", "--net", dest="network", default="", help="Connect the pod to a network"),
     Flag("--pod-id-file", help="Write the pod ID to the file"),
+    Flag("--shm-size", default="", help="Size of the pod's /dev/shm, shared by its members (default 64m)"),
     *[flag for flag in NETWORK_FLAGS if flag.dest not in ("publish_all", "expose")],
 ]
 
@@ -66,6 +67,7 @@ def _targets(engine, pods: tuple[str, ...], all_pods: bool, latest: bool = False
 @click.pass_context
 def create_cmd(ctx, **kw):
     """Create a new empty pod."""
+    from dockerbank.cli.container_commands import ram_in_bytes
     from dockerbank.cli.netflags import network_options_from
     from dockerbank.engine.pods import PodCreateOptions
     from dockerbank.pod.model import parse_share
@@ -73,7 +75,8 @@ def create_cmd(ctx, **kw):
     opts = PodCreateOptions(name=kw["name"], labels=parse_pairs(kw["label"]), hostname=kw["hostname"],
                             share=parse_share(kw["share"]) if kw["infra"] else [], infra=kw["infra"],
                             network=kw["network"], network_options=network_options_from(kw),
-                            create_command=["dockerbank", *sys.argv[1:]])
+                            create_command=["dockerbank", *sys.argv[1:]],
+                            shm_size=ram_in_bytes(kw["shm_size"], "--shm-size"))
     if not kw["infra"] and kw["share"] not in (None, "", "none"):
         raise UsageError("you must have an infra container to share namespaces (--share)")
     try:

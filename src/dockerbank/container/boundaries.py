@@ -100,6 +100,10 @@ class Mounts(Protocol):
 
     def overlay_mounts_under(self, root: str | Path) -> list[MountInfo]: ...
 
+    def mount_tmpfs(self, target: str | Path, data: str) -> None:
+        """A tmpfs at ``target`` with the options ``data`` (a pod's shared /dev/shm)."""
+        ...
+
 
 class Network(Protocol):
     """A container's network: checked at create, set up at start, torn down at exit and rm."""

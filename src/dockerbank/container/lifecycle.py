@@ -388,7 +388,7 @@ class ContainerService:
             exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
             attach=list(opts.attach), healthcheck=merge_healthcheck(opts.healthcheck, image_cfg.get("Healthcheck")),
             log_config=log_config.to_dict(), volumes_from=list(opts.volumes_from), **modes, pod=opts.pod,
-            is_infra=opts.infra,
+            is_infra=opts.infra, shm_dir=opts.shm_dir,
         )
         from dockerbank.runtime.spec import capabilities
 
@@ -615,6 +615,16 @@ class ContainerService:
                                   **extra)
         return merged
 
+    def _mount_pod_shm(self, cfg: ContainerConfig) -> None:
+        """The pod's shared /dev/shm, a tmpfs its infra container's start mounts when it is not
+        there (first start, after a reboot); its members, started after the infra, bind it. It
+        lives until ``pod rm`` (pod.service), as the pod's IPC namespace does for its users."""
+        path = Path(cfg.shm_dir)
+        if self.mounts.is_mounted(path):
+            return
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.mounts.mount_tmpfs(path, f"mode=1777,size={cfg.shm_size or model.DEFAULT_SHM_SIZE}")
+
     def _unmount_rootfs(self, cid: str) -> None:
         """Unmount the container's root, each overlay stacked there (a bounded number) included."""
         merged = self.dir(cid) / "merged"
@@ -788,6 +798,8 @@ class ContainerService:
                 net = None
                 if self._networked(container):  # none/host need no network service (and no import)
                     net = self.network.up(container, base)
+                if cfg.shm_dir and cfg.is_infra:
+                    self._mount_pod_shm(cfg)
                 spec = self._spec(container, rootfs)
                 if net is not None:
                     self.network.join(spec, net)

@@ -36,6 +36,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 }
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024   # docker's /dev/shm when --shm-size is not given
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -114,6 +115,7 @@ class ContainerConfig:
     pod: str = ""                                 # the ID of the pod this container belongs to ('' none)
     is_infra: bool = False                        # the pod's infra container (holds its namespaces)
     ipc_mode: str = ""                            # docker's IpcMode: '' private, "container:<id>" joined
+    shm_dir: str = ""                             # host dir bound at /dev/shm (a pod's shared tmpfs); '' own tmpfs
     # resources and kernel knobs (container.hostmodes checks them; runtime.spec applies them)
     shm_size: int = 0                              # bytes of /dev/shm; 0: docker's 64 MiB
     ulimits: list[dict] = field(default_factory=list)     # docker's [{"Name", "Soft", "Hard"}]

@@ -87,6 +87,7 @@ class CreateOptions:
     pod: str = ""
     infra: bool = False
     ipc_mode: str = ""                          # --ipc private|shareable|host|none (or a pod's container:)
+    shm_dir: str = ""                           # a pod's shared /dev/shm (pod.service): bound, not a tmpfs of its own
     shm_size: int = 0                           # --shm-size (bytes)
     ulimits: list[dict] = field(default_factory=list)   # --ulimit, as docker's {"Name", "Soft", "Hard"}
     sysctls: dict[str, str] = field(default_factory=dict)   # --sysctl

@@ -46,6 +46,7 @@ class PodCreateOptions:
     network: str = ""
     network_options: dict[str, Any] = field(default_factory=dict)
     create_command: list[str] = field(default_factory=list)
+    shm_size: int = 0                       # --shm-size (bytes) of the pod's shared /dev/shm; 0: 64 MiB
 
 
 @dataclass
@@ -96,7 +97,7 @@ class PodEngine:
         config = PodConfig(hostname=opts.hostname or "", labels=dict(opts.labels),
                            share=list(DEFAULT_SHARE if opts.share is None else opts.share), infra=opts.infra,
                            network=opts.network or "", network_options=dict(opts.network_options),
-                           create_command=list(opts.create_command))
+                           create_command=list(opts.create_command), shm_size=opts.shm_size)
         return self.service.create(opts.name, config)
 
     def create_container(self, opts: CreateOptions) -> Container:

@@ -122,6 +122,20 @@ def _umount2(target: bytes, flags: int) -> int:
     return ctypes.get_errno()
 
 
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+
+
+def mount_tmpfs(target: str | Path, data: str) -> None:
+    """A tmpfs at ``target`` (nosuid, nodev, noexec as docker's /dev/shm; ``data`` its options,
+    e.g. ``mode=1777,size=67108864``); ``RuntimeFailure`` with the kernel's reason."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"shm", os.fsencode(str(target)), b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC),
+                  data.encode()) != 0:
+        raise RuntimeFailure(f"cannot mount a tmpfs at {target}: {os.strerror(ctypes.get_errno())}")
+
+
 def unmount(path: str | Path, lazy: bool = True) -> bool:
     """Unmount ``path`` (``MNT_DETACH`` when ``lazy``: the mount disappears now, the
     filesystem is released when its last user goes). Returns ``False`` when nothing was
@@ -159,6 +173,10 @@ class HostMounts:
     def unmount(self, path: str | Path, lazy: bool = True) -> bool:
         """See :func:`unmount`."""
         return unmount(path, lazy)
+
+    def mount_tmpfs(self, target: str | Path, data: str) -> None:
+        """See :func:`mount_tmpfs`."""
+        mount_tmpfs(target, data)
 
     def is_mounted(self, path: str | Path) -> bool:
         """Whether a filesystem of its own is mounted at ``path`` (its device differs from its

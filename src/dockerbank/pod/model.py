@@ -32,6 +32,7 @@ class PodConfig:
     network: str = ""                              # --network as given ('' the default bridge)
     network_options: dict[str, Any] = field(default_factory=dict)  # ports, dns, add_hosts... (cli.netflags)
     create_command: list[str] = field(default_factory=list)
+    shm_size: int = 0                              # bytes of the pod's shared /dev/shm; 0: docker's 64 MiB
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,6 +111,8 @@ def check_create(config: PodConfig) -> None:
     if config.network.startswith("container:"):
         raise InvalidArgument("pods cannot join the network of a container: use --network bridge, host, none "
                               "or a network's name", exit_code=125)
+    if config.shm_size < 0:
+        raise InvalidArgument("SHM size can not be less than 0", exit_code=125)
 
 
 def member_conflicts(share: Iterable[str], *, network: str, network_options: dict[str, Any],

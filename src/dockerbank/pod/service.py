@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
 
 from dockerbank.errors import Conflict, DockerbankError, InvalidArgument
 from dockerbank.pod.model import (
@@ -133,13 +134,19 @@ class PodService:
 
         hostname = config.hostname or name  # podman: the pod's name (inspect shows what was given)
         shares_net = "net" in config.share
+        shares_ipc = "ipc" in config.share  # then /dev/shm too: the pod's tmpfs (podman's infra ShmDir)
         infra = self.containers.create(CreateOptions(
             image=self.infra_image(), name=f"{pod_id[:12]}-infra",
             hostname=hostname if "uts" in config.share else None,
             network=config.network if shares_net else "none",
             network_options=dict(config.network_options) if shares_net else {},
-            pod=pod_id, infra=True))
+            pod=pod_id, infra=True, shm_size=config.shm_size,
+            shm_dir=str(self.shm_dir(pod_id)) if shares_ipc else ""))
         return infra.id
+
+    def shm_dir(self, pod_id: str) -> Path:
+        """Where the pod's shared /dev/shm is mounted on the host (its infra's start mounts it)."""
+        return self.config.run_root / "pods" / pod_id / "shm"
 
     def join_options(self, opts: CreateOptions) -> tuple[Pod, CreateOptions]:
         """``run/create --pod REF``: the pod and the options of a member of it (the namespaces
@@ -159,6 +166,8 @@ class PodService:
             for kind in ("ipc", "uts", "pid"):
                 if modes[kind]:
                     changes[f"{kind}_mode"] = modes[kind]
+            if modes["ipc"]:  # the infra's /dev/shm, whatever --shm-size says (podman ignores it too)
+                changes["shm_dir"] = self.containers.store.get(pod.infra_id).config.shm_dir
         return pod, replace(opts, **changes)
 
     def create_member(self, opts: CreateOptions) -> Container:
@@ -171,10 +180,43 @@ class PodService:
     # --- remove -------------------------------------------------------------------------------
 
     def delete_record(self, pod: Pod) -> None:
-        """Forget the pod once its containers are gone; emits ``remove``."""
+        """Forget the pod once its containers are gone (its /dev/shm unmounted first, so a
+        failure leaves a pod that ``pod rm`` takes again); emits ``remove``."""
+        self._remove_shm(pod.id)
         self.store.delete(pod.id)
         self.containers._drop_lock_file(f"pod-{pod.id}")
         self.event(pod, "remove")
+
+    def _remove_shm(self, pod_id: str) -> bool:
+        """Unmount the pod's /dev/shm (lazily: its last user releases it) and remove its
+        directory; whether there was anything."""
+        import shutil
+
+        top = self.shm_dir(pod_id).parent
+        if not top.exists():
+            return False
+        for _ in range(4):  # a mount stacked by a start racing a system check, at most a few
+            if not self.containers.mounts.unmount(self.shm_dir(pod_id), lazy=True):
+                break
+        shutil.rmtree(top, ignore_errors=True)
+        return True
+
+    def check(self, repair: bool = False) -> builtins.list[str]:
+        """``system check``: the /dev/shm of pods that are gone (a ``pod rm`` killed between the
+        containers and the record's end), unmounted and removed with ``repair``."""
+        base = self.config.run_root / "pods"
+        if not base.is_dir():
+            return []
+        found = sorted(entry.name for entry in base.iterdir())
+        known = set(self.store.names())  # read after the directories: a pod made meanwhile is known
+        findings = []
+        for pod_id in found:
+            if pod_id in known:
+                continue
+            findings.append(f"/dev/shm of removed pod {pod_id[:12]}: unmounted and removed")
+            if repair:
+                self._remove_shm(pod_id)
+        return findings
 
     # --- views --------------------------------------------------------------------------------
 

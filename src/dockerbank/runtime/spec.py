@@ -402,8 +402,10 @@ def with_modes(base: list[dict[str, Any]], *, pid: dict[str, Any] | None, uts: b
 
 def _ipc_mounts(mounts: list[dict], cfg: dict) -> list[dict]:
     """/dev/shm after ``--shm-size`` and ``--ipc``: ``host`` binds the host's, ``none`` has none
-    (docker's modes; /dev/mqueue is mounted from the IPC namespace the container is in)."""
+    (docker's modes; /dev/mqueue is mounted from the IPC namespace the container is in); a pod's
+    containers bind the pod's tmpfs (``shm_dir``), whose size is the pod's (podman's ShmDir)."""
     mode, size = cfg.get("ipc_mode") or "", int(cfg.get("shm_size") or 0)
+    shared = cfg.get("shm_dir") or ""
     result = []
     for mount in mounts:
         if mount["destination"] == "/dev/shm":
@@ -411,6 +413,9 @@ def _ipc_mounts(mounts: list[dict], cfg: dict) -> list[dict]:
                 continue
             if mode == "host":
                 mount = {"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "rprivate"]}
+            elif shared:
+                mount = {"destination": "/dev/shm", "type": "bind", "source": shared,
+                         "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]}
             elif size:
                 mount = {**mount, "options": [o for o in mount["options"] if not o.startswith("size=")] + [f"size={size}"]}
         result.append(mount)

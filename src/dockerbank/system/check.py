@@ -21,6 +21,7 @@ def check(engine, repair: bool = True) -> list[str]:
     known = {c.id for c in containers}
     lines += _section("cgroup", lambda: _stale_cgroups(live, known, repair))
     lines += _section("volume", lambda: engine.volumes.check(repair=repair))
+    lines += _section("pod", lambda: engine.pods.check(repair=repair))
     if repair:
         lines += _section("network", lambda: engine.networks.cleanup(live))
     return lines
