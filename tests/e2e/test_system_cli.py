@@ -9,6 +9,7 @@ from pathlib import Path
 from dockerbank.config import Config
 from dockerbank.engine import Engine
 from dockerbank.host import mounts
+from dockerbank.host.cgroups import Cgroup, container_cgroups_path, detect_layout
 
 
 def test_version_and_info(cli, busybox_tar):
@@ -60,6 +61,15 @@ def test_check_repairs_a_container_whose_monitor_was_killed(cli, root, busybox_t
     # repaired once, found no more (other roots' cgroups may show up: the cgroup parent is host-wide)
     again = cli("system", "check", "--dry-run", check=False).stdout.decode()
     assert "container:" not in again
+    # a cgroup the crash left of this stopped container, in every hierarchy of this v1/hybrid host
+    # (the rootless delegated v2 road is the same code: tests/unit/test_cgdelegation.py)
+    leftover = Cgroup(detect_layout(), container_cgroups_path(cid))
+    leftover.create()
+    assert leftover.exists() and not leftover.pids()
+    found = cli("system", "check", "--dry-run", check=False).stdout.decode()
+    assert f"cgroup: found empty {container_cgroups_path(cid)}" in found
+    repaired = cli("system", "check").stdout.decode()
+    assert f"cgroup: removed empty {container_cgroups_path(cid)}" in repaired and not leftover.exists()
     cli("rm", "victim")
 
 

@@ -103,10 +103,10 @@ def rootless_with(monkeypatch):
     def use(delegation: cd.Delegation) -> None:
         monkeypatch.setattr(rootless, "in_user_namespace", lambda: True)
         monkeypatch.setattr(cd, "current", lambda: delegation)
-        cgroups._rootless_parent.cache_clear()
+        cgroups.container_parent.cache_clear()
 
     yield use
-    cgroups._rootless_parent.cache_clear()
+    cgroups.container_parent.cache_clear()
 
 
 def test_the_container_decision_and_its_spec(tmp_path, rootless_with):
@@ -133,7 +133,7 @@ def test_the_container_decision_and_its_spec(tmp_path, rootless_with):
 
 
 def test_root_engine_keeps_its_cgroup_parent():
-    cgroups._rootless_parent.cache_clear()
+    cgroups.container_parent.cache_clear()
     if os.geteuid() == 0:
         assert cgroups.spec_cgroups_path("b" * 64) == f"{cgroups.CGROUP_PARENT}/{'b' * 64}"
 
@@ -159,3 +159,106 @@ def test_system_info_as_a_rootless_engine_sees_it(tmp_path):
     assert none["CgroupDriver"] == "none" and not none["MemoryLimit"]
     assert any(w.startswith("WARNING: Running in rootless-mode without cgroups:") and "v1/hybrid" in w
                for w in none["Warnings"])
+
+
+# --- system check: leftover container cgroups in the delegated subtree ---------------------------
+# This host has cgroup v1/hybrid, which delegates nothing: no rootless container here ever gets a
+# cgroup, so a real leftover below a user's delegation cannot be made. The fake tree stands in for
+# the cgroup2 filesystem: a cgroup whose processes are gone is an empty directory (cgroupfs lets
+# rmdir remove one whose control files remain; a plain directory only when empty), a busy one lists
+# its pids in cgroup.procs (which also keeps rmdir from removing it, as the kernel would).
+
+LIVE, STOPPED, REMOVED, YOUNG, BUSY, FOREIGN = (c * 64 for c in "abcdef")
+OLD = 3600.0   # seconds since an old leftover was last used (the check's grace is 600)
+
+
+def leftovers(base: Path) -> None:
+    """Container cgroups below ``base``: a live container's (a process in it), a stopped one's and
+    a removed one's (both empty, old), a young one of no row (a create under way), a stopped
+    container's that still holds a process, and an old busy one of no row (another root's)."""
+    import time
+
+    for cid, pids in ((LIVE, "101\n"), (STOPPED, None), (REMOVED, None), (YOUNG, None), (BUSY, "202\n"),
+                      (FOREIGN, "303\n")):
+        d = base / cid
+        d.mkdir(parents=True)
+        if pids:
+            (d / "cgroup.procs").write_text(pids)
+        if cid != YOUNG:
+            os.utime(d, (time.time() - OLD, time.time() - OLD))
+
+
+def test_system_check_finds_and_removes_leftovers_below_the_delegation(tmp_path, rootless_with, monkeypatch):
+    """A rootless engine's ``system check`` judges the cgroups below its user's delegated subtree
+    (``<user@UID.service>/dockerbank``), where crun rootless put its containers' cgroups, by the
+    same rules and code as root's engine below ``/dockerbank``: found (dry run: this root's
+    containers only) and removed when empty and not live; busy ones are reported, not touched."""
+    from dockerbank.system import check
+
+    reader = v2_tree(tmp_path, "memory pids")
+    rootless_with(cd.detect(reader))
+    parent = cgroups.container_parent()
+    assert parent == f"{USER}/dockerbank"
+    base = reader.root / parent.strip("/")
+    leftovers(base)
+    layout = cgroups.CgroupLayout("v2", unified=reader.root, v2_controllers=frozenset(ALL.split()))
+    monkeypatch.setattr(cgroups, "detect_layout", lambda *a: layout)
+    live, known = {LIVE}, {LIVE, STOPPED, BUSY}
+
+    found = check.stale_cgroups(layout, parent, live, known, repair=False)
+    assert found == [f"found empty {parent}/{STOPPED}"]   # a removed container's: not known as this root's
+    assert sorted(p.name for p in base.iterdir()) == sorted([LIVE, STOPPED, REMOVED, YOUNG, BUSY, FOREIGN])
+
+    repaired = check.stale_cgroups(layout, parent, live, known, repair=True, drain_timeout=0.05)
+    assert sorted(repaired) == sorted([f"removed empty {parent}/{STOPPED}", f"removed empty {parent}/{REMOVED}",
+                                       f"{parent}/{BUSY} of a stopped container still holds processes [202]"])
+    assert sorted(p.name for p in base.iterdir()) == sorted([LIVE, YOUNG, BUSY, FOREIGN])
+    assert (reader.root / USER.strip("/") / "app.slice" / "dockerbank.scope").is_dir()   # nothing outside the engine's parent is touched
+
+    # the system check's own road (rootless parent, the host's layout) reaches the same cgroups
+    (base / STOPPED).mkdir()
+    os.utime(base / STOPPED, (0, 0))
+    assert check._engine_cgroups(live, known, repair=False) == [f"found empty {parent}/{STOPPED}"]
+
+
+def test_system_check_of_a_rootless_engine_without_delegation_looks_nowhere(tmp_path, rootless_with, monkeypatch):
+    """No delegation (cgroup v1/hybrid as here, or v2 without Delegate=): the engine's containers
+    have no cgroup, and root's ``/dockerbank`` is not the rootless engine's to judge."""
+    from dockerbank.system import check
+
+    root_tree = tmp_path / "memory"
+    leftovers(root_tree / cgroups.CGROUP_PARENT.strip("/"))
+    monkeypatch.setattr(cgroups, "detect_layout", lambda *a: cgroups.CgroupLayout("v1", {"memory": root_tree}))
+    rootless_with(cd.Delegation(why=cd.V1, reason="cgroup v1/hybrid here"))
+    assert cgroups.container_parent() is None
+    assert check._engine_cgroups({LIVE}, {LIVE, STOPPED}, repair=True) == []
+    assert len(list((root_tree / cgroups.CGROUP_PARENT.strip("/")).iterdir())) == 6
+
+
+def test_system_check_of_roots_engine_uses_the_same_road_in_every_v1_hierarchy(tmp_path, monkeypatch):
+    """Root's engine: ``/dockerbank`` in every hierarchy of a v1/hybrid host (this host's layout),
+    judged by the same function as the delegated subtree."""
+    from dockerbank.host import rootless
+    from dockerbank.system import check
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(rootless, "in_user_namespace", lambda: False)
+    cgroups.container_parent.cache_clear()
+    try:
+        assert cgroups.container_parent() == cgroups.CGROUP_PARENT
+        mounts = {"memory": tmp_path / "memory", "pids": tmp_path / "pids"}
+        for mount in mounts.values():
+            leftovers(mount / cgroups.CGROUP_PARENT.strip("/"))
+        layout = cgroups.CgroupLayout("hybrid", mounts, unified=tmp_path / "unified",
+                                      named_mounts={"systemd": tmp_path / "systemd"})
+        (tmp_path / "unified" / cgroups.CGROUP_PARENT.strip("/") / REMOVED).mkdir(parents=True)
+        os.utime(tmp_path / "unified" / cgroups.CGROUP_PARENT.strip("/") / REMOVED, (0, 0))
+        monkeypatch.setattr(cgroups, "detect_layout", lambda *a: layout)
+        lines = check._engine_cgroups({LIVE}, {LIVE, STOPPED}, repair=True)   # (BUSY: no drain wait)
+        parent = cgroups.CGROUP_PARENT
+        assert f"removed empty {parent}/{STOPPED}" in lines and f"removed empty {parent}/{REMOVED}" in lines
+        for where in (tmp_path / "memory", tmp_path / "pids", tmp_path / "unified"):
+            left = {p.name for p in (where / parent.strip("/")).iterdir()}
+            assert STOPPED not in left and REMOVED not in left, where
+    finally:
+        cgroups.container_parent.cache_clear()

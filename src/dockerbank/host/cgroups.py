@@ -192,13 +192,16 @@ def detect_layout(mountinfo_path: str | Path = "/proc/self/mountinfo") -> Cgroup
 
 
 @cache
-def _rootless_parent() -> str | None:
-    """A rootless engine's container parent: ``dockerbank`` below the user's delegated cgroup
-    (host/cgdelegation.py), None for root's engine or when the host delegates nothing."""
-    from dockerbank.host.rootless import in_user_namespace
+def container_parent() -> str | None:
+    """The cgroup below which this engine's containers get theirs: :data:`CGROUP_PARENT` for
+    root's engine, ``<the user's delegated cgroup>/dockerbank`` for a rootless one the host
+    delegates controllers to (host/cgdelegation.py), None for a rootless one it delegates none to
+    (its containers get no cgroup). The one answer for the spec, the readers and ``system check``;
+    read once (it does not change while a command runs)."""
+    from dockerbank.host.rootless import rootless
 
-    if os.geteuid() == 0 and not in_user_namespace():
-        return None
+    if not rootless():
+        return CGROUP_PARENT
     from dockerbank.host.cgdelegation import current
 
     return current().parent(CGROUP_PARENT)
@@ -208,17 +211,14 @@ def container_cgroups_path(container_id: str) -> str:
     """Where a container's cgroup is: ``/dockerbank/<id>`` for root's engine, below the user's
     delegated cgroup for a rootless one (the path of a cgroup that does not exist when the host
     delegates nothing: readers then find no cgroup)."""
-    return f"{_rootless_parent() or CGROUP_PARENT}/{container_id}"
+    return f"{container_parent() or CGROUP_PARENT}/{container_id}"
 
 
 def spec_cgroups_path(container_id: str) -> str | None:
     """The OCI ``linux.cgroupsPath`` of a container: :func:`container_cgroups_path`, None for a
     rootless engine the host delegates no controller to (crun then makes no cgroup)."""
-    from dockerbank.host.rootless import in_user_namespace
-
-    if (os.geteuid() != 0 or in_user_namespace()) and _rootless_parent() is None:
-        return None
-    return container_cgroups_path(container_id)
+    parent = container_parent()
+    return None if parent is None else f"{parent}/{container_id}"
 
 
 @dataclass(frozen=True)
