@@ -8,6 +8,8 @@ sub-pipelines, Go's builtins (``and or not len index slice print printf println 
 html js urlquery call``) and docker's own functions (``json split join title lower upper pad
 truncate``). Data is dicts, lists and scalars (JSON-shaped) or objects whose attributes and methods
 are looked up like a Go struct's fields and methods (``{{.Label "k"}}`` calls ``Label("k")``).
+A dict is a Go map (a key it lacks prints ``<no value>``) unless it says it is a struct
+(``GoStruct``: a field it lacks fails as Go's does) or docker inspect's document (``InspectDocument``).
 
 Errors read like Go's (``template: :1: unclosed action``) and are ``TemplateError``.
 """
@@ -32,6 +34,74 @@ class TemplateError(InvalidArgument):
 
 class GoMap(dict):
     """Data that is a map in docker (a formatter row, labels): ``{{json}}`` sorts its keys as Go does."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a struct of docker's has beyond what a Dockerbank value shows: ``nil`` fields the value
+    may leave out (``omitempty`` ones, ``SizeRw`` without ``--size``: Go's nil, ``<no value>``) and
+    ``maps``, fields that are Go maps, where a null is a nil map (any key of it is missing)."""
+
+    nil: tuple[str, ...] = ()
+    maps: tuple[str, ...] = ()
+
+
+class _Fields(dict):
+    """A dict whose keys are a struct's fields: looking up one it does not have fails (``missing``
+    says how), but for its shape's ``nil`` fields."""
+
+    def __init__(self, fields: Any = (), shape: Shape = Shape()):
+        super().__init__(fields)
+        self.shape = shape
+
+    def missing(self, name: str) -> str:
+        raise NotImplementedError
+
+
+class GoStruct(_Fields):
+    """Data that is a struct in docker (a formatter's row context, a ``types.Volume``): ``{{.Bad}}``
+    fails with Go's ``can't evaluate field Bad in type T`` where a map prints ``<no value>``; ``index``
+    and ``len`` refuse it, ``if`` holds it true. ``go_type`` is docker's type name, for those messages;
+    ``sorted_json``: ``{{json .}}`` sorts its keys (docker's row contexts marshal themselves as maps)."""
+
+    def __init__(self, fields: Any = (), go_type: str = "struct", *, sorted_json: bool = False,
+                 shape: Shape = Shape()):
+        super().__init__(fields, shape)
+        self.go_type = go_type
+        self.sorted_json = sorted_json
+
+    def missing(self, name: str) -> str:
+        return f"can't evaluate field {name} in type {self.go_type}"
+
+
+class InspectDocument(_Fields):
+    """An object of ``docker inspect`` (container, image, network) or a struct inside it: when the
+    typed struct lacks a field, docker runs the template again on the raw JSON with
+    ``missingkey=error``, so ``{{.Bad}}`` fails with ``map has no entry for key "Bad"``; ``index``
+    and ``len`` work on it as on that map. Maps inside it (``.Config.Labels``) stay plain dicts."""
+
+    def missing(self, name: str) -> str:
+        return f'map has no entry for key "{name}"'
+
+
+def inspect_document(doc: dict, shapes: dict[str, Shape]) -> InspectDocument:
+    """``doc`` as docker's inspect sees it: the members at the dotted paths of ``shapes`` (``""``
+    the document itself, ``"State"``, ``"HostConfig.LogConfig"``) are structs of that shape."""
+
+    def convert(value: dict, path: str) -> InspectDocument:
+        prefix = path + "." if path else ""
+        return InspectDocument({key: convert(item, prefix + key) if isinstance(item, dict) and prefix + key in wanted
+                                else item for key, item in value.items()}, shapes.get(path, Shape()))
+
+    wanted = set(shapes)
+    for path in shapes:  # a nested path needs its parents converted too
+        parts = path.split(".")
+        wanted.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    return convert(doc, "")
+
+
+class NilMap(GoMap):
+    """A Go map that is nil (a struct's map field that JSON has as null): empty, but ``null`` in JSON."""
 
 
 class _Missing:
@@ -68,6 +138,7 @@ class _Tok:
     kind: str
     text: str
     pos: int
+    col: int = 0             # byte offset in its line: Go's column in errors
 
 
 def _lex_action(body: str, offset: int, line: int) -> list[_Tok]:
@@ -101,6 +172,7 @@ class _Operand:
     kind: str               # field, variable, dot, ident, string, number, bool, nil, pipe
     value: Any = None
     chain: list[str] = field(default_factory=list)
+    col: int | None = None  # where Go reports an error on it: the field, or the start of its chain
 
 
 @dataclass
@@ -182,6 +254,8 @@ class _Parser:
             if trim_right:
                 body = body[:-1]
             tokens = _lex_action(body, body_start, line)
+            for tok in tokens:
+                tok.col = tok.pos - (source.rfind("\n", 0, tok.pos) + 1)
             column = (tokens[0].pos if tokens else body_start) - (source.rfind("\n", 0, start) + 1)
             items.append((tokens, line, column))
             pos = end + 2
@@ -319,6 +393,9 @@ class _PipeParser:
         self.index += 1
         if tok.kind == "field":
             operand = _Operand("dot") if tok.text == "." else _Operand("field", chain=tok.text[1:].split("."))
+            # Go lexes .A.B as two fields and places the node at the second one
+            second = tok.text.find(".", 1)
+            operand.col = tok.col + second if second > 0 else tok.col
         elif tok.kind == "variable":
             operand = _Operand("variable", tok.text)
         elif tok.kind == "string":
@@ -347,6 +424,8 @@ class _PipeParser:
         else:
             raise self._error(f"unexpected {tok.text!r} in operand")
         while (nxt := self._peek()) is not None and nxt.kind == "chain":
+            if operand.col is None:
+                operand.col = nxt.col
             operand.chain = operand.chain + nxt.text[1:].split(".")
             self.index += 1
         return operand
@@ -380,6 +459,8 @@ def truth(value: Any) -> bool:
     """Go's template truth: false, 0, nil, and empty strings, lists and maps are false."""
     if value is None or value is MISSING:
         return False
+    if isinstance(value, GoStruct):
+        return True
     if isinstance(value, (bool, int, float, str, list, tuple, dict)):
         return bool(value)
     return True
@@ -426,7 +507,9 @@ def go_json(value: Any, sort_keys: bool = False) -> str:
     """Go's json.Marshal: compact, HTML-escaped (docker's ``{{json .}}`` prints ``\\u003c``). Go sorts
     a map's keys and keeps a struct's field order: ``sort_keys`` for data that is a map in docker
     (a ``--format json`` row); dicts standing for structs (inspect) keep their order."""
-    sort_keys = sort_keys or isinstance(value, GoMap)
+    if isinstance(value, NilMap):
+        return "null"
+    sort_keys = sort_keys or isinstance(value, GoMap) or getattr(value, "sorted_json", False)
     if isinstance(value, dict):  # a context's methods ({{.Label "k"}}) are no data
         value = {k: v for k, v in value.items() if not callable(v)}
     text = json.dumps(None if value is MISSING else value, separators=(",", ":"), ensure_ascii=False,
@@ -443,6 +526,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _type_name(value: Any) -> str:
+    if isinstance(value, GoStruct):
+        return value.go_type
     names = {str: "string", int: "int", float: "float64", bool: "bool", list: "[]interface {}",
              dict: "map[string]interface {}"}
     return names.get(type(value), type(value).__name__)
@@ -513,6 +598,8 @@ def _sprint(*args: Any) -> str:
 
 def _index(item: Any, *keys: Any) -> Any:
     for key in keys:
+        if isinstance(item, GoStruct):
+            raise TemplateError(f"error calling index: can't index item of type {item.go_type.lstrip('*')}")
         if isinstance(item, dict):
             item = item.get(key, MISSING) if key in item else MISSING
         elif isinstance(item, (list, tuple, str)):
@@ -533,7 +620,7 @@ def _slice(item: Any, *bounds: int) -> Any:
 
 
 def _len(item: Any) -> int:
-    if isinstance(item, (list, tuple, str, dict)):
+    if isinstance(item, (list, tuple, str, dict)) and not isinstance(item, GoStruct):
         return len(item.encode() if isinstance(item, str) else item)
     raise TemplateError(f"error calling len: len of type {_type_name(item)}")
 
@@ -795,11 +882,23 @@ class Template:
             base = None
         else:  # a function name used as a value: call it without arguments
             return self._command(_Command([operand]), dot, scope, _NOTHING, node)
-        return self._chain(base, operand.chain, call_args, node)
+        return self._chain(base, operand, call_args, node)
 
-    def _chain(self, value: Any, chain: list[str], call_args: list[Any] | None, node: Any) -> Any:
+    def _chain(self, value: Any, operand: _Operand, call_args: list[Any] | None, node: Any) -> Any:
+        chain = operand.chain
         for i, name in enumerate(chain):
             last = i == len(chain) - 1
+            if isinstance(value, _Fields):
+                if name not in value:
+                    # a nil field ends the chain: docker's raw-JSON retry of inspect has no such key
+                    if name not in value.shape.nil or not last and isinstance(value, InspectDocument):
+                        raise TemplateError(self._where(node, self._text(operand), operand.col)
+                                            + value.missing(name))
+                    value = None
+                    continue
+                if value[name] is None and name in value.shape.maps:
+                    # a nil map in Go: prints map[], marshals as null, any key asked of it is missing
+                    return NilMap() if last else MISSING
             if isinstance(value, dict):
                 value = value.get(name, MISSING)
                 if callable(value) and not isinstance(value, type):
@@ -810,10 +909,11 @@ class Template:
             if value is None or value is MISSING:
                 if value is MISSING:
                     return MISSING
-                raise TemplateError(self._where(node, "." + ".".join(chain)) + f"nil pointer evaluating .{name}")
+                raise TemplateError(self._where(node, self._text(operand), operand.col)
+                                    + f"nil pointer evaluating .{name}")
             if isinstance(value, (str, int, float, bool, list, tuple)) or not hasattr(value, name) \
                     or name.startswith("_"):
-                raise TemplateError(self._where(node, "." + ".".join(chain[:i + 1]))
+                raise TemplateError(self._where(node, self._text(operand), operand.col)
                                     + f"can't evaluate field {name} in type {_type_name(value)}")
             attribute = getattr(value, name)
             if callable(attribute):
@@ -824,8 +924,16 @@ class Template:
                 value = attribute
         return value
 
-    def _where(self, node: Any, what: str) -> str:
-        return f'template: :{node.line}:{getattr(node, "col", 0)}: executing "" at <{what}>: '
+    def _where(self, node: Any, what: str, col: int | None = None) -> str:
+        """Go's error context: line, column (of the operand, else of the action) and the node."""
+        col = getattr(node, "col", 0) if col is None else col
+        return f'template: :{node.line}:{col}: executing "" at <{what}>: '
+
+    @staticmethod
+    def _text(operand: _Operand) -> str:
+        """An operand with its chain as Go prints the node: ``.A.B``, ``$x.A``."""
+        tail = "." + ".".join(operand.chain)
+        return str(operand.value) + tail if operand.kind == "variable" else tail
 
     @staticmethod
     def _describe(operand: _Operand) -> str:

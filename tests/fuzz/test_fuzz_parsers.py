@@ -70,6 +70,11 @@ def test_format_templates(source, data):
     from dockerbank import gotemplate
 
     only_our_errors("--format template", gotemplate.render, source, data)
+    if isinstance(data, dict):  # the same data as docker's struct, and as inspect's document
+        shape = gotemplate.Shape(nil=("B",), maps=("Labels",))
+        only_our_errors("--format template", gotemplate.render, source, gotemplate.GoStruct(data, "T", shape=shape))
+        only_our_errors("--format template", gotemplate.render, source,
+                        gotemplate.inspect_document(data, {"": shape, "A": shape}))
 
 
 @given(st.lists(st.text(max_size=20), max_size=4))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from dockerbank.gotemplate import HEADER_FUNCTIONS, TemplateError, render, tabwriter
+from dockerbank.gotemplate import (HEADER_FUNCTIONS, GoMap, GoStruct, Shape, TemplateError, inspect_document, render,
+                                   tabwriter)
 
 DATA = {"Name": "web", "Labels": {"b": "2", "a": "1"}, "Names": ["x", "y"], "N": 3, "F": 0.5, "Empty": [],
         "State": {"Status": "running", "Pid": 12}, "Null": None, "Big": 1e6, "Html": "<a&b>"}
@@ -88,3 +89,62 @@ def test_tabwriter_aligns_like_gos():
     lines = tabwriter(["CONTAINER ID\tNAMES", "51e58115bb0a\thref3", "x\ty"])
     assert lines == ["CONTAINER ID   NAMES", "51e58115bb0a   href3", "x              y"]
     assert tabwriter(["a\tb\tc", "dd\te\tf"]) == ["a         b         c", "dd        e         f"]
+
+
+# --- structs and maps: what docker 20.10 prints for a field the value does not have -------------
+
+def _error(source, data):
+    with pytest.raises(TemplateError) as info:
+        render(source, data)
+    return str(info.value)
+
+
+ROW = GoStruct({"Names": "web", "Label": lambda key: {"k": "v"}.get(key, ""), "Status": "Up"},
+               "*formatter.ContainerContext", sorted_json=True, shape=Shape(nil=("Platform",)))
+
+
+def test_a_struct_fails_on_a_field_it_lacks_where_a_map_prints_no_value():
+    assert _error("{{.Bad}}", ROW) == \
+        "template: :1:2: executing \"\" at <.Bad>: can't evaluate field Bad in type *formatter.ContainerContext"
+    assert render("{{.Bad}}", {"Names": "web"}) == "<no value>"
+    assert render("{{.Bad}}", GoMap({"Names": "web"})) == "<no value>"
+    # Go's column: the byte offset of the field, of a chain's second part, inside with/range too
+    assert ":1:14: executing \"\" at <.Bad>" in _error("A{{.Names}}B{{.Bad}}", ROW)
+    assert _error("{{.Names.Bad}}", ROW).endswith(":1:8: executing \"\" at <.Names.Bad>: "
+                                                  "can't evaluate field Bad in type string")
+    assert ":1:12: executing \"\" at <.Bad>" in _error("{{with .}}{{.Bad}}{{end}}", ROW)
+    assert "at <$.Bad>" in _error("{{$.Bad}}", ROW)
+
+
+def test_a_struct_keeps_its_fields_methods_and_nil_ones():
+    assert render('{{.Names}} {{.Label "k"}}|{{.Label "x"}}|{{.Platform}}', ROW) == "web v||<no value>"
+    assert render("{{if .}}t{{end}}", GoStruct({}, "T")) == "t"        # a struct is true, even empty
+    assert render("{{json .}}", ROW) == '{"Names":"web","Status":"Up"}'
+    assert "can't index item of type formatter.ContainerContext" in _error('{{index . "Names"}}', ROW)
+    assert "len of type *formatter.ContainerContext" in _error("{{len .}}", ROW)
+
+
+DOC = inspect_document(
+    {"Name": "/web", "State": {"Status": "running"}, "Config": {"Labels": {"a": "1"}, "Volumes": None},
+     "HostConfig": {"LogConfig": {"Type": "k8s-file"}}},
+    {"": Shape(nil=("SizeRw",)), "State": Shape(nil=("Health",)), "Config": Shape(maps=("Labels", "Volumes")),
+     "HostConfig.LogConfig": Shape()})
+
+
+def test_inspect_fails_like_dockers_retry_on_the_raw_json():
+    assert _error("{{.Bad}}", DOC) == 'template: :1:2: executing "" at <.Bad>: map has no entry for key "Bad"'
+    assert _error("{{.State.Bad}}", DOC).endswith(':1:8: executing "" at <.State.Bad>: map has no entry for key "Bad"')
+    assert 'at <.HostConfig.LogConfig.Bad>: map has no entry for key "Bad"' in \
+        _error("{{.HostConfig.LogConfig.Bad}}", DOC)                 # HostConfig: converted as LogConfig's parent
+    assert "map has no entry" in _error("{{.HostConfig.Bad}}", DOC)
+
+
+def test_inspect_keeps_no_value_for_maps_and_nil_fields():
+    assert render('{{.Config.Labels.x}} {{index . "Bad"}} {{.SizeRw}} {{.State.Health}} {{len .}}', DOC) == \
+        "<no value> <no value> <no value> <no value> 4"
+    # a null map field is Go's nil map: printed map[], marshalled null, empty, its keys missing
+    assert render("{{.Config.Volumes.x}}|{{.Config.Volumes}}|{{json .Config.Volumes}}|{{len .Config.Volumes}}|"
+                  "{{range .Config.Volumes}}x{{else}}none{{end}}", DOC) == "<no value>|map[]|null|0|none"
+    assert _error("{{.State.Health.Status}}", DOC).endswith(
+        ':1:8: executing "" at <.State.Health.Status>: map has no entry for key "Health"')
+    assert render("{{json .}}", DOC).startswith('{"Name":"/web","State":{"Status":"running"}')  # struct order

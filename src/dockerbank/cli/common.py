@@ -78,12 +78,19 @@ def _label_header(key: str) -> str:
 
 
 def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[list[Any]], None],
-                    headers: dict[str, str] | None = None, tabs: tuple[int, int] = (10, 3)) -> None:
+                    headers: dict[str, str] | None = None, tabs: tuple[int, int] = (10, 3),
+                    go_type: str | None = None, probe: dict | None = None) -> None:
     """Print rows as docker does with ``--format``: ``json`` (one object a line), ``table TEMPLATE``
     (a header row, columns aligned by Go's tabwriter rules: ``tabs`` is its minimum width and
     padding, docker's by default, podman's (12, 2) for podman's commands) or a template per row;
-    else the default table."""
+    else the default table. ``go_type``: the rows are docker's context structs of that Go type (a
+    field they lack fails, see cli.gotypes); else plain dicts are Go maps. ``probe``: a row docker
+    runs the template on before listing (``ps``), so a bad template fails with no row listed too."""
     from dockerbank import gotemplate
+    from dockerbank.cli import gotypes
+
+    if go_type is not None:
+        rows = [gotypes.row(row, go_type) if type(row) is dict else row for row in rows]
 
     if not fmt or fmt == "table":
         default_table(rows)
@@ -99,6 +106,8 @@ def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[l
         header = gotemplate.Template(source, gotemplate.HEADER_FUNCTIONS) if table else None
     except gotemplate.TemplateError as exc:
         raise gotemplate.TemplateError(f"failed to parse template: {exc}") from exc
+    if probe is not None and not rows:
+        _execute(parsed, gotypes.row(probe, go_type) if go_type is not None else gotemplate.GoMap(probe))
     lines = [_execute(parsed, gotemplate.GoMap(row) if type(row) is dict else row) for row in rows]
     if header is None:
         for line in lines:

@@ -310,6 +310,7 @@ def ps(engine, kw: dict) -> int:
     """``ps``: list containers (running ones unless ``-a``), as docker's table or ``--format``;
     only the columns the output prints are computed (the ports of all listed containers in one
     query, and only when printed)."""
+    from dockerbank.cli import gotypes
     from dockerbank.container.views import _command_text, _image_display, _since, ps_ports_of, status_text
     from dockerbank.engine.containers import LIST_FILTERS, ListOptions
 
@@ -350,7 +351,10 @@ def ps(engine, kw: dict) -> int:
         "Label": lambda c, e: (lambda key, labels=c.config.labels: labels.get(key, "")),
         "Pod": lambda c, e: c.config.pod if no_trunc else c.config.pod[:12],   # podman's ps --pod
         "PodName": lambda c, e: pod_names.get(c.config.pod, ""),
+        "Platform": lambda c, e: None,   # docker 20.10's nil *Platform
     }
+    # docker runs the template on an empty container context before listing: it fails with no row too
+    probe = {name: "" for name in columns} | {"Label": lambda key: "", "Platform": None}
     if printed is not None:
         columns = {name: make for name, make in columns.items() if name in printed}
     rows = [{name: make(entry.container, entry) for name, make in columns.items()} for entry in entries]
@@ -360,7 +364,7 @@ def ps(engine, kw: dict) -> int:
         headers += ["POD ID", "PODNAME"] if show_pod else []
         print_table(headers, [[r[k] for k in keys] for r in items])
 
-    print_formatted(rows, fmt, table, PS_HEADERS)
+    print_formatted(rows, fmt, table, PS_HEADERS, go_type=gotypes.CONTAINER_ROW, probe=probe)
     return 0
 
 

@@ -29,6 +29,10 @@ from dockerbank.container.views import (  # noqa: F401  (moved to the domain: th
 )
 from dockerbank.errors import DockerbankError, InvalidArgument, NotFound, UsageError
 
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 CONTEXT = {"help_option_names": ["--help"]}
 RUN_CONTEXT = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
@@ -200,6 +204,7 @@ def top_cmd(ctx, container, ps_args):
 @click.pass_context
 def stats_cmd(ctx, show_all, no_stream, no_trunc, fmt, containers):
     """Display a live stream of container(s) resource usage statistics."""
+    from dockerbank.cli import gotypes
     from dockerbank.container import stats as st
 
     rounds = engine_of(ctx).container_ops.stats_many(list(containers), all=show_all, no_trunc=no_trunc)
@@ -208,7 +213,8 @@ def stats_cmd(ctx, show_all, no_stream, no_trunc, fmt, containers):
         if fmt:
             print_formatted(rows, fmt, lambda items: click.echo(st.render_stats_table(items), nl=False),
                             headers={"Container": "CONTAINER", **dict(zip(("ID", "Name", "CPUPerc", "MemUsage",
-                                     "MemPerc", "NetIO", "BlockIO", "PIDs"), st.STATS_HEADERS))})
+                                     "MemPerc", "NetIO", "BlockIO", "PIDs"), st.STATS_HEADERS))},
+                            go_type=gotypes.STATS_ROW)
         else:
             click.echo(st.render_stats_table(rows), nl=False)
 
@@ -361,21 +367,27 @@ def inspect_cmd(ctx, fmt, size, kind, names):
 
 
 def _inspect(ctx, fmt, size, kind, names) -> None:
+    from dockerbank.cli import gotypes
     from dockerbank.cli.common import render_template
+    from dockerbank.gotemplate import GoMap
 
     engine = engine_of(ctx)
     results, errors = [], []
+    shapes: list[Callable[[dict], dict]] = []  # how docker's template sees each result
     for name in names:
         try:
             if kind not in ("image", "pod"):
                 try:
                     results.append(engine.container_ops.inspect(name, size=size))
+                    shapes.append(gotypes.container_document)
                     continue
                 except NotFound:
                     if kind == "container":
                         raise
             found = _image_inspect(engine, name) if kind != "pod" else None
+            shape: Callable[[dict], dict] = gotypes.image_document
             if found is None and kind in (None, "pod"):  # podman's order: container, image, ..., pod
+                shape = GoMap  # podman's pod: not docker's
                 try:
                     found = engine.pod_ops.inspect(name)
                 except NotFound:
@@ -383,11 +395,12 @@ def _inspect(ctx, fmt, size, kind, names) -> None:
             if found is None:
                 raise NotFound(f"No such object: {name}")
             results.append(found)
+            shapes.append(shape)
         except (NotFound, InvalidArgument):
             errors.append(f"Error: No such {kind if kind in ('container', 'pod') else 'object'}: {name}")
     if fmt:
-        for item in results:
-            click.echo(render_template(fmt, item))
+        for item, shape in zip(results, shapes):
+            click.echo(render_template(fmt, shape(item)))
     else:
         click.echo(json.dumps(results, indent=4))
     for line in errors:

@@ -23,10 +23,11 @@ HISTORY_HEADERS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREAT
                    "Size": "SIZE", "Comment": "COMMENT"}
 
 
-def _emit(views: list[dict], fmt: str | None, default: str, headers: dict[str, str]) -> None:
-    """Print rows docker's way: ``json``, ``table TEMPLATE`` (aligned, with headers) or a raw template."""
+def _emit(views: list[dict], fmt: str | None, default: str, headers: dict[str, str], go_type: str) -> None:
+    """Print rows docker's way: ``json``, ``table TEMPLATE`` (aligned, with headers) or a raw template
+    (on docker's row struct ``go_type``)."""
     template = default if not fmt or fmt == "table" else fmt
-    print_formatted(views, template, lambda _rows: None, headers)
+    print_formatted(views, template, lambda _rows: None, headers, go_type=go_type)
 
 
 def _os_errors(func):
@@ -66,6 +67,7 @@ def _human_flag(value: str) -> bool:
 @click.pass_context
 def images_cmd(ctx, repository, show_all, digests, filters, fmt, no_trunc, quiet):
     """List images"""
+    from dockerbank.cli import gotypes
     from dockerbank.image import inspect as ins
 
     store = engine_of(ctx).images
@@ -87,7 +89,7 @@ def images_cmd(ctx, repository, show_all, digests, filters, fmt, no_trunc, quiet
         return
     default = "table {{.Repository}}\t{{.Tag}}\t" + ("{{.Digest}}\t" if digests else "") + \
         "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-    _emit(views, fmt, default, IMAGE_HEADERS)
+    _emit(views, fmt, default, IMAGE_HEADERS, gotypes.IMAGE_ROW)
 
 
 # --- inspect -----------------------------------------------------------------------------
@@ -99,6 +101,7 @@ def images_cmd(ctx, repository, show_all, digests, filters, fmt, no_trunc, quiet
 @click.pass_context
 def image_inspect(ctx, images, fmt):
     """Display detailed information on one or more images"""
+    from dockerbank.cli import gotypes
     from dockerbank.image.inspect import go_json, inspect_image
 
     store = engine_of(ctx).images
@@ -110,7 +113,7 @@ def image_inspect(ctx, images, fmt):
             errors.append(exc)
     if fmt and fmt != "json":
         for item in found:
-            click.echo(render_template(fmt, item))
+            click.echo(render_template(fmt, gotypes.image_document(item)))
     elif fmt == "json":
         for item in found:
             click.echo(go_json(item))
@@ -142,6 +145,7 @@ def _finish(errors: list[DockerbankError]) -> None:
 @click.pass_context
 def history_cmd(ctx, image, fmt, human, no_trunc, quiet):
     """Show the history of an image"""
+    from dockerbank.cli import gotypes
     from dockerbank.image import inspect as ins
 
     store = engine_of(ctx).images
@@ -158,7 +162,8 @@ def history_cmd(ctx, image, fmt, human, no_trunc, quiet):
         for view in views:
             click.echo(view["ID"])
         return
-    _emit(views, fmt, "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}", HISTORY_HEADERS)
+    _emit(views, fmt, "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}", HISTORY_HEADERS,
+          gotypes.HISTORY_ROW)
 
 
 # --- tag -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dockerbank.errors import DockerbankError, InvalidArgument, NotFound
 def _row(engine, network, no_trunc: bool) -> dict:
     return {
         "ID": network.id if no_trunc else network.id[:12], "Name": network.name, "Driver": network.driver,
-        "Scope": "local", "IPv6": "false", "Internal": "true" if network.internal else "false",
+        "Scope": "local", "IPv4": "true", "IPv6": "false", "Internal": "true" if network.internal else "false",
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(network.labels.items())), "CreatedAt": network.created,
     }
 
@@ -59,6 +59,8 @@ def create(ctx, name, driver, subnets, gateways, ranges, ipv6, internal, labels,
 @click.pass_context
 def ls(ctx, filters, fmt, quiet, no_trunc) -> None:
     """List networks."""
+    from dockerbank.cli import gotypes
+
     engine = engine_of(ctx)
     parsed = parse_filters(filters, {"name", "id", "label", "driver", "type", "dangling", "scope"})
     parsed.pop("scope", None)
@@ -69,7 +71,7 @@ def ls(ctx, filters, fmt, quiet, no_trunc) -> None:
         return
     print_formatted(rows, fmt, lambda items: print_table(
         ["NETWORK ID", "NAME", "DRIVER", "SCOPE"], [[r["ID"], r["Name"], r["Driver"], r["Scope"]] for r in items]),
-        {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"})
+        {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE"}, go_type=gotypes.NETWORK_ROW)
 
 
 @network.command("inspect")
@@ -79,6 +81,8 @@ def ls(ctx, filters, fmt, quiet, no_trunc) -> None:
 @click.pass_context
 def inspect(ctx, names, fmt, verbose) -> None:
     """Display detailed information on one or more networks."""
+    from dockerbank.cli import gotypes
+
     engine = engine_of(ctx)
     found, errors = [], []
     for name in names:
@@ -88,7 +92,7 @@ def inspect(ctx, names, fmt, verbose) -> None:
             errors.append(f"No such network: {name}")
     if fmt:
         for doc in found:
-            click.echo(render_template(fmt, doc))
+            click.echo(render_template(fmt, gotypes.network_document(doc)))
     else:
         click.echo(json.dumps(found, indent=4))
     if errors:

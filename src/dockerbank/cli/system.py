@@ -103,13 +103,18 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
 @click.pass_context
 def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
     """Show disk usage of images, containers and volumes."""
+    from dockerbank.cli import gotypes
     from dockerbank.system.usage import disk_usage
 
     usage = disk_usage(engine_of(ctx))
     rows = [row.as_dict() for row in usage.summary()]
+    if fmt and verbose and fmt != "json":
+        # docker runs a verbose template once, on the whole usage (its diskUsageContext)
+        click.echo(render_template(fmt, _verbose_usage(usage)))
+        return
     if fmt:
         for row in rows:
-            _emit_formatted(row, fmt)
+            _emit_formatted(gotypes.row(row, gotypes.DISK_USAGE_ROWS[row["Type"]]), fmt)
         return
     print_table(["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"],
                 [[r["Type"], str(r["TotalCount"]), str(r["Active"]), r["Size"], r["Reclaimable"]] for r in rows])
@@ -117,6 +122,19 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
         click.echo("\nVolumes space usage:\n")
         print_table(["VOLUME NAME", "LINKS", "SIZE"],
                     [[v.name, str(v.links), human_size(v.size)] for v in usage.volumes])
+
+
+def _verbose_usage(usage):
+    """docker's diskUsageContext: Images, Containers, Volumes and BuildCache lists. Dockerbank measures
+    no per-image or per-container rows (nil: ``<no value>``); a volume row has its name, links and size."""
+    from dockerbank.cli import gotypes
+    from dockerbank.gotemplate import GoStruct, Shape
+
+    volume_fields = ("Driver", "Scope", "Mountpoint", "Labels", "Group", "Availability", "Status")
+    volumes = [gotypes.row({"Name": v.name, "Links": str(v.links), "Size": human_size(v.size)}, gotypes.VOLUME_ROW,
+                           nil=volume_fields) for v in usage.volumes]
+    return GoStruct({"Volumes": volumes, "BuildCache": []}, gotypes.DISK_USAGE,
+                            shape=Shape(nil=("Images", "Containers")))
 
 
 @click.command("check")

@@ -87,6 +87,8 @@ def create(ctx: click.Context, names: tuple[str, ...], driver: str, labels: tupl
 @click.pass_context
 def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
     """List volumes."""
+    from dockerbank.cli import gotypes
+
     volumes = engine_of(ctx).volumes.list(_filters(filters))
     if quiet:
         for vol in volumes:
@@ -94,7 +96,8 @@ def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | Non
         return
     rows = [_row(v) for v in volumes]
     print_formatted(rows, fmt, lambda items: print_table(["DRIVER", "VOLUME NAME"],
-                                                         [[r["Driver"], r["Name"]] for r in items]), VOLUME_HEADERS)
+                                                         [[r["Driver"], r["Name"]] for r in items]), VOLUME_HEADERS,
+                    go_type=gotypes.VOLUME_ROW)
 
 
 VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
@@ -108,6 +111,8 @@ VOLUME_HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE", "
 @click.pass_context
 def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Display detailed information on one or more volumes."""
+    from dockerbank.cli import gotypes
+
     _arity("inspect", names, at_least=1)
     store = engine_of(ctx).volumes
     found, errors = [], []
@@ -122,7 +127,7 @@ def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None
         click.echo(json.dumps(found, separators=(",", ":")))
     else:
         for item in found:
-            click.echo(render_template(fmt, item))
+            click.echo(render_template(fmt, gotypes.volume_document(item)))
     if errors:
         _fail_some(errors)
 
