@@ -12,12 +12,28 @@ CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 def go_fields(item: dict) -> dict:
-    """An event as docker's Go struct names it for ``--format`` templates (pure)."""
+    """An event as docker's Go struct (``*events.Message``, its ``events.Actor``) names it for
+    ``--format`` templates: a field it lacks fails as in docker, its Attributes map keeps <no value>."""
+    from dockerbank.gotemplate import GoStruct
+
     actor = item.get("Actor") or {}
-    return {"Status": item.get("status", ""), "ID": item.get("id", ""), "From": item.get("from", ""),
-            "Type": item.get("Type", ""), "Action": item.get("Action", ""),
-            "Actor": {"ID": actor.get("ID", ""), "Attributes": actor.get("Attributes") or {}},
-            "Scope": item.get("scope", ""), "Time": item.get("time", 0), "TimeNano": item.get("timeNano", 0)}
+    return GoStruct({"Status": item.get("status", ""), "ID": item.get("id", ""), "From": item.get("from", ""),
+                     "Type": item.get("Type", ""), "Action": item.get("Action", ""),
+                     "Actor": GoStruct({"ID": actor.get("ID", ""), "Attributes": actor.get("Attributes") or {}},
+                                       "events.Actor"),
+                     "Scope": item.get("scope", ""), "Time": item.get("time", 0),
+                     "TimeNano": item.get("timeNano", 0)}, "*events.Message")
+
+
+def _formatted(fmt: str, item: dict) -> str:
+    """``item`` through the ``--format`` template; a template that fails ends the command with 64, as
+    docker's ``events`` does."""
+    from dockerbank.gotemplate import TemplateError
+
+    try:
+        return render_template(fmt, go_fields(item))
+    except TemplateError as exc:
+        raise TemplateError(str(exc), exit_code=64) from exc
 
 
 @click.command("events", context_settings=CONTEXT)
@@ -39,7 +55,7 @@ def events_cmd(ctx, filters, fmt, since, until):
                 if fmt == "json":
                     echo(json.dumps(item))
                 elif fmt:
-                    echo(render_template(fmt, go_fields(item)))
+                    echo(_formatted(fmt, item))
                 else:
                     echo(render(item))
     except KeyboardInterrupt:
