@@ -38,6 +38,7 @@ CASES = [
     ("image", "inspect", "-f", "{{.Config.Labels.nosuch}} {{json .Config.Labels}} {{.Config.Labels}}", "busybox"),
     ("volume", "inspect", "-f", "{{.Labels.nosuch}} {{.Labels.k}}", "data"),
     ("network", "inspect", "-f", "{{.Options.nosuch}} {{.IPAM.Driver}}", "lab"),
+    ("system", "df", "-v", "--format", "{{range .Volumes}}{{.Name}} {{.Links}} {{.Size}} {{.Driver}};{{end}}"),
 ]
 
 # a field docker's struct does not have: both fail, exit 1, with Go's message (docker's prefix varies)

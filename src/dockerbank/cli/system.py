@@ -106,11 +106,12 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
     from dockerbank.cli import gotypes
     from dockerbank.system.usage import disk_usage
 
-    usage = disk_usage(engine_of(ctx))
+    engine = engine_of(ctx)
+    usage = disk_usage(engine)
     rows = [row.as_dict() for row in usage.summary()]
     if fmt and verbose and fmt != "json":
-        # docker runs a verbose template once, on the whole usage (its diskUsageContext)
-        click.echo(render_template(fmt, _verbose_usage(usage)))
+        # docker runs a verbose template once, on the whole usage (its diskUsageContext), no newline after
+        click.echo(render_template(fmt, _verbose_usage(engine, usage)), nl=False)
         return
     if fmt:
         for row in rows:
@@ -124,17 +125,19 @@ def df_cmd(ctx: click.Context, verbose: bool, fmt: str | None) -> None:
                     [[v.name, str(v.links), human_size(v.size)] for v in usage.volumes])
 
 
-def _verbose_usage(usage):
+def _verbose_usage(engine, usage):
     """docker's diskUsageContext: Images, Containers, Volumes and BuildCache lists. Dockerbank measures
-    no per-image or per-container rows (nil: ``<no value>``); a volume row has its name, links and size."""
+    no per-image or per-container rows (nil: ``<no value>``); a volume row is ``volume ls``'s with its
+    links and size."""
     from dockerbank.cli import gotypes
+    from dockerbank.cli.volumes import ls_row
     from dockerbank.gotemplate import GoStruct, Shape
 
-    volume_fields = ("Driver", "Scope", "Mountpoint", "Labels", "Group", "Availability", "Status")
-    volumes = [gotypes.row({"Name": v.name, "Links": str(v.links), "Size": human_size(v.size)}, gotypes.VOLUME_ROW,
-                           nil=volume_fields) for v in usage.volumes]
+    known = {v.name: v for v in engine.volumes.list({})}
+    volumes = [gotypes.row({**ls_row(known[v.name]), "Links": str(v.links), "Size": human_size(v.size)},
+                           gotypes.VOLUME_ROW) for v in usage.volumes if v.name in known]
     return GoStruct({"Volumes": volumes, "BuildCache": []}, gotypes.DISK_USAGE,
-                            shape=Shape(nil=("Images", "Containers")))
+                    shape=Shape(nil=("Images", "Containers")))
 
 
 @click.command("check")

@@ -22,8 +22,8 @@ def _filters(values: tuple[str, ...], flag: str = "-f, --filter") -> dict[str, l
     return filters
 
 
-def _row(volume) -> dict:
-    """The fields docker's ``volume ls --format`` knows."""
+def ls_row(volume) -> dict:
+    """The fields docker's ``volume ls --format`` knows (``system df -v`` fills in Links and Size)."""
     return {
         "Availability": "N/A", "Driver": volume.driver, "Group": "N/A",
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(volume.labels.items())),
@@ -94,7 +94,7 @@ def ls(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str | Non
         for vol in volumes:
             click.echo(vol.name)
         return
-    rows = [_row(v) for v in volumes]
+    rows = [ls_row(v) for v in volumes]
     print_formatted(rows, fmt, lambda items: print_table(["DRIVER", "VOLUME NAME"],
                                                          [[r["Driver"], r["Name"]] for r in items]), VOLUME_HEADERS,
                     go_type=gotypes.VOLUME_ROW)
