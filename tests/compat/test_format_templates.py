@@ -46,6 +46,7 @@ BAD_FIELDS = [
     ("ps", "-a", "--format", "{{.Names}} {{.Bad}}"),
     ("ps", "--filter", "name=nosuch", "--format", "{{.Bad}}"),   # docker runs it on an empty row first
     ("ps", "-a", "--format", "{{.Names.Bad}}"),
+    ("ps", "-a", "--format", "table {{.Names}}\t{{.Bad}}"),      # ps: Go's column counts "table "
     ("images", "--format", "{{.Bad}}"),
     ("history", "--format", "{{.Bad}}", "busybox"),
     ("network", "ls", "--filter", "name=lab", "--format", "{{.Bad}}"),

@@ -84,8 +84,9 @@ def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[l
     (a header row, columns aligned by Go's tabwriter rules: ``tabs`` is its minimum width and
     padding, docker's by default, podman's (12, 2) for podman's commands) or a template per row;
     else the default table. ``go_type``: the rows are docker's context structs of that Go type (a
-    field they lack fails, see cli.gotypes); else plain dicts are Go maps. ``probe``: a row docker
-    runs the template on before listing (``ps``), so a bad template fails with no row listed too."""
+    field they lack fails, see cli.gotypes); else plain dicts are Go maps. ``probe``: an empty row
+    docker runs the whole format on before listing (``ps``): a template that fails on it fails the
+    command, with no row listed too."""
     from dockerbank import gotemplate
     from dockerbank.cli import gotypes
 
@@ -106,8 +107,9 @@ def print_formatted(rows: list[Any], fmt: str | None, default_table: Callable[[l
         header = gotemplate.Template(source, gotemplate.HEADER_FUNCTIONS) if table else None
     except gotemplate.TemplateError as exc:
         raise gotemplate.TemplateError(f"failed to parse template: {exc}") from exc
-    if probe is not None and not rows:
-        _execute(parsed, gotypes.row(probe, go_type) if go_type is not None else gotemplate.GoMap(probe))
+    if probe is not None:  # docker's ps runs its whole --format, "table " included, on an empty row first
+        whole = parsed if not table else gotemplate.Template(_prepare(fmt))
+        _execute(whole, gotypes.row(probe, go_type) if go_type is not None else gotemplate.GoMap(probe))
     lines = [_execute(parsed, gotemplate.GoMap(row) if type(row) is dict else row) for row in rows]
     if header is None:
         for line in lines:
