@@ -39,8 +39,9 @@ class GoMap(dict):
 @dataclass(frozen=True)
 class Shape:
     """What a struct of docker's has beyond what a Dockerbank value shows: ``nil`` fields the value
-    may leave out (``omitempty`` ones, ``SizeRw`` without ``--size``: Go's nil, ``<no value>``) and
-    ``maps``, fields that are Go maps, where a null is a nil map (any key of it is missing)."""
+    may leave out (``omitempty`` ones, ``SizeRw`` without ``--size``, what Dockerbank does not know):
+    ``<no value>``, as is anything chained on them; ``maps``, fields that are Go maps, where a null
+    is a nil map (any key of it is missing)."""
 
     nil: tuple[str, ...] = ()
     maps: tuple[str, ...] = ()
@@ -894,7 +895,7 @@ class Template:
                     if name not in value.shape.nil or not last and isinstance(value, InspectDocument):
                         raise TemplateError(self._where(node, self._text(operand), operand.col)
                                             + value.missing(name))
-                    value = None
+                    value = MISSING  # as a key a map lacks: <no value>, and so is whatever is chained on it
                     continue
                 if value[name] is None and name in value.shape.maps:
                     # a nil map in Go: prints map[], marshals as null, any key asked of it is missing

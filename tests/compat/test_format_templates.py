@@ -4,6 +4,7 @@ service and the Dockerbank CLI on the same root print the same thing for each te
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -62,7 +63,14 @@ BAD_FIELDS = [
     ("network", "inspect", "-f", "{{.IPAM.Bad}}", "lab"),
     ("volume", "inspect", "-f", "{{.Bad}}", "data"),              # a types.Volume, no retry
     ("events", "--since", "0", "--until", "NOW", "--format", "{{.Actor.Bad}}"),   # docker's events exit 64
+    ("info", "--format", "{{.Name}} {{.Bad}}"),
+    ("version", "--format", "{{.Server.Bad}}"),                    # a template named "version"
 ]
+
+# a template that does not parse: 64 where docker's command says so (inspect, info, version), else 1
+PARSE_ERRORS = [("ps", "-a"), ("images",), ("volume", "ls"), ("system", "df"), ("inspect", "c1"),
+                ("image", "inspect", "busybox"), ("volume", "inspect", "data"), ("network", "inspect", "lab"),
+                ("info",), ("version",)]
 
 
 @pytest.fixture(scope="module")
@@ -99,10 +107,13 @@ def test_template_errors_fail_both_with_one_line(service, client):
 
 
 def _go_error(stderr: bytes) -> str:
-    """Go's message, without the words docker (or Dockerbank) puts before it; docker 25+ calls 20.10's
-    types.Volume volume.Volume."""
+    """Go's message, without the words docker (or Dockerbank) puts before it; docker 28 renames 20.10's
+    types.Volume and system.info."""
     text = stderr.decode()
-    return text[text.find("template: :"):].strip().replace("type volume.Volume", "type types.Volume")
+    start = re.search(r"template: \w*:\d", text)
+    assert start, text
+    return text[start.start():].strip().replace("type volume.Volume", "type types.Volume").replace(
+        "type system.dockerInfo", "type system.info")
 
 
 @pytest.mark.parametrize("args", BAD_FIELDS, ids=[" ".join(c[:2]) + f"-{i}" for i, c in enumerate(BAD_FIELDS)])
@@ -113,6 +124,18 @@ def test_a_field_a_struct_lacks_fails_as_in_docker(service, client, args):
     ours = service.dockerbank(*args)
     code = 64 if args[0] == "events" else 1
     assert (theirs.returncode, ours.returncode) == (code, code), (theirs.stderr, ours.stderr)
-    assert "template: :1:" in theirs.stderr.decode() and len(ours.stderr.decode().splitlines()) == 1
+    assert len(ours.stderr.decode().splitlines()) == 1
     assert _go_error(ours.stderr) == _go_error(theirs.stderr)
     assert ours.stdout.strip() == b""
+
+
+@pytest.mark.parametrize("args", PARSE_ERRORS, ids=[" ".join(c[:2]) for c in PARSE_ERRORS])
+@pytest.mark.parametrize("client", CLIENTS)
+def test_a_template_that_does_not_parse_ends_with_dockers_code(service, client, args):
+    *command, = args
+    where = 2 if command[0] in ("volume", "image", "network", "system") else 1
+    full = [*command[:where], "--format", "{{.Name", *command[where:]]
+    theirs = subprocess.run([client, *full], capture_output=True, env=service.env(), timeout=60)
+    ours = service.dockerbank(*full)
+    assert ours.returncode == theirs.returncode in (1, 64), (theirs.stderr, ours.stderr)
+    assert _go_error(ours.stderr) == _go_error(theirs.stderr)

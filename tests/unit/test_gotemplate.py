@@ -117,7 +117,8 @@ def test_a_struct_fails_on_a_field_it_lacks_where_a_map_prints_no_value():
 
 
 def test_a_struct_keeps_its_fields_methods_and_nil_ones():
-    assert render('{{.Names}} {{.Label "k"}}|{{.Label "x"}}|{{.Platform}}', ROW) == "web v||<no value>"
+    assert render('{{.Names}} {{.Label "k"}}|{{.Label "x"}}|{{.Platform}}|{{.Platform.OS}}', ROW) == \
+        "web v||<no value>|<no value>"
     assert render("{{if .}}t{{end}}", GoStruct({}, "T")) == "t"        # a struct is true, even empty
     assert render("{{json .}}", ROW) == '{"Names":"web","Status":"Up"}'
     assert "can't index item of type formatter.ContainerContext" in _error('{{index . "Names"}}', ROW)

@@ -38,26 +38,36 @@ def _prepare(fmt: str) -> str:
     return fmt.replace("\\t", "\t").replace("\\n", "\n")
 
 
-def render_template(template: str, data: Any) -> str:
-    """Render a docker ``--format`` Go template on one object (see dockerbank.gotemplate)."""
+def render_template(template: str, data: Any, *, name: str = "", parse_exit: int = 1) -> str:
+    """Render a docker ``--format`` Go template on one object (see dockerbank.gotemplate). ``name``:
+    the template's name in Go's errors (docker's ``version`` names it); ``parse_exit``: the exit code
+    of a template that does not parse (64 for docker's inspect, info, version and events)."""
     from dockerbank import gotemplate
 
     try:
         parsed = gotemplate.Template(_prepare(template))
     except gotemplate.TemplateError as exc:
-        raise gotemplate.TemplateError(f"failed to parse template: {exc}") from exc
-    return _execute(parsed, data)
+        raise gotemplate.TemplateError(f"failed to parse template: {_named(str(exc), name)}",
+                                       exit_code=parse_exit) from exc
+    return _execute(parsed, data, name)
 
 
-def _execute(parsed: Any, data: Any) -> str:
+def _execute(parsed: Any, data: Any, name: str = "") -> str:
     from dockerbank import gotemplate
 
     try:
         return parsed.render(data)
     except gotemplate.TemplateError as exc:
-        raise gotemplate.TemplateError(f"failed to execute template: {exc}") from exc
+        raise gotemplate.TemplateError(f"failed to execute template: {_named(str(exc), name)}") from exc
     except RecursionError as exc:
         raise gotemplate.TemplateError("failed to execute template: nested too deeply") from exc
+
+
+def _named(message: str, name: str) -> str:
+    """Go's error of a named template: ``template: NAME:1:2: executing "NAME" at ...``."""
+    if not name:
+        return message
+    return message.replace("template: :", f"template: {name}:", 1).replace('executing ""', f'executing "{name}"', 1)
 
 
 class _Headers:

@@ -400,7 +400,7 @@ def _inspect(ctx, fmt, size, kind, names) -> None:
             errors.append(f"Error: No such {kind if kind in ('container', 'pod') else 'object'}: {name}")
     if fmt:
         for item, shape in zip(results, shapes):
-            click.echo(render_template(fmt, shape(item)))
+            click.echo(render_template(fmt, shape(item), parse_exit=64))
     else:
         click.echo(json.dumps(results, indent=4))
     for line in errors:

@@ -25,6 +25,8 @@ DISK_USAGE_ROWS = {"Images": "*formatter.diskUsageImagesContext",
                    "Containers": "*formatter.diskUsageContainersContext",
                    "Local Volumes": "*formatter.diskUsageVolumesContext",
                    "Build Cache": "*formatter.diskUsageBuilderContext"}
+INFO = "system.info"                                 # docker info (docker 28: system.dockerInfo)
+VERSION = "system.versionInfo"                       # docker version (its template is named "version")
 VOLUME = "types.Volume"   # volume inspect: no raw-JSON retry in docker (docker 25+ names it volume.Volume)
 
 # docker's container.Config: omitempty fields, and its maps
@@ -81,3 +83,32 @@ def network_document(doc: dict) -> InspectDocument:
 def volume_document(doc: dict) -> GoStruct:
     """``docker volume inspect``'s types.Volume (docker retries no raw JSON there)."""
     return GoStruct(doc, VOLUME, shape=_VOLUME)
+
+
+# docker 20.10 info's fields: those Dockerbank does not report print <no value> rather than fail
+_INFO = Shape(nil=(
+    "Architecture", "BridgeNfIp6tables", "BridgeNfIptables", "CPUSet", "CPUShares", "CgroupDriver", "CgroupVersion",
+    "ClientInfo", "ContainerdCommit", "Containers", "ContainersPaused", "ContainersRunning", "ContainersStopped",
+    "CpuCfsPeriod", "CpuCfsQuota", "Debug", "DefaultRuntime", "DockerRootDir", "Driver", "DriverStatus",
+    "ExperimentalBuild", "GenericResources", "HttpProxy", "HttpsProxy", "ID", "IPv4Forwarding", "Images",
+    "IndexServerAddress", "InitBinary", "InitCommit", "Isolation", "KernelMemory", "KernelMemoryTCP", "KernelVersion",
+    "Labels", "LiveRestoreEnabled", "LoggingDriver", "MemTotal", "MemoryLimit", "NCPU", "NEventsListener", "NFd",
+    "NGoroutines", "Name", "NoProxy", "OSType", "OSVersion", "OomKillDisable", "OperatingSystem", "PidsLimit",
+    "Plugins", "RegistryConfig", "RuncCommit", "Runtimes", "SecurityOptions", "ServerVersion", "SwapLimit", "Swarm",
+    "SystemTime", "Warnings", "ProductLicense", "DefaultAddressPools"))
+_VERSION_FIELDS = ("Platform", "Version", "ApiVersion", "GitCommit", "GoVersion", "Os", "Arch", "BuildTime",
+                   "Experimental")
+
+
+def info_value(data: dict) -> GoStruct:
+    """``docker info``'s value (its nested Swarm, Plugins... stay maps here)."""
+    return GoStruct(data, INFO, shape=_INFO)
+
+
+def version_value(data: dict) -> GoStruct:
+    """``docker version``'s value: its Client (system.clientVersion) and Server (*types.Version)."""
+    client = GoStruct(data["Client"], "system.clientVersion",
+                      shape=Shape(nil=_VERSION_FIELDS + ("DefaultAPIVersion", "Context")))
+    server = GoStruct(data["Server"], "*types.Version",
+                      shape=Shape(nil=_VERSION_FIELDS + ("Components", "MinAPIVersion", "KernelVersion")))
+    return GoStruct({**data, "Client": client, "Server": server}, VERSION)

@@ -113,7 +113,7 @@ def image_inspect(ctx, images, fmt):
             errors.append(exc)
     if fmt and fmt != "json":
         for item in found:
-            click.echo(render_template(fmt, gotypes.image_document(item)))
+            click.echo(render_template(fmt, gotypes.image_document(item), parse_exit=64))
     elif fmt == "json":
         for item in found:
             click.echo(go_json(item))

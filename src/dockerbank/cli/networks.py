@@ -92,7 +92,7 @@ def inspect(ctx, names, fmt, verbose) -> None:
             errors.append(f"No such network: {name}")
     if fmt:
         for doc in found:
-            click.echo(render_template(fmt, gotypes.network_document(doc)))
+            click.echo(render_template(fmt, gotypes.network_document(doc), parse_exit=64))
     else:
         click.echo(json.dumps(found, indent=4))
     if errors:

@@ -29,11 +29,12 @@ def _version_data() -> dict:
     }
 
 
-def _emit_formatted(data: dict, fmt: str | None) -> bool:
-    """Print ``data`` as JSON or through a template when ``--format`` asks; False when it does not."""
+def _emit_formatted(data: dict, fmt: str | None, name: str = "", parse_exit: int = 1) -> bool:
+    """Print ``data`` as JSON or through a template when ``--format`` asks; False when it does not
+    (``name``, ``parse_exit``: see render_template)."""
     if not fmt:
         return False
-    click.echo(json.dumps(data) if fmt == "json" else render_template(fmt, data))
+    click.echo(json.dumps(data) if fmt == "json" else render_template(fmt, data, name=name, parse_exit=parse_exit))
     return True
 
 
@@ -41,8 +42,10 @@ def _emit_formatted(data: dict, fmt: str | None) -> bool:
 @click.option("-f", "--format", "fmt", default=None, help="Format with a Go-like template or 'json'.")
 def version_cmd(fmt: str | None) -> None:
     """Show the Dockerbank version."""
+    from dockerbank.cli import gotypes
+
     data = _version_data()
-    if _emit_formatted(data, fmt):
+    if _emit_formatted(gotypes.version_value(data), fmt, name="version", parse_exit=64):
         return
     client = data["Client"]
     click.echo(f"Dockerbank version {client['Version']}\n Python: {client['PythonVersion']}\n"
@@ -54,6 +57,7 @@ def version_cmd(fmt: str | None) -> None:
 @click.pass_context
 def info_cmd(ctx: click.Context, fmt: str | None) -> None:
     """Show system-wide information: runtime, cgroups, storage, counts."""
+    from dockerbank.cli import gotypes
     from dockerbank.host import system
     from dockerbank.settings import default_log_driver
 
@@ -79,7 +83,7 @@ def info_cmd(ctx: click.Context, fmt: str | None) -> None:
         "Images": images, "ServerVersion": __version__, "RuntimeReason": choice.reason,
         "LoggingDriver": default_log_driver(engine.config.root),
     })
-    if _emit_formatted(data, fmt):
+    if _emit_formatted(gotypes.info_value(data), fmt, parse_exit=64):
         return
     click.echo("Server:")
     click.echo(f" Containers: {len(containers)}")

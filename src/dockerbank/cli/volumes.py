@@ -127,7 +127,7 @@ def inspect(ctx: click.Context, names: tuple[str, ...], fmt: str | None) -> None
         click.echo(json.dumps(found, separators=(",", ":")))
     else:
         for item in found:
-            click.echo(render_template(fmt, gotypes.volume_document(item)))
+            click.echo(render_template(fmt, gotypes.volume_document(item), parse_exit=64))
     if errors:
         _fail_some(errors)
 
