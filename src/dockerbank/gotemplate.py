@@ -33,7 +33,8 @@ class TemplateError(InvalidArgument):
 
 
 class GoMap(dict):
-    """Data that is a map in docker (a formatter row, labels): ``{{json}}`` sorts its keys as Go does."""
+    """Data that is a map in docker (labels; rows no one declared a struct): ``{{json}}`` sorts its
+    keys as Go does."""
 
 
 @dataclass(frozen=True)
