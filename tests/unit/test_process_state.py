@@ -15,8 +15,8 @@ FORBIDDEN = re.compile(r"\bos\.(chdir|fchdir|umask)\(|preexec_fn\s*=|\bsignal(s)
 # where these may stay, and why
 ALLOWED = {
     "container/lifecycle.py": "Attachment.run: the CLI's signal proxy, only ever in the main thread",
-    "host/detach.py": "run_detached forks only when the process has a single thread; its child ignores "
-                      "the terminal's SIGHUP/SIGINT (a process of its own)",
+    "host/detach.py": "run_detached forks only when the process has a single thread, with SIGHUP/SIGINT "
+                      "blocked over the fork only; its child ignores them (a process of its own)",
     "host/rootless.py": "enter: a rootless CLI joins its user's namespaces at start, single-threaded, before "
                         "any engine exists; setns(mnt) moves the cwd, which is put back",
     "warm/client.py": "the CLI's own process (one thread): reads its umask, forwards its signals, forks the helper",

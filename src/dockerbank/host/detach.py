@@ -29,18 +29,25 @@ def run_detached(work: Callable[[], None]) -> bool:
     """
     if threading.active_count() > 1:
         return False
+    # Until its setsid() the child is in the terminal's foreground process group: when the CLI
+    # of a `run -it --rm` (the session leader) exits, the kernel hangs the terminal up at once,
+    # and a SIGHUP or a ctrl-c would kill the child mid-teardown and leave the overlay mounted.
+    # Blocked before the fork, they cannot reach the child before it ignores them (a freshly
+    # forked interpreter needs a moment to get there; the CLI exits right away). Only this
+    # process's one thread changes its mask, and only for the fork.
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGINT})
     try:
         pid = os.fork()
     except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return False
     if pid > 0:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a signal that came meanwhile is delivered now
         return True
     try:
-        # Until its setsid() the child is in the terminal's foreground process group: when the
-        # CLI of a `run -it --rm` exits, the terminal's hangup (or a ctrl-c) would kill it
-        # mid-teardown and leave the overlay mounted. This child is single-threaded and its own.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # pending ones are discarded with the ignore
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         os.setsid()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
