@@ -20,19 +20,29 @@ TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from dockerbank.config import Config
     from dockerbank.engine import Engine
+    from dockerbank.engine.stateversion import StateVersion
 
     _Default = TypeVar("_Default", int, None)
 
 API_VERSION = "1.45"
 MIN_API_VERSION = "1.24"
 
+# The application's state (api/server.py make_app), typed keys instead of strings
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+HIJACKS: web.AppKey[dict[str, list[asyncio.Future]]] = web.AppKey("hijacks")
+EXITS: web.AppKey[dict[str, int]] = web.AppKey("exits")
+EXECS: web.AppKey[dict[str, dict[str, Any]]] = web.AppKey("execs")
+LISTS: web.AppKey[VersionedMemo] = web.AppKey("lists")
+STATE_VERSION: web.AppKey[StateVersion] = web.AppKey("state_version")
+
 
 def engine_call(request: web.Request, fn: Callable[[Engine], Any]) -> asyncio.Future[Any]:
     """Run ``fn(engine)`` in a worker thread with a fresh Engine for this root."""
     from dockerbank.engine.workers import in_worker
 
-    return in_worker(request.app["config"], fn)
+    return in_worker(request.app[CONFIG], fn)
 
 
 def qbool(request: web.Request, name: str, default: bool = False) -> bool:

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from dockerbank.api import errors as api_errors
-from dockerbank.api.base import API_VERSION, VersionedMemo
+from dockerbank.api.base import API_VERSION, CONFIG, EXECS, EXITS, HIJACKS, LISTS, STATE_VERSION, VersionedMemo
 from dockerbank.config import Config
 from dockerbank.errors import InvalidArgument, UsageError
 
@@ -69,17 +69,17 @@ def make_app(config: Config) -> web.Application:
     from dockerbank.engine.workers import state_version
 
     app = web.Application(middlewares=[error_middleware], client_max_size=0)
-    app["config"] = config
+    app[CONFIG] = config
     # In-memory state of this server process only (what a restart may forget):
-    app["hijacks"] = {}   # container id -> attach connections waiting for the start (compat/containers.py)
-    app["exits"] = {}     # container id -> exit code seen by an attached stream (for wait?condition=removed)
-    app["execs"] = {}     # exec id -> exec instance (create and start are separate API calls)
-    app["lists"] = VersionedMemo()               # GET /containers/json answers by query (compat/containers.py)
-    app["state_version"] = state_version(config)  # ... kept while this holds
+    app[HIJACKS] = {}   # container id -> attach connections waiting for the start (compat/containers.py)
+    app[EXITS] = {}     # container id -> exit code seen by an attached stream (for wait?condition=removed)
+    app[EXECS] = {}     # exec id -> exec instance (create and start are separate API calls)
+    app[LISTS] = VersionedMemo()               # GET /containers/json answers by query (compat/containers.py)
+    app[STATE_VERSION] = state_version(config)  # ... kept while this holds
     app.on_response_prepare.append(_headers)
 
     async def close_version(app: web.Application) -> None:
-        app["state_version"].close()
+        app[STATE_VERSION].close()
 
     app.on_cleanup.append(close_version)
     add_routes(app)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from dockerbank.api.base import LineQueue, engine_call, qbool, reply
+from dockerbank.api.base import CONFIG, LineQueue, engine_call, qbool, reply
 from dockerbank.api.compat.streams import body_file
 from dockerbank.errors import DockerbankError, InvalidArgument, Offline
 
@@ -66,7 +66,7 @@ async def build(request: web.Request) -> web.StreamResponse:
         raise Offline(f"unable to prepare context: remote contexts ({parsed.remote}) are not supported offline")
     check_tags(parsed.tags)
     options = BuildOptions(parsed.tags, parsed.build_args, parsed.target, parsed.no_cache, parsed.labels)
-    config = request.app["config"]
+    config = request.app[CONFIG]
     lines = LineQueue(asyncio.get_running_loop())
     out = CallbackSink(lambda data: lines.put({"stream": data.decode(errors="replace")}))
     async with body_file(request) as context_path:

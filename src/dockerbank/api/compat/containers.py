@@ -11,7 +11,8 @@ import time
 
 from aiohttp import web
 
-from dockerbank.api.base import engine_call, qbool, qfilters, qint, read_json, reply
+from dockerbank.api.base import (EXECS, EXITS, HIJACKS, LISTS, STATE_VERSION, engine_call, qbool, qfilters, qint,
+                                  read_json, reply)
 from dockerbank.api.compat import bodies
 from dockerbank.api.compat import hijack
 from dockerbank.api.compat.streams import body_file, fd_response
@@ -228,9 +229,9 @@ async def list_containers(request: web.Request) -> web.Response:
         return [(entry.container, summary(engine, entry.container, entry.size_rw, entry.size_root_fs,
                                           nets.get(entry.container.id, no_endpoints))) for entry in entries]
 
-    memo, key = request.app["lists"], request.path_qs
+    memo, key = request.app[LISTS], request.path_qs
     # sizes are read from the disk, which no version covers
-    version = None if opts.size else request.app["state_version"].current()
+    version = None if opts.size else request.app[STATE_VERSION].current()
     listed = memo.get(key, version)
     if listed is None:
         started = time.monotonic()
@@ -267,7 +268,7 @@ async def inspect(request: web.Request) -> web.Response:
 
 async def start(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
-    hijacks = request.app["hijacks"]
+    hijacks = request.app[HIJACKS]
 
     def run(engine):
         container = _get(engine, ref)
@@ -373,7 +374,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
     if condition not in WAIT_CONDITIONS:
         raise InvalidArgument(f"invalid condition: {condition}")
     first = await engine_call(request, lambda e: _get(e, ref))  # 404 before the headers
-    exits = request.app["exits"]
+    exits = request.app[EXITS]
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
     transport = request.transport
@@ -411,7 +412,7 @@ async def attach(request: web.Request) -> web.StreamResponse:
         # The client attaches before it starts the container: the start hands over the socket
         # conmon opened before the process ran, so no early output is lost.
         future = asyncio.get_running_loop().create_future()
-        request.app["hijacks"].setdefault(cid, []).append(future)
+        request.app[HIJACKS].setdefault(cid, []).append(future)
         sock = None
     else:
         raise Conflict("You cannot attach to a stopped container, start it first")
@@ -429,18 +430,18 @@ async def attach(request: web.Request) -> web.StreamResponse:
         if attachment is not None:  # this connection started it: record the exit (conmon has no exit command)
             def finish(engine):
                 def exited(code: int) -> None:
-                    request.app["exits"][cid] = code
+                    request.app[EXITS][cid] = code
 
                 exited(attachment.finish(engine.containers, exited))
 
             await engine_call(request, finish)
     finally:
         if future is not None:
-            waiting = request.app["hijacks"].get(cid, [])
+            waiting = request.app[HIJACKS].get(cid, [])
             if future in waiting:
                 waiting.remove(future)
             if not waiting:
-                request.app["hijacks"].pop(cid, None)
+                request.app[HIJACKS].pop(cid, None)
         hijack.close(request)
     return resp
 
@@ -646,7 +647,7 @@ async def exec_create(request: web.Request) -> web.Response:
 
     cid = (await engine_call(request, lambda e: e.container_ops.check_running(ref))).id
     exec_id = new_id()
-    request.app["execs"][exec_id] = {
+    request.app[EXECS][exec_id] = {
         "ID": exec_id, "ContainerID": cid, "Running": False, "ExitCode": None, "Pid": 0,
         "OpenStdin": bool(body.get("AttachStdin")), "OpenStdout": bool(body.get("AttachStdout", True)),
         "OpenStderr": bool(body.get("AttachStderr", True)), "CanRemove": False, "DetachKeys": "",
@@ -659,7 +660,7 @@ async def exec_create(request: web.Request) -> web.Response:
 
 
 def _exec_of(request: web.Request) -> dict:
-    found = request.app["execs"].get(request.match_info["id"])
+    found = request.app[EXECS].get(request.match_info["id"])
     if found is None:
         raise NotFound(f"No such exec instance: {request.match_info['id']}")
     return found

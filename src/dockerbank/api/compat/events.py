@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from dockerbank.api.base import qfilters
+from dockerbank.api.base import CONFIG, qfilters
 
 
 def _epoch(request: web.Request, name: str) -> float | None:
@@ -24,7 +24,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
     opts = EventsOptions(since=_epoch(request, "since"), until=_epoch(request, "until"), filters=qfilters(request))
     stop = False
-    batches = Engine(request.app["config"]).events(opts, cancelled=lambda: stop)   # reads files only: no database
+    batches = Engine(request.app[CONFIG]).events(opts, cancelled=lambda: stop)   # reads files only: no database
     loop = asyncio.get_running_loop()
     batch = await loop.run_in_executor(None, next, batches, None)   # a bad filter fails here, before the headers
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 @asynccontextmanager
 async def body_file(request: web.Request) -> AsyncIterator[str]:
     """The request body spooled to a temporary file in the store's tmp dir (removed afterwards)."""
-    tmp_dir = request.app["config"].tmp_dir
+    from dockerbank.api.base import CONFIG
+
+    tmp_dir = request.app[CONFIG].tmp_dir
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix="api-body-", dir=tmp_dir)
     loop = asyncio.get_running_loop()
