@@ -61,8 +61,11 @@ class StateVersion:
         if self._conn is None or self._file != (st.st_dev, st.st_ino):  # first use, or a replaced file
             if self._conn is not None:
                 self._conn.close()
-            # mode=rw: never creates a database; this connection only reads the pragma
-            self._conn = sqlite3.connect(f"file:{self.db_path}?mode=rw", uri=True, check_same_thread=False)
+            # mode=rw: never creates a database; this connection only reads the pragma. The caller
+            # is an event loop: a database busy beyond 50 ms (a checkpoint, a migration) means
+            # no version this time (the list is read anew), not a stalled loop
+            self._conn = sqlite3.connect(f"file:{self.db_path}?mode=rw", uri=True, check_same_thread=False,
+                                         timeout=0.05)
             self._file = (st.st_dev, st.st_ino)
         return (*self._file, self._conn.execute("PRAGMA data_version").fetchone()[0])
 
