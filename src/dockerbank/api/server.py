@@ -25,6 +25,7 @@ from dockerbank.api import errors as api_errors
 from dockerbank.api.base import API_VERSION, CONFIG, EXECS, EXITS, HIJACKS, LISTS, STATE_VERSION, VersionedMemo
 from dockerbank.config import Config
 from dockerbank.errors import InvalidArgument, UsageError
+from dockerbank.host.inflight import IN_FLIGHT, InFlight, count_in_flight
 
 log = logging.getLogger("dockerbank.api")
 
@@ -68,8 +69,9 @@ def make_app(config: Config) -> web.Application:
     from dockerbank.api.routes import add_routes
     from dockerbank.engine.workers import state_version
 
-    app = web.Application(middlewares=[error_middleware], client_max_size=0)
+    app = web.Application(middlewares=[count_in_flight, error_middleware], client_max_size=0)
     app[CONFIG] = config
+    app[IN_FLIGHT] = InFlight()   # what a stop lets finish (serve)
     # In-memory state of this server process only (what a restart may forget):
     app[HIJACKS] = {}   # container id -> attach connections waiting for the start (compat/containers.py)
     app[EXITS] = {}     # container id -> exit code seen by an attached stream (for wait?condition=removed)
@@ -148,8 +150,27 @@ def _prepare_socket_path(path: str) -> None:
         raise InvalidArgument(f"{path} exists and is not a socket")
 
 
-async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | None = None) -> None:
-    """Serve until cancelled (SIGINT/SIGTERM end it through the CLI)."""
+#: seconds requests in flight get to finish after SIGTERM/SIGINT, as ``registry serve`` gives them:
+#: handlers (a ``docker load``/``build`` upload still arriving, a create) while nothing else changes,
+#: then the same again for responses still going out during aiohttp's own shutdown, which takes no
+#: more input; what still runs then is cancelled. Followers (events, ``logs -f``, attach, a stats
+#: stream, ``wait``) hold nothing back: they are ended once the others finished or the grace passed.
+GRACE = 2.0
+
+
+def _remove_socket(path: str, inode: int) -> None:
+    """Remove the socket this server made (not one a later server made at the same path)."""
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass  # gone already: nothing to do
+
+
+async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | None = None,
+                stop: asyncio.Event | None = None, grace: float = GRACE) -> None:
+    """Serve until ``stop`` is set (``run``: SIGINT/SIGTERM), then end cleanly within the grace;
+    without ``stop``, until cancelled."""
     from concurrent.futures import ThreadPoolExecutor
 
     # Engine calls block (SQLite, subprocesses, following a log file): each runs in a worker thread.
@@ -157,15 +178,17 @@ async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | No
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64,
                                                                        thread_name_prefix="engine"))
     app = make_app(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
     await runner.setup()
     sites: list[web.BaseSite] = []
+    unix_paths: list[tuple[str, int]] = []   # (path, inode) of the sockets this server made
     for url in options.hosts or [default_socket(config)]:
         where = Listen.parse(url)
         if where.scheme == "unix":
             _prepare_socket_path(where.path)
             site: web.BaseSite = web.UnixSite(runner, where.path)
             await site.start()
+            unix_paths.append((where.path, os.stat(where.path).st_ino))
             os.chmod(where.path, 0o660)
             try:
                 os.chown(where.path, 0, 0)
@@ -195,8 +218,15 @@ async def serve(config: Config, options: ServeOptions, ready: asyncio.Event | No
     if ready is not None:
         ready.set()
     try:
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
+        for site in sites:
+            await site.stop()   # no new connection from here on
+        for path, inode in unix_paths:
+            _remove_socket(path, inode)   # clients see "no such file", as after dockerd's stop
+        # the exit handler still runs: a container a request starts now is watched as usual
+        await app[IN_FLIGHT].settled(grace)
     finally:
+        app[IN_FLIGHT].end_streams()
         stop_exit_handler()  # from here on their exit commands clean up
         if metrics_runner is not None:
             await metrics_runner.cleanup()
@@ -215,25 +245,41 @@ def check(options: ServeOptions) -> None:
             options.tls.context()
 
 
-def run(config: Config, options: ServeOptions, *beside: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Blocking entry for the CLI: serve until SIGINT/SIGTERM; ``beside``: other servers of the
-    same process (the dashboard) that run in the same loop and end with it."""
-    import signal
+def run(config: Config, options: ServeOptions, *beside: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> str:
+    """Blocking entry for the CLI: serve until SIGINT/SIGTERM, end cleanly (see :data:`GRACE`) and
+    return the signal's name. ``beside``: other servers of the same process (the dashboard) that
+    run in the same loop, each given the event that tells it to stop; they end with this one."""
+    from dockerbank.host.stopsignals import StopSignals
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     check(options)
     loop = asyncio.new_event_loop()
 
-    async def together() -> None:
-        await asyncio.gather(serve(config, options), *(start() for start in beside))
+    async def main() -> str:
+        stopping = asyncio.Event()
+        with StopSignals() as stop:   # before listening: a SIGTERM right after the ready line is clean too
+            async def on_signal() -> None:
+                await stop.wait()
+                stopping.set()
 
-    task = loop.create_task(together())
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+            watcher = asyncio.ensure_future(on_signal())
+            servers = [asyncio.ensure_future(serve(config, options, stop=stopping)),
+                       *(asyncio.ensure_future(start(stopping)) for start in beside)]
+            try:
+                done, _ = await asyncio.wait(servers, return_when=asyncio.FIRST_EXCEPTION)
+                failed = [task for task in done if task.exception() is not None]
+                if failed:   # one could not start (a port in use): the others stop as on a signal
+                    stopping.set()
+                    await asyncio.wait(servers)
+                    raise failed[0].exception()  # type: ignore[misc]
+            finally:
+                watcher.cancel()
+            return stop.name
+
     try:
-        loop.run_until_complete(task)
-    except asyncio.CancelledError:
-        pass
+        return loop.run_until_complete(main())
+    except KeyboardInterrupt:   # a Ctrl-C before the handlers were in place
+        return "SIGINT"
     finally:
         from dockerbank.engine.workers import drain_background
 

@@ -33,7 +33,8 @@ def service_cmd(ctx: click.Context, hosts: tuple[str, ...], tlscacert: str | Non
                 tlskey: str | None, insecure_tcp: bool, metrics_addr: str | None, backup_repo: str | None,
                 backup_password_file: str | None, dashboard_listen: str | None, dashboard_htpasswd: str | None,
                 dashboard_viewers: str, dashboard_tls_cert: str | None, dashboard_tls_key: str | None) -> None:
-    """Serve the Docker Engine API (docker CLI, docker-py, docker-compose) until interrupted."""
+    """Serve the Docker Engine API (docker CLI, docker-py, docker-compose) until SIGTERM or SIGINT
+    (requests in flight get 2 s to finish, streams such as events are ended; exit 0)."""
     from dockerbank.api.server import ServeOptions, TlsFiles, run
     from dockerbank.errors import UsageError
 
@@ -49,8 +50,9 @@ def service_cmd(ctx: click.Context, hosts: tuple[str, ...], tlscacert: str | Non
         options = Options(users, backup_repo=backup_repo)
         host, port, ssl_context = prepare(options, dashboard_listen, dashboard_tls_cert, dashboard_tls_key)
         beside.append(functools.partial(serve, engine.config, options, host, port, ssl_context))
-    run(engine.config, ServeOptions(list(hosts), TlsFiles(tlscacert, tlscert, tlskey), insecure_tcp,
-                                    metrics_addr, backup_repo, backup_password_file), *beside)
+    signame = run(engine.config, ServeOptions(list(hosts), TlsFiles(tlscacert, tlscert, tlskey), insecure_tcp,
+                                              metrics_addr, backup_repo, backup_password_file), *beside)
+    click.echo(f"API service stopped ({signame})", err=True)
 
 
 COMMANDS = {"service": service_cmd}

@@ -6,19 +6,19 @@ from __future__ import annotations
 from aiohttp import web
 
 from dockerbank.dashboard.jobs import Job, JobProgress
-from dockerbank.dashboard.server import back, engine_call, record, render, require_admin
+from dockerbank.dashboard.server import CONFIG, JOBS, OPTIONS, back, engine_call, record, render, require_admin
 from dockerbank.errors import InvalidArgument
 
 
 def _repo_or_refuse(request: web.Request) -> str:
-    repo = request.app["options"].backup_repo
+    repo = request.app[OPTIONS].backup_repo
     if not repo:
         raise back("/backups", err="no backup repository: start the dashboard with --backup-repo")
     return repo
 
 
 async def backups_page(request: web.Request) -> web.Response:
-    repo = request.app["options"].backup_repo
+    repo = request.app[OPTIONS].backup_repo
 
     def gather(engine):
         from dockerbank.backup.repository import open_repository
@@ -31,14 +31,14 @@ async def backups_page(request: web.Request) -> web.Response:
 
     snapshots, verified = ([], {}) if not repo else await engine_call(request, gather)
     return render(request, "backups.html", snapshots=snapshots, verified=verified,
-                  jobs=[j for j in request.app["jobs"].recent() if not j.what.startswith("deploy ")],
+                  jobs=[j for j in request.app[JOBS].recent() if not j.what.startswith("deploy ")],
                   focus=request.query.get("job", ""))
 
 
 def _start(request: web.Request, what: str, work) -> web.HTTPSeeOther:
     """Start ``work(engine, job) -> message`` as a job and send the browser to its progress."""
     user = request["session"].user
-    job = request.app["jobs"].start(what, user, lambda job: engine_call(request, lambda e: work(e, job)))
+    job = request.app[JOBS].start(what, user, lambda job: engine_call(request, lambda e: work(e, job)))
     return web.HTTPSeeOther(f"/backups?job={job.id}")
 
 
@@ -46,7 +46,7 @@ async def verify(request: web.Request) -> web.StreamResponse:
     require_admin(request)
     repo = _repo_or_refuse(request)
     sid = request.match_info["id"]
-    root = request.app["config"].root
+    root = request.app[CONFIG].root
     record(request, "backup", "verify", sid, sid)
 
     def work(engine, job: Job) -> str:
@@ -95,7 +95,7 @@ async def restore(request: web.Request) -> web.StreamResponse:
 
 
 async def job_status(request: web.Request) -> web.Response:
-    job = request.app["jobs"].get(request.match_info["id"])
+    job = request.app[JOBS].get(request.match_info["id"])
     if job is None:
         raise web.HTTPNotFound(text="no such job")
     return web.json_response(job.to_dict())

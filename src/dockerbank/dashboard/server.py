@@ -24,6 +24,19 @@ from dockerbank.config import Config
 from dockerbank.dashboard import views
 from dockerbank.dashboard.auth import LoginLimiter, Session, Sessions, Users, csrf_ok
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
+from dockerbank.host.inflight import IN_FLIGHT, InFlight, count_in_flight, following
+
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
+if TYPE_CHECKING:
+    import jinja2
+
+    from dockerbank.dashboard.jobs import Jobs
+
+# The application's state, typed (aiohttp warns about string keys: NotAppKeyWarning)
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+OPTIONS: web.AppKey[Options] = web.AppKey("options")
+TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("templates")
+JOBS: web.AppKey[Jobs] = web.AppKey("jobs")
 
 COOKIE = "dockerbank_session"
 HERE = Path(__file__).parent
@@ -83,7 +96,7 @@ def engine_call(request: web.Request, fn: Callable[[Any], Any]) -> asyncio.Futur
     """Run ``fn(engine)`` in a worker thread with a fresh Engine for this root."""
     from dockerbank.engine.workers import in_worker
 
-    return in_worker(request.app["config"], fn)
+    return in_worker(request.app[CONFIG], fn)
 
 def _templates():
     import jinja2
@@ -107,10 +120,10 @@ def _human_size(n: int | float | None) -> str:
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     """The page ``template`` with the session, its CSRF token and the flash message."""
     session: Session | None = request.get("session")
-    html = request.app["templates"].get_template(template).render(
+    html = request.app[TEMPLATES].get_template(template).render(
         session=session, csrf=session.csrf if session else "", path=request.path,
         message=request.query.get("msg", ""), error=request.query.get("err", ""),
-        backup_repo=request.app["options"].backup_repo, **context)
+        backup_repo=request.app[OPTIONS].backup_repo, **context)
     return web.Response(text=html, content_type="text/html", status=status)
 
 def back(to: str, *, msg: str = "", err: str = "") -> web.HTTPSeeOther:
@@ -122,7 +135,7 @@ def record(request: web.Request, kind: str, verb: str, actor: str, name: str, **
     from dockerbank.events.log import EventLog
 
     session: Session = request["session"]
-    EventLog.of(request.app["config"]).record(kind, f"dashboard:{verb}", actor,
+    EventLog.of(request.app[CONFIG]).record(kind, f"dashboard:{verb}", actor,
                                               {"name": name, "user": session.user, **extra})
 
 def _same_origin(request: web.Request) -> bool:
@@ -134,7 +147,7 @@ def _same_origin(request: web.Request) -> bool:
 @web.middleware
 async def guard(request: web.Request, handler):
     """Sessions, CSRF and security headers for every request."""
-    options: Options = request.app["options"]
+    options: Options = request.app[OPTIONS]
     public = request.path == "/login" or request.path.startswith("/static/")
     session = options.sessions.get(request.cookies.get(COOKIE))
     request["session"] = session
@@ -173,7 +186,7 @@ async def login_page(request: web.Request) -> web.Response:
     return render(request, "login.html", next=_safe_next(request.query.get("next")))
 
 async def login(request: web.Request) -> web.StreamResponse:
-    options: Options = request.app["options"]
+    options: Options = request.app[OPTIONS]
     form = await request.post()
     user, password = str(form.get("username", "")), str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "")))
@@ -193,7 +206,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     raise response
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    request.app["options"].sessions.drop(request.cookies.get(COOKIE))
+    request.app[OPTIONS].sessions.drop(request.cookies.get(COOKIE))
     response = web.HTTPSeeOther("/login")
     response.del_cookie(COOKIE, path="/")
     raise response
@@ -229,7 +242,7 @@ def _backed_up(engine, repo: str | None) -> set[str] | None:
     return {p.name for s in snapshots if s.created[:19] >= since for p in s.parts if p.kind == "volume"}
 
 async def overview(request: web.Request) -> web.Response:
-    repo = request.app["options"].backup_repo
+    repo = request.app[OPTIONS].backup_repo
 
     def gather(engine):
         from dockerbank.audit.service import AuditService
@@ -244,7 +257,7 @@ async def overview(request: web.Request) -> web.Response:
     from dockerbank.dashboard import hostinfo
 
     containers, volumes, backed_up, images = await engine_call(request, gather)
-    host = hostinfo.read(request.app["config"].root, repo)
+    host = hostinfo.read(request.app[CONFIG].root, repo)
     attention = views.attention(containers, volumes, backed_up) + views.image_attention(images)
     return render(request, "overview.html", states=views.states(containers), total=len(containers),
                   attention=attention, volumes=len(volumes), recent=_recent_events(request, 10), host=host)
@@ -254,7 +267,7 @@ def _recent_events(request: web.Request, count: int) -> list[dict[str, str]]:
     """The newest ``count`` events of the last day, newest first."""
     from dockerbank.events.log import EventLog
 
-    items, _ = EventLog.of(request.app["config"]).read(since_ns=time.time_ns() - 24 * 3600 * 10**9)
+    items, _ = EventLog.of(request.app[CONFIG]).read(since_ns=time.time_ns() - 24 * 3600 * 10**9)
     return [views.event_line(i) for i in reversed(items[-count:])]
 
 def _all():
@@ -339,7 +352,7 @@ async def image_audit(request: web.Request) -> web.StreamResponse:
     raise back("/images", msg=f"audit of {views.familiar(report.name)}: {summary}")
 
 async def volumes_page(request: web.Request) -> web.Response:
-    repo = request.app["options"].backup_repo
+    repo = request.app[OPTIONS].backup_repo
 
     def gather(engine):
         backed_up = _backed_up(engine, repo)
@@ -351,7 +364,7 @@ async def volumes_page(request: web.Request) -> web.Response:
 
 async def volume_backup(request: web.Request) -> web.StreamResponse:
     require_admin(request)
-    repo = request.app["options"].backup_repo
+    repo = request.app[OPTIONS].backup_repo
     name = request.match_info["name"]
     if not repo:
         raise back("/volumes", err="no backup repository: start the dashboard with --backup-repo")
@@ -390,6 +403,7 @@ async def _sse(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no",
                                            **SECURITY_HEADERS})
     await response.prepare(request)
+    following(request)   # open as long as the page is: a stop ends it rather than waiting
     return response
 
 def _sse_data(text: str, event: str | None = None) -> bytes:
@@ -451,7 +465,7 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
 
     from dockerbank.events.log import EventLog
 
-    log = EventLog.of(request.app["config"])
+    log = EventLog.of(request.app[CONFIG])
     _, offset = log.read(since_ns=time.time_ns())
     response = await _sse(request)
     await response.write(b": connected\n\n")
@@ -465,10 +479,11 @@ async def events_stream(request: web.Request) -> web.StreamResponse:
 
 def make_app(config: Config, options: Options) -> web.Application:
     """The dashboard of one Dockerbank root."""
-    app = web.Application(middlewares=[guard], client_max_size=64 * 1024)
-    app["config"] = config
-    app["options"] = options
-    app["templates"] = _templates()
+    app = web.Application(middlewares=[count_in_flight, guard], client_max_size=64 * 1024)
+    app[IN_FLIGHT] = InFlight()   # what a stop lets finish (serve)
+    app[CONFIG] = config
+    app[OPTIONS] = options
+    app[TEMPLATES] = _templates()
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
@@ -488,7 +503,7 @@ def make_app(config: Config, options: Options) -> web.Application:
     from dockerbank.dashboard import backups, console, stacks
     from dockerbank.dashboard.jobs import Jobs
 
-    app["jobs"] = Jobs()
+    app[JOBS] = Jobs()
     for module in (stacks, backups, console):
         module.add_routes(app)
     return app
@@ -502,13 +517,23 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
         raise InvalidArgument(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
     return context
 
-async def serve(config: Config, options: Options, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
-    """Serve until cancelled."""
+#: seconds requests in flight get to finish on a stop (as the API's and the registry's), twice:
+#: handlers, then responses still going out; the live streams (logs, events) are ended
+GRACE = 2.0
+
+
+async def serve(config: Config, options: Options, host: str, port: int, ssl_context: ssl.SSLContext | None,
+                stop: asyncio.Event | None = None, grace: float = GRACE) -> None:
+    """Serve until ``stop`` is set (then end as the API service does: stop listening, let requests
+    in flight finish within ``grace``, end the live streams); without ``stop``, until cancelled."""
     from concurrent.futures import ThreadPoolExecutor
 
     # log followers hold a worker thread each for as long as a page is open
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="dash"))
-    runner = web.AppRunner(make_app(config, options), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    loop = asyncio.get_running_loop()
+    if stop is None:   # beside the API service, the loop's executor is the service's
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="dash"))
+    app = make_app(config, options)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
@@ -520,8 +545,11 @@ async def serve(config: Config, options: Options, host: str, port: int, ssl_cont
     print(f"Dashboard listening on {scheme}://{host if ':' not in host else f'[{host}]'}:{port}/",
           file=sys.stderr, flush=True)
     try:
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
+        await site.stop()   # no new connection from here on
+        await app[IN_FLIGHT].settled(grace)
     finally:
+        app[IN_FLIGHT].end_streams()
         await runner.cleanup()
 
 def prepare(options: Options, listen: str, tls_cert: str | None,
@@ -536,24 +564,34 @@ def prepare(options: Options, listen: str, tls_cert: str | None,
     return host, port, ssl_context
 
 
-def run(config: Config, options: Options, listen: str, tls_cert: str | None, tls_key: str | None) -> None:
-    """Blocking entry for the CLI: serve until SIGINT/SIGTERM."""
-    import signal
+def run(config: Config, options: Options, listen: str, tls_cert: str | None, tls_key: str | None) -> str:
+    """Blocking entry for the CLI: serve until SIGINT/SIGTERM, end cleanly; the signal's name."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dockerbank.host.stopsignals import StopSignals
 
     host, port, ssl_context = prepare(options, listen, tls_cert, tls_key)
 
-    async def main():
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await serve(config, options, host, port, ssl_context)
-        except asyncio.CancelledError:
-            pass
+    async def main() -> str:
+        # log followers hold a worker thread each for as long as a page is open
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64,
+                                                                           thread_name_prefix="dash"))
+        stopping = asyncio.Event()
+        with StopSignals() as stop:
+            async def on_signal() -> None:
+                await stop.wait()
+                stopping.set()
+
+            watcher = asyncio.ensure_future(on_signal())
+            try:
+                await serve(config, options, host, port, ssl_context, stopping)
+            finally:
+                watcher.cancel()
+            return stop.name
 
     try:
-        asyncio.run(main())
+        return asyncio.run(main())
+    except KeyboardInterrupt:   # a Ctrl-C before the handlers were in place
+        return "SIGINT"
     except OSError as exc:
         raise InvalidArgument(f"cannot listen on {listen}: {exc.strerror or exc}") from None

@@ -11,10 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from dockerbank.dashboard import views
-from dockerbank.dashboard.server import back, engine_call, record, render, require_admin
+from dockerbank.dashboard.server import CONFIG, JOBS, back, engine_call, record, render, require_admin
 from dockerbank.errors import DockerbankError, InvalidArgument
 
 MAX_FILE = 256 * 1024
+#: the catalog's entries once read (``_catalog``), under "entries"
+CATALOG_CACHE: web.AppKey[dict[str, list]] = web.AppKey("catalog_cache")
 
 
 def stack_dir(root: Path, name: str) -> Path:
@@ -48,7 +50,7 @@ async def _catalog(request: web.Request) -> list:
     files shipped with Dockerbank: ~0.7 s of YAML and SPDX checks, too much for every page)."""
     import asyncio
 
-    cache = request.app["catalog_cache"]
+    cache = request.app[CATALOG_CACHE]
     if "entries" not in cache:
         from dockerbank.catalog.model import Catalog
 
@@ -58,7 +60,7 @@ async def _catalog(request: web.Request) -> list:
 
 async def stacks_page(request: web.Request) -> web.Response:
     return render(request, "stacks.html", stacks=await engine_call(request, _rows), catalog=await _catalog(request),
-                  jobs=[j for j in request.app["jobs"].recent() if j.what.startswith("deploy ")],
+                  jobs=[j for j in request.app[JOBS].recent() if j.what.startswith("deploy ")],
                   focus=request.query.get("job", ""))
 
 
@@ -97,7 +99,7 @@ async def deploy_entry(request: web.Request) -> web.StreamResponse:
         report = CatalogService(engine, runner=ComposeRunner(engine)).deploy(name, project, sets)
         return f"{report.entry.name} deployed as stack {report.project}"
 
-    job = request.app["jobs"].start(f"deploy {name}" + (f" as {project}" if project else ""), user,
+    job = request.app[JOBS].start(f"deploy {name}" + (f" as {project}" if project else ""), user,
                                     lambda job: engine_call(request, lambda e: work(e, job)))
     raise web.HTTPSeeOther(f"/stacks?job={job.id}")
 
@@ -118,7 +120,7 @@ async def deploy(request: web.Request) -> web.StreamResponse:
             raise InvalidArgument(f"paste a Compose file (at most {MAX_FILE // 1024} KiB)")
     except DockerbankError as exc:
         raise back("/stacks", err=str(exc)) from None
-    root = request.app["config"].root
+    root = request.app[CONFIG].root
 
     def up(engine):
         from dockerbank.compose.loader import LoadOptions, load
@@ -173,7 +175,7 @@ async def down(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
-    app["catalog_cache"] = {}
+    app[CATALOG_CACHE] = {}
     app.router.add_get("/stacks", stacks_page)
     app.router.add_post("/stacks", deploy)
     app.router.add_post("/stacks/{name}/down", down)

@@ -18,6 +18,7 @@ from dockerbank.api.compat import hijack
 from dockerbank.api.compat.streams import body_file, fd_response
 from dockerbank.api.errors import NotModified
 from dockerbank.errors import Conflict, DockerbankError, InvalidArgument, NotFound
+from dockerbank.host.inflight import following
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
@@ -377,6 +378,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
     exits = request.app[EXITS]
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
+    following(request)   # a stop does not wait for the container: the client sees the stream end
     transport = request.transport
 
     def gone() -> bool:
@@ -506,6 +508,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/vnd.docker.raw-stream" if tty else
                                        "application/vnd.docker.multiplexed-stream"})
     await resp.prepare(request)
+    if opts.follow:
+        following(request)   # until the container stops: a stop of the service ends it
     work = engine_call(request, produce)
     try:
         while True:
@@ -573,6 +577,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
         return reply(st.api_stats(container.id, container.name, current, previous) if current else empty())
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
+    following(request)   # a sample a second until the client leaves: a stop ends it
     previous = None
     while request.transport is not None and not request.transport.is_closing():
         current = await sample() if running else None

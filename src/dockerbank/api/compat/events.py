@@ -8,6 +8,7 @@ import json
 from aiohttp import web
 
 from dockerbank.api.base import CONFIG, qfilters
+from dockerbank.host.inflight import following
 
 
 def _epoch(request: web.Request, name: str) -> float | None:
@@ -29,6 +30,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     batch = await loop.run_in_executor(None, next, batches, None)   # a bad filter fails here, before the headers
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)
+    following(request)   # until the client leaves: a stop ends it instead of waiting
     try:
         while batch is not None:
             for item in batch:

@@ -14,6 +14,7 @@ import struct
 
 from aiohttp import web
 
+from dockerbank.host.inflight import following
 from dockerbank.runtime.conmon import BUF_SIZE, STDERR, output_frames
 
 STREAM_STDOUT, STREAM_STDERR = 1, 2
@@ -56,6 +57,7 @@ async def upgrade(request: web.Request, tty: bool) -> tuple[RawStreamResponse, _
     resp.force_close()
     await resp.prepare(request)
     request["hijacked"] = True
+    following(request)   # attached until the process ends: a stop of the service ends the stream
     feed = _Feed()
     protocol = request.protocol
     if upgraded:

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from dockerbank.host.inflight import IN_FLIGHT, InFlight, count_in_flight
 from dockerbank.registry import mediatypes as mt
 from dockerbank.registry.server.auth import Htpasswd
 from dockerbank.registry.server.storage import (
@@ -37,53 +38,6 @@ _ROUTE = re.compile(
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?$")
 STORAGE_KEY = web.AppKey("storage", RegistryStorage)
 AUTH_KEY: web.AppKey[Htpasswd | None] = web.AppKey("auth")
-
-
-class InFlight:
-    """The requests whose handler runs, so that a stop can let them finish: aiohttp's own shutdown
-    closes every connection to further input first (an upload whose body is still arriving could
-    only be cut), so ``registry serve`` waits on this before it hands over to it."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle: asyncio.Event | None = None
-
-    def _event(self) -> asyncio.Event:
-        if self._idle is None:   # made in the serving loop (start_in_thread's is another thread's)
-            self._idle = asyncio.Event()
-            if not self.count:
-                self._idle.set()
-        return self._idle
-
-    def enter(self) -> None:
-        self.count += 1
-        self._event().clear()
-
-    def leave(self) -> None:
-        self.count -= 1
-        if not self.count:
-            self._event().set()
-
-    async def settled(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds until no handler runs; whether that happened."""
-        try:
-            await asyncio.wait_for(self._event().wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-
-IN_FLIGHT_KEY = web.AppKey("in_flight", InFlight)
-
-
-@web.middleware
-async def _count_in_flight(request: web.Request, handler):
-    in_flight = request.app[IN_FLIGHT_KEY]
-    in_flight.enter()
-    try:
-        return await handler(request)
-    finally:
-        in_flight.leave()
 
 
 def _error_response(error: RegistryError) -> web.Response:
@@ -369,9 +323,9 @@ def _referrers(request: web.Request, name: str, subject: str) -> web.Response:
 
 def make_app(storage: RegistryStorage, htpasswd: Path | None = None) -> web.Application:
     """The aiohttp application serving ``storage`` (with Basic auth when ``htpasswd`` is given)."""
-    app = web.Application(middlewares=[_count_in_flight, _middleware], client_max_size=4 << 20)
+    app = web.Application(middlewares=[count_in_flight, _middleware], client_max_size=4 << 20)
     app[STORAGE_KEY] = storage
-    app[IN_FLIGHT_KEY] = InFlight()
+    app[IN_FLIGHT] = InFlight()
     app[AUTH_KEY] = Htpasswd(htpasswd) if htpasswd else None
     app.router.add_route("*", "/v2/{tail:.*}", _dispatch)
     app.router.add_route("*", "/v2", _base)
@@ -433,7 +387,7 @@ def serve_forever(storage: RegistryStorage, host: str, port: int, htpasswd: Path
                     on_ready()
                 await stop.wait()
                 await site.stop()     # no new connection from here on
-                await app[IN_FLIGHT_KEY].settled(grace)
+                await app[IN_FLIGHT].settled(grace)
             finally:
                 await runner.cleanup()
             return stop.name

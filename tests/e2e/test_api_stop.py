@@ -1,0 +1,207 @@
+"""``system service`` ends cleanly on SIGTERM and SIGINT, as ``registry serve`` does
+(tests/e2e/test_registry_stop.py): it stops listening and removes its socket, lets a request in
+flight finish within its grace (2 s) even when its body arrives after the signal, ends an open
+``GET /events`` stream instead of waiting for it, exits 0 with one log line and no traceback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.compat.api_server import ApiServer
+from tests.e2e.test_registry_stop import _wait
+
+GRACE = 2.0   # dockerbank.api.server.GRACE
+MIB = 1 << 20
+
+
+def _refused(sock_path: Path) -> bool:
+    """Nobody accepts connections there (the socket file is gone, or nobody listens on it)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(str(sock_path))
+        return False
+    except OSError:
+        return True
+
+
+def _stop(server: ApiServer, signum: int = signal.SIGTERM, bound: float = 15.0) -> float:
+    """Send ``signum``; the service must end within ``bound`` seconds: exit 0, the ready line and one
+    stop line on stderr, no traceback, the socket removed. Returns how long it took."""
+    assert server.proc is not None
+    started = time.monotonic()
+    server.proc.send_signal(signum)
+    try:
+        code = server.proc.wait(timeout=bound)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+        raise AssertionError(f"system service still ran {bound} s after {signum.name}") from None
+    took = time.monotonic() - started
+    err = server.log.read_text()
+    assert code == 0, f"system service ended {code} on {signum.name}: {err}"
+    assert "Traceback" not in err and "ERROR" not in err, err
+    assert err.strip().splitlines() == [f"API listening on {server.url}",
+                                        f"API service stopped ({signum.name})"], err
+    assert not server.sock.exists(), "the socket file is left behind"
+    return took
+
+
+@pytest.fixture
+def service(tmp_path):
+    server = ApiServer(tmp_path).start()
+    yield server
+    if server.proc is not None and server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait()
+
+
+def _connect(server: ApiServer) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX)
+    conn.settimeout(30)
+    conn.connect(str(server.sock))
+    return conn
+
+
+def _read_response(conn: socket.socket) -> tuple[int, bytes]:
+    """Status and body of an HTTP/1.1 response read until the server closes (Connection: close)."""
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        decoded, rest = b"", body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if not size:
+                break
+            decoded, rest = decoded + rest[:size], rest[size + 2:]
+        body = decoded
+    return status, body
+
+
+def _rootfs_tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = os.urandom(3 * MIB)
+        info = tarfile.TarInfo("payload")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_idle_service_ends_cleanly(service, signum):
+    """Idle: the signal ends it at once, its socket gone."""
+    assert _stop(service, signum, bound=10) < 5
+
+
+def test_upload_in_flight_finishes_within_the_grace(service):
+    """A ``docker import`` whose body is still arriving at the SIGTERM: the service stops listening
+    at once, the rest of the body arrives after the signal, the import completes (200, the image
+    stored) and the service then exits 0."""
+    body = _rootfs_tar()
+    conn = _connect(service)
+    conn.sendall(b"POST /v1.43/images/create?fromSrc=-&repo=slow&tag=upload HTTP/1.1\r\nHost: docker\r\n"
+                 b"Content-Type: application/x-tar\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:2 * MIB])
+    spool = service.root / "tmp"
+
+    def spooling() -> bool:   # the handler is inside the body (streams.body_file writes as it arrives)
+        return any(p.stat().st_size >= MIB for p in spool.glob("api-body-*")) if spool.is_dir() else False
+
+    _wait(spooling, 30, "the service spools the upload")
+    assert service.proc is not None
+    service.proc.send_signal(signal.SIGTERM)
+    _wait(lambda: _refused(service.sock), 5, "the service stops listening on SIGTERM")
+    conn.sendall(body[2 * MIB:])   # the rest arrives after the signal, within the grace
+    status, answer = _read_response(conn)
+    conn.close()
+    assert status == 200, (status, answer)
+    image_id = json.loads(answer.splitlines()[-1])["status"]
+    took = _stop(service, signal.SIGTERM, bound=15)   # the second SIGTERM is ignored: the stop is under way
+    print(f"stopped {took:.2f} s after the second signal with an upload in flight")
+    listed = service.dockerbank("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
+    assert listed.returncode == 0, listed.stderr
+    assert f"slow:upload {image_id}" in listed.stdout.decode(), listed.stdout
+
+
+def test_open_event_stream_does_not_hold_the_stop(service):
+    """A ``GET /events`` stream open at the SIGTERM is ended: the service exits within the grace,
+    the client sees its stream end."""
+    conn = _connect(service)
+    conn.sendall(b"GET /v1.43/events HTTP/1.1\r\nHost: docker\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += conn.recv(4096)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    took = _stop(service, signal.SIGTERM, bound=15)
+    print(f"stopped {took:.2f} s after the signal with an event stream open")
+    assert took < GRACE + 1.0, f"an open event stream held the stop {took:.2f} s"
+    conn.settimeout(5)
+    rest = b""
+    while chunk := conn.recv(65536):   # the stream ends (EOF), it is not left hanging
+        rest += chunk
+    conn.close()
+
+
+def test_dashboard_beside_ends_with_the_service(tmp_path):
+    """``system service --dashboard``: on SIGTERM the dashboard in the same process ends too, its
+    live event stream (open in a logged-in page) ended rather than waited for; exit 0, one stop line."""
+    import requests
+
+    from dockerbank.registry.server.auth import make_htpasswd_line
+    from tests.e2e.test_registry_stop import _free_port, _listening
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(make_htpasswd_line("alice", "alice-pw", rounds=4) + "\n")
+    port = _free_port()
+    server = ApiServer(tmp_path)
+    server.proc = subprocess.Popen(
+        [sys.executable, "-m", "dockerbank", "--root", str(server.root), "--runroot", str(server.run_root),
+         "system", "service", "--host", server.url, "--dashboard", f"127.0.0.1:{port}",
+         "--dashboard-htpasswd", str(htpasswd)], stdout=subprocess.DEVNULL, stderr=open(server.log, "wb"))
+    try:
+        _wait(lambda: server.proc.poll() is not None or (server.sock.exists() and _listening(port)), 30,
+              "the service and its dashboard listen")
+        assert server.proc.poll() is None, server.log.read_text()
+        url = f"http://127.0.0.1:{port}"
+        http = requests.Session()
+        login = http.post(url + "/login", data={"username": "alice", "password": "alice-pw", "next": "/"},
+                          allow_redirects=False)
+        assert login.status_code == 303, login.text
+        stream = http.get(url + "/events/stream", stream=True, timeout=30)
+        assert stream.status_code == 200
+        lines = stream.iter_lines()
+        assert next(lines) == b": connected"
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(15)
+        took = time.monotonic() - started
+        err = server.log.read_text()
+        assert code == 0 and "Traceback" not in err, err
+        assert sorted(err.strip().splitlines()) == sorted([f"API listening on {server.url}",
+                                                           f"Dashboard listening on {url}/",
+                                                           "API service stopped (SIGTERM)"]), err
+        assert took < GRACE + 1.0, f"the dashboard's event stream held the stop {took:.2f} s"
+        assert not _listening(port) and not server.sock.exists()
+        try:   # the stream ended (the connection closed, cut) instead of hanging
+            list(lines)
+        except requests.exceptions.ChunkedEncodingError:
+            pass
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
