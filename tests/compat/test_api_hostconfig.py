@@ -155,7 +155,7 @@ def test_limits_and_kernel_knobs_honoured_inspected_or_refused(client):
         ({"oom_score_adj": 2000}, "Invalid value 2000, range for oom score adj is [-1000, 1000]"),
         ({"ulimits": [docker.types.Ulimit(name="nofile", soft=20, hard=10)]}, "ulimit soft limit must be less"),
         ({"nano_cpus": 10**9, "cpu_period": 50000}, "Conflicting options: Nano CPUs and CPU Period cannot both be set"),
-        ({"ipc_mode": "bogus"}, "invalid IPC mode: bogus"),
+        ({"ipc_mode": "bogus"}, "Invalid IPC mode: bogus"),
         ({"storage_opt": {"size": "1G"}}, "--storage-opt is supported only for overlay over xfs"),
     ]:
         with pytest.raises(docker.errors.APIError) as refused:
@@ -169,3 +169,15 @@ def test_limits_and_kernel_knobs_honoured_inspected_or_refused(client):
 
     assert int(shared.logs().decode().strip()) == os.statvfs("/dev/shm").f_blocks * os.statvfs("/dev/shm").f_frsize \
         // 1024  # the host's /dev/shm
+    # IpcMode container:X: the shareable owner's /dev/shm; a private owner refused as dockerd does (500)
+    owner = client.containers.run("busybox", ["sh", "-c", "echo api > /dev/shm/f; exec sleep 60"], ipc_mode="shareable",
+                                  network_mode="none", detach=True)
+    joiner = client.containers.run("busybox", ["sh", "-c", "for i in $(seq 100); do [ -e /dev/shm/f ] && break; "
+                                   "sleep 0.05; done; cat /dev/shm/f"], ipc_mode=f"container:{owner.name}",
+                                   network_mode="none", detach=True)
+    assert joiner.wait()["StatusCode"] == 0 and joiner.logs() == b"api\n"
+    assert joiner.attrs["HostConfig"]["IpcMode"] == f"container:{owner.id}"
+    with pytest.raises(docker.errors.APIError) as refused:
+        client.containers.run("busybox", ["true"], ipc_mode=f"container:{shared.id}", network_mode="none", detach=True)
+    assert refused.value.status_code == 500 and refused.value.explanation == (
+        f"can't join IPC of container {shared.id}: container {shared.id} is not running")

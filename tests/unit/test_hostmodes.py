@@ -94,7 +94,7 @@ def test_limits_and_kernel_knobs_checked_and_in_the_spec():
         with pytest.raises(InvalidArgument, match=message):
             hm.check_limits(**{**limits, **change})
     assert hm.check_ipc_mode("private") == "" and hm.check_ipc_mode("shareable") == "shareable"
-    with pytest.raises(InvalidArgument, match="invalid IPC mode: bogus"):
+    with pytest.raises(InvalidArgument, match="Invalid IPC mode: bogus"):
         hm.check_ipc_mode("bogus")
     cfg = {"path": "sh", "args": [], "env": [], "hostname": "h", "shm_size": 128 << 20, "oom_score_adj": 200,
            "ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}], "sysctls": {"net.core.somaxconn": "1024"},

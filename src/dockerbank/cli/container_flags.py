@@ -62,7 +62,7 @@ CREATE_FLAGS = [
     Flag("--cpuset-mems", default="", help="MEMs in which to allow execution (0-3, 0,1)"),
     Flag("--mac-address", default="", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("--isolation", default="", help="Container isolation technology"),
-    Flag("--ipc", default="", help="IPC mode to use (private, shareable, host, none)"),
+    Flag("--ipc", default="", help="IPC mode to use (private, shareable, container:<name|id>, host, none)"),
     Flag("--shm-size", default="", help="Size of /dev/shm"),
     Flag("--ulimit", kind=MULTI, help="Ulimit options"),
     Flag("--sysctl", kind=MULTI, help="Sysctl options"),

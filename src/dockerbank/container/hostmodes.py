@@ -200,4 +200,4 @@ def check_ipc_mode(value: str) -> str:
         return ""
     if value in ("host", "none", "shareable"):  # shareable: a private namespace others may join
         return value
-    raise InvalidArgument(f"invalid IPC mode: {value}", exit_code=125)
+    raise InvalidArgument(f"Invalid IPC mode: {value}", exit_code=125)  # docker's capital

@@ -280,6 +280,27 @@ class ContainerService:
                             self.runtime.delete(entry.name, force=True)
                         except DockerbankError:
                             shutil.rmtree(entry, ignore_errors=True)
+        findings += self._check_shm(repair)
+        return findings
+
+    def _check_shm(self, repair: bool) -> builtins.list[str]:
+        """Shareable containers' /dev/shm: of removed containers (unmounted, removed; the pods'
+        check in one code path, container.shmdirs) and still mounted for one that does not run
+        (its clean-up was killed: unmounted, re-checked under its lock as the overlays are)."""
+        known: set[str] = set()
+
+        def ids() -> set[str]:
+            known.update(c.id for c in self.store.list())
+            return known
+
+        findings = self.shm_dirs.check(ids, repair)
+        if self.shm_dirs.base.is_dir():
+            for entry in sorted(self.shm_dirs.base.iterdir()):
+                if entry.name in known and self.mounts.is_mounted(self.shm_dirs.path(entry.name)) \
+                        and not self._live_under_lock(entry.name):
+                    findings.append(f"stale /dev/shm of container {entry.name[:12]} that is not running: unmounted")
+                    if repair:
+                        self.shm_dirs.unmount(entry.name)
         return findings
 
     def _live_under_lock(self, cid: str) -> bool:
@@ -388,7 +409,9 @@ class ContainerService:
             exposed_ports=dict(image_cfg.get("ExposedPorts") or {}), image_volumes=dict(image_cfg.get("Volumes") or {}),
             attach=list(opts.attach), healthcheck=merge_healthcheck(opts.healthcheck, image_cfg.get("Healthcheck")),
             log_config=log_config.to_dict(), volumes_from=list(opts.volumes_from), **modes, pod=opts.pod,
-            is_infra=opts.infra, shm_dir=opts.shm_dir,
+            is_infra=opts.infra,
+            # a shareable container owns a /dev/shm others bind (docker's containers/<id>/mounts/shm)
+            shm_dir=opts.shm_dir or (str(self.shm_dirs.path(cid)) if modes["ipc_mode"] == "shareable" else ""),
         )
         from dockerbank.runtime.spec import capabilities
 
@@ -556,18 +579,37 @@ class ContainerService:
             raise InvalidArgument(f"invalid {kind} mode: {value}", exit_code=125)
         return "container:" + self.store.find(value[len("container:"):]).id
 
-    def _namespace_paths(self, cfg: ContainerConfig) -> dict[str, str]:
+    def _namespace_paths(self, cfg: ContainerConfig, ipc_owner: Container | None) -> dict[str, str]:
         """The IPC and UTS namespaces a starting container joins (kind -> /proc/<pid>/ns/<kind>;
         a joined PID namespace is ``_pid_namespace``'s); each owner must run."""
         paths = {}
-        for kind, mode in (("ipc", cfg.ipc_mode), ("uts", cfg.uts_mode)):
-            if not mode.startswith("container:"):
-                continue
-            owner = self.get(mode[len("container:"):])
+        if ipc_owner is not None:
+            paths["ipc"] = f"/proc/{ipc_owner.state.pid}/ns/ipc"
+        if cfg.uts_mode.startswith("container:"):
+            owner = self.get(cfg.uts_mode[len("container:"):])
             if owner.state.status not in model.ACTIVE or owner.state.pid <= 0:
-                raise Conflict(f"cannot join {kind.upper()} of a non running container: {owner.id}")
-            paths[kind] = f"/proc/{owner.state.pid}/ns/{kind}"
+                raise Conflict(f"cannot join UTS of a non running container: {owner.id}")
+            paths["uts"] = f"/proc/{owner.state.pid}/ns/uts"
         return paths
+
+    def _ipc_owner(self, cfg: ContainerConfig) -> Container | None:
+        """The container whose IPC namespace (and /dev/shm) a starting ``--ipc container:X`` joins:
+        it must run and be shareable (``--ipc shareable`` or ``host``, a pod's infra or a joiner of
+        one of these), with docker's messages otherwise; None for a namespace of its own."""
+        if not cfg.ipc_mode.startswith("container:"):
+            return None
+        ref = cfg.ipc_mode[len("container:"):]
+        prefix = f"can't join IPC of container {ref}"
+        try:
+            owner = self.get(ref)
+        except NotFound as exc:
+            raise NotFound(f"{prefix}: {exc.message}") from None
+        # dockerd's plain errors: HTTP 500, exit 1 from ``start`` (125 from ``run``)
+        if owner.state.status not in model.ACTIVE or owner.state.pid <= 0:
+            raise DockerbankError(f"{prefix}: container {owner.id} is not running")
+        if not (owner.config.shm_dir or owner.config.ipc_mode == "host" or owner.config.is_infra):
+            raise DockerbankError(f"{prefix}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)")
+        return owner
 
     def _volumes_for(self, cid: str, specs: builtins.list) -> builtins.list:
         """Create named/anonymous volumes for the volume mounts; return the specs with names filled in."""
@@ -615,15 +657,21 @@ class ContainerService:
                                   **extra)
         return merged
 
-    def _mount_pod_shm(self, cfg: ContainerConfig) -> None:
-        """The pod's shared /dev/shm, a tmpfs its infra container's start mounts when it is not
-        there (first start, after a reboot); its members, started after the infra, bind it. It
-        lives until ``pod rm`` (pod.service), as the pod's IPC namespace does for its users."""
-        path = Path(cfg.shm_dir)
-        if self.mounts.is_mounted(path):
-            return
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.mounts.mount_tmpfs(path, f"mode=1777,size={cfg.shm_size or model.DEFAULT_SHM_SIZE}")
+    @cached_property
+    def shm_dirs(self):
+        """The shareable containers' /dev/shm tmpfs (container.shmdirs, as the pods' are)."""
+        from dockerbank.container.shmdirs import ShmDirs
+
+        return ShmDirs(self.config.run_root / "containers", self.mounts, "container")
+
+    def _release_shm(self, container: Container) -> None:
+        """After a shareable container's exit its /dev/shm goes, as docker's (lazily: joiners still
+        running keep its files); the next start mounts a new one. A pod's lives until ``pod rm``."""
+        if container.config.ipc_mode == "shareable":
+            try:
+                self.shm_dirs.unmount(container.id)
+            except DockerbankError:
+                pass  # system check unmounts it
 
     def _unmount_rootfs(self, cid: str) -> None:
         """Unmount the container's root, each overlay stacked there (a bounded number) included."""
@@ -642,6 +690,7 @@ class ContainerService:
 
         cfg = container.config
         base = self.dir(container.id)
+        ipc_owner = self._ipc_owner(cfg)  # first: a refused join costs nothing more
 
         def read(rel: str) -> str:
             try:
@@ -726,11 +775,14 @@ class ContainerService:
                        "/etc/resolv.conf": str(base / "resolv.conf")},
             devices=devices, has_swap_limit=has_swap, has_blkio_weight=has_blkio, goarch=host_arch(),
             kernel=kernel, init_path=init_path, host_caps=_host_caps(),
-            joined_namespaces=self._namespace_paths(cfg), pidns=self._pid_namespace(cfg),
+            joined_namespaces=self._namespace_paths(cfg, ipc_owner), pidns=self._pid_namespace(cfg),
             own_uts=cfg.uts_mode != "host", cgroupns=cfg.cgroupns_mode == "private",
             uid_mappings=list((cfg.userns or {}).get("uid") or []), gid_mappings=list((cfg.userns or {}).get("gid") or []),
         )
-        oci_spec = specs.build_spec(cfg.to_dict(), inputs)
+        record = cfg.to_dict()
+        if ipc_owner is not None:  # the owner's /dev/shm: its shared tmpfs, or the host's
+            record["shm_dir"] = ipc_owner.config.shm_dir or ("/dev/shm" if ipc_owner.config.ipc_mode == "host" else "")
+        oci_spec = specs.build_spec(record, inputs)
         if cfg.network_mode == "host" and _rootless():
             _host_sys_for_rootless(oci_spec)
         return oci_spec
@@ -798,8 +850,9 @@ class ContainerService:
                 net = None
                 if self._networked(container):  # none/host need no network service (and no import)
                     net = self.network.up(container, base)
-                if cfg.shm_dir and cfg.is_infra:
-                    self._mount_pod_shm(cfg)
+                if cfg.shm_dir and not cfg.ipc_mode.startswith("container:"):
+                    # its own shared /dev/shm (a pod's infra, a shareable container): joiners bind it
+                    self.shm_dirs.ensure_mounted(cfg.shm_dir, cfg.shm_size)
                 spec = self._spec(container, rootfs)
                 if net is not None:
                     self.network.join(spec, net)
@@ -957,7 +1010,9 @@ class ContainerService:
             pass
         self._unmount_rootfs(cid)
         try:
-            self._network_down(self.store.get(cid))
+            container = self.store.get(cid)
+            self._network_down(container)
+            self._release_shm(container)
         except NotFound:
             pass
 
@@ -1013,6 +1068,7 @@ class ContainerService:
                     except DockerbankError:
                         pass
                     self._unmount_rootfs(cid)
+                    self._release_shm(container)
                 # in the background when nothing may need the addresses back at once: an attached
                 # client's own clean-up, or an exited --rm container (removed right below)
                 self._network_down(container, background=not restart or deferred)
@@ -1287,6 +1343,7 @@ class ContainerService:
                     self.engine.volumes.detach(cid)
             except DockerbankError:
                 pass
+            self.shm_dirs.remove(cid)  # a shareable container's /dev/shm (nothing to do for others)
             self.store.delete(cid)
             self._event(current, "destroy")
             base = self.dir(cid)

@@ -146,7 +146,7 @@ class PodService:
 
     def shm_dir(self, pod_id: str) -> Path:
         """Where the pod's shared /dev/shm is mounted on the host (its infra's start mounts it)."""
-        return self.config.run_root / "pods" / pod_id / "shm"
+        return self.shm_dirs.path(pod_id)
 
     def join_options(self, opts: CreateOptions) -> tuple[Pod, CreateOptions]:
         """``run/create --pod REF``: the pod and the options of a member of it (the namespaces
@@ -182,41 +182,22 @@ class PodService:
     def delete_record(self, pod: Pod) -> None:
         """Forget the pod once its containers are gone (its /dev/shm unmounted first, so a
         failure leaves a pod that ``pod rm`` takes again); emits ``remove``."""
-        self._remove_shm(pod.id)
+        self.shm_dirs.remove(pod.id)
         self.store.delete(pod.id)
         self.containers._drop_lock_file(f"pod-{pod.id}")
         self.event(pod, "remove")
 
-    def _remove_shm(self, pod_id: str) -> bool:
-        """Unmount the pod's /dev/shm (lazily: its last user releases it) and remove its
-        directory; whether there was anything."""
-        import shutil
+    @cached_property
+    def shm_dirs(self):
+        """The pods' shared /dev/shm (container.shmdirs, as a shareable container's)."""
+        from dockerbank.container.shmdirs import ShmDirs
 
-        top = self.shm_dir(pod_id).parent
-        if not top.exists():
-            return False
-        for _ in range(4):  # a mount stacked by a start racing a system check, at most a few
-            if not self.containers.mounts.unmount(self.shm_dir(pod_id), lazy=True):
-                break
-        shutil.rmtree(top, ignore_errors=True)
-        return True
+        return ShmDirs(self.config.run_root / "pods", self.containers.mounts, "pod")
 
     def check(self, repair: bool = False) -> builtins.list[str]:
         """``system check``: the /dev/shm of pods that are gone (a ``pod rm`` killed between the
         containers and the record's end), unmounted and removed with ``repair``."""
-        base = self.config.run_root / "pods"
-        if not base.is_dir():
-            return []
-        found = sorted(entry.name for entry in base.iterdir())
-        known = set(self.store.names())  # read after the directories: a pod made meanwhile is known
-        findings = []
-        for pod_id in found:
-            if pod_id in known:
-                continue
-            findings.append(f"/dev/shm of removed pod {pod_id[:12]}: unmounted and removed")
-            if repair:
-                self._remove_shm(pod_id)
-        return findings
+        return self.shm_dirs.check(self.store.names, repair)
 
     # --- views --------------------------------------------------------------------------------
 

@@ -403,7 +403,8 @@ def with_modes(base: list[dict[str, Any]], *, pid: dict[str, Any] | None, uts: b
 def _ipc_mounts(mounts: list[dict], cfg: dict) -> list[dict]:
     """/dev/shm after ``--shm-size`` and ``--ipc``: ``host`` binds the host's, ``none`` has none
     (docker's modes; /dev/mqueue is mounted from the IPC namespace the container is in); a pod's
-    containers bind the pod's tmpfs (``shm_dir``), whose size is the pod's (podman's ShmDir)."""
+    containers and the joiners of a shareable one bind its tmpfs (``shm_dir``, sized by its owner:
+    podman's ShmDir, docker's containers/<id>/mounts/shm)."""
     mode, size = cfg.get("ipc_mode") or "", int(cfg.get("shm_size") or 0)
     shared = cfg.get("shm_dir") or ""
     result = []
