@@ -77,6 +77,14 @@ def test_joining_a_private_or_stopped_container_is_refused_with_dockers_words(en
                             "IpcMode:shareable for the donor container)")
     assert engine.container_ops.start([joiners["host"].id])[0].ok  # a host IPC container is joinable: /dev/shm
     assert _shm_source(engine, joiners["host"].id) == [("bind", "/dev/shm")]
+    # a shareable container with a /dev/shm mount of its own is not joinable (dockerd makes no tmpfs for it)
+    from dockerbank.volume.mounts import parse_all
+
+    own = _create(engine, "own", "shareable", mounts=parse_all(volumes=[], mounts=[], tmpfs=["/dev/shm/"]))
+    assert own.config.shm_dir == ""
+    engine.container_ops.start([own.id])
+    refused = _error(engine.container_ops.start([_create(engine, "to-own", "container:own").id]))
+    assert "non-shareable IPC" in str(refused)
 
 
 def test_system_check_takes_the_shm_of_removed_and_stopped_shareable_containers(engine, world):

@@ -410,8 +410,10 @@ class ContainerService:
             attach=list(opts.attach), healthcheck=merge_healthcheck(opts.healthcheck, image_cfg.get("Healthcheck")),
             log_config=log_config.to_dict(), volumes_from=list(opts.volumes_from), **modes, pod=opts.pod,
             is_infra=opts.infra,
-            # a shareable container owns a /dev/shm others bind (docker's containers/<id>/mounts/shm)
-            shm_dir=opts.shm_dir or (str(self.shm_dirs.path(cid)) if modes["ipc_mode"] == "shareable" else ""),
+            # a shareable container owns a /dev/shm others bind (docker's containers/<id>/mounts/shm),
+            # unless a mount of its own is there: then, as dockerd's, it is not joinable
+            shm_dir=opts.shm_dir or (str(self.shm_dirs.path(cid)) if modes["ipc_mode"] == "shareable" and not any(
+                os.path.normpath(spec.target) == "/dev/shm" for spec in specs) else ""),
         )
         from dockerbank.runtime.spec import capabilities
 
