@@ -102,10 +102,19 @@ def _rootfs_tar() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_idle_service_ends_cleanly(service, signum):
-    """Idle: the signal ends it at once, its socket gone."""
-    assert _stop(service, signum, bound=10) < 5
+@pytest.mark.parametrize("signum,warm", [(signal.SIGTERM, "force"), (signal.SIGINT, "0")],
+                         ids=["SIGTERM-warm", "SIGINT-in-process"])
+def test_idle_service_ends_cleanly(tmp_path, monkeypatch, signum, warm):
+    """Idle: the signal (through the warm helper's forwarding, and in-process) ends it at once,
+    its socket gone."""
+    monkeypatch.setenv("DOCKERBANK_WARM", warm)
+    server = ApiServer(tmp_path).start()
+    try:
+        assert _stop(server, signum, bound=10) < 5
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
 
 
 def test_upload_in_flight_finishes_within_the_grace(service):
@@ -136,6 +145,31 @@ def test_upload_in_flight_finishes_within_the_grace(service):
     listed = service.dockerbank("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
     assert listed.returncode == 0, listed.stderr
     assert f"slow:upload {image_id}" in listed.stdout.decode(), listed.stdout
+
+
+def test_stalled_upload_is_cut_after_the_grace_and_leaves_nothing(service):
+    """An import whose body stops arriving: cut once the grace (twice: handler, then aiohttp's
+    shutdown) is over, the process still exits 0 within a bound; no image, no spooled file left."""
+    body = _rootfs_tar()
+    conn = _connect(service)
+    conn.sendall(b"POST /v1.43/images/create?fromSrc=-&repo=slow&tag=cut HTTP/1.1\r\nHost: docker\r\n"
+                 b"Content-Type: application/x-tar\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:2 * MIB])
+    spool = service.root / "tmp"
+    _wait(lambda: spool.is_dir() and any(p.stat().st_size >= MIB for p in spool.glob("api-body-*")), 30,
+          "the service spools the upload")
+    took = _stop(service, signal.SIGTERM, bound=15)
+    print(f"stopped {took:.2f} s after the signal with a stalled upload in flight")
+    assert 2 * GRACE - 0.5 < took < 2 * GRACE + 3, took
+    conn.settimeout(5)
+    answer = b""
+    while chunk := conn.recv(65536):
+        answer += chunk
+    conn.close()
+    assert not answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert not list(spool.glob("api-body-*")), "the cut upload's spooled body is left behind"
+    listed = service.dockerbank("images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert listed.returncode == 0 and "slow:cut" not in listed.stdout.decode(), listed
 
 
 def test_open_event_stream_does_not_hold_the_stop(service):
