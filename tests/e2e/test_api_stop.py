@@ -239,3 +239,61 @@ def test_dashboard_beside_ends_with_the_service(tmp_path):
         if server.proc.poll() is None:
             server.proc.kill()
             server.proc.wait()
+
+
+def _request(server: ApiServer, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+    conn = _connect(server)
+    data = json.dumps(body).encode() if body is not None else b""
+    conn.sendall(f"{method} {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+    answer = _read_response(conn)
+    conn.close()
+    return answer
+
+
+def test_followers_of_a_running_container_do_not_hold_the_stop(tmp_path, busybox_tar):
+    """``logs -f``, a stats stream, ``wait`` and an attach (hijacked) on a container that keeps running are ended at the
+    stop: the service exits 0 within the grace; the container (daemonless) runs on."""
+    from tests.compat.api_server import start_server
+
+    server = start_server(tmp_path, busybox_tar)
+    cid = ""
+    try:
+        status, created = _request(server, "POST", "/v1.43/containers/create",
+                                   {"Image": "busybox:latest", "Cmd": ["sh", "-c", "while :; do echo x; sleep 0.2; done"]})
+        assert status == 201, created
+        cid = json.loads(created)["Id"]
+        status, started = _request(server, "POST", f"/v1.43/containers/{cid}/start")
+        assert status == 204, started
+        streams = []
+        for method, path in (("GET", f"/v1.43/containers/{cid}/logs?follow=1&stdout=1"),
+                             ("GET", f"/v1.43/containers/{cid}/stats?stream=1"),
+                             ("POST", f"/v1.43/containers/{cid}/wait"),
+                             ("POST", f"/v1.43/containers/{cid}/attach?stream=1&stdout=1")):
+            conn = _connect(server)
+            conn.sendall(f"{method} {path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\n"
+                         "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(4096)
+            assert head.startswith(b"HTTP/1.1 101" if "attach" in path else b"HTTP/1.1 200"), (path, head)
+            streams.append(conn)
+        took = _stop(server, signal.SIGTERM, bound=15)
+        print(f"stopped {took:.2f} s after the signal with logs -f, stats, wait and attach open")
+        assert took < GRACE + 1.0, f"followers held the stop {took:.2f} s"
+        for conn in streams:   # each stream ended (EOF) rather than hanging
+            conn.settimeout(5)
+            while conn.recv(65536):
+                pass
+            conn.close()
+        inspect = server.dockerbank("inspect", "--format", "{{.State.Running}}", cid)
+        assert inspect.stdout.strip() == b"true", inspect
+    finally:
+        if cid:
+            server.dockerbank("rm", "-f", cid)
+        from conftest import wait_for_network_teardown
+
+        wait_for_network_teardown(server.run_root)
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
