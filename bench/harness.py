@@ -62,6 +62,22 @@ def sh(*args: str, env: dict | None = None, stdin=None, stdout=subprocess.DEVNUL
         raise RuntimeError(f"{' '.join(args)} exited {result.returncode}: {result.stderr.decode(errors='replace')[-500:]}")
 
 
+def run(*args: str, env: dict | None = None) -> str:
+    """Run a command and return its stdout; raise with its stderr's tail if it fails."""
+    done = subprocess.run(list(args), env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {done.stderr[-800:]}")
+    return done.stdout
+
+
+def timed(*args: str, env: dict | None = None) -> float:
+    """The wall time of one ``run`` of a command (after a sync, so earlier writes do not land on it)."""
+    os.sync()
+    start = time.perf_counter()
+    run(*args, env=env)
+    return time.perf_counter() - start
+
+
 def run_cases(cases: list[Case], rounds: int, log: Callable[[str], None] = print) -> list[Result]:
     results: dict[str, Result] = {}
     for case in cases:

@@ -21,13 +21,13 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
+from harness import run, timed  # noqa: E402
 
 IMAGE = "kbench:1"
 # PID 1 ignores SIGTERM unless it traps it: trap it, so both tools' down stops at once
@@ -59,20 +59,6 @@ services:
 volumes: {{data: {{}}}}
 """
 PODS = ("cache", "db", "proxy", "web", "worker")
-
-
-def run(*args: str, env: dict | None = None) -> str:
-    done = subprocess.run(list(args), env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {done.stderr[-800:]}")
-    return done.stdout
-
-
-def timed(*args: str, env: dict | None = None) -> float:
-    os.sync()
-    start = time.perf_counter()
-    run(*args, env=env)
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,33 +19,19 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
+from harness import run, timed  # noqa: E402
 
 IMAGE = "localhost/busybox:latest"
 MEMBER = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
 WEB = ["sh", "-c", "trap 'exit 0' TERM; httpd -f -p 80 -h /etc & wait"]
 ROWS = ("pod create -p", "run -d --pod (1st: starts the infra)", "run -d --pod (2nd)", "pod stop",
         "pod start", "pod restart", "pod rm -f")
-
-
-def run(*args: str, env: dict | None = None) -> str:
-    done = subprocess.run(list(args), env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {done.stderr[-800:]}")
-    return done.stdout
-
-
-def timed(*args: str, env: dict | None = None) -> float:
-    os.sync()
-    start = time.perf_counter()
-    run(*args, env=env)
-    return time.perf_counter() - start
 
 
 def one_round(cli: list[str], env: dict, port: int) -> list[float]:
