@@ -78,6 +78,16 @@ def timed(*args: str, env: dict | None = None) -> float:
     return time.perf_counter() - start
 
 
+def host_load() -> str:
+    """The host's load (the machine is shared: absolute times move with it, ratios much less)."""
+    try:
+        loadavg = Path("/proc/loadavg").read_text().split()[0]
+        pressure = Path("/proc/pressure/cpu").read_text().split()[2].split("=")[1]
+    except (OSError, IndexError):
+        return "unknown"
+    return f"loadavg {loadavg}, CPU pressure {pressure}%"
+
+
 def run_cases(cases: list[Case], rounds: int, log: Callable[[str], None] = print) -> list[Result]:
     results: dict[str, Result] = {}
     for case in cases:

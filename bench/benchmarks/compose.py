@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import Case, Context, sh
+from harness import Case, Context, host_load, sh
 
 TITLE = "compose: up -d / unchanged up -d / down -v of a 5-service stack"
 IMAGE = "dockerbank-bench/busybox:compose"
@@ -93,14 +93,6 @@ def _compose(tool: str, file: Path, *args: str) -> list[str]:
     return ["docker-compose", "--no-ansi", "-f", str(file), "-p", PROJECT, *args]
 
 
-def _load() -> str:
-    try:
-        loadavg = Path("/proc/loadavg").read_text().split()[0]
-        pressure = Path("/proc/pressure/cpu").read_text().split()[2].split("=")[1]
-    except (OSError, IndexError):
-        return "unknown"
-    return f"loadavg {loadavg}, CPU pressure {pressure}%"
-
 
 def prepare(ctx: Context) -> State:
     from dockerbank.image.baseimage import busybox_rootfs_tar
@@ -125,7 +117,7 @@ def prepare(ctx: Context) -> State:
            env=_env(tool, env))
     state = State(env, file)
     NOTES[1:] = []
-    state.load_at_start = _load()
+    state.load_at_start = host_load()
     return state
 
 
@@ -160,4 +152,4 @@ def cleanup(ctx: Context, state: State) -> None:
     for tool in [t for t in ctx.tools if t in TOOLS]:
         subprocess.run(_compose(tool, state.file, "down", "-v"), env=_env(tool, state.env), capture_output=True,
                        check=False)
-    NOTES.append(f"host load at start: {state.load_at_start}; at end: {_load()} (2 CPUs shared with other work)")
+    NOTES.append(f"host load at start: {state.load_at_start}; at end: {host_load()} (2 CPUs shared with other work)")

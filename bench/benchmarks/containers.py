@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import Case, Context, sh
+from harness import Case, Context, host_load, sh
 
 TITLE = "Containers: run --rm, create + start, exec, ps with 50 running (busybox)"
 IMAGE = "dockerbank-bench/busybox:ctr"
@@ -190,18 +190,9 @@ def prepare(ctx: Context) -> State:
         cleanup(ctx, state)
         raise
     NOTES[2:] = [_memory_note(state, ctx.tools)]
-    state.load_at_start = _load()
+    state.load_at_start = host_load()
     return state
 
-
-def _load() -> str:
-    """The host's load (the machine is shared: absolute times move with it, ratios much less)."""
-    try:
-        loadavg = Path("/proc/loadavg").read_text().split()[0]
-        pressure = Path("/proc/pressure/cpu").read_text().split()[2].split("=")[1]
-    except (OSError, IndexError):
-        return "unknown"
-    return f"loadavg {loadavg}, CPU pressure {pressure}%"
 
 
 # --- memory -----------------------------------------------------------------------------------
@@ -387,7 +378,7 @@ def cases(ctx: Context, state: State) -> list[Case]:
 
 def cleanup(ctx: Context, state: State) -> None:
     if state.load_at_start:
-        NOTES.append(f"Host load (shared machine): at the first timing {state.load_at_start}; at the last {_load()} "
+        NOTES.append(f"Host load (shared machine): at the first timing {state.load_at_start}; at the last {host_load()} "
                      "(PSI avg10: the share of time some task waited for a CPU).")
     for tool in ctx.tools:
         if tool in ENGINES:
