@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,22 @@ def start_server(tmp: Path, busybox_tar: Path | None = None) -> ApiServer:
         done = server.dockerbank("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox:latest")
         assert done.returncode == 0, done.stderr
     return server
+
+
+def sdk_client(tmp: Path, busybox_tar: Path, version: str, after: Callable | None = None) -> Iterator:
+    """The body of a ``client`` fixture: a docker SDK client (``version`` of the API) on a fresh
+    service with busybox imported, its ``server`` attribute the service. At the end every container
+    is removed, then ``after(sdk)`` runs (e.g. to remove the test's networks), the client is closed
+    and the service stopped. Use as ``yield from sdk_client(...)``."""
+    import docker  # the test modules skip (importorskip) when the SDK is missing
+
+    server = start_server(tmp, busybox_tar)
+    sdk = docker.DockerClient(base_url=server.url, version=version, timeout=60)
+    sdk.server = server
+    yield sdk
+    for container in sdk.containers.list(all=True):
+        container.remove(force=True)
+    if after is not None:
+        after(sdk)
+    sdk.close()
+    server.stop()

@@ -7,7 +7,7 @@ import tarfile
 import time
 
 import pytest
-from api_server import start_server
+from api_server import sdk_client
 
 docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
 
@@ -16,14 +16,7 @@ pytestmark = pytest.mark.compat
 
 @pytest.fixture
 def client(tmp_path, busybox_tar):
-    server = start_server(tmp_path, busybox_tar)
-    sdk = docker.DockerClient(base_url=server.url, version="1.45", timeout=60)
-    sdk.server = server
-    yield sdk
-    for container in sdk.containers.list(all=True):
-        container.remove(force=True)
-    sdk.close()
-    server.stop()
+    yield from sdk_client(tmp_path, busybox_tar, "1.45")
 
 
 def test_images_volumes_networks(client):

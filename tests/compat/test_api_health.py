@@ -10,7 +10,7 @@ import subprocess
 import time
 
 import pytest
-from api_server import start_server
+from api_server import sdk_client, start_server
 from conftest import require_binary
 
 docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
@@ -22,13 +22,7 @@ SECOND = 1_000_000_000
 
 @pytest.fixture
 def client(tmp_path, busybox_tar):
-    server = start_server(tmp_path, busybox_tar)
-    sdk = docker.DockerClient(base_url=server.url, version="1.45", timeout=60)
-    yield sdk
-    for container in sdk.containers.list(all=True):
-        container.remove(force=True)
-    sdk.close()
-    server.stop()
+    yield from sdk_client(tmp_path, busybox_tar, "1.45")
 
 
 def health(container) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_server import start_server
+from api_server import sdk_client
 
 docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
 
@@ -17,17 +17,14 @@ FIELDS = ["LogConfig", "RestartPolicy", "VolumesFrom", "Links", "PidMode", "UTSM
           "DeviceCgroupRules", "CpusetCpus", "Isolation"]
 
 
-@pytest.fixture
-def client(tmp_path, busybox_tar):
-    server = start_server(tmp_path, busybox_tar)
-    sdk = docker.DockerClient(base_url=server.url, version="1.41", timeout=60)
-    yield sdk
-    for container in sdk.containers.list(all=True):
-        container.remove(force=True)
+def _remove_hcnet(sdk) -> None:
     for network in sdk.networks.list(names=["hcnet"]):
         network.remove()
-    sdk.close()
-    server.stop()
+
+
+@pytest.fixture
+def client(tmp_path, busybox_tar):
+    yield from sdk_client(tmp_path, busybox_tar, "1.41", after=_remove_hcnet)
 
 
 def _fields(container) -> dict:

@@ -5,25 +5,22 @@ and seen inside the containers. Expected shapes read from docker 20.10 on this m
 from __future__ import annotations
 
 import pytest
-from api_server import start_server
+from api_server import sdk_client
 
 docker = pytest.importorskip("docker", reason="docker SDK missing: pip install -e .[test]")
 
 pytestmark = pytest.mark.compat
 
 
-@pytest.fixture
-def client(tmp_path, busybox_tar):
-    server = start_server(tmp_path, busybox_tar)
-    sdk = docker.DockerClient(base_url=server.url, version="1.41", timeout=60)
-    yield sdk
-    for container in sdk.containers.list(all=True):
-        container.remove(force=True)
+def _remove_networks(sdk) -> None:
     for network in sdk.networks.list():
         if network.name != "bridge":
             network.remove()
-    sdk.close()
-    server.stop()
+
+
+@pytest.fixture
+def client(tmp_path, busybox_tar):
+    yield from sdk_client(tmp_path, busybox_tar, "1.41", after=_remove_networks)
 
 
 def _pool(**kw):
