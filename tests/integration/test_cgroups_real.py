@@ -113,14 +113,9 @@ def _cleanup(cgroup: Cgroup, processes: list) -> None:
     assert not cgroup.exists()
 
 
-@pytest.fixture
-def layout() -> CgroupLayout:
-    return detect_layout()
-
-
-@pytest.fixture
-def cgroup(layout):
-    """A fresh cgroup under /dockerbank-test/<random> in every hierarchy, removed after."""
+def _fresh_cgroup(layout: CgroupLayout):
+    """The body of a cgroup fixture: a new cgroup under /dockerbank-test/<random> in ``layout`` and a
+    list for the test's processes; after the test the processes are killed and the cgroup removed."""
     cg = Cgroup(layout, f"/dockerbank-test/{uuid.uuid4().hex}")
     cg.create()
     processes: list = []
@@ -134,21 +129,24 @@ def cgroup(layout):
 
 
 @pytest.fixture
+def layout() -> CgroupLayout:
+    return detect_layout()
+
+
+@pytest.fixture
+def cgroup(layout):
+    """A fresh cgroup under /dockerbank-test/<random> in every hierarchy, removed after."""
+    yield from _fresh_cgroup(layout)
+
+
+@pytest.fixture
 def v2cgroup():
     """A cgroup in a real cgroup2 tree: the host's own on v2, /sys/fs/cgroup/unified on hybrid."""
     host = detect_layout()
     if host.unified is None:
         pytest.fail("this host has no cgroup2 mount at all (pure v1): the v2 paths cannot be tested")
     layout = CgroupLayout("v2", {}, host.unified, host.v2_controllers)
-    cg = Cgroup(layout, f"/dockerbank-test/{uuid.uuid4().hex}")
-    cg.create()
-    processes: list = []
-    try:
-        yield cg, processes
-    finally:
-        _cleanup(cg, processes)
-        with contextlib.suppress(RuntimeFailure):  # another test's cgroup is still there
-            Cgroup(layout, "/dockerbank-test").remove(timeout=0)
+    yield from _fresh_cgroup(layout)
 
 
 def _cpu_grows(cg: Cgroup, start_ns: int, by_ns: int, timeout: float = 10.0) -> bool:
