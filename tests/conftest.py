@@ -156,6 +156,12 @@ def cli(root: Path):
         return run_cli(root, *args, **kwargs)
 
     yield call
+    remove_containers(root)
+
+
+def remove_containers(root: Path) -> None:
+    """Remove the pods and containers (with their anonymous volumes) a test left in ``root``, then
+    wait for their network teardown: the end of a fixture that hands out a root."""
     if (root / "state.db").exists():
         if _has_pods(root / "state.db"):  # pods take their infra containers along (rm refuses those)
             run_cli(root, "pod", "rm", "-a", "-f", "-t", "0", check=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_binary, run_cli, wait_for_network_teardown
+from tests.conftest import remove_containers, require_binary, run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -66,10 +66,7 @@ def open_parent():
     os.chmod(base, 0o755)
     root = base / "root"
     yield root
-    left = run_cli(root, "ps", "-aq", "--no-trunc", check=False).stdout.decode().split()
-    if left:
-        run_cli(root, "rm", "-f", "-v", *left, check=False)
-    wait_for_network_teardown(Path(str(root) + "-run"))
+    remove_containers(root)
     shutil.rmtree(base, ignore_errors=True)
     shutil.rmtree(str(root) + "-run", ignore_errors=True)
 
