@@ -459,15 +459,7 @@ class Builder:
         env = self._env(state)
         raw = [w for word in inst.words for w in lexer.process_words(word, env)]
         ports = [p for spec in raw for p in _port_specs(spec)]
-
-        def mutate(config: dict) -> None:
-            c = config.setdefault("config", {})
-            exposed = dict(c.get("ExposedPorts") or {})
-            for port in ports:
-                exposed[port] = {}
-            c["ExposedPorts"] = exposed
-
-        self._commit_meta(state, "EXPOSE " + " ".join(raw), options, mutate)
+        self._commit_meta(state, "EXPOSE " + " ".join(raw), options, _add_to_set("ExposedPorts", ports))
 
     def _do_volume(self, state, inst, context, options, dockerfile, lexer):
         env = self._env(state)
@@ -475,15 +467,7 @@ class Builder:
             [w for word in inst.words for w in lexer.process_words(word, env)]
         if not paths or any(not p.strip() for p in paths):
             raise InvalidArgument("VOLUME specified can not be an empty string")
-
-        def mutate(config: dict) -> None:
-            c = config.setdefault("config", {})
-            volumes = dict(c.get("Volumes") or {})
-            for path in paths:
-                volumes[path] = {}
-            c["Volumes"] = volumes
-
-        self._commit_meta(state, "VOLUME [" + " ".join(paths) + "]", options, mutate)
+        self._commit_meta(state, "VOLUME [" + " ".join(paths) + "]", options, _add_to_set("Volumes", paths))
 
     def _do_shell(self, state, inst, context, options, dockerfile, lexer):
         shell = list(inst.cmd)
@@ -720,6 +704,20 @@ def _go_duration(ns: int) -> str:
     out = (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "")
     frac = seconds - int(seconds)
     return out + (f"{secs + frac:g}s")
+
+
+def _add_to_set(key: str, items: list[str]) -> Callable[[dict], None]:
+    """A commit mutation adding ``items`` to the image config's ``key``, a set in Docker's JSON
+    form (``{"80/tcp": {}}``), as EXPOSE does to ExposedPorts and VOLUME to Volumes."""
+
+    def mutate(config: dict) -> None:
+        c = config.setdefault("config", {})
+        members = dict(c.get(key) or {})
+        for item in items:
+            members[item] = {}
+        c[key] = members
+
+    return mutate
 
 
 def _port_specs(spec: str) -> list[str]:
