@@ -325,12 +325,8 @@ def _mkdir_v1(mount: Path, directory: Path, cpuset: bool) -> None:
     for part in rel.parts:
         parent = current
         current = current / part
-        try:
-            current.mkdir()
-        except FileExistsError:
+        if not _mkdir(current):
             continue
-        except OSError as exc:
-            raise RuntimeFailure(f"cannot create cgroup {current}: {exc.strerror or exc}") from exc
         if cpuset:
             # A new v1 cpuset starts empty and accepts no task until cpus/mems are set.
             for name in ("cpuset.cpus", "cpuset.mems"):
@@ -355,12 +351,19 @@ def _mkdir_v2(unified: Path, rel: str) -> None:
             except OSError:
                 # e.g. "no internal processes" on a non-root cgroup with members: skip it.
                 pass
-        try:
-            current.mkdir()
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            raise RuntimeFailure(f"cannot create cgroup {current}: {exc.strerror or exc}") from exc
+        _mkdir(current)
+
+
+def _mkdir(directory: Path) -> bool:
+    """Create one cgroup directory: True if made, False if it was there; any other failure is a
+    RuntimeFailure naming it."""
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot create cgroup {directory}: {exc.strerror or exc}") from exc
+    return True
 
 
 def _pid_dir(cgroup: Cgroup) -> Path | None:
