@@ -313,6 +313,21 @@ class Builder:
         state.config.setdefault("config", {})
         self.out(f" ---> {dg.short_id(image_id)}")
 
+    def _commit_staged(self, state: StageState, created_by: str, key: str, options: BuildOptions,
+                       items: list[copying.CopyItem], view: MergedView, owner: copying.Owner | None) -> None:
+        """A step that adds files (COPY/ADD, WORKDIR's new directory): the cached image of ``key``
+        if there is one, else ``items`` staged from ``view`` and committed as a new layer."""
+        hit = self._cached(key, options)
+        if hit:
+            self._use(state, hit, True)
+            return
+        staging = self._staging()
+        try:
+            copying.stage(items, staging, view, owner)
+            self._commit_layer(state, created_by, key, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def _commit_meta(self, state: StageState, comment: str, options: BuildOptions, mutate: Callable[[dict], None],
                      single_space: bool = False, shell: list[str] | None = None) -> None:
         """A step that changes only the config: new image, ``#(nop)`` history, no layer."""
@@ -523,16 +538,8 @@ class Builder:
         created_by = " ".join(state.shell) + " #(nop) " + comment
         key = cache_key(state.image_id, created_by, extra={"config": state.container, "mkdir": True})
         state.container["WorkingDir"] = path
-        hit = self._cached(key, options)
-        if hit:
-            self._use(state, hit, True)
-            return
-        staging = self._staging()
-        try:
-            copying.stage([copying.CopyItem(path.lstrip("/"), "dir", 0o755, 0, 0, None)], staging, view, None)
-            self._commit_layer(state, created_by, key, staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        self._commit_staged(state, created_by, key, options,
+                            [copying.CopyItem(path.lstrip("/"), "dir", 0o755, 0, 0, None)], view, None)
 
     def _staging(self) -> Path:
         tmp = self.engine.config.tmp_dir
@@ -597,16 +604,7 @@ class Builder:
         created_by = " ".join(state.shell) + " #(nop) " + comment
         key = cache_key(state.image_id, created_by, content=digest,
                         extra={"from": source_desc, "config": state.container})
-        hit = self._cached(key, options)
-        if hit:
-            self._use(state, hit, True)
-            return
-        staging = self._staging()
-        try:
-            copying.stage(items, staging, view, owner)
-            self._commit_layer(state, created_by, key, staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        self._commit_staged(state, created_by, key, options, items, view, owner)
 
     def _heredoc_text(self, doc, env: dict, dockerfile: Dockerfile) -> str:
         if not doc.expand:
