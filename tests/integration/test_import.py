@@ -11,6 +11,48 @@ from dockerbank.image.importer import import_rootfs
 from dockerbank.oci import digest as dg
 
 
+def test_concurrent_adds_of_one_layer_all_get_it_whole(engine, busybox_tar, monkeypatch):
+    """The pods of one kube play each made the pause image at once: a second adder removed the
+    first one's freshly moved layer as a crash's leftover, under its feet (ENOENT mid-rmtree)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dockerbank import faults
+    from dockerbank.engine import Engine
+
+    first = threading.Lock()
+    step = faults.point
+
+    def slow_record(name: str) -> None:   # the first mover lingers between its move and its row
+        if name == "layer.moved" and first.acquire(blocking=False):
+            time.sleep(0.3)
+        step(name)
+
+    monkeypatch.setattr(faults, "point", slow_record)
+
+    def add(_):
+        own = Engine(engine.config)   # a connection per thread, as the engine's callers have
+        try:
+            with open(busybox_tar, "rb") as handle:
+                return own.images.layers.add(None, handle).chain_id
+        finally:
+            own.close()
+
+    for _ in range(3):
+        if first.locked():
+            first.release()
+        with ThreadPoolExecutor(6) as pool:
+            chains = set(pool.map(add, range(6)))
+        assert len(chains) == 1
+        layer_dir = engine.images.layers.diff_dir(chains.pop())
+        assert (layer_dir / "bin" / "busybox").is_file()
+        assert len(engine.db.query("SELECT * FROM layers")) == 1
+        engine.images.layers.remove(engine.db.query("SELECT chain_id FROM layers")[0]["chain_id"])
+    leftovers = [p.name for p in engine.config.layers_dir.iterdir() if not p.name.startswith(".commit")]
+    assert leftovers == []
+
+
 def test_busybox_import_is_deterministic_and_shared(engine, busybox_tar):
     with open(busybox_tar, "rb") as handle:
         first = import_rootfs(engine.images, handle, "busybox:latest", ('CMD ["sh"]',))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dockerbank import faults
 from dockerbank.errors import CorruptData, NotFound
+from dockerbank.host.fs import flocked
 from dockerbank.image import compression
 from dockerbank.oci import digest as dg
 from dockerbank.state.db import Database
@@ -109,19 +110,23 @@ class LayerStore:
             diff_id = verifier.check()
             chain_id = self._chain_of(parent, diff_id)
             layer = Layer(chain_id, diff_id, parent, size, verifier.size)
-            if self.has(chain_id):
-                return self.get(chain_id)
-            final = self.dir / dg.hex_of(chain_id)
-            if final.exists():  # left by a crash before its row was written
-                shutil.rmtree(final)
-            faults.point("layer.unpacked")
-            os.rename(work, final)
-            faults.point("layer.moved")
-            with self.db.write() as conn:
-                conn.execute(
-                    "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, tar_size) VALUES (?,?,?,?,?)",
-                    (chain_id, diff_id, parent, size, verifier.size),
-                )
+            # One commit at a time: two adders of the same layer (pulls, loads, the pods of one
+            # kube play making the pause image) unpack side by side, and the second one must
+            # find the first one's layer whole and recorded, never a directory it may remove.
+            with flocked(self.dir / ".commit.lock"):
+                if self.has(chain_id):
+                    return self.get(chain_id)
+                final = self.dir / dg.hex_of(chain_id)
+                if final.exists():  # left by a crash before its row was written (under this lock: no adder's)
+                    shutil.rmtree(final)
+                faults.point("layer.unpacked")
+                os.rename(work, final)
+                faults.point("layer.moved")
+                with self.db.write() as conn:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO layers (chain_id, diff_id, parent, size, tar_size) VALUES (?,?,?,?,?)",
+                        (chain_id, diff_id, parent, size, verifier.size),
+                    )
             return layer
         finally:
             if work.exists():
