@@ -142,6 +142,7 @@ def test_run_detached_work_survives_the_hangup_right_after_the_fork(tmp_path):
     script = f"""
 import os, pathlib, signal
 from dockerbank.host.detach import run_detached
+signal.signal(signal.SIGHUP, signal.SIG_DFL)   # as in a terminal (nohup or CI may hand down SIG_IGN)
 os.setpgid(0, 0)   # a group of its own, as a terminal's foreground job (not the test's)
 done = pathlib.Path({str(tmp_path / 'done')!r})
 assert run_detached(lambda: done.write_text("ok")) is True
