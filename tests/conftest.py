@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,19 @@ def until(check, timeout: float = 20.0, interval: float = 0.02) -> bool:
             return True
         time.sleep(interval)
     return bool(check())
+
+
+def signal_and_wait(proc: subprocess.Popen, signum: int, bound: float, what: str) -> tuple[int, float]:
+    """Send ``signum`` to ``proc``, which must end within ``bound`` seconds (else it is killed and
+    the test fails, naming ``what``); its exit code and how long it took."""
+    import time
+
+    started = time.monotonic()
+    proc.send_signal(signum)
+    try:
+        code = proc.wait(timeout=bound)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"{what} still ran {bound} s after {signal.Signals(signum).name}") from None
+    return code, time.monotonic() - started

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import signal_and_wait
+
 from tests.compat.api_server import ApiServer
 from tests.e2e.test_registry_stop import _wait
 
@@ -39,15 +41,7 @@ def _stop(server: ApiServer, signum: int = signal.SIGTERM, bound: float = 15.0) 
     """Send ``signum``; the service must end within ``bound`` seconds: exit 0, the ready line and one
     stop line on stderr, no traceback, the socket removed. Returns how long it took."""
     assert server.proc is not None
-    started = time.monotonic()
-    server.proc.send_signal(signum)
-    try:
-        code = server.proc.wait(timeout=bound)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
-        raise AssertionError(f"system service still ran {bound} s after {signum.name}") from None
-    took = time.monotonic() - started
+    code, took = signal_and_wait(server.proc, signum, bound, "system service")
     err = server.log.read_text()
     assert code == 0, f"system service ended {code} on {signum.name}: {err}"
     assert "Traceback" not in err and "ERROR" not in err, err

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import signal_and_wait
+
 from tests.registry_checks import check_storage, sha256_file
 
 MIB = 1 << 20
@@ -67,15 +69,7 @@ class Server:
     def stop(self, signum: int = signal.SIGTERM, bound: float = 15.0) -> float:
         """Send ``signum``; the process must end within ``bound`` seconds: exit 0, the ready line and
         one stop line on stderr, no traceback, the port closed. Returns how long it took."""
-        started = time.monotonic()
-        self.proc.send_signal(signum)
-        try:
-            code = self.proc.wait(timeout=bound)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"registry serve still ran {bound} s after {signum.name}") from None
-        took = time.monotonic() - started
+        code, took = signal_and_wait(self.proc, signum, bound, "registry serve")
         err = self.log.read_text()
         assert code == 0, f"registry serve ended {code} on {signum.name}: {err}"
         assert "Traceback" not in err and "Error" not in err, err
