@@ -7,7 +7,8 @@ import pytest
 from dockerbank.container.model import Container, ContainerConfig, ContainerState
 from dockerbank.dashboard import views
 from dockerbank.dashboard.auth import ADMIN, VIEWER, LoginLimiter, Sessions, Users, csrf_ok
-from dockerbank.dashboard.server import check_exposure, is_loopback, parse_listen
+from dockerbank.dashboard.server import check_exposure, parse_listen
+from dockerbank.host.addresses import is_loopback
 from dockerbank.errors import InvalidArgument, UsageError
 
 

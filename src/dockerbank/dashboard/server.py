@@ -7,7 +7,6 @@ thread); the pages only render what the engine returns.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import ssl
 import sys
 import threading
@@ -24,6 +23,7 @@ from dockerbank.config import Config
 from dockerbank.dashboard import views
 from dockerbank.dashboard.auth import LoginLimiter, Session, Sessions, Users, csrf_ok
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
+from dockerbank.host.addresses import is_loopback
 from dockerbank.host.inflight import IN_FLIGHT, InFlight, count_in_flight, following
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
@@ -74,15 +74,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise UsageError(f"--listen {text}: expected HOST:PORT")
     return host, int(port)
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names only this machine (an address, or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 def check_exposure(host: str, tls: bool) -> None:
     """Refuse to serve beyond this machine without TLS (passwords and cookies would travel in clear)."""

@@ -8,12 +8,12 @@ Like docker, ``localhost``, ``127.0.0.0/8`` and ``::1`` are always insecure (pla
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockerbank.errors import CorruptData
+from dockerbank.host.addresses import is_loopback as host_is_loopback
 
 FILE_NAME = "registries.json"
 
@@ -26,13 +26,8 @@ def host_of(registry: str) -> str:
 
 
 def is_loopback(registry: str) -> bool:
-    host = host_of(registry)
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Whether the registry runs on this machine (plain HTTP is allowed there, as docker's)."""
+    return host_is_loopback(host_of(registry))
 
 
 @dataclass(frozen=True)
