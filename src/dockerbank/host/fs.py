@@ -25,6 +25,18 @@ def flocked(path: Path, how: int = fcntl.LOCK_EX) -> Iterator[None]:
         os.close(fd)
 
 
+@contextmanager
+def flocked_dir(path: Path, how: int = fcntl.LOCK_EX) -> Iterator[None]:
+    """Hold an flock on the directory ``path`` itself for the block: no lock file among the
+    entries of a directory whose entries mean something (the layers, one per directory)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, how)
+        yield
+    finally:
+        os.close(fd)
+
+
 def tree_size(path: Path) -> int:
     """Bytes of the regular files below ``path``, hard links counted once (docker's directory.Size)."""
     total = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dockerbank import faults
 from dockerbank.errors import CorruptData, NotFound
-from dockerbank.host.fs import flocked
+from dockerbank.host.fs import flocked_dir
 from dockerbank.image import compression
 from dockerbank.oci import digest as dg
 from dockerbank.state.db import Database
@@ -113,7 +113,7 @@ class LayerStore:
             # One commit at a time: two adders of the same layer (pulls, loads, the pods of one
             # kube play making the pause image) unpack side by side, and the second one must
             # find the first one's layer whole and recorded, never a directory it may remove.
-            with flocked(self.dir / ".commit.lock"):
+            with flocked_dir(self.dir):
                 if self.has(chain_id):
                     return self.get(chain_id)
                 final = self.dir / dg.hex_of(chain_id)
