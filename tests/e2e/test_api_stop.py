@@ -111,21 +111,28 @@ def test_idle_service_ends_cleanly(tmp_path, monkeypatch, signum, warm):
             server.proc.wait()
 
 
+def _upload_under_way(service: ApiServer, tag: str) -> tuple[socket.socket, bytes]:
+    """A ``docker import`` of ``slow:TAG`` whose first 2 MiB are sent, once the service's handler
+    is inside the body (streams.body_file spools it as it arrives); the connection and the whole body."""
+    body = _rootfs_tar()
+    conn = _connect(service)
+    conn.sendall(b"POST /v1.43/images/create?fromSrc=-&repo=slow&tag=%s HTTP/1.1\r\nHost: docker\r\n"
+                 b"Content-Type: application/x-tar\r\nConnection: close\r\n"
+                 b"Content-Length: %d\r\n\r\n" % (tag.encode(), len(body)) + body[:2 * MIB])
+    spool = service.root / "tmp"
+
+    def spooling() -> bool:
+        return any(p.stat().st_size >= MIB for p in spool.glob("api-body-*")) if spool.is_dir() else False
+
+    _wait(spooling, 30, "the service spools the upload")
+    return conn, body
+
+
 def test_upload_in_flight_finishes_within_the_grace(service):
     """A ``docker import`` whose body is still arriving at the SIGTERM: the service stops listening
     at once, the rest of the body arrives after the signal, the import completes (200, the image
     stored) and the service then exits 0."""
-    body = _rootfs_tar()
-    conn = _connect(service)
-    conn.sendall(b"POST /v1.43/images/create?fromSrc=-&repo=slow&tag=upload HTTP/1.1\r\nHost: docker\r\n"
-                 b"Content-Type: application/x-tar\r\nConnection: close\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:2 * MIB])
-    spool = service.root / "tmp"
-
-    def spooling() -> bool:   # the handler is inside the body (streams.body_file writes as it arrives)
-        return any(p.stat().st_size >= MIB for p in spool.glob("api-body-*")) if spool.is_dir() else False
-
-    _wait(spooling, 30, "the service spools the upload")
+    conn, body = _upload_under_way(service, "upload")
     assert service.proc is not None
     service.proc.send_signal(signal.SIGTERM)
     _wait(lambda: _refused(service.sock), 5, "the service stops listening on SIGTERM")
@@ -144,14 +151,8 @@ def test_upload_in_flight_finishes_within_the_grace(service):
 def test_stalled_upload_is_cut_after_the_grace_and_leaves_nothing(service):
     """An import whose body stops arriving: cut once the grace (twice: handler, then aiohttp's
     shutdown) is over, the process still exits 0 within a bound; no image, no spooled file left."""
-    body = _rootfs_tar()
-    conn = _connect(service)
-    conn.sendall(b"POST /v1.43/images/create?fromSrc=-&repo=slow&tag=cut HTTP/1.1\r\nHost: docker\r\n"
-                 b"Content-Type: application/x-tar\r\nConnection: close\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(body) + body[:2 * MIB])
+    conn, _body = _upload_under_way(service, "cut")
     spool = service.root / "tmp"
-    _wait(lambda: spool.is_dir() and any(p.stat().st_size >= MIB for p in spool.glob("api-body-*")), 30,
-          "the service spools the upload")
     took = _stop(service, signal.SIGTERM, bound=15)
     print(f"stopped {took:.2f} s after the signal with a stalled upload in flight")
     assert 2 * GRACE - 0.5 < took < 2 * GRACE + 3, took
