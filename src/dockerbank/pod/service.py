@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import cached_property
-from pathlib import Path
 
 from dockerbank.errors import Conflict, DockerbankError, InvalidArgument
 from dockerbank.pod.model import (
@@ -141,12 +140,8 @@ class PodService:
             network=config.network if shares_net else "none",
             network_options=dict(config.network_options) if shares_net else {},
             pod=pod_id, infra=True, shm_size=config.shm_size,
-            shm_dir=str(self.shm_dir(pod_id)) if shares_ipc else ""))
+            shm_dir=str(self.shm_dirs.path(pod_id)) if shares_ipc else ""))
         return infra.id
-
-    def shm_dir(self, pod_id: str) -> Path:
-        """Where the pod's shared /dev/shm is mounted on the host (its infra's start mounts it)."""
-        return self.shm_dirs.path(pod_id)
 
     def join_options(self, opts: CreateOptions) -> tuple[Pod, CreateOptions]:
         """``run/create --pod REF``: the pod and the options of a member of it (the namespaces
