@@ -20,10 +20,10 @@ import pytest
 
 from conftest import signal_and_wait
 
+from dockerbank.host.inflight import GRACE
 from tests.compat.api_server import ApiServer
 from tests.e2e.test_registry_stop import _wait
 
-GRACE = 2.0   # dockerbank.api.server.GRACE
 MIB = 1 << 20
 
 

@@ -25,7 +25,7 @@ from dockerbank.api import errors as api_errors
 from dockerbank.api.base import API_VERSION, CONFIG, EXECS, EXITS, HIJACKS, LISTS, STATE_VERSION, VersionedMemo
 from dockerbank.config import Config
 from dockerbank.errors import InvalidArgument, UsageError
-from dockerbank.host.inflight import IN_FLIGHT, InFlight, count_in_flight
+from dockerbank.host.inflight import GRACE, IN_FLIGHT, InFlight, count_in_flight
 
 log = logging.getLogger("dockerbank.api")
 
@@ -150,14 +150,6 @@ def _prepare_socket_path(path: str) -> None:
         raise InvalidArgument(f"{path} exists and is not a socket")
 
 
-#: seconds requests in flight get to finish after SIGTERM/SIGINT, as ``registry serve`` gives them:
-#: handlers (a ``docker load``/``build`` upload still arriving, a create) while nothing else changes,
-#: then the same again for responses still going out during aiohttp's own shutdown, which takes no
-#: more input; what still runs then is cancelled. Followers (events, ``logs -f``, attach, a stats
-#: stream, ``wait``) hold nothing back: they are ended once the others finished or the grace passed.
-GRACE = 2.0
-
-
 def _remove_socket(path: str, inode: int) -> None:
     """Remove the socket this server made (not one a later server made at the same path)."""
     try:
@@ -246,7 +238,7 @@ def check(options: ServeOptions) -> None:
 
 
 def run(config: Config, options: ServeOptions, *beside: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> str:
-    """Blocking entry for the CLI: serve until SIGINT/SIGTERM, end cleanly (see :data:`GRACE`) and
+    """Blocking entry for the CLI: serve until SIGINT/SIGTERM, end cleanly (see host.inflight.GRACE) and
     return the signal's name. ``beside``: other servers of the same process (the dashboard) that
     run in the same loop, each given the event that tells it to stop; they end with this one."""
     from dockerbank.host.stopsignals import StopSignals

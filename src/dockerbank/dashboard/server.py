@@ -24,7 +24,7 @@ from dockerbank.dashboard import views
 from dockerbank.dashboard.auth import LoginLimiter, Session, Sessions, Users, csrf_ok
 from dockerbank.errors import DockerbankError, InvalidArgument, UsageError
 from dockerbank.host.addresses import is_loopback
-from dockerbank.host.inflight import IN_FLIGHT, InFlight, count_in_flight, following
+from dockerbank.host.inflight import GRACE, IN_FLIGHT, InFlight, count_in_flight, following
 
 TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
@@ -507,11 +507,6 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise InvalidArgument(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
     return context
-
-#: seconds requests in flight get to finish on a stop (as the API's and the registry's), twice:
-#: handlers, then responses still going out; the live streams (logs, events) are ended
-GRACE = 2.0
-
 
 async def serve(config: Config, options: Options, host: str, port: int, ssl_context: ssl.SSLContext | None,
                 stop: asyncio.Event | None = None, grace: float = GRACE) -> None:

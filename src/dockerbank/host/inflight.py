@@ -15,6 +15,14 @@ import asyncio
 from aiohttp import web
 
 
+#: seconds requests in flight get to finish after SIGTERM/SIGINT, twice: handlers (an upload's body
+#: still arriving, a create) while nothing else changes, then responses still going out during
+#: aiohttp's own shutdown (its ``shutdown_timeout``), which takes no more input; what still runs then
+#: is cancelled. Followers hold nothing back: they are ended once the others finished or the grace
+#: passed. One figure for the API service, the dashboard and the registry server.
+GRACE = 2.0
+
+
 class InFlight:
     """The requests whose handler runs, apart from those that follow (which :meth:`end_streams` ends)."""
 

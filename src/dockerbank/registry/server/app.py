@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from dockerbank.host.inflight import IN_FLIGHT, InFlight, count_in_flight
+from dockerbank.host.inflight import GRACE, IN_FLIGHT, InFlight, count_in_flight
 from dockerbank.registry import mediatypes as mt
 from dockerbank.registry.server.auth import Htpasswd
 from dockerbank.registry.server.storage import (
@@ -353,12 +353,6 @@ def parse_listen(listen: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
         raise InvalidArgument(f"invalid --listen address {listen!r}: expected HOST:PORT")
     return host.strip("[]") or "0.0.0.0", int(port)
-
-
-#: seconds requests in flight get to finish after SIGTERM/SIGINT, twice: handlers (an upload's body
-#: still arriving) while nothing else changes, then responses still being sent (a blob download)
-#: during aiohttp's own shutdown, which takes no more input; what still runs then is cancelled
-GRACE = 2.0
 
 
 def serve_forever(storage: RegistryStorage, host: str, port: int, htpasswd: Path | None = None,
