@@ -508,6 +508,7 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
         raise InvalidArgument(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
     return context
 
+
 async def serve(config: Config, options: Options, host: str, port: int, ssl_context: ssl.SSLContext | None,
                 stop: asyncio.Event | None = None, grace: float = GRACE) -> None:
     """Serve until ``stop`` is set (then end as the API service does: stop listening, let requests
@@ -537,6 +538,7 @@ async def serve(config: Config, options: Options, host: str, port: int, ssl_cont
     finally:
         app[IN_FLIGHT].end_streams()
         await runner.cleanup()
+
 
 def prepare(options: Options, listen: str, tls_cert: str | None,
             tls_key: str | None) -> tuple[str, int, ssl.SSLContext | None]:

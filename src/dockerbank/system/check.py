@@ -8,11 +8,10 @@ one code path, :func:`stale_cgroups`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dockerbank.container import model
 from dockerbank.errors import DockerbankError
 
+TYPE_CHECKING = False  # typing stays unimported at run time (CLI start-up)
 if TYPE_CHECKING:
     from dockerbank.host.cgroups import CgroupLayout
 
